@@ -1,0 +1,87 @@
+"""Built-in providers: CHARACTER, RECENT_MESSAGES, ACTIONS (elizaOS ``plugin-bootstrap/src/providers``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.plugin import Provider, ProviderResult
+from core.types import Memory, State
+
+if TYPE_CHECKING:
+    from core.runtime import AgentRuntime
+
+#: How many bio lines and message examples go into the prompt; elizaOS samples 10 / a few.
+BIO_LINES = 10
+EXAMPLE_CONVERSATIONS = 3
+
+
+async def _character(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
+    character = runtime.character
+    name = character.name
+    parts = [f"# About {name}", *character.bio[:BIO_LINES]]
+    if character.adjectives:
+        parts.append(f"{name} is: {', '.join(character.adjectives[:8])}.")
+    if character.topics:
+        parts.append(f"{name} is interested in: {', '.join(character.topics[:10])}.")
+    style = character.all_style("chat")
+    if style:
+        parts += [f"\n# Style of {name}'s messages", *(f"- {s}" for s in style)]
+    examples = _format_examples(character.message_examples[:EXAMPLE_CONVERSATIONS], name)
+    if examples:
+        parts += [f"\n# Example conversations with {name}", examples]
+    return ProviderResult(
+        text="\n".join(parts),
+        values={"agentName": name, "system": system_prompt(runtime)},
+    )
+
+
+def system_prompt(runtime: AgentRuntime) -> str:
+    """The character's ``system`` prompt, else a short one made from the name and first bio line."""
+    character = runtime.character
+    if character.system:
+        return character.system
+    first_bio = character.bio[0] if character.bio else ""
+    return f"You are {character.name}. {first_bio}".strip()
+
+
+def _format_examples(conversations: list, agent_name: str) -> str:
+    lines: list[str] = []
+    for conversation in conversations:
+        for example in conversation:
+            speaker = agent_name if example.name in {agent_name, "{{agentName}}"} else example.name
+            lines.append(f"{speaker}: {example.content.get('text', '')}")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
+    count = int(runtime.get_setting("CONVERSATION_LENGTH") or 32)
+    messages = await runtime.get_memories(message.room_id, "messages", count)
+    names = await runtime.adapter.get_entity_names(runtime.agent_id, list({m.entity_id for m in messages}))
+    names[runtime.agent_id] = runtime.character.name
+    lines = [f"{names.get(m.entity_id, 'User')}: {m.text}" for m in messages if m.text]
+    text = "# Conversation Messages\n" + "\n".join(lines) if lines else ""
+    return ProviderResult(
+        text=text,
+        values={"recentMessages": "\n".join(lines)},
+        data={"recentMessages": messages, "entityNames": names},
+    )
+
+
+async def _actions(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
+    available = [
+        a for a in runtime.actions.values()
+        if a.validate is None or await a.validate(runtime, message, state)
+    ]
+    lines = [f"- {a.name}: {a.description}" for a in available]
+    return ProviderResult(
+        text="# Available Actions\n" + "\n".join(lines),
+        values={"actionNames": ", ".join(a.name for a in available)},
+        data={"actions": [a.name for a in available]},
+    )
+
+
+CHARACTER = Provider(name="CHARACTER", get=_character, position=-10, description="Who the agent is.")
+RECENT_MESSAGES = Provider(name="RECENT_MESSAGES", get=_recent_messages, position=100,
+                           description="The latest messages of the room.")
+ACTIONS = Provider(name="ACTIONS", get=_actions, position=-1, description="Actions the agent can take.")

@@ -1,0 +1,1 @@
+"""Database layer: the adapter protocol, its Postgres/pgvector implementation, pooling, migrations."""

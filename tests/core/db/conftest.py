@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from core.db.adapter import AgentRecord
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
+from core.settings import Settings
+
+
+@pytest.fixture
+async def adapter(database_url):
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=2))
+    await pool.open()
+    try:
+        yield PostgresAdapter(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def agent_id(adapter):
+    """A fresh agent row per test, so tests never see each other's data."""
+    agent = uuid.uuid4()
+    await adapter.upsert_agents([AgentRecord(agent, f"agent-{agent}", {"name": f"agent-{agent}"})])
+    return agent

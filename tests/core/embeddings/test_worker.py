@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from core.db.adapter import AgentRecord
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
+from core.embeddings.request import EmbeddingRequest
+from core.embeddings.worker import EmbeddingWorker, Outcome
+from core.model_providers.scripted import ScriptedModels
+from core.settings import Settings
+from core.types import Content, Entity, Memory, Room
+
+
+class CountingEmbedder:
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.fail = fail
+        self.models = ScriptedModels()
+
+    async def __call__(self, texts: list[str]) -> list[list[float]]:
+        self.batches.append(texts)
+        if self.fail:
+            raise RuntimeError("model crashed")
+        return [self.models.vector(t) for t in texts]
+
+
+@pytest.fixture
+async def stored(database_url):
+    pool = create_pool(Settings(database_url=database_url))
+    await pool.open()
+    adapter = PostgresAdapter(pool)
+    agent, room, entity = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await adapter.upsert_agents([AgentRecord(agent, f"w-{agent}", {})])
+    await adapter.ensure_connection(Entity(id=entity, agent_id=agent), Room(id=room, agent_id=agent), None)
+    memories = [Memory(agent_id=agent, room_id=room, entity_id=entity, content=Content(text=f"text {i}"))
+                for i in range(3)]
+    await adapter.create_memories(memories, "messages")
+    yield adapter, memories
+    await pool.close()
+
+
+def _request(memory: Memory, **changes) -> EmbeddingRequest:
+    fields = {"memory_id": memory.id, "agent_id": memory.agent_id, "content_hash": memory.content_hash, **changes}
+    return EmbeddingRequest(**fields)
+
+
+async def test_one_model_call_for_the_batch_then_duplicates_are_free(stored):
+    adapter, memories = stored
+    embed = CountingEmbedder()
+    worker = EmbeddingWorker(adapter, embed, "test")
+    report = await worker.process([_request(m) for m in memories] + [_request(memories[0])])
+    assert embed.batches == [["text 0", "text 1", "text 2"]]
+    assert set(report.outcomes.values()) == {Outcome.EMBEDDED}
+    targets = await adapter.get_embedding_targets([m.id for m in memories])
+    assert all(t.embedded_hash == t.content_hash for t in targets)
+
+    again = await worker.process([_request(m) for m in memories])
+    assert len(embed.batches) == 1  # redelivery: no model call, no write
+    assert again.count(Outcome.DUPLICATE) == 3
+
+
+async def test_stale_requests_are_acknowledged_and_skipped(stored):
+    adapter, memories = stored
+    embed = CountingEmbedder()
+    report = await EmbeddingWorker(adapter, embed, "test").process([
+        _request(memories[0], content_hash="older-text"),
+        _request(memories[1], memory_id=uuid.uuid4()),
+    ])
+    assert set(report.outcomes.values()) == {Outcome.STALE}
+    assert embed.batches == []
+
+
+async def test_model_failure_fails_the_requests_for_retry(stored):
+    adapter, memories = stored
+    report = await EmbeddingWorker(adapter, CountingEmbedder(fail=True), "test").process(
+        [_request(m) for m in memories[:2]])
+    assert report.count(Outcome.FAILED) == 2
+    assert "model crashed" in next(iter(report.errors.values()))
+    assert all(t.embedded_hash is None for t in await adapter.get_embedding_targets([m.id for m in memories]))

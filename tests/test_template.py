@@ -1,0 +1,173 @@
+"""template.yaml: cfn-lint clean (errors and warnings), plus the rules cfn-lint does not check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+cfnlint_api = pytest.importorskip("cfnlint.api")
+cfnlint_decode = pytest.importorskip("cfnlint.decode")
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
+ROUTES = {
+    ("POST", "/agents/{agent}/messages"),
+    ("GET", "/agents"),
+    ("GET", "/agents/{agent}"),
+    ("GET", "/agents/{agent}/rooms/{roomId}/messages"),
+    ("POST", "/agents/{agent}/memories/search"),
+    ("GET", "/health"),
+}
+QUEUES = ("EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue")
+FOURTEEN_DAYS = 14 * 24 * 3600
+
+
+def _lint(path: Path) -> list:
+    # Default configuration: errors and warnings (informational checks are off).
+    return cfnlint_api.lint_file(path)
+
+
+def _format(matches: list) -> str:
+    return "\n".join(f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    tpl, matches = cfnlint_decode.decode(str(TEMPLATE))
+    assert not matches, _format(matches)
+    return tpl
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template["Resources"]
+
+
+def _default(template, name):
+    return template["Parameters"][name]["Default"]
+
+
+def test_cfn_lint_has_no_errors_or_warnings():
+    matches = _lint(TEMPLATE)
+    assert not matches, "cfn-lint findings:\n" + _format(matches)
+
+
+def test_cfn_lint_really_runs(tmp_path):
+    # Guard against a vacuous pass: a broken copy must produce findings.
+    broken = tmp_path / "template.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("Runtime: python3.12", "Runtime: python2.7"))
+    assert _lint(broken), "cfn-lint found nothing in a template with a removed runtime"
+
+
+def test_globals(template):
+    fn = template["Globals"]["Function"]
+    assert fn["Runtime"] == "python3.12"
+    assert fn["Architectures"] == ["arm64"]
+    env = fn["Environment"]["Variables"]
+    for key in (
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "DATABASE_SECRET_ARN",
+        "DATABASE_HOST",
+        "DATABASE_NAME",
+        "EMBEDDING_DIMENSION",
+        "EMBEDDINGS_HIGH_QUEUE_URL",
+        "EMBEDDINGS_NORMAL_QUEUE_URL",
+        "EMBEDDINGS_LOW_QUEUE_URL",
+    ):
+        assert key in env, key
+    assert env["SKIP_MIGRATIONS"] == "true"
+    assert env["EMBEDDINGS_HIGH_QUEUE_URL"] == {"Ref": "EmbeddingsHighQueue"}
+    assert env["EMBEDDINGS_NORMAL_QUEUE_URL"] == {"Ref": "EmbeddingsNormalQueue"}
+    assert env["EMBEDDINGS_LOW_QUEUE_URL"] == {"Ref": "EmbeddingsLowQueue"}
+    assert _default(template, "EmbeddingDimension") == 384
+
+
+def test_messages_timeout_fits_http_api_limit(template):
+    param = template["Parameters"]["MessagesTimeout"]
+    assert param["MaxValue"] <= 29
+    assert param["Default"] <= param["MaxValue"]
+
+
+def test_queues_have_dead_letter_redrive(resources):
+    for name in QUEUES:
+        props = resources[name]["Properties"]
+        dlq = name.replace("Queue", "DeadLetterQueue")
+        redrive = props["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq, "Arn"]}, name
+        assert redrive["maxReceiveCount"] == 5, name
+        assert props["SqsManagedSseEnabled"] is True, name
+        dlq_props = resources[dlq]["Properties"]
+        assert resources[dlq]["Type"] == "AWS::SQS::Queue"
+        assert dlq_props["MessageRetentionPeriod"] == FOURTEEN_DAYS, dlq
+        assert dlq_props["SqsManagedSseEnabled"] is True, dlq
+
+
+def test_visibility_timeout_is_six_times_function_timeout(template, resources):
+    for name in QUEUES:
+        assert resources[name]["Properties"]["VisibilityTimeout"] == {
+            "Ref": "EmbeddingsQueueVisibilityTimeout"
+        }, name
+    assert resources["EmbeddingsFunction"]["Properties"]["Timeout"] == {"Ref": "EmbeddingsTimeout"}
+    visibility = _default(template, "EmbeddingsQueueVisibilityTimeout")
+    assert visibility >= 6 * _default(template, "EmbeddingsTimeout")
+
+
+def test_embeddings_event_sources(resources):
+    events = resources["EmbeddingsFunction"]["Properties"]["Events"]
+    sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    queues = sorted(p["Queue"]["Fn::GetAtt"][0] for p in sqs)
+    assert queues == sorted(QUEUES)
+    for props in sqs:
+        queue = props["Queue"]["Fn::GetAtt"][0]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], queue
+        # Rules cfn-lint does not check (the API rejects them at deploy time):
+        if props["BatchSize"] > 10:
+            assert props.get("MaximumBatchingWindowInSeconds", 0) >= 1, queue
+        assert 2 <= props["ScalingConfig"]["MaximumConcurrency"] <= 1000, queue
+    batch = {p["Queue"]["Fn::GetAtt"][0]: p["BatchSize"] for p in sqs}
+    assert batch == {"EmbeddingsHighQueue": 10, "EmbeddingsNormalQueue": 25, "EmbeddingsLowQueue": 100}
+
+
+def test_http_api_routes(resources):
+    assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    fn = resources["MessagesFunction"]["Properties"]
+    assert fn["Handler"] == "functions.messages.handler"
+    routes = set()
+    for event in fn["Events"].values():
+        assert event["Type"] == "HttpApi"
+        props = event["Properties"]
+        assert props["ApiId"] == {"Ref": "HttpApi"}
+        assert props["PayloadFormatVersion"] == "2.0"
+        routes.add((props["Method"], props["Path"]))
+    assert routes == ROUTES
+
+
+def test_messages_function_policies(resources):
+    policies = resources["MessagesFunction"]["Properties"]["Policies"]
+    send_to = {
+        p["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
+        for p in policies
+        if "SQSSendMessagePolicy" in p
+    }
+    assert send_to == {"EmbeddingsHighQueue", "EmbeddingsNormalQueue"}
+    for fn in ("MessagesFunction", "EmbeddingsFunction"):
+        props = resources[fn]["Properties"]
+        secret_policy = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}}
+        assert secret_policy in props["Policies"], fn
+        assert props["VpcConfig"] == {
+            "SubnetIds": {"Ref": "SubnetIds"},
+            "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
+        }, fn
+
+
+def test_outputs(template):
+    assert {
+        "ApiUrl",
+        "EmbeddingsHighQueueUrl",
+        "EmbeddingsNormalQueueUrl",
+        "EmbeddingsLowQueueUrl",
+        "MessagesFunctionName",
+        "EmbeddingsFunctionName",
+    } <= set(template["Outputs"])
