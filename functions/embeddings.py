@@ -36,7 +36,8 @@ async def _embed(texts: list[str]) -> list[list[float]]:
     return await _models.use(None, ModelType.TEXT_EMBEDDING, {"texts": texts})  # type: ignore[arg-type]
 
 
-worker = EmbeddingWorker(container.adapter, _embed, model_name=",".join(container.settings.model_plugins))
+# Recorded with each vector: which provider made it.
+worker = EmbeddingWorker(container.adapter, _embed, model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider)
 # Report an all-failed batch as failures rather than raising: same retry, explicit response.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

