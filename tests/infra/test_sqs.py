@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -12,28 +11,6 @@ import httpx
 import pytest
 
 from infra.local.sqs import MotoSqs, create_embedding_queues, start_moto_server
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials, so nothing can reach a real account."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoSqs]:
-    server = start_moto_server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sqs(aws_env: None, moto: MotoSqs) -> Any:
-    return boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
 
 
 @pytest.fixture
