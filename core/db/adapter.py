@@ -54,23 +54,29 @@ class EmbeddingRow:
 
 
 class DatabaseAdapter(Protocol):
-    """Storage used by ``AgentRuntime`` and the handlers."""
+    """Storage used by ``AgentRuntime`` and the handlers. Sections follow ``core/db/postgres/`` modules."""
+
+    # -- agents (postgres/agents.py) ---------------------------------------------------------
 
     async def upsert_agents(self, agents: Sequence[AgentRecord]) -> None: ...
 
     async def get_agents(self) -> list[AgentRecord]: ...
 
+    # -- entities, worlds, rooms, participants (postgres/connections.py) -----------------------
+
     async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> None: ...
 
     async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None: ...
 
+    async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]: ...
+
+    # -- memories (postgres/memories.py) -------------------------------------------------------
+
     async def create_memories(self, memories: Sequence[Memory], table: str) -> None: ...
 
-    async def get_memories(
-        self, agent_id: UUID, room_id: UUID, table: str, count: int
-    ) -> list[Memory]: ...
+    async def get_memories(self, agent_id: UUID, room_id: UUID, table: str, count: int) -> list[Memory]: ...
 
-    async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]: ...
+    # -- embeddings (postgres/embeddings.py) ---------------------------------------------------
 
     async def get_embedding_targets(self, memory_ids: Sequence[UUID]) -> list[EmbeddingTarget]: ...
 
