@@ -40,3 +40,46 @@ class EmbeddingDimensionError(AgentRuntimeError):
 
 class MigrationError(AgentRuntimeError):
     """A migration failed, or an applied migration file was edited afterwards."""
+
+
+class DatabaseError(AgentRuntimeError):
+    """A database operation failed (HTTP 500).
+
+    The message names the operation, the error class and the SQLSTATE, plus constraint or
+    table names when the server gave them; never the statement's parameters (which hold
+    user content) nor the server's DETAIL line (which may quote them).
+
+    Attributes:
+        sqlstate: Five-character SQLSTATE (``"23505"``), or ``None`` for a client-side
+            failure (lost connection, pool timeout).
+        operation: The adapter method that failed (``"create_memories"``).
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, operation: str = "") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.operation = operation
+
+
+class TransientDatabaseError(DatabaseError):
+    """A transient failure that retries did not overcome, or that was not safe to retry (HTTP 503).
+
+    Attributes:
+        attempts: How many times the operation ran (1 when it was not retried).
+        outcome_unknown: True when the connection was lost while a write may have been
+            committing: the write may or may not have been applied, so the caller must not
+            assume either (re-reading, or an idempotent retry, tells).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sqlstate: str | None = None,
+        operation: str = "",
+        attempts: int = 1,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message, sqlstate=sqlstate, operation=operation)
+        self.attempts = attempts
+        self.outcome_unknown = outcome_unknown

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, field_validator
 
+from core.db.adapter import EMBEDDING_DIMENSIONS
 from core.errors import ConfigurationError
 
 #: elizaOS's default for how many recent messages go into the prompt (``CONVERSATION_LENGTH``).
@@ -23,7 +24,8 @@ class Settings(BaseModel):
             runs one event at a time per container).
         pool_timeout_s: Seconds to wait for a pooled connection (``DB_POOL_TIMEOUT_S``).
         embedding_dimension: Vector length of the embedding model (``EMBEDDING_DIMENSION``),
-            a setting so start-up never calls the model to find out.
+            a setting so start-up never calls the model to find out; one of
+            ``core.db.adapter.EMBEDDING_DIMENSIONS`` (384, 512, 768, 1024, 1536, 3072).
         queue_urls: SQS queue URLs by priority (``EMBEDDINGS_{HIGH,NORMAL,LOW}_QUEUE_URL``).
         model_plugins: Import paths of the plugins serving models (``MODEL_PLUGINS``,
             comma-separated, ``module`` or ``module:attribute``).
@@ -47,9 +49,10 @@ class Settings(BaseModel):
     @field_validator("embedding_dimension")
     @classmethod
     def _supported_dimension(cls, value: int) -> int:
-        if value != 384:
-            # The schema holds a 384-d column today; more dimensions come with the memory-store work.
-            raise ValueError("only 384 is supported by the current schema")
+        # The schema has one vector column (and HNSW index) per supported dimension: any
+        # other length could be stored nowhere, so refuse it at start-up, not per request.
+        if value not in EMBEDDING_DIMENSIONS:
+            raise ValueError(f"{value} is not supported; use one of {', '.join(map(str, EMBEDDING_DIMENSIONS))}")
         return value
 
     @classmethod

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.errors import ModelError, ModelNotFoundError, NotFoundError
+from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from core.orchestrator import IncomingMessage
 from core.types import ModelType
 from functions.api_models import MessageBody, SearchBody, memory_json
@@ -142,6 +142,14 @@ def _model_failed(exc: ModelError) -> Response:
 def _no_model(exc: ModelNotFoundError) -> Response:
     logger.error(str(exc))
     return _error(502, "model_unavailable", "no model is configured for this request")
+
+
+@app.exception_handler(TransientDatabaseError)
+def _database_unavailable(exc: TransientDatabaseError) -> Response:
+    logger.warning("database unavailable", extra={"sqlstate": getattr(exc, "sqlstate", None)})
+    response = _error(503, "database_unavailable", "the database is briefly unavailable; try again")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 @app.exception_handler(Exception)

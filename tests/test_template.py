@@ -171,3 +171,29 @@ def test_outputs(template):
         "MessagesFunctionName",
         "EmbeddingsFunctionName",
     } <= set(template["Outputs"])
+
+
+def test_migrate_function_and_custom_resource(template, resources):
+    fn = resources["MigrateFunction"]
+    assert fn["Type"] == "AWS::Serverless::Function"
+    props = fn["Properties"]
+    assert props["Handler"] == "functions.migrate.handler"
+    assert props["Timeout"] == 300
+    assert props["VpcConfig"] == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}} in props["Policies"]
+
+    custom = resources["SchemaMigrations"]
+    assert custom["Type"] == "Custom::Migrations"
+    assert custom["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    # A new SchemaVersion changes the resource's properties, so the deploy re-runs the migrations.
+    assert custom["Properties"]["SchemaVersion"] == {"Ref": "SchemaVersion"}
+    assert template["Parameters"]["SchemaVersion"]["Type"] == "String"
+    # CloudFormation gives up waiting soon after the function's own timeout (default: one hour).
+    assert props["Timeout"] < custom["Properties"]["ServiceTimeout"] <= 3600
+
+
+def test_migrations_run_before_traffic(resources):
+    for name in ("HttpApi", "MessagesFunction", "EmbeddingsFunction"):
+        depends = resources[name].get("DependsOn", [])
+        assert "SchemaMigrations" in ([depends] if isinstance(depends, str) else depends), name
+    assert "DependsOn" not in resources["MigrateFunction"]

@@ -6,21 +6,71 @@ protocol keeps the runtime independent of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from core.types import Entity, Memory, Room, World
+from core.types import (
+    Component,
+    Content,
+    Entity,
+    Log,
+    Memory,
+    MemoryMetadata,
+    Relationship,
+    Room,
+    Task,
+    TaskUpdate,
+    World,
+)
 
 
 @dataclass(frozen=True)
 class AgentRecord:
-    """A stored agent: its id, name and character document (elizaOS JSON)."""
+    """A stored agent: its id, name and character document (elizaOS JSON).
+
+    Attributes:
+        id: Agent id.
+        name: Character name, unique case-insensitively (the API's ``{agent}``).
+        character: The character document (elizaOS JSON).
+        enabled: Whether the runtime loads it (``get_agents`` lists enabled agents by default).
+    """
 
     id: UUID
     name: str
     character: dict[str, Any]
+    enabled: bool = True
+
+
+class ParticipantUserState(StrEnum):
+    """How the agent treats a participant's room (elizaOS ``ParticipantUserState``; no state is ``None``)."""
+
+    FOLLOWED = "FOLLOWED"
+    MUTED = "MUTED"
+
+
+@dataclass(frozen=True)
+class ParticipantRecord:
+    """One entity taking part in one room (elizaOS ``Participant``).
+
+    Attributes:
+        room_id: The room.
+        entity_id: The entity.
+        room_state: FOLLOWED, MUTED, or ``None``.
+        created_at: When it joined, in milliseconds since the epoch.
+    """
+
+    room_id: UUID
+    entity_id: UUID
+    room_state: ParticipantUserState | None
+    created_at: int
+
+
+#: Embedding dimensions the schema stores, each in its own column with an HNSW cosine index
+#: (3072 as ``halfvec``: HNSW indexes ``vector`` up to 2,000 dimensions only).
+EMBEDDING_DIMENSIONS: tuple[int, ...] = (384, 512, 768, 1024, 1536, 3072)
 
 
 @dataclass(frozen=True)
@@ -53,6 +103,19 @@ class EmbeddingRow:
     vector: Sequence[float]
 
 
+@dataclass(frozen=True)
+class MemoryPage:
+    """One page of ``list_memories``.
+
+    Attributes:
+        memories: The page, in the order asked for.
+        next_cursor: Pass as ``cursor`` to get the next page; ``None`` when this is the last.
+    """
+
+    memories: list[Memory]
+    next_cursor: str | None
+
+
 class DatabaseAdapter(Protocol):
     """Storage used by ``AgentRuntime`` and the handlers. Sections follow ``core/db/postgres/`` modules."""
 
@@ -60,21 +123,229 @@ class DatabaseAdapter(Protocol):
 
     async def upsert_agents(self, agents: Sequence[AgentRecord]) -> None: ...
 
-    async def get_agents(self) -> list[AgentRecord]: ...
+    async def create_agent(self, agent: AgentRecord) -> bool: ...
+
+    async def get_agent(self, agent_id: UUID) -> AgentRecord | None: ...
+
+    async def get_agents(self, *, include_disabled: bool = False) -> list[AgentRecord]: ...
+
+    async def update_agent(self, agent_id: UUID, changes: Mapping[str, Any]) -> bool: ...
+
+    async def delete_agent(self, agent_id: UUID) -> bool: ...
 
     # -- entities, worlds, rooms, participants (postgres/connections.py) -----------------------
 
     async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> None: ...
 
-    async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None: ...
+    async def create_entities(self, entities: Sequence[Entity]) -> list[UUID]: ...
+
+    async def get_entities_by_ids(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[Entity]: ...
+
+    async def get_entities_for_room(
+        self, agent_id: UUID, room_id: UUID, include_components: bool = False
+    ) -> list[Entity]: ...
+
+    async def update_entity(self, entity: Entity, *, merge: bool = False) -> bool: ...
 
     async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]: ...
+
+    async def create_world(self, world: World) -> bool: ...
+
+    async def get_world(self, agent_id: UUID, world_id: UUID) -> World | None: ...
+
+    async def get_all_worlds(self, agent_id: UUID) -> list[World]: ...
+
+    async def update_world(self, world: World) -> bool: ...
+
+    async def remove_world(self, agent_id: UUID, world_id: UUID) -> bool: ...
+
+    async def create_rooms(self, rooms: Sequence[Room]) -> list[UUID]: ...
+
+    async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None: ...
+
+    async def get_rooms_by_ids(self, agent_id: UUID, room_ids: Sequence[UUID]) -> list[Room]: ...
+
+    async def get_rooms_for_world(self, agent_id: UUID, world_id: UUID) -> list[Room]: ...
+
+    async def update_room(self, room: Room) -> bool: ...
+
+    async def delete_room(self, agent_id: UUID, room_id: UUID) -> bool: ...
+
+    async def get_rooms_for_participant(self, agent_id: UUID, entity_id: UUID) -> list[UUID]: ...
+
+    async def get_rooms_for_participants(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[UUID]: ...
+
+    async def add_participants_room(self, agent_id: UUID, entity_ids: Sequence[UUID], room_id: UUID) -> bool: ...
+
+    async def remove_participant(self, agent_id: UUID, entity_id: UUID, room_id: UUID) -> bool: ...
+
+    async def get_participants_for_room(self, agent_id: UUID, room_id: UUID) -> list[UUID]: ...
+
+    async def get_participants_for_entity(self, agent_id: UUID, entity_id: UUID) -> list[ParticipantRecord]: ...
+
+    async def is_room_participant(self, agent_id: UUID, room_id: UUID, entity_id: UUID) -> bool: ...
+
+    async def get_participant_user_state(
+        self, agent_id: UUID, room_id: UUID, entity_id: UUID
+    ) -> ParticipantUserState | None: ...
+
+    async def set_participant_user_state(
+        self, agent_id: UUID, room_id: UUID, entity_id: UUID, state: ParticipantUserState | str | None
+    ) -> bool: ...
+
+    # -- components (postgres/components.py) ---------------------------------------------------
+
+    async def create_component(self, component: Component) -> bool: ...
+
+    async def get_component(
+        self,
+        agent_id: UUID,
+        entity_id: UUID,
+        type: str,
+        world_id: UUID | None = None,
+        source_entity_id: UUID | None = None,
+    ) -> Component | None: ...
+
+    async def get_components(
+        self, agent_id: UUID, entity_id: UUID, world_id: UUID | None = None, source_entity_id: UUID | None = None
+    ) -> list[Component]: ...
+
+    async def update_component(self, component: Component) -> bool: ...
+
+    async def delete_component(self, agent_id: UUID, component_id: UUID) -> bool: ...
+
+    # -- relationships (postgres/relationships.py) ---------------------------------------------
+
+    async def create_relationship(
+        self,
+        agent_id: UUID,
+        source_entity_id: UUID,
+        target_entity_id: UUID,
+        *,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        strength: float | None = None,
+    ) -> Relationship | None: ...
+
+    async def update_relationship(self, relationship: Relationship) -> bool: ...
+
+    async def get_relationship(
+        self, agent_id: UUID, source_entity_id: UUID, target_entity_id: UUID
+    ) -> Relationship | None: ...
+
+    async def get_relationships(
+        self, agent_id: UUID, entity_id: UUID, tags: Sequence[str] | None = None
+    ) -> list[Relationship]: ...
+
+    async def record_interaction(
+        self, agent_id: UUID, source_entity_id: UUID, target_entity_id: UUID, *, step: float = 0.1
+    ) -> Relationship | None: ...
 
     # -- memories (postgres/memories.py) -------------------------------------------------------
 
     async def create_memories(self, memories: Sequence[Memory], table: str) -> None: ...
 
     async def get_memories(self, agent_id: UUID, room_id: UUID, table: str, count: int) -> list[Memory]: ...
+
+    async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID: ...
+
+    async def get_memory_by_id(self, agent_id: UUID, id: UUID) -> Memory | None: ...
+
+    async def get_memories_by_ids(
+        self, agent_id: UUID, ids: Sequence[UUID], table: str | None = None
+    ) -> list[Memory]: ...
+
+    async def get_memories_by_room_ids(
+        self, agent_id: UUID, room_ids: Sequence[UUID], table: str, limit: int = 100
+    ) -> list[Memory]: ...
+
+    async def get_memories_by_world_id(
+        self, agent_id: UUID, world_id: UUID, table: str, count: int = 100
+    ) -> list[Memory]: ...
+
+    async def list_memories(
+        self,
+        agent_id: UUID,
+        *,
+        table: str,
+        room_id: UUID | None = None,
+        entity_id: UUID | None = None,
+        world_id: UUID | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> MemoryPage: ...
+
+    async def update_memory(
+        self,
+        agent_id: UUID,
+        id: UUID,
+        content: Content | dict[str, Any] | None = None,
+        metadata: MemoryMetadata | dict[str, Any] | None = None,
+    ) -> bool: ...
+
+    async def delete_memory(self, agent_id: UUID, id: UUID) -> bool: ...
+
+    async def delete_many_memories(self, agent_id: UUID, ids: Sequence[UUID]) -> int: ...
+
+    async def delete_all_memories(self, agent_id: UUID, room_id: UUID, table: str) -> int: ...
+
+    async def count_memories(
+        self, agent_id: UUID, room_id: UUID | None = None, table: str | None = None, unique_only: bool = False
+    ) -> int: ...
+
+    # -- logs (postgres/logs.py) ---------------------------------------------------------------
+
+    async def log(self, entry: Log) -> UUID: ...
+
+    async def log_many(self, entries: Sequence[Log]) -> int: ...
+
+    async def get_logs(
+        self,
+        agent_id: UUID,
+        *,
+        entity_id: UUID | None = None,
+        room_id: UUID | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Log]: ...
+
+    async def delete_log(self, agent_id: UUID, id: UUID) -> bool: ...
+
+    # -- cache (postgres/cache.py) -------------------------------------------------------------
+
+    async def get_cache(self, agent_id: UUID, key: str) -> Any | None: ...
+
+    async def set_cache(self, agent_id: UUID, key: str, value: Any, ttl_s: float | None = None) -> None: ...
+
+    async def delete_cache(self, agent_id: UUID, key: str) -> bool: ...
+
+    async def delete_expired_cache(self, limit: int = 1000) -> int: ...
+
+    # -- tasks (postgres/tasks.py) -------------------------------------------------------------
+
+    async def create_task(self, task: Task) -> UUID: ...
+
+    async def get_task(self, agent_id: UUID, id: UUID) -> Task | None: ...
+
+    async def get_tasks(
+        self,
+        agent_id: UUID,
+        *,
+        room_id: UUID | None = None,
+        tags: Sequence[str] | None = None,
+        entity_id: UUID | None = None,
+        limit: int = 500,
+    ) -> list[Task]: ...
+
+    async def get_tasks_by_name(self, agent_id: UUID, name: str) -> list[Task]: ...
+
+    async def update_task(self, agent_id: UUID, id: UUID, changes: TaskUpdate | dict[str, Any]) -> bool: ...
+
+    async def delete_task(self, agent_id: UUID, id: UUID) -> bool: ...
 
     # -- embeddings (postgres/embeddings.py) ---------------------------------------------------
 
@@ -87,8 +358,11 @@ class DatabaseAdapter(Protocol):
         agent_id: UUID,
         embedding: Sequence[float],
         *,
-        table: str,
+        table: str | None = None,
         room_id: UUID | None = None,
+        world_id: UUID | None = None,
+        entity_id: UUID | None = None,
         count: int = 10,
         match_threshold: float = 0.0,
+        query_text: str | None = None,
     ) -> list[Memory]: ...

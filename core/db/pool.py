@@ -6,6 +6,11 @@ time, so one connection is enough (``max_size=1``) and none is held while frozen
 working (no server-side prepared statements); autocommit plus explicit transactions keeps
 no session state that would pin a proxy connection; ``check`` replaces a connection that
 died while the container was frozen before it is handed out.
+
+One pool per process: the container opens it in the init phase and ``Container.close()`` (process
+shutdown) is the only code that closes it; adapters and runtimes share it and never close it.
+Transient errors met while using it (lost connections, deadlocks, pool timeouts) are typed and,
+where safe, retried by ``core.db.retry``.
 """
 
 from __future__ import annotations

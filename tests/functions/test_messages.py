@@ -137,3 +137,19 @@ def test_search_finds_the_message_once_embedded(messages_fn, embeddings_fn, scri
     assert body["memories"][0]["similarity"] > 0.95
     assert call(messages_fn, "POST", "/agents/eliza/memories/search", {"query": ""})[0] == 422
     assert call(messages_fn, "POST", "/agents/eliza/memories/search", {"query": "x", "count": 1000})[0] == 422
+
+
+def test_an_exhausted_pool_is_503_with_retry_after(messages_fn, scripted):
+    """Every connection busy (as in a burst behind RDS Proxy): a clear, retryable 503."""
+    pool = messages_fn.container.pool
+    held = messages_fn.container.run(pool.getconn())
+    saved_timeout, pool.timeout = pool.timeout, 0.2
+    try:
+        response = messages_fn.handler(http_event("POST", "/agents/eliza/messages", {"text": "hi"}), FakeContext())
+    finally:
+        pool.timeout = saved_timeout
+        messages_fn.container.run(pool.putconn(held))
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "1"
+    assert json.loads(response["body"])["error"] == "database_unavailable"
+    assert scripted.calls == []

@@ -7,19 +7,40 @@ No query here runs DDL: the schema is the migrations' job.
 
 from __future__ import annotations
 
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
 from core.db.postgres.agents import AgentsMixin
+from core.db.postgres.cache import CacheMixin
+from core.db.postgres.components import ComponentsMixin
 from core.db.postgres.connections import ConnectionsMixin
 from core.db.postgres.embeddings import EmbeddingsMixin
+from core.db.postgres.logs import LogsMixin
 from core.db.postgres.memories import MemoriesMixin
+from core.db.postgres.relationships import RelationshipsMixin
+from core.db.postgres.tasks import TasksMixin
+from core.db.retry import RetryPolicy, retry_public_methods
 
 
-class PostgresAdapter(AgentsMixin, ConnectionsMixin, MemoriesMixin, EmbeddingsMixin):
+# Every public async method retries transient errors (core.db.retry: what, when, why it is safe).
+@retry_public_methods
+class PostgresAdapter(
+    AgentsMixin, ConnectionsMixin, ComponentsMixin, RelationshipsMixin, MemoriesMixin, EmbeddingsMixin,
+    LogsMixin, CacheMixin, TasksMixin,
+):
     """Postgres implementation of ``core.db.adapter.DatabaseAdapter``.
 
     Args:
         pool: The process's open (or openable) pool; shared by every runtime.
         embedding_dimension: Length every vector must have (``EMBEDDING_DIMENSION``).
+        retry_policy: Attempts and backoff for transient errors (``DB_RETRY_*`` by default).
+        **kwargs: Passed on to the parts (``PostgresBase``).
     """
+
+    def __init__(self, pool: AsyncConnectionPool, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(pool, **kwargs)
+        self.retry_policy = retry_policy or RetryPolicy.from_env()
 
 
 __all__ = ["PostgresAdapter"]

@@ -2,12 +2,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
 
+from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from core.db.adapter import AgentRecord
 from core.db.postgres.base import PostgresBase
+from core.db.retry import idempotent
+
+#: Keys ``update_agent`` accepts; anything else is a caller's mistake, not something to ignore.
+AGENT_UPDATABLE = frozenset({"name", "character", "enabled"})
+#: Character keys that are deep-merged by ``update_agent`` (elizaOS ``mergeAgentSettings``).
+_DEEP_MERGED = ("settings", "secrets")
+_AGENT_COLUMNS = "id, name, character, enabled"
+
+
+def _agent_from_row(row: dict[str, Any]) -> AgentRecord:
+    return AgentRecord(id=row["id"], name=row["name"], character=row["character"], enabled=row["enabled"])
+
+
+def _deep_merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in: nested objects merge, ``None`` deletes a key."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def merge_character(stored: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The character document after a partial update (elizaOS ``updateAgent``).
+
+    Top-level keys are replaced; ``settings`` and ``secrets`` are deep-merged, where a
+    ``None`` value removes the key (how elizaOS deletes one setting or secret).
+    """
+    merged = dict(stored)
+    for key, value in changes.items():
+        if key in _DEEP_MERGED and isinstance(value, Mapping) and isinstance(stored.get(key), dict):
+            merged[key] = _deep_merge(stored[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_changes(changes: Mapping[str, Any]) -> None:
+    unknown = set(changes) - AGENT_UPDATABLE
+    if unknown:
+        raise ValueError(f"cannot update agent field(s) {sorted(unknown)}; allowed: {sorted(AGENT_UPDATABLE)}")
+    if "name" in changes and (not isinstance(changes["name"], str) or not changes["name"].strip()):
+        raise ValueError("agent name must be a non-empty string")
+    if "enabled" in changes and not isinstance(changes["enabled"], bool):
+        raise ValueError("agent enabled must be a bool")
+    character = changes.get("character", {})
+    if not isinstance(character, Mapping):
+        raise ValueError("agent character changes must be a JSON object")
+    if "name" in changes and "name" in character and character["name"] != changes["name"]:
+        raise ValueError("name and character.name disagree")
 
 
 class AgentsMixin(PostgresBase):
@@ -21,10 +79,98 @@ class AgentsMixin(PostgresBase):
                 [(a.id, a.name, Jsonb(a.character)) for a in agents],
             )
 
-    async def get_agents(self) -> list[AgentRecord]:
-        """All enabled agents, by name."""
+    async def create_agent(self, agent: AgentRecord) -> bool:
+        """Store a new agent (elizaOS ``createAgent``).
+
+        Args:
+            agent: The agent; its ``name`` must be unique, case-insensitively.
+
+        Returns:
+            True when created; False when an agent with this id or name already exists
+            (the stored one is left untouched).
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
+            )
+            return cur.rowcount == 1
+
+    async def get_agent(self, agent_id: UUID) -> AgentRecord | None:
+        """The agent, enabled or not, or ``None`` when there is no such agent."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s", (agent_id,))
+            ).fetchone()
+        return None if row is None else _agent_from_row(row)
+
+    async def get_agents(self, *, include_disabled: bool = False) -> list[AgentRecord]:
+        """Agents by name (elizaOS ``getAgents``).
+
+        Args:
+            include_disabled: Also return agents whose ``enabled`` is false (elizaOS
+                returns every agent; the runtime only loads enabled ones, hence the default).
+        """
         async with self.pool.connection() as conn:
             rows = await (
-                await conn.execute("SELECT id, name, character FROM agents WHERE enabled ORDER BY name")
+                await conn.execute(
+                    f"SELECT {_AGENT_COLUMNS} FROM agents WHERE enabled OR %s ORDER BY lower(name), id",
+                    (include_disabled,),
+                )
             ).fetchall()
-        return [AgentRecord(id=r["id"], name=r["name"], character=r["character"]) for r in rows]
+        return [_agent_from_row(r) for r in rows]
+
+    @idempotent
+    async def update_agent(self, agent_id: UUID, changes: Mapping[str, Any]) -> bool:
+        """Apply a partial update to an agent (elizaOS ``updateAgent``).
+
+        Reads and writes under a row lock in one transaction, so two concurrent updates of
+        different settings both survive.
+
+        Args:
+            agent_id: The agent.
+            changes: Any of ``name`` (str), ``enabled`` (bool) and ``character`` (a partial
+                character document: top-level keys replace the stored ones; ``settings`` and
+                ``secrets`` are deep-merged and a ``None`` value removes a key). The name
+                column and ``character.name`` are kept equal.
+
+        Returns:
+            True when the agent exists (and was updated); False otherwise.
+
+        Raises:
+            ValueError: an unknown key, a value of the wrong type, ``name`` and
+                ``character.name`` that disagree, or a name another agent already has.
+        """
+        _check_changes(changes)
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s FOR UPDATE", (agent_id,))
+            ).fetchone()
+            if row is None:
+                return False
+            character = merge_character(row["character"], changes.get("character", {}))
+            name = changes.get("name", character.get("name", row["name"]))
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError("agent name must be a non-empty string")
+            character["name"] = name
+            try:
+                await conn.execute(
+                    "UPDATE agents SET name = %s, character = %s, enabled = %s, updated_at = now() WHERE id = %s",
+                    (name, Jsonb(character), changes.get("enabled", row["enabled"]), agent_id),
+                )
+            except UniqueViolation as exc:
+                raise ValueError(f"another agent is already named {name!r}") from exc
+        return True
+
+    async def delete_agent(self, agent_id: UUID) -> bool:
+        """Delete an agent and everything it owns (elizaOS ``deleteAgent``).
+
+        Entities, worlds, rooms, participants, memories, embeddings, components and
+        relationships go with it (``ON DELETE CASCADE``, in the same statement).
+
+        Returns:
+            True when the agent existed.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM agents WHERE id = %s", (agent_id,))
+            return cur.rowcount == 1

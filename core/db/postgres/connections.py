@@ -1,21 +1,58 @@
-"""Entities, worlds, rooms and participants: where conversations happen."""
+"""Entities, worlds, rooms and participants: where conversations happen.
+
+Entity names and metadata are merged by two SQL functions of migration 0002:
+``text_array_union(new, stored)`` (newest first, no duplicates) and
+``jsonb_merge_per_key(stored, new)`` (per source key: inner objects merge, newest wins).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
+from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
+from core.db.adapter import ParticipantRecord, ParticipantUserState
 from core.db.postgres.base import PostgresBase
-from core.types import Entity, Room, World
+from core.db.postgres.components import COMPONENT_JSON
+from core.db.retry import idempotent
+from core.types import Component, Entity, Room, World
+
+_ENTITY_COLUMNS = "e.id, e.agent_id, e.names, e.metadata"
+_WORLD_COLUMNS = "agent_id, id, name, server_id, metadata"
+_ROOM_COLUMNS = "agent_id, id, world_id, name, source, type, channel_id, server_id, metadata"
+_MS = "(extract(epoch FROM {}) * 1000)::bigint"
+
+
+def _entity_from_row(row: dict[str, Any]) -> Entity:
+    entity = Entity(id=row["id"], agent_id=row["agent_id"], names=row["names"], metadata=row["metadata"])
+    if row.get("components") is not None:
+        # ``Entity`` has no declared ``components`` field yet (elizaOS ``Entity.components``):
+        # it is an extra attribute, dumped with the entity.
+        entity.components = [Component.model_validate(c) for c in row["components"]]
+    return entity
+
+
+def _user_state(state: ParticipantUserState | str | None) -> ParticipantUserState | None:
+    """``state`` as the enum; ``ValueError`` for anything but FOLLOWED, MUTED or ``None``."""
+    if state is None:
+        return None
+    if not isinstance(state, str):
+        raise ValueError(f"participant state must be FOLLOWED, MUTED or None, not {state!r}")
+    return ParticipantUserState(state)
 
 
 class ConnectionsMixin(PostgresBase):
+    # -- the per-turn upsert ------------------------------------------------------------------
+
     async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> None:
         """Create or update the world, room, entity and their participant row in one transaction.
 
-        Entity names are merged (new names first, no duplicates); metadata is merged shallowly.
+        The four statements are pipelined (one round trip). Existing worlds and rooms are
+        left as they are. Entity names are merged newest first without duplicates, metadata
+        per source key; an entity whose merge changes nothing is not rewritten.
         """
         agent_id = room.agent_id
         async with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
@@ -32,12 +69,15 @@ class ConnectionsMixin(PostgresBase):
                  room.channel_id, room.server_id, Jsonb(room.metadata)),
             )
             await conn.execute(
-                "INSERT INTO entities (agent_id, id, names, metadata) VALUES (%s, %s, %s, %s)"
+                "INSERT INTO entities (agent_id, id, names, metadata)"
+                " VALUES (%(a)s, %(e)s, text_array_union(%(n)s::text[], NULL), %(m)s)"
                 " ON CONFLICT (agent_id, id) DO UPDATE SET"
-                "  names = ARRAY(SELECT DISTINCT unnest(excluded.names || entities.names)),"
-                "  metadata = entities.metadata || excluded.metadata"
-                " WHERE NOT (entities.names @> excluded.names AND entities.metadata @> excluded.metadata)",
-                (agent_id, entity.id, entity.names, Jsonb(entity.metadata)),
+                "  names = text_array_union(excluded.names, entities.names),"
+                "  metadata = jsonb_merge_per_key(entities.metadata, excluded.metadata)"
+                " WHERE (entities.names, entities.metadata) IS DISTINCT FROM"
+                "  (text_array_union(excluded.names, entities.names),"
+                "   jsonb_merge_per_key(entities.metadata, excluded.metadata))",
+                {"a": agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
             )
             await conn.execute(
                 "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s)"
@@ -45,16 +85,100 @@ class ConnectionsMixin(PostgresBase):
                 (agent_id, room.id, entity.id),
             )
 
-    async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None:
-        """The room, or ``None`` when this agent has no such room."""
+    # -- entities ---------------------------------------------------------------------------
+
+    async def create_entities(self, entities: Sequence[Entity]) -> list[UUID]:
+        """Insert entities in one statement (elizaOS ``createEntities``).
+
+        Args:
+            entities: Entities to create, each scoped by its own ``agent_id``. Names are
+                stored without duplicates, in the order given.
+
+        Returns:
+            Ids of the entities created. Entities that already exist are left untouched and
+            so are entities of an unknown agent: their ids are not returned.
+        """
+        if not entities:
+            return []
         async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute("SELECT * FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id))
-            ).fetchone()
-        if row is None:
-            return None
-        row.pop("created_at")
-        return Room.model_validate(row)
+            rows = await (
+                await conn.execute(
+                    "INSERT INTO entities (agent_id, id, names, metadata)"
+                    " SELECT e.agent_id, e.id,"
+                    "   text_array_union(ARRAY(SELECT jsonb_array_elements_text(e.names)), NULL), e.metadata"
+                    " FROM unnest(%s::uuid[], %s::uuid[], %s::jsonb[], %s::jsonb[]) AS e(agent_id, id, names, metadata)"
+                    " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = e.agent_id)"
+                    " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
+                    (
+                        [e.agent_id for e in entities], [e.id for e in entities],
+                        [Jsonb(e.names) for e in entities], [Jsonb(e.metadata) for e in entities],
+                    ),
+                )
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    async def get_entities_by_ids(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[Entity]:
+        """This agent's entities among ``entity_ids``, in the order asked (unknown ids skipped)."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_ENTITY_COLUMNS} FROM entities e WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])"
+                    " ORDER BY array_position(%(ids)s::uuid[], e.id)",
+                    {"a": agent_id, "ids": list(entity_ids)},
+                )
+            ).fetchall()
+        return [_entity_from_row(r) for r in rows]
+
+    async def get_entities_for_room(
+        self, agent_id: UUID, room_id: UUID, include_components: bool = False
+    ) -> list[Entity]:
+        """The room's participants as entities, in the order they joined (elizaOS ``getEntitiesForRoom``).
+
+        Args:
+            agent_id: The agent.
+            room_id: The room; an unknown room has no entities.
+            include_components: Also load each entity's components (attribute
+                ``components``, oldest first), in the same query.
+        """
+        components = (
+            f", (SELECT coalesce(jsonb_agg({COMPONENT_JSON} ORDER BY c.created_at, c.id), '[]')"
+            "    FROM components c WHERE c.agent_id = e.agent_id AND c.entity_id = e.id) AS components"
+            if include_components else ""
+        )
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_ENTITY_COLUMNS}{components}"
+                    " FROM participants p JOIN entities e ON e.agent_id = p.agent_id AND e.id = p.entity_id"
+                    " WHERE p.agent_id = %s AND p.room_id = %s ORDER BY p.created_at, e.id",
+                    (agent_id, room_id),
+                )
+            ).fetchall()
+        return [_entity_from_row(r) for r in rows]
+
+    @idempotent
+    async def update_entity(self, entity: Entity, *, merge: bool = False) -> bool:
+        """Update an entity's names and metadata (elizaOS ``updateEntity``).
+
+        Args:
+            entity: The new state; ``agent_id`` and ``id`` say which entity.
+            merge: False (elizaOS): replace names and metadata. True: merge them as
+                ``ensure_connection`` does (new names first, metadata per source key).
+
+        Returns:
+            True when the entity exists; False otherwise (nothing is created).
+        """
+        if merge:
+            sets = ("names = text_array_union(%(n)s::text[], names),"
+                    " metadata = jsonb_merge_per_key(metadata, %(m)s)")
+        else:
+            sets = "names = text_array_union(%(n)s::text[], NULL), metadata = %(m)s"
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"UPDATE entities SET {sets} WHERE agent_id = %(a)s AND id = %(e)s",
+                {"a": entity.agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
+            )
+            return cur.rowcount == 1
 
     async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]:
         """First known name of each entity that has one."""
@@ -67,3 +191,298 @@ class ConnectionsMixin(PostgresBase):
                 )
             ).fetchall()
         return {r["id"]: r["name"] for r in rows}
+
+    # -- worlds -----------------------------------------------------------------------------
+
+    async def create_world(self, world: World) -> bool:
+        """Store a new world (elizaOS ``createWorld``).
+
+        Returns:
+            True when created; False when it already exists (left untouched) or its agent
+            is unknown.
+        """
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (agent_id, id) DO NOTHING",
+                    (world.agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
+                )
+                return cur.rowcount == 1
+        except ForeignKeyViolation:
+            return False
+
+    async def get_world(self, agent_id: UUID, world_id: UUID) -> World | None:
+        """The world, or ``None`` when this agent has no such world."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id)
+                )
+            ).fetchone()
+        return None if row is None else World.model_validate(row)
+
+    async def get_all_worlds(self, agent_id: UUID) -> list[World]:
+        """Every world of this agent, oldest first (elizaOS ``getAllWorlds``)."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s ORDER BY created_at, id", (agent_id,)
+                )
+            ).fetchall()
+        return [World.model_validate(r) for r in rows]
+
+    @idempotent
+    async def update_world(self, world: World) -> bool:
+        """Replace a world's name, server id and metadata.
+
+        Returns:
+            True when the world exists; False otherwise (nothing is created).
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE worlds SET name = %s, server_id = %s, metadata = %s WHERE agent_id = %s AND id = %s",
+                (world.name, world.server_id, Jsonb(world.metadata), world.agent_id, world.id),
+            )
+            return cur.rowcount == 1
+
+    async def remove_world(self, agent_id: UUID, world_id: UUID) -> bool:
+        """Delete a world and its rooms, with their memories, participants and components.
+
+        Returns:
+            True when the world existed.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id))
+            return cur.rowcount == 1
+
+    # -- rooms ------------------------------------------------------------------------------
+
+    async def create_rooms(self, rooms: Sequence[Room]) -> list[UUID]:
+        """Insert rooms in one statement (elizaOS ``createRooms``).
+
+        Returns:
+            Ids of the rooms created. Rooms that already exist are left untouched, and rooms
+            whose agent or ``world_id`` is unknown are not created: their ids are not returned.
+        """
+        if not rooms:
+            return []
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS})"
+                    f" SELECT {_ROOM_COLUMNS} FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[],"
+                    "   %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
+                    f"   AS r({_ROOM_COLUMNS})"
+                    " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = r.agent_id)"
+                    "   AND (r.world_id IS NULL"
+                    "        OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = r.agent_id AND w.id = r.world_id))"
+                    " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
+                    (
+                        [r.agent_id for r in rooms], [r.id for r in rooms], [r.world_id for r in rooms],
+                        [r.name for r in rooms], [r.source for r in rooms], [r.type.value for r in rooms],
+                        [r.channel_id for r in rooms], [r.server_id for r in rooms],
+                        [Jsonb(r.metadata) for r in rooms],
+                    ),
+                )
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None:
+        """The room, or ``None`` when this agent has no such room."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id)
+                )
+            ).fetchone()
+        return None if row is None else Room.model_validate(row)
+
+    async def get_rooms_by_ids(self, agent_id: UUID, room_ids: Sequence[UUID]) -> list[Room]:
+        """This agent's rooms among ``room_ids``, in the order asked (unknown ids skipped)."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %(a)s AND id = ANY(%(ids)s::uuid[])"
+                    " ORDER BY array_position(%(ids)s::uuid[], id)",
+                    {"a": agent_id, "ids": list(room_ids)},
+                )
+            ).fetchall()
+        return [Room.model_validate(r) for r in rows]
+
+    async def get_rooms_for_world(self, agent_id: UUID, world_id: UUID) -> list[Room]:
+        """The world's rooms, oldest first (elizaOS ``getRoomsByWorld``)."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND world_id = %s ORDER BY created_at, id",
+                    (agent_id, world_id),
+                )
+            ).fetchall()
+        return [Room.model_validate(r) for r in rows]
+
+    @idempotent
+    async def update_room(self, room: Room) -> bool:
+        """Replace every field of a room but its id (elizaOS ``updateRoom``).
+
+        Returns:
+            True when updated; False when there is no such room, or ``world_id`` names a
+            world this agent does not have.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE rooms SET world_id = %(w)s, name = %(n)s, source = %(s)s, type = %(t)s,"
+                " channel_id = %(c)s, server_id = %(sv)s, metadata = %(m)s"
+                " WHERE agent_id = %(a)s AND id = %(r)s"
+                "   AND (%(w)s::uuid IS NULL OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = %(a)s"
+                "        AND w.id = %(w)s))",
+                {"a": room.agent_id, "r": room.id, "w": room.world_id, "n": room.name, "s": room.source,
+                 "t": room.type.value, "c": room.channel_id, "sv": room.server_id, "m": Jsonb(room.metadata)},
+            )
+            return cur.rowcount == 1
+
+    async def delete_room(self, agent_id: UUID, room_id: UUID) -> bool:
+        """Delete a room with its memories (and their embeddings), participants and components.
+
+        Returns:
+            True when the room existed.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id))
+            return cur.rowcount == 1
+
+    async def get_rooms_for_participant(self, agent_id: UUID, entity_id: UUID) -> list[UUID]:
+        """Ids of the rooms the entity takes part in, in the order it joined them."""
+        return await self.get_rooms_for_participants(agent_id, [entity_id])
+
+    async def get_rooms_for_participants(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[UUID]:
+        """Ids of the rooms any of the entities takes part in, each once, first joined first."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT room_id FROM participants WHERE agent_id = %s AND entity_id = ANY(%s::uuid[])"
+                    " GROUP BY room_id ORDER BY min(created_at), room_id",
+                    (agent_id, list(entity_ids)),
+                )
+            ).fetchall()
+        return [r["room_id"] for r in rows]
+
+    # -- participants -----------------------------------------------------------------------
+
+    @idempotent
+    async def add_participants_room(self, agent_id: UUID, entity_ids: Sequence[UUID], room_id: UUID) -> bool:
+        """Make entities participants of a room, in one statement (elizaOS ``addParticipantsRoom``).
+
+        Entities that already take part stay as they are (their state is kept).
+
+        Returns:
+            True when the room and every entity exist (so all are now participants); False
+            when the room or some entity is unknown (the known entities are still added).
+        """
+        wanted = set(entity_ids)
+        if not wanted:
+            return True
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "WITH known AS ("
+                    "  SELECT e.id FROM entities e JOIN rooms r ON r.agent_id = e.agent_id AND r.id = %(r)s"
+                    "  WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])),"
+                    " added AS (INSERT INTO participants (agent_id, room_id, entity_id)"
+                    "  SELECT %(a)s, %(r)s, id FROM known ON CONFLICT DO NOTHING)"
+                    " SELECT count(*) AS known FROM known",
+                    {"a": agent_id, "r": room_id, "ids": list(wanted)},
+                )
+            ).fetchone()
+        return row["known"] == len(wanted)
+
+    async def remove_participant(self, agent_id: UUID, entity_id: UUID, room_id: UUID) -> bool:
+        """Take an entity out of a room (elizaOS ``removeParticipant``).
+
+        Returns:
+            True when it was a participant.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+                (agent_id, room_id, entity_id),
+            )
+            return cur.rowcount == 1
+
+    async def get_participants_for_room(self, agent_id: UUID, room_id: UUID) -> list[UUID]:
+        """Ids of the room's participants, in the order they joined."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT entity_id FROM participants WHERE agent_id = %s AND room_id = %s"
+                    " ORDER BY created_at, entity_id",
+                    (agent_id, room_id),
+                )
+            ).fetchall()
+        return [r["entity_id"] for r in rows]
+
+    async def get_participants_for_entity(self, agent_id: UUID, entity_id: UUID) -> list[ParticipantRecord]:
+        """The entity's participations (room, state, since when), in the order it joined."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT room_id, entity_id, room_state, {_MS.format('created_at')} AS created_at"
+                    " FROM participants WHERE agent_id = %s AND entity_id = %s ORDER BY created_at, room_id",
+                    (agent_id, entity_id),
+                )
+            ).fetchall()
+        return [
+            ParticipantRecord(
+                room_id=r["room_id"], entity_id=r["entity_id"], created_at=r["created_at"],
+                room_state=None if r["room_state"] is None else ParticipantUserState(r["room_state"]),
+            )
+            for r in rows
+        ]
+
+    @idempotent
+    async def is_room_participant(self, agent_id: UUID, room_id: UUID, entity_id: UUID) -> bool:
+        """Whether the entity takes part in the room."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM participants WHERE agent_id = %s AND room_id = %s"
+                    " AND entity_id = %s) AS found",
+                    (agent_id, room_id, entity_id),
+                )
+            ).fetchone()
+        return row["found"]
+
+    async def get_participant_user_state(
+        self, agent_id: UUID, room_id: UUID, entity_id: UUID
+    ) -> ParticipantUserState | None:
+        """FOLLOWED, MUTED, or ``None`` (no state, or not a participant)."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT room_state FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+                    (agent_id, room_id, entity_id),
+                )
+            ).fetchone()
+        if row is None or row["room_state"] is None:
+            return None
+        return ParticipantUserState(row["room_state"])
+
+    @idempotent
+    async def set_participant_user_state(
+        self, agent_id: UUID, room_id: UUID, entity_id: UUID, state: ParticipantUserState | str | None
+    ) -> bool:
+        """Set how the agent treats a participant's room: FOLLOWED, MUTED or ``None`` (neither).
+
+        Returns:
+            True when the entity is a participant of the room; False otherwise (nothing is created).
+
+        Raises:
+            ValueError: ``state`` is not FOLLOWED, MUTED or ``None`` (checked before any SQL).
+        """
+        value = _user_state(state)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE participants SET room_state = %s WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+                (None if value is None else value.value, agent_id, room_id, entity_id),
+            )
+            return cur.rowcount == 1

@@ -1,30 +1,100 @@
-"""Embeddings: vectors stored beside memories, written by the worker, searched by cosine."""
+"""Embeddings: vectors stored beside memories, written by the worker, searched by cosine.
+
+Layout (``infra/migrations/0004_embedding_dimensions.sql``): one ``embeddings`` row per
+memory, with one nullable column per supported dimension (``dim_384`` ... ``dim_3072``), each
+with its own HNSW cosine index, and copies of the memory's filter columns (``agent_id``,
+``type``, ``room_id``, ``world_id``, ``entity_id``) so a filtered search never joins
+``memories`` before the top rows are known.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import numpy as np
-from pgvector import Vector
+import psycopg
+from pgvector import HalfVector, Vector
+from psycopg import AsyncConnection, sql
 
-from core.db.adapter import EmbeddingRow, EmbeddingTarget
+from core.db.adapter import EMBEDDING_DIMENSIONS, EmbeddingRow, EmbeddingTarget
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
+from core.errors import ConfigurationError
 from core.types import Memory
+
+#: Reciprocal-rank-fusion constant (Cormack et al., 2009): damps the weight of the top ranks.
+RRF_K = 60
+#: Text search configuration of the re-rank (stemming and stop words of English).
+TEXT_SEARCH_CONFIG = "english"
+
+
+@dataclass(frozen=True)
+class _VectorColumn:
+    """Where vectors of one dimension live: the column and its pgvector type."""
+
+    name: str
+    pg_type: str  # "vector", or "halfvec" above HNSW's 2,000-dimension limit for vector
+
+    def literal(self, values: Sequence[float]) -> Vector | HalfVector:
+        array = np.asarray(values, dtype=np.float32)
+        return HalfVector(array) if self.pg_type == "halfvec" else Vector(array)
+
+
+#: The allow-list of vector columns: SQL identifiers come from here only.
+_COLUMNS: dict[int, _VectorColumn] = {
+    dim: _VectorColumn(f"dim_{dim}", "halfvec" if dim > 2000 else "vector") for dim in EMBEDDING_DIMENSIONS
+}
 
 
 class EmbeddingsMixin(PostgresBase):
+    """Vector storage and search.
+
+    Attributes:
+        hnsw_ef_search: Candidate list size of one HNSW scan (``hnsw.ef_search``); higher is
+            slower and more exact. Tuned by ``bench/vector_search.py``.
+        hnsw_max_scan_tuples: Most tuples an iterative scan visits before giving up
+            (``hnsw.max_scan_tuples``): bounds the cost of a filter that matches few rows.
+        rerank_pool: How many vector candidates per result the text re-rank considers.
+    """
+
+    hnsw_ef_search: int = 64
+    hnsw_max_scan_tuples: int = 20_000
+    rerank_pool: int = 3
+
+    def _vector_column(self) -> _VectorColumn:
+        try:
+            return _COLUMNS[self.embedding_dimension]
+        except KeyError:
+            raise ConfigurationError(
+                f"EMBEDDING_DIMENSION={self.embedding_dimension} is not supported; "
+                f"use one of {', '.join(map(str, EMBEDDING_DIMENSIONS))}"
+            ) from None
+
     async def get_embedding_targets(self, memory_ids: Sequence[UUID]) -> list[EmbeddingTarget]:
-        """Current text and embedding state of the memories that still exist."""
+        """Current text and embedding state of the memories that still exist.
+
+        Args:
+            memory_ids: Memories to look up (missing ones are left out of the result).
+
+        Returns:
+            One target per existing memory; ``embedded_hash`` is ``None`` unless a vector of
+            the configured dimension is stored (a vector from a previous model of another
+            dimension does not count: it must be recomputed).
+
+        Raises:
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
+        """
+        column = sql.Identifier(self._vector_column().name)
+        query = sql.SQL(
+            "SELECT m.id, m.agent_id, coalesce(m.content->>'text', '') AS text, m.content_hash,"
+            " CASE WHEN e.{column} IS NOT NULL THEN e.content_hash END AS embedded_hash"
+            " FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id AND e.agent_id = m.agent_id"
+            " WHERE m.id = ANY(%s)"
+        ).format(column=column)
         async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT m.id, m.agent_id, coalesce(m.content->>'text', '') AS text, m.content_hash,"
-                    " e.content_hash AS embedded_hash"
-                    " FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id WHERE m.id = ANY(%s)",
-                    (list(memory_ids),),
-                )
-            ).fetchall()
+            rows = await (await conn.execute(query, (list(memory_ids),))).fetchall()
         return [
             EmbeddingTarget(
                 memory_id=r["id"], agent_id=r["agent_id"], text=r["text"],
@@ -36,32 +106,36 @@ class EmbeddingsMixin(PostgresBase):
     async def upsert_embeddings(self, rows: Sequence[EmbeddingRow]) -> int:
         """Store vectors in one round trip; a vector for text that changed since is not written.
 
+        Idempotent: a row identical to the stored one (same hash, model and vector) is not
+        rewritten, so an SQS redelivery does not churn the HNSW index. Storing a vector clears
+        the memory's vector of any other dimension (it came from an earlier model). The
+        memory's filter columns are copied from ``memories`` in the same statement.
+
+        Args:
+            rows: Vectors to store; for a memory listed twice, the last row wins.
+
         Returns:
-            Number of rows written.
+            Number of rows inserted or changed.
 
         Raises:
             EmbeddingDimensionError: a vector's length is not ``embedding_dimension``
-                (nothing is written).
+                (nothing is written: unlike elizaOS, a vector is never silently dropped).
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
         """
         for row in rows:
             self.check_dimension(row.vector)
-        if not rows:
+        column = self._vector_column()
+        # ON CONFLICT cannot touch one row twice in a statement: keep the last row per memory.
+        batch = list({row.memory_id: row for row in rows}.values())
+        if not batch:
             return 0
         async with self.pool.connection() as conn, conn.cursor() as cur:
-            # One statement for the whole batch: unnest() the columns, and join memories so
-            # a vector whose memory was deleted or edited meanwhile is silently not stored.
             await cur.execute(
-                "INSERT INTO embeddings (memory_id, agent_id, content_hash, model, dim_384)"
-                " SELECT b.memory_id, b.agent_id, b.content_hash, b.model, b.vec"
-                " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::vector[])"
-                "   AS b(memory_id, agent_id, content_hash, model, vec)"
-                " JOIN memories m ON m.id = b.memory_id AND m.content_hash = b.content_hash"
-                " ON CONFLICT (memory_id) DO UPDATE SET content_hash = excluded.content_hash,"
-                "   model = excluded.model, dim_384 = excluded.dim_384, created_at = now()",
+                _upsert_sql(column),
                 (
-                    [r.memory_id for r in rows], [r.agent_id for r in rows],
-                    [r.content_hash for r in rows], [r.model for r in rows],
-                    [Vector(np.asarray(r.vector, dtype=np.float32)) for r in rows],
+                    [r.memory_id for r in batch], [r.agent_id for r in batch],
+                    [r.content_hash for r in batch], [r.model for r in batch],
+                    [column.literal(r.vector) for r in batch],
                 ),
             )
             return cur.rowcount
@@ -71,40 +145,170 @@ class EmbeddingsMixin(PostgresBase):
         agent_id: UUID,
         embedding: Sequence[float],
         *,
-        table: str,
+        table: str | None = None,
         room_id: UUID | None = None,
+        world_id: UUID | None = None,
+        entity_id: UUID | None = None,
         count: int = 10,
         match_threshold: float = 0.0,
+        query_text: str | None = None,
     ) -> list[Memory]:
         """Memories of one agent most similar to ``embedding`` (cosine), best first.
+
+        Runs on the HNSW index of the configured dimension with pgvector's iterative scan
+        (``relaxed_order``), so a selective filter still fills ``count`` results; the rows
+        found are re-sorted by exact distance.
+
+        With ``query_text``, the ``rerank_pool * count`` nearest candidates are re-ranked by
+        reciprocal-rank fusion of their vector rank and their full-text rank:
+        ``score = 1 / (RRF_K + vector_rank) + 1 / (RRF_K + text_rank)``, ranks starting at 1,
+        ``text_rank`` ordering the candidates that match any word of ``query_text`` by
+        ``ts_rank_cd`` over ``content.text`` (a candidate matching no word gets no text term).
 
         Args:
             agent_id: Only this agent's memories are searched.
             embedding: Query vector of length ``embedding_dimension``.
-            table: elizaOS table name to search (``"messages"``...).
+            table: elizaOS table name to search (``"messages"``...); all tables when ``None``.
             room_id: Restrict to one room.
-            count: Most results.
-            match_threshold: Least similarity (``1 - cosine distance``) a result must have.
+            world_id: Restrict to one world.
+            entity_id: Restrict to what one entity said.
+            count: Most results (at least 1).
+            match_threshold: Least similarity (``1 - cosine distance``, -1 to 1) a result
+                must have.
+            query_text: The query's text, to re-rank candidates by words as well.
 
         Returns:
-            Memories with ``similarity`` set.
+            At most ``count`` memories with ``similarity`` set, best first.
 
         Raises:
             EmbeddingDimensionError: the query vector has the wrong length.
+            ValueError: ``count`` is less than 1.
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
         """
         self.check_dimension(embedding)
-        query = Vector(np.asarray(embedding, dtype=np.float32))
-        room_filter = "AND m.room_id = %(room)s" if room_id else ""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        column = self._vector_column()
+        filters: dict[str, Any] = {"type": table, "room_id": room_id, "world_id": world_id, "entity_id": entity_id}
+        active = {name: value for name, value in filters.items() if value is not None}
+        limit = count * self.rerank_pool if query_text else count
+        params: dict[str, Any] = {
+            "q": column.literal(embedding), "agent": agent_id, "limit": limit,
+            "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG, **active,
+        }
+        query = _search_sql(column, list(active), rerank=bool(query_text))
+        settings = (str(self.hnsw_ef_search), str(self.hnsw_max_scan_tuples))
         async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {MEMORY_COLUMNS}, 1 - (e.dim_384 <=> %(q)s) AS similarity"
-                    " FROM embeddings e JOIN memories m ON m.id = e.memory_id"
-                    f" WHERE e.agent_id = %(agent)s AND m.type = %(table)s {room_filter}"
-                    "   AND 1 - (e.dim_384 <=> %(q)s) >= %(threshold)s"
-                    " ORDER BY e.dim_384 <=> %(q)s LIMIT %(count)s",
-                    {"q": query, "agent": agent_id, "table": table, "room": room_id,
-                     "threshold": match_threshold, "count": count},
-                )
-            ).fetchall()
-        return [memory_from_row(r) for r in rows]
+            rows = await _in_one_round_trip(conn, settings, query, params)
+        if query_text:
+            rows = fuse_ranks(rows)
+        return [memory_from_row(r) for r in rows[:count]]
+
+
+#: SET LOCAL through set_config(..., true): the values stay bound parameters, and they end
+#: with the transaction, so no session state pins an RDS Proxy connection.
+_SET_LOCAL_HNSW = (
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)"
+)
+
+
+async def _in_one_round_trip(
+    conn: AsyncConnection[Any], settings: tuple[str, str], query: sql.Composed, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run ``query`` after ``_SET_LOCAL_HNSW`` in one transaction and one round trip.
+
+    BEGIN, the settings, the query and COMMIT are pipelined behind a single Sync (counted on
+    the wire by ``bench/write_path.py``); ``conn.transaction()`` would sync after BEGIN and
+    again at COMMIT: three round trips where one does.
+
+    Raises:
+        psycopg.Error: a statement failed (the transaction is rolled back first, so the
+            connection goes back to the pool idle).
+    """
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            await conn.execute(_SET_LOCAL_HNSW, settings)
+            cursor = await conn.execute(query, params)
+            await conn.execute("COMMIT")
+    except psycopg.Error:
+        await conn.rollback()
+        raise
+    return await cursor.fetchall()
+
+
+def fuse_ranks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Order candidates by reciprocal-rank fusion of vector and text ranks.
+
+    Args:
+        rows: Candidates ordered by cosine distance (best first), each with ``text_score``
+            (``ts_rank_cd``; 0 when no word matches).
+
+    Returns:
+        The same rows, best fused score first (ties keep vector order).
+    """
+    by_text = sorted((i for i, r in enumerate(rows) if r["text_score"] > 0), key=lambda i: -rows[i]["text_score"])
+    text_rank = {i: rank for rank, i in enumerate(by_text, start=1)}
+
+    def score(i: int) -> float:
+        fused = 1 / (RRF_K + i + 1)
+        if i in text_rank:
+            fused += 1 / (RRF_K + text_rank[i])
+        return fused
+
+    return [rows[i] for i in sorted(range(len(rows)), key=lambda i: (-score(i), i))]
+
+
+def _upsert_sql(column: _VectorColumn) -> sql.Composed:
+    # One statement for the whole batch: unnest() the columns, and join memories so a vector
+    # whose memory was deleted or edited meanwhile (hash differs) is not stored, and so the
+    # filter columns are copied from the memory itself, not trusted from the caller. The
+    # vectors go as a binary array (%b): psycopg sends a list of them as text otherwise,
+    # and formatting 384 floats as text costs ~0.4 ms a vector (75x the binary dump).
+    others = [sql.SQL("{} = NULL").format(sql.Identifier(c.name)) for c in _COLUMNS.values() if c != column]
+    return sql.SQL(
+        "INSERT INTO embeddings (memory_id, agent_id, type, room_id, world_id, entity_id,"
+        " content_hash, model, {col})"
+        " SELECT m.id, m.agent_id, m.type, m.room_id, m.world_id, m.entity_id, b.content_hash, b.model, b.vec"
+        " FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %b::{type}[])"
+        "   AS b(memory_id, agent_id, content_hash, model, vec)"
+        " JOIN memories m ON m.id = b.memory_id AND m.agent_id = b.agent_id AND m.content_hash = b.content_hash"
+        " ON CONFLICT (memory_id, agent_id) DO UPDATE SET content_hash = excluded.content_hash,"
+        "   model = excluded.model, {col} = excluded.{col}, {others}, type = excluded.type,"
+        "   room_id = excluded.room_id, world_id = excluded.world_id,"
+        "   entity_id = excluded.entity_id, created_at = now()"
+        " WHERE embeddings.content_hash IS DISTINCT FROM excluded.content_hash"
+        "   OR embeddings.model IS DISTINCT FROM excluded.model"
+        "   OR embeddings.{col} IS DISTINCT FROM excluded.{col}"
+    ).format(
+        col=sql.Identifier(column.name), type=sql.SQL(column.pg_type), others=sql.SQL(", ").join(others),
+    )
+
+
+def _search_sql(column: _VectorColumn, filters: list[str], *, rerank: bool) -> sql.Composed:
+    # The MATERIALIZED CTE keeps the LIMIT on the index scan (pgvector's advice for iterative
+    # scans); the threshold is applied outside it, since a distance filter inside would make
+    # the scan walk up to max_scan_tuples whenever fewer rows than LIMIT pass it.
+    where = sql.SQL("").join(
+        sql.SQL(" AND e.{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in filters
+    )
+    text_score = (
+        sql.SQL(", ts_rank_cd(to_tsvector(%(config)s::regconfig, coalesce(m.content->>'text', '')),"
+                " replace(plainto_tsquery(%(config)s::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery)"
+                " AS text_score")
+        if rerank else sql.SQL("")
+    )
+    return sql.SQL(
+        "WITH candidates AS MATERIALIZED ("
+        " SELECT e.memory_id, e.{col} <=> %(q)s::{type} AS distance FROM embeddings e"
+        " WHERE e.agent_id = %(agent)s AND e.{col} IS NOT NULL{where}"
+        " ORDER BY e.{col} <=> %(q)s::{type} LIMIT %(limit)s)"
+        " SELECT {memory_columns}, 1 - c.distance AS similarity{text_score}"
+        " FROM candidates c JOIN memories m ON m.id = c.memory_id AND m.agent_id = %(agent)s"
+        " WHERE 1 - c.distance >= %(threshold)s"
+        " ORDER BY c.distance, m.id"
+    ).format(
+        col=sql.Identifier(column.name), type=sql.SQL(column.pg_type), where=where,
+        memory_columns=sql.SQL(MEMORY_COLUMNS), text_score=text_score,
+    )

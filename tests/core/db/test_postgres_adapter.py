@@ -1,12 +1,8 @@
 from __future__ import annotations
 
-import math
 import uuid
 
-import pytest
-
 from core.db.adapter import AgentRecord, EmbeddingRow
-from core.errors import EmbeddingDimensionError
 from core.types import ChannelType, Content, Entity, Memory, Room, World
 
 
@@ -61,53 +57,6 @@ async def test_memories_come_back_newest_n_in_conversation_order(adapter, agent_
     assert [m.text for m in got] == ["m2", "m3", "m4"]
     assert got[0].created_at == 1_700_000_000_002
     assert await adapter.get_memories(agent_id, room_id, "facts", 3) == []
-
-
-async def test_search_is_scoped_thresholded_and_ordered(adapter, agent_id):
-    room_id, entity_id = await _room(adapter, agent_id)
-    near, far = _memory(agent_id, room_id, entity_id, "near"), _memory(agent_id, room_id, entity_id, "far")
-    await adapter.create_memories([near, far], "messages")
-    close = [0.0] * 384
-    close[0], close[1] = 0.8, 0.6
-    written = await adapter.upsert_embeddings([
-        EmbeddingRow(near.id, agent_id, near.content_hash, "test", close),
-        EmbeddingRow(far.id, agent_id, far.content_hash, "test", _unit(5)),
-    ])
-    assert written == 2
-    results = await adapter.search_memories(agent_id, _unit(0), table="messages", room_id=room_id, count=5)
-    assert [m.text for m in results] == ["near", "far"]
-    assert math.isclose(results[0].similarity, 0.8, abs_tol=1e-5)
-    assert math.isclose(results[1].similarity, 0.0, abs_tol=1e-5)
-    above = await adapter.search_memories(agent_id, _unit(0), table="messages", match_threshold=0.5)
-    assert [m.text for m in above] == ["near"]
-
-    stranger = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(stranger, f"s-{stranger}", {})])
-    assert await adapter.search_memories(stranger, _unit(0), table="messages") == []
-
-
-async def test_vectors_of_wrong_dimension_are_refused(adapter, agent_id):
-    room_id, entity_id = await _room(adapter, agent_id)
-    memory = _memory(agent_id, room_id, entity_id, "x")
-    await adapter.create_memories([memory], "messages")
-    with pytest.raises(EmbeddingDimensionError, match="768"):
-        await adapter.upsert_embeddings([EmbeddingRow(memory.id, agent_id, memory.content_hash, "t", [0.1] * 768)])
-    with pytest.raises(EmbeddingDimensionError):
-        await adapter.search_memories(agent_id, [0.1] * 10, table="messages")
-    assert (await adapter.get_embedding_targets([memory.id]))[0].embedded_hash is None
-
-
-async def test_vectors_for_changed_or_deleted_text_are_not_stored(adapter, agent_id):
-    room_id, entity_id = await _room(adapter, agent_id)
-    memory = _memory(agent_id, room_id, entity_id, "original")
-    await adapter.create_memories([memory], "messages")
-    written = await adapter.upsert_embeddings([
-        EmbeddingRow(memory.id, agent_id, "hash-of-older-text", "t", _unit(1)),
-        EmbeddingRow(uuid.uuid4(), agent_id, "h", "t", _unit(2)),
-    ])
-    assert written == 0
-    target = (await adapter.get_embedding_targets([memory.id]))[0]
-    assert (target.text, target.content_hash, target.embedded_hash) == ("original", memory.content_hash, None)
 
 
 async def test_deleting_an_agent_cascades(adapter, agent_id):

@@ -1,0 +1,247 @@
+"""core.db.pool: one pool per process with Lambda defaults, connections checked on checkout, no
+server-side prepared statements and no session state (RDS Proxy / PgBouncer), and only the
+container's shutdown closes it."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import logging
+import re
+import time
+import uuid
+import weakref
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from core.bootstrap import plugin as bootstrap
+from core.character import load_character_dict
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
+from core.db.retry import RetryPolicy
+from core.errors import TransientDatabaseError
+from core.model_providers.scripted import ScriptedModels
+from core.orchestrator import IncomingMessage, Orchestrator
+from core.settings import Settings
+from core.types import ModelType
+
+ROOT = Path(__file__).resolve().parents[3]
+CODE_DIRS = ("core", "functions", "infra")
+REPLY = "<response><actions>REPLY</actions><text>ok</text></response>"
+
+
+@pytest.fixture
+async def lambda_pool(database_url):
+    """A pool with the Lambda defaults (min 0, max 1), as the container builds it."""
+    pool = create_pool(Settings(database_url=database_url))
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _backend_pid(pool: AsyncConnectionPool) -> int:
+    async with pool.connection() as conn:
+        return (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    """What happens to an idle pooled connection while the container is frozen (idle timeout, proxy, failover)."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as other:
+        assert (await (await other.execute("SELECT pg_terminate_backend(%s)", (pid,))).fetchone())[0]
+        for _ in range(100):
+            if not await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone():
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} still alive")
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+def test_lambda_defaults(database_url):
+    pool = create_pool(Settings.from_env({"DATABASE_URL": database_url}))
+    assert (pool.min_size, pool.max_size) == (0, 1)
+    assert pool.kwargs["prepare_threshold"] is None
+    assert pool.kwargs["autocommit"] is True
+    assert pool._check is AsyncConnectionPool.check_connection  # checked on every checkout
+
+
+def test_pool_sizes_come_from_the_environment(database_url):
+    settings = Settings.from_env({"DATABASE_URL": database_url, "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": "4",
+                                  "DB_POOL_TIMEOUT_S": "2.5"})
+    pool = create_pool(settings)
+    assert (pool.min_size, pool.max_size, pool.timeout) == (1, 4, 2.5)
+
+
+# -- frozen containers --------------------------------------------------------------------------
+
+async def test_a_connection_killed_while_frozen_is_replaced_transparently(lambda_pool, database_url, caplog):
+    caplog.set_level(logging.WARNING, logger="core.db.retry")
+    # attempts=1: a success cannot come from a retry, only from the pool's check on checkout.
+    adapter = PostgresAdapter(lambda_pool, retry_policy=RetryPolicy(attempts=1))
+    assert isinstance(await adapter.get_agents(), list)
+    killed = await _backend_pid(lambda_pool)
+    await _terminate(database_url, killed)
+
+    started = time.perf_counter()
+    agents = await adapter.get_agents()
+    recovery_ms = (time.perf_counter() - started) * 1000
+    print(f"\nnext call after pg_terminate_backend: {recovery_ms:.1f} ms")
+
+    assert isinstance(agents, list)
+    assert await _backend_pid(lambda_pool) != killed
+    assert caplog.records == []
+    assert recovery_ms < 2000
+
+
+async def test_without_the_check_the_killed_connection_would_reach_the_caller(database_url, lambda_pool):
+    # The control for the test above: same pool settings but no check on checkout.
+    unchecked = AsyncConnectionPool(database_url, min_size=0, max_size=1, open=False,
+                                    kwargs={**lambda_pool.kwargs, "row_factory": dict_row})
+    await unchecked.open()
+    try:
+        adapter = PostgresAdapter(unchecked, retry_policy=RetryPolicy(attempts=1))
+        await adapter.get_agents()
+        await _terminate(database_url, await _backend_pid(unchecked))
+        with pytest.raises(TransientDatabaseError) as raised:
+            await adapter.get_agents()
+        assert raised.value.outcome_unknown  # classified as a lost connection
+    finally:
+        await unchecked.close()
+
+
+# -- RDS Proxy / PgBouncer ----------------------------------------------------------------------
+
+async def test_no_server_side_prepared_statements(lambda_pool, database_url):
+    adapter = PostgresAdapter(lambda_pool)
+    pid = await _backend_pid(lambda_pool)
+    for _ in range(10):  # psycopg would prepare from the 5th run with its default threshold
+        await adapter.get_agents()
+        await adapter.get_entity_names(uuid.uuid4(), [uuid.uuid4()])
+    async with lambda_pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements) AS prepared")).fetchone()
+    assert row["pid"] == pid  # the same connection served every query
+    assert row["prepared"] == 0
+
+    # Control: with a threshold, the same query is prepared on the server (the probe sees it).
+    async with await psycopg.AsyncConnection.connect(database_url, prepare_threshold=0) as eager:
+        for _ in range(2):
+            await eager.execute("SELECT id FROM agents WHERE enabled ORDER BY name")
+        assert (await (await eager.execute("SELECT count(*) FROM pg_prepared_statements")).fetchone())[0] > 0
+
+
+# SET [SESSION] name {= | TO} ... — not SET LOCAL (one transaction), SET TRANSACTION or SET CONSTRAINTS.
+_SESSION_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+)?(?!LOCAL\b|TRANSACTION\b|CONSTRAINTS\b)[\w.\"]+\s*(?:=|TO\b)",
+                          re.IGNORECASE)
+_SESSION_SET_CONFIG = re.compile(r"set_config\s*\([^)]*,\s*false\s*\)", re.IGNORECASE)
+
+
+def _session_sets(sql: str) -> list[str]:
+    """Statements of ``sql`` that change session state (``SET x``, ``SET SESSION x``, ``set_config(.., false)``)."""
+    sql = re.sub(r"--[^\n]*", "", sql)
+    found = [s.strip() for s in sql.split(";") if _SESSION_SET.match(s)]
+    return found + _SESSION_SET_CONFIG.findall(sql)
+
+
+def _python_strings(path: Path) -> list[str]:
+    """Every string literal of a module but its docstrings (prose, not SQL)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    strings = []
+    for node in ast.walk(tree):
+        if id(node) in docstrings:
+            continue
+        if isinstance(node, ast.JoinedStr):  # f"UPDATE {t} SET ...": judge the whole statement
+            strings.append("".join(v.value if isinstance(v, ast.Constant) else "x" for v in node.values))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            strings.append(node.value)
+    return strings
+
+
+def test_the_probe_finds_session_sets():
+    assert _session_sets("SET search_path = x")
+    assert _session_sets("BEGIN; SET SESSION statement_timeout = 0")
+    assert _session_sets("set hnsw.ef_search to 100")
+    assert _session_sets("SELECT set_config('hnsw.ef_search', '100', false)")
+    assert not _session_sets("SET LOCAL hnsw.ef_search = 100")
+    assert not _session_sets("SELECT set_config('hnsw.ef_search', '100', true)")
+    assert not _session_sets("UPDATE agents\nSET name = %s WHERE id = %s")
+    assert not _session_sets("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = excluded.v")
+
+
+def test_no_session_level_set_anywhere_in_the_code():
+    offenders = []
+    for folder in CODE_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            offenders += [(name, s) for text in _python_strings(path) for s in _session_sets(text)]
+        for path in sorted((ROOT / folder).rglob("*.sql")):
+            offenders += [(str(path.relative_to(ROOT)), s) for s in _session_sets(path.read_text())]
+    assert offenders == [], "session-level SET pins RDS Proxy connections; use SET LOCAL in a transaction"
+
+
+# -- who closes the pool ------------------------------------------------------------------------
+
+def _pool_closers() -> list[tuple[str, str]]:
+    """(file, enclosing function) of every ``<...pool>.close()`` / ``.aclose()`` call in the code."""
+    found = []
+    for folder in CODE_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
+                for call in [n for n in ast.walk(func) if isinstance(n, ast.Call)]:
+                    target = call.func
+                    if (isinstance(target, ast.Attribute) and target.attr in {"close", "aclose"}
+                            and ast.unparse(target.value).lower().endswith("pool")):
+                        found.append((str(path.relative_to(ROOT)), func.name))
+    return sorted(set(found))
+
+
+def test_only_the_container_closes_the_pool():
+    assert _pool_closers() == [("functions/container.py", "close")]
+
+
+async def test_many_runtimes_built_and_dropped_leave_the_pool_open(lambda_pool):
+    scripted = ScriptedModels()
+    adapter = PostgresAdapter(lambda_pool)
+    orchestrator = Orchestrator(adapter, plugins=[bootstrap, scripted.plugin()])
+    name = f"Pooled-{uuid.uuid4().hex[:8]}"
+    await orchestrator.add_agents([load_character_dict({"name": name, "bio": ["A test agent."]})])
+    dropped = []
+    for i in range(200):
+        runtime = orchestrator.runtime(name)
+        if i % 20 == 0:  # some of them do a whole turn through the pool
+            scripted.script(ModelType.TEXT_LARGE, REPLY)
+            result = await orchestrator.handle_message(runtime, IncomingMessage(text=f"hello {i}"))
+            assert result.did_respond
+        dropped.append(weakref.ref(runtime))
+        del runtime
+    gc.collect()
+    assert all(ref() is None for ref in dropped)  # really dropped
+    assert not lambda_pool.closed
+    history = await adapter.get_memories(orchestrator.get_agent(name).agent_id, result.room_id, "messages", 50)
+    assert len(history) == 20  # 10 turns, each a message and its reply, through the same open pool
+
+
+def test_container_close_closes_the_pool(database_url):
+    from functions.container import Container
+
+    container = Container(Settings(database_url=database_url, model_plugins=["core.model_providers.scripted"]))
+    orchestrator = Orchestrator(container.adapter, plugins=[bootstrap, *container.model_plugins])
+    name = f"Contained-{uuid.uuid4().hex[:8]}"
+    container.run(orchestrator.add_agents([load_character_dict({"name": name, "bio": ["x"]})]))
+    for _ in range(50):
+        orchestrator.runtime(name)
+    gc.collect()
+    assert not container.pool.closed
+    assert container.run(container.adapter.get_agents())
+    container.close()
+    assert container.pool.closed
