@@ -23,9 +23,13 @@ import uuid
 from pathlib import Path
 
 # Chat-message-like texts: 3 to 30 words (typical user messages are short).
-WORDS = ("agent lambda vector memory embedding queue priority runtime character plugin action provider "
-         "evaluator service model registry postgres index search room world entity relationship task "
-         "worker schedule lease batch throughput latency reply message conversation knowledge fact").split()
+WORDS = [
+    "agent", "lambda", "vector", "memory", "embedding", "queue", "priority", "runtime",
+    "character", "plugin", "action", "provider", "evaluator", "service", "model", "registry",
+    "postgres", "index", "search", "room", "world", "entity", "relationship", "task", "worker",
+    "schedule", "lease", "batch", "throughput", "latency", "reply", "message", "conversation",
+    "knowledge", "fact",
+]
 
 
 def emit(metric: str, value: float, unit: str) -> None:
