@@ -23,6 +23,8 @@ class Settings(BaseModel):
         pool_max_size: Most connections per process (``DB_POOL_MAX_SIZE``; 1 in Lambda, which
             runs one event at a time per container).
         pool_timeout_s: Seconds to wait for a pooled connection (``DB_POOL_TIMEOUT_S``).
+        pool_check_after_s: A connection idle longer than this (seconds) is checked before use
+            (``DB_POOL_CHECK_AFTER_S``; see ``core.db.pool``).
         embedding_dimension: Vector length of the embedding model (``EMBEDDING_DIMENSION``),
             a setting so start-up never calls the model to find out; one of
             ``core.db.adapter.EMBEDDING_DIMENSIONS`` (384, 512, 768, 1024, 1536, 3072).
@@ -39,6 +41,7 @@ class Settings(BaseModel):
     pool_min_size: int = Field(default=0, ge=0)
     pool_max_size: int = Field(default=1, ge=1)
     pool_timeout_s: float = Field(default=10.0, gt=0)
+    pool_check_after_s: float = Field(default=1.0, ge=0)
     embedding_dimension: int = Field(default=384, gt=0)
     queue_urls: dict[str, str] = Field(default_factory=dict)
     model_plugins: list[str] = Field(default_factory=lambda: ["core.model_providers.local"])
@@ -75,6 +78,7 @@ class Settings(BaseModel):
             "pool_min_size": "DB_POOL_MIN_SIZE",
             "pool_max_size": "DB_POOL_MAX_SIZE",
             "pool_timeout_s": "DB_POOL_TIMEOUT_S",
+            "pool_check_after_s": "DB_POOL_CHECK_AFTER_S",
             "embedding_dimension": "EMBEDDING_DIMENSION",
             "conversation_length": "CONVERSATION_LENGTH",
             "max_body_bytes": "MAX_BODY_BYTES",

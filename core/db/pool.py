@@ -7,6 +7,12 @@ working (no server-side prepared statements); autocommit plus explicit transacti
 no session state that would pin a proxy connection; ``check`` replaces a connection that
 died while the container was frozen before it is handed out.
 
+The check costs a round trip, so, like PgBouncer's ``server_check_delay``, it runs only on
+a connection that sat idle in the pool longer than ``DB_POOL_CHECK_AFTER_S`` (1 s): a
+frozen container always exceeds that, while the several checkouts of one message turn,
+milliseconds apart, skip it (a turn drops from 8 round trips to 5). A connection lost within
+that window is still covered by ``core.db.retry`` for idempotent operations.
+
 One pool per process: the container opens it in the init phase and ``Container.close()`` (process
 shutdown) is the only code that closes it; adapters and runtimes share it and never close it.
 Transient errors met while using it (lost connections, deadlocks, pool timeouts) are typed and,
@@ -14,6 +20,9 @@ where safe, retried by ``core.db.retry``.
 """
 
 from __future__ import annotations
+
+import time
+import weakref
 
 from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
@@ -28,15 +37,41 @@ async def _configure(conn: AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
+class IdleCheck:
+    """Checks a connection on checkout only when it has been idle longer than ``after_s``.
+
+    Args:
+        after_s: Idle time (seconds) after which a connection is checked before use; 0 checks
+            every checkout.
+    """
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._returned_at: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
+
+    async def returned(self, conn: AsyncConnection) -> None:
+        """Pool ``reset`` hook: remember when the connection came back."""
+        self._returned_at[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection) -> None:
+        """Pool ``check`` hook: raises if a connection idle for too long is dead."""
+        returned_at = self._returned_at.get(conn)
+        if returned_at is not None and time.monotonic() - returned_at < self.after_s:
+            return
+        await AsyncConnectionPool.check_connection(conn)
+
+
 def create_pool(settings: Settings) -> AsyncConnectionPool:
     """Build (not open) the pool. Open it with ``await pool.open()`` on the container's loop.
 
     Args:
-        settings: ``database_url``, ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``.
+        settings: ``database_url``, ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``,
+            ``pool_check_after_s``.
 
     Returns:
         An unopened ``AsyncConnectionPool`` yielding autocommit connections with dict rows.
     """
+    idle_check = IdleCheck(settings.pool_check_after_s)
     return AsyncConnectionPool(
         settings.database_url,
         min_size=settings.pool_min_size,
@@ -45,6 +80,7 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
         configure=_configure,
-        check=AsyncConnectionPool.check_connection,
+        check=idle_check.check,
+        reset=idle_check.returned,
         name="agent-runtime",
     )

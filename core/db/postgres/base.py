@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from core.db.postgres.values import to_ms
 from core.errors import EmbeddingDimensionError
 from core.types import Content, Memory, MemoryMetadata
 
@@ -44,6 +45,6 @@ def memory_from_row(row: dict[str, Any]) -> Memory:
         entity_id=row["entity_id"],
         content=Content.model_validate(row["content"]),
         metadata=MemoryMetadata.model_validate(row["metadata"]),
-        created_at=int(row["created_at"].timestamp() * 1000),
+        created_at=to_ms(row["created_at"]),
         similarity=row.get("similarity"),
     )

@@ -14,7 +14,7 @@ from uuid import UUID
 import psycopg
 
 from core.db.postgres.base import PostgresBase
-from core.db.postgres.memories import check_name, check_page, json_text
+from core.db.postgres.values import check_name, check_page, json_text
 from core.db.retry import idempotent
 from core.errors import NotFoundError
 

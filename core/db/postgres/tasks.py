@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from core.db.postgres.base import PostgresBase
-from core.db.postgres.memories import check_page, from_ms, json_text, to_ms
+from core.db.postgres.values import check_page, from_ms, json_text, to_ms
 from core.db.retry import idempotent
 from core.errors import NotFoundError
 from core.types import Task, TaskUpdate

@@ -7,7 +7,7 @@ import pytest
 
 from core.db.adapter import AgentRecord
 from core.db.postgres.cache import MAX_TTL_S
-from core.db.postgres.memories import MAX_PAGE_SIZE
+from core.db.postgres.values import MAX_PAGE_SIZE
 from core.errors import NotFoundError
 
 EVIL = ["'; DROP TABLE cache; --", "x' OR '1'='1", "$$", "%s", "%(agent)s", 'a"b', "\\", "*", "%", "_"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.db.adapter import AgentRecord
-from core.db.postgres.memories import MAX_PAGE_SIZE
+from core.db.postgres.values import MAX_PAGE_SIZE
 from core.errors import NotFoundError
 from core.types import (
     ActionLogBody,

@@ -8,7 +8,8 @@ import pytest
 from core.db.adapter import AgentRecord, EmbeddingRow
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
-from core.db.postgres.memories import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from core.db.postgres.memories import decode_cursor, encode_cursor
+from core.db.postgres.values import MAX_PAGE_SIZE
 from core.errors import NotFoundError
 from core.settings import Settings
 from core.types import ChannelType, Content, Entity, Memory, MemoryMetadata, MemoryType, Room, World

@@ -5,6 +5,7 @@ container's shutdown closes it."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import gc
 import logging
 import re
@@ -68,7 +69,7 @@ def test_lambda_defaults(database_url):
     assert (pool.min_size, pool.max_size) == (0, 1)
     assert pool.kwargs["prepare_threshold"] is None
     assert pool.kwargs["autocommit"] is True
-    assert pool._check is AsyncConnectionPool.check_connection  # checked on every checkout
+    assert pool._check.__self__.after_s == 1.0  # idle connections are checked on checkout
 
 
 def test_pool_sizes_come_from_the_environment(database_url):
@@ -80,13 +81,23 @@ def test_pool_sizes_come_from_the_environment(database_url):
 
 # -- frozen containers --------------------------------------------------------------------------
 
-async def test_a_connection_killed_while_frozen_is_replaced_transparently(lambda_pool, database_url, caplog):
+async def test_a_connection_killed_while_frozen_is_replaced_transparently(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="core.db.retry")
+    pool = create_pool(Settings(database_url=database_url, pool_check_after_s=0.05))
+    await pool.open()
+    try:
+        await _killed_while_frozen_then_used(pool, database_url, caplog)
+    finally:
+        await pool.close()
+
+
+async def _killed_while_frozen_then_used(lambda_pool, database_url, caplog):
     # attempts=1: a success cannot come from a retry, only from the pool's check on checkout.
     adapter = PostgresAdapter(lambda_pool, retry_policy=RetryPolicy(attempts=1))
     assert isinstance(await adapter.get_agents(), list)
     killed = await _backend_pid(lambda_pool)
     await _terminate(database_url, killed)
+    await asyncio.sleep(0.1)  # "frozen" for longer than pool_check_after_s
 
     started = time.perf_counter()
     agents = await adapter.get_agents()
@@ -97,6 +108,22 @@ async def test_a_connection_killed_while_frozen_is_replaced_transparently(lambda
     assert await _backend_pid(lambda_pool) != killed
     assert caplog.records == []
     assert recovery_ms < 2000
+
+
+async def test_busy_connections_skip_the_check(database_url):
+    """Checkouts milliseconds apart (one turn) pay no check round trip: a connection killed
+    in between reaches the caller, as a lost connection (the retry layer's job then)."""
+    pool = create_pool(Settings(database_url=database_url, pool_check_after_s=60))
+    await pool.open()
+    try:
+        adapter = PostgresAdapter(pool, retry_policy=RetryPolicy(attempts=1))
+        await adapter.get_agents()
+        await _terminate(database_url, await _backend_pid(pool))
+        with pytest.raises(TransientDatabaseError) as raised:
+            await adapter.get_agents()
+        assert raised.value.outcome_unknown
+    finally:
+        await pool.close()
 
 
 async def test_without_the_check_the_killed_connection_would_reach_the_caller(database_url, lambda_pool):

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from core.db.adapter import AgentRecord
-from core.db.postgres.memories import MAX_PAGE_SIZE
+from core.db.postgres.values import MAX_PAGE_SIZE
 from core.errors import NotFoundError
 from core.types import Task, TaskStatus, TaskUpdate
 
