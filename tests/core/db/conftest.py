@@ -26,3 +26,11 @@ async def agent_id(adapter):
     agent = uuid.uuid4()
     await adapter.upsert_agents([AgentRecord(agent, f"agent-{agent}", {"name": f"agent-{agent}"})])
     return agent
+
+
+@pytest.fixture
+async def other_agent(adapter):
+    """A second agent, to check that nothing of ``agent_id``'s is visible to it."""
+    other = uuid.uuid4()
+    await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
+    return other

@@ -5,7 +5,6 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from core.db.adapter import AgentRecord
 from core.types import ChannelType, Component, Entity, Room, World
 
 HOSTILE = [
@@ -16,13 +15,6 @@ HOSTILE = [
     "prof_le",
     '"; DELETE FROM components; --',
 ]
-
-
-@pytest.fixture
-async def other_agent(adapter):
-    other = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
-    return other
 
 
 @pytest.fixture

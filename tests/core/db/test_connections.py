@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from core.db.adapter import AgentRecord, EmbeddingRow, ParticipantUserState
+from core.db.adapter import EmbeddingRow, ParticipantUserState
 from core.types import ChannelType, Component, Content, Entity, Memory, Room, World
 
 #: Strings that would change a query if they were ever spliced into SQL text.
@@ -18,13 +18,6 @@ HOSTILE = [
     "Robert'); DROP TABLE participants;--",
     "%s %(a)s {}",
 ]
-
-
-@pytest.fixture
-async def other_agent(adapter):
-    other = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
-    return other
 
 
 async def _connect(adapter, agent_id, *, names=("alice",), metadata=None, world=True, room_type=ChannelType.GROUP):

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from core.db.adapter import AgentRecord
 from core.types import Entity, Relationship
 
 HOSTILE_TAGS = [
@@ -17,13 +16,6 @@ HOSTILE_TAGS = [
     "friend,colleague",
     '"}',
 ]
-
-
-@pytest.fixture
-async def other_agent(adapter):
-    other = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
-    return other
 
 
 @pytest.fixture
