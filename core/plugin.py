@@ -121,6 +121,8 @@ class Plugin:
         models: Model handlers it registers; ``name`` is their provider name.
         init: Optional ``init(config, runtime)`` run when the plugin is registered.
         config: Settings the plugin reads.
+        migrations: Folder of the plugin's own ``NNNN_name.sql`` migrations (elizaOS
+            ``schema``), applied by the migrate command after the core schema, never at runtime.
     """
 
     name: str
@@ -131,3 +133,4 @@ class Plugin:
     models: tuple[ModelRegistration, ...] = ()
     init: Callable[[Mapping[str, Any], AgentRuntime], Awaitable[None]] | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    migrations: str | None = None

@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.blueprint import resolve_plugin
+from core.blueprint import character_plugins, resolve_plugin
 from core.bootstrap import plugin as bootstrap_plugin
 from core.character import Character, default_character_path, load_characters
 from core.db.pool import create_pool
@@ -27,6 +27,26 @@ from core.types import ModelType
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def configured_characters(settings: Settings) -> list[Character]:
+    """Characters from ``CHARACTERS``, or the project's default character (Eliza).
+
+    Raises:
+        CharacterError: a file is missing, empty or invalid (the message names file and field).
+    """
+    paths = settings.character_paths or [str(default_character_path())]
+    return [c for path in paths for c in load_characters(Path(path))]
+
+
+def deployment_plugins(settings: Settings) -> list[Plugin]:
+    """Every plugin this deployment runs: model plugins, then those the characters name (once each).
+
+    The migrate command applies their migrations; the request path never does.
+    """
+    plugins = [resolve_plugin(p) for p in settings.model_plugins]
+    plugins += [p for c in configured_characters(settings) for p in character_plugins(c)]
+    return list({p.name: p for p in plugins}.values())
 
 
 class Container:
@@ -75,8 +95,7 @@ class Container:
 
     def characters(self) -> list[Character]:
         """Characters from ``CHARACTERS``, or the project's default character (Eliza)."""
-        paths = self.settings.character_paths or [str(default_character_path())]
-        return [c for path in paths for c in load_characters(Path(path))]
+        return configured_characters(self.settings)
 
     def model_registry(self) -> ModelRegistry:
         """A registry of the model plugins alone (for functions that serve no agent)."""

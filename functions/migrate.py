@@ -31,6 +31,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.db.migrations import migrate
 from core.errors import ConfigurationError
+from core.settings import Settings
+from functions.container import deployment_plugins
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-migrate"))
 
@@ -107,7 +109,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def _start(url: str) -> Future[list[str]]:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate")
     try:
-        return executor.submit(migrate, url)
+        # The deployment's plugins are resolved in the worker too: a bad plugin is a FAILED answer.
+        return executor.submit(lambda: migrate(url, plugins=deployment_plugins(Settings.from_env())))
     finally:
         executor.shutdown(wait=False)  # the thread finishes its job; no new ones
 

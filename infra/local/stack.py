@@ -48,9 +48,11 @@ def database_url() -> tuple[str, Any]:
 
 def migrate_command() -> None:
     from core.db.migrations import migrate
+    from core.settings import Settings
+    from functions.container import deployment_plugins
 
     url, _ = database_url()
-    applied = migrate(url)
+    applied = migrate(url, plugins=deployment_plugins(Settings.from_env()))
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}", file=sys.stderr)
 
 
@@ -91,8 +93,11 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
     for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
         os.environ.setdefault(key, value)
+    from core.settings import Settings
+    from functions.container import deployment_plugins
+
     url, postgres = database_url()
-    migrate(url)
+    migrate(url, plugins=deployment_plugins(Settings.from_env()))
     moto = start_moto_server(port=int(os.environ.get("MOTO_PORT", "0")))
     sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url)
     queues = create_embedding_queues(sqs, visibility_timeout_s=30)

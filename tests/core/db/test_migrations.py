@@ -74,3 +74,42 @@ def test_concurrent_runs_apply_each_migration_once(scratch_db):
         thread.join()
     assert not errors
     assert sorted(len(r) for r in results) == [0, 0, len(core_migrations())]
+
+
+def test_plugin_migrations_are_namespaced_and_applied_after_core(scratch_db, tmp_path):
+    from core.plugin import Plugin
+
+    core_dir, plugin_dir = tmp_path / "core", tmp_path / "plugin"
+    core_dir.mkdir()
+    plugin_dir.mkdir()
+    _write(core_dir, "0001_base.sql", "CREATE TABLE base (id int PRIMARY KEY);")
+    # Same version number as the core file, and it depends on the core table: order matters.
+    _write(plugin_dir, "0001_notes.sql", "CREATE TABLE notes (base_id int REFERENCES base (id));")
+    plugin = Plugin(name="notes", migrations=str(plugin_dir))
+
+    applied = migrate(scratch_db, load_migrations(core_dir), plugins=[plugin])
+    assert applied == ["0001_base.sql", "notes/0001_notes.sql"]
+    assert migrate(scratch_db, load_migrations(core_dir), plugins=[plugin]) == []
+    with psycopg.connect(scratch_db) as conn:
+        rows = conn.execute("SELECT namespace, version FROM schema_migrations ORDER BY namespace").fetchall()
+    assert rows == [("core", "0001"), ("notes", "0001")]
+
+    _write(plugin_dir, "0001_notes.sql", "CREATE TABLE notes (id bigint);")
+    with pytest.raises(MigrationError, match="notes/0001_notes.sql was edited"):
+        migrate(scratch_db, load_migrations(core_dir), plugins=[plugin])
+
+
+def test_a_missing_plugin_migrations_folder_is_an_error(scratch_db, tmp_path):
+    from core.plugin import Plugin
+
+    with pytest.raises(MigrationError, match="ghost"):
+        migrate(scratch_db, plugins=[Plugin(name="ghost", migrations=str(tmp_path / "nope"))])
+
+
+def test_a_ledger_keyed_by_version_alone_is_upgraded(scratch_db):
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
+                     " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    assert migrate(scratch_db) == [m.name for m in core_migrations()]
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT count(DISTINCT namespace) FROM schema_migrations").fetchone() == (1,)
