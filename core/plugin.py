@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.events import EventHandler
 from core.types import Content, Memory, ModelType, State
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class Plugin:
         config: Settings the plugin reads.
         migrations: Folder of the plugin's own ``NNNN_name.sql`` migrations (elizaOS
             ``schema``), applied by the migrate command after the core schema, never at runtime.
+        events: Handlers by event name (``core.events.EventType``), ``handler(payload)``.
     """
 
     name: str
@@ -134,3 +136,4 @@ class Plugin:
     init: Callable[[Mapping[str, Any], AgentRuntime], Awaitable[None]] | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     migrations: str | None = None
+    events: Mapping[str, tuple[EventHandler, ...]] = field(default_factory=dict)

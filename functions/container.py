@@ -19,6 +19,7 @@ from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.embeddings.queue import EmbeddingQueue
 from core.errors import ConfigurationError
+from core.events import EventBus
 from core.model_registry import ModelRegistry
 from core.orchestrator import Orchestrator
 from core.plugin import Plugin
@@ -106,6 +107,15 @@ class Container:
         if not registry.has(ModelType.TEXT_EMBEDDING):
             raise ConfigurationError("no model plugin serves TEXT_EMBEDDING")
         return registry
+
+    def events(self) -> EventBus:
+        """The process's event bus, with the event handlers of the model plugins."""
+        bus = EventBus()
+        for plugin in self.model_plugins:
+            for name, handlers in plugin.events.items():
+                for handler in handlers:
+                    bus.register(name, handler)
+        return bus
 
     def close(self) -> None:
         """Close the pool and the loop (process shutdown only)."""

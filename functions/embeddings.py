@@ -37,7 +37,8 @@ async def _embed(texts: list[str]) -> list[list[float]]:
 
 
 # Recorded with each vector: which provider made it.
-worker = EmbeddingWorker(container.adapter, _embed, model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider)
+worker = EmbeddingWorker(container.adapter, _embed, model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider,
+                         dimension=container.settings.embedding_dimension, events=container.events())
 # Report an all-failed batch as failures rather than raising: same retry, explicit response.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -3,6 +3,11 @@
 The Lambda handler (``functions/embeddings``) turns SQS records into ``EmbeddingRequest``s,
 calls ``EmbeddingWorker.process`` once for the batch, then reports per-record outcomes
 through Powertools' ``BatchProcessor``.
+
+Oversized texts: the text sent to the model is cut to ``MAX_EMBEDDING_CHARS`` characters
+(about 2,000 tokens), at the last whitespace before the limit. Providers cut again at their
+own token limit (all-MiniLM-L6-v2: 256 tokens); long documents are split into fragments
+before they are queued, so a cut only ever drops the tail of one very long message.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from uuid import UUID
 
 from core.db.adapter import DatabaseAdapter, EmbeddingRow, EmbeddingTarget
 from core.embeddings.request import EmbeddingRequest
+from core.events import EventBus, EventType
 
 logger = logging.getLogger(__name__)
 
+#: Longest text sent to the embedding model (characters); see the module docstring.
+MAX_EMBEDDING_CHARS = 8_000
 #: ``embed(texts) -> vectors``: one model call for the whole batch.
 EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
 
@@ -28,7 +36,7 @@ class Outcome(StrEnum):
 
     EMBEDDED = "embedded"      # vector computed and stored
     DUPLICATE = "duplicate"    # this text already has its vector: no model call, no write
-    STALE = "stale"            # memory deleted or text changed since queued: acknowledged, skipped
+    STALE = "stale"            # memory deleted, text changed or other dimension: acknowledged, skipped
     FAILED = "failed"          # model or write failed: the record is retried by SQS
 
 
@@ -57,12 +65,17 @@ class EmbeddingWorker:
         adapter: Database adapter (reads targets, writes vectors).
         embed: Batched embedding call.
         model_name: Recorded with each vector.
+        dimension: ``EMBEDDING_DIMENSION``: requests queued for another one are stale.
+        events: Where ``EMBEDDING_GENERATION_COMPLETED`` / ``_FAILED`` are emitted, one per memory.
     """
 
-    def __init__(self, adapter: DatabaseAdapter, embed: EmbedFn, model_name: str) -> None:
+    def __init__(self, adapter: DatabaseAdapter, embed: EmbedFn, model_name: str, *,
+                 dimension: int = 384, events: EventBus | None = None) -> None:
         self.adapter = adapter
         self.embed = embed
         self.model_name = model_name
+        self.dimension = dimension
+        self.events = events
 
     async def process(self, requests: Sequence[EmbeddingRequest]) -> BatchReport:
         """Embed what needs it; classify the rest. Never raises for a model or write failure:
@@ -73,17 +86,30 @@ class EmbeddingWorker:
         todo: dict[UUID, EmbeddingTarget] = {}
         for request in requests:
             target = targets.get(request.memory_id)
-            report.outcomes[request.memory_id] = _classify(request, target)
+            report.outcomes[request.memory_id] = _classify(request, target, self.dimension)
             if report.outcomes[request.memory_id] is Outcome.EMBEDDED and target is not None:
                 todo[target.memory_id] = target
         if todo:
             await self._embed_and_store(list(todo.values()), report)
+        await self._emit(report, targets)
         return report
+
+    async def _emit(self, report: BatchReport, targets: dict[UUID, EmbeddingTarget]) -> None:
+        if self.events is None:
+            return
+        for memory_id, outcome in report.outcomes.items():
+            if outcome not in (Outcome.EMBEDDED, Outcome.FAILED):
+                continue
+            payload = {"memoryId": str(memory_id), "agentId": str(targets[memory_id].agent_id),
+                       "model": self.model_name, "error": report.errors.get(memory_id)}
+            name = (EventType.EMBEDDING_GENERATION_COMPLETED if outcome is Outcome.EMBEDDED
+                    else EventType.EMBEDDING_GENERATION_FAILED)
+            await self.events.emit(name, payload)
 
     async def _embed_and_store(self, targets: list[EmbeddingTarget], report: BatchReport) -> None:
         started = time.perf_counter()
         try:
-            vectors = await self.embed([t.text for t in targets])
+            vectors = await self.embed([truncate(t.text) for t in targets])
             report.model_ms = (time.perf_counter() - started) * 1000
             await self.adapter.upsert_embeddings([
                 EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v)
@@ -96,8 +122,19 @@ class EmbeddingWorker:
                 report.errors[target.memory_id] = str(exc)
 
 
-def _classify(request: EmbeddingRequest, target: EmbeddingTarget | None) -> Outcome:
+def truncate(text: str, limit: int = MAX_EMBEDDING_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, at the last whitespace when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit // 2 else cut
+
+
+def _classify(request: EmbeddingRequest, target: EmbeddingTarget | None, dimension: int) -> Outcome:
     if target is None or target.content_hash != request.content_hash or not target.text.strip():
+        return Outcome.STALE
+    if request.dimension != dimension:  # queued before a model change; the sweep re-queues it
         return Outcome.STALE
     if target.embedded_hash == target.content_hash:
         return Outcome.DUPLICATE

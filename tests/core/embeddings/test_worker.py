@@ -80,3 +80,38 @@ async def test_model_failure_fails_the_requests_for_retry(stored):
     assert report.count(Outcome.FAILED) == 2
     assert "model crashed" in next(iter(report.errors.values()))
     assert all(t.embedded_hash is None for t in await adapter.get_embedding_targets([m.id for m in memories]))
+
+
+async def test_events_are_emitted_per_embedded_and_failed_memory(stored):
+    from core.events import EventBus, EventType
+
+    adapter, memories = stored
+    bus, seen = EventBus(), []
+
+    async def record(payload):
+        seen.append(payload)
+
+    bus.register(EventType.EMBEDDING_GENERATION_COMPLETED, record)
+    bus.register(EventType.EMBEDDING_GENERATION_FAILED, record)
+    await EmbeddingWorker(adapter, CountingEmbedder(), "test", events=bus).process([_request(memories[0])])
+    await EmbeddingWorker(adapter, CountingEmbedder(fail=True), "test", events=bus).process([_request(memories[1])])
+    assert [(p["memoryId"], p["error"]) for p in seen] == [
+        (str(memories[0].id), None), (str(memories[1].id), "model crashed")]
+
+
+async def test_requests_for_another_dimension_are_stale(stored):
+    adapter, memories = stored
+    embed = CountingEmbedder()
+    report = await EmbeddingWorker(adapter, embed, "test", dimension=384).process(
+        [_request(memories[0], dimension=768)])
+    assert report.outcomes[memories[0].id] is Outcome.STALE and embed.batches == []
+
+
+def test_long_texts_are_cut_at_a_word_boundary():
+    from core.embeddings.worker import MAX_EMBEDDING_CHARS, truncate
+
+    text = "word " * 5000
+    cut = truncate(text)
+    assert len(cut) <= MAX_EMBEDDING_CHARS and cut.endswith("word") and text.startswith(cut)
+    assert truncate("short") == "short"
+    assert truncate("x" * 20) == "x" * 20 and len(truncate("x" * 9000)) == MAX_EMBEDDING_CHARS
