@@ -88,8 +88,14 @@ async def throughput(url: str, quick: bool) -> None:
     await pool.close()
 
 
+def _embedded(conn, memories) -> int:
+    ids = [m.id for m in memories]
+    return conn.execute("SELECT count(*) FROM embeddings WHERE memory_id = ANY(%s)", (ids,)).fetchone()[0]
+
+
 def mixed_load(url: str, quick: bool) -> None:
     import boto3
+    import psycopg
 
     from infra.local.poller import SqsPoller
     from infra.local.sqs import create_embedding_queues, start_moto_server
@@ -124,17 +130,14 @@ def mixed_load(url: str, quick: bool) -> None:
     time.sleep(1.0)  # the worker is busy with the low backlog when the high items arrive
     started = time.perf_counter()
     enqueue(high, "high")
-    ids = [m.id for m in high]
-    while True:
-        targets = container.run(container.adapter.get_embedding_targets(ids))
-        if all(t.embedded_hash for t in targets):
-            break
-        if time.perf_counter() - started > 60:
-            raise RuntimeError("high-priority items not embedded within 60 s")
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    low_done = sum(1 for t in container.run(container.adapter.get_embedding_targets([m.id for m in low]))
-                   if t.embedded_hash)
+    # Watched from its own connection: the handler's loop belongs to the poller's thread.
+    with psycopg.connect(url, autocommit=True) as watch:
+        while _embedded(watch, high) < len(high):
+            if time.perf_counter() - started > 60:
+                raise RuntimeError("high-priority items not embedded within 60 s")
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        low_done = _embedded(watch, low)
     poller.stop()
     moto.stop()
     container.close()
