@@ -1,0 +1,252 @@
+"""OpenAI-compatible provider (httpx): chat completions, streamed or not, JSON-schema output, embeddings.
+
+The same provider serves OpenAI, vLLM, LM Studio, llama.cpp server, Groq, Together and
+Ollama's ``/v1`` through ``OPENAI_BASE_URL``.
+
+Enable with ``MODEL_PLUGINS=core.model_providers.openai`` and one of:
+
+- ``OPENAI_API_KEY`` (or ``OPENAI_API_KEY_SECRET_ID`` / ``OPENAI_API_KEY_PARAMETER``: the key
+  in Secrets Manager / SSM, see ``core.model_providers.secrets``);
+- ``OPENAI_BASE_URL`` alone, for a local server that wants no key.
+
+Without either, the plugin registers no model and says so once in the log: the plugin's
+``models`` are built from the environment when the module is imported (the init phase),
+since nothing runs a plugin ``init`` hook and a provider that cannot work must not sit in
+the registry's fallback chain. The key itself is read at call time (``runtime.get_setting``
+first), so a character's own ``OPENAI_API_KEY`` secret overrides the process's.
+
+Other settings: ``OPENAI_SMALL_MODEL`` (default ``gpt-4o-mini``), ``OPENAI_LARGE_MODEL``
+(``gpt-4o``), ``OPENAI_EMBEDDING_MODEL`` (``text-embedding-3-small``), generic
+``TEXT_SMALL_MODEL``... (see ``base``); ``OPENAI_EMBEDDING_DIMENSIONS`` (sent as
+``dimensions``; by default ``EMBEDDING_DIMENSION`` is sent to ``text-embedding-3-*`` models
+only, which are the ones that accept it); ``OPENAI_EMBEDDING_BATCH_SIZE`` (inputs per
+request, default 256; OpenAI takes up to 2,048); ``OPENAI_EMBEDDING_ENCODING`` (``base64``,
+the default and what the official SDK asks for: a quarter of the bytes of decimal floats,
+or ``float`` for servers that only speak that); ``OPENAI_PRIORITY`` (default 10);
+``OPENAI_STRUCTURED_OUTPUT`` (``false`` for a small model behind a compatible server: the
+pipeline then asks it for plain replies).
+
+Structured output: params ``schema`` (a JSON schema; ``schema_name``, ``strict``) become
+``response_format: {"type": "json_schema", ...}``; the handler returns the JSON text
+(TEXT_*) or the parsed object (OBJECT_*; with no schema, ``json_object`` mode).
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from core.errors import ModelError
+from core.model_providers import http, secrets
+from core.model_providers.base import (
+    ModelResult,
+    announce_disabled,
+    chat_input,
+    embedding_texts,
+    emit,
+    env_priority,
+    max_tokens,
+    model_name,
+    output_schema,
+    registrations,
+    setting,
+    stop_sequences,
+    stream_callback,
+    temperature,
+)
+from core.model_providers.usage import Usage
+from core.plugin import Plugin
+from core.types import ModelType
+
+PROVIDER = "openai"
+PREFIX = "OPENAI"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODELS = {"SMALL": "gpt-4o-mini", "LARGE": "gpt-4o", "EMBEDDING": "text-embedding-3-small"}
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_EMBEDDING_BATCH = 256
+
+
+def _base_url(runtime: Any) -> str:
+    return str(setting(runtime, "OPENAI_BASE_URL", DEFAULT_BASE_URL)).rstrip("/")
+
+
+async def _auth(runtime: Any, base_url: str) -> tuple[dict[str, str], list[str]]:
+    """Headers and the secrets to scrub. A key is required only by OpenAI itself."""
+    key = await secrets.resolve(runtime, "OPENAI_API_KEY", provider=PROVIDER)
+    if key:
+        return {"authorization": f"Bearer {key}"}, [key]
+    if base_url == DEFAULT_BASE_URL:
+        raise ModelError(f"{PROVIDER}: OPENAI_API_KEY is not set", provider=PROVIDER)
+    return {}, []
+
+
+def chat_body(runtime: Any, params: Mapping[str, Any], model: str, *, object_mode: bool,
+              stream: bool) -> tuple[dict[str, Any], list[str]]:
+    """The chat completions request body, and the texts sent (for scrubbing)."""
+    chat = chat_input(params, PROVIDER)
+    messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + chat.messages
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    # OpenAI's newer models refuse max_tokens; compatible servers may not know its successor.
+    token_field = "max_completion_tokens" if _base_url(runtime) == DEFAULT_BASE_URL else "max_tokens"
+    body[token_field] = max_tokens(params, DEFAULT_MAX_TOKENS)
+    if (value := temperature(params)) is not None:
+        body["temperature"] = value
+    if stops := stop_sequences(params):
+        body["stop"] = stops
+    if schema := output_schema(params, PROVIDER):
+        name, definition = schema
+        body["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": name, "schema": definition, "strict": bool(params.get("strict", False))}}
+    elif object_mode:
+        body["response_format"] = {"type": "json_object"}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body, chat.texts()
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return Usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
+
+
+def _chat_call(object_mode: bool):
+    async def call(runtime: Any, params: Mapping[str, Any], model: str) -> ModelResult:
+        base_url = _base_url(runtime)
+        headers, hidden = await _auth(runtime, base_url)
+        callback = stream_callback(params)
+        body, texts = chat_body(runtime, params, model, object_mode=object_mode, stream=callback is not None)
+        url = f"{base_url}/chat/completions"
+        if callback is None:
+            data = await http.post_json(PROVIDER, url, body, headers=headers, secrets=hidden + texts)
+            return _completion(data, model)
+        return await _stream(url, body, headers, hidden + texts, model, callback)
+
+    return call
+
+
+def _completion(data: Mapping[str, Any], model: str) -> ModelResult:
+    choices = data.get("choices") or []
+    if not choices:
+        raise ModelError(f"{PROVIDER}: the response has no choices", provider=PROVIDER, retryable=True)
+    message = choices[0]["message"]
+    content = message.get("content")
+    if content is None:
+        if message.get("refusal"):
+            raise ModelError(f"{PROVIDER}: the model refused to answer", provider=PROVIDER)
+        content = ""
+    return ModelResult(content, str(data.get("model") or model), _usage(data.get("usage")))
+
+
+async def _stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str], model: str,
+                  callback: Any) -> ModelResult:
+    parts: list[str] = []
+    usage: Usage | None = None
+    reported = model
+    async with http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"},
+                                secrets=hidden) as response:
+        async for event in http.iter_sse(response):
+            if event.data.strip() == "[DONE]":
+                break
+            chunk = http.parse_json_object(PROVIDER, event.data)
+            if "error" in chunk:
+                raise http.error_from_response(PROVIDER, 500, {}, event.data.encode(), hidden)
+            reported = chunk.get("model") or reported
+            if chunk.get("usage"):
+                usage = _usage(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    parts.append(text)
+                    await emit(callback, text)
+    return ModelResult("".join(parts), str(reported), usage)
+
+
+# -- embeddings -----------------------------------------------------------------------------
+
+def decode_embedding(value: Any) -> list[float]:
+    """A vector from the API: a list of floats, or base64 of little-endian float32."""
+    if isinstance(value, list):
+        return [float(v) for v in value]
+    floats = array.array("f", base64.b64decode(value))
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
+
+
+def _dimensions(runtime: Any, model: str) -> int | None:
+    explicit = setting(runtime, "OPENAI_EMBEDDING_DIMENSIONS")
+    if explicit:
+        return int(explicit)
+    if model.startswith("text-embedding-3"):
+        configured = setting(runtime, "EMBEDDING_DIMENSION")
+        return int(configured) if configured else None
+    return None
+
+
+async def _embed(runtime: Any, params: Mapping[str, Any], model: str) -> ModelResult:
+    base_url = _base_url(runtime)
+    headers, hidden = await _auth(runtime, base_url)
+    texts, batch = embedding_texts(params)
+    if not texts:
+        return ModelResult([], model, Usage(0, 0, 0))
+    encoding = str(setting(runtime, "OPENAI_EMBEDDING_ENCODING", "base64"))
+    size = int(setting(runtime, "OPENAI_EMBEDDING_BATCH_SIZE", DEFAULT_EMBEDDING_BATCH))
+    dimensions = params.get("dimensions") or _dimensions(runtime, model)
+    vectors: list[list[float]] = []
+    prompt_tokens = 0
+    reported = model
+    for start in range(0, len(texts), size):
+        # The API refuses empty strings; an empty text still needs a vector of its own.
+        chunk = [t if t.strip() else " " for t in texts[start : start + size]]
+        body: dict[str, Any] = {"model": model, "input": chunk, "encoding_format": encoding}
+        if dimensions:
+            body["dimensions"] = int(dimensions)
+        data = await http.post_json(PROVIDER, f"{base_url}/embeddings", body, headers=headers,
+                                    secrets=hidden + chunk)
+        items = sorted(data["data"], key=lambda item: item.get("index", 0))
+        if len(items) != len(chunk):
+            raise ModelError(f"{PROVIDER}: asked for {len(chunk)} embeddings, got {len(items)}",
+                             provider=PROVIDER, retryable=True)
+        vectors.extend(decode_embedding(item["embedding"]) for item in items)
+        prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
+        reported = data.get("model") or reported
+    usage = Usage(prompt_tokens, 0, prompt_tokens)
+    return ModelResult(vectors if batch else vectors[0], str(reported), usage)
+
+
+# -- the plugin -----------------------------------------------------------------------------
+
+def _resolver(model_type: ModelType):
+    return lambda runtime, params: model_name(runtime, params, PREFIX, model_type, DEFAULT_MODELS)
+
+
+def build_plugin(environ: Mapping[str, str] | None = None) -> Plugin:
+    """The plugin for ``environ`` (``os.environ`` by default): no models without credentials.
+
+    Args:
+        environ: Where to look for ``OPENAI_API_KEY`` (or its secret reference) and
+            ``OPENAI_BASE_URL``.
+    """
+    env = os.environ if environ is None else environ
+    description = "OpenAI-compatible chat completions and embeddings (OpenAI, vLLM, LM Studio, Groq...)."
+    if not secrets.has_source("OPENAI_API_KEY", env) and not env.get("OPENAI_BASE_URL"):
+        announce_disabled(PROVIDER, "neither OPENAI_API_KEY (or OPENAI_API_KEY_SECRET_ID / _PARAMETER) "
+                                    "nor OPENAI_BASE_URL is set")
+        return Plugin(name=PROVIDER, description=description)
+    calls = {
+        ModelType.TEXT_SMALL: _chat_call(False), ModelType.TEXT_LARGE: _chat_call(False),
+        ModelType.OBJECT_SMALL: _chat_call(True), ModelType.OBJECT_LARGE: _chat_call(True),
+        ModelType.TEXT_EMBEDDING: _embed,
+    }
+    structured = env.get("OPENAI_STRUCTURED_OUTPUT", "true").lower() != "false"
+    models = registrations(PROVIDER, calls, _resolver, priority=env_priority(env, PREFIX, 10), structured=structured)
+    return Plugin(name=PROVIDER, description=description, models=models)
+
+
+plugin = build_plugin()

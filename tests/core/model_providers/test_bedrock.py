@@ -1,0 +1,234 @@
+"""Amazon Bedrock provider, replaying recorded responses through botocore.
+
+Converse and InvokeModel go through ``botocore.stub.Stubber``. ConverseStream cannot: the
+Stubber validates a response against the output shape and refuses an ``EventStream`` for
+the ``stream`` member. So the recorded binary ``.eventstream`` file is served as the HTTP
+body from a ``before-send`` hook, and botocore's real event-stream parser decodes it (the
+decoded JSON copy is only used to check the result).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from core.errors import ModelError
+from core.model_providers import bedrock
+from core.model_providers.http import ProviderError
+from core.model_providers.scripted import ScriptedModels
+from core.model_registry import ModelRegistry
+from core.types import ModelType
+from tests.core.model_providers.conftest import FakeRuntime, recorded, recorded_json, requires_data
+
+pytestmark = requires_data
+
+NOVA = "us.amazon.nova-micro-v1:0"
+TITAN = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-english-v3"
+SETTINGS = {"BEDROCK_TEXT_MODEL_ID": NOVA, "BEDROCK_EMBEDDING_MODEL_ID": TITAN}
+
+
+@pytest.fixture
+def client():
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    bedrock.configure(client)
+    return client
+
+
+@pytest.fixture
+def stubber(client):
+    with Stubber(client) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+def handler(model_type: ModelType):
+    return next(m.handler for m in bedrock.build_plugin(SETTINGS).models if m.model_type is model_type)
+
+
+def body(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def test_no_model_id_registers_nothing_and_says_so_once(caplog):
+    caplog.set_level(logging.WARNING)
+    assert bedrock.build_plugin({}).models == ()
+    bedrock.build_plugin({"AWS_REGION": "eu-west-1"})
+    assert caplog.text.count("bedrock is not enabled") == 1
+
+
+def test_text_and_embedding_models_register_independently():
+    text_only = bedrock.build_plugin({"BEDROCK_TEXT_MODEL_ID": NOVA})
+    assert ModelType.TEXT_EMBEDDING not in {m.model_type for m in text_only.models}
+    assert all("structured_output" in m.capabilities for m in text_only.models)
+    embed_only = bedrock.build_plugin({"BEDROCK_EMBEDDING_MODEL_ID": TITAN})
+    assert [m.model_type for m in embed_only.models] == [ModelType.TEXT_EMBEDDING]
+
+
+async def test_converse_recorded_response(stubber, adapter, agent_id):
+    request = recorded_json("bedrock/converse.nova_micro.request.json")
+    stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"), {
+        "modelId": NOVA, "messages": request["messages"], "system": request["system"],
+        "inferenceConfig": {"maxTokens": 4096}})
+    runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
+    text = await handler(ModelType.TEXT_LARGE)(runtime, {"system": "You are a chatbot.", "prompt": "Hello!"})
+    assert text.startswith("Hello! How can I assist you today?")
+    (log,) = await adapter.get_logs(agent_id, type="useModel")
+    assert (log.body["promptTokens"], log.body["completionTokens"], log.body["totalTokens"]) == (7, 30, 37)
+    assert log.body["provider"] == "bedrock" and log.body["model"] == NOVA
+
+
+async def test_small_and_large_model_ids_can_differ(stubber):
+    stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"), {
+        "modelId": "small-model", "messages": [{"role": "user", "content": [{"text": "x"}]}],
+        "inferenceConfig": {"maxTokens": 10, "temperature": 0.0, "stopSequences": ["END"]}})
+    runtime = FakeRuntime({**SETTINGS, "BEDROCK_SMALL_MODEL_ID": "small-model"})
+    await handler(ModelType.TEXT_SMALL)(runtime, {"prompt": "x", "maxTokens": 10, "temperature": 0,
+                                                  "stopSequences": ["END"]})
+
+
+def serve_event_stream(client, raw: bytes, seen: list) -> None:
+    class Raw(io.BytesIO):
+        def stream(self, amt=1024, **kwargs):
+            while chunk := self.read(amt):
+                yield chunk
+
+    def send(request, **kwargs):
+        seen.append(json.loads(request.body))
+        return AWSResponse(request.url, 200, {"content-type": "application/vnd.amazon.eventstream"}, Raw(raw))
+
+    client.meta.events.register("before-send.bedrock-runtime.ConverseStream", send)
+
+
+async def test_converse_stream_recorded_event_stream(client, adapter, agent_id):
+    seen: list = []
+    serve_event_stream(client, recorded("bedrock/converse_stream.nova_micro.response.eventstream"), seen)
+    chunks: list[str] = []
+    runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
+    text = await handler(ModelType.TEXT_LARGE)(runtime, {
+        "system": "You are a helpful chatbot.", "prompt": "What is the capital of France?", "temperature": 0.0,
+        "on_stream_chunk": chunks.append})
+    decoded = recorded_json("bedrock/converse_stream.nova_micro.response.decoded.json")
+    expected = [e["payload"]["delta"]["text"] for e in decoded if e["headers"][":event-type"] == "contentBlockDelta"]
+    assert chunks == expected and text == "".join(expected)
+    assert text.startswith("The capital of France is Paris.")
+    assert seen[0]["system"] == [{"text": "You are a helpful chatbot."}]
+    assert seen[0]["inferenceConfig"]["temperature"] == 0.0
+    (log,) = await adapter.get_logs(agent_id, type="useModel")
+    assert (log.body["promptTokens"], log.body["completionTokens"], log.body["totalTokens"]) == (13, 82, 95)
+
+
+async def test_structured_output_through_tool_use(stubber):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    # Shape from the Converse API reference: a toolUse content block carrying ``input``.
+    answer = {"output": {"message": {"role": "assistant", "content": [
+        {"toolUse": {"toolUseId": "tooluse_1", "name": "answer", "input": {"city": "Paris"}}}]}},
+        "stopReason": "tool_use", "usage": {"inputTokens": 300, "outputTokens": 20, "totalTokens": 320},
+        "metrics": {"latencyMs": 400}}
+    stubber.add_response("converse", answer, {
+        "modelId": NOVA, "messages": [{"role": "user", "content": [{"text": "capital?"}]}],
+        "inferenceConfig": {"maxTokens": 4096},
+        "toolConfig": {"tools": [{"toolSpec": {"name": "answer", "description": "Give the answer in this structure.",
+                                               "inputSchema": {"json": schema}}}],
+                       "toolChoice": {"tool": {"name": "answer"}}}})
+    result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "capital?", "schema": schema,
+                                                                           "schema_name": "answer"})
+    assert result == {"city": "Paris"}
+
+
+async def test_titan_embeddings_one_request_per_text(stubber):
+    raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
+    for text in ("Hello, world!", "second"):
+        stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
+            "modelId": TITAN, "body": json.dumps({"inputText": text, "normalize": True, "dimensions": 1024}),
+            "contentType": "application/json", "accept": "application/json"})
+    runtime = FakeRuntime({**SETTINGS, "EMBEDDING_DIMENSION": "1024"})
+    vectors = await handler(ModelType.TEXT_EMBEDDING)(runtime, {"texts": ["Hello, world!", "second"]})
+    expected = json.loads(raw)["embedding"]
+    assert vectors == [expected, expected] and len(vectors[0]) == 1024
+
+
+async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber):
+    raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
+    stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
+        "modelId": TITAN, "body": json.dumps({"inputText": "Hello, world!", "normalize": True}),
+        "contentType": "application/json", "accept": "application/json"})
+    runtime = FakeRuntime({**SETTINGS, "EMBEDDING_DIMENSION": "384"})  # Titan has no 384
+    vector = await handler(ModelType.TEXT_EMBEDDING)(runtime, {"text": "Hello, world!"})
+    assert len(vector) == 1024 and vector[0] == pytest.approx(-0.05289186164736748)
+
+
+async def test_cohere_embeddings_are_batched(stubber):
+    # Shape from the Cohere Embed on Bedrock docs: {"embeddings": [[...], ...], "id", "texts"}.
+    answer = json.dumps({"embeddings": [[0.1, 0.2], [0.3, 0.4]], "id": "e1", "response_type": "embeddings_floats",
+                         "texts": ["a", "b"]}).encode()
+    stubber.add_response("invoke_model", {"body": body(answer), "contentType": "application/json", "ResponseMetadata": {
+        "HTTPHeaders": {"x-amzn-bedrock-input-token-count": "4"}}}, {
+        "modelId": COHERE, "body": json.dumps({"texts": ["a", "b"], "input_type": "search_query", "truncate": "END"}),
+        "contentType": "application/json", "accept": "application/json"})
+    runtime = FakeRuntime({**SETTINGS, "BEDROCK_EMBEDDING_MODEL_ID": COHERE})
+    assert await handler(ModelType.TEXT_EMBEDDING)(runtime, {"texts": ["a", "b"], "input_type": "search_query"}) == [
+        [0.1, 0.2], [0.3, 0.4]]
+
+
+async def test_throttling_then_success(stubber, delays):
+    stubber.add_client_error("converse", "ThrottlingException", "Too many requests", 429)
+    stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"))
+    text = await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "Hello!"})
+    assert text.startswith("Hello!") and len(delays) == 1
+
+
+async def test_server_errors_exhausted_fall_back_to_the_next_provider(stubber, delays):
+    for _ in range(3):
+        stubber.add_client_error("converse", "InternalServerException", "internal", 500)
+    backup = ScriptedModels()
+    backup.script(ModelType.TEXT_LARGE, "backup")
+    registry = ModelRegistry()
+    for plugin in (bedrock.build_plugin(SETTINGS), backup.plugin(priority=-5)):
+        for registration in plugin.models:
+            registry.register(plugin.name, registration)
+    assert await registry.use(FakeRuntime(SETTINGS), ModelType.TEXT_LARGE, {"prompt": "x"}) == "backup"
+    assert len(delays) == 2
+
+
+async def test_validation_error_is_not_retried_and_is_scrubbed(stubber, delays):
+    prompt = "my very private prompt text that must never appear in any error message at all"
+    stubber.add_client_error("converse", "ValidationException", f"Malformed input request: {prompt}", 400)
+    with pytest.raises(ProviderError) as caught:
+        await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": prompt})
+    assert not caught.value.retryable and caught.value.code == "ValidationException"
+    assert "private prompt text that must never" not in str(caught.value) and delays == []
+
+
+async def test_malformed_embedding_body_is_retryable(stubber):
+    for _ in range(3):
+        stubber.add_response("invoke_model", {"body": body(b"{not json"), "contentType": "application/json"})
+    with pytest.raises(ProviderError, match="not valid JSON") as caught:
+        await handler(ModelType.TEXT_EMBEDDING)(FakeRuntime(SETTINGS), {"text": "x"})
+    assert caught.value.retryable
+
+
+async def test_connection_errors_are_retryable(client, delays):
+    from botocore.exceptions import EndpointConnectionError
+
+    def fail(request, **kwargs):
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.bedrock-runtime.Converse", fail)
+    with pytest.raises(ModelError, match="EndpointConnectionError") as caught:
+        await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "x"})
+    assert caught.value.retryable and len(delays) == 2
+
+
+async def test_no_credentials_is_not_retryable(delays):
+    from botocore.exceptions import NoCredentialsError
+
+    error = bedrock.error_from_exception(NoCredentialsError(), [])
+    assert not error.retryable and str(error) == "bedrock: NoCredentialsError"
