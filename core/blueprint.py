@@ -18,6 +18,7 @@ from core.character import Character
 from core.errors import ConfigurationError
 from core.model_registry import ModelRegistry
 from core.plugin import Action, Evaluator, Plugin, Provider
+from core.tasks.worker import TaskWorker
 from core.uuid import string_to_uuid
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class AgentBlueprint:
         actions, providers, evaluators: Collected from the plugins.
         models: The agent's model registry.
         connections: Known (entity, room) pairs.
+        task_workers: Task workers by task name (from the plugins and ``register_task_worker``).
     """
 
     agent_id: UUID
@@ -70,6 +72,7 @@ class AgentBlueprint:
     evaluators: list[Evaluator] = field(default_factory=list)
     models: ModelRegistry = field(default_factory=ModelRegistry)
     connections: ConnectionCache = field(default_factory=ConnectionCache)
+    task_workers: dict[str, TaskWorker] = field(default_factory=dict)
 
     @classmethod
     def build(cls, character: Character, plugins: Iterable[Plugin]) -> AgentBlueprint:
@@ -80,7 +83,7 @@ class AgentBlueprint:
         return blueprint
 
     def register_plugin(self, plugin: Plugin) -> None:
-        """Add a plugin's actions, providers, evaluators and models.
+        """Add a plugin's actions, providers, evaluators, models and task workers.
 
         Raises:
             ConfigurationError: the plugin has no name.
@@ -96,6 +99,14 @@ class AgentBlueprint:
         self.evaluators.extend(plugin.evaluators)
         for registration in plugin.models:
             self.models.register(plugin.name, registration)
+        for worker in plugin.task_workers:
+            self.register_task_worker(worker)
+
+    def register_task_worker(self, worker: TaskWorker) -> None:
+        """Add a task worker; one already registered under the name is replaced, with a warning."""
+        if self.task_workers.get(worker.name, worker) is not worker:
+            logger.warning("task worker %s of %s is replaced", worker.name, self.character.name)
+        self.task_workers[worker.name] = worker
 
 
 def character_plugins(character: Character) -> list[Plugin]:

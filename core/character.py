@@ -96,7 +96,7 @@ class MessageExample(BaseModel):
             ``actions``, ``providers`` and so on. Kept as given.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str
     content: dict[str, Any]
@@ -114,7 +114,7 @@ class KnowledgeItem(BaseModel):
         shared: Whether the knowledge is shared between agents.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     path: str | None = None
     directory: str | None = None
@@ -140,7 +140,7 @@ class Style(BaseModel):
         post: Directions for posts.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     all: list[str] = Field(default_factory=list)
     chat: list[str] = Field(default_factory=list)
@@ -197,7 +197,7 @@ class Character(BaseModel):
         style: Writing-style directions.
     """
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
     id: UUID | None = None
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]

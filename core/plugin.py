@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.events import EventHandler
+from core.tasks.worker import TaskWorker
 from core.types import Content, Memory, ModelType, State
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ class Plugin:
         migrations: Folder of the plugin's own ``NNNN_name.sql`` migrations (elizaOS
             ``schema``), applied by the migrate command after the core schema, never at runtime.
         events: Handlers by event name (``core.events.EventType``), ``handler(payload)``.
+        task_workers: Workers for scheduled tasks (elizaOS ``registerTaskWorker``), run by
+            ``functions.tasks`` for every agent that has the plugin.
     """
 
     name: str
@@ -137,3 +140,4 @@ class Plugin:
     config: Mapping[str, Any] = field(default_factory=dict)
     migrations: str | None = None
     events: Mapping[str, tuple[EventHandler, ...]] = field(default_factory=dict)
+    task_workers: tuple[TaskWorker, ...] = ()

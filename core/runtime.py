@@ -20,7 +20,8 @@ from core.db.adapter import DatabaseAdapter
 from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
 from core.plugin import Action, ProviderResult
-from core.types import ChannelType, Entity, Memory, ModelType, Room, State, World
+from core.tasks.worker import TaskWorker
+from core.types import ChannelType, Entity, Memory, ModelType, Room, State, Task, TaskUpdate, World
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,67 @@ class AgentRuntime:
                     await action.handler(self, message, state, {}, callback, list(responses))
                 except Exception:
                     logger.exception("action %s failed", action.name)
+
+    # -- tasks (elizaOS registerTaskWorker, createTask, getTasks...; run by core.tasks.runner) --
+
+    def register_task_worker(self, worker: TaskWorker) -> None:
+        """Register a task worker for this agent (elizaOS ``registerTaskWorker``).
+
+        Kept by the agent's blueprint, so it lasts for the process, as plugins' workers do;
+        a worker of the same name is replaced.
+        """
+        self.blueprint.register_task_worker(worker)
+
+    def get_task_worker(self, name: str) -> TaskWorker | None:
+        """The worker for tasks named ``name``, or ``None`` (elizaOS ``getTaskWorker``)."""
+        return self.blueprint.task_workers.get(name)
+
+    async def create_task(self, task: Task | Mapping[str, Any]) -> UUID:
+        """Store a task for this agent (elizaOS ``createTask``).
+
+        Args:
+            task: A ``Task``, or its fields (snake_case or camelCase) without ``agent_id``.
+                Tagged ``"queue"``, it is run by the scheduled runner when due (see
+                ``core.types.task.first_run_delay_ms``).
+
+        Returns:
+            The task's id.
+
+        Raises:
+            ValueError: invalid fields, or a task of another agent.
+            pydantic.ValidationError: the fields do not make a ``Task`` (a ``ValueError``).
+        """
+        if not isinstance(task, Task):
+            task = Task.model_validate({**task, "agent_id": self.agent_id})
+        elif task.agent_id != self.agent_id:
+            raise ValueError(f"task {task.id} belongs to agent {task.agent_id}, not {self.agent_id}")
+        return await self.adapter.create_task(task)
+
+    async def get_task(self, id: UUID) -> Task | None:
+        """One of this agent's tasks, or ``None`` (elizaOS ``getTask``)."""
+        return await self.adapter.get_task(self.agent_id, id)
+
+    async def get_tasks(
+        self, *, room_id: UUID | None = None, tags: Sequence[str] | None = None, entity_id: UUID | None = None
+    ) -> list[Task]:
+        """This agent's tasks, oldest first; ``tags`` matches tasks having all of them (elizaOS ``getTasks``)."""
+        return await self.adapter.get_tasks(self.agent_id, room_id=room_id, tags=tags, entity_id=entity_id)
+
+    async def get_tasks_by_name(self, name: str) -> list[Task]:
+        """This agent's tasks with this exact name (elizaOS ``getTasksByName``)."""
+        return await self.adapter.get_tasks_by_name(self.agent_id, name)
+
+    async def update_task(self, id: UUID, changes: TaskUpdate | Mapping[str, Any]) -> bool:
+        """Change some fields of one of this agent's tasks; metadata is merged (elizaOS ``updateTask``).
+
+        Returns:
+            False when this agent has no such task.
+        """
+        return await self.adapter.update_task(self.agent_id, id, changes)
+
+    async def delete_task(self, id: UUID) -> bool:
+        """Delete one of this agent's tasks (elizaOS ``deleteTask``). Returns False when there was none."""
+        return await self.adapter.delete_task(self.agent_id, id)
 
 
 def _normalise(name: str) -> str:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
-from core.types import ChannelType, Memory
+from core.types import ChannelType, Memory, Task, TaskMetadata
 
 
 class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 class MessageBody(ApiModel):
@@ -47,3 +48,57 @@ class SearchBody(ApiModel):
 def memory_json(memory: Memory) -> dict[str, Any]:
     """A memory as the API returns it (elizaOS JSON, without the vector)."""
     return memory.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"embedding"})
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+#: A task tag: what elizaOS uses (``queue``, ``repeat``, ``immediate``...) and other labels.
+TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: The ``tags`` query parameter: tags separated by commas.
+TAGS_QUERY_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}(,[A-Za-z0-9_.:-]{1,64})*$"
+
+
+class TaskBody(ApiModel):
+    """``POST /agents/{agent}/tasks``: an elizaOS task for the agent.
+
+    ``metadata`` is elizaOS ``TaskMetadata`` (``updateInterval`` in ms, ``options``, any
+    other keys). Without ``nextRunAt`` (ms since the epoch) the first run follows elizaOS:
+    tagged ``queue``, at once (a ``repeat`` task after one interval, unless ``immediate``);
+    not tagged ``queue``, never by the scheduler.
+    """
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+    description: str | None = Field(default=None, max_length=1000, pattern=r"^[^\x00]*$")
+    room_id: UUID | None = None
+    world_id: UUID | None = None
+    entity_id: UUID | None = None
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    metadata: TaskMetadata = Field(default_factory=TaskMetadata, validate_default=True)
+    next_run_at: int | None = Field(default=None, ge=0, le=253_402_300_799_999)  # up to year 9999
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        if any(not re.fullmatch(TAG_PATTERN, tag) for tag in tags):
+            raise ValueError("each tag must be 1 to 64 letters, digits or _ . : -")
+        return list(dict.fromkeys(tags))  # duplicates dropped, order kept
+
+    @field_validator("metadata")
+    @classmethod
+    def _repeat_needs_interval(cls, metadata: TaskMetadata, info: ValidationInfo) -> TaskMetadata:
+        # elizaOS runs a repeat task without an interval on every tick; here that would be
+        # every scheduled run, which is rarely meant: ask for the interval instead.
+        if "repeat" in info.data.get("tags", []) and metadata.update_interval is None:
+            raise ValueError("a repeat task needs metadata.updateInterval (milliseconds)")
+        return metadata
+
+
+def query_tags(raw: str | None) -> list[str] | None:
+    """The ``tags`` query parameter (``TAGS_QUERY_PATTERN``) as a list; ``None`` when absent."""
+    return raw.split(",") if raw else None
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as the API returns it: elizaOS fields plus the scheduler state, without the lease owner."""
+    return task.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"lease_owner"})
+

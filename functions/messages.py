@@ -19,9 +19,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
+from core.model_providers.circuit import provider_health
 from core.orchestrator import IncomingMessage
-from core.types import ModelType
-from functions.api_models import MessageBody, SearchBody, memory_json
+from core.types import ModelType, Task
+from functions.api_models import (
+    TAGS_QUERY_PATTERN,
+    MessageBody,
+    SearchBody,
+    TaskBody,
+    memory_json,
+    query_tags,
+    task_json,
+)
 from functions.container import Container
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-messages"))
@@ -34,8 +43,12 @@ app = APIGatewayHttpResolver(enable_validation=True)
 
 @app.get("/health")
 def health() -> dict[str, Any]:
+    """Database reachable, agents loaded, and each model provider's circuit as this process sees it."""
     container.run(_ping_database())
-    return {"status": "ok", "agents": len(orchestrator.get_agents())}
+    providers = provider_health()
+    degraded = any(p["state"] == "open" for p in providers.values())
+    return {"status": "degraded" if degraded else "ok", "agents": len(orchestrator.get_agents()),
+            "providers": providers}
 
 
 async def _ping_database() -> None:
@@ -95,6 +108,38 @@ def search_memories(agent: str, body: SearchBody) -> dict[str, Any]:
         )
 
     return {"memories": [memory_json(m) for m in container.run(search())]}
+
+
+@app.get("/agents/<agent>/tasks")
+def list_tasks(agent: str, tags: Annotated[str | None, Query(max_length=1400, pattern=TAGS_QUERY_PATTERN)] = None,
+               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    """The agent's tasks with their scheduler state (``status``, ``attempts``, ``lastError``, ``nextRunAt``).
+
+    ``tags`` (comma-separated) keeps tasks having all of them.
+    """
+    runtime = orchestrator.runtime(agent)
+    tasks = container.run(runtime.adapter.get_tasks(runtime.agent_id, tags=query_tags(tags), limit=limit))
+    return {"tasks": [task_json(t) for t in tasks]}
+
+
+@app.post("/agents/<agent>/tasks")
+def create_task(agent: str, body: TaskBody) -> Response[dict[str, Any]]:
+    """Create a task for the agent; 201 with the stored task. A ``queue`` task needs a worker here."""
+    runtime = orchestrator.runtime(agent)
+    if "queue" in body.tags and runtime.get_task_worker(body.name) is None:
+        known = ", ".join(sorted(runtime.blueprint.task_workers)) or "none"
+        return _error(422, "validation_error", f"invalid request: name: no task worker {body.name!r} for this"
+                      f" agent (registered: {known})", fields=[{
+                          "field": "name", "location": "body", "type": "unknown_task_worker",
+                          "message": f"no task worker named {body.name!r} is registered for this agent"}])
+    task = Task(agent_id=runtime.agent_id, **body.model_dump(exclude_unset=True))
+
+    async def create() -> Task | None:
+        await runtime.create_task(task)
+        return await runtime.get_task(task.id)
+
+    stored = container.run(create())
+    return Response(status_code=201, content_type="application/json", body=task_json(stored or task))
 
 
 def _agent_json(blueprint: Any) -> dict[str, Any]:

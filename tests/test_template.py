@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ ROUTES = {
     ("GET", "/agents/{agent}/rooms/{roomId}/messages"),
     ("POST", "/agents/{agent}/memories/search"),
     ("GET", "/health"),
+    ("GET", "/agents/{agent}/tasks"),
+    ("POST", "/agents/{agent}/tasks"),
 }
 QUEUES = ("EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue")
 FOURTEEN_DAYS = 14 * 24 * 3600
@@ -197,3 +201,83 @@ def test_migrations_run_before_traffic(resources):
         depends = resources[name].get("DependsOn", [])
         assert "SchemaMigrations" in ([depends] if isinstance(depends, str) else depends), name
     assert "DependsOn" not in resources["MigrateFunction"]
+
+
+# -- the tasks function and its schedule -------------------------------------------------------
+
+SCHEDULE_SAMPLE = Path(__file__).resolve().parent / "events" / "rust.example-eventbridge-schedule.json"
+
+
+def _tick(resources) -> dict:
+    [(name, event)] = resources["TasksFunction"]["Properties"]["Events"].items()
+    assert event["Type"] == "ScheduleV2", name
+    return event["Properties"]
+
+
+def test_tasks_function(template, resources):
+    fn = resources["TasksFunction"]
+    assert fn["Type"] == "AWS::Serverless::Function" and fn["DependsOn"] == "SchemaMigrations"
+    props = fn["Properties"]
+    assert props["Handler"] == "functions.tasks.handler"
+    assert props["Timeout"] == {"Ref": "TasksTimeout"}
+    assert props["VpcConfig"] == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+    env = props["Environment"]["Variables"]
+    assert env["TASK_TIMEOUT_S"] == {"Ref": "TaskTimeout"}
+    # One connection per concurrent task plus the runner's own.
+    assert int(env["DB_POOL_MAX_SIZE"]) == int(env["TASK_CONCURRENCY"]) + 1
+    # A task's timeout plus the runner's reserve (TASK_TIME_RESERVE_S, 10 s) must fit in the function's.
+    assert _default(template, "TaskTimeout") + 10 < _default(template, "TasksTimeout")
+    assert template["Parameters"]["TaskTimeout"]["MaxValue"] + 10 < template["Parameters"]["TasksTimeout"]["MaxValue"]
+    # Async invocations: no Lambda retries of a run (the next tick is the retry).
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_tasks_function_least_privilege(resources):
+    policies = resources["TasksFunction"]["Properties"]["Policies"]
+    assert policies == [
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmbeddingsNormalQueue", "QueueName"]}}},
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
+    ]
+
+
+def test_tasks_schedule(template, resources):
+    tick = _tick(resources)
+    assert tick["ScheduleExpression"] == {"Ref": "TasksScheduleRate"}
+    assert tick["OmitName"] is True
+    rate = template["Parameters"]["TasksScheduleRate"]
+    pattern = re.compile(rate["AllowedPattern"])
+    assert pattern.match(rate["Default"]) and rate["Default"] == "rate(1 minute)"
+    for good in ("rate(1 minute)", "rate(5 minutes)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)"):
+        assert pattern.match(good), good
+    for bad in ("rate(1 minutes)", "rate(5 minute)", "rate(0 minutes)", "cron(* * * * ? *)", "rate(1 second)"):
+        assert not pattern.match(bad), bad
+    # Rules cfn-lint does not check here (it does not expand SAM events): Scheduler's retry policy bounds.
+    retry = tick["RetryPolicy"]
+    assert 0 <= retry["MaximumRetryAttempts"] <= 185
+    assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400
+
+
+def test_tasks_schedule_dead_letter_queue(resources):
+    assert _tick(resources)["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["TasksScheduleDeadLetterQueue", "Arn"]}}
+    dlq = resources["TasksScheduleDeadLetterQueue"]
+    assert dlq["Type"] == "AWS::SQS::Queue"
+    assert dlq["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
+    assert dlq["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_tasks_schedule_input_is_a_scheduled_event(resources):
+    """The handler gets the same shape from Scheduler as from the sample (and the local scheduler)."""
+    text = _tick(resources)["Input"]["Fn::Sub"]
+    resolved = text.replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "us-east-1")
+    event = json.loads(resolved)
+    sample = json.loads(SCHEDULE_SAMPLE.read_text())
+    assert set(event) == set(sample)
+    assert {k: type(v) for k, v in event.items()} == {k: type(v) for k, v in sample.items()}
+    assert event["detail-type"] == "Scheduled Event"
+    # Only Scheduler's documented context attributes are used.
+    assert set(re.findall(r"<aws\.scheduler\.[a-z-]+>", text)) == {
+        "<aws.scheduler.execution-id>", "<aws.scheduler.scheduled-time>", "<aws.scheduler.schedule-arn>"}
+
+
+def test_tasks_outputs(template):
+    assert {"TasksFunctionName", "TasksScheduleDeadLetterQueueUrl"} <= set(template["Outputs"])

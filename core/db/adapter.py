@@ -347,11 +347,49 @@ class DatabaseAdapter(Protocol):
 
     async def delete_task(self, agent_id: UUID, id: UUID) -> bool: ...
 
+    async def claim_due_tasks(
+        self,
+        owner: str,
+        workers: Sequence[tuple[UUID, str]],
+        *,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[UUID] = (),
+    ) -> list[Task]: ...
+
+    async def complete_task(self, agent_id: UUID, id: UUID, owner: str) -> bool: ...
+
+    async def reschedule_task(self, agent_id: UUID, id: UUID, owner: str, *, elapsed_ms: int = 0) -> bool: ...
+
+    async def fail_task(
+        self, agent_id: UUID, id: UUID, owner: str, error: str, *, retry_in_ms: int | None
+    ) -> bool: ...
+
+    async def release_task(self, agent_id: UUID, id: UUID, owner: str) -> bool: ...
+
+    async def recover_expired_task_leases(
+        self,
+        agent_ids: Sequence[UUID],
+        *,
+        max_attempts: int,
+        retry_base_delay_ms: int,
+        retry_max_delay_ms: int,
+        limit: int = 100,
+    ) -> list[Task]: ...
+
+    async def count_due_tasks_without_worker(
+        self, agent_ids: Sequence[UUID], workers: Sequence[tuple[UUID, str]], *, scan_limit: int = 1000
+    ) -> dict[tuple[UUID, str], int]: ...
+
     # -- embeddings (postgres/embeddings.py) ---------------------------------------------------
 
     async def get_embedding_targets(self, memory_ids: Sequence[UUID]) -> list[EmbeddingTarget]: ...
 
     async def upsert_embeddings(self, rows: Sequence[EmbeddingRow]) -> int: ...
+
+    async def get_pending_embeddings(
+        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0
+    ) -> list[Memory]: ...
 
     async def search_memories(
         self,

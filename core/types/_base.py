@@ -14,7 +14,9 @@ class ElizaModel(BaseModel):
     metadata are open-ended).
     """
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    # defer_build: a model's validator is built on first use, not at import (cold start: most
+    # functions never touch most types).
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", defer_build=True)
 
     def to_json_dict(self) -> dict:
         """The elizaOS JSON shape: camelCase keys, ``None`` fields left out."""

@@ -2,8 +2,10 @@
 
 ``python -m infra.local.stack serve`` (``make run``): embedded Postgres under ``.data/``,
 migrations, moto's SQS server with the three embedding queues, the HTTP gateway on
-127.0.0.1:$PORT (3000) for ``functions.messages`` and the SQS poller for
-``functions.embeddings``. ``migrate`` (``make migrate``) applies migrations only.
+127.0.0.1:$PORT (3000) for ``functions.messages``, the SQS poller for
+``functions.embeddings`` and the scheduler for ``functions.tasks`` (a scheduled event every
+``TASKS_INTERVAL_S``, 60 s; the context's timeout is ``TASKS_FUNCTION_TIMEOUT_S``, 120 s, as
+in ``template.yaml``). ``migrate`` (``make migrate``) applies migrations only.
 
 ``DATABASE_URL`` switches to an existing database; ``MODEL_PLUGINS`` to other models.
 """
@@ -65,11 +67,14 @@ class LocalStack:
     moto: Any
     postgres: Any
     containers: list[Any]
+    scheduler: Any = None
 
     def stop(self) -> None:
         """Stop serving first, then close the handlers' pools on their loops (process shutdown)."""
         self.gateway.stop()
         self.poller.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for container in self.containers:
             container.close()
         self.moto.stop()
@@ -88,6 +93,7 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
     from core.db.migrations import migrate
     from infra.local.gateway import LocalGateway
     from infra.local.poller import SqsPoller
+    from infra.local.scheduler import LocalScheduler
     from infra.local.sqs import create_embedding_queues, start_moto_server
 
     for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
@@ -111,13 +117,15 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
 
         print("loading the local models (SmolLM2-135M, all-MiniLM-L6-v2)...", file=sys.stderr)
         preload()
-    from functions import embeddings, messages  # init phase of both functions
+    from functions import embeddings, messages, tasks  # init phase of the three functions
 
     gateway = LocalGateway(messages.handler, host=host, port=port, function_name="messages").start()
     poller = SqsPoller(sqs, queues, embeddings.handler, function_name="embeddings")
     poller.start()
+    scheduler = LocalScheduler(tasks.handler, interval_s=float(os.environ.get("TASKS_INTERVAL_S", "60")),
+                               timeout_s=float(os.environ.get("TASKS_FUNCTION_TIMEOUT_S", "120"))).start()
     return LocalStack(gateway=gateway, poller=poller, moto=moto, postgres=postgres,
-                      containers=[messages.container, embeddings.container])
+                      containers=[messages.container, embeddings.container, tasks.container], scheduler=scheduler)
 
 
 def serve_command() -> None:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import numpy as np
 import psycopg
 from pgvector import HalfVector, Vector
 from psycopg import AsyncConnection, sql
 
 from core.db.adapter import EMBEDDING_DIMENSIONS, EmbeddingRow, EmbeddingTarget
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
+from core.db.postgres.values import check_page
 from core.errors import ConfigurationError
 from core.types import Memory
 
@@ -38,8 +38,9 @@ class _VectorColumn:
     pg_type: str  # "vector", or "halfvec" above HNSW's 2,000-dimension limit for vector
 
     def literal(self, values: Sequence[float]) -> Vector | HalfVector:
-        array = np.asarray(values, dtype=np.float32)
-        return HalfVector(array) if self.pg_type == "halfvec" else Vector(array)
+        # A plain list: pgvector needs no numpy for it, and numpy is not a runtime dependency.
+        floats = [float(v) for v in values]
+        return HalfVector(floats) if self.pg_type == "halfvec" else Vector(floats)
 
 
 #: The allow-list of vector columns: SQL identifiers come from here only.
@@ -139,6 +140,40 @@ class EmbeddingsMixin(PostgresBase):
                 ),
             )
             return cur.rowcount
+
+    async def get_pending_embeddings(
+        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0
+    ) -> list[Memory]:
+        """Memories still without a vector of their current text, for the scheduled sweep to re-queue.
+
+        Deliberately across agents (the sweep serves the deployment); each memory carries its
+        ``agent_id``. A memory counts as pending when it has text, was created between
+        ``max_age_s`` and ``older_than_s`` ago, and has no vector of the configured dimension
+        made from its current text (a vector of older text, or of another model's dimension,
+        does not count). The scan is bounded by that window, on the ``memories_created``
+        index, and by ``limit``; the oldest come first.
+
+        Args:
+            older_than_s: Least age, seconds (``EMBEDDING_PENDING_AFTER_S``): younger memories
+                are probably still in the queue.
+            limit: Most memories returned, 1 to ``MAX_PAGE_SIZE``.
+            max_age_s: Greatest age, seconds (``EMBEDDING_PENDING_MAX_AGE_S``).
+
+        Returns:
+            The memories, oldest first.
+
+        Raises:
+            ValueError: invalid ``limit`` or ages (``0 <= older_than_s < max_age_s``).
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
+        """
+        check_page(limit)
+        if not 0 <= older_than_s < max_age_s:
+            raise ValueError(f"need 0 <= older_than_s < max_age_s, got {older_than_s!r} and {max_age_s!r}")
+        query = _pending_sql(self._vector_column())
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit})).fetchall()
+        return [memory_from_row(r) for r in rows]
 
     async def search_memories(
         self,
@@ -258,6 +293,23 @@ def fuse_ranks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return fused
 
     return [rows[i] for i in sorted(range(len(rows)), key=lambda i: (-score(i), i))]
+
+
+def _pending_sql(column: _VectorColumn) -> sql.Composed:
+    """``get_pending_embeddings``'s query for vectors in ``column`` (params ``older``, ``max_age``, ``limit``)."""
+    # OFFSET 0 keeps NOT EXISTS a per-row probe of the embeddings primary key (pruned to the
+    # memory's partition at run time) while the window is read in created_at order, so the
+    # scan stops at LIMIT. As an anti-join, the planner hashes every embeddings row instead:
+    # measured with 200,000 memories over 30 days (99% embedded), 193 ms against 25 ms.
+    return sql.SQL(
+        "SELECT {memory_columns} FROM memories m"
+        " WHERE m.created_at <= now() - make_interval(secs => %(older)s)"
+        "   AND m.created_at > now() - make_interval(secs => %(max_age)s)"
+        "   AND btrim(coalesce(m.content->>'text', '')) <> ''"
+        "   AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
+        "                   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL OFFSET 0)"
+        " ORDER BY m.created_at, m.id LIMIT %(limit)s"
+    ).format(memory_columns=sql.SQL(MEMORY_COLUMNS), column=sql.Identifier(column.name))
 
 
 def _upsert_sql(column: _VectorColumn) -> sql.Composed:

@@ -1,8 +1,18 @@
 """Tasks: work for ``TaskWorker``s, with the durable scheduler's columns, scoped by agent.
 
-This module stores and reads tasks; leasing due tasks (``FOR UPDATE SKIP LOCKED`` on the
-``tasks_due`` index) belongs to the scheduler. Only the columns an ``update_task`` caller may
-change are writable here (``TaskUpdate``): the lease columns are the scheduler's.
+The elizaOS CRUD (``create_task`` ... ``delete_task``) writes only the columns a caller may
+change (``TaskUpdate``). The scheduler's lease methods (``claim_due_tasks``, ``complete_task``,
+``reschedule_task``, ``fail_task``, ``release_task``, ``recover_expired_task_leases``) are the
+only writers of the lease columns. Their state machine::
+
+    pending --claim--> running --complete--> (deleted)            one-off task succeeded
+                               --reschedule--> pending            repeat task succeeded
+                               --fail--> pending (retry later) | failed (attempts used up)
+                               --release--> pending (as before)   validate said no / not started
+                               --lease expired, recovered--> pending (retry later) | failed
+
+Every transition out of ``running`` names the lease owner, so a runner that lost its lease
+(it lapsed and another runner took the task) changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from core.db.postgres.values import check_page, from_ms, json_text, to_ms
 from core.db.retry import idempotent
 from core.errors import NotFoundError
 from core.types import Task, TaskUpdate
-from core.types.task import first_run_delay_ms
+from core.types.task import MAX_TASK_TEXT, first_run_delay_ms
 
 _TASK_COLUMNS = (
     "id, agent_id, name, description, room_id, world_id, entity_id, tags, metadata, status, next_run_at,"
@@ -195,6 +205,210 @@ class TasksMixin(PostgresBase):
             return cur.rowcount == 1
 
 
+    # -- the scheduler's lease methods ---------------------------------------------------------
+
+    async def claim_due_tasks(
+        self,
+        owner: str,
+        workers: Sequence[tuple[UUID, str]],
+        *,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[UUID] = (),
+    ) -> list[Task]:
+        """Lease up to ``limit`` due tasks in one statement: ``FOR UPDATE SKIP LOCKED`` + ``UPDATE``.
+
+        A task is due when it is ``pending``, tagged ``"queue"`` (elizaOS runs only those) and
+        its ``next_run_at`` has passed (database clock). Only tasks whose (agent, name) is in
+        ``workers`` are looked at: a task this deployment has no worker for is never touched.
+        Rows another claimer holds are skipped, not waited for, and a row claimed and committed
+        by another runner meanwhile fails the re-check of ``status = 'pending'``, so concurrent
+        claimers never get the same task. Each claimed task becomes ``running`` with
+        ``lease_owner = owner``, ``lease_expires_at = now() + lease_s`` and one more attempt.
+
+        Not retried after a lost connection (it is not idempotent): should the commit have
+        landed, the tasks stay leased until their lease lapses and are then recovered.
+
+        Args:
+            owner: This run's unique lease owner (written to ``lease_owner``).
+            workers: (agent id, task name) pairs this deployment can run.
+            limit: Most tasks to claim, 1 to ``MAX_PAGE_SIZE``.
+            lease_s: Seconds the lease lasts; it must outlive the run (see ``core.tasks.runner``).
+            exclude: Task ids not to claim (those this run already ran once).
+
+        Returns:
+            The claimed tasks as now stored, earliest due first.
+
+        Raises:
+            ValueError: invalid ``limit``, ``lease_s`` or ``owner``.
+        """
+        check_page(limit)
+        _check_owner(owner)
+        if not lease_s > 0:
+            raise ValueError(f"lease_s must be a positive number of seconds, got {lease_s!r}")
+        if not workers:
+            return []
+        params = {
+            "owner": owner, "limit": limit, "lease_s": float(lease_s), "exclude": list(exclude),
+            "agents": [agent for agent, _ in workers], "names": [name for _, name in workers],
+        }
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_CLAIM_DUE_TASKS, params)).fetchall()
+        tasks = [_task_from_row(r) for r in rows]
+        tasks.sort(key=lambda t: (t.next_run_at or 0, str(t.id)))
+        return tasks
+
+    @idempotent  # guarded by the lease owner: a second run finds the task gone and changes nothing
+    async def complete_task(self, agent_id: UUID, id: UUID, owner: str) -> bool:
+        """Delete a one-off task after its successful run (elizaOS deletes it too).
+
+        Returns:
+            True when deleted; False when ``owner`` no longer holds the task (its lease lapsed
+            and another runner took it, or it was deleted meanwhile).
+        """
+        _check_owner(owner)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM tasks WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+                (agent_id, id, owner),
+            )
+            return cur.rowcount == 1
+
+    @idempotent  # guarded by the lease owner: a second run changes nothing
+    async def reschedule_task(self, agent_id: UUID, id: UUID, owner: str, *, elapsed_ms: int = 0) -> bool:
+        """Put a repeat task back after a successful run, due one ``updateInterval`` after it started.
+
+        elizaOS counts the interval from the start of the run; so does this: the next run is
+        ``updateInterval - elapsed_ms`` from now (at once if the run took longer). The interval
+        is read from the stored metadata, so a worker that changed it during its run is obeyed.
+        Attempts and the last error are cleared.
+
+        Args:
+            agent_id: Owner of the task.
+            id: The task.
+            owner: The lease owner that ran it.
+            elapsed_ms: How long the run took, in ms.
+
+        Returns:
+            True when rescheduled; False when ``owner`` no longer holds the task.
+        """
+        _check_owner(owner)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_RESCHEDULE_TASK, {"agent": agent_id, "id": id, "owner": owner,
+                                                        "elapsed_ms": max(0, int(elapsed_ms))})
+            return cur.rowcount == 1
+
+    @idempotent  # guarded by the lease owner: a second run changes nothing
+    async def fail_task(self, agent_id: UUID, id: UUID, owner: str, error: str, *, retry_in_ms: int | None) -> bool:
+        """Record a failed run: retry later, or mark the task ``failed`` for good.
+
+        Args:
+            agent_id: Owner of the task.
+            id: The task.
+            owner: The lease owner that ran it.
+            error: Why it failed (stored in ``last_error``; cut to ``MAX_TASK_TEXT``, NUL removed).
+            retry_in_ms: Run again this many ms from now; ``None`` marks the task ``failed``
+                (never run again until someone sets it back to ``pending``).
+
+        Returns:
+            True when recorded; False when ``owner`` no longer holds the task.
+        """
+        _check_owner(owner)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_FAIL_TASK, {
+                "agent": agent_id, "id": id, "owner": owner, "error": _error_text(error),
+                "retry_ms": None if retry_in_ms is None else max(0, int(retry_in_ms)),
+            })
+            return cur.rowcount == 1
+
+    @idempotent  # guarded by the lease owner: a second run changes nothing
+    async def release_task(self, agent_id: UUID, id: UUID, owner: str) -> bool:
+        """Hand a claimed task back as it was: ``pending``, same due time, the attempt not counted.
+
+        Used when the worker's ``validate`` said no, or the run ended before the task started.
+
+        Returns:
+            True when released; False when ``owner`` no longer holds the task.
+        """
+        _check_owner(owner)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+                " attempts = greatest(attempts - 1, 0), updated_at = now()"
+                " WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+                (agent_id, id, owner),
+            )
+            return cur.rowcount == 1
+
+    @idempotent  # a second run finds no lapsed lease left
+    async def recover_expired_task_leases(
+        self,
+        agent_ids: Sequence[UUID],
+        *,
+        max_attempts: int,
+        retry_base_delay_ms: int,
+        retry_max_delay_ms: int,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Take back tasks whose runner died (crash, kill, timeout) before finishing.
+
+        A lapsed lease counts as a failed attempt: the task becomes ``pending`` again, due
+        after the same backoff a failure gets (``base × 2^(attempts-1)``, at most the maximum),
+        or ``failed`` once ``max_attempts`` runs were started, so a task that kills its runner
+        every time stops after ``max_attempts``. ``last_error`` says what happened.
+
+        Args:
+            agent_ids: Agents of this deployment (only their tasks are looked at).
+            max_attempts: Runs allowed before a task is marked failed.
+            retry_base_delay_ms: Backoff before the first retry, ms.
+            retry_max_delay_ms: Longest backoff, ms.
+            limit: Most tasks taken back in this call, 1 to ``MAX_PAGE_SIZE``.
+
+        Returns:
+            The tasks taken back, as now stored.
+
+        Raises:
+            ValueError: invalid ``limit``, ``max_attempts`` or delays.
+        """
+        check_page(limit)
+        if max_attempts < 1 or not 0 <= retry_base_delay_ms <= retry_max_delay_ms:
+            raise ValueError("need max_attempts >= 1 and 0 <= retry_base_delay_ms <= retry_max_delay_ms")
+        if not agent_ids:
+            return []
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_RECOVER_EXPIRED, {
+                "agents": list(agent_ids), "max_attempts": max_attempts, "limit": limit,
+                "base_ms": float(retry_base_delay_ms), "max_ms": float(retry_max_delay_ms),
+                "error": LEASE_EXPIRED_ERROR,
+            })).fetchall()
+        return [_task_from_row(r) for r in rows]
+
+    async def count_due_tasks_without_worker(
+        self, agent_ids: Sequence[UUID], workers: Sequence[tuple[UUID, str]], *, scan_limit: int = 1000
+    ) -> dict[tuple[UUID, str], int]:
+        """Due ``"queue"`` tasks of these agents that no worker of ``workers`` can run.
+
+        The runner leaves them alone; this read lets it say so in a warning.
+
+        Args:
+            agent_ids: Agents of this deployment.
+            workers: (agent id, task name) pairs this deployment can run.
+            scan_limit: Most due tasks looked at (bounds the read), 1 to ``MAX_PAGE_SIZE``.
+
+        Returns:
+            Count of such tasks by (agent id, task name).
+        """
+        check_page(scan_limit)
+        if not agent_ids:
+            return {}
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_DUE_WITHOUT_WORKER, {
+                "agents": list(agent_ids), "scan": scan_limit,
+                "w_agents": [agent for agent, _ in workers], "w_names": [name for _, name in workers],
+            })).fetchall()
+        return {(r["agent_id"], r["name"]): r["n"] for r in rows}
+
+
 def _column_value(field: str, value: Any) -> Any:
     """A ``TaskUpdate`` value as its column's parameter."""
     if field == "status":
@@ -220,4 +434,100 @@ WITH ins AS (
     RETURNING id
 )
 SELECT (SELECT id FROM ins) AS inserted, (SELECT agent_id FROM tasks WHERE id = %(id)s) AS owner
+"""
+
+
+#: ``last_error`` of a task whose lease lapsed while it was running.
+LEASE_EXPIRED_ERROR = "lease expired: the runner stopped (crash, kill or timeout) before the task finished"
+_TASK_COLUMNS_T = ", ".join(f"t.{c.strip()}" for c in _TASK_COLUMNS.split(","))
+
+
+def _check_owner(owner: str) -> None:
+    if not isinstance(owner, str) or not owner or len(owner) > 200 or "\x00" in owner:
+        raise ValueError("owner must be a string of 1 to 200 characters without NUL")
+
+
+def _error_text(error: str) -> str:
+    # last_error is text: no NUL, and bounded like the other task texts.
+    text = str(error).replace("\x00", "")
+    return text if len(text) <= MAX_TASK_TEXT else text[: MAX_TASK_TEXT - 1] + "\u2026"
+
+
+# Backoff after ``attempts`` runs: base x 2^(attempts-1), at most max (the exponent is capped so
+# power() cannot overflow). Same rule as TaskRunnerSettings.retry_delay_ms.
+_BACKOFF = ("make_interval(secs => least(%(max_ms)s::float8,"
+            " %(base_ms)s::float8 * power(2, least(greatest(t.attempts - 1, 0), 30))) / 1000)")
+
+# One statement: the CTE picks and locks due rows on the tasks_due index (status, next_run_at),
+# skipping rows other claimers hold; a row committed by another claimer meanwhile is re-checked
+# (READ COMMITTED re-evaluates the WHERE on the new version) and dropped as no longer pending.
+# The UPDATE then leases what was locked, and the locks go at the statement's commit.
+_CLAIM_DUE_TASKS = f"""
+WITH due AS (
+    SELECT t.id FROM tasks t
+     WHERE t.status = 'pending' AND t.next_run_at <= now() AND 'queue' = ANY (t.tags)
+       AND (t.agent_id, t.name) IN (SELECT w.agent_id, w.name
+                                      FROM unnest(%(agents)s::uuid[], %(names)s::text[]) AS w(agent_id, name))
+       AND t.id <> ALL (%(exclude)s::uuid[])
+     ORDER BY t.next_run_at, t.id
+     LIMIT %(limit)s
+       FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE tasks t
+   SET status = 'running', lease_owner = %(owner)s,
+       lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+       attempts = t.attempts + 1, updated_at = now()
+  FROM due
+ WHERE t.id = due.id
+RETURNING {_TASK_COLUMNS_T}
+"""
+
+_RESCHEDULE_TASK = """
+UPDATE tasks
+   SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, attempts = 0, last_error = NULL,
+       next_run_at = now() + make_interval(secs => greatest(
+           CASE WHEN jsonb_typeof(metadata -> 'updateInterval') = 'number'
+                THEN (metadata ->> 'updateInterval')::float8 ELSE 0 END - %(elapsed_ms)s, 0) / 1000),
+       updated_at = now()
+ WHERE agent_id = %(agent)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+"""
+
+_FAIL_TASK = """
+UPDATE tasks
+   SET status = CASE WHEN %(retry_ms)s::bigint IS NULL THEN 'failed' ELSE 'pending' END,
+       lease_owner = NULL, lease_expires_at = NULL, last_error = %(error)s,
+       next_run_at = CASE WHEN %(retry_ms)s::bigint IS NULL THEN next_run_at
+                          ELSE now() + make_interval(secs => %(retry_ms)s::bigint / 1000.0) END,
+       updated_at = now()
+ WHERE agent_id = %(agent)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+"""
+
+# On the tasks_lease_expired index; SKIP LOCKED so two recovering runners split the work.
+_RECOVER_EXPIRED = f"""
+WITH lapsed AS (
+    SELECT id FROM tasks
+     WHERE status = 'running' AND lease_expires_at <= now() AND agent_id = ANY (%(agents)s::uuid[])
+     ORDER BY lease_expires_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t
+   SET status = CASE WHEN t.attempts >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+       next_run_at = CASE WHEN t.attempts >= %(max_attempts)s THEN t.next_run_at ELSE now() + {_BACKOFF} END,
+       lease_owner = NULL, lease_expires_at = NULL, last_error = %(error)s, updated_at = now()
+  FROM lapsed
+ WHERE t.id = lapsed.id
+RETURNING {_TASK_COLUMNS_T}
+"""
+
+_DUE_WITHOUT_WORKER = """
+SELECT agent_id, name, count(*) AS n FROM (
+    SELECT t.agent_id, t.name FROM tasks t
+     WHERE t.status = 'pending' AND t.next_run_at <= now() AND 'queue' = ANY (t.tags)
+       AND t.agent_id = ANY (%(agents)s::uuid[])
+       AND NOT EXISTS (SELECT 1 FROM unnest(%(w_agents)s::uuid[], %(w_names)s::text[]) AS w(agent_id, name)
+                        WHERE w.agent_id = t.agent_id AND w.name = t.name)
+     LIMIT %(scan)s
+) due
+GROUP BY agent_id, name
 """

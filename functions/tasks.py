@@ -1,0 +1,110 @@
+"""The scheduled function: task workers and housekeeping, on an EventBridge Scheduler rate.
+
+Each invocation (a tick of the ``ScheduleV2`` event in ``template.yaml``, or of the local
+scheduler in ``infra/local/scheduler.py``) runs, in order:
+
+1. housekeeping (``core.tasks.housekeeping``): memories whose embedding never arrived are
+   queued again, expired cache rows deleted; bounded per run;
+2. the task runner (``core.tasks.runner``): expired leases taken back, then due tasks
+   claimed with ``FOR UPDATE SKIP LOCKED`` and a lease and run by their ``TaskWorker``s,
+   until nothing is due or the invocation's remaining time gets short.
+
+Any number of invocations may overlap (a slow run, a retried tick): claims never hand the
+same task to two of them. The event itself is only a tick: its time is logged and its
+delay reported as a metric, its content otherwise ignored (EventBridge Scheduler sends the
+``Input`` of the template, shaped like a scheduled event; without one, a default notice).
+
+Init phase (module level, once per container): settings, loop, pool, the agents with their
+plugins' task workers, the SQS link. Settings (environment, besides the container's):
+
+| variable | default | meaning |
+|---|---|---|
+| ``TASK_CONCURRENCY`` | ``4`` | tasks run at once per invocation (``DB_POOL_MAX_SIZE`` should be one more) |
+| ``TASK_TIMEOUT_S`` | ``60`` | longest run of one task (s); below the function timeout minus the reserve |
+| ``TASK_TIME_RESERVE_S`` | ``10`` | no claim once less than ``TASK_TIMEOUT_S`` + this remains (s) |
+| ``TASK_LEASE_MARGIN_S`` | ``30`` | a lease outlives the invocation's deadline by this much (s) |
+| ``TASK_MAX_ATTEMPTS`` | ``5`` | runs before a task is marked ``failed`` |
+| ``TASK_RETRY_BASE_DELAY_S`` / ``TASK_RETRY_MAX_DELAY_S`` | ``30`` / ``3600`` | retry backoff, doubled per try (s) |
+| ``TASK_MAX_PER_RUN`` | ``500`` | most tasks claimed per invocation |
+| ``EMBEDDING_PENDING_AFTER_S`` | ``300`` | a memory still without a current vector this long is queued again (s) |
+| ``EMBEDDING_PENDING_MAX_AGE_S`` | ``86400`` | older memories are not looked at (s) |
+| ``EMBEDDING_REQUEUE_LIMIT`` / ``CACHE_SWEEP_LIMIT`` | ``500`` / ``1000`` | per-run bounds |
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.tasks.housekeeping import Housekeeping, HousekeepingReport
+from core.tasks.runner import RunReport, TaskRunner
+from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
+from functions.container import Container
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-tasks"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ServerlessAgentRuntime"))
+container = Container()
+orchestrator = container.orchestrator()
+runner = TaskRunner(container.adapter, orchestrator, TaskRunnerSettings.from_env())
+housekeeping = Housekeeping(container.adapter, orchestrator.embedding_queue, HousekeepingSettings.from_env())
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point for EventBridge Scheduler ticks.
+
+    Returns:
+        ``{"housekeeping": {...}, "tasks": {...}}``: what the run did (for logs and local
+        callers; EventBridge Scheduler invokes asynchronously and ignores it). Worker
+        failures and database errors are counted there, never raised: the next tick retries.
+    """
+    lag_s = _schedule_lag_s(event)
+    logger.info("scheduled run", extra={"event_id": _field(event, "id"), "scheduled_time": _field(event, "time"),
+                                        "lag_s": lag_s})
+    house, tasks = container.run(_run(context))
+    _record_metrics(house, tasks, lag_s)
+    logger.info("scheduled run done", extra={"housekeeping": house.as_dict(), "tasks": tasks.as_dict()})
+    return {"housekeeping": house.as_dict(), "tasks": tasks.as_dict()}
+
+
+async def _run(context: LambdaContext) -> tuple[HousekeepingReport, RunReport]:
+    house = await housekeeping.run()
+    tasks = await runner.run(context.get_remaining_time_in_millis, run_id=context.aws_request_id)
+    return house, tasks
+
+
+def _field(event: Any, key: str) -> Any:
+    return event.get(key) if isinstance(event, dict) else None
+
+
+def _schedule_lag_s(event: Any) -> float | None:
+    """Seconds between the scheduled time (``time``, ISO 8601) and now; ``None`` without one."""
+    raw = _field(event, "time")
+    if not isinstance(raw, str):
+        return None
+    try:
+        scheduled = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=UTC)
+    return round((datetime.now(UTC) - scheduled).total_seconds(), 3)
+
+
+def _record_metrics(house: HousekeepingReport, tasks: RunReport, lag_s: float | None) -> None:
+    for name, value in (("TasksClaimed", tasks.claimed), ("TasksSucceeded", tasks.succeeded),
+                        ("TasksRetried", tasks.retried), ("TasksFailed", tasks.failed),
+                        ("TasksSkipped", tasks.skipped), ("TasksLeaseRecovered", tasks.recovered),
+                        ("TasksWithoutWorker", tasks.without_worker), ("TasksLost", tasks.lost),
+                        ("SchedulerErrors", tasks.errors + house.errors),
+                        ("EmbeddingsRequeued", house.requeued_embeddings),
+                        ("ExpiredCacheDeleted", house.expired_cache_deleted)):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if lag_s is not None:
+        metrics.add_metric(name="ScheduleLag", unit=MetricUnit.Seconds, value=max(lag_s, 0.0))

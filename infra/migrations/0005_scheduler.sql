@@ -1,0 +1,13 @@
+-- The scheduled run (functions/tasks): what its sweeps need from the schema.
+--
+-- Tasks need nothing new: claims read the tasks_due index (status, next_run_at) and lease
+-- recovery the tasks_lease_expired index, both from 0003.
+--
+-- Re-queueing lost embeddings (get_pending_embeddings) reads memories created in a time window
+-- (EMBEDDING_PENDING_MAX_AGE_S) across all agents, every run. The only index with created_at,
+-- memories_type_keyset, leads with (agent_id, type): Postgres 18 can skip-scan it while agents
+-- x types are few, Postgres 17 and older (RDS) cannot and would read the whole table each run.
+-- This index makes the window a range scan on any version and any number of agents. Measured
+-- on Postgres 18 (200,000 memories over 30 days, 6,600 in a one-day window, 99% embedded):
+-- 50 ms per sweep with it, 35 ms by skip scan with 20 agents. One more B-tree entry per memory.
+CREATE INDEX memories_created ON memories (created_at);

