@@ -17,11 +17,6 @@ import httpx
 import pytest
 
 from core.model_providers import base, bedrock, circuit, http, secrets
-from tests.core.db import conftest as db_fixtures
-
-# Real Postgres for the usage log and the response cache: the database tests' own fixtures.
-adapter = db_fixtures.adapter
-agent_id = db_fixtures.agent_id
 
 DATA_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "providers"
 requires_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"recorded responses not found at {DATA_DIR}")

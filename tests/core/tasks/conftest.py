@@ -10,43 +10,14 @@ from typing import Any
 import pytest
 
 from core.character import Character
-from core.db.adapter import AgentRecord
-from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.orchestrator import Orchestrator
 from core.plugin import Plugin
-from core.settings import Settings
 from core.tasks.worker import TaskWorker
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@pytest.fixture
-async def adapter(database_url):
-    pool = create_pool(Settings(database_url=database_url, pool_max_size=4))
-    await pool.open()
-    try:
-        yield PostgresAdapter(pool)
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def agent_id(adapter):
-    """A fresh agent row per test, so tests never see each other's data."""
-    agent = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(agent, f"agent-{agent}", {"name": f"agent-{agent}"})])
-    return agent
-
-
-@pytest.fixture
-async def other_agent(adapter):
-    """A second agent, to check that nothing of ``agent_id``'s is visible to it."""
-    other = uuid.uuid4()
-    await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
-    return other
 
 
 @pytest.fixture

@@ -1,3 +1,5 @@
+"""Adapters on real Postgres and fresh agents, for every test under tests/core."""
+
 from __future__ import annotations
 
 import uuid
@@ -12,7 +14,7 @@ from core.settings import Settings
 
 @pytest.fixture
 async def adapter(database_url):
-    pool = create_pool(Settings(database_url=database_url, pool_max_size=2))
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=4))
     await pool.open()
     try:
         yield PostgresAdapter(pool)
