@@ -18,6 +18,7 @@ from core.character import Character
 from core.errors import ConfigurationError
 from core.model_registry import ModelRegistry
 from core.plugin import Action, Evaluator, Plugin, Provider
+from core.plugin_order import order_plugins
 from core.tasks.worker import TaskWorker
 from core.uuid import string_to_uuid
 
@@ -76,9 +77,13 @@ class AgentBlueprint:
 
     @classmethod
     def build(cls, character: Character, plugins: Iterable[Plugin]) -> AgentBlueprint:
-        """Make a blueprint and register ``plugins`` (duplicates by name are skipped with a warning)."""
+        """Make a blueprint and register ``plugins``, dependencies first (``core.plugin_order``).
+
+        Raises:
+            ConfigurationError: a plugin has no name, a missing dependency, or a dependency cycle.
+        """
         blueprint = cls(agent_id=character.id or string_to_uuid(character.name), character=character)
-        for plugin in plugins:
+        for plugin in order_plugins(plugins):
             blueprint.register_plugin(plugin)
         return blueprint
 

@@ -126,6 +126,8 @@ class Plugin:
         migrations: Folder of the plugin's own ``NNNN_name.sql`` migrations (elizaOS
             ``schema``), applied by the migrate command after the core schema, never at runtime.
         events: Handlers by event name (``core.events.EventType``), ``handler(payload)``.
+        dependencies: Names of plugins that must be registered before this one.
+        priority: Among plugins free to go, higher registers first (elizaOS ``priority``).
         task_workers: Workers for scheduled tasks (elizaOS ``registerTaskWorker``), run by
             ``functions.tasks`` for every agent that has the plugin.
     """
@@ -141,3 +143,5 @@ class Plugin:
     migrations: str | None = None
     events: Mapping[str, tuple[EventHandler, ...]] = field(default_factory=dict)
     task_workers: tuple[TaskWorker, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    priority: int = 0
