@@ -19,6 +19,12 @@ class Settings(BaseModel):
 
     Attributes:
         database_url: libpq URI of the database (``DATABASE_URL``).
+        database_secret_arn: Secrets Manager secret with the credentials, used when
+            ``database_url`` is empty (``DATABASE_SECRET_ARN``; see ``core.db.credentials``).
+        database_host: Host overriding the secret's, e.g. an RDS Proxy endpoint (``DATABASE_HOST``).
+        database_name: Database overriding the secret's (``DATABASE_NAME``).
+        database_sslmode: libpq ``sslmode`` with a secret (``DATABASE_SSLMODE``, ``require``).
+        database_secret_max_age_s: Seconds the secret is cached (``DATABASE_SECRET_MAX_AGE_S``).
         pool_min_size: Connections kept open by the pool (``DB_POOL_MIN_SIZE``; 0 in Lambda).
         pool_max_size: Most connections per process (``DB_POOL_MAX_SIZE``; 1 in Lambda, which
             runs one event at a time per container).
@@ -38,6 +44,11 @@ class Settings(BaseModel):
     """
 
     database_url: str = ""
+    database_secret_arn: str = ""
+    database_host: str = ""
+    database_name: str = ""
+    database_sslmode: str = Field(default="require", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    database_secret_max_age_s: int = Field(default=300, ge=0)
     pool_min_size: int = Field(default=0, ge=0)
     pool_max_size: int = Field(default=1, ge=1)
     pool_timeout_s: float = Field(default=10.0, gt=0)
@@ -68,6 +79,9 @@ class Settings(BaseModel):
         env = os.environ if environ is None else environ
         raw: dict[str, object] = {
             "database_url": env.get("DATABASE_URL", ""),
+            "database_secret_arn": env.get("DATABASE_SECRET_ARN", ""),
+            "database_host": env.get("DATABASE_HOST", ""),
+            "database_name": env.get("DATABASE_NAME", ""),
             "queue_urls": {
                 p: env[f"EMBEDDINGS_{p.upper()}_QUEUE_URL"]
                 for p in ("high", "normal", "low")
@@ -79,6 +93,8 @@ class Settings(BaseModel):
             "pool_max_size": "DB_POOL_MAX_SIZE",
             "pool_timeout_s": "DB_POOL_TIMEOUT_S",
             "pool_check_after_s": "DB_POOL_CHECK_AFTER_S",
+            "database_sslmode": "DATABASE_SSLMODE",
+            "database_secret_max_age_s": "DATABASE_SECRET_MAX_AGE_S",
             "embedding_dimension": "EMBEDDING_DIMENSION",
             "conversation_length": "CONVERSATION_LENGTH",
             "max_body_bytes": "MAX_BODY_BYTES",

@@ -57,13 +57,12 @@ class Container:
         settings: Process settings (from the environment by default).
 
     Raises:
-        ConfigurationError: ``DATABASE_URL`` is missing or a model plugin cannot be resolved.
+        ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``)
+            or a model plugin cannot be resolved.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        if not self.settings.database_url:
-            raise ConfigurationError("DATABASE_URL is not set")
         self.loop = asyncio.new_event_loop()
         self.pool = create_pool(self.settings)
         self.run(self.pool.open())

@@ -29,8 +29,8 @@ from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomRes
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
-from core.errors import ConfigurationError
 from core.settings import Settings
 from functions.container import deployment_plugins
 
@@ -50,16 +50,14 @@ PUT_ATTEMPTS = 3
 def database_url() -> str:
     """The database to migrate, as a libpq conninfo string.
 
-    Seam: today ``DATABASE_URL``. In AWS the credentials will come from the Secrets Manager
-    secret ``DATABASE_SECRET_ARN`` plus ``DATABASE_HOST``/``DATABASE_NAME`` (a later issue):
-    build the URL here and nothing else changes.
+    ``DATABASE_URL``, or the Secrets Manager secret ``DATABASE_SECRET_ARN`` with
+    ``DATABASE_HOST``/``DATABASE_NAME`` (``core.db.credentials``), as the other functions.
 
     Raises:
-        ConfigurationError: ``DATABASE_URL`` is not set.
+        ConfigurationError: neither is set, or the secret lacks a field.
     """
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        raise ConfigurationError("DATABASE_URL is not set")
+    conninfo = database_conninfo(Settings.from_env())
+    url = conninfo() if callable(conninfo) else conninfo
     if "connect_timeout" in conninfo_to_dict(url):
         return url
     return make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S)

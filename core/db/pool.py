@@ -29,6 +29,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from core.db.credentials import database_conninfo
 from core.settings import Settings
 
 
@@ -65,15 +66,19 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
     """Build (not open) the pool. Open it with ``await pool.open()`` on the container's loop.
 
     Args:
-        settings: ``database_url``, ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``,
+        settings: ``database_url`` or the secret settings (``core.db.credentials``),
+            ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``,
             ``pool_check_after_s``.
 
     Returns:
         An unopened ``AsyncConnectionPool`` yielding autocommit connections with dict rows.
+
+    Raises:
+        ConfigurationError: no database is configured.
     """
     idle_check = IdleCheck(settings.pool_check_after_s)
     return AsyncConnectionPool(
-        settings.database_url,
+        database_conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout_s,

@@ -191,7 +191,7 @@ def test_missing_database_url_answers_failed(cfn, monkeypatch):
     migrate_fn.handler(_event(cfn, "Update"), _context())
     answer = _answer(cfn)
     assert answer.body["Status"] == "FAILED"
-    assert "DATABASE_URL is not set" in answer.body["Reason"]
+    assert "DATABASE_URL" in answer.body["Reason"] and "DATABASE_SECRET_ARN" in answer.body["Reason"]
 
 
 def test_unreachable_database_answers_failed_fast(cfn, monkeypatch):
