@@ -12,15 +12,18 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from core.character import Character
 from core.errors import ConfigurationError
 from core.model_registry import ModelRegistry
 from core.plugin import Action, Evaluator, Plugin, Provider
 from core.plugin_order import order_plugins
 from core.tasks.worker import TaskWorker
 from core.uuid import string_to_uuid
+
+if TYPE_CHECKING:  # annotations only: importing characters costs start-up time where none is needed
+    from core.character import Character
 
 logger = logging.getLogger(__name__)
 

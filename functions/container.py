@@ -10,21 +10,22 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.blueprint import character_plugins, resolve_plugin
-from core.bootstrap import plugin as bootstrap_plugin
-from core.character import Character, default_character_path, load_characters
+from core.blueprint import resolve_plugin
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.embeddings.queue import EmbeddingQueue
 from core.errors import ConfigurationError
 from core.events import EventBus
 from core.model_registry import ModelRegistry
-from core.orchestrator import Orchestrator
 from core.plugin import Plugin
 from core.settings import Settings
 from core.types import ModelType
+
+if TYPE_CHECKING:  # the runtime is imported lazily: only the messages function needs it
+    from core.character import Character
+    from core.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +37,8 @@ def configured_characters(settings: Settings) -> list[Character]:
     Raises:
         CharacterError: a file is missing, empty or invalid (the message names file and field).
     """
+    from core.character import default_character_path, load_characters
+
     paths = settings.character_paths or [str(default_character_path())]
     return [c for path in paths for c in load_characters(Path(path))]
 
@@ -45,6 +48,8 @@ def deployment_plugins(settings: Settings) -> list[Plugin]:
 
     The migrate command applies their migrations; the request path never does.
     """
+    from core.blueprint import character_plugins
+
     plugins = [resolve_plugin(p) for p in settings.model_plugins]
     plugins += [p for c in configured_characters(settings) for p in character_plugins(c)]
     return list({p.name: p for p in plugins}.values())
@@ -85,6 +90,9 @@ class Container:
 
     def orchestrator(self) -> Orchestrator:
         """Load the characters, register the agents (one upsert round trip) and return the orchestrator."""
+        from core.bootstrap import plugin as bootstrap_plugin
+        from core.orchestrator import Orchestrator
+
         orchestrator = Orchestrator(
             self.adapter, embedding_queue=self.embedding_queue(),
             plugins=[bootstrap_plugin, *self.model_plugins],
