@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run migrate test lint bench clean
+.PHONY: install run migrate test lint bench clean check-deploy \
+	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction
 
 install: $(STAMP)
 
@@ -32,5 +33,24 @@ lint: install
 bench: install
 	@for f in bench/*.py; do echo ">> $$f" >&2; $(PY) $$f || exit 1; done
 
+# `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR set; all four functions share
+# one package (infra/package.py: runtime dependencies as arm64 wheels + core/, functions/, migrations).
+build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction:
+	python3 -m infra.package "$(ARTIFACTS_DIR)"
+
+# The SAM CLI lives in its own venv (Python 3.12, Lambda's runtime): it pins packages ours must not follow.
+SAM_VENV   ?= .venv-sam
+SAM_PYTHON ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null || echo /root/.pyenv/versions/3.12.1/bin/python)
+SAM_ENV    := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline
+
+$(SAM_VENV)/bin/sam:
+	$(SAM_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+
+check-deploy: lint $(SAM_VENV)/bin/sam   ## cfn-lint + sam validate --lint (offline); SAM_BUILD=1 also runs sam build
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	@if [ "$(SAM_BUILD)" = "1" ]; then \
+		$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-in-source --template template.yaml --build-dir .aws-sam/build; fi
+
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) $(SAM_VENV) .data .aws-sam

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,128 @@ def test_tasks_schedule_input_is_a_scheduled_event(resources):
 
 def test_tasks_outputs(template):
     assert {"TasksFunctionName", "TasksScheduleDeadLetterQueueUrl"} <= set(template["Outputs"])
+
+
+# -- packaging: `sam build` runs the Makefile's build-<LogicalId> targets ----------------------
+
+ROOT = TEMPLATE.parent
+FUNCTIONS = ("MessagesFunction", "EmbeddingsFunction", "TasksFunction", "MigrateFunction")
+
+
+def test_every_function_is_built_by_the_makefile(resources):
+    functions = {name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(FUNCTIONS)
+    for name in FUNCTIONS:
+        assert resources[name]["Properties"]["CodeUri"] == ".", name
+        metadata = resources[name]["Metadata"]
+        assert metadata == {"BuildMethod": "makefile"}, name
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_makefile_build_target_runs_the_packager(function, tmp_path):
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    artifacts = tmp_path / "artifacts dir"
+    dry_run = subprocess.run(
+        [make, "--no-print-directory", "-n", f"build-{function}", f"ARTIFACTS_DIR={artifacts}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert dry_run.stdout.strip() == f'python3 -m infra.package "{artifacts}"'
+
+
+# -- HTTP API: authentication on by default, CORS, throttling, access logs ---------------------
+
+
+def test_http_api_requires_a_jwt_by_default(template, resources):
+    auth = resources["HttpApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "Jwt"
+    jwt = auth["Authorizers"]["Jwt"]
+    assert jwt["IdentitySource"] == "$request.header.Authorization"
+    assert jwt["JwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"}, "audience": [{"Ref": "JwtAudience"}]}
+    # AWS_IAM is defined too, so switching to it is the one-word change the parameter documents.
+    assert auth["EnableIamAuthorizer"] is True
+    assert "AWS_IAM" in template["Parameters"]["JwtIssuer"]["Description"]
+    # No default: a deploy must name the identity provider.
+    for name in ("JwtIssuer", "JwtAudience"):
+        assert "Default" not in template["Parameters"][name], name
+    issuer = re.compile(template["Parameters"]["JwtIssuer"]["AllowedPattern"])
+    assert issuer.match("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc")
+    assert not issuer.match("http://insecure.example.com")
+
+
+def test_only_health_is_public(resources):
+    for name, event in resources["MessagesFunction"]["Properties"]["Events"].items():
+        auth = event["Properties"].get("Auth")
+        if event["Properties"]["Path"] == "/health":
+            assert auth == {"Authorizer": "NONE"}, name
+        else:
+            assert auth is None, name  # the API's DefaultAuthorizer applies
+
+
+def test_http_api_cors_is_opt_in(template, resources):
+    cors = resources["HttpApi"]["Properties"]["CorsConfiguration"]
+    condition, when_set, when_empty = cors["Fn::If"]
+    assert condition == "HasCorsOrigins"
+    assert when_empty == {"Ref": "AWS::NoValue"}
+    assert when_set["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "CorsAllowedOrigins"}]}
+    assert "*" not in when_set["AllowOrigins"]
+    assert "authorization" in when_set["AllowHeaders"]
+    assert template["Conditions"]["HasCorsOrigins"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]}
+    param = template["Parameters"]["CorsAllowedOrigins"]
+    pattern = re.compile(param["AllowedPattern"])
+    assert param["Default"] == "" and pattern.match("")
+    for good in ("https://app.example.com", "https://a.example.com,http://localhost:3000"):
+        assert pattern.match(good), good
+    for bad in ("*", "app.example.com", "https://a.example.com, https://b.example.com", "https://a,"):
+        assert not pattern.match(bad), bad
+
+
+def test_http_api_throttling(template, resources):
+    settings = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+    }
+    for name in ("ApiThrottlingBurstLimit", "ApiThrottlingRateLimit"):
+        param = template["Parameters"][name]
+        assert param["MinValue"] <= param["Default"] <= param["MaxValue"], name
+
+
+def test_http_api_access_logs(template, resources):
+    logs = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert logs["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}
+    group = resources["HttpApiAccessLogs"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    assert _default(template, "AccessLogRetentionDays") in template["Parameters"]["AccessLogRetentionDays"][
+        "AllowedValues"]
+    # API Gateway substitutes $context variables inside the JSON strings: the format is valid JSON as written.
+    line = json.loads(logs["Format"])
+    assert {"requestId", "status", "latency", "routeKey"} <= set(line)
+    assert line["requestId"] == "$context.requestId"
+    assert all(re.fullmatch(r"\$context\.[A-Za-z.]+", value) for value in line.values()), line
+
+
+# -- database credentials: only the secret's ARN and the endpoint reach the functions ----------
+
+
+def test_database_credentials_come_from_the_secret(template, resources):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["DATABASE_SECRET_ARN"] == {"Ref": "DatabaseSecretArn"}
+    assert env["DATABASE_HOST"] == {"Ref": "DatabaseHost"}
+    assert env["DATABASE_NAME"] == {"Ref": "DatabaseName"}
+    for name in FUNCTIONS:
+        own = resources[name]["Properties"].get("Environment", {}).get("Variables", {})
+        for key in {**env, **own}:
+            assert not re.search(r"PASSWORD|DATABASE_URL|DSN", key), (name, key)
+
+
+def test_each_function_reads_only_its_secret(resources):
+    for name in FUNCTIONS:
+        policies = resources[name]["Properties"]["Policies"]
+        secret = [p for p in policies if "AWSSecretsManagerGetSecretValuePolicy" in p]
+        # The SAM policy template grants secretsmanager:GetSecretValue on SecretArn, nothing else.
+        assert secret == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}}], name
+        assert "secretsmanager" not in json.dumps([p for p in policies if p not in secret]).lower(), name
