@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _report import emit  # bench/_report.py: run as a script, bench/ is on sys.path
+
 HANDLERS = ("functions.messages", "functions.embeddings", "functions.migrate", "functions.tasks")
 OURS = ("core", "functions", "infra", "tests", "bench")
 
@@ -45,10 +47,6 @@ for name in names:
         pass
 print(json.dumps({"ms": (time.perf_counter() - t0) * 1000}))
 """
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
 
 
 def run(code: str, env: dict[str, str], stdin: str = "") -> dict:

@@ -13,7 +13,6 @@ Prints JSON lines. Run: ``.venv/bin/python bench/embedding_worker.py [--quick]``
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import sys
@@ -21,6 +20,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
 # Chat-message-like texts: 3 to 30 words (typical user messages are short).
 WORDS = [
@@ -30,14 +31,6 @@ WORDS = [
     "schedule", "lease", "batch", "throughput", "latency", "reply", "message", "conversation",
     "knowledge", "fact",
 ]
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def sentences(count: int, seed: int) -> list[str]:

@@ -19,10 +19,7 @@ import tempfile
 import time
 
 import httpx
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
+from _report import emit  # bench/_report.py: run as a script, bench/ is on sys.path
 
 
 def _free_port() -> int:

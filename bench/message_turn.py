@@ -15,24 +15,17 @@ Run: ``.venv/bin/python bench/message_turn.py [turns]`` (default 1000).
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
+
 ELIZAOS_TURN_MS = 55.0  # elizaOS 1.7.2 on this kind of machine (issue "The runtime")
 ELIZAOS_STATEMENTS_PER_TURN = 113
 REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</text></response>"
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def rss_mib() -> float:

