@@ -12,13 +12,16 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from core.errors import ConfigurationError
+from core.events import EventBus
 from core.model_registry import ModelRegistry
-from core.plugin import Action, Evaluator, Plugin, Provider
+from core.plugin import Action, Evaluator, Plugin, Provider, Route, SendHandler
 from core.plugin_order import order_plugins
+from core.services import ServiceRegistry
+from core.state_cache import StateCache
 from core.tasks.worker import TaskWorker
 from core.uuid import string_to_uuid
 
@@ -66,6 +69,12 @@ class AgentBlueprint:
         models: The agent's model registry.
         connections: Known (entity, room) pairs.
         task_workers: Task workers by task name (from the plugins and ``register_task_worker``).
+        events: The agent's event handlers (from the plugins and ``register_event``).
+        services: The agent's services (started by ``Orchestrator.start_agents``).
+        routes: HTTP routes by (plugin name, method, path).
+        state_cache: Provider results of recent messages (bounded).
+        send_handlers: Send handlers by source (``register_send_handler``).
+        started: Whether plugins' ``init``/``start`` and the services have run.
     """
 
     agent_id: UUID
@@ -77,6 +86,12 @@ class AgentBlueprint:
     models: ModelRegistry = field(default_factory=ModelRegistry)
     connections: ConnectionCache = field(default_factory=ConnectionCache)
     task_workers: dict[str, TaskWorker] = field(default_factory=dict)
+    events: EventBus = field(default_factory=EventBus)
+    services: ServiceRegistry = field(default_factory=ServiceRegistry)
+    routes: dict[tuple[str, str, str], Route] = field(default_factory=dict)
+    state_cache: StateCache = field(default_factory=StateCache)
+    send_handlers: dict[str, SendHandler] = field(default_factory=dict)
+    started: bool = False
 
     @classmethod
     def build(cls, character: Character, plugins: Iterable[Plugin]) -> AgentBlueprint:
@@ -109,6 +124,16 @@ class AgentBlueprint:
             self.models.register(plugin.name, registration)
         for worker in plugin.task_workers:
             self.register_task_worker(worker)
+        for name, handlers in plugin.events.items():
+            for handler in handlers:
+                self.events.register(name, handler)
+        for service_class in plugin.services:
+            self.services.register(service_class)
+        self.routes.update({(plugin.name, r.method, r.path): r for r in plugin.routes})
+
+    def hooks(self, name: str) -> list[Any]:
+        """The plugins' hooks called ``name`` (``"before_message"``...), in registration order."""
+        return [hook for p in self.plugins if (hook := getattr(p, name)) is not None]
 
     def register_task_worker(self, worker: TaskWorker) -> None:
         """Add a task worker; one already registered under the name is replaced, with a warning."""

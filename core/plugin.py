@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from core.events import EventHandler
 from core.tasks.worker import TaskWorker
 from core.types import Content, Memory, ModelType, State
 
 if TYPE_CHECKING:
+    from core.messaging.service import MessageResult
     from core.runtime import AgentRuntime
+    from core.services import Service
 
 #: Called by an action to deliver content (e.g. the reply) to the user.
 HandlerCallback = Callable[[Content], Awaitable[list[Memory]]]
@@ -63,6 +66,48 @@ class ActionResult:
     error: str | None = None
 
 
+def normalise_action_result(raw: Any) -> ActionResult:
+    """An action handler's return value as an ``ActionResult`` (elizaOS accepts several shapes).
+
+    ``None`` or ``True`` → success; ``False`` → failure; a mapping → its fields (unknown keys
+    go to ``data``); an ``ActionResult`` as is; anything else → success with it in ``data["value"]``.
+    """
+    if isinstance(raw, ActionResult):
+        return raw
+    if raw is None or raw is True:
+        return ActionResult()
+    if raw is False:
+        return ActionResult(success=False)
+    if isinstance(raw, Mapping):
+        known = {k: raw[k] for k in ("success", "text", "values", "data", "error") if k in raw}
+        extra = {k: v for k, v in raw.items() if k not in known}
+        data = {**dict(known.pop("data", None) or {}), **extra}
+        return ActionResult(**{"values": {}, **known, "data": data})
+    return ActionResult(data={"value": raw})
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Where ``send_message_to_target`` delivers (elizaOS ``TargetInfo``).
+
+    Attributes:
+        source: Platform whose send handler is used (``"discord"``).
+        room_id, entity_id: Our ids of the room / person, when known.
+        channel_id, server_id, thread_id: The platform's own ids, when known.
+    """
+
+    source: str
+    room_id: UUID | None = None
+    entity_id: UUID | None = None
+    channel_id: str | None = None
+    server_id: str | None = None
+    thread_id: str | None = None
+
+
+#: ``handler(runtime, target, content)``: delivers content on one platform.
+SendHandler = Callable[["AgentRuntime", TargetInfo, Content], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Action:
     """Something the agent can do in answer to a message (elizaOS ``Action``).
@@ -91,6 +136,73 @@ class Evaluator:
     handler: Callable[..., Awaitable[None]]
     validate: Callable[[AgentRuntime, Memory, State | None], Awaitable[bool]] | None = None
     always_run: bool = False
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """What a plugin route handler receives.
+
+    Attributes:
+        method: HTTP method, upper case.
+        path: The part of the path after ``/agents/{agent}/plugins/{plugin}`` (``"/status"``).
+        query: Query string parameters (last value wins).
+        body: The JSON body (``None`` when absent).
+        headers: Request headers, lower-case names.
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """An HTTP route a plugin serves (elizaOS ``Route``).
+
+    Served by the messages function at ``/agents/{agent}/plugins/{plugin}{path}`` through
+    the one router, with its validation and error conventions.
+
+    Attributes:
+        method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
+        path: Starts with ``/``; matched exactly (``"/status"``).
+        handler: ``handler(runtime, request) -> JSON-serialisable value``; raising
+            ``core.errors.NotFoundError`` gives 404, ``pydantic.ValidationError`` 422.
+        body_model: Optional pydantic model the JSON body is validated against (422 naming
+            the fields otherwise); the handler then gets the model instance as ``request.body``.
+        status: HTTP status of a successful answer.
+    """
+
+    method: str
+    path: str
+    handler: Callable[[AgentRuntime, RouteRequest], Awaitable[Any]]
+    body_model: type | None = None
+    status: int = 200
+
+    def __post_init__(self) -> None:
+        if self.method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+            raise ValueError(f"route {self.path}: unsupported method {self.method!r}")
+        if not self.path.startswith("/"):
+            raise ValueError(f"route path {self.path!r} must start with '/'")
+        object.__setattr__(self, "method", self.method.upper())
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Returned by a ``before_message`` hook to refuse a message: it is not stored or answered."""
+
+    reason: str
+
+
+#: ``before_message(runtime, message) -> Memory | Reject | None``: a Memory replaces the message.
+BeforeMessageHook = Callable[["AgentRuntime", Memory], Awaitable["Memory | Reject | None"]]
+#: ``after_message(runtime, message, result)``: sees the message and what the turn produced.
+AfterMessageHook = Callable[["AgentRuntime", Memory, "MessageResult"], Awaitable[None]]
+#: ``before_action(runtime, action, message, state) -> bool | None``: False vetoes the action.
+BeforeActionHook = Callable[["AgentRuntime", Action, Memory, State], Awaitable["bool | None"]]
+#: ``after_action(runtime, action, message, result)``: sees the action's normalised result.
+AfterActionHook = Callable[["AgentRuntime", Action, Memory, ActionResult], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -130,6 +242,12 @@ class Plugin:
         priority: Among plugins free to go, higher registers first (elizaOS ``priority``).
         task_workers: Workers for scheduled tasks (elizaOS ``registerTaskWorker``), run by
             ``functions.tasks`` for every agent that has the plugin.
+        services: ``Service`` classes, started once per agent per process (init phase).
+        routes: HTTP routes served under ``/agents/{agent}/plugins/{name}``.
+        before_message, after_message, before_action, after_action: Lifecycle hooks of the
+            message pipeline (see the ``*Hook`` aliases); a failing hook is logged and ignored.
+        start, stop: ``start(runtime)`` after ``init`` and the services when the agent starts;
+            ``stop(runtime)`` when it stops.
     """
 
     name: str
@@ -145,3 +263,11 @@ class Plugin:
     task_workers: tuple[TaskWorker, ...] = ()
     dependencies: tuple[str, ...] = ()
     priority: int = 0
+    services: tuple[type[Service], ...] = ()
+    routes: tuple[Route, ...] = ()
+    before_message: BeforeMessageHook | None = None
+    after_message: AfterMessageHook | None = None
+    before_action: BeforeActionHook | None = None
+    after_action: AfterActionHook | None = None
+    start: Callable[[AgentRuntime], Awaitable[None]] | None = None
+    stop: Callable[[AgentRuntime], Awaitable[None]] | None = None

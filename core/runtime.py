@@ -11,17 +11,45 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
 
 from core.blueprint import AgentBlueprint
 from core.character import Character
 from core.db.adapter import DatabaseAdapter
 from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
-from core.plugin import Action, ProviderResult
+from core.errors import NotFoundError
+from core.events import EventHandler, EventType
+from core.plugin import (
+    Action,
+    ActionResult,
+    Evaluator,
+    HandlerCallback,
+    ProviderResult,
+    SendHandler,
+    TargetInfo,
+    normalise_action_result,
+)
+from core.services import Service
 from core.tasks.worker import TaskWorker
-from core.types import ChannelType, Entity, Memory, ModelType, Room, State, Task, TaskUpdate, World
+from core.types import (
+    ChannelType,
+    Content,
+    Entity,
+    Memory,
+    MemoryMetadata,
+    MemoryType,
+    ModelType,
+    Room,
+    State,
+    Task,
+    TaskUpdate,
+    World,
+)
+
+if TYPE_CHECKING:
+    from core.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +78,11 @@ class AgentRuntime:
         self.adapter = adapter
         self.embeddings: EmbeddingBatch | None = embedding_queue.batch() if embedding_queue else None
         self._settings = settings or {}
+        self._run_id: UUID | None = None
+        self._run_room_id: UUID | None = None
+        self._action_results: dict[UUID, list[ActionResult]] = {}
+        #: The orchestrator that built this runtime (agent-to-agent messages), if any.
+        self.orchestrator: Orchestrator | None = None
 
     @property
     def agent_id(self) -> UUID:
@@ -77,6 +110,44 @@ class AgentRuntime:
                     return value.lower() == "true"
                 return value
         return None
+
+    # -- events (elizaOS registerEvent / emitEvent) ------------------------------------------
+
+    def register_event(self, name: str, handler: EventHandler) -> None:
+        """Call ``handler(payload)`` whenever ``name`` is emitted for this agent.
+
+        Kept by the agent's blueprint, so it lasts for the process, like plugins' handlers.
+        """
+        self.blueprint.events.register(name, handler)
+
+    async def emit_event(self, names: str | Iterable[str], payload: Mapping[str, Any]) -> int:
+        """Run the handlers of one or several events concurrently (see ``core.events.EventBus``).
+
+        Args:
+            names: Event name(s), e.g. ``EventType.MESSAGE_RECEIVED``.
+            payload: Given to each handler with ``runtime`` (this runtime) added, as elizaOS does.
+
+        Returns:
+            How many handlers failed; a failure is logged and never raised.
+        """
+        return await self.blueprint.events.emit(names, {"runtime": self, **payload})
+
+    # -- runs (elizaOS startRun / endRun / getCurrentRunId) ----------------------------------
+
+    def start_run(self, room_id: UUID | None = None) -> UUID:
+        """Start a run (one message turn) and return its id; model usage logs carry it."""
+        self._run_id = uuid4()
+        self._run_room_id = room_id
+        return self._run_id
+
+    def end_run(self) -> None:
+        """End the current run. The message service always calls it (elizaOS can leave a run open)."""
+        self._run_id = None
+        self._run_room_id = None
+
+    def get_current_run_id(self) -> UUID | None:
+        """The current run's id, or ``None`` outside a run."""
+        return self._run_id
 
     # -- models -----------------------------------------------------------------------------
 
@@ -147,7 +218,11 @@ class AgentRuntime:
     # -- state ------------------------------------------------------------------------------
 
     async def compose_state(
-        self, message: Memory, include_list: Iterable[str] | None = None, only_include: bool = False
+        self,
+        message: Memory,
+        include_list: Iterable[str] | None = None,
+        only_include: bool = False,
+        skip_cache: bool = False,
     ) -> State:
         """Run providers concurrently and merge their results (elizaOS ``composeState``).
 
@@ -155,39 +230,59 @@ class AgentRuntime:
             message: The message being answered.
             include_list: Provider names to add (dynamic or private ones must be named).
             only_include: Run only the named providers.
+            skip_cache: Ignore results cached for this message by an earlier call.
 
         Returns:
             ``State`` with values merged, ``data["providers"][name]`` per provider, and the texts
-            joined in ``position`` order. A failing or slow provider contributes nothing and is
-            logged; it never fails the turn.
+            joined in ``position`` order. Results of providers run earlier for the same message
+            (the bounded per-process state cache) are kept unless ``skip_cache``, as elizaOS
+            does. A failing or slow provider contributes nothing and is logged; it never fails
+            the turn.
         """
         named = set(include_list or ())
         chosen = [
             p for p in self.blueprint.providers.values()
             if p.name in named or (not only_include and not p.dynamic and not p.private)
         ]
-        chosen.sort(key=lambda p: p.position)
         state = State()
-        results = await asyncio.gather(*(self._run_provider(p.name, message, state) for p in chosen))
-        for provider, result in zip(chosen, results, strict=True):
+        fresh = await asyncio.gather(*(self._run_provider(p.name, message, state) for p in chosen))
+        results = {} if skip_cache else self.blueprint.state_cache.get(message.id)
+        results.update({p.name: r for p, r in zip(chosen, fresh, strict=True)})
+        self.blueprint.state_cache.put(message.id, results)
+        ordered = sorted(results.items(), key=lambda item: self._provider_position(item[0]))
+        for name, result in ordered:
             state.values.update(result.values)
-            state.data.setdefault("providers", {})[provider.name] = result
-        state.text = "\n\n".join(r.text for r in results if r.text)
+            state.data.setdefault("providers", {})[name] = result
+        state.text = "\n\n".join(r.text for _, r in ordered if r.text)
         state.values["providers"] = state.text
         return state
+
+    def _provider_position(self, name: str) -> int:
+        provider = self.blueprint.providers.get(name)
+        return provider.position if provider else 0
 
     async def _run_provider(self, name: str, message: Memory, state: State) -> ProviderResult:
         provider = self.blueprint.providers[name]
         try:
-            return await asyncio.wait_for(provider.get(self, message, state), PROVIDER_TIMEOUT_S)
+            return await asyncio.wait_for(provider.get(self, message, state), self._provider_timeout_s())
         except Exception:
-            logger.exception("provider %s failed; its part of the state is empty", name)
+            logger.exception("provider %s failed or timed out; its part of the state is empty", name)
             return ProviderResult()
+
+    def _provider_timeout_s(self) -> float:
+        value = self.get_setting("PROVIDER_TIMEOUT_S")
+        try:
+            return float(value) if value is not None else PROVIDER_TIMEOUT_S
+        except (TypeError, ValueError):
+            return PROVIDER_TIMEOUT_S
 
     # -- actions ----------------------------------------------------------------------------
 
     def find_action(self, name: str) -> Action | None:
-        """Exact name, then normalised name (case, ``_`` and ``-`` ignored), then similes."""
+        """Exact name, then normalised name (case, ``_`` and ``-`` ignored), then similes.
+
+        An exact match always wins over a fuzzy one.
+        """
         if name in self.actions:
             return self.actions[name]
         key = _normalise(name)
@@ -200,23 +295,182 @@ class AgentRuntime:
         return None
 
     async def process_actions(
-        self, message: Memory, responses: Sequence[Memory], state: State, callback: Any
-    ) -> None:
+        self, message: Memory, responses: Sequence[Memory], state: State, callback: HandlerCallback
+    ) -> list[ActionResult]:
         """Run the actions named in each response, in order (elizaOS ``processActions``).
 
-        Unknown actions are logged and skipped; a failing action is logged and does not stop
-        the ones after it.
+        Each execution emits ``ACTION_STARTED``/``ACTION_COMPLETED``, passes the plugins'
+        ``before_action`` (which may veto it) and ``after_action`` hooks, merges its result's
+        ``values`` into ``state`` (so the next action of the plan sees them), and is stored as
+        an ``action_result`` memory (table ``action_results``). An unknown, vetoed or failing
+        action gives a failed result and a memory saying so; it never stops the ones after it.
+
+        Returns:
+            The results in execution order (also ``get_action_results(message.id)``).
         """
+        results = []
         for response in responses:
             for name in response.content.actions or []:
-                action = self.find_action(name)
-                if action is None:
-                    logger.warning("unknown action %s chosen by the model; skipped", name)
-                    continue
-                try:
-                    await action.handler(self, message, state, {}, callback, list(responses))
-                except Exception:
-                    logger.exception("action %s failed", action.name)
+                result = await self._run_action(name, message, state, callback, responses)
+                results.append(result)
+        return results
+
+    def get_action_results(self, message_id: UUID) -> list[ActionResult]:
+        """Results of the actions run for a message in this invocation, in order (for chaining)."""
+        return list(self._action_results.get(message_id, []))
+
+    async def _run_action(self, name: str, message: Memory, state: State, callback: HandlerCallback,
+                          responses: Sequence[Memory]) -> ActionResult:
+        action = self.find_action(name)
+        if action is None:
+            logger.warning("unknown action %s chosen by the model; no handler run", name)
+            result = ActionResult(success=False, error=f"unknown action {name}")
+        elif not await self._action_allowed(action, message, state):
+            result = ActionResult(success=False, error=f"action {action.name} was vetoed by a plugin")
+        else:
+            result = await self._execute_action(action, message, state, callback, responses)
+        self._action_results.setdefault(message.id, []).append(result)
+        state.data.setdefault("actionResults", []).append(result)
+        await self._store_action_result(action.name if action else name, message, result)
+        return result
+
+    async def _execute_action(self, action: Action, message: Memory, state: State, callback: HandlerCallback,
+                              responses: Sequence[Memory]) -> ActionResult:
+        payload = {"action": action.name, "messageId": message.id, "roomId": message.room_id,
+                   "runId": self._run_id}
+        await self.emit_event(EventType.ACTION_STARTED, payload)
+        try:
+            raw = await action.handler(self, message, state, {}, callback, list(responses))
+            result = normalise_action_result(raw)
+        except Exception as exc:
+            logger.exception("action %s failed", action.name)
+            result = ActionResult(success=False, error=f"{type(exc).__name__}: {exc}")
+        state.values.update(result.values)
+        await self.emit_event(EventType.ACTION_COMPLETED, {**payload, "result": result})
+        await self.call_hooks("after_action", action, message, result)
+        return result
+
+    async def _action_allowed(self, action: Action, message: Memory, state: State) -> bool:
+        for hook in self.blueprint.hooks("before_action"):
+            try:
+                if await hook(self, action, message, state) is False:
+                    logger.info("action %s vetoed by a before_action hook", action.name)
+                    return False
+            except Exception:
+                logger.exception("a before_action hook failed; ignored")
+        return True
+
+    async def _store_action_result(self, name: str, message: Memory, result: ActionResult) -> None:
+        text = result.text or result.error or f"{name} {'succeeded' if result.success else 'failed'}"
+        memory = Memory(
+            entity_id=self.agent_id, agent_id=self.agent_id, room_id=message.room_id, world_id=message.world_id,
+            content=Content(text=text, actions=[name], source=message.content.source, in_reply_to=message.id,
+                            type="action_result", action_result={"success": result.success, "values": result.values,
+                                                                 "data": result.data, "error": result.error}),
+            metadata=MemoryMetadata(type=MemoryType.CUSTOM, source=message.content.source,
+                                    action_name=name, run_id=str(self._run_id) if self._run_id else None),
+        )
+        try:
+            await self.create_memory(memory, "action_results")
+        except Exception:  # the action ran; failing to record it must not undo the turn
+            logger.exception("could not store the result of action %s", name)
+
+    async def call_hooks(self, name: str, *args: Any) -> None:
+        """Call every plugin hook ``name`` with ``(self, *args)``; failures are logged, not raised."""
+        for hook in self.blueprint.hooks(name):
+            try:
+                await hook(self, *args)
+            except Exception:
+                logger.exception("a %s hook failed; ignored", name)
+
+    # -- evaluators -------------------------------------------------------------------------
+
+    async def evaluate(self, message: Memory, state: State, did_respond: bool = True,
+                       responses: Sequence[Memory] = ()) -> list[str]:
+        """Run the evaluators that apply, concurrently (elizaOS ``evaluate``).
+
+        An evaluator applies when ``always_run`` is set, or the agent responded and its
+        ``validate`` passes (no ``validate``: passes). Failures (of ``validate`` or the
+        handler) are logged, never raised. Emits ``EVALUATOR_STARTED``/``_COMPLETED``.
+
+        Returns:
+            Names of the evaluators that ran to completion.
+        """
+        chosen = [e for e in self.blueprint.evaluators
+                  if await self._evaluator_applies(e, message, state, did_respond)]
+        outcomes = await asyncio.gather(*(self._run_evaluator(e, message, state, responses) for e in chosen))
+        return [e.name for e, ok in zip(chosen, outcomes, strict=True) if ok]
+
+    async def _evaluator_applies(self, evaluator: Evaluator, message: Memory, state: State,
+                                 did_respond: bool) -> bool:
+        if evaluator.always_run:
+            return True
+        if not did_respond:
+            return False
+        try:
+            return evaluator.validate is None or bool(await evaluator.validate(self, message, state))
+        except Exception:
+            logger.exception("evaluator %s failed to validate; skipped", evaluator.name)
+            return False
+
+    async def _run_evaluator(self, evaluator: Evaluator, message: Memory, state: State,
+                             responses: Sequence[Memory]) -> bool:
+        payload = {"evaluator": evaluator.name, "messageId": message.id, "runId": self._run_id}
+        await self.emit_event(EventType.EVALUATOR_STARTED, payload)
+        try:
+            await evaluator.handler(self, message, state, {}, None, list(responses))
+            ok = True
+        except Exception:
+            logger.exception("evaluator %s failed", evaluator.name)
+            ok = False
+        await self.emit_event(EventType.EVALUATOR_COMPLETED, {**payload, "success": ok})
+        return ok
+
+    # -- services (elizaOS getService...; started once per process by the orchestrator) ----
+
+    def get_service(self, service_type: str) -> Service | None:
+        """The first started service of this type, or ``None`` (elizaOS ``getService``)."""
+        return self.blueprint.services.get(service_type)
+
+    def has_service(self, service_type: str) -> bool:
+        """Whether a service of this type has started."""
+        return self.blueprint.services.get(service_type) is not None
+
+    def get_services_by_type(self, service_type: str) -> list[Service]:
+        """Every started service of this type (elizaOS ``getServicesByType``)."""
+        return self.blueprint.services.get_all(service_type)
+
+    async def get_service_load_promise(self, service_type: str) -> Service:
+        """Wait until a service of this type has started (elizaOS ``getServiceLoadPromise``).
+
+        Never returns for a type no plugin registers: wrap it in ``asyncio.wait_for``.
+        """
+        return await self.blueprint.services.load(service_type)
+
+    def get_registered_service_types(self) -> list[str]:
+        """Types of the services the agent's plugins register, started or not."""
+        return self.blueprint.services.registered_types
+
+    # -- sending (elizaOS registerSendHandler / sendMessageToTarget) ------------------------
+
+    def register_send_handler(self, source: str, handler: SendHandler) -> None:
+        """Deliver content for ``source`` (``"discord"``...) with ``handler(runtime, target, content)``.
+
+        Kept by the agent's blueprint for the process; one handler per source (a new one replaces).
+        """
+        self.blueprint.send_handlers[source] = handler
+
+    async def send_message_to_target(self, target: TargetInfo, content: Content) -> None:
+        """Send content to a target through its source's send handler.
+
+        Raises:
+            NotFoundError: no send handler for ``target.source``.
+        """
+        handler = self.blueprint.send_handlers.get(target.source)
+        if handler is None:
+            known = ", ".join(sorted(self.blueprint.send_handlers)) or "none"
+            raise NotFoundError(f"no send handler for source {target.source!r} (registered: {known})")
+        await handler(self, target, content)
 
     # -- tasks (elizaOS registerTaskWorker, createTask, getTasks...; run by core.tasks.runner) --
 

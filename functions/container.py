@@ -98,7 +98,7 @@ class Container:
             plugins=[bootstrap_plugin, *self.model_plugins],
             settings={"CONVERSATION_LENGTH": self.settings.conversation_length},
         )
-        self.run(orchestrator.add_agents(self.characters()))
+        self.run(orchestrator.add_agents(self.characters(), auto_start=True))
         return orchestrator
 
     def characters(self) -> list[Character]:

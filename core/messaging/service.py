@@ -1,27 +1,33 @@
 """The message pipeline (elizaOS ``DefaultMessageService.handleMessage``), for one turn.
 
-store message → compose state → should respond → one TEXT_LARGE call → parse → actions
-→ store reply → queue embeddings (sent in one batch per priority when the turn ends).
+start run → ``before_message`` hooks → store message → compose state → should respond → one
+TEXT_LARGE call (streamed when asked) → parse → actions → store reply (unless a newer
+message superseded it) → evaluators → ``after_message`` hooks → end run. Embedding requests
+are sent in one batch per priority when the turn ends, whatever happened.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID
 
 from core.bootstrap.providers import system_prompt
 from core.errors import ModelError
+from core.events import EventType
 from core.messaging.response_parser import MalformedResponseError, ParsedResponse, parse_response
 from core.messaging.should_respond import Decision, should_respond
+from core.messaging.streaming import StreamCallback, TextElementStream, plain_stream
 from core.messaging.templates import MESSAGE_HANDLER_TEMPLATE, compose_prompt
+from core.plugin import Reject
 from core.runtime import AgentRuntime
 from core.types import ChannelType, Content, Memory, ModelType, State
 
 logger = logging.getLogger(__name__)
 
-#: Extra attempts when a structured model's answer cannot be parsed.
+#: Default of ``MAX_PARSE_RETRIES``: extra attempts when a structured model's answer cannot be parsed.
 MAX_PARSE_RETRIES = 2
 #: Recent turns given to a plain-chat model: a small context window (SmolLM2: 2,048 tokens).
 PLAIN_HISTORY_TURNS = 8
@@ -29,6 +35,8 @@ PLAIN_HISTORY_TURNS = 8
 SIMPLE_ACTIONS = {"REPLY", "NONE"}
 
 Mode = Literal["simple", "actions", "none"]
+#: ``on_response(content)``: callback mode, called with each reply as it is stored.
+ResponseCallback = Callable[[Content], Awaitable[None] | None]
 
 
 @dataclass
@@ -41,6 +49,11 @@ class MessageResult:
         did_respond: Whether the agent answered.
         mode: ``simple`` (reply sent as written), ``actions`` (action handlers ran) or ``none``.
         responses: The stored reply memories, in order.
+        run_id: The turn's run (model usage logs carry it).
+        superseded: A newer message arrived in the room before the reply was stored, so the
+            reply was dropped.
+        rejected: Why a ``before_message`` hook refused the message (then nothing was stored).
+        stopped: In a group, the agent was told to stop (should-respond STOP).
     """
 
     message_id: UUID
@@ -48,89 +61,173 @@ class MessageResult:
     did_respond: bool
     mode: Mode
     responses: list[Memory] = field(default_factory=list)
+    run_id: UUID | None = None
+    superseded: bool = False
+    rejected: str | None = None
+    stopped: bool = False
 
 
-async def handle_message(runtime: AgentRuntime, message: Memory, channel_type: ChannelType) -> MessageResult:
+async def handle_message(
+    runtime: AgentRuntime,
+    message: Memory,
+    channel_type: ChannelType,
+    *,
+    on_stream_chunk: StreamCallback | None = None,
+    on_response: ResponseCallback | None = None,
+) -> MessageResult:
     """Run one turn for ``message`` (already validated; its connection already ensured).
 
     The user's message is stored first, so it is kept whatever happens next; embedding
-    requests are sent before returning, even on failure.
+    requests are sent and the run is ended before returning, even on failure (elizaOS can
+    leave a run open).
+
+    Args:
+        runtime: The agent's runtime for this invocation.
+        message: The incoming message.
+        channel_type: The room's kind; direct channels skip the should-respond decision.
+        on_stream_chunk: Receives the reply's text while the model writes it.
+        on_response: Receives each reply as soon as it is stored, before evaluators run.
 
     Raises:
         ModelError: the model failed, or its answer stayed unreadable after retries.
     """
-    await runtime.create_memory(message, "messages")
-    runtime.queue_embedding_generation(message, "high")
+    run_id = runtime.start_run(message.room_id)
+    run = {"runId": run_id, "messageId": message.id, "roomId": message.room_id, "entityId": message.entity_id}
+    await runtime.emit_event(EventType.RUN_STARTED, run)
+    status = "error"
     try:
-        return await _respond(runtime, message, channel_type)
+        accepted = await _before_message(runtime, message)
+        if isinstance(accepted, Reject):
+            status = "rejected"
+            return MessageResult(message.id, message.room_id, False, "none", run_id=run_id, rejected=accepted.reason)
+        message = accepted
+        await runtime.create_memory(message, "messages")
+        runtime.queue_embedding_generation(message, "high")
+        await runtime.emit_event(EventType.MESSAGE_RECEIVED, {**run, "message": message})
+        result = await _Turn(runtime, message, channel_type, on_stream_chunk, on_response).run()
+        result.run_id = run_id
+        await runtime.call_hooks("after_message", message, result)
+        status = "completed"
+        return result
     finally:
         await runtime.flush_embeddings()
+        await runtime.emit_event(EventType.RUN_ENDED, {**run, "status": status})
+        runtime.end_run()
 
 
-async def _respond(runtime: AgentRuntime, message: Memory, channel_type: ChannelType) -> MessageResult:
-    state = await runtime.compose_state(message)
-    decision = await should_respond(runtime, message, state, channel_type)
-    if decision is not Decision.RESPOND:
-        return MessageResult(message.id, message.room_id, did_respond=False, mode="none")
-    parsed = await _generate(runtime, message, state)
-    if not parsed.actions or "IGNORE" in parsed.actions:
-        return MessageResult(message.id, message.room_id, did_respond=False, mode="none")
-    replies: list[Memory] = []
+async def _before_message(runtime: AgentRuntime, message: Memory) -> Memory | Reject:
+    """Let each plugin's ``before_message`` hook rewrite or reject the message, in order."""
+    for hook in runtime.blueprint.hooks("before_message"):
+        try:
+            outcome = await hook(runtime, message)
+        except Exception:
+            logger.exception("a before_message hook failed; the message goes on unchanged")
+            continue
+        if isinstance(outcome, Reject):
+            logger.info("message %s rejected by a plugin: %s", message.id, outcome.reason)
+            return outcome
+        if isinstance(outcome, Memory):
+            message = outcome
+    return message
 
-    async def deliver(content: Content) -> list[Memory]:
-        reply = await _store_reply(runtime, message, content)
-        replies.append(reply)
+
+class _Turn:
+    """One response to one stored message."""
+
+    def __init__(self, runtime: AgentRuntime, message: Memory, channel_type: ChannelType,
+                 on_stream_chunk: StreamCallback | None, on_response: ResponseCallback | None) -> None:
+        self.runtime = runtime
+        self.message = message
+        self.channel_type = channel_type
+        self.on_stream_chunk = on_stream_chunk
+        self.on_response = on_response
+        self.replies: list[Memory] = []
+        self.superseded = False
+
+    async def run(self) -> MessageResult:
+        state = await self.runtime.compose_state(self.message)
+        decision = await should_respond(self.runtime, self.message, state, self.channel_type)
+        if decision is not Decision.RESPOND:
+            return self._result("none", stopped=decision is Decision.STOP)
+        parsed = await self._generate(state)
+        if not parsed.actions or "IGNORE" in parsed.actions:
+            return self._result("none")
+        if set(parsed.actions) <= SIMPLE_ACTIONS:
+            if parsed.text:
+                await self.deliver(_content(parsed, self.message))
+            mode: Mode = "simple"
+        else:
+            plan = Memory(entity_id=self.runtime.agent_id, agent_id=self.runtime.agent_id,
+                          room_id=self.message.room_id, content=_content(parsed, self.message))
+            await self.runtime.process_actions(self.message, [plan], state, self.deliver)
+            mode = "actions"
+        await self.runtime.evaluate(self.message, state, did_respond=bool(self.replies), responses=self.replies)
+        return self._result(mode)
+
+    def _result(self, mode: Mode, *, stopped: bool = False) -> MessageResult:
+        return MessageResult(self.message.id, self.message.room_id, did_respond=bool(self.replies), mode=mode,
+                             responses=self.replies, superseded=self.superseded, stopped=stopped)
+
+    async def deliver(self, content: Content) -> list[Memory]:
+        """The action callback: store a reply (unless superseded) and hand it to ``on_response``."""
+        if self.superseded:
+            return []
+        reply = _reply_memory(self.runtime, self.message, content)
+        if not await self.runtime.adapter.create_reply(reply, "messages", answering=self.message):
+            logger.info("a newer message arrived in room %s; the reply to %s is dropped",
+                        self.message.room_id, self.message.id)
+            self.superseded = True
+            return []
+        self.runtime.queue_embedding_generation(reply, "normal")
+        self.replies.append(reply)
+        await self.runtime.emit_event(EventType.MESSAGE_SENT,
+                                      {"message": reply, "runId": self.runtime.get_current_run_id()})
+        if self.on_response is not None:
+            outcome = self.on_response(content)
+            if outcome is not None:
+                await outcome
         return [reply]
 
-    if set(parsed.actions) <= SIMPLE_ACTIONS:
-        if parsed.text:
-            await deliver(_content(parsed, message))
-        mode: Mode = "simple"
-    else:
-        plan = Memory(entity_id=runtime.agent_id, agent_id=runtime.agent_id, room_id=message.room_id,
-                      content=_content(parsed, message))
-        await runtime.process_actions(message, [plan], state, deliver)
-        mode = "actions"
-    return MessageResult(message.id, message.room_id, did_respond=bool(replies), mode=mode, responses=replies)
+    async def _generate(self, state: State) -> ParsedResponse:
+        if "structured_output" in self.runtime.model_capabilities(ModelType.TEXT_LARGE):
+            return await self._generate_structured(state)
+        return await self._generate_plain(state)
 
+    async def _generate_structured(self, state: State) -> ParsedResponse:
+        prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
+        attempts = _setting_int(self.runtime, "MAX_PARSE_RETRIES", MAX_PARSE_RETRIES) + 1
+        for attempt in range(attempts):
+            params = {"prompt": prompt, "system": state.values.get("system")}
+            if self.on_stream_chunk is not None:
+                params["on_stream_chunk"] = TextElementStream(self.on_stream_chunk).feed
+            raw = await self.runtime.use_model(ModelType.TEXT_LARGE, params)
+            try:
+                return parse_response(str(raw))
+            except MalformedResponseError:
+                logger.warning("unreadable model answer (attempt %d of %d)", attempt + 1, attempts)
+        raise ModelError("the model's answer could not be parsed", retryable=False)
 
-async def _generate(runtime: AgentRuntime, message: Memory, state: State) -> ParsedResponse:
-    if "structured_output" in runtime.model_capabilities(ModelType.TEXT_LARGE):
-        return await _generate_structured(runtime, state)
-    return await _generate_plain(runtime, message, state)
+    async def _generate_plain(self, state: State) -> ParsedResponse:
+        """For models that cannot be trusted with the action format (a tiny local model).
 
-
-async def _generate_structured(runtime: AgentRuntime, state: State) -> ParsedResponse:
-    prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
-    for attempt in range(MAX_PARSE_RETRIES + 1):
-        raw = await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": prompt, "system": state.values.get("system")})
-        try:
-            return parse_response(str(raw))
-        except MalformedResponseError:
-            logger.warning("unreadable model answer (attempt %d of %d)", attempt + 1, MAX_PARSE_RETRIES + 1)
-    raise ModelError("the model's answer could not be parsed", retryable=False)
-
-
-async def _generate_plain(runtime: AgentRuntime, message: Memory, state: State) -> ParsedResponse:
-    """For models that cannot be trusted with the action format (a tiny local model).
-
-    Only called once the agent has decided to answer, so REPLY is the one sensible action:
-    ask for a plain chat reply, with the history as chat turns and a repeat penalty.
-    """
-    history = state.data.get("providers", {}).get("RECENT_MESSAGES")
-    recent: list[Memory] = list(history.data.get("recentMessages", [])) if history else []
-    if not any(m.id == message.id for m in recent):
-        recent.append(message)
-    chat = [
-        {"role": "assistant" if m.entity_id == runtime.agent_id else "user", "content": m.text}
-        for m in recent[-(PLAIN_HISTORY_TURNS * 2) :]
-        if m.text
-    ]
-    text = await runtime.use_model(
-        ModelType.TEXT_LARGE,
-        {"system": _plain_system_prompt(runtime), "messages": chat, "repeat_penalty": 1.3, "max_tokens": 120},
-    )
-    return ParsedResponse(actions=["REPLY"], text=str(text).strip())
+        Only called once the agent has decided to answer, so REPLY is the one sensible action:
+        ask for a plain chat reply, with the history as chat turns and a repeat penalty.
+        """
+        history = state.data.get("providers", {}).get("RECENT_MESSAGES")
+        recent: list[Memory] = list(history.data.get("recentMessages", [])) if history else []
+        if not any(m.id == self.message.id for m in recent):
+            recent.append(self.message)
+        chat = [
+            {"role": "assistant" if m.entity_id == self.runtime.agent_id else "user", "content": m.text}
+            for m in recent[-(PLAIN_HISTORY_TURNS * 2) :]
+            if m.text
+        ]
+        params = {"system": _plain_system_prompt(self.runtime), "messages": chat, "repeat_penalty": 1.3,
+                  "max_tokens": 120}
+        if self.on_stream_chunk is not None:
+            params["on_stream_chunk"] = plain_stream(self.on_stream_chunk)
+        text = await self.runtime.use_model(ModelType.TEXT_LARGE, params)
+        return ParsedResponse(actions=["REPLY"], text=str(text).strip())
 
 
 def _plain_system_prompt(runtime: AgentRuntime) -> str:
@@ -149,7 +246,7 @@ def _content(parsed: ParsedResponse, message: Memory) -> Content:
     )
 
 
-async def _store_reply(runtime: AgentRuntime, message: Memory, content: Content) -> Memory:
+def _reply_memory(runtime: AgentRuntime, message: Memory, content: Content) -> Memory:
     content.in_reply_to = message.id
     content.channel_type = message.content.channel_type
     reply = Memory(
@@ -158,6 +255,11 @@ async def _store_reply(runtime: AgentRuntime, message: Memory, content: Content)
     )
     # A reply stored in the same millisecond as its message must still sort after it.
     reply.created_at = max(reply.created_at, message.created_at + 1)
-    await runtime.create_memory(reply, "messages")
-    runtime.queue_embedding_generation(reply, "normal")
     return reply
+
+
+def _setting_int(runtime: AgentRuntime, key: str, default: int) -> int:
+    try:
+        return max(0, int(runtime.get_setting(key)))
+    except (TypeError, ValueError):
+        return default

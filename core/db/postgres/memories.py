@@ -83,6 +83,38 @@ class MemoriesMixin(PostgresBase):
                 params,
             )
 
+    async def create_reply(self, reply: Memory, table: str, *, answering: Memory) -> bool:
+        """Store an agent's reply unless a newer message has arrived in the room meanwhile.
+
+        The check and the insert are one statement, so a reply is never stored after a newer
+        message it did not see. "Newer" means a memory of ``table`` in the same room, written
+        by someone other than the agent, created after ``answering``.
+
+        Args:
+            reply: The agent's reply.
+            table: elizaOS table name (``"messages"``).
+            answering: The message the reply answers.
+
+        Returns:
+            False when the reply was superseded (nothing stored).
+        """
+        check_name(table, "table")
+        m = reply
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+                " content_hash, \"unique\", created_at)"
+                " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
+                " AND id = %s)), %s, %s, %s, %s, %s, %s"
+                " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
+                " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
+                (m.id, m.agent_id, table, m.room_id, m.world_id, m.agent_id, m.room_id, m.entity_id,
+                 Jsonb(m.content.to_json_dict()), Jsonb(m.metadata.to_json_dict()), m.content_hash, m.unique,
+                 from_ms(m.created_at, "created_at"), m.agent_id, m.room_id, table, m.agent_id,
+                 from_ms(answering.created_at, "created_at")),
+            )
+        return cursor.rowcount == 1
+
     @idempotent  # a re-run finds its own row (same id) and returns it
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID:
         """Store one memory (elizaOS ``createMemory``), optionally de-duplicated.

@@ -1,0 +1,86 @@
+"""Streaming a reply to the user while the model still writes its structured answer.
+
+A structured answer is XML (``<response><thought>…</thought><actions>…</actions><text>…</text>``);
+only the ``<text>`` element is for the user. ``TextElementStream`` takes the raw chunks as
+they come and passes on only the text element's content, holding back just enough characters
+to never leak part of the closing tag.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+#: ``on_stream_chunk(text)``: sync or async; receives the reply as it is generated.
+StreamCallback = Callable[[str], Any]
+
+_OPEN, _CLOSE = "<text>", "</text>"
+
+
+async def deliver(callback: StreamCallback | None, chunk: str) -> None:
+    """Call a sync or async stream callback with a non-empty chunk."""
+    if callback is None or not chunk:
+        return
+    result = callback(chunk)
+    if inspect.isawaitable(result):
+        await result
+
+
+class TextElementStream:
+    """Forwards the content of the first ``<text>`` element of a streamed XML answer.
+
+    Args:
+        callback: Receives the user-visible text, in pieces (entities unescaped per piece).
+
+    Call ``feed`` with each raw chunk; ``sent`` tells whether anything was forwarded.
+    """
+
+    def __init__(self, callback: StreamCallback) -> None:
+        self._callback = callback
+        self._buffer = ""
+        self._inside = False
+        self._done = False
+        self._forwarded = 0
+        self.sent = False
+
+    async def feed(self, chunk: str) -> None:
+        """Take one raw chunk of the model's answer."""
+        if self._done:
+            return
+        self._buffer += chunk
+        if not self._inside:
+            start = self._buffer.find(_OPEN)
+            if start < 0:
+                return
+            self._inside = True
+            self._forwarded = start + len(_OPEN)
+        end = self._buffer.find(_CLOSE, self._forwarded)
+        if end >= 0:
+            self._done = True
+            await self._send(self._buffer[self._forwarded:end])
+            return
+        # Hold back what could be the start of "</text>" or of an entity ("&amp;").
+        safe = len(self._buffer) - len(_CLOSE)
+        amp = self._buffer.rfind("&", self._forwarded)
+        if amp >= 0 and ";" not in self._buffer[amp:]:
+            safe = min(safe, amp)
+        if safe > self._forwarded:
+            piece, self._forwarded = self._buffer[self._forwarded:safe], safe
+            await self._send(piece)
+
+    async def _send(self, raw: str) -> None:
+        text = html.unescape(raw.lstrip() if not self.sent else raw)
+        if text:
+            self.sent = True
+            await deliver(self._callback, text)
+
+
+def plain_stream(callback: StreamCallback) -> Callable[[str], Awaitable[None]]:
+    """A chunk handler for plain (non-XML) answers: every chunk goes to the user as is."""
+
+    async def forward(chunk: str) -> None:
+        await deliver(callback, chunk)
+
+    return forward

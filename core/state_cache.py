@@ -1,0 +1,63 @@
+"""The state cache: provider results of recent messages, bounded in size and age.
+
+elizaOS keeps every composed state in an unbounded ``Map`` keyed by message id, so a
+long-lived process grows without limit. Here the cache lives per agent per process (a warm
+Lambda container serves many turns) and holds at most ``max_size`` messages for at most
+``ttl_s`` seconds each, least recently used out first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+#: Defaults of the ``STATE_CACHE_SIZE`` (messages) and ``STATE_CACHE_TTL_S`` (seconds) settings.
+DEFAULT_SIZE = 256
+DEFAULT_TTL_S = 300.0
+
+
+class StateCache:
+    """Provider results by message id.
+
+    Args:
+        max_size: Most messages kept (at least 1).
+        ttl_s: Seconds an entry stays usable after it was written.
+        clock: Monotonic clock in seconds (tests pass their own).
+
+    Raises:
+        ValueError: ``max_size`` < 1 or ``ttl_s`` <= 0.
+    """
+
+    def __init__(self, max_size: int = DEFAULT_SIZE, ttl_s: float = DEFAULT_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_size < 1 or ttl_s <= 0:
+            raise ValueError("the state cache needs max_size >= 1 and ttl_s > 0")
+        self.max_size = max_size
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[UUID, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, message_id: UUID) -> dict[str, Any]:
+        """The provider results stored for a message (a copy; empty when absent or expired)."""
+        entry = self._entries.get(message_id)
+        if entry is None:
+            return {}
+        written, results = entry
+        if self._clock() - written > self.ttl_s:
+            del self._entries[message_id]
+            return {}
+        self._entries.move_to_end(message_id)
+        return dict(results)
+
+    def put(self, message_id: UUID, results: dict[str, Any]) -> None:
+        """Store a message's provider results, evicting the least recently used beyond ``max_size``."""
+        self._entries[message_id] = (self._clock(), dict(results))
+        self._entries.move_to_end(message_id)
+        while len(self._entries) > self.max_size:
+            self._entries.popitem(last=False)
