@@ -146,6 +146,11 @@ class _Turn:
 
     async def run(self) -> MessageResult:
         state = await self.runtime.compose_state(self.message)
+        result = await self._respond(state)
+        await self.runtime.evaluate(self.message, state, did_respond=result.did_respond, responses=self.replies)
+        return result
+
+    async def _respond(self, state: State) -> MessageResult:
         decision = await should_respond(self.runtime, self.message, state, self.channel_type)
         if decision is not Decision.RESPOND:
             return self._result("none", stopped=decision is Decision.STOP)
@@ -155,14 +160,11 @@ class _Turn:
         if set(parsed.actions) <= SIMPLE_ACTIONS:
             if parsed.text:
                 await self.deliver(_content(parsed, self.message))
-            mode: Mode = "simple"
-        else:
-            plan = Memory(entity_id=self.runtime.agent_id, agent_id=self.runtime.agent_id,
-                          room_id=self.message.room_id, content=_content(parsed, self.message))
-            await self.runtime.process_actions(self.message, [plan], state, self.deliver)
-            mode = "actions"
-        await self.runtime.evaluate(self.message, state, did_respond=bool(self.replies), responses=self.replies)
-        return self._result(mode)
+            return self._result("simple")
+        plan = Memory(entity_id=self.runtime.agent_id, agent_id=self.runtime.agent_id,
+                      room_id=self.message.room_id, content=_content(parsed, self.message))
+        await self.runtime.process_actions(self.message, [plan], state, self.deliver)
+        return self._result("actions")
 
     def _result(self, mode: Mode, *, stopped: bool = False) -> MessageResult:
         return MessageResult(self.message.id, self.message.room_id, did_respond=bool(self.replies), mode=mode,

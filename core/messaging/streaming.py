@@ -63,9 +63,9 @@ class TextElementStream:
             return
         # Hold back what could be the start of "</text>" or of an entity ("&amp;").
         safe = len(self._buffer) - len(_CLOSE)
-        amp = self._buffer.rfind("&", self._forwarded)
-        if amp >= 0 and ";" not in self._buffer[amp:]:
-            safe = min(safe, amp)
+        amp = self._buffer.rfind("&", self._forwarded, max(safe, self._forwarded))
+        if amp >= 0 and self._buffer.find(";", amp) not in range(amp, safe):
+            safe = amp  # an entity cut in two would be unescaped wrongly
         if safe > self._forwarded:
             piece, self._forwarded = self._buffer[self._forwarded:safe], safe
             await self._send(piece)
