@@ -6,7 +6,8 @@ process. Statements are counted by the server (``pg_stat_statements``), transact
 ``pg_stat_database``. Embedding requests are not sent (no SQS here): they cost no SQL.
 
 Prints JSON lines: ephemeral build p50/p90 (µs) and its SQL, turn p50/p90 (ms), SQL
-statements and transactions per turn, process RSS after warm-up and after the run (MiB),
+statements and transactions per turn, process RSS after warm-up, half-way and after the run
+(MiB) and its growth over the second half (flat after warm-up: about 0),
 and the ratio of elizaOS's turn time (55 ms) to ours.
 
 Run: ``.venv/bin/python bench/message_turn.py [turns]`` (default 1000).
@@ -118,6 +119,9 @@ async def run(turns: int) -> None:
         result = await orchestrator.handle_message("Bench", IncomingMessage(text=f"turn {i}", room_id=room))
         times.append((time.perf_counter() - t0) * 1000)
         assert result.did_respond
+        models.calls.clear()  # the scripted model's call log is the test double's memory, not ours
+        if i + 1 == turns // 2:
+            rss_half = rss_mib()
         if (i + 1) % 200 == 0:
             log(f"  {i + 1}/{turns} turns, p50 so far {statistics.median(times):.2f} ms, RSS {rss_mib():.0f} MiB")
     async with pool.connection() as conn:
@@ -133,7 +137,9 @@ async def run(turns: int) -> None:
     emit("sql_statements_ratio_vs_elizaos", ELIZAOS_STATEMENTS_PER_TURN / statements, "x")
     emit("transactions_per_turn", transactions, "transactions")
     emit("rss_after_warmup", rss_warm, "MiB")
+    emit(f"rss_after_{turns // 2}_turns", rss_half, "MiB")
     emit(f"rss_after_{turns}_turns", rss_mib(), "MiB")
+    emit("rss_growth_second_half", rss_mib() - rss_half, "MiB")
     await pool.close()
     server.stop()
 

@@ -15,8 +15,11 @@ from typing import Any
 from uuid import UUID
 
 #: Defaults of the ``STATE_CACHE_SIZE`` (messages) and ``STATE_CACHE_TTL_S`` (seconds) settings.
-DEFAULT_SIZE = 256
-DEFAULT_TTL_S = 300.0
+#: The cache serves later ``compose_state`` calls of the same turn (actions, evaluators), so a
+#: few dozen recent messages are plenty; each entry holds its providers' data (e.g. the room's
+#: recent messages), so a large bound would cost megabytes.
+DEFAULT_SIZE = 64
+DEFAULT_TTL_S = 120.0
 
 
 class StateCache:

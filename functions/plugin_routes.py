@@ -1,0 +1,81 @@
+"""Plugin routes (elizaOS ``Plugin.routes``) served by the HTTP API's one router.
+
+``/agents/{agent}/plugins/{plugin}/{path...}`` finds the agent, then the plugin's route with
+that method and path, validates the JSON body against the route's ``body_model`` and calls
+its handler with an ephemeral runtime. Errors follow the API's conventions: 404 for an
+unknown agent, plugin or route; 405 for a known path with another method; 422 naming the
+invalid fields; 400 for a body that is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel, ValidationError
+
+from core.errors import NotFoundError
+from core.orchestrator import Orchestrator
+from core.plugin import Route, RouteRequest
+
+#: Path prefix of plugin routes, after the agent: ``/agents/{agent}`` + this + ``/{plugin}``.
+PREFIX = "/plugins/"
+
+
+class MethodNotAllowedError(NotFoundError):
+    """The plugin has the path, but not for this method."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+def find_route(orchestrator: Orchestrator, agent: str, plugin: str, method: str, path: str) -> Route:
+    """The plugin route for ``method path`` of ``agent``.
+
+    Raises:
+        NotFoundError: unknown agent, plugin (for this agent) or path.
+        MethodNotAllowedError: the path exists with other methods only.
+    """
+    blueprint = orchestrator.get_agent(agent)
+    if not any(p.name == plugin for p in blueprint.plugins):
+        raise NotFoundError(f"agent {agent} has no plugin {plugin!r}")
+    route = blueprint.routes.get((plugin, method.upper(), path))
+    if route is not None:
+        return route
+    allowed = sorted(m for (p, m, r) in blueprint.routes if p == plugin and r == path)
+    if allowed:
+        raise MethodNotAllowedError(f"{method.upper()} is not allowed on {path}", allowed)
+    raise NotFoundError(f"plugin {plugin!r} has no route {path}")
+
+
+def parse_body(route: Route, raw: str | None) -> Any:
+    """The request body: JSON, validated against ``route.body_model`` when it has one.
+
+    Raises:
+        ValueError: the body is not JSON (the caller answers 400).
+        pydantic.ValidationError: it does not fit the model (the caller answers 422).
+    """
+    data = json.loads(raw) if raw else None
+    if route.body_model is None:
+        return data
+    model: type[BaseModel] = route.body_model
+    return model.model_validate(data if data is not None else {})
+
+
+async def call_route(orchestrator: Orchestrator, agent: str, route: Route, request: RouteRequest) -> Response:
+    """Run the handler with a fresh runtime and wrap its value as a JSON response."""
+    runtime = orchestrator.runtime(agent)
+    value = await route.handler(runtime, request)
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", by_alias=True)
+    return Response(status_code=route.status, content_type="application/json", body=value)
+
+
+def validation_fields(exc: ValidationError) -> list[dict[str, Any]]:
+    """The API's ``fields`` list for a pydantic error (field path, location, type, message)."""
+    return [{"field": ".".join(str(p) for p in e.get("loc", ())) or "body", "location": "body",
+             "type": e.get("type"), "message": e.get("msg")} for e in exc.errors()]
