@@ -192,6 +192,35 @@ class AgentRuntime:
         await self.adapter.ensure_connection(entity, room, world)
         self.blueprint.connections.add(key)
 
+    async def ensure_connections(self, entities: Sequence[Entity], rooms: Sequence[Room],
+                                 world: World | None = None) -> None:
+        """Make sure a world, its rooms and entities exist, every entity taking part in every room
+        (elizaOS ``ensureConnections``, e.g. when a platform connector syncs a server).
+
+        Pairs already stored by this process are skipped; the rest costs one round trip per
+        kind of row (world, rooms, entities) plus one per room for the participants, not one
+        per pair. Existing rows are left as they are.
+
+        Args:
+            entities: People (or agents) to connect; ``agent_id`` is set to this agent's.
+            rooms: Their rooms; ``agent_id`` (and ``world_id`` when a world is given) set here.
+            world: The server/workspace the rooms belong to, if any.
+        """
+        pairs = {(e.id, r.id) for e in entities for r in rooms}
+        if all(pair in self.blueprint.connections for pair in pairs):
+            return
+        if world is not None:
+            await self.adapter.create_world(world.model_copy(update={"agent_id": self.agent_id}))
+        owned_rooms = [r.model_copy(update={"agent_id": self.agent_id,
+                                            **({"world_id": world.id} if world is not None else {})})
+                       for r in rooms]
+        await self.adapter.create_rooms(owned_rooms)
+        await self.adapter.create_entities([e.model_copy(update={"agent_id": self.agent_id}) for e in entities])
+        for room in owned_rooms:
+            await self.adapter.add_participants_room(self.agent_id, [e.id for e in entities], room.id)
+        for pair in pairs:
+            self.blueprint.connections.add(pair)
+
     async def create_memory(self, memory: Memory, table: str = "messages") -> Memory:
         """Store one memory. Its embedding is requested separately (``queue_embedding_generation``)."""
         await self.adapter.create_memories([memory], table)

@@ -161,3 +161,19 @@ async def test_building_an_ephemeral_runtime_needs_no_sql(orchestrator, adapter)
     await adapter.pool.close()  # any SQL now would fail
     runtime = orchestrator.runtime(agent_id)
     assert runtime.agent_id == agent_id and runtime.get_current_run_id() is None
+
+
+async def test_ensure_connections_creates_rooms_entities_and_participants_once(orchestrator, adapter):
+    from core.types import Entity, Room, World
+
+    [agent_id] = await orchestrator.add_agents([_character()])
+    runtime = orchestrator.runtime(agent_id)
+    world = World(id=uuid.uuid4(), agent_id=agent_id, name="server")
+    rooms = [Room(id=uuid.uuid4(), agent_id=agent_id, source="discord", type="GROUP") for _ in range(2)]
+    people = [Entity(id=uuid.uuid4(), agent_id=agent_id, names=[f"user{i}"]) for i in range(3)]
+    await runtime.ensure_connections(people, rooms, world)
+    for room in rooms:
+        assert set(await adapter.get_participants_for_room(agent_id, room.id)) == {p.id for p in people}
+        assert (await adapter.get_room(agent_id, room.id)).world_id == world.id
+    await adapter.pool.close()  # a second call for known pairs does no SQL
+    await orchestrator.runtime(agent_id).ensure_connections(people, rooms, world)
