@@ -27,6 +27,17 @@ ROUTES = {
 }
 QUEUES = ("EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue")
 FOURTEEN_DAYS = 14 * 24 * 3600
+#: The one Bedrock grant: only when BedrockModelArns is set, only invocation, only on those ARNs.
+BEDROCK_POLICY = {"Fn::If": [
+    "HasBedrockModels",
+    {"Statement": [{
+        "Sid": "InvokeConfiguredBedrockModels",
+        "Effect": "Allow",
+        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        "Resource": {"Ref": "BedrockModelArns"},
+    }]},
+    {"Ref": "AWS::NoValue"},
+]}
 
 
 def _lint(path: Path) -> list:
@@ -81,6 +92,10 @@ def test_globals(template):
         "EMBEDDINGS_HIGH_QUEUE_URL",
         "EMBEDDINGS_NORMAL_QUEUE_URL",
         "EMBEDDINGS_LOW_QUEUE_URL",
+        "MODEL_PLUGINS",
+        "BEDROCK_TEXT_MODEL_ID",
+        "BEDROCK_EMBEDDING_MODEL_ID",
+        "POWERTOOLS_TRACE_DISABLED",
     ):
         assert key in env, key
     assert env["SKIP_MIGRATIONS"] == "true"
@@ -120,20 +135,41 @@ def test_visibility_timeout_is_six_times_function_timeout(template, resources):
     assert visibility >= 6 * _default(template, "EmbeddingsTimeout")
 
 
+def _event_source_mappings(resources) -> dict[str, dict]:
+    return {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"}
+
+
 def test_embeddings_event_sources(resources):
-    events = resources["EmbeddingsFunction"]["Properties"]["Events"]
-    sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
-    queues = sorted(p["Queue"]["Fn::GetAtt"][0] for p in sqs)
-    assert queues == sorted(QUEUES)
+    mappings = _event_source_mappings(resources)
+    # The logical ids SAM generated for the former `Events` (EmbeddingsFunction + event name): an existing stack
+    # updates these mappings in place instead of creating a second mapping of the same queue (a conflict).
+    assert {name: props["EventSourceArn"] for name, props in mappings.items()} == {
+        "EmbeddingsFunctionHighPriority": {"Fn::GetAtt": ["EmbeddingsHighQueue", "Arn"]},
+        "EmbeddingsFunctionNormalPriority": {"Fn::GetAtt": ["EmbeddingsNormalQueue", "Arn"]},
+        "EmbeddingsFunctionLowPriority": {"Fn::GetAtt": ["EmbeddingsLowQueue", "Arn"]},
+    }
+    sqs = list(mappings.values())
+    for name, props in mappings.items():
+        assert props["FunctionName"] == {"Ref": "EmbeddingsFunction"}, name
     for props in sqs:
-        queue = props["Queue"]["Fn::GetAtt"][0]
+        queue = props["EventSourceArn"]["Fn::GetAtt"][0]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], queue
         # Rules cfn-lint does not check (the API rejects them at deploy time):
         if props["BatchSize"] > 10:
             assert props.get("MaximumBatchingWindowInSeconds", 0) >= 1, queue
         assert 2 <= props["ScalingConfig"]["MaximumConcurrency"] <= 1000, queue
-    batch = {p["Queue"]["Fn::GetAtt"][0]: p["BatchSize"] for p in sqs}
+    batch = {p["EventSourceArn"]["Fn::GetAtt"][0]: p["BatchSize"] for p in sqs}
     assert batch == {"EmbeddingsHighQueue": 10, "EmbeddingsNormalQueue": 25, "EmbeddingsLowQueue": 100}
+
+
+def test_embeddings_function_polls_only_its_queues(resources):
+    props = resources["EmbeddingsFunction"]["Properties"]
+    # SAM `Events` of type SQS would attach AWSLambdaSQSQueueExecutionRole (sqs:ReceiveMessage... on "*").
+    assert "Events" not in props
+    polled = [p["SQSPollerPolicy"]["QueueName"] for p in props["Policies"] if "SQSPollerPolicy" in p]
+    assert polled == [{"Fn::GetAtt": [q, "QueueName"]} for q in QUEUES]
+    # It sends nothing: only the poller (receive, delete, change visibility) on its three queues.
+    assert not [p for p in props["Policies"] if "SQSSendMessagePolicy" in p]
 
 
 def test_http_api_routes(resources):
@@ -176,7 +212,21 @@ def test_outputs(template):
         "EmbeddingsLowQueueUrl",
         "MessagesFunctionName",
         "EmbeddingsFunctionName",
+        "MigrateFunctionName",
+        "EmbeddingsHighDeadLetterQueueUrl",
+        "EmbeddingsNormalDeadLetterQueueUrl",
+        "EmbeddingsLowDeadLetterQueueUrl",
     } <= set(template["Outputs"])
+    outputs = template["Outputs"]
+    for queue in QUEUES:
+        dlq = queue.replace("Queue", "DeadLetterQueue")
+        assert outputs[f"{dlq}Url"]["Value"] == {"Ref": dlq}
+        # A redrive names its source by ARN (aws sqs start-message-move-task --source-arn).
+        assert outputs[f"{dlq}Arn"]["Value"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    # Every alarm's name is an output (Ref of an alarm is its name), so the runbook can find it.
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            assert outputs[f"{name}Name"]["Value"] == {"Ref": name}, name
 
 
 def test_migrate_function_and_custom_resource(template, resources):
@@ -239,6 +289,7 @@ def test_tasks_function_least_privilege(resources):
     assert policies == [
         {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmbeddingsNormalQueue", "QueueName"]}}},
         {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
+        BEDROCK_POLICY,  # task workers call models through the runtime
     ]
 
 
@@ -408,3 +459,345 @@ def test_each_function_reads_only_its_secret(resources):
         # The SAM policy template grants secretsmanager:GetSecretValue on SecretArn, nothing else.
         assert secret == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}}], name
         assert "secretsmanager" not in json.dumps([p for p in policies if p not in secret]).lower(), name
+
+
+def test_embedding_dimension_is_one_the_schema_stores(template):
+    from core.db.adapter import EMBEDDING_DIMENSIONS
+
+    param = template["Parameters"]["EmbeddingDimension"]
+    # Settings refuses any other length at start-up: the deploy refuses it first.
+    assert tuple(param["AllowedValues"]) == EMBEDDING_DIMENSIONS
+    assert param["Default"] in param["AllowedValues"]
+
+
+# -- alarms: dead-letter queues, the high queue's backlog, the messages function ---------------
+
+DEAD_LETTER_QUEUES = ("EmbeddingsHighDeadLetterQueue", "EmbeddingsNormalDeadLetterQueue",
+                      "EmbeddingsLowDeadLetterQueue", "TasksScheduleDeadLetterQueue")
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _alarms(resources) -> dict[str, dict]:
+    return {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def _alarms_on(resources, namespace: str, metric: str, dimension: dict) -> list[dict]:
+    return [a for a in _alarms(resources).values()
+            if a["Namespace"] == namespace and a["MetricName"] == metric and a["Dimensions"] == [dimension]]
+
+
+def _dead_letter_queues(resources) -> set[str]:
+    """Every queue something dead-letters into: SQS redrive targets and the schedule's DLQ."""
+    found = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+             for r in resources.values() if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]}
+    for r in resources.values():
+        for event in r.get("Properties", {}).get("Events", {}).values():
+            if "DeadLetterConfig" in event["Properties"]:
+                found.add(event["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    return found
+
+
+def test_every_dead_letter_queue_is_known(resources):
+    assert _dead_letter_queues(resources) == set(DEAD_LETTER_QUEUES)
+
+
+@pytest.mark.parametrize("dlq", DEAD_LETTER_QUEUES)
+def test_dead_letter_queue_alarm(resources, dlq):
+    [alarm] = _alarms_on(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                         {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}})
+    # One message is one too many: > 0 on the maximum of a period.
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluationPeriods"] == 1
+    # SQS stops publishing an untouched queue's metrics: keep ALARM while messages wait there.
+    assert alarm["TreatMissingData"] == "ignore"
+    assert "docs/deploy.md" in alarm["AlarmDescription"]
+
+
+def test_high_queue_age_alarm(template, resources):
+    [alarm] = _alarms_on(resources, "AWS/SQS", "ApproximateAgeOfOldestMessage",
+                         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsHighQueue", "QueueName"]}})
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == {"Ref": "EmbeddingsHighQueueMaxAgeSeconds"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"  # an empty queue has no oldest message
+    param = template["Parameters"]["EmbeddingsHighQueueMaxAgeSeconds"]
+    assert param["Type"] == "Number"
+    # A message retried once is already one visibility timeout old: the default must not fire on a single retry.
+    assert param["Default"] > _default(template, "EmbeddingsQueueVisibilityTimeout")
+    assert param["MinValue"] <= param["Default"] <= param["MaxValue"]
+    # No other queue's age is watched by it (the normal and low queues may lag by design).
+    assert len(_alarms_on(resources, "AWS/SQS", "ApproximateAgeOfOldestMessage",
+                          {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsLowQueue", "QueueName"]}})) == 0
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_messages_function_alarms(resources, metric):
+    function = {"Name": "FunctionName", "Value": {"Ref": "MessagesFunction"}}
+    [alarm] = _alarms_on(resources, "AWS/Lambda", metric, function)
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Sustained, not a blip: M of N periods.
+    assert 1 < alarm["DatapointsToAlarm"] <= alarm["EvaluationPeriods"]
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_alarms_notify_the_topic_only_when_set(template, resources):
+    alarms = _alarms(resources)
+    assert len(alarms) == len(DEAD_LETTER_QUEUES) + 3
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == ALARM_ACTIONS, name
+        assert alarm["OKActions"] == ALARM_ACTIONS, name
+        assert "AlarmName" not in alarm, name  # generated names: several stacks per account
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    param = template["Parameters"]["AlarmTopicArn"]
+    pattern = re.compile(param["AllowedPattern"])
+    assert param["Default"] == "" and pattern.match("")
+    assert pattern.match("arn:aws:sns:us-east-1:123456789012:agent-alarms")
+    assert pattern.match("arn:aws-us-gov:sns:us-gov-west-1:123456789012:ops_alerts")
+    for bad in ("agent-alarms", "arn:aws:sqs:us-east-1:123456789012:q", "arn:aws:sns:us-east-1:123:topic"):
+        assert not pattern.match(bad), bad
+
+
+# -- models: Bedrock on the configured ARNs only, the model plugins ----------------------------
+
+MODEL_FUNCTIONS = ("MessagesFunction", "EmbeddingsFunction", "TasksFunction")
+
+
+def test_bedrock_permission_is_conditional_and_scoped(template, resources):
+    for name in FUNCTIONS:
+        policies = resources[name]["Properties"]["Policies"]
+        bedrock = [p for p in policies if "bedrock" in json.dumps(p)]
+        assert bedrock == ([BEDROCK_POLICY] if name in MODEL_FUNCTIONS else []), name
+    # No BedrockModelArns, no Bedrock permission: the joined list is empty.
+    assert template["Conditions"]["HasBedrockModels"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "BedrockModelArns"}]}, ""]}]}
+    param = template["Parameters"]["BedrockModelArns"]
+    assert param["Type"] == "CommaDelimitedList" and param["Default"] == ""
+    # CloudFormation matches AllowedPattern against each item of a CommaDelimitedList.
+    pattern = re.compile(param["AllowedPattern"])
+    for good in (
+        "",
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-micro-v1:0",
+        "arn:aws:bedrock:*::foundation-model/amazon.nova-micro-v1:0",  # a global profile's destinations
+        "arn:aws-cn:bedrock:cn-north-1::foundation-model/amazon.titan-embed-text-v2:0",
+    ):
+        assert pattern.match(good), good
+    for bad in (
+        "*",
+        "arn:aws:bedrock:us-east-1::foundation-model/*",
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.*",
+        "arn:aws:bedrock:us-*::foundation-model/amazon.titan-embed-text-v2:0",
+        "arn:aws:bedrock:us-east-1:123456789012:agent/ABC",
+        "amazon.titan-embed-text-v2:0",
+    ):
+        assert not pattern.match(bad), bad
+
+
+def test_model_settings_reach_the_code(template):
+    """The environment names the template sets are the ones the code reads."""
+    from core.model_providers.bedrock import build_plugin
+    from core.settings import Settings
+    from core.types import ModelType
+
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MODEL_PLUGINS"] == {"Ref": "ModelPlugins"}
+    assert env["BEDROCK_TEXT_MODEL_ID"] == {"Ref": "BedrockTextModelId"}
+    assert env["BEDROCK_EMBEDDING_MODEL_ID"] == {"Ref": "BedrockEmbeddingModelId"}
+    assert Settings.from_env({"MODEL_PLUGINS": "core.model_providers.bedrock"}).model_plugins == [
+        "core.model_providers.bedrock"]
+    # The parameters' empty defaults mean "the code's default", not an empty plugin list or a model named "".
+    defaults = {"MODEL_PLUGINS": _default(template, "ModelPlugins"),
+                "BEDROCK_TEXT_MODEL_ID": _default(template, "BedrockTextModelId"),
+                "BEDROCK_EMBEDDING_MODEL_ID": _default(template, "BedrockEmbeddingModelId")}
+    assert Settings.from_env(defaults).model_plugins == Settings().model_plugins
+    assert build_plugin(defaults).models == ()
+    served = {m.model_type for m in build_plugin({"BEDROCK_TEXT_MODEL_ID": "us.amazon.nova-micro-v1:0",
+                                                  "BEDROCK_EMBEDDING_MODEL_ID": "amazon.titan-embed-text-v2:0"}).models}
+    assert {ModelType.TEXT_LARGE, ModelType.TEXT_EMBEDDING} <= served
+    pattern = re.compile(template["Parameters"]["ModelPlugins"]["AllowedPattern"])
+    for good in ("", "core.model_providers.bedrock", "core.model_providers.bedrock,my_pkg.models:plugin"):
+        assert pattern.match(good), good
+    for bad in ("core.model_providers.bedrock,", "a b", "core/model_providers", "a,,b"):
+        assert not pattern.match(bad), bad
+
+
+# -- the messages function's reserved concurrency ----------------------------------------------
+
+
+def test_messages_reserved_concurrency_is_conditional(template, resources):
+    assert resources["MessagesFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Fn::If": [
+        "HasMessagesReservedConcurrency", {"Ref": "MessagesReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    # Parameter values are strings to Fn::Equals: "-1" is the default, unreserved.
+    assert template["Conditions"]["HasMessagesReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MessagesReservedConcurrency"}, "-1"]}]}
+    param = template["Parameters"]["MessagesReservedConcurrency"]
+    assert param["Type"] == "Number" and param["Default"] == -1 and param["MinValue"] == -1
+    for name in FUNCTIONS:
+        if name != "MessagesFunction":
+            assert "ReservedConcurrentExecutions" not in resources[name]["Properties"], name
+    assert "ReservedConcurrentExecutions" not in template["Globals"]["Function"]
+
+
+# -- tracing and Powertools --------------------------------------------------------------------
+
+
+def test_tracing_parameter(template, resources):
+    param = template["Parameters"]["Tracing"]
+    assert param["AllowedValues"] == ["Active", "PassThrough"] and param["Default"] == "PassThrough"
+    fn = template["Globals"]["Function"]
+    assert fn["Tracing"] == {"Ref": "Tracing"}
+    for name in FUNCTIONS:  # no function overrides the parameter
+        assert "Tracing" not in resources[name]["Properties"], name
+    assert template["Conditions"]["IsTracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    assert fn["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["IsTracingActive", "false", "true"]}
+
+
+def test_powertools_environment(template, resources):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert template["Parameters"]["LogLevel"]["Default"] in template["Parameters"]["LogLevel"]["AllowedValues"]
+    assert isinstance(env["POWERTOOLS_METRICS_NAMESPACE"], str) and env["POWERTOOLS_METRICS_NAMESPACE"]
+    services = [resources[name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+                for name in FUNCTIONS]
+    assert len(set(services)) == len(FUNCTIONS), services  # one per function: logs and metrics tell them apart
+    assert "POWERTOOLS_SERVICE_NAME" not in env
+
+
+# -- IAM: no Resource "*" except where AWS requires it -----------------------------------------
+
+#: SAM policy templates used here; each takes a named resource (its Resource is built from the parameter).
+SCOPED_POLICY_TEMPLATES = {
+    "SQSSendMessagePolicy": "QueueName",
+    "SQSPollerPolicy": "QueueName",
+    "AWSSecretsManagerGetSecretValuePolicy": "SecretArn",
+}
+#: AWS managed policies SAM attaches by itself, with Resource "*", and why that is accepted.
+MANAGED_POLICY_ALLOW_LIST = {
+    "service-role/AWSLambdaBasicExecutionRole": "every SAM function: CloudWatch Logs for its own log group",
+    "service-role/AWSLambdaVPCAccessExecutionRole": "VpcConfig: ENIs do not exist yet; ec2:Describe* has no resources",
+    "AWSXrayWriteOnlyAccess": "Tracing: X-Ray supports no resource-level permissions",
+}
+
+
+def _wildcard_resources(node) -> list:
+    """Every Resource (or NotResource) value under ``node`` that is or contains a "*"."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Resource", "NotResource") and "*" in json.dumps(value):
+                found.append(value)
+            else:
+                found += _wildcard_resources(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _wildcard_resources(item)
+    return found
+
+
+def test_wildcard_finder_finds_wildcards():
+    # Guard against a vacuous pass of the audits below.
+    assert _wildcard_resources({"Statement": [{"Action": "s3:GetObject", "Resource": "*"}]}) == ["*"]
+    nested = {"Fn::If": ["C", {"Statement": [{"Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]}]}, {}]}
+    assert _wildcard_resources(nested) == [["arn:aws:s3:::b", "arn:aws:s3:::b/*"]]
+    assert _wildcard_resources({"Statement": [{"Resource": {"Ref": "BedrockModelArns"}}]}) == []
+
+
+def test_no_wildcard_resources_in_the_template(resources):
+    for name in FUNCTIONS:
+        for policy in resources[name]["Properties"]["Policies"]:
+            # A string is a managed policy: none is named here (SAM's own are audited below).
+            assert isinstance(policy, dict), (name, policy)
+            [(kind, body)] = policy.items()
+            if kind in SCOPED_POLICY_TEMPLATES:
+                assert set(body) == {SCOPED_POLICY_TEMPLATES[kind]}, (name, kind)
+                assert "*" not in json.dumps(body), (name, kind)
+            else:
+                assert kind == "Fn::If" or kind == "Statement", (name, kind)
+                assert not _wildcard_resources(policy), (name, policy)
+    for name, resource in resources.items():
+        if resource["Type"].startswith("AWS::IAM::"):
+            assert not _wildcard_resources(resource["Properties"]), name
+        # An SQS event would attach AWSLambdaSQSQueueExecutionRole (Resource "*"): mappings are resources instead.
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            assert event["Type"] != "SQS", name
+
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+#: Transforms the template (read from stdin) with the SAM translator, offline, and prints the result.
+SAM_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:  # policies are named by ARN here; nothing to look up in IAM
+    def load(self):
+        return {}
+
+template = yaml_parse(sys.stdin.read())
+for resource in template["Resources"].values():
+    if resource.get("Type") == "AWS::Serverless::Function":
+        resource["Properties"]["CodeUri"] = "s3://bucket/key"  # what `sam package` puts there
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict:
+    """The template as CloudFormation gets it after the SAM transform (needs the SAM CLI's venv)."""
+    if not SAM_PYTHON.exists():
+        pytest.skip("no .venv-sam (make check-deploy creates it)")
+    run = subprocess.run(
+        [str(SAM_PYTHON), "-c", SAM_TRANSFORM], input=TEMPLATE.read_text(), capture_output=True, text=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+    if run.returncode != 0 and "No module named 'samtranslator'" in run.stderr:
+        pytest.skip("the SAM translator is not installed in .venv-sam")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_generated_roles_have_no_wildcard_resources(transformed):
+    roles = {name: r["Properties"] for name, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    assert {f"{name}Role" for name in FUNCTIONS} <= set(roles)
+    allowed = {f"arn:aws:iam::aws:policy/{name}" for name in MANAGED_POLICY_ALLOW_LIST}
+    for name, role in roles.items():
+        assert set(role.get("ManagedPolicyArns", [])) <= allowed, (name, role.get("ManagedPolicyArns"))
+        assert not _wildcard_resources(role.get("Policies", [])), name
+    for name, resource in transformed["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            assert not _wildcard_resources(resource["Properties"]), name
+    # SAM keeps the condition: without BedrockModelArns the statement is not there at all.
+    bedrock = [p for p in roles["MessagesFunctionRole"]["Policies"] if "bedrock" in json.dumps(p)]
+    [policy] = bedrock
+    assert policy["Fn::If"][0] == "HasBedrockModels" and policy["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+
+
+# -- docs/deploy.md: the operator's page lists every parameter ---------------------------------
+
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+
+def test_deploy_doc_lists_every_parameter_with_its_default(template):
+    rows = {}
+    for line in DEPLOY_DOC.read_text().splitlines():
+        match = re.fullmatch(r"\| `(\w+)` \| (.+?) \| (.+) \|", line)
+        if match and match[1] in template["Parameters"]:
+            rows[match[1]] = match[2]
+    assert set(rows) == set(template["Parameters"])
+    for name, param in template["Parameters"].items():
+        if "Default" not in param:
+            expected = "*required*"
+        elif param["Default"] == "":
+            expected = "*empty*"
+        else:
+            expected = f"`{param['Default']}`"
+        assert rows[name] == expected, name
+    # The runbook the alarms point to exists, with the redrive command.
+    text = DEPLOY_DOC.read_text()
+    assert "## Alarms" in text and "aws sqs start-message-move-task --source-arn" in text
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            assert f"`{name}`" in text, name
