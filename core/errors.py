@@ -34,6 +34,24 @@ class ModelError(AgentRuntimeError):
         self.retryable = retryable
 
 
+class StructuredOutputError(ModelError):
+    """A model's answer did not give a valid object, even after the repair attempt (``get_object``).
+
+    Not retryable: the call was already retried once with the validation errors.
+
+    Attributes:
+        schema_name: The pydantic model asked for.
+        errors: What was wrong with the last answer (one line per problem).
+        raw: The last answer, as text (for debugging; may quote the prompt).
+    """
+
+    def __init__(self, message: str, *, schema_name: str, errors: list[str], raw: str, provider: str = "") -> None:
+        super().__init__(message, provider=provider, retryable=False)
+        self.schema_name = schema_name
+        self.errors = errors
+        self.raw = raw
+
+
 class EmbeddingDimensionError(AgentRuntimeError):
     """A vector's length differs from the configured ``EMBEDDING_DIMENSION``."""
 

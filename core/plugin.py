@@ -211,17 +211,27 @@ class ModelRegistration:
 
     Attributes:
         model_type: What kind of call it serves.
-        handler: The async handler.
-        priority: Higher wins when several providers serve a type.
-        capabilities: What the model can be trusted with. ``"structured_output"`` means it
-            reliably follows the response format (XML/JSON with actions); a tiny local model
-            does not, so the pipeline asks it for a plain reply instead.
+        handler: The async handler, ``handler(runtime, params)``. Text handlers may stream
+            through ``params["on_stream_chunk"]`` and should still return the full text.
+        priority: Higher wins when several providers serve a type; equal priorities go in
+            registration order.
+        capabilities: What the model can be trusted with (any iterable of names; stored as
+            a frozenset). ``"structured_output"`` means it reliably follows a response
+            format (the XML/JSON with actions) and honours ``params["schema"]`` (a JSON
+            schema) natively, so ``get_object`` passes the schema instead of prompting for
+            JSON; a tiny local model does not, so the pipeline asks it for a plain reply.
     """
 
     model_type: ModelType
     handler: ModelHandlerFn
     priority: int = 0
     capabilities: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.capabilities, str):  # frozenset("structured_output") would be its letters
+            object.__setattr__(self, "capabilities", frozenset({self.capabilities}))
+        elif not isinstance(self.capabilities, frozenset):
+            object.__setattr__(self, "capabilities", frozenset(self.capabilities))
 
 
 @dataclass(frozen=True)

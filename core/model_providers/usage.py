@@ -13,6 +13,14 @@ Metrics: one EMF blob per call (namespace ``POWERTOOLS_METRICS_NAMESPACE``, defa
 ``ServerlessAgentRuntime``), dimensions ``Provider`` and ``ModelType``, metrics
 ``PromptTokens``, ``CompletionTokens``, ``TotalTokens``, ``ModelLatency`` (ms),
 ``ModelErrors`` and ``CostUsd``. ``POWERTOOLS_METRICS_DISABLED=true`` turns them off.
+
+Run id: the body gets ``runId`` from ``runtime.get_current_run_id()`` when the runtime
+has one (so a turn's model calls can be found together).
+
+Who writes the row: a handler that calls ``record_usage`` (every handler wrapped by
+``base.instrument``) writes its own, with model id and tokens. The model registry runs
+each handler inside ``collect_usage()`` to see those bodies: it writes a row only for a
+handler that wrote none, and reads the tokens for its ``MODEL_USED`` event from them.
 """
 
 from __future__ import annotations
@@ -20,9 +28,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -33,6 +44,9 @@ from core.types.log import ModelUsageBody, model_usage_log
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "ServerlessAgentRuntime"
+
+#: Bodies recorded in the current ``collect_usage`` block (``None`` outside one).
+_collected: ContextVar[list[ModelUsageBody] | None] = ContextVar("model_usage_collected", default=None)
 
 
 @dataclass(frozen=True)
@@ -119,8 +133,11 @@ async def record_usage(
     body = ModelUsageBody(
         model_type=model_type.value, provider=provider, model=model, duration_ms=max(duration_ms, 0.0),
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens, error=error, **extra,
+        total_tokens=usage.total_tokens, run_id=_run_id(runtime), error=error, **extra,
     )
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(body)
     _emit_metrics(body, cost)
     adapter = getattr(runtime, "adapter", None)
     agent_id = getattr(runtime, "agent_id", None)
@@ -131,6 +148,33 @@ async def record_usage(
             logger.warning("could not write the model usage log of %s/%s", provider, model_type.value,
                            exc_info=True)
     return body
+
+
+@contextmanager
+def collect_usage() -> Iterator[list[ModelUsageBody]]:
+    """Collect the bodies ``record_usage`` writes inside the block.
+
+    Per task (a ``ContextVar``): a call awaited in the block is seen, concurrent calls of
+    other tasks are not, and a nested block collects for itself alone.
+
+    Yields:
+        The list the bodies are appended to, in order.
+    """
+    bodies: list[ModelUsageBody] = []
+    token = _collected.set(bodies)
+    try:
+        yield bodies
+    finally:
+        _collected.reset(token)
+
+
+def _run_id(runtime: Any) -> UUID | str | None:
+    getter = getattr(runtime, "get_current_run_id", None)
+    try:
+        value = getter() if getter is not None else None
+    except Exception:  # accounting never fails a call
+        return None
+    return value if isinstance(value, UUID | str) else None
 
 
 def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:

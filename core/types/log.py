@@ -61,7 +61,8 @@ class ModelUsageBody(ElizaModel):
         prompt_tokens: Tokens in, when the provider reports them.
         completion_tokens: Tokens out, when the provider reports them.
         total_tokens: Tokens in and out; computed when both parts are known and it is not given.
-        run_id: The turn (run) the call belongs to.
+        run_id: The turn (run) the call belongs to (``AgentRuntime.get_current_run_id``,
+            filled by ``record_usage``); ``None`` outside a run.
         error: Why the call failed, when it did.
     """
 
@@ -72,7 +73,8 @@ class ModelUsageBody(ElizaModel):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
     total_tokens: int | None = Field(default=None, ge=0)
-    run_id: UUID | str | None = None
+    # Left to right: a stored id reads back as a UUID; any other string stays a string.
+    run_id: UUID | str | None = Field(default=None, union_mode="left_to_right")
     error: str | None = None
 
     @model_validator(mode="after")

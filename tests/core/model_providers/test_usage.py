@@ -107,3 +107,56 @@ async def test_a_failed_call_is_logged_with_its_scrubbed_error(mock_http, adapte
     (log,) = await adapter.get_logs(agent_id, type="useModel")
     assert log.body["error"] == "openai: HTTP 400 invalid_request_error: bad"
     assert log.body["model"] == "gpt-4o-mini" and "promptTokens" not in log.body
+
+
+class _RunRuntime(FakeRuntime):
+    def __init__(self, run_id, **kwargs) -> None:
+        super().__init__({}, **kwargs)
+        self.run_id = run_id
+
+    def get_current_run_id(self):
+        return self.run_id
+
+
+async def test_the_row_carries_the_current_run_id(adapter, agent_id):
+    run_id = __import__("uuid").uuid4()
+    await record_usage(_RunRuntime(run_id, adapter=adapter, agent_id=agent_id), provider="p",
+                       model_type=ModelType.TEXT_SMALL, model="m", usage=None, duration_ms=1.0)
+    await record_usage(_RunRuntime(None, adapter=adapter, agent_id=agent_id), provider="p",
+                       model_type=ModelType.TEXT_SMALL, model="m", usage=None, duration_ms=1.0)
+    outside, inside = await adapter.get_logs(agent_id, type="useModel")  # newest first
+    assert inside.body["runId"] == str(run_id) and ModelUsageBody.model_validate(inside.body).run_id == run_id
+    assert "runId" not in outside.body
+
+
+async def test_a_strange_run_id_is_left_out_rather_than_failing_the_call():
+    class Odd(FakeRuntime):
+        def get_current_run_id(self):
+            return object()
+
+    class Broken(FakeRuntime):
+        def get_current_run_id(self):
+            raise RuntimeError("no run")
+
+    for runtime in (Odd(), Broken()):
+        body = await record_usage(runtime, provider="p", model_type=ModelType.TEXT_SMALL, model=None, usage=None,
+                                  duration_ms=1.0)
+        assert body.run_id is None
+
+
+async def test_collect_usage_sees_the_bodies_of_its_block_only():
+    from core.model_providers.usage import collect_usage
+
+    async def call(name):
+        return await record_usage(None, provider=name, model_type=ModelType.TEXT_SMALL, model=None, usage=None,
+                                  duration_ms=1.0)
+
+    await call("before")
+    with collect_usage() as outer:
+        await call("outer-1")
+        with collect_usage() as inner:
+            await call("inner")
+        await call("outer-2")
+    await call("after")
+    assert [b.provider for b in outer] == ["outer-1", "outer-2"]
+    assert [b.provider for b in inner] == ["inner"]
