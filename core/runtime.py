@@ -8,9 +8,11 @@ SQL and no model call (DESIGN.md "Stateless core, warm container"). Everything i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import Token
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -21,17 +23,20 @@ from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
 from core.errors import NotFoundError
 from core.events import EventHandler, EventType
+from core.log_context import bind_log_keys, reset_log_keys
 from core.plugin import (
     Action,
     ActionResult,
     Evaluator,
     HandlerCallback,
+    ModelRegistration,
     ProviderResult,
     SendHandler,
     TargetInfo,
     normalise_action_result,
 )
 from core.services import Service
+from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
 from core.types import (
     ChannelType,
@@ -49,7 +54,10 @@ from core.types import (
 )
 
 if TYPE_CHECKING:
+    from core.model_registry import StreamCallback
     from core.orchestrator import Orchestrator
+    from core.plugin import ModelHandlerFn
+    from core.structured_output import ObjectT
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +88,7 @@ class AgentRuntime:
         self._settings = settings or {}
         self._run_id: UUID | None = None
         self._run_room_id: UUID | None = None
+        self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
         #: The orchestrator that built this runtime (agent-to-agent messages), if any.
         self.orchestrator: Orchestrator | None = None
@@ -135,13 +144,24 @@ class AgentRuntime:
     # -- runs (elizaOS startRun / endRun / getCurrentRunId) ----------------------------------
 
     def start_run(self, room_id: UUID | None = None) -> UUID:
-        """Start a run (one message turn) and return its id; model usage logs carry it."""
+        """Start a run (one message turn) and return its id.
+
+        Model usage logs carry the id, and every log line of the run gets ``agent_id``,
+        ``room_id`` and ``run_id`` (``core.log_context``) until ``end_run``.
+        """
+        self.end_run()
         self._run_id = uuid4()
         self._run_room_id = room_id
+        self._log_token = bind_log_keys(agent_id=self.agent_id, room_id=room_id, run_id=self._run_id)
         return self._run_id
 
     def end_run(self) -> None:
         """End the current run. The message service always calls it (elizaOS can leave a run open)."""
+        token, self._log_token = self._log_token, None
+        if token is not None:
+            # Ended from another task: the keys die with the task that bound them.
+            with contextlib.suppress(ValueError, RuntimeError):
+                reset_log_keys(token)
         self._run_id = None
         self._run_room_id = None
 
@@ -151,18 +171,97 @@ class AgentRuntime:
 
     # -- models -----------------------------------------------------------------------------
 
-    async def use_model(self, model_type: ModelType, params: Mapping[str, Any], provider: str | None = None) -> Any:
-        """Call the best model handler for ``model_type`` (see ``ModelRegistry.use``).
+    def register_model(
+        self,
+        model_type: ModelType,
+        handler: ModelHandlerFn,
+        provider: str,
+        priority: int = 0,
+        capabilities: Iterable[str] = frozenset(),
+    ) -> None:
+        """Add a model handler (elizaOS ``registerModel``).
+
+        Kept by the agent's blueprint, so it lasts for the process and serves every later
+        runtime of the agent, like the handlers plugins register.
+
+        Args:
+            model_type: What kind of call it serves.
+            handler: ``handler(runtime, params)``.
+            provider: Provider name (``use_model(..., provider=...)`` selects by it).
+            priority: Higher is tried first; equal priorities go in registration order.
+            capabilities: e.g. ``{"structured_output"}`` (see ``ModelRegistration``).
+        """
+        self.blueprint.models.register(provider, ModelRegistration(model_type, handler, priority,
+                                                                   frozenset(capabilities)))
+
+    async def use_model(
+        self,
+        model_type: ModelType,
+        params: Mapping[str, Any] | None = None,
+        provider: str | None = None,
+        *,
+        on_stream_chunk: StreamCallback | None = None,
+    ) -> Any:
+        """Call the best model handler for ``model_type`` (elizaOS ``useModel``).
+
+        Settings fill sampling params the caller left out, a retryable failure falls back
+        to the next provider, text is streamed to ``on_stream_chunk``, and every attempt is
+        logged (``useModel`` row with the run id) and emits ``MODEL_USED``: see
+        ``core.model_registry``.
+
+        Args:
+            model_type: What to call.
+            params: The handler's params (``prompt``, ``system``, ``temperature``,
+                ``max_tokens``...); not modified.
+            provider: Only this provider's handlers (no fallback to others).
+            on_stream_chunk: Receives text chunks (sync or async); called once with the whole
+                text when the handler does not stream. The full text is still returned.
+
+        Returns:
+            The handler's value.
 
         Raises:
-            ModelNotFoundError: nothing serves the type.
-            ModelError: the call failed on every provider that was tried.
+            ModelNotFoundError: nothing serves the type; the message names it.
+            ModelError: a non-retryable failure, or every provider tried failed.
         """
-        return await self.blueprint.models.use(self, model_type, params, provider)
+        return await self.blueprint.models.use(self, model_type, params, provider, on_stream_chunk=on_stream_chunk)
 
-    def model_capabilities(self, model_type: ModelType) -> frozenset[str]:
-        """Capabilities of the model ``use_model`` would call first."""
-        return self.blueprint.models.capabilities(model_type)
+    def model_capabilities(self, model_type: ModelType, provider: str | None = None) -> frozenset[str]:
+        """Capabilities of the model ``use_model`` would call first (of ``provider``'s, if named)."""
+        return self.blueprint.models.capabilities(model_type, provider)
+
+    async def get_object(
+        self,
+        schema: type[ObjectT],
+        prompt: str,
+        *,
+        model_type: ModelType = ModelType.OBJECT_SMALL,
+        provider: str | None = None,
+        **params: Any,
+    ) -> ObjectT:
+        """An instance of ``schema`` from a model (Maiar ``getObject``; see ``core.structured_output``).
+
+        Uses the provider's structured output when the model claims ``structured_output``,
+        else asks for JSON in the prompt; validates either way, with one repair call. With
+        no OBJECT_* handler, the text type of the same size answers.
+
+        Args:
+            schema: The pydantic model to return.
+            prompt: What to ask.
+            model_type: ``OBJECT_SMALL`` (default) or ``OBJECT_LARGE`` (or a TEXT_* type).
+            provider: Only this provider's handlers.
+            **params: Other model params (``system``, ``temperature``...).
+
+        Returns:
+            The validated instance.
+
+        Raises:
+            ModelNotFoundError: no handler for the type nor its text stand-in.
+            ModelError: a model call failed.
+            StructuredOutputError: invalid answer, and invalid again after the repair call.
+        """
+        return await structured_get_object(self, schema, prompt, model_type=model_type, provider=provider,
+                                           params=params)
 
     # -- connections and memories -----------------------------------------------------------
 
@@ -418,8 +517,8 @@ class AgentRuntime:
                        responses: Sequence[Memory] = ()) -> list[str]:
         """Run the evaluators that apply, concurrently (elizaOS ``evaluate``).
 
-        An evaluator applies when ``always_run`` is set, or the agent responded and its
-        ``validate`` passes (no ``validate``: passes). Failures (of ``validate`` or the
+        An evaluator applies when the agent responded (or ``always_run`` is set) and its
+        ``validate`` passes (no ``validate``: passes), as in elizaOS. Failures (of ``validate`` or the
         handler) are logged, never raised. Emits ``EVALUATOR_STARTED``/``_COMPLETED``.
 
         Returns:
@@ -432,9 +531,7 @@ class AgentRuntime:
 
     async def _evaluator_applies(self, evaluator: Evaluator, message: Memory, state: State,
                                  did_respond: bool) -> bool:
-        if evaluator.always_run:
-            return True
-        if not did_respond:
+        if not did_respond and not evaluator.always_run:
             return False
         try:
             return evaluator.validate is None or bool(await evaluator.validate(self, message, state))

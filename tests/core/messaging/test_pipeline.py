@@ -192,3 +192,21 @@ async def test_stop_in_a_group_really_stops(orchestrator, scripted):
         IncomingMessage(text="please stop talking", channel_type=ChannelType.GROUP, room_id=uuid.uuid4()))
     assert result.stopped and not result.did_respond
     assert [c[0] for c in scripted.calls] == [ModelType.TEXT_SMALL]  # no reply was generated
+
+
+async def test_log_lines_of_a_run_carry_agent_room_and_run_ids(orchestrator, scripted, request):
+    from core.log_context import current_log_keys
+    from core.plugin import Provider, ProviderResult
+
+    seen = []
+
+    async def peek(runtime, message, state):
+        seen.append(current_log_keys())
+        return ProviderResult()
+
+    agent = await _agent(orchestrator, request, Plugin(name="peek", providers=(Provider("PEEK", peek),)))
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
+    assert seen == [{"agent_id": str(orchestrator.get_agent(agent).agent_id), "room_id": str(result.room_id),
+                     "run_id": str(result.run_id)}]
+    assert current_log_keys() == {}
