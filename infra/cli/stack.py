@@ -1,0 +1,59 @@
+"""``agent run`` and ``agent migrate``: the local stack and the schema (``make run``, ``make migrate``).
+
+Both delegate to ``infra.local.stack``; ``migrate`` applies the core migrations and those of
+every plugin the deployment runs (``MODEL_PLUGINS``, the characters' plugins), under the
+migrations' advisory lock, to ``DATABASE_URL`` or the embedded Postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from core.errors import MigrationError
+from infra.cli.common import CliError, Io, check_reachable, database_url, describe_database, int_range
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``migrate``."""
+    run = groups.add_parser("run", help="the local stack: gateway, SQS poller, scheduler, Postgres",
+                            description="Run the local stack (as `make run`): embedded Postgres (unless"
+                            " DATABASE_URL), migrations, moto's SQS, the HTTP gateway on 127.0.0.1:PORT, the"
+                            " embeddings poller and the tasks scheduler. Ctrl-C stops it.")
+    run.add_argument("--port", type=int_range(1, 65535), help="gateway port (default: $PORT, else 3000)")
+    run.set_defaults(handler=run_stack)
+
+    migrate = groups.add_parser("migrate", help="apply the database migrations",
+                                description="Apply pending migrations (core and plugins) to DATABASE_URL,"
+                                " else the embedded Postgres; prints what was applied.")
+    migrate.set_defaults(handler=migrate_database)
+
+
+def run_stack(args: argparse.Namespace, io: Io) -> int:
+    """``run``: serve until Ctrl-C or SIGTERM (``infra.local.stack serve``)."""
+    from infra.local import stack
+
+    if args.port is not None:
+        os.environ["PORT"] = str(args.port)  # what the stack's serve command reads
+    stack.main(["serve"])
+    return 0
+
+
+def migrate_database(args: argparse.Namespace, io: Io) -> int:
+    """``migrate``: apply what is pending; prints one line per migration applied."""
+    from core.db.migrations import migrate
+    from core.settings import Settings
+    from functions.container import deployment_plugins
+
+    plugins = deployment_plugins(Settings.from_env())  # a bad setting or character fails before connecting
+    url = database_url()
+    check_reachable(url, migrated=False)
+    try:
+        applied = migrate(url, plugins=plugins)
+    except MigrationError as exc:
+        raise CliError(f"migration failed on the {describe_database(url)}: {exc}") from None
+    for name in applied:
+        print(f"applied {name}", file=io.out)
+    if not applied:
+        print(f"the {describe_database(url)} is up to date", file=io.out)
+    return 0
