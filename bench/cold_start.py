@@ -5,16 +5,30 @@ embedded Postgres, with the scripted model provider: hosted providers' clients a
 lazily), and another fresh interpreter imports exactly the third-party modules the first one
 ended up loading. The difference is our own cost. Median of several runs each.
 
-Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
-our overhead as a fraction of the bare import (target: at most 0.25).
+Like for like: both interpreters read compiled bytecode. The dependencies' ``.pyc`` files
+were written when they were installed, while this project's modules are compiled from source
+on every import when ``PYTHONDONTWRITEBYTECODE`` is set (as in this workspace): compiling
+would then count as our cost and theirs would not. So every run uses one private bytecode
+cache (``PYTHONPYCACHEPREFIX``, a temporary directory: the source tree is not touched), filled
+by an unmeasured warm-up run of each interpreter; ``--no-bytecode-cache`` measures without.
+(A Lambda package should ship ``.pyc`` files compiled by the runtime's Python for the same
+reason: Lambda's file system is read-only, nothing is cached between cold starts.)
 
-Run: ``.venv/bin/python bench/cold_start.py [runs]`` (default 5).
+Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
+our overhead as a fraction of the bare import (target: at most 0.25), from the medians of wall
+time, and (``_cpu``) of the processes' CPU time: steadier when other work shares the machine,
+but without the waits on the database of the init phase. ``--breakdown`` also
+prints, per handler, this project's modules that cost the most (self time of
+``python -X importtime``, which includes the init work done while the module is imported).
+
+Run: ``.venv/bin/python bench/cold_start.py [runs] [--breakdown] [--no-bytecode-cache]`` (default 5 runs).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,24 +42,24 @@ OURS = ("core", "functions", "infra", "tests", "bench")
 
 PROBE = """
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import {module}
-elapsed = time.perf_counter() - t0
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 stdlib = set(sys.stdlib_module_names)
 third_party = sorted(m for m in sys.modules
                      if m.split('.')[0] not in stdlib and m.split('.')[0] not in {ours} and not m.startswith('_'))
-print(json.dumps({{"ms": elapsed * 1000, "modules": third_party}}))
+print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "modules": third_party}}))
 """
 BARE = """
 import importlib, json, sys, time
 names = json.loads(sys.stdin.read())
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for name in names:
     try:
         importlib.import_module(name)
     except Exception:
         pass
-print(json.dumps({"ms": (time.perf_counter() - t0) * 1000}))
+print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000}))
 """
 
 
@@ -55,34 +69,72 @@ def run(code: str, env: dict[str, str], stdin: str = "") -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def own_breakdown(module: str, env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
+    """This project's modules by self time (ms) while ``module`` is imported, costliest first."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    costs: list[tuple[str, float]] = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        self_us, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        if self_us.isdigit() and name.split(".")[0] in OURS:
+            costs.append((name, int(self_us) / 1000))
+    return sorted(costs, key=lambda c: c[1], reverse=True)[:top]
+
+
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    runs = int(args[0]) if args else 5
+    breakdown = "--breakdown" in sys.argv
     from core.db.migrations import migrate
     from infra.local.postgres import start_embedded_postgres
 
-    server = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="bench-cold-", dir="/tmp")) / "pg")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-cold-", dir="/tmp"))
+    server = start_embedded_postgres(scratch / "pg")
     server.create_database("bench")
     url = server.database_url("bench")
     migrate(url)
     env = {**os.environ, "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    if "--no-bytecode-cache" not in sys.argv:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-cold-pyc-", dir="/tmp")
     try:
         for module in HANDLERS:
+            probe = PROBE.format(module=module, ours=repr(set(OURS)))
             try:
-                probes = [run(PROBE.format(module=module, ours=repr(set(OURS))), env) for _ in range(runs)]
+                warm = run(probe, env)  # fills the bytecode cache; not measured
             except subprocess.CalledProcessError as exc:
                 print(f"{module}: skipped ({exc.stderr.strip().splitlines()[-1]})", file=sys.stderr)
                 continue
-            bare = [run(BARE, env, json.dumps(probes[0]["modules"]))["ms"] for _ in range(runs)]
-            total, deps = statistics.median(p["ms"] for p in probes), statistics.median(bare)
+            modules = json.dumps(warm["modules"])
+            run(BARE, env, modules)
+            probe_runs, bare_runs = [], []
+            for _ in range(runs):  # alternated, so that a busy moment of the machine hits both
+                probe_runs.append(run(probe, env))
+                bare_runs.append(run(BARE, env, modules))
+            probes, bare = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
+            total, deps = statistics.median(probes), statistics.median(bare)
             name = module.split(".")[-1]
-            print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms", file=sys.stderr)
+            print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms (wall)", file=sys.stderr)
             emit(f"{name}_dependencies_import", deps, "ms")
             emit(f"{name}_import_and_init", total, "ms")
             emit(f"{name}_own_overhead_ratio", (total - deps) / deps, "ratio")
+            # CPU time (user + system) of the process: what other work on a busy machine disturbs least,
+            # but it leaves out the init phase's waits on the database.
+            cpu_total = statistics.median(r["cpu_ms"] for r in probe_runs)
+            cpu_deps = statistics.median(r["cpu_ms"] for r in bare_runs)
+            emit(f"{name}_own_overhead_ratio_cpu", (cpu_total - cpu_deps) / cpu_deps, "ratio")
+            if breakdown:
+                costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(module, env))
+                print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
     finally:
         server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if "PYTHONPYCACHEPREFIX" in env and env["PYTHONPYCACHEPREFIX"] != os.environ.get("PYTHONPYCACHEPREFIX"):
+            shutil.rmtree(env["PYTHONPYCACHEPREFIX"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,20 @@
 One batched model call and one database write per SQS batch (``core.embeddings.worker``);
 Powertools' ``BatchProcessor`` reports each failed record in ``batchItemFailures`` so only
 it is retried (and moved to its DLQ after ``maxReceiveCount``).
+
+Observability (``functions.observability``): the invocation's request id is the batch's
+``correlation_id``; one line per batch names its queues, SQS message ids and memory ids (so a
+memory can be followed from the message function's ``message handled`` line), one warning per
+failed or unreadable record. Metrics per batch: ``BatchSize``, ``EmbeddingsStored``,
+``SkippedDuplicates``, ``SkippedStale``, ``EmbeddingsFailed``, ``InvalidEmbeddingRequests``,
+``ModelLatency`` (the batch's model call, ms; per-provider latency and tokens come from
+``core.model_providers.usage``).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,11 +27,16 @@ from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
 from core.types import ModelType
 from functions.container import Container
+from functions.observability import Observability
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-embeddings"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ServerlessAgentRuntime"))
+observability = Observability("agent-embeddings")
+logger, metrics = observability.logger, observability.metrics
 container = Container()
 _models = container.model_registry()
+
+
+#: Ids listed on the batch line (an SQS batch holds at most 10,000 records).
+MAX_LOGGED_IDS = 100
 
 
 class EmbeddingFailedError(Exception):
@@ -50,14 +61,18 @@ def _parse(record: dict[str, Any]) -> EmbeddingRequest | None:
         return None
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for SQS events. Returns ``{"batchItemFailures": [...]}``."""
-    requests = {r["messageId"]: _parse(r) for r in event.get("Records", [])}
+    logger.set_correlation_id(context.aws_request_id)  # one invocation, one batch
+    records = event.get("Records", [])
+    requests = {r["messageId"]: _parse(r) for r in records}
+    _log_batch(records, requests)
     valid = [r for r in requests.values() if r is not None]
     report = container.run(worker.process(valid)) if valid else BatchReport()
-    _record_metrics(report, len(requests))
+    _record_metrics(report, len(requests), invalid=sum(r is None for r in requests.values()))
+    for memory_id, error in report.errors.items():
+        logger.warning("embedding failed", extra={"memory_id": str(memory_id), "error": error[:500]})
 
     def record_handler(record: SQSRecord) -> str:
         request = requests.get(record.message_id)
@@ -72,8 +87,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                                     context=context)
 
 
-def _record_metrics(report: BatchReport, batch_size: int) -> None:
+def _log_batch(records: list[dict[str, Any]], requests: dict[str, EmbeddingRequest | None]) -> None:
+    """One line per batch: where it came from and what it holds (ids only, never texts)."""
+    queues = sorted({str(r.get("eventSourceARN", "")).rsplit(":", 1)[-1] for r in records})
+    logger.info("embedding batch", extra={
+        "batch_size": len(records), "queues": queues, "message_ids": list(requests)[:MAX_LOGGED_IDS],
+        "memory_ids": [str(r.memory_id) for r in requests.values() if r is not None][:MAX_LOGGED_IDS]})
+    for message_id, request in requests.items():
+        if request is None:
+            logger.warning("not an embedding request: reported failed (retried, then dead-lettered)",
+                           extra={"message_id": message_id})
+
+
+def _record_metrics(report: BatchReport, batch_size: int, *, invalid: int = 0) -> None:
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=batch_size)
+    metrics.add_metric(name="InvalidEmbeddingRequests", unit=MetricUnit.Count, value=invalid)
     metrics.add_metric(name="EmbeddingsStored", unit=MetricUnit.Count, value=report.count(Outcome.EMBEDDED))
     metrics.add_metric(name="SkippedDuplicates", unit=MetricUnit.Count, value=report.count(Outcome.DUPLICATE))
     metrics.add_metric(name="SkippedStale", unit=MetricUnit.Count, value=report.count(Outcome.STALE))

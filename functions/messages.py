@@ -2,24 +2,37 @@
 
 Init phase (module level, once per container): settings, loop, pool, model plugins,
 characters, the orchestrator. Per invocation: an ephemeral runtime, no set-up SQL.
+
+Observability (``functions.observability``): every log line carries the API request id as
+``correlation_id``; metrics ``MessagesHandled`` (split by ``Mode`` and ``DidRespond``) and
+``MessageErrors`` (split by ``StatusClass``, ``4xx``/``5xx``) for ``POST .../messages``;
+model latency and tokens come from ``core.model_providers.usage``.
+
+``GET /health`` checks the database and reports versions; ``GET /openapi.json`` serves the
+OpenAPI document of this API when ``SERVE_OPENAPI=true`` (the local stack sets it; deployed,
+the route answers 404 like any unknown path).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import platform
+import re
+import time
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools import Logger
+import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
-from core.model_providers.circuit import provider_health
+from core.errors import DatabaseError, ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from core.orchestrator import IncomingMessage
 from core.types import ModelType, Task
 from functions.api_models import (
@@ -32,8 +45,13 @@ from functions.api_models import (
     task_json,
 )
 from functions.container import Container
+from functions.observability import Observability
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-messages"))
+#: Seconds ``GET /health`` waits for a pooled connection before answering 503.
+HEALTH_DB_TIMEOUT_S = 3.0
+
+observability = Observability("agent-messages")
+logger, metrics = observability.logger, observability.metrics
 container = Container()
 orchestrator = container.orchestrator()
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -42,18 +60,73 @@ app = APIGatewayHttpResolver(enable_validation=True)
 # -- routes --------------------------------------------------------------------------------
 
 @app.get("/health")
-def health() -> dict[str, Any]:
-    """Database reachable, agents loaded, and each model provider's circuit as this process sees it."""
-    container.run(_ping_database())
+def health() -> Response[dict[str, Any]]:
+    """The database (one query through the pool), versions, agents, and each model provider's circuit.
+
+    ``status`` is ``ok``; ``degraded`` when a provider's circuit is open or the database's
+    schema is older than this code's migrations; ``unavailable`` (HTTP 503) when the
+    database does not answer within ``HEALTH_DB_TIMEOUT_S``.
+    """
+    from core.model_providers.circuit import provider_health  # health checks are rare: not at init
+
     providers = provider_health()
-    degraded = any(p["state"] == "open" for p in providers.values())
-    return {"status": "degraded" if degraded else "ok", "agents": len(orchestrator.get_agents()),
-            "providers": providers}
+    common = {"agents": len(orchestrator.get_agents()), "providers": providers}
+    try:
+        database, versions = container.run(_check_database())
+    except (psycopg.Error, DatabaseError, OSError) as exc:  # PoolTimeout and PoolClosed are psycopg errors
+        logger.warning("health: database unavailable", extra={"error": type(exc).__name__})
+        return _json(503, {"status": "unavailable", "database": {"ok": False, "error": type(exc).__name__},
+                           "versions": _code_versions(), **common})
+    degraded = any(p["state"] == "open" for p in providers.values()) or not database["schemaCurrent"]
+    return _json(200, {"status": "degraded" if degraded else "ok", "database": database,
+                       "versions": {**_code_versions(), **versions}, **common})
 
 
-async def _ping_database() -> None:
-    async with container.pool.connection() as conn:
-        await conn.execute("SELECT 1")
+async def _check_database() -> tuple[dict[str, Any], dict[str, str | None]]:
+    """One round trip: the server's version, pgvector's, and the newest core migration applied."""
+    started = time.perf_counter()
+    async with container.pool.connection(timeout=HEALTH_DB_TIMEOUT_S) as conn:
+        try:
+            row = await (await conn.execute(_HEALTH_SQL)).fetchone()
+        except psycopg.errors.UndefinedTable:  # reachable, but never migrated
+            row = await (await conn.execute(_HEALTH_SQL_UNMIGRATED)).fetchone()
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    applied = row["schema"]
+    expected = _expected_schema()
+    # The schema may be ahead of the code (migrations run before a deploy's code): only behind is stale.
+    current = applied is not None and applied[:4] >= expected[:4]
+    return ({"ok": True, "latencyMs": latency_ms, "schemaCurrent": current},
+            {"postgres": row["postgres"], "pgvector": row["pgvector"], "schema": applied})
+
+
+_HEALTH_SQL = (
+    "SELECT current_setting('server_version') AS postgres,"
+    " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,"
+    " (SELECT name FROM schema_migrations WHERE namespace = 'core' ORDER BY version DESC LIMIT 1) AS schema"
+)
+_HEALTH_SQL_UNMIGRATED = (
+    "SELECT current_setting('server_version') AS postgres,"
+    " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector, NULL::text AS schema"
+)
+
+
+@functools.cache
+def _code_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("serverless-agent-runtime")
+    except PackageNotFoundError:  # a deployment package holds the code without its metadata
+        package = "unknown"
+    return {"package": package, "python": platform.python_version()}
+
+
+@functools.cache
+def _expected_schema() -> str:
+    """The newest core migration this code ships (``NNNN_name.sql``)."""
+    from core.db.migrations import core_migrations
+
+    return core_migrations()[-1].name
 
 
 @app.get("/agents")
@@ -75,6 +148,10 @@ def post_message(agent: str, body: MessageBody) -> dict[str, Any]:
         source=body.source, user_name=body.user_name, channel_type=body.channel_type,
     )
     result = container.run(orchestrator.handle_message(agent, incoming))
+    observability.count("MessagesHandled", Mode=result.mode, DidRespond=str(result.did_respond).lower())
+    logger.info("message handled", extra={"agent": agent, "room_id": str(result.room_id),
+                                          "message_id": str(result.message_id), "mode": result.mode,
+                                          "did_respond": result.did_respond, "responses": len(result.responses)})
     return {
         "messageId": str(result.message_id),
         "roomId": str(result.room_id),
@@ -150,9 +227,12 @@ def _agent_json(blueprint: Any) -> dict[str, Any]:
 
 # -- errors: JSON with a status that says what happened --------------------------------------
 
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
 def _error(status: int, error: str, message: str, **extra: Any) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": error, "message": message, **extra})
+    return _json(status, {"error": error, "message": message, **extra})
 
 
 @app.exception_handler(RequestValidationError)
@@ -173,7 +253,7 @@ def _not_found(exc: NotFoundError) -> Response:
 
 
 @app.not_found
-def _no_route(exc: Exception) -> Response:
+def _no_route(exc: Exception | None) -> Response:
     return _error(404, "not_found", f"no route for {app.current_event.http_method} {app.current_event.path}")
 
 
@@ -203,9 +283,70 @@ def _unexpected(exc: Exception) -> Response:
     return _error(500, "internal_error", "internal server error")
 
 
+# -- OpenAPI document (local only) -------------------------------------------------------------
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[Any]:
+    """This API's OpenAPI 3.1 document, when ``SERVE_OPENAPI=true``; 404 otherwise."""
+    if not openapi_enabled():
+        return _no_route(None)
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
+
+
+def openapi_enabled() -> bool:
+    """``SERVE_OPENAPI`` is true (read per request, so a test or the local stack can turn it on)."""
+    return os.environ.get("SERVE_OPENAPI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@functools.cache
+def openapi_json() -> str:
+    """The OpenAPI document of the routes above (generated once per container, from their types).
+
+    Powertools documents its own validation error shape; this API answers every error with
+    ``ApiError`` (see ``_error``), so the document says that instead.
+    """
+    document = json.loads(app.get_openapi_json_schema(
+        title="Serverless Agent Runtime API",
+        version=_code_versions()["package"],
+        summary="An elizaOS-style agent runtime on AWS Lambda.",
+        description=("Talk to agents (characters), read their conversations, search their memories and"
+                     " schedule their tasks. Every error is an `ApiError`: 400 bad JSON, 404 unknown agent,"
+                     " room or route, 413 body too large, 422 invalid field (named in `fields`), 502 model"
+                     " failure, 503 database briefly unavailable (with `Retry-After`)."),
+    ))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas["ApiError"] = _API_ERROR_SCHEMA
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Invalid request: the fields are named in `fields`", **error}
+            responses["default"] = {"description": "Error", **error}
+    return json.dumps(document)
+
+
+_API_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "ApiError", "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "What happened: `validation_error`, `not_found`..."},
+        "message": {"type": "string", "description": "A sentence for people; no internals."},
+        "fields": {"type": "array", "description": "For 422: one entry per invalid field.", "items": {
+            "type": "object", "properties": {"field": {"type": "string"}, "location": {"type": "string"},
+                                             "type": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+
 # -- entry point -----------------------------------------------------------------------------
 
-@logger.inject_lambda_context(clear_state=True)
+#: ``POST /agents/{agent}/messages``: the route whose failures count as ``MessageErrors``.
+_MESSAGE_ROUTE = re.compile(r"^/agents/[^/]+/messages/?$")
+
+
+@observability.lambda_handler(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events.
 
@@ -215,8 +356,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     limit = container.settings.max_body_bytes
     if size > limit:
         body = {"error": "payload_too_large", "message": f"body is {size} bytes; the limit is {limit}"}
-        return {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-    return app.resolve(_as_json(event), context)
+        response = {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+    else:
+        response = app.resolve(_as_json(event), context)
+    _count_message_error(event, response["statusCode"])
+    return response
+
+
+def _count_message_error(event: dict[str, Any], status: int) -> None:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    if status >= 400 and http.get("method") == "POST" and _MESSAGE_ROUTE.match(http.get("path") or ""):
+        observability.count("MessageErrors", StatusClass=f"{status // 100}xx")
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:

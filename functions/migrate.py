@@ -12,19 +12,22 @@ with a ``Reason``, and a migration still running close to the function's timeout
 FAILED before Lambda ends the invocation. A response that cannot be delivered raises, so
 Lambda's asynchronous retries (CloudFormation invokes asynchronously) run the idempotent
 migration and answer again.
+
+Observability (``functions.observability``): CloudFormation's ``RequestId`` is the
+``correlation_id`` of every line; metrics ``MigrationsApplied`` (files applied by a Create or
+Update) and ``MigrationFailures`` (FAILED answers).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -33,8 +36,10 @@ from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
 from core.settings import Settings
 from functions.container import deployment_plugins
+from functions.observability import Observability
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-migrate"))
+observability = Observability("agent-migrate")
+logger, metrics = observability.logger, observability.metrics
 
 #: Seconds kept before the function's timeout to answer CloudFormation.
 RESPONSE_MARGIN_S = 10.0
@@ -63,7 +68,7 @@ def database_url() -> str:
     return make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler(correlation_id_path="RequestId")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for CloudFormation custom resource events.
 
@@ -85,6 +90,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             running = _start(database_url())
             applied = running.result(timeout=budget_s)
             logger.info("migrations applied", extra={"applied": applied})
+            metrics.add_metric(name="MigrationsApplied", unit=MetricUnit.Count, value=len(applied))
             body = _response(request, "SUCCESS",
                              data={"Applied": ", ".join(applied)[:1024], "AppliedCount": str(len(applied))})
     except Exception as exc:
@@ -96,6 +102,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             logger.exception("migrations failed")
             reason = f"{type(exc).__name__}: {exc}"
         body = _response(request, "FAILED", reason=f"{reason} (log stream {context.log_stream_name})")
+        metrics.add_metric(name="MigrationFailures", unit=MetricUnit.Count, value=1)
     send_response(request.response_url, body)
     if running is not None and not running.done():
         # Stay busy until Lambda's timeout ends the sandbox: a frozen container would keep the

@@ -14,6 +14,12 @@ same task to two of them. The event itself is only a tick: its time is logged an
 delay reported as a metric, its content otherwise ignored (EventBridge Scheduler sends the
 ``Input`` of the template, shaped like a scheduled event; without one, a default notice).
 
+Observability (``functions.observability``): the schedule event's ``id`` (else the
+invocation's request id) is the ``correlation_id`` of every line; the run logs what it did;
+metrics ``TasksClaimed``, ``TasksSucceeded``, ``TasksRetried``, ``TasksFailed``, ``TasksSkipped``,
+``TasksLeaseRecovered``, ``TasksWithoutWorker``, ``TasksLost``, ``SchedulerErrors``,
+``EmbeddingsRequeued``, ``ExpiredCacheDeleted`` and ``ScheduleLag`` (s).
+
 Init phase (module level, once per container): settings, loop, pool, the agents with their
 plugins' task workers, the SQS link. Settings (environment, besides the container's):
 
@@ -33,11 +39,9 @@ plugins' task workers, the SQS link. Settings (environment, besides the containe
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -45,17 +49,17 @@ from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
 from functions.container import Container
+from functions.observability import Observability
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "agent-tasks"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ServerlessAgentRuntime"))
+observability = Observability("agent-tasks")
+logger, metrics = observability.logger, observability.metrics
 container = Container()
 orchestrator = container.orchestrator()
 runner = TaskRunner(container.adapter, orchestrator, TaskRunnerSettings.from_env())
 housekeeping = Housekeeping(container.adapter, orchestrator.embedding_queue, HousekeepingSettings.from_env())
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@observability.lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for EventBridge Scheduler ticks.
 
@@ -64,6 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         callers; EventBridge Scheduler invokes asynchronously and ignores it). Worker
         failures and database errors are counted there, never raised: the next tick retries.
     """
+    logger.set_correlation_id(_field(event, "id") or context.aws_request_id)
     lag_s = _schedule_lag_s(event)
     logger.info("scheduled run", extra={"event_id": _field(event, "id"), "scheduled_time": _field(event, "time"),
                                         "lag_s": lag_s})

@@ -8,6 +8,10 @@ migrations, moto's SQS server with the three embedding queues, the HTTP gateway 
 in ``template.yaml``). ``migrate`` (``make migrate``) applies migrations only.
 
 ``DATABASE_URL`` switches to an existing database; ``MODEL_PLUGINS`` to other models.
+
+The handlers log as in Lambda: JSON lines on stdout, ``core``'s too (``CORE_LOGS_JSON``), and
+the messages function serves its OpenAPI document at ``/openapi.json`` (``SERVE_OPENAPI``;
+deployed, that route is off). Both can be turned off by setting them to ``false``.
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
     from infra.local.sqs import create_embedding_queues, start_moto_server
 
     for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                       "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                       "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true",
+                       "SERVE_OPENAPI": "true", "CORE_LOGS_JSON": "true"}.items():
         os.environ.setdefault(key, value)
     from core.settings import Settings
     from functions.container import deployment_plugins
@@ -134,6 +139,7 @@ def serve_command() -> None:
     stack = start(port)
     print(f"\nAgent runtime listening on {stack.gateway.url}  (ready in {time.perf_counter() - started:.1f} s)\n"
           f"  curl -X POST {stack.gateway.url}/agents/eliza/messages -d '{{\"text\":\"Hello, who are you?\"}}'\n"
+          f"  OpenAPI document: {stack.gateway.url}/openapi.json\n"
           "Ctrl-C stops it.", file=sys.stderr)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

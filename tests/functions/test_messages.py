@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import json
+import platform
+import socket
 import uuid
 
 import pytest
 
+from core.db.migrations import core_migrations
 from core.errors import ModelError
 from core.types import ModelType
 from tests.factories import FakeContext, http_event
@@ -115,10 +118,123 @@ def test_history_limit_is_validated(messages_fn, scripted):
     assert call(messages_fn, "GET", path, query={"limit": "0"})[0] == 422
 
 
-def test_health(messages_fn):
+def test_health_checks_the_database_and_reports_versions(messages_fn):
+    from importlib.metadata import version
+
     status, body = call(messages_fn, "GET", "/health")
     assert status == 200 and body["status"] == "ok" and body["agents"] == 1
     assert isinstance(body["providers"], dict)
+    assert body["database"]["ok"] is True and body["database"]["schemaCurrent"] is True
+    assert body["database"]["latencyMs"] >= 0
+    versions = body["versions"]
+    assert versions["package"] == version("serverless-agent-runtime")
+    assert versions["python"] == platform.python_version()
+
+    async def server() -> dict:
+        async with messages_fn.container.pool.connection() as conn:
+            return await (await conn.execute(
+                "SELECT current_setting('server_version') AS postgres,"
+                " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,"
+                " (SELECT max(name) FROM schema_migrations WHERE namespace = 'core') AS schema")).fetchone()
+
+    expected = messages_fn.container.run(server())
+    assert (versions["postgres"], versions["pgvector"], versions["schema"]) == (
+        expected["postgres"], expected["pgvector"], expected["schema"])
+    assert versions["schema"] == core_migrations()[-1].name  # the test database is fully migrated
+
+
+@pytest.fixture
+def unreachable_database(messages_fn, monkeypatch):
+    """The container's pool swapped for one aimed at a closed port (the database is down)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    container = messages_fn.container
+    dead = AsyncConnectionPool(f"host=127.0.0.1 port={port} dbname=x user=x connect_timeout=1",
+                               min_size=0, max_size=1, open=False)
+    container.run(dead.open())
+    monkeypatch.setattr(container, "pool", dead)
+    monkeypatch.setattr(messages_fn, "HEALTH_DB_TIMEOUT_S", 0.5)
+    yield
+    container.run(dead.close())
+
+
+def test_health_is_503_when_the_database_is_down(messages_fn, unreachable_database):
+    status, body = call(messages_fn, "GET", "/health")
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["database"] == {"ok": False, "error": "PoolTimeout"}
+    assert set(body["versions"]) == {"package", "python"}  # what the code knows without a database
+    assert body["agents"] == 1
+
+
+def test_health_is_503_when_the_pool_is_closed(messages_fn, monkeypatch):
+    from psycopg_pool import AsyncConnectionPool
+
+    closed = AsyncConnectionPool("dbname=x", min_size=0, max_size=1, open=False)  # never opened: refuses use
+    monkeypatch.setattr(messages_fn.container, "pool", closed)
+    status, body = call(messages_fn, "GET", "/health")
+    assert status == 503 and body["database"] == {"ok": False, "error": "PoolClosed"}
+
+
+def test_health_is_degraded_when_the_schema_is_behind_the_code(messages_fn, monkeypatch):
+    monkeypatch.setattr(messages_fn, "_expected_schema", lambda: "9999_from_the_future.sql")
+    status, body = call(messages_fn, "GET", "/health")
+    assert status == 200 and body["status"] == "degraded" and body["database"]["schemaCurrent"] is False
+
+
+def test_openapi_is_not_served_unless_enabled(messages_fn, monkeypatch):
+    monkeypatch.delenv("SERVE_OPENAPI", raising=False)
+    status, body = call(messages_fn, "GET", "/openapi.json")
+    assert status == 404 and body["error"] == "not_found"
+    monkeypatch.setenv("SERVE_OPENAPI", "false")
+    assert call(messages_fn, "GET", "/openapi.json")[0] == 404
+
+
+def test_openapi_lists_every_route_with_its_request_body(messages_fn, monkeypatch):
+    monkeypatch.setenv("SERVE_OPENAPI", "true")
+    response = messages_fn.handler(http_event("GET", "/openapi.json"), FakeContext())
+    assert response["statusCode"] == 200 and response["headers"]["Content-Type"] == "application/json"
+    document = json.loads(response["body"])
+    assert document["openapi"].startswith("3.") and document["info"]["title"] == "Serverless Agent Runtime API"
+    from importlib.metadata import version
+
+    assert document["info"]["version"] == version("serverless-agent-runtime")
+    routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    app = messages_fn.app
+    registered = {(r.method, r.openapi_path) for r in app._static_routes + app._dynamic_routes if r.include_in_schema}
+    assert routes == registered  # every route the function serves, routers included
+    assert {
+        ("GET", "/health"), ("GET", "/agents"), ("GET", "/agents/{agent}"),
+        ("POST", "/agents/{agent}/messages"), ("GET", "/agents/{agent}/rooms/{room_id}/messages"),
+        ("POST", "/agents/{agent}/memories/search"), ("GET", "/agents/{agent}/tasks"),
+        ("POST", "/agents/{agent}/tasks"),
+    } <= routes
+    assert ("GET", "/openapi.json") not in routes
+
+    schemas = document["components"]["schemas"]
+    for method, path in sorted(r for r in routes if r[0] in {"POST", "PUT", "PATCH"}):
+        body = document["paths"][path][method.lower()]["requestBody"]
+        assert body["required"] is True, path
+        model = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert schemas[model]["properties"], path
+    for path, model, required in (("/agents/{agent}/messages", "MessageBody", ["text"]),
+                                  ("/agents/{agent}/memories/search", "SearchBody", ["query"]),
+                                  ("/agents/{agent}/tasks", "TaskBody", ["name"])):
+        ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.rsplit("/", 1)[-1] == model
+        assert schemas[model]["required"] == required
+    message = schemas["MessageBody"]["properties"]
+    assert {"text", "entityId", "roomId", "worldId", "source", "userName", "channelType"} <= set(message)
+    # Errors are documented in the shape this API answers with, not Powertools' default one.
+    assert "HTTPValidationError" not in json.dumps(document)
+    post = document["paths"]["/agents/{agent}/messages"]["post"]["responses"]
+    assert post["422"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ApiError"
+    assert schemas["ApiError"]["required"] == ["error", "message"]
+    limit = document["paths"]["/agents/{agent}/rooms/{room_id}/messages"]["get"]["parameters"]
+    assert {p["name"]: p["in"] for p in limit} == {"agent": "path", "room_id": "path", "limit": "query"}
 
 
 def test_search_finds_the_message_once_embedded(messages_fn, embeddings_fn, scripted, sqs_server, purge):
