@@ -10,6 +10,11 @@ never enter it; ``bench/package_size.py`` checks both and measures the size.
 boto3 and its dependencies are left out: Lambda's Python runtimes ship them, and they are
 the largest part (about 35 MB of 75). ``LAMBDA_BUNDLE_BOTO3=1`` keeps them, to pin versions.
 
+Bytecode: the package ships ``.pyc`` files compiled by a CPython of the target version
+(``python3.12`` on PATH), with unchecked hashes, so a cold start does not compile every
+module (about 1.2 s instead of 0.4 s for the messages function on this machine). Without
+such an interpreter the package is built without bytecode, with a warning.
+
 Environment: ``LAMBDA_PLATFORM`` (``manylinux2014_aarch64``; ``manylinux2014_x86_64`` for
 x86_64 functions), ``LAMBDA_PYTHON`` (``3.12``).
 """
@@ -48,7 +53,7 @@ def install_dependencies(target: Path, platform: str, python_version: str) -> No
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--target", str(target), "--platform", platform, "--python-version", python_version,
-         "--implementation", "cp", "--only-binary=:all:", "--upgrade", *runtime_dependencies()],
+         "--implementation", "cp", "--only-binary=:all:", "--upgrade", "--no-compile", *runtime_dependencies()],
         check=True,
     )
 
@@ -73,6 +78,28 @@ def copy_code(target: Path) -> None:
             shutil.copy2(source, destination)
 
 
+def write_metadata(target: Path, pyproject: Path = ROOT / "pyproject.toml") -> None:
+    """A minimal dist-info for the project, so ``importlib.metadata.version`` works in Lambda."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    name, version = project["name"], project["version"]
+    info = target / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def compile_bytecode(target: Path, python_version: str) -> bool:
+    """Compile every module with a CPython of ``python_version``; False (and a warning) without one."""
+    candidates = [sys.executable] if f"{sys.version_info[0]}.{sys.version_info[1]}" == python_version else []
+    candidates += [found for found in (shutil.which(f"python{python_version}"),) if found]
+    if not candidates:
+        print(f"warning: no python{python_version} found: the package has no bytecode (slower cold starts)",
+              file=sys.stderr)
+        return False
+    subprocess.run([candidates[0], "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
+                    str(target)], check=True)
+    return True
+
+
 def build(target: Path) -> Path:
     """Build the package into ``target`` (created if missing) and return it."""
     target.mkdir(parents=True, exist_ok=True)
@@ -81,6 +108,8 @@ def build(target: Path) -> Path:
     if os.environ.get("LAMBDA_BUNDLE_BOTO3") != "1":
         remove_runtime_provided(target)
     copy_code(target)
+    write_metadata(target)
+    compile_bytecode(target, os.environ.get("LAMBDA_PYTHON", "3.12"))
     return target
 
 

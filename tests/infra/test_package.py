@@ -61,3 +61,13 @@ def test_nothing_local_only_or_test_code_is_packaged(package):
     assert not (package / "tests").exists() and not (package / "infra" / "local").exists()
     assert (package / "infra" / "migrations" / "0001_core.sql").exists()
     assert not list(package.rglob("*.tokenizer.json"))  # local model assets stay out
+
+
+def test_the_package_ships_bytecode_and_its_version(package):
+    from importlib.metadata import PathDistribution
+
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    assert list((package / "core" / "__pycache__").glob(f"__init__.{tag}.pyc"))
+    assert list((package / "pydantic" / "__pycache__").glob(f"*.{tag}.pyc"))
+    [info] = package.glob("serverless_agent_runtime-*.dist-info")
+    assert PathDistribution(info).version == "0.1.0"
