@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+from core.memory.facts import Fact, FactWrite, OrphanSweep
 from core.types import (
     Component,
     Content,
@@ -114,6 +115,23 @@ class MemoryPage:
 
     memories: list[Memory]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class KnowledgeWrite:
+    """What ``upsert_knowledge_document`` did.
+
+    Attributes:
+        status: ``"added"``, ``"unchanged"`` (same text, same splitting: nothing written) or
+            ``"replaced"`` (old fragments deleted, new ones stored).
+        document_id: The document.
+        to_embed: Fragments to queue for embedding: the new ones, or for an unchanged
+            document those still without a vector of their current text.
+    """
+
+    status: str
+    document_id: UUID
+    to_embed: list[Memory]
 
 
 class DatabaseAdapter(Protocol):
@@ -406,3 +424,48 @@ class DatabaseAdapter(Protocol):
         match_threshold: float = 0.0,
         query_text: str | None = None,
     ) -> list[Memory]: ...
+
+    # -- knowledge (postgres/knowledge.py) -----------------------------------------------------
+
+    async def upsert_knowledge_document(self, document: Memory, fragments: Sequence[Memory]) -> KnowledgeWrite: ...
+
+    async def delete_knowledge_document(self, owner_ids: Sequence[UUID], document_id: UUID) -> bool: ...
+
+    async def get_knowledge_document(self, owner_ids: Sequence[UUID], document_id: UUID) -> Memory | None: ...
+
+    async def get_knowledge_fragments(self, owner_id: UUID, document_id: UUID) -> list[Memory]: ...
+
+    async def list_knowledge_documents(
+        self, owner_ids: Sequence[UUID], *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage: ...
+
+    async def search_knowledge(
+        self,
+        owner_ids: Sequence[UUID],
+        embedding: Sequence[float],
+        *,
+        count: int = 5,
+        match_threshold: float = 0.0,
+        query_text: str | None = None,
+    ) -> list[Memory]: ...
+
+    # -- facts (postgres/facts.py) -------------------------------------------------------------
+
+    async def upsert_facts(self, facts: Sequence[Fact]) -> list[FactWrite]: ...
+
+    async def get_fact_rooms_since(self, agent_id: UUID, since_ms: int, limit: int = 100) -> list[tuple[UUID, int]]: ...
+
+    async def delete_excess_facts(
+        self,
+        agent_id: UUID,
+        room_id: UUID,
+        *,
+        keep: int,
+        half_life_ms: float,
+        limit: int,
+        default_confidence: float = 0.5,
+    ) -> int: ...
+
+    async def delete_orphan_facts(
+        self, agent_id: UUID, *, cursor: str | None = None, scan_limit: int = 500
+    ) -> OrphanSweep: ...

@@ -16,6 +16,8 @@ from core.db.postgres.cache import CacheMixin
 from core.db.postgres.components import ComponentsMixin
 from core.db.postgres.connections import ConnectionsMixin
 from core.db.postgres.embeddings import EmbeddingsMixin
+from core.db.postgres.facts import FactsMixin
+from core.db.postgres.knowledge import KnowledgeMixin
 from core.db.postgres.logs import LogsMixin
 from core.db.postgres.memories import MemoriesMixin
 from core.db.postgres.relationships import RelationshipsMixin
@@ -27,7 +29,7 @@ from core.db.retry import RetryPolicy, retry_public_methods
 @retry_public_methods
 class PostgresAdapter(
     AgentsMixin, ConnectionsMixin, ComponentsMixin, RelationshipsMixin, MemoriesMixin, EmbeddingsMixin,
-    LogsMixin, CacheMixin, TasksMixin,
+    LogsMixin, CacheMixin, TasksMixin, KnowledgeMixin, FactsMixin,
 ):
     """Postgres implementation of ``core.db.adapter.DatabaseAdapter``.
 

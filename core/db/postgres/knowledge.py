@@ -1,0 +1,340 @@
+"""Knowledge: documents and their fragments, written together and searched across owners.
+
+A document is a memory of type ``"documents"`` holding the whole text; its fragments are
+memories of type ``"knowledge"`` with ``metadata.documentId`` (the document's id) and
+``metadata.position`` (0, 1, ...), as elizaOS plugin-knowledge stores them. Fragments get
+vectors through the ordinary embedding path (``upsert_embeddings``); documents are never
+embedded by this module.
+
+Every method takes the *owners* it may read or write: the agent's id, plus the id that owns
+the deployment's shared knowledge (``core.knowledge.SHARED_KNOWLEDGE_ID``) when shared
+knowledge is visible. Every statement is scoped by those ``agent_id`` values, bound as
+parameters; a search runs one index scan per owner (each on its own hash partition of
+``embeddings``), never an unscoped one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from core.db.adapter import KnowledgeWrite, MemoryPage
+from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
+from core.db.postgres.embeddings import (
+    _COLUMNS,
+    TEXT_SEARCH_CONFIG,
+    EmbeddingsMixin,
+    _in_one_round_trip,
+    _VectorColumn,
+    fuse_ranks,
+)
+from core.db.postgres.memories import decode_cursor, encode_cursor
+from core.db.postgres.values import check_page, from_ms
+from core.db.retry import idempotent
+from core.errors import ConfigurationError
+from core.types import Memory
+
+#: elizaOS plugin-knowledge's table names, stored in ``memories.type``.
+DOCUMENTS_TABLE = "documents"
+FRAGMENTS_TABLE = "knowledge"
+#: Most owners one call may name (an agent and the shared owner, with room to spare).
+MAX_OWNERS = 8
+
+# A document's columns without its text: a listing must not ship megabytes of documents.
+_DOCUMENT_LIST_COLUMNS = (
+    "m.id, m.agent_id, m.room_id, m.world_id, m.entity_id, m.content - 'text' AS content, m.metadata, m.created_at"
+)
+
+
+def _check_owners(owner_ids: Sequence[UUID]) -> list[UUID]:
+    owners = list(dict.fromkeys(owner_ids))
+    if not 1 <= len(owners) <= MAX_OWNERS:
+        raise ValueError(f"name 1 to {MAX_OWNERS} owners, got {len(owners)}")
+    return owners
+
+
+class KnowledgeMixin(PostgresBase):
+    """Documents and fragments (elizaOS plugin-knowledge's ``documents`` and ``knowledge`` tables)."""
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def upsert_knowledge_document(self, document: Memory, fragments: Sequence[Memory]) -> KnowledgeWrite:
+        """Store a document and its fragments, or do nothing when the same version is stored.
+
+        One transaction, serialised per document by an advisory lock. The stored document
+        with the same id is *the same version* when its ``content_hash`` (SHA-256 of the text)
+        and its ``metadata.fingerprint`` (how it was split) are both equal: then nothing is
+        written. Otherwise the old fragments are deleted (their vectors go with them, ``ON
+        DELETE CASCADE``), the document row is inserted or overwritten, and the new fragments
+        inserted; a reader sees the old version or the new one, never a mix. The owner's
+        knowledge room (``document.room_id``) is created when missing.
+
+        Safe to re-run after a lost connection: a second run finds the version stored and
+        reports ``unchanged`` (with the fragments still lacking a vector to queue).
+
+        Args:
+            document: The document memory; its ``agent_id`` is the owner.
+            fragments: Its fragments: same owner, ``metadata.documentId`` equal to the
+                document's id.
+
+        Returns:
+            ``added``, ``unchanged`` or ``replaced``, and the fragments to queue for
+            embedding: all new ones, or for an unchanged document those without a vector
+            of their current text (a lost queue message heals on re-import).
+
+        Raises:
+            ValueError: a fragment belongs to another owner or document, or the id is used by
+                a memory that is not a document.
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
+        """
+        owner, doc_id = document.agent_id, document.id
+        for fragment in fragments:
+            if fragment.agent_id != owner or (fragment.metadata.model_extra or {}).get("documentId") != str(doc_id):
+                raise ValueError(f"fragment {fragment.id} does not belong to document {doc_id} of {owner}")
+        fingerprint = (document.metadata.model_extra or {}).get("fingerprint")
+        async with self.pool.connection() as conn, conn.transaction():
+            async with conn.pipeline():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   (f"knowledge:{owner}:{doc_id}",))
+                found = await conn.execute(
+                    "SELECT content_hash, metadata->>'fingerprint' AS fingerprint FROM memories"
+                    " WHERE agent_id = %s AND id = %s AND type = %s", (owner, doc_id, DOCUMENTS_TABLE))
+            stored = await found.fetchone()
+            if stored is not None and (stored["content_hash"], stored["fingerprint"]) == (
+                    document.content_hash, fingerprint):
+                pending = await self._unembedded_fragments(conn, owner, doc_id)
+                return KnowledgeWrite("unchanged", doc_id, pending)
+            await self._write_version(conn, document, fragments)
+        status = "added" if stored is None else "replaced"
+        return KnowledgeWrite(status, doc_id, list(fragments))
+
+    async def _write_version(self, conn: psycopg.AsyncConnection[Any], document: Memory,
+                             fragments: Sequence[Memory]) -> None:
+        owner = document.agent_id
+        async with conn.pipeline():
+            await conn.execute(
+                "INSERT INTO rooms (agent_id, id, name, source, type) VALUES (%s, %s, 'knowledge', 'knowledge', 'SELF')"
+                " ON CONFLICT DO NOTHING", (owner, document.room_id))
+            await conn.execute(
+                "DELETE FROM memories WHERE agent_id = %s AND type = %s AND metadata->>'documentId' = %s",
+                (owner, FRAGMENTS_TABLE, str(document.id)))
+            # The id is the document's only if this owner's document holds it: another memory
+            # with the id (another owner's, or not a document) is left alone and reported.
+            upsert = await conn.execute(
+                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+                " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)"
+                " ON CONFLICT (id) DO UPDATE SET content = excluded.content, metadata = excluded.metadata,"
+                " content_hash = excluded.content_hash, room_id = excluded.room_id,"
+                " entity_id = excluded.entity_id, created_at = excluded.created_at"
+                " WHERE memories.agent_id = excluded.agent_id AND memories.type = excluded.type",
+                _row(document, DOCUMENTS_TABLE))
+            if fragments:
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+                        " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)",
+                        [_row(f, FRAGMENTS_TABLE) for f in fragments])
+        if upsert.rowcount != 1:
+            # Raising inside the transaction rolls back the fragments written above.
+            raise ValueError(f"memory id {document.id} is already used by another memory")
+
+    async def _unembedded_fragments(self, conn: psycopg.AsyncConnection[Any], owner: UUID,
+                                    doc_id: UUID) -> list[Memory]:
+        column = _vector_column(self.embedding_dimension).name
+        query = sql.SQL(
+            "SELECT {columns} FROM memories m"
+            " WHERE m.agent_id = %s AND m.type = %s AND m.metadata->>'documentId' = %s"
+            "   AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
+            "                   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL)"
+            " ORDER BY (m.metadata->>'position')::int"
+        ).format(columns=sql.SQL(MEMORY_COLUMNS), column=sql.Identifier(column))
+        rows = await (await conn.execute(query, (owner, FRAGMENTS_TABLE, str(doc_id)))).fetchall()
+        return [memory_from_row(r) for r in rows]
+
+    @idempotent  # deleting twice leaves the same state; the second run reports False
+    async def delete_knowledge_document(self, owner_ids: Sequence[UUID], document_id: UUID) -> bool:
+        """Delete a document and its fragments (and their vectors) in one statement.
+
+        Args:
+            owner_ids: Owners whose document it may be (the agent, and the shared owner).
+            document_id: The document.
+
+        Returns:
+            True when one of the owners had this document.
+
+        Raises:
+            ValueError: no owner, or more than ``MAX_OWNERS``.
+        """
+        owners = _check_owners(owner_ids)
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "WITH doc AS (DELETE FROM memories WHERE agent_id = ANY(%(owners)s) AND id = %(id)s"
+                "             AND type = %(documents)s RETURNING id, agent_id),"
+                " frag AS (DELETE FROM memories f USING doc WHERE f.agent_id = doc.agent_id"
+                "          AND f.type = %(fragments)s AND f.metadata->>'documentId' = doc.id::text RETURNING f.id)"
+                " SELECT (SELECT count(*) FROM doc) AS documents, (SELECT count(*) FROM frag) AS fragments",
+                {"owners": owners, "id": document_id, "documents": DOCUMENTS_TABLE, "fragments": FRAGMENTS_TABLE},
+            )).fetchone()
+        return row["documents"] == 1
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def get_knowledge_document(self, owner_ids: Sequence[UUID], document_id: UUID) -> Memory | None:
+        """A document with its text, or ``None`` when none of the owners has it.
+
+        Raises:
+            ValueError: no owner, or more than ``MAX_OWNERS``.
+        """
+        owners = _check_owners(owner_ids)
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                f"SELECT {MEMORY_COLUMNS} FROM memories m"
+                " WHERE m.agent_id = ANY(%s) AND m.id = %s AND m.type = %s",
+                (owners, document_id, DOCUMENTS_TABLE),
+            )).fetchone()
+        return memory_from_row(row) if row else None
+
+    async def get_knowledge_fragments(self, owner_id: UUID, document_id: UUID) -> list[Memory]:
+        """A document's fragments in ``position`` order (empty when the owner has no such document)."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                f"SELECT {MEMORY_COLUMNS} FROM memories m"
+                " WHERE m.agent_id = %s AND m.type = %s AND m.metadata->>'documentId' = %s"
+                " ORDER BY (m.metadata->>'position')::int, m.id",
+                (owner_id, FRAGMENTS_TABLE, str(document_id)),
+            )).fetchall()
+        return [memory_from_row(r) for r in rows]
+
+    async def list_knowledge_documents(
+        self, owner_ids: Sequence[UUID], *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage:
+        """One page of the owners' documents, newest first, *without* their text.
+
+        Keyset pages on ``(created_at, id)`` as ``list_memories`` does.
+
+        Args:
+            owner_ids: The agent, and the shared owner when shared documents are listed.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            Documents whose ``content`` lacks ``text`` (metadata keeps name, size, counts).
+
+        Raises:
+            ValueError: bad owners, ``limit`` or ``cursor``.
+        """
+        owners = _check_owners(owner_ids)
+        check_page(limit)
+        params: dict[str, Any] = {"owners": owners, "type": DOCUMENTS_TABLE, "limit": limit + 1}
+        after = sql.SQL("")
+        if cursor is not None:
+            params["c_at"], params["c_id"] = decode_cursor(cursor)
+            after = sql.SQL(" AND (m.created_at, m.id) < (%(c_at)s, %(c_id)s)")
+        query = sql.SQL(
+            "SELECT {columns}, m.created_at AS exact_created_at FROM memories m"
+            " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(type)s{after}"
+            " ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s"
+        ).format(columns=sql.SQL(_DOCUMENT_LIST_COLUMNS), after=after)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query, params)).fetchall()
+        next_cursor = encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) \
+            if len(rows) > limit else None
+        return MemoryPage(memories=[memory_from_row(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+    async def search_knowledge(
+        self,
+        owner_ids: Sequence[UUID],
+        embedding: Sequence[float],
+        *,
+        count: int = 5,
+        match_threshold: float = 0.0,
+        query_text: str | None = None,
+    ) -> list[Memory]:
+        """Fragments of the owners most similar to ``embedding`` (cosine), best first.
+
+        Each owner's nearest fragments come from its own scan (HNSW with iterative scan, or
+        the ``(agent_id, type)`` index when the planner finds that cheaper), in one
+        statement and one round trip; the union is cut at ``match_threshold`` and ordered by
+        distance. With ``query_text``, the ``rerank_pool * count`` candidates are re-ranked by
+        reciprocal-rank fusion with their full-text rank, exactly as ``search_memories`` does.
+
+        Args:
+            owner_ids: The agent, and the shared owner when shared knowledge is visible.
+            embedding: Query vector of length ``embedding_dimension``.
+            count: Most results (at least 1).
+            match_threshold: Least similarity (``1 - cosine distance``, -1 to 1).
+            query_text: The query's text, to re-rank by words as well.
+
+        Returns:
+            At most ``count`` fragments with ``similarity`` set, best first.
+
+        Raises:
+            EmbeddingDimensionError: the vector has the wrong length.
+            ValueError: bad owners, or ``count`` below 1.
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
+        """
+        owners = _check_owners(owner_ids)
+        self.check_dimension(embedding)
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        column = _vector_column(self.embedding_dimension)
+        limit = count * getattr(self, "rerank_pool", EmbeddingsMixin.rerank_pool) if query_text else count
+        params: dict[str, Any] = {
+            "q": column.literal(embedding), "type": FRAGMENTS_TABLE, "limit": limit,
+            "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG,
+            **{f"owner{i}": owner for i, owner in enumerate(owners)},
+        }
+        query = _search_sql(column.name, column.pg_type, len(owners), rerank=bool(query_text))
+        settings = (str(getattr(self, "hnsw_ef_search", EmbeddingsMixin.hnsw_ef_search)),
+                    str(getattr(self, "hnsw_max_scan_tuples", EmbeddingsMixin.hnsw_max_scan_tuples)))
+        async with self.pool.connection() as conn:
+            rows = await _in_one_round_trip(conn, settings, query, params)
+        if query_text:
+            rows = fuse_ranks(rows)
+        return [memory_from_row(r) for r in rows[:count]]
+
+
+def _vector_column(dimension: int) -> _VectorColumn:
+    try:
+        return _COLUMNS[dimension]
+    except KeyError:
+        raise ConfigurationError(f"EMBEDDING_DIMENSION={dimension} is not supported") from None
+
+
+def _row(memory: Memory, table: str) -> tuple[Any, ...]:
+    return (memory.id, memory.agent_id, table, memory.room_id, memory.world_id, memory.entity_id,
+            Jsonb(memory.content.to_json_dict()), Jsonb(memory.metadata.to_json_dict()), memory.content_hash,
+            from_ms(memory.created_at, "created_at"))
+
+
+def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> sql.Composed:
+    # One parenthesised branch per owner, each with its own ORDER BY ... LIMIT, so each is a
+    # scan of one agent's partition (pruned at plan time: the owner is a parameter of the
+    # branch) rather than one scan whose filter keeps two agents out of many.
+    branch = sql.SQL(
+        "(SELECT e.memory_id, e.agent_id, e.{col} <=> %(q)s::{type} AS distance FROM embeddings e"
+        " WHERE e.agent_id = {owner} AND e.type = %(type)s AND e.{col} IS NOT NULL"
+        " ORDER BY e.{col} <=> %(q)s::{type} LIMIT %(limit)s)"
+    )
+    branches = sql.SQL(" UNION ALL ").join(
+        branch.format(col=sql.Identifier(column), type=sql.SQL(pg_type), owner=sql.Placeholder(f"owner{i}"))
+        for i in range(owners)
+    )
+    text_score = (
+        sql.SQL(", ts_rank_cd(to_tsvector(%(config)s::regconfig, coalesce(m.content->>'text', '')),"
+                " replace(plainto_tsquery(%(config)s::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery)"
+                " AS text_score")
+        if rerank else sql.SQL("")
+    )
+    return sql.SQL(
+        "WITH candidates AS MATERIALIZED ({branches})"
+        " SELECT {columns}, 1 - c.distance AS similarity{text_score}"
+        " FROM candidates c JOIN memories m ON m.id = c.memory_id AND m.agent_id = c.agent_id"
+        " WHERE 1 - c.distance >= %(threshold)s"
+        " ORDER BY c.distance, m.id LIMIT %(limit)s"
+    ).format(branches=branches, columns=sql.SQL(MEMORY_COLUMNS), text_score=text_score)

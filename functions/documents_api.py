@@ -1,0 +1,205 @@
+"""Knowledge documents over HTTP: ``/agents/{agent}/documents`` (a Powertools router).
+
+Routes:
+
+- ``POST /agents/{agent}/documents``: body ``{"text": str}`` or ``{"file": base64}``, plus
+  ``name`` (identifies the document: adding the same name again replaces it), ``shared``
+  (every agent sees it), ``contentType`` and ``metadata`` (kept as given). 201 when added,
+  200 when replaced or unchanged; 413 over ``KNOWLEDGE_MAX_DOCUMENT_BYTES``; 422 for an empty
+  document, a file that is not base64 or not UTF-8 text, naming the field.
+- ``GET /agents/{agent}/documents?limit=&cursor=``: the agent's and the shared documents,
+  newest first, without text; ``nextCursor`` pages on.
+- ``GET /agents/{agent}/documents/{documentId}?fragments=true``: one document with its text
+  (and its fragments); 404 for another agent's private document.
+- ``DELETE /agents/{agent}/documents/{documentId}``: 204; a shared document is deleted for
+  every agent; 404 when the agent sees no such document.
+
+Wiring (``functions/messages.py``): ``app.include_router(router)``, and *per invocation*,
+before ``app.resolve``, ``app.append_context(orchestrator=..., container=...)``: Powertools
+clears the resolver's context after every request, so context set once at import is gone
+from the second request on. Errors not handled here (unknown agent, bad body) use the
+app's handlers: ``NotFoundError`` gives 404, ``RequestValidationError`` 422. The Lambda
+handler's ``MAX_BODY_BYTES`` (64 KiB) applies before this router: a larger body gets 413
+there, whatever ``KNOWLEDGE_MAX_DOCUMENT_BYTES`` says; bigger documents go through the
+CLI's folder import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from core.errors import ConfigurationError, NotFoundError
+from core.knowledge import KnowledgeSettings
+from core.knowledge.documents import (
+    MAX_NAME_CHARS,
+    DocumentError,
+    DocumentResult,
+    DocumentStatus,
+    DocumentTooLargeError,
+    add_document,
+    decode_document,
+    delete_document,
+    get_document,
+    get_fragments,
+    is_shared,
+    list_documents,
+)
+from core.types import Memory
+
+if TYPE_CHECKING:
+    from core.orchestrator import Orchestrator
+    from functions.container import Container
+
+router = APIGatewayHttpRouter()
+
+
+class DocumentBody(BaseModel):
+    """``POST /agents/{agent}/documents``: exactly one of ``text`` and ``file``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1)
+    file: str | None = Field(default=None, min_length=1, description="The file's bytes, base64-encoded.")
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00]*\S[^\x00]*$")
+    shared: bool = False
+    content_type: str = Field(default="text/plain", max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DocumentBody:
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of text and file")
+        return self
+
+
+@router.post("/agents/<agent>/documents")
+def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
+    """Add (or replace) a document; its fragments are queued for embedding at low priority."""
+    orchestrator, container = _dependencies()
+    runtime = orchestrator.runtime(agent)
+    settings = KnowledgeSettings.from_runtime(runtime)
+    field = "file" if body.file is not None else "text"
+    try:
+        text = _file_text(body.file, settings) if body.file is not None else (body.text or "")
+        result = container.run(add_document(
+            runtime, text, name=body.name, shared=body.shared, content_type=body.content_type,
+            origin="api", metadata=body.metadata, settings=settings))
+    except DocumentTooLargeError as exc:
+        return _error(413, "payload_too_large", exc.reason)
+    except DocumentError as exc:
+        return _invalid(field, "invalid_document", exc.reason)
+    status = 201 if result.status is DocumentStatus.ADDED else 200
+    return Response(status_code=status, content_type="application/json", body=_result_json(result))
+
+
+@router.get("/agents/<agent>/documents")
+def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response[dict[str, Any]]:
+    """The agent's documents and the shared ones, newest first, without their text."""
+    orchestrator, container = _dependencies()
+    runtime = orchestrator.runtime(agent)
+    try:
+        page = container.run(list_documents(runtime, limit=limit, cursor=cursor))
+    except ValueError as exc:
+        return _invalid("cursor", "invalid_cursor", str(exc), location="query")
+    return Response(status_code=200, content_type="application/json",
+                    body={"documents": [document_json(d) for d in page.memories], "nextCursor": page.next_cursor})
+
+
+@router.get("/agents/<agent>/documents/<document_id>")
+def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> dict[str, Any]:
+    """One document with its text; ``fragments=true`` adds its fragments in order."""
+    orchestrator, container = _dependencies()
+    runtime = orchestrator.runtime(agent)
+
+    async def read() -> tuple[Memory | None, list[Memory]]:
+        document = await get_document(runtime, document_id)
+        parts = await get_fragments(runtime, document) if document is not None and fragments else []
+        return document, parts
+
+    document, parts = container.run(read())
+    if document is None:
+        raise NotFoundError(f"document {document_id} not found for agent {agent}")
+    answer = document_json(document, text=True)
+    if fragments:
+        answer["fragments"] = [_fragment_json(f) for f in parts]
+    return answer
+
+
+@router.delete("/agents/<agent>/documents/<document_id>")
+def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
+    """Delete a document and its fragments (a shared one for every agent)."""
+    orchestrator, container = _dependencies()
+    runtime = orchestrator.runtime(agent)
+    if not container.run(delete_document(runtime, document_id)):
+        raise NotFoundError(f"document {document_id} not found for agent {agent}")
+    return Response(status_code=204, content_type="application/json", body=None)
+
+
+# -- JSON shapes -----------------------------------------------------------------------------
+
+def document_json(document: Memory, *, text: bool = False) -> dict[str, Any]:
+    """A document as the API returns it (camelCase); ``text`` adds the whole text."""
+    meta = document.metadata.model_extra or {}
+    answer = {
+        "id": str(document.id), "name": meta.get("title"), "shared": is_shared(document),
+        "source": document.metadata.source, "contentType": meta.get("contentType"), "size": meta.get("size"),
+        "fragmentCount": meta.get("fragmentCount"), "contentHash": meta.get("contentHash"),
+        "origin": meta.get("origin"), "createdAt": document.created_at, "metadata": meta.get("custom"),
+    }
+    if text:
+        answer["text"] = document.text
+    return answer
+
+
+def _fragment_json(fragment: Memory) -> dict[str, Any]:
+    meta = fragment.metadata.model_extra or {}
+    return {"id": str(fragment.id), "position": meta.get("position"), "start": meta.get("start"),
+            "end": meta.get("end"), "text": fragment.text}
+
+
+def _result_json(result: DocumentResult) -> dict[str, Any]:
+    return {"id": str(result.document_id), "status": result.status.value, "name": result.name,
+            "shared": result.shared, "fragmentCount": result.fragment_count, "queued": result.queued,
+            "contentHash": result.content_hash, "size": result.size}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _dependencies() -> tuple[Orchestrator, Container]:
+    try:
+        return router.context["orchestrator"], router.context["container"]
+    except KeyError:
+        raise ConfigurationError(
+            "documents_api needs app.append_context(orchestrator=..., container=...) before each resolve"
+        ) from None
+
+
+def _file_text(encoded: str, settings: KnowledgeSettings) -> str:
+    # Cheap bound before decoding: base64 is 4 characters per 3 bytes.
+    if len(encoded) // 4 * 3 > settings.max_document_bytes + 2:
+        raise DocumentTooLargeError(len(encoded) // 4 * 3, settings.max_document_bytes)
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise DocumentError("not base64") from None
+    return decode_document(data, max_bytes=settings.max_document_bytes)
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(status_code=status, content_type="application/json",
+                    body={"error": error, "message": message, **extra})
+
+
+def _invalid(field: str, kind: str, message: str, *, location: str = "body") -> Response[dict[str, Any]]:
+    return _error(422, "validation_error", f"invalid request: {field}",
+                  fields=[{"field": field, "location": location, "type": kind, "message": message}])

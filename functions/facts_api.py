@@ -1,0 +1,143 @@
+"""Facts over HTTP: ``POST /agents/{agent}/facts`` and ``GET /agents/{agent}/facts`` (a Powertools router).
+
+Included by the messages function's resolver (``app.include_router(facts_api.router)``),
+which must put the process's ``orchestrator`` and ``container`` in the routing context on
+every invocation (``app.append_context(orchestrator=..., container=...)``: Powertools clears
+the context after each request). Errors follow the app's handlers: ``NotFoundError`` → 404,
+validation → 422.
+
+* ``POST`` stores a fact in a room, de-duplicated (``core.memory.facts``): 201 with the new
+  fact, or 200 with the existing one when the same fact was known (its confidence raised).
+  New facts are queued for embedding at low priority.
+* ``GET`` lists a room's (or all rooms') facts newest first, in pages (``cursor``); with
+  ``query``, it returns the facts nearest to the query instead (vector search re-ranked by
+  words), each with its ``similarity``. A fact is found by ``query`` once its embedding is
+  stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from core.errors import NotFoundError
+from core.memory.facts import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind, store_facts
+from core.types import ModelType
+
+router = APIGatewayHttpRouter()
+
+
+class FactBody(BaseModel):
+    """``POST /agents/{agent}/facts``: a fact for one room.
+
+    ``text`` may be left out when ``subject``, ``predicate`` and ``object`` are all given
+    (it is then ``"subject predicate object"``). ``confidence`` defaults to 1.0: a fact an
+    operator states is taken as known. ``entityId`` is who the fact is about (a participant
+    of the agent's), ``objectEntityId`` whom its object names.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    room_id: UUID
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TEXT, pattern=r"^[^\x00]*$")
+    subject: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
+    predicate: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
+    object: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
+    confidence: float = Field(default=1.0, gt=0.0, le=1.0)
+    kind: FactKind | None = None
+    entity_id: UUID | None = None
+    object_entity_id: UUID | None = None
+    source_message_id: UUID | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("text must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _text_or_triple(self) -> FactBody:
+        if self.text is None:
+            if not (self.subject and self.predicate and self.object):
+                raise ValueError("give text, or subject, predicate and object")
+            self.text = f"{self.subject} {self.predicate} {self.object}"
+        return self
+
+
+def fact_json(fact: Fact) -> dict[str, Any]:
+    """A fact as the API returns it (camelCase, unset fields left out)."""
+    return fact.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@router.post("/agents/<agent>/facts")
+def create_fact(agent: str, body: FactBody) -> Response[dict[str, Any]]:
+    """Store a fact; 201 when new, 200 when it confirmed a known fact (confidence raised)."""
+    orchestrator, container = router.context["orchestrator"], router.context["container"]
+    runtime = orchestrator.runtime(agent)
+
+    async def store() -> Any:
+        adapter = runtime.adapter
+        if await adapter.get_room(runtime.agent_id, body.room_id) is None:
+            raise NotFoundError(f"room {body.room_id} not found for agent {agent}")
+        wanted = [e for e in (body.entity_id, body.object_entity_id) if e is not None]
+        if wanted and len(await adapter.get_entities_by_ids(runtime.agent_id, wanted)) < len(set(wanted)):
+            raise NotFoundError(f"entity not found for agent {agent}")
+        fact = Fact(agent_id=runtime.agent_id, source="api", **body.model_dump(exclude_none=True))
+        (write,) = await store_facts(runtime, [fact], priority="low")
+        await runtime.flush_embeddings()
+        return write
+
+    write = container.run(store())
+    return Response(status_code=201 if write.created else 200, content_type="application/json",
+                    body=fact_json(write.fact))
+
+
+@router.get("/agents/<agent>/facts")
+def list_facts(
+    agent: str,
+    roomId: Annotated[UUID | None, Query()] = None,  # noqa: N803 - the query parameter's wire name
+    entityId: Annotated[UUID | None, Query()] = None,  # noqa: N803
+    query: Annotated[str | None, Query(min_length=1, max_length=2000)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Response[dict[str, Any]]:
+    """A room's facts (or all rooms'), newest first and paged; with ``query``, the nearest facts."""
+    orchestrator, container = router.context["orchestrator"], router.context["container"]
+    runtime = orchestrator.runtime(agent)
+    adapter = runtime.adapter
+
+    if query is not None:
+        if cursor is not None:
+            return _invalid("cursor", "cursor pages a listing; a query returns the best matches at once")
+
+        async def search() -> list[Any]:
+            vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": query})
+            return await adapter.search_memories(runtime.agent_id, vector, table=FACTS_TABLE, room_id=roomId,
+                                                 entity_id=entityId, count=limit, query_text=query)
+
+        return _ok({"facts": [fact_json(Fact.from_memory(m)) for m in container.run(search())]})
+
+    try:
+        page = container.run(adapter.list_memories(runtime.agent_id, table=FACTS_TABLE, room_id=roomId,
+                                                   entity_id=entityId, limit=limit, cursor=cursor))
+    except ValueError:
+        return _invalid("cursor", "invalid cursor: pass nextCursor of the previous page")
+    return _ok({"facts": [fact_json(Fact.from_memory(m)) for m in page.memories], "nextCursor": page.next_cursor})
+
+
+def _ok(body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(status_code=200, content_type="application/json", body=body)
+
+
+def _invalid(name: str, message: str) -> Response[dict[str, Any]]:
+    return Response(status_code=422, content_type="application/json", body={
+        "error": "validation_error", "message": f"invalid request: {name}",
+        "fields": [{"field": name, "location": "query", "type": "value_error", "message": message}],
+    })
