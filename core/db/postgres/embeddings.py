@@ -148,10 +148,10 @@ class EmbeddingsMixin(PostgresBase):
 
         Deliberately across agents (the sweep serves the deployment); each memory carries its
         ``agent_id``. A memory counts as pending when it has text, was created between
-        ``max_age_s`` and ``older_than_s`` ago, and has no vector of the configured dimension
-        made from its current text (a vector of older text, or of another model's dimension,
-        does not count). The scan is bounded by that window, on the ``memories_created``
-        index, and by ``limit``; the oldest come first.
+        ``max_age_s`` and ``older_than_s`` ago, is not of a ``NEVER_EMBEDDED`` table, and has
+        no vector of the configured dimension made from its current text (a vector of older
+        text, or of another model's dimension, does not count). The scan is bounded by that
+        window, on the ``memories_created`` index, and by ``limit``; the oldest come first.
 
         Args:
             older_than_s: Least age, seconds (``EMBEDDING_PENDING_AFTER_S``): younger memories
@@ -172,7 +172,8 @@ class EmbeddingsMixin(PostgresBase):
         query = _pending_sql(self._vector_column())
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(
-                query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit})).fetchall()
+                query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit,
+                        "never_embedded": list(NEVER_EMBEDDED)})).fetchall()
         return [memory_from_row(r) for r in rows]
 
     async def search_memories(
@@ -295,6 +296,11 @@ def fuse_ranks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[i] for i in sorted(range(len(rows)), key=lambda i: (-score(i), i))]
 
 
+#: Tables whose memories are never embedded, so the sweep never re-queues them: a document's
+#: fragments are embedded instead of its whole text, and action results are a log.
+NEVER_EMBEDDED = ("documents", "action_results")
+
+
 def _pending_sql(column: _VectorColumn) -> sql.Composed:
     """``get_pending_embeddings``'s query for vectors in ``column`` (params ``older``, ``max_age``, ``limit``)."""
     # OFFSET 0 keeps NOT EXISTS a per-row probe of the embeddings primary key (pruned to the
@@ -306,6 +312,7 @@ def _pending_sql(column: _VectorColumn) -> sql.Composed:
         " WHERE m.created_at <= now() - make_interval(secs => %(older)s)"
         "   AND m.created_at > now() - make_interval(secs => %(max_age)s)"
         "   AND btrim(coalesce(m.content->>'text', '')) <> ''"
+        "   AND m.type <> ALL(%(never_embedded)s)"
         "   AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
         "                   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL OFFSET 0)"
         " ORDER BY m.created_at, m.id LIMIT %(limit)s"

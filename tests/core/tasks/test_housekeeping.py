@@ -71,6 +71,17 @@ async def test_pending_embeddings_are_those_without_a_vector_of_the_current_text
     assert len(await adapter.get_pending_embeddings(300, 1, max_age_s=DAY_MS / 1000)) == 1
 
 
+async def test_documents_and_action_results_are_never_pending(adapter, agent_id):
+    old = 10 * 60_000
+    [message] = (await _memories(adapter, agent_id, {"a message": old})).values()
+    others = [message.model_copy(update={"id": uuid.uuid4(), "content": Content(text=f"{table} text")})
+              for table in ("documents", "action_results")]
+    await adapter.create_memories([others[0]], "documents")
+    await adapter.create_memories([others[1]], "action_results")
+    pending = {m.id for m in await adapter.get_pending_embeddings(300, 1000, max_age_s=DAY_MS / 1000)}
+    assert message.id in pending and not pending & {m.id for m in others}
+
+
 async def test_pending_embeddings_count_only_the_configured_dimension(database_url, adapter, agent_id):
     [memory] = (await _memories(adapter, agent_id, {"another model": 400 * DAY_MS + 60_000})).values()
     await adapter.upsert_embeddings([_vector(memory)])  # 384-d
@@ -92,7 +103,7 @@ async def test_pending_embeddings_refuse_bad_bounds(adapter, older, limit, max_a
 async def test_pending_embeddings_probe_the_primary_key_and_read_the_window_on_an_index(adapter):
     from core.db.postgres.embeddings import _COLUMNS, _pending_sql
 
-    params = {"older": 300.0, "max_age": 86_400.0, "limit": 500}
+    params = {"older": 300.0, "max_age": 86_400.0, "limit": 500, "never_embedded": ["documents"]}
     async with adapter.pool.connection() as conn:
         await conn.execute("BEGIN")
         # Plan as on a big table: the shape must not depend on this test table's size.
