@@ -44,15 +44,24 @@ def configured_characters(settings: Settings) -> list[Character]:
 
 
 def deployment_plugins(settings: Settings) -> list[Plugin]:
-    """Every plugin this deployment runs: model plugins, then those the characters name (once each).
+    """Every plugin this deployment runs: built-in, model plugins, then those the characters name (once each).
 
     The migrate command applies their migrations; the request path never does.
     """
     from core.blueprint import character_plugins
 
-    plugins = [resolve_plugin(p) for p in settings.model_plugins]
+    plugins = [*built_in_plugins(), *(resolve_plugin(p) for p in settings.model_plugins)]
     plugins += [p for c in configured_characters(settings) for p in character_plugins(c)]
     return list({p.name: p for p in plugins}.values())
+
+
+def built_in_plugins() -> list[Plugin]:
+    """What every agent has: bootstrap (REPLY, IGNORE...), knowledge (documents), memory (facts, reflection)."""
+    from core.bootstrap import plugin as bootstrap_plugin
+    from core.knowledge.provider import knowledge_plugin
+    from core.memory.plugin import memory_plugin
+
+    return [bootstrap_plugin, knowledge_plugin, memory_plugin]
 
 
 class Container:
@@ -90,12 +99,11 @@ class Container:
 
     def orchestrator(self) -> Orchestrator:
         """Load the characters, register the agents (one upsert round trip) and return the orchestrator."""
-        from core.bootstrap import plugin as bootstrap_plugin
         from core.orchestrator import Orchestrator
 
         orchestrator = Orchestrator(
             self.adapter, embedding_queue=self.embedding_queue(),
-            plugins=[bootstrap_plugin, *self.model_plugins],
+            plugins=[*built_in_plugins(), *self.model_plugins],
             settings={"CONVERSATION_LENGTH": self.settings.conversation_length},
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))

@@ -31,10 +31,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from core.errors import DatabaseError, ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from core.orchestrator import IncomingMessage
+from core.plugin import RouteRequest
 from core.types import ModelType, Task
+from functions import documents_api, facts_api, plugin_routes
 from functions.api_models import (
     TAGS_QUERY_PATTERN,
     MessageBody,
@@ -225,6 +228,33 @@ def _agent_json(blueprint: Any) -> dict[str, Any]:
             "bio": character.bio[:1]}
 
 
+# -- plugin routes (``Plugin.routes``) and the routers of other modules ----------------------
+
+# Not in the OpenAPI document: each plugin defines its own paths and bodies.
+@app.route("/agents/<agent>/plugins/<plugin>/.+", method=["GET", "POST", "PUT", "PATCH", "DELETE"],
+           include_in_schema=False)
+def plugin_route(agent: str, plugin: str) -> Response[Any]:
+    """A plugin's own route: ``/agents/{agent}/plugins/{plugin}{path}`` (see ``functions.plugin_routes``)."""
+    event = app.current_event
+    path = event.path.split(f"{plugin_routes.PREFIX}{plugin}", 1)[1]
+    route = plugin_routes.find_route(orchestrator, agent, plugin, event.http_method, path)
+    try:
+        body = plugin_routes.parse_body(route, event.body)
+    except ValidationError as exc:
+        fields = plugin_routes.validation_fields(exc)
+        return _error(422, "validation_error", f"invalid request: {', '.join(f['field'] for f in fields)}",
+                      fields=fields)
+    except ValueError:
+        return _error(400, "invalid_json", "the request body is not valid JSON")
+    request = RouteRequest(method=event.http_method, path=path, query=event.query_string_parameters or {},
+                           body=body, headers={k.lower(): v for k, v in (event.headers or {}).items()})
+    return container.run(plugin_routes.call_route(orchestrator, agent, route, request))
+
+
+app.include_router(documents_api.router)
+app.include_router(facts_api.router)
+
+
 # -- errors: JSON with a status that says what happened --------------------------------------
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -245,6 +275,13 @@ def _invalid_request(exc: RequestValidationError) -> Response:
               for e in errors]
     names = ", ".join(f["field"] for f in fields)
     return _error(422, "validation_error", f"invalid request: {names}", fields=fields)
+
+
+@app.exception_handler(plugin_routes.MethodNotAllowedError)
+def _method_not_allowed(exc: plugin_routes.MethodNotAllowedError) -> Response:
+    response = _error(405, "method_not_allowed", str(exc))
+    response.headers["Allow"] = ", ".join(exc.allowed)
+    return response
 
 
 @app.exception_handler(NotFoundError)
@@ -358,6 +395,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = {"error": "payload_too_large", "message": f"body is {size} bytes; the limit is {limit}"}
         response = {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
     else:
+        # Powertools clears the routers' context after each request: give it on every invocation.
+        app.append_context(orchestrator=orchestrator, container=container)
         response = app.resolve(_as_json(event), context)
     _count_message_error(event, response["statusCode"])
     return response

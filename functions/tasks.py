@@ -3,6 +3,9 @@
 Each invocation (a tick of the ``ScheduleV2`` event in ``template.yaml``, or of the local
 scheduler in ``infra/local/scheduler.py``) runs, in order:
 
+0. once per container (the first tick after a deploy or a cold start, until it succeeds):
+   ``core.tasks.agent_setup.prepare_agents``, each agent's retention tasks and character
+   knowledge;
 1. housekeeping (``core.tasks.housekeeping``): memories whose embedding never arrived are
    queued again, expired cache rows deleted; bounded per run;
 2. the task runner (``core.tasks.runner``): expired leases taken back, then due tasks
@@ -45,6 +48,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.tasks.agent_setup import prepare_agents
 from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
@@ -57,6 +61,7 @@ container = Container()
 orchestrator = container.orchestrator()
 runner = TaskRunner(container.adapter, orchestrator, TaskRunnerSettings.from_env())
 housekeeping = Housekeeping(container.adapter, orchestrator.embedding_queue, HousekeepingSettings.from_env())
+_agents_prepared = False
 
 
 @observability.lambda_handler()
@@ -79,9 +84,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 async def _run(context: LambdaContext) -> tuple[HousekeepingReport, RunReport]:
+    await _prepare_agents_once()
     house = await housekeeping.run()
     tasks = await runner.run(context.get_remaining_time_in_millis, run_id=context.aws_request_id)
     return house, tasks
+
+
+async def _prepare_agents_once() -> None:
+    global _agents_prepared
+    if _agents_prepared:
+        return
+    report = await prepare_agents(orchestrator)
+    logger.info("agents prepared", extra={"setup": report.as_dict()})
+    _agents_prepared = not report.failed
 
 
 def _field(event: Any, key: str) -> Any:

@@ -24,6 +24,13 @@ ROUTES = {
     ("GET", "/health"),
     ("GET", "/agents/{agent}/tasks"),
     ("POST", "/agents/{agent}/tasks"),
+    ("POST", "/agents/{agent}/documents"),
+    ("GET", "/agents/{agent}/documents"),
+    ("GET", "/agents/{agent}/documents/{documentId}"),
+    ("DELETE", "/agents/{agent}/documents/{documentId}"),
+    ("POST", "/agents/{agent}/facts"),
+    ("GET", "/agents/{agent}/facts"),
+    ("ANY", "/agents/{agent}/plugins/{plugin}/{proxy+}"),
 }
 QUEUES = ("EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue")
 FOURTEEN_DAYS = 14 * 24 * 3600
@@ -193,7 +200,7 @@ def test_messages_function_policies(resources):
         for p in policies
         if "SQSSendMessagePolicy" in p
     }
-    assert send_to == {"EmbeddingsHighQueue", "EmbeddingsNormalQueue"}
+    assert send_to == {"EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue"}
     for fn in ("MessagesFunction", "EmbeddingsFunction"):
         props = resources[fn]["Properties"]
         secret_policy = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}}
@@ -288,6 +295,7 @@ def test_tasks_function_least_privilege(resources):
     policies = resources["TasksFunction"]["Properties"]["Policies"]
     assert policies == [
         {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmbeddingsNormalQueue", "QueueName"]}}},
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmbeddingsLowQueue", "QueueName"]}}},
         {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
         BEDROCK_POLICY,  # task workers call models through the runtime
     ]

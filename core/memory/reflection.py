@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -303,18 +304,54 @@ def marker_key(room_id: UUID) -> str:
     return f"{room_id}-reflection-last-processed"
 
 
+#: Reflection markers this process has read or written: (agent, room) → newest reflected ms.
+#: Bounded (least recently used out first). Another container's newer marker is only missed
+#: until this one reflects again, and re-reading a window cannot double-count evidence.
+_markers: OrderedDict[tuple[UUID, UUID], int | None] = OrderedDict()
+_MARKERS_MAX = 10_000
+
+
+def _remember_marker(agent_id: UUID, room_id: UUID, created_at: int | None) -> None:
+    _markers[(agent_id, room_id)] = created_at
+    _markers.move_to_end((agent_id, room_id))
+    while len(_markers) > _MARKERS_MAX:
+        _markers.popitem(last=False)
+
+
+async def _marker(runtime: AgentRuntime, room_id: UUID) -> int | None:
+    key = (runtime.agent_id, room_id)
+    if key in _markers:
+        _markers.move_to_end(key)
+        return _markers[key]
+    stored = await runtime.adapter.get_cache(runtime.agent_id, marker_key(room_id))
+    since = stored.get("createdAt") if isinstance(stored, dict) else None
+    since = since if isinstance(since, int) and not isinstance(since, bool) else None
+    _remember_marker(runtime.agent_id, room_id, since)
+    return since
+
+
 async def validate(runtime: AgentRuntime, message: Memory, state: State | None = None) -> bool:
     """True when ``reflection_interval`` messages or more arrived in the room since the last reflection.
 
-    Two indexed reads: the marker, and at most ``interval`` message ids after it.
+    Cheap on the reply path: the marker is read once per room per process (then kept in
+    memory), and the messages since it are counted in the turn's RECENT_MESSAGES when the
+    state has them; otherwise one indexed read of at most ``interval`` ids.
     """
     interval = reflection_interval(runtime)
-    marker = await runtime.adapter.get_cache(runtime.agent_id, marker_key(message.room_id))
-    since = marker.get("createdAt") if isinstance(marker, dict) else None
-    start_ms = since + 1 if isinstance(since, int) and not isinstance(since, bool) else None
+    since = await _marker(runtime, message.room_id)
+    recent = _recent_messages(state)
+    if recent is not None and len(recent) >= interval:
+        return sum(1 for m in recent if since is None or m.created_at > since) >= interval
     page = await runtime.adapter.list_memories(
-        runtime.agent_id, table="messages", room_id=message.room_id, start_ms=start_ms, limit=interval)
+        runtime.agent_id, table="messages", room_id=message.room_id,
+        start_ms=since + 1 if since is not None else None, limit=interval)
     return len(page.memories) >= interval
+
+
+def _recent_messages(state: State | None) -> list[Memory] | None:
+    result = (state.data.get("providers") or {}).get("RECENT_MESSAGES") if state is not None else None
+    recent = getattr(result, "data", {}).get("recentMessages") if result is not None else None
+    return list(recent) if isinstance(recent, list) else None
 
 
 # -- the handler -----------------------------------------------------------------------------
@@ -393,6 +430,7 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
 
     newest = max([m.created_at for m in messages] + [message.created_at])
     await adapter.set_cache(agent_id, marker_key(message.room_id), {"messageId": str(message.id), "createdAt": newest})
+    _remember_marker(agent_id, message.room_id, newest)
 
     people = _People(runtime, entities)
     prompt = compose_prompt(runtime.character.templates.get("reflectionTemplate") or REFLECTION_TEMPLATE, {

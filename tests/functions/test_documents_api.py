@@ -104,7 +104,8 @@ class Api:
 
 @pytest.fixture
 def api(database_url):
-    previous = documents_api.router.api_resolver  # the router may already be in functions.messages' app
+    # The router is also in functions.messages' app: give it back its resolver and context after.
+    previous = documents_api.router.api_resolver, documents_api.router.context
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         urls = {p: client.create_queue(QueueName=f"docs-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
@@ -113,7 +114,7 @@ def api(database_url):
             yield harness
         finally:
             harness.close()
-            documents_api.router.api_resolver = previous
+            documents_api.router.api_resolver, documents_api.router.context = previous
 
 
 NOTES = "The kettle is in the kitchen.\n\nThe spare key hangs by the door.\n\nBins go out on Tuesday."

@@ -21,6 +21,8 @@ from tests.factories import FakeContext, http_event
 @pytest.fixture(scope="module")
 def api(messages_fn):
     """``call(method, path, body=None, query=None) -> (status, json)`` through a resolver including the router."""
+    # The router is also in functions.messages' app: give it back its resolver and context after.
+    previous = facts_api.router.api_resolver, facts_api.router.context
     app = APIGatewayHttpResolver(enable_validation=True)
     app.include_router(facts_api.router)
     # The messages function's own error handlers: the router is served by that app.
@@ -32,7 +34,8 @@ def api(messages_fn):
         response = app.resolve(http_event(method, path, body, query), FakeContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
-    return call
+    yield call
+    facts_api.router.api_resolver, facts_api.router.context = previous
 
 
 @pytest.fixture
