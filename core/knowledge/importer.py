@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from core.knowledge import KnowledgeSettings
 from core.knowledge.documents import DocumentError, DocumentStatus, add_document, decode_document
@@ -34,7 +33,8 @@ ACCEPTED_SUFFIXES: dict[str, str] = {
     ".rst": "text/x-rst", ".json": "application/json", ".csv": "text/csv", ".tsv": "text/tab-separated-values",
     ".yaml": "application/yaml", ".yml": "application/yaml", ".xml": "application/xml", ".html": "text/html",
 }
-#: ``progress(done, total)``: called once before the first file (0) and after every file.
+#: ``progress(done, total)``: called once before the first file (0) and after every file; the CLI
+#: draws it with ``infra.cli.progress.Progress``.
 ProgressFn = Callable[[int, int], None]
 
 
@@ -189,17 +189,3 @@ async def import_file(
         summary.rejected.append(Rejected(name, exc.reason))
         return
     summary.count(result.status, result.fragment_count, result.queued)
-
-
-def progress_bar(stream: TextIO | None = None, width: int = 30) -> ProgressFn:
-    """A ``progress`` callback drawing ``[#####.....] 12/40`` on one line of ``stream`` (stderr)."""
-    out = stream or sys.stderr
-
-    def draw(done: int, total: int) -> None:
-        filled = width if total == 0 else width * done // total
-        out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done >= total:
-            out.write("\n")
-        out.flush()
-
-    return draw

@@ -38,7 +38,7 @@ from infra.cli.common import CliError, Io
 __all__ = ["GROUPS", "CliError", "build_parser", "main"]
 
 #: Command groups, in the order ``--help`` lists them: modules of this package with ``register``.
-GROUPS: tuple[str, ...] = ("stack", "agents", "tasks", "memories", "chat")
+GROUPS: tuple[str, ...] = ("stack", "agents", "tasks", "memories", "documents", "chat")
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
 

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from core.knowledge.documents import get_document, get_fragments, list_documents
-from core.knowledge.importer import Rejected, import_folder, progress_bar
+from core.knowledge.importer import Rejected, import_folder
 
 GUIDE = "# Setup\n\nInstall the package with pip.\n\n## Running\n\nStart the server with make run."
 
@@ -85,11 +83,3 @@ async def test_an_unreadable_file_is_rejected(make_runtime, tmp_path):
 async def test_a_missing_folder_is_an_error(make_runtime, tmp_path):
     with pytest.raises(NotADirectoryError):
         await import_folder(await make_runtime(), tmp_path / "nope")
-
-
-def test_the_progress_bar_draws_on_one_line():
-    out = io.StringIO()
-    draw = progress_bar(out, width=10)
-    for done in range(3):
-        draw(done, 2)
-    assert out.getvalue() == "\r[..........] 0/2\r[#####.....] 1/2\r[##########] 2/2\n"
