@@ -5,6 +5,8 @@
     agent agents list|show AGENT|put FILE     agents and their characters
     agent tasks list|create --agent AGENT     an agent's scheduled tasks
     agent memories search AGENT QUERY         an agent's memories nearest to a query
+    agent documents import|list|show|delete   an agent's knowledge documents (import: a folder)
+    agent documents sync [AGENT]              characters' knowledge as documents (also `agent knowledge sync`)
     agent chat AGENT                          talk to an agent; replies stream
 
 The database is ``DATABASE_URL``, else the embedded Postgres of the local stack (started if

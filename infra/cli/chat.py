@@ -15,17 +15,15 @@ are set; otherwise the messages wait for the scheduled sweep, which re-queues th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import sys
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from core.character import CharacterError, load_character_dict
 from core.errors import ModelError, ModelNotFoundError, NotFoundError
 from core.uuid import string_to_uuid
-from infra.cli.common import CliError, Io, find_agent, open_container, uuid_arg
+from infra.cli.common import CliError, Io, find_agent, interruptible, open_container, uuid_arg
 
 if TYPE_CHECKING:
     from core.blueprint import AgentBlueprint
@@ -57,7 +55,7 @@ def chat(args: argparse.Namespace, io: Io) -> int:
     with open_container(models=True) as container:
         orchestrator = container.orchestrator()  # loads CHARACTERS, registers and starts them, as the stack does
         try:
-            blueprint = _interruptible(container, _agent(container, orchestrator, args.agent))
+            blueprint = interruptible(container, _agent(container, orchestrator, args.agent))
             return ChatSession(container, orchestrator, blueprint, io, user=user, room_id=args.room_id).run()
         finally:  # plugins' stop and services, before the pool closes
             container.run(orchestrator.stop_agents())
@@ -121,7 +119,7 @@ class ChatSession:
                                    user_name=self.user)
         printer = ReplyPrinter(self.io.out, self.name)
         try:
-            result = _interruptible(self.container, self.orchestrator.handle_message(
+            result = interruptible(self.container, self.orchestrator.handle_message(
                 self.blueprint.agent_id, incoming, on_stream_chunk=printer.chunk))
         except (ModelError, ModelNotFoundError) as exc:
             printer.end()
@@ -206,24 +204,6 @@ async def _agent(container: Container, orchestrator: Orchestrator, ref: str) -> 
     character = character.model_copy(update={"id": record.id})
     await orchestrator.add_agents([character], persist=False, auto_start=True)
     return orchestrator.get_agent(record.id)
-
-
-def _interruptible(container: Container, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the container's loop; on Ctrl-C cancel it and let it unwind before re-raising.
-
-    Unwinding returns its pooled connection, so closing the container afterwards does not wait.
-    """
-    task = container.loop.create_task(coro)
-    try:
-        return container.loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        if task.done():  # Ctrl-C reached the task itself: it has unwound already
-            task.cancelled() or task.exception()  # retrieved: no "never retrieved" warning
-        else:  # Ctrl-C reached the loop: let the task unwind (asyncio would never stop for a finished one)
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                container.loop.run_until_complete(task)
-        raise
 
 
 def _login_name() -> str:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from uuid import UUID
 
 from core.db.adapter import AgentRecord, DatabaseAdapter
@@ -30,6 +30,8 @@ CONNECT_TIMEOUT_S = 5
 _UNDEFINED_TABLE = "42P01"
 #: True once the core migration has run (pgvector installed, the agents table created).
 _SCHEMA_CHECK = "SELECT to_regtype('vector') IS NOT NULL AND to_regclass('agents') IS NOT NULL"
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -253,3 +255,21 @@ def utc(ms: int | None) -> str:
 
 def _one_line(text: str) -> str:
     return re.sub(r"\s*\n\s*", "; ", text.strip())
+
+
+def interruptible(container: Container, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the container's loop; on Ctrl-C cancel it and let it unwind before re-raising.
+
+    Unwinding returns its pooled connection, so closing the container afterwards does not wait.
+    """
+    task = container.loop.create_task(coro)
+    try:
+        return container.loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        if task.done():  # Ctrl-C reached the task itself: it has unwound already
+            task.cancelled() or task.exception()  # retrieved: no "never retrieved" warning
+        else:  # Ctrl-C reached the loop: let the task unwind (asyncio would never stop for a finished one)
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                container.loop.run_until_complete(task)
+        raise

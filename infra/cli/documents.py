@@ -32,8 +32,7 @@ from core.character import CharacterError, load_character_dict
 from core.knowledge import SHARED_KNOWLEDGE_ID
 from core.knowledge.documents import document_id, is_shared
 from core.uuid import string_to_uuid
-from infra.cli.chat import _interruptible
-from infra.cli.common import CliError, Io, cell, find_agent, open_container, print_table, utc
+from infra.cli.common import CliError, Io, cell, find_agent, interruptible, open_container, print_table, utc
 from infra.cli.progress import Progress
 
 if TYPE_CHECKING:
@@ -125,9 +124,9 @@ def import_documents(args: argparse.Namespace, io: Io) -> int:
         raise CliError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     with open_container() as container:
         orchestrator = _orchestrator(container)
-        runtime = _interruptible(container, _stored_runtime(container, orchestrator, args.agent))
+        runtime = interruptible(container, _stored_runtime(container, orchestrator, args.agent))
         with FileProgress(io) as progress:
-            summary = _interruptible(container, import_folder(runtime, folder, shared=args.shared,
+            summary = interruptible(container, import_folder(runtime, folder, shared=args.shared,
                                                               progress=progress))
         queue = orchestrator.embedding_queue is not None
     if args.json:
@@ -304,10 +303,10 @@ def sync_documents(args: argparse.Namespace, io: Io) -> int:
     rejected = False
     with open_container() as container:
         orchestrator = _orchestrator(container)
-        runtimes = _interruptible(container, _sync_runtimes(container, orchestrator, args.agent))
+        runtimes = interruptible(container, _sync_runtimes(container, orchestrator, args.agent))
         queue = orchestrator.embedding_queue is not None
         for runtime in runtimes:
-            summary = _interruptible(container, ingest_character_knowledge(runtime))
+            summary = interruptible(container, ingest_character_knowledge(runtime))
             rejected = rejected or bool(summary.rejected)
             _print_sync(io, runtime, summary, json_lines=args.json, queue=queue)
     return 1 if rejected else 0
