@@ -97,6 +97,7 @@ def main() -> None:
     migrate(url)
     env = {**os.environ, "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
+           "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
     if "--no-bytecode-cache" not in sys.argv:
         env.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -1,9 +1,10 @@
 """The message pipeline (elizaOS ``DefaultMessageService.handleMessage``), for one turn.
 
 start run → ``before_message`` hooks → store message → compose state → should respond → one
-TEXT_LARGE call (streamed when asked) → parse → actions → store reply (unless a newer
-message superseded it) → evaluators → ``after_message`` hooks → end run. Embedding requests
-are sent in one batch per priority when the turn ends, whatever happened.
+model call (a JSON schema where the provider takes one, else elizaOS's XML, else plain chat;
+streamed when asked) → parse → actions → store reply (unless a newer message superseded it)
+→ evaluators → ``after_message`` hooks → end run. Embedding requests are sent in one batch
+per priority when the turn ends, whatever happened.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID
 
+from pydantic import BaseModel, Field
+
 from core.bootstrap.providers import system_prompt
 from core.errors import ModelError
 from core.events import EventType
 from core.messaging.response_parser import MalformedResponseError, ParsedResponse, parse_response
 from core.messaging.should_respond import Decision, should_respond
 from core.messaging.streaming import StreamCallback, TextElementStream, plain_stream
-from core.messaging.templates import MESSAGE_HANDLER_TEMPLATE, compose_prompt
+from core.messaging.templates import MESSAGE_HANDLER_OBJECT_TEMPLATE, MESSAGE_HANDLER_TEMPLATE, compose_prompt
 from core.plugin import Reject
 from core.runtime import AgentRuntime
 from core.types import ChannelType, Content, Memory, ModelType, State
@@ -191,9 +194,25 @@ class _Turn:
         return [reply]
 
     async def _generate(self, state: State) -> ParsedResponse:
+        """JSON schema where a provider takes one (and no stream is asked for), else elizaOS's
+        XML for models that follow formats, else a plain chat reply."""
+        if self.on_stream_chunk is None and _takes_json_schema(self.runtime):
+            return await self._generate_object(state)
         if "structured_output" in self.runtime.model_capabilities(ModelType.TEXT_LARGE):
             return await self._generate_structured(state)
         return await self._generate_plain(state)
+
+    async def _generate_object(self, state: State) -> ParsedResponse:
+        """The response as a ``ResponsePlan`` through OBJECT_LARGE with the provider's schema support.
+
+        ``get_object`` validates the answer and repairs it once; a second failure fails the
+        turn cleanly (the user's message is already stored).
+        """
+        plan = await self.runtime.get_object(
+            ResponsePlan, compose_prompt(MESSAGE_HANDLER_OBJECT_TEMPLATE, state.values),
+            model_type=ModelType.OBJECT_LARGE, system=state.values.get("system"))
+        return ParsedResponse(thought=plan.thought, actions=[a.strip().upper() for a in plan.actions if a.strip()],
+                              providers=plan.providers, text=plan.text)
 
     async def _generate_structured(self, state: State) -> ParsedResponse:
         prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
@@ -230,6 +249,20 @@ class _Turn:
             params["on_stream_chunk"] = plain_stream(self.on_stream_chunk)
         text = await self.runtime.use_model(ModelType.TEXT_LARGE, params)
         return ParsedResponse(actions=["REPLY"], text=str(text).strip())
+
+
+class ResponsePlan(BaseModel):
+    """What the model answers with when it takes a JSON schema (the XML block's fields)."""
+
+    thought: str = ""
+    actions: list[str] = Field(min_length=1, description="Action names in order, e.g. [\"REPLY\"]")
+    providers: list[str] = Field(default_factory=list)
+    text: str = ""
+
+
+def _takes_json_schema(runtime: AgentRuntime) -> bool:
+    return (runtime.blueprint.models.has(ModelType.OBJECT_LARGE)
+            and "structured_output" in runtime.model_capabilities(ModelType.OBJECT_LARGE))
 
 
 def _plain_system_prompt(runtime: AgentRuntime) -> str:

@@ -210,3 +210,37 @@ async def test_log_lines_of_a_run_carry_agent_room_and_run_ids(orchestrator, scr
     assert seen == [{"agent_id": str(orchestrator.get_agent(agent).agent_id), "room_id": str(result.room_id),
                      "run_id": str(result.run_id)}]
     assert current_log_keys() == {}
+
+
+async def test_providers_that_take_a_json_schema_get_one_for_the_response(orchestrator, request):
+    seen = []
+
+    async def object_model(runtime, params):
+        seen.append(params)
+        return {"thought": "greet them", "actions": ["reply"], "text": "Hello from JSON."}
+
+    models = Plugin(name="schema-model", models=(
+        ModelRegistration(ModelType.OBJECT_LARGE, object_model, 100, frozenset({"structured_output"})),))
+    agent = await _agent(orchestrator, request, models)
+    result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
+
+    assert [r.text for r in result.responses] == ["Hello from JSON."]
+    assert result.responses[0].content.actions == ["REPLY"] and result.mode == "simple"
+    schema = seen[0]["schema"]
+    assert set(schema["properties"]) >= {"thought", "actions", "text"} and "actions" in schema["required"]
+    assert "<response>" not in seen[0]["prompt"]  # no XML format asked of a schema-taking provider
+
+
+async def test_a_schema_answer_that_stays_invalid_fails_the_turn_keeping_the_message(orchestrator, request):
+    from core.errors import StructuredOutputError
+
+    async def bad_model(runtime, params):
+        return {"thought": "no actions"}
+
+    models = Plugin(name="bad-schema-model", models=(
+        ModelRegistration(ModelType.OBJECT_LARGE, bad_model, 100, frozenset({"structured_output"})),))
+    agent = await _agent(orchestrator, request, models)
+    room = uuid.uuid4()
+    with pytest.raises(StructuredOutputError):
+        await orchestrator.handle_message(agent, IncomingMessage(text="hello?", room_id=room))
+    assert [m.text for m in await _history(orchestrator, agent, room)] == ["hello?"]
