@@ -35,13 +35,13 @@ never in it: handlers may log payloads.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.callbacks import call
 from core.errors import ModelError, ModelNotFoundError
 from core.events import EventType
 from core.model_providers.usage import collect_usage, record_usage
@@ -293,9 +293,7 @@ class _StreamTap:
         return self._callback(chunk)
 
     async def deliver(self, text: str) -> None:
-        result = self(text)
-        if inspect.isawaitable(result):
-            await result
+        await call(self, text)
 
 
 def _stream_tap(params: dict[str, Any], callback: StreamCallback | None) -> _StreamTap | None:

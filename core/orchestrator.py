@@ -9,7 +9,6 @@ are emitted on ``Orchestrator.events`` with ``{"agentId", "name"}``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from core.blueprint import AgentBlueprint, character_plugins
+from core.callbacks import call
 from core.character import Character
 from core.db.adapter import AgentRecord, DatabaseAdapter
 from core.embeddings.queue import EmbeddingQueue
@@ -359,10 +359,10 @@ class Orchestrator:
                 raise
             logger.exception("message for %s failed", agent)
             if on_error is not None:
-                await _maybe_await(on_error(exc))
+                await call(on_error, exc)
             return None
         if on_complete is not None:
-            await _maybe_await(on_complete(result))
+            await call(on_complete, result)
         return result
 
     async def handle_messages(
@@ -430,8 +430,3 @@ async def _isolated(what: str, call: Any) -> None:
         await call
     except Exception:
         logger.exception("%s failed; the agent goes on without it", what)
-
-
-async def _maybe_await(value: Any) -> None:
-    if inspect.isawaitable(value):
-        await value

@@ -87,7 +87,6 @@ class AgentRuntime:
         self.embeddings: EmbeddingBatch | None = embedding_queue.batch() if embedding_queue else None
         self._settings = settings or {}
         self._run_id: UUID | None = None
-        self._run_room_id: UUID | None = None
         self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
         #: The orchestrator that built this runtime (agent-to-agent messages), if any.
@@ -151,7 +150,6 @@ class AgentRuntime:
         """
         self.end_run()
         self._run_id = uuid4()
-        self._run_room_id = room_id
         self._log_token = bind_log_keys(agent_id=self.agent_id, room_id=room_id, run_id=self._run_id)
         return self._run_id
 
@@ -163,7 +161,6 @@ class AgentRuntime:
             with contextlib.suppress(ValueError, RuntimeError):
                 reset_log_keys(token)
         self._run_id = None
-        self._run_room_id = None
 
     def get_current_run_id(self) -> UUID | None:
         """The current run's id, or ``None`` outside a run."""

@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from core.bootstrap.providers import system_prompt
+from core.callbacks import call
 from core.errors import ModelError
 from core.events import EventType
 from core.messaging.response_parser import MalformedResponseError, ParsedResponse, parse_response
@@ -188,9 +189,7 @@ class _Turn:
         await self.runtime.emit_event(EventType.MESSAGE_SENT,
                                       {"message": reply, "runId": self.runtime.get_current_run_id()})
         if self.on_response is not None:
-            outcome = self.on_response(content)
-            if outcome is not None:
-                await outcome
+            await call(self.on_response, content)
         return [reply]
 
     async def _generate(self, state: State) -> ParsedResponse:

@@ -8,24 +8,17 @@ to never leak part of the closing tag.
 
 from __future__ import annotations
 
+import functools
 import html
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from core.callbacks import emit_chunk
 
 #: ``on_stream_chunk(text)``: sync or async; receives the reply as it is generated.
 StreamCallback = Callable[[str], Any]
 
 _OPEN, _CLOSE = "<text>", "</text>"
-
-
-async def deliver(callback: StreamCallback | None, chunk: str) -> None:
-    """Call a sync or async stream callback with a non-empty chunk."""
-    if callback is None or not chunk:
-        return
-    result = callback(chunk)
-    if inspect.isawaitable(result):
-        await result
 
 
 class TextElementStream:
@@ -74,13 +67,9 @@ class TextElementStream:
         text = html.unescape(raw.lstrip() if not self.sent else raw)
         if text:
             self.sent = True
-            await deliver(self._callback, text)
+            await emit_chunk(self._callback, text)
 
 
 def plain_stream(callback: StreamCallback) -> Callable[[str], Awaitable[None]]:
     """A chunk handler for plain (non-XML) answers: every chunk goes to the user as is."""
-
-    async def forward(chunk: str) -> None:
-        await deliver(callback, chunk)
-
-    return forward
+    return functools.partial(emit_chunk, callback)

@@ -18,7 +18,6 @@ the full text.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.callbacks import emit_chunk as emit  # providers import it from here
 from core.errors import ModelError
 from core.model_providers import cache, circuit
 from core.model_providers.http import scrub
@@ -208,12 +208,6 @@ def stream_callback(params: Mapping[str, Any]) -> Callable[[str], Any] | None:
     return callback if callable(callback) else None
 
 
-async def emit(callback: Callable[[str], Any] | None, chunk: str) -> None:
-    """Deliver a chunk to a sync or async callback (empty chunks are skipped)."""
-    if callback is not None and chunk:
-        result = callback(chunk)
-        if inspect.isawaitable(result):
-            await result
 
 
 def embedding_texts(params: Mapping[str, Any]) -> tuple[list[str], bool]:
