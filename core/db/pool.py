@@ -24,18 +24,53 @@ from __future__ import annotations
 import time
 import weakref
 
-from pgvector.psycopg import register_vector_async
+from pgvector.psycopg.halfvec import register_halfvec_info
+from pgvector.psycopg.vector import register_vector_info
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
 from core.db.credentials import database_conninfo
 from core.settings import Settings
 
+# The columns psycopg's own TypeInfo.fetch reads, for both pgvector types at once.
+_VECTOR_TYPES_SQL = (
+    "SELECT t.typname, t.oid, t.typarray, t.oid::regtype::text, t.typdelim"
+    " FROM unnest(ARRAY['vector', 'halfvec']) AS wanted(name) JOIN pg_type t ON t.oid = to_regtype(wanted.name)"
+)
 
-async def _configure(conn: AsyncConnection) -> None:
-    # Teaches this connection the pgvector types (one catalogue lookup per new connection).
-    await register_vector_async(conn)
+
+class VectorTypes:
+    """pgvector's ``vector`` and ``halfvec`` types, taught to every new connection of one pool.
+
+    ``pgvector.psycopg.register_vector_async`` looks up four types with a transaction each:
+    12 round trips per new connection, the largest part of a cold start's database work.
+    Here the catalogue is read with one statement, on the pool's first connection, and kept:
+    an extension's type OIDs do not change while it stays installed (migrations never drop
+    it), so later connections register without a round trip.
+
+    Raises:
+        psycopg.ProgrammingError: from ``register``, when the database has no ``vector``
+            type (the extension is not installed: run the migrations).
+    """
+
+    def __init__(self) -> None:
+        self._infos: dict[str, TypeInfo] | None = None
+
+    async def register(self, conn: AsyncConnection) -> None:
+        """Register the loaders and dumpers on ``conn`` (psycopg pool ``configure`` hook)."""
+        if self._infos is None:
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                rows = await (await cur.execute(_VECTOR_TYPES_SQL)).fetchall()
+            infos = {name: TypeInfo(name, oid, array_oid, regtype=regtype, delimiter=delimiter)
+                     for name, oid, array_oid, regtype, delimiter in rows}
+            if "vector" not in infos:  # not migrated yet: raise below, and look again next time
+                register_vector_info(conn, None)
+            self._infos = infos
+        register_vector_info(conn, self._infos["vector"])
+        if "halfvec" in self._infos:  # pgvector 0.7 and later
+            register_halfvec_info(conn, self._infos["halfvec"])
 
 
 class IdleCheck:
@@ -43,12 +78,17 @@ class IdleCheck:
 
     Args:
         after_s: Idle time (seconds) after which a connection is checked before use; 0 checks
-            every checkout.
+            every checkout but a new connection's first.
     """
 
     def __init__(self, after_s: float) -> None:
         self.after_s = after_s
         self._returned_at: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
+        self._fresh: weakref.WeakSet[AsyncConnection] = weakref.WeakSet()
+
+    def opened(self, conn: AsyncConnection) -> None:
+        """A connection just made (pool ``configure``): its first checkout needs no check."""
+        self._fresh.add(conn)
 
     async def returned(self, conn: AsyncConnection) -> None:
         """Pool ``reset`` hook: remember when the connection came back."""
@@ -56,6 +96,9 @@ class IdleCheck:
 
     async def check(self, conn: AsyncConnection) -> None:
         """Pool ``check`` hook: raises if a connection idle for too long is dead."""
+        if conn in self._fresh:
+            self._fresh.discard(conn)
+            return
         returned_at = self._returned_at.get(conn)
         if returned_at is not None and time.monotonic() - returned_at < self.after_s:
             return
@@ -77,6 +120,12 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         ConfigurationError: no database is configured.
     """
     idle_check = IdleCheck(settings.pool_check_after_s)
+    vector_types = VectorTypes()
+
+    async def configure(conn: AsyncConnection) -> None:
+        await vector_types.register(conn)
+        idle_check.opened(conn)
+
     return AsyncConnectionPool(
         database_conninfo(settings),
         min_size=settings.pool_min_size,
@@ -84,7 +133,7 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         timeout=settings.pool_timeout_s,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
-        configure=_configure,
+        configure=configure,
         check=idle_check.check,
         reset=idle_check.returned,
         name="agent-runtime",

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import logging
 import re
+import tempfile
 import time
 import uuid
 import weakref
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pgvector import HalfVector, Vector
+from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
-from core.db.pool import create_pool
+from core.db.pool import VectorTypes, create_pool
 from core.db.postgres import PostgresAdapter
 from core.db.retry import RetryPolicy
 from core.errors import TransientDatabaseError
@@ -49,6 +52,19 @@ async def lambda_pool(database_url):
 async def _backend_pid(pool: AsyncConnectionPool) -> int:
     async with pool.connection() as conn:
         return (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+
+
+async def _round_trips(conn: psycopg.AsyncConnection, work) -> int:
+    """Statements ``work(conn)`` sends, read from libpq's protocol trace (a Sync or a simple Query each)."""
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            await work(conn)
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t")[3].strip() for line in trace if "\tF\t" in line]
+    return sum(message in ("Sync", "Query") for message in sent)
 
 
 async def _terminate(database_url: str, pid: int) -> None:
@@ -108,6 +124,58 @@ async def _killed_while_frozen_then_used(lambda_pool, database_url, caplog):
     assert await _backend_pid(lambda_pool) != killed
     assert caplog.records == []
     assert recovery_ms < 2000
+
+
+async def test_pgvector_types_cost_one_statement_per_pool_not_twelve_per_connection(database_url):
+    async def connect() -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+
+    baseline, first, second = await connect(), await connect(), await connect()
+    try:
+        assert await _round_trips(baseline, register_vector_async) == 12  # pgvector's own: 4 types x 3
+        types = VectorTypes()
+        assert await _round_trips(first, types.register) == 1
+        assert await _round_trips(second, types.register) == 0
+        for conn in (first, second):  # both types load and dump on both connections
+            row = await (await conn.execute("SELECT %s::vector AS v, %s::halfvec AS h",
+                                            (Vector([1.0, 2.0]), HalfVector([0.5, 1.5])))).fetchone()
+            assert row[0] == Vector([1.0, 2.0]) and row[1] == HalfVector([0.5, 1.5])
+    finally:
+        for conn in (baseline, first, second):
+            await conn.close()
+
+
+async def test_a_database_without_pgvector_is_named_and_looked_up_again_once_migrated(postgres):
+    postgres.create_database("pool_without_vector")
+    url = postgres.database_url("pool_without_vector")
+    types = VectorTypes()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        with pytest.raises(psycopg.ProgrammingError, match="vector type not found"):
+            await types.register(conn)
+        await conn.execute("CREATE EXTENSION vector")
+        await types.register(conn)  # the failed lookup was not kept
+        row = await (await conn.execute("SELECT %s::vector", (Vector([3.0]),))).fetchone()
+        assert row[0] == Vector([3.0])
+
+
+async def test_a_new_connection_is_not_checked_on_its_first_checkout(database_url, monkeypatch):
+    checks = []
+    real_check = AsyncConnectionPool.check_connection
+
+    async def counted(conn):
+        checks.append(conn)
+        await real_check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+    pool = create_pool(Settings(database_url=database_url, pool_check_after_s=0))  # 0: check every reuse
+    await pool.open()
+    try:
+        first = await _backend_pid(pool)  # a connection made for this checkout: no check round trip
+        assert checks == []
+        assert await _backend_pid(pool) == first  # reused: checked
+        assert len(checks) == 1
+    finally:
+        await pool.close()
 
 
 async def test_busy_connections_skip_the_check(database_url):
