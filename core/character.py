@@ -142,9 +142,9 @@ class Style(BaseModel):
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
-    all: list[str] = Field(default_factory=list)
-    chat: list[str] = Field(default_factory=list)
-    post: list[str] = Field(default_factory=list)
+    all: list[str] = []
+    chat: list[str] = []
+    post: list[str] = []
 
 
 _KNOWLEDGE_TEXT = "text"
@@ -203,16 +203,16 @@ class Character(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     username: str | None = None
     system: str | None = None
-    templates: dict[str, str] = Field(default_factory=dict)
-    bio: list[str] = Field(default_factory=list)
-    message_examples: list[list[MessageExample]] = Field(default_factory=list)
-    post_examples: list[str] = Field(default_factory=list)
-    topics: list[str] = Field(default_factory=list)
-    adjectives: list[str] = Field(default_factory=list)
-    knowledge: list[KnowledgeEntry] = Field(default_factory=list)
-    plugins: list[str] = Field(default_factory=list)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, Any] = Field(default_factory=dict, repr=False)
+    templates: dict[str, str] = {}
+    bio: list[str] = []
+    message_examples: list[list[MessageExample]] = []
+    post_examples: list[str] = []
+    topics: list[str] = []
+    adjectives: list[str] = []
+    knowledge: list[KnowledgeEntry] = []
+    plugins: list[str] = []
+    settings: dict[str, Any] = {}
+    secrets: dict[str, Any] = Field(default={}, repr=False)
     style: Style = Field(default_factory=Style)
 
     @field_validator("bio", mode="before")

@@ -54,9 +54,9 @@ class Settings(BaseModel):
     pool_timeout_s: float = Field(default=10.0, gt=0)
     pool_check_after_s: float = Field(default=1.0, ge=0)
     embedding_dimension: int = Field(default=384, gt=0)
-    queue_urls: dict[str, str] = Field(default_factory=dict)
+    queue_urls: dict[str, str] = {}
     model_plugins: list[str] = Field(default_factory=lambda: ["core.model_providers.local"])
-    character_paths: list[str] = Field(default_factory=list)
+    character_paths: list[str] = []
     conversation_length: int = Field(default=DEFAULT_CONVERSATION_LENGTH, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 

@@ -72,7 +72,7 @@ class TaskBody(ApiModel):
     room_id: UUID | None = None
     world_id: UUID | None = None
     entity_id: UUID | None = None
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[str] = Field(default=[], max_length=20)
     metadata: TaskMetadata = Field(default_factory=TaskMetadata, validate_default=True)
     next_run_at: int | None = Field(default=None, ge=0, le=253_402_300_799_999)  # up to year 9999
 

@@ -255,7 +255,7 @@ class ResponsePlan(BaseModel):
 
     thought: str = ""
     actions: list[str] = Field(min_length=1, description="Action names in order, e.g. [\"REPLY\"]")
-    providers: list[str] = Field(default_factory=list)
+    providers: list[str] = []
     text: str = ""
 
 

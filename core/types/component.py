@@ -38,5 +38,5 @@ class Component(ElizaModel):
     world_id: UUID | None = None
     source_entity_id: UUID | None = None
     type: str = Field(min_length=1)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = {}
     created_at: int = Field(default_factory=now_ms)

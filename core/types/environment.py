@@ -6,8 +6,6 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
-
 from core.types._base import ElizaModel
 
 
@@ -43,8 +41,8 @@ class Entity(ElizaModel):
 
     id: UUID
     agent_id: UUID
-    names: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    names: list[str] = []
+    metadata: dict[str, Any] = {}
 
 
 class World(ElizaModel):
@@ -54,7 +52,7 @@ class World(ElizaModel):
     agent_id: UUID
     name: str | None = None
     server_id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = {}
 
 
 class Room(ElizaModel):
@@ -68,4 +66,4 @@ class Room(ElizaModel):
     world_id: UUID | None = None
     channel_id: str | None = None
     server_id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = {}

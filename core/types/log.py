@@ -46,7 +46,7 @@ class Log(ElizaModel):
     entity_id: UUID
     room_id: UUID | None = None
     type: str = Field(min_length=1, max_length=200)
-    body: dict[str, Any] = Field(default_factory=dict)
+    body: dict[str, Any] = {}
     created_at: int = Field(default_factory=now_ms)
 
 

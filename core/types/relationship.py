@@ -34,8 +34,8 @@ class Relationship(ElizaModel):
     source_entity_id: UUID
     target_entity_id: UUID
     agent_id: UUID
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
     strength: float = Field(default=0.0, ge=0.0, le=1.0)
     interaction_count: int = Field(default=0, ge=0)
     last_interaction_at: int | None = None

@@ -95,7 +95,7 @@ class Task(ElizaModel):
     room_id: UUID | None = None
     world_id: UUID | None = None
     entity_id: UUID | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = []
     metadata: TaskMetadata = Field(default_factory=TaskMetadata)
     status: TaskStatus = TaskStatus.PENDING
     next_run_at: int | None = None
