@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.blueprint import resolve_plugin
@@ -22,6 +21,7 @@ from core.model_registry import ModelRegistry
 from core.plugin import Plugin
 from core.settings import Settings
 from core.types import ModelType
+from functions.deployment import built_in_plugins, configured_characters
 
 if TYPE_CHECKING:  # the runtime is imported lazily: only the messages function needs it
     from core.character import Character
@@ -29,39 +29,6 @@ if TYPE_CHECKING:  # the runtime is imported lazily: only the messages function 
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def configured_characters(settings: Settings) -> list[Character]:
-    """Characters from ``CHARACTERS``, or the project's default character (Eliza).
-
-    Raises:
-        CharacterError: a file is missing, empty or invalid (the message names file and field).
-    """
-    from core.character import default_character_path, load_characters
-
-    paths = settings.character_paths or [str(default_character_path())]
-    return [c for path in paths for c in load_characters(Path(path))]
-
-
-def deployment_plugins(settings: Settings) -> list[Plugin]:
-    """Every plugin this deployment runs: built-in, model plugins, then those the characters name (once each).
-
-    The migrate command applies their migrations; the request path never does.
-    """
-    from core.blueprint import character_plugins
-
-    plugins = [*built_in_plugins(), *(resolve_plugin(p) for p in settings.model_plugins)]
-    plugins += [p for c in configured_characters(settings) for p in character_plugins(c)]
-    return list({p.name: p for p in plugins}.values())
-
-
-def built_in_plugins() -> list[Plugin]:
-    """What every agent has: bootstrap (REPLY, IGNORE...), knowledge (documents), memory (facts, reflection)."""
-    from core.bootstrap import plugin as bootstrap_plugin
-    from core.knowledge.provider import knowledge_plugin
-    from core.memory.plugin import memory_plugin
-
-    return [bootstrap_plugin, knowledge_plugin, memory_plugin]
 
 
 class Container:

@@ -27,6 +27,7 @@ from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
 from core.types import ModelType
 from functions.container import Container
+from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-embeddings")
@@ -108,3 +109,6 @@ def _record_metrics(report: BatchReport, batch_size: int, *, invalid: int = 0) -
     metrics.add_metric(name="EmbeddingsFailed", unit=MetricUnit.Count, value=report.count(Outcome.FAILED))
     if report.model_ms:
         metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=report.model_ms)
+
+
+end_init_phase()  # last: everything above lives as long as the container

@@ -48,6 +48,7 @@ from functions.api_models import (
     task_json,
 )
 from functions.container import Container
+from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 #: Seconds ``GET /health`` waits for a pooled connection before answering 503.
@@ -423,3 +424,6 @@ def _body_size(event: dict[str, Any]) -> int:
     if event.get("isBase64Encoded"):
         return len(base64.b64decode(body))
     return len(body.encode())
+
+
+end_init_phase()  # last: everything above lives as long as the container

@@ -35,7 +35,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
 from core.settings import Settings
-from functions.container import deployment_plugins
+from functions.deployment import deployment_plugins
+from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-migrate")
@@ -184,3 +185,6 @@ def send_response(url: str, body: dict[str, Any]) -> None:
             if attempt == PUT_ATTEMPTS:
                 raise
             time.sleep(attempt)
+
+
+end_init_phase()  # last: everything above lives as long as the container

@@ -53,6 +53,7 @@ from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
 from functions.container import Container
+from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-tasks")
@@ -128,3 +129,6 @@ def _record_metrics(house: HousekeepingReport, tasks: RunReport, lag_s: float | 
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if lag_s is not None:
         metrics.add_metric(name="ScheduleLag", unit=MetricUnit.Seconds, value=max(lag_s, 0.0))
+
+
+end_init_phase()  # last: everything above lives as long as the container

@@ -354,7 +354,7 @@ def _orchestrator(container: Container) -> Orchestrator:
     that embeddings "stay pending", where the summary says what happens to them.
     """
     from core.orchestrator import Orchestrator
-    from functions.container import built_in_plugins
+    from functions.deployment import built_in_plugins
 
     queue = container.embedding_queue() if container.settings.queue_urls else None
     return Orchestrator(container.adapter, embedding_queue=queue, plugins=built_in_plugins())

@@ -43,7 +43,7 @@ def migrate_database(args: argparse.Namespace, io: Io) -> int:
     """``migrate``: apply what is pending; prints one line per migration applied."""
     from core.db.migrations import migrate
     from core.settings import Settings
-    from functions.container import deployment_plugins
+    from functions.deployment import deployment_plugins
 
     plugins = deployment_plugins(Settings.from_env())  # a bad setting or character fails before connecting
     url = database_url()

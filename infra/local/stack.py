@@ -55,7 +55,7 @@ def database_url() -> tuple[str, Any]:
 def migrate_command() -> None:
     from core.db.migrations import migrate
     from core.settings import Settings
-    from functions.container import deployment_plugins
+    from functions.deployment import deployment_plugins
 
     url, _ = database_url()
     applied = migrate(url, plugins=deployment_plugins(Settings.from_env()))
@@ -105,7 +105,7 @@ def start(port: int, *, host: str = "127.0.0.1") -> LocalStack:
                        "SERVE_OPENAPI": "true", "CORE_LOGS_JSON": "true"}.items():
         os.environ.setdefault(key, value)
     from core.settings import Settings
-    from functions.container import deployment_plugins
+    from functions.deployment import deployment_plugins
 
     url, postgres = database_url()
     migrate(url, plugins=deployment_plugins(Settings.from_env()))

@@ -1,0 +1,37 @@
+"""functions.init_phase: each handler ends its init phase with the objects it built frozen, so
+an invocation's full collection walks only what invocations created. Fresh interpreters: the
+freeze is process-wide."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import gc, json, time
+import {module}
+started = time.perf_counter()
+gc.collect()
+print(json.dumps({{"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
+                  "full_collection_ms": (time.perf_counter() - started) * 1000}}))
+"""
+
+
+@pytest.mark.parametrize("module", ["functions.messages", "functions.tasks", "functions.embeddings",
+                                    "functions.migrate"])
+def test_the_init_phase_ends_with_its_objects_frozen(module, database_url):
+    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted"}
+    for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
+        del env[name]  # no SQS needed to build the handlers
+    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["frozen"] > 20_000  # modules, classes, the pool, the agents...
+    assert figures["tracked"] < 1_000  # ...and nearly nothing left for a full collection to walk
