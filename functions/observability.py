@@ -15,9 +15,9 @@ entry point with :meth:`Observability.lambda_handler`:
   :meth:`Observability.count` for a metric with dimensions of its own.
 * **Traces** (X-Ray, through Powertools ``Tracer``), only when :func:`tracing_enabled`:
   otherwise the X-Ray SDK is never imported (its import alone takes longer than the rest of
-  a cold start). When enabled but ``aws-xray-sdk`` is not installed (it is not a runtime
-  dependency: Lambda's Python runtimes do not ship it either), a warning is logged and the
-  function runs untraced.
+  a cold start). ``aws-xray-sdk`` is a runtime dependency (``aws-lambda-powertools[tracer]``:
+  Lambda's Python runtimes do not ship it), so the deployment package has it; a package
+  built without it logs a warning when tracing is enabled and runs untraced.
 
 Tracing is on when ``POWERTOOLS_TRACE_DISABLED`` is not true and either ``TRACING_ENABLED``
 is true (an explicit opt-in, e.g. with a local X-Ray daemon) or the process runs in Lambda
@@ -218,7 +218,7 @@ class Observability:
             tracer = Tracer(service=self.service, disabled=False, patch_modules=TRACED_MODULES)
         except ImportError as exc:
             self.logger.warning("tracing is enabled but the X-Ray SDK cannot be imported (%s): running untraced;"
-                                " add aws-xray-sdk to the deployment package to trace", exc)
+                                " build the package with aws-lambda-powertools[tracer] to trace", exc)
             return handler
         except Exception:  # a tracer must never stop the function from starting
             self.logger.warning("tracing could not be set up: running untraced", exc_info=True)

@@ -89,15 +89,31 @@ def write_metadata(target: Path, pyproject: Path = ROOT / "pyproject.toml") -> N
 
 def compile_bytecode(target: Path, python_version: str) -> bool:
     """Compile every module with a CPython of ``python_version``; False (and a warning) without one."""
-    candidates = [sys.executable] if f"{sys.version_info[0]}.{sys.version_info[1]}" == python_version else []
-    candidates += [found for found in (shutil.which(f"python{python_version}"),) if found]
-    if not candidates:
+    interpreter = _interpreter(python_version)
+    if interpreter is None:
         print(f"warning: no python{python_version} found: the package has no bytecode (slower cold starts)",
               file=sys.stderr)
         return False
-    subprocess.run([candidates[0], "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
+    subprocess.run([interpreter, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
                     str(target)], check=True)
     return True
+
+
+def _interpreter(python_version: str) -> str | None:
+    """This CPython if it is ``python_version``, else a ``pythonX.Y`` on PATH that runs.
+
+    A pyenv shim is on PATH for every installed version but fails for one not selected:
+    ask the candidate for its own path, selecting the version for pyenv (``PYENV_VERSION``
+    takes a prefix such as ``3.12``; other interpreters ignore it).
+    """
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == python_version:
+        return sys.executable
+    found = shutil.which(f"python{python_version}")
+    if found is None:
+        return None
+    probe = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                           env={**os.environ, "PYENV_VERSION": python_version})
+    return probe.stdout.strip() if probe.returncode == 0 else None
 
 
 def build(target: Path) -> Path:

@@ -71,3 +71,16 @@ def test_the_package_ships_bytecode_and_its_version(package):
     assert list((package / "pydantic" / "__pycache__").glob(f"*.{tag}.pyc"))
     [info] = package.glob("serverless_agent_runtime-*.dist-info")
     assert PathDistribution(info).version == "0.1.0"
+
+
+def test_tracing_works_from_the_package_alone(package):
+    """``Tracing: Active`` needs the X-Ray SDK, which Lambda's runtime does not ship: the package has it."""
+    script = ("from aws_lambda_powertools import Tracer\n"
+              "tracer = Tracer(service='package-test', disabled=False, patch_modules=['botocore'])\n"
+              "import aws_xray_sdk; print('traced with', aws_xray_sdk.__name__)")
+    env = {**os.environ, "PYTHONPATH": str(package), "AWS_XRAY_SDK_ENABLED": "true",
+           "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR"}
+    result = subprocess.run([sys.executable, "-S", "-c", script], env=env, cwd=package,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "traced with aws_xray_sdk" in result.stdout
