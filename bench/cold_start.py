@@ -14,6 +14,16 @@ by an unmeasured warm-up run of each interpreter; ``--no-bytecode-cache`` measur
 (A Lambda package should ship ``.pyc`` files compiled by the runtime's Python for the same
 reason: Lambda's file system is read-only, nothing is cached between cold starts.)
 
+Configuration as deployed: the embedding queues exist (moto's SQS server, as the local stack
+runs it) and their URLs are set, so the handlers build their SQS client in the init phase,
+as in Lambda (boto3 then counts among the dependencies, the client's creation as our init).
+The database is a ``DATABASE_URL`` (deployed: a Secrets Manager secret read at init).
+
+Cold start does not end with the init phase: models built lazily (pydantic ``defer_build``)
+and first-use work land on the first invocation. So the messages function is also invoked,
+once cold and once warm, with a real API Gateway event (``POST .../messages``, scripted model):
+``messages_first_invocation`` and ``messages_warm_invocation`` (ms).
+
 Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
 our overhead as a fraction of the bare import (target: at most 0.25), from the medians of wall
 time, and (``_cpu``) of the processes' CPU time: steadier when other work shares the machine,
@@ -48,8 +58,28 @@ elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 stdlib = set(sys.stdlib_module_names)
 third_party = sorted(m for m in sys.modules
                      if m.split('.')[0] not in stdlib and m.split('.')[0] not in {ours} and not m.startswith('_'))
-print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "modules": third_party}}))
+print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "modules": third_party, **invoke_{name}()}}))
 """
+#: What each handler's probe does after its init phase: ``{name}`` is the handler module's last part.
+INVOKE = {
+    "messages": """
+def invoke_messages():
+    from functions.messages import handler
+    from core.model_providers.scripted import models
+    from core.types import ModelType
+    from tests.factories import FakeContext, http_event
+    timings = {}
+    for call in ("first", "warm"):
+        models.script(ModelType.TEXT_LARGE, "<response><actions>REPLY</actions><text>Hello.</text></response>")
+        event = http_event("POST", "/agents/Eliza/messages", {"text": "Hello, who are you?"})
+        started = time.perf_counter()
+        answer = handler(event, FakeContext())
+        timings[call + "_invocation_ms"] = (time.perf_counter() - started) * 1000
+        assert answer["statusCode"] == 200, answer
+    return timings
+""",
+}
+NO_INVOCATION = "def invoke_{name}():\n    return {{}}\n"
 BARE = """
 import importlib, json, sys, time
 names = json.loads(sys.stdin.read())
@@ -87,15 +117,24 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args else 5
     breakdown = "--breakdown" in sys.argv
+    import boto3
+
     from core.db.migrations import migrate
     from infra.local.postgres import start_embedded_postgres
+    from infra.local.sqs import create_embedding_queues, start_moto_server
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-cold-", dir="/tmp"))
     server = start_embedded_postgres(scratch / "pg")
     server.create_database("bench")
     url = server.database_url("bench")
     migrate(url)
-    env = {**os.environ, "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
+    sqs = start_moto_server()
+    queues = create_embedding_queues(boto3.client(
+        "sqs", endpoint_url=sqs.endpoint_url, region_name="us-east-1", aws_access_key_id="local",
+        aws_secret_access_key="local"),
+                                     prefix="bench")
+    env = {**os.environ, "AWS_ENDPOINT_URL_SQS": sqs.endpoint_url,
+           **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()}, "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
            "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -104,7 +143,9 @@ def main() -> None:
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-cold-pyc-", dir="/tmp")
     try:
         for module in HANDLERS:
-            probe = PROBE.format(module=module, ours=repr(set(OURS)))
+            name = module.split(".")[-1]
+            probe = (INVOKE.get(name) or NO_INVOCATION.format(name=name)) + PROBE.format(
+                module=module, ours=repr(set(OURS)), name=name)
             try:
                 warm = run(probe, env)  # fills the bytecode cache; not measured
             except subprocess.CalledProcessError as exc:
@@ -118,7 +159,6 @@ def main() -> None:
                 bare_runs.append(run(BARE, env, modules))
             probes, bare = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
             total, deps = statistics.median(probes), statistics.median(bare)
-            name = module.split(".")[-1]
             print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms (wall)", file=sys.stderr)
             emit(f"{name}_dependencies_import", deps, "ms")
             emit(f"{name}_import_and_init", total, "ms")
@@ -128,10 +168,14 @@ def main() -> None:
             cpu_total = statistics.median(r["cpu_ms"] for r in probe_runs)
             cpu_deps = statistics.median(r["cpu_ms"] for r in bare_runs)
             emit(f"{name}_own_overhead_ratio_cpu", (cpu_total - cpu_deps) / cpu_deps, "ratio")
+            for call in ("first", "warm"):
+                if f"{call}_invocation_ms" in probe_runs[0]:
+                    emit(f"{name}_{call}_invocation", statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs), "ms")
             if breakdown:
                 costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(module, env))
                 print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
     finally:
+        sqs.stop()
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
         if "PYTHONPYCACHEPREFIX" in env and env["PYTHONPYCACHEPREFIX"] != os.environ.get("PYTHONPYCACHEPREFIX"):
