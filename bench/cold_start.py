@@ -129,12 +129,12 @@ def main() -> None:
     url = server.database_url("bench")
     migrate(url)
     sqs = start_moto_server()
-    queues = create_embedding_queues(boto3.client(
-        "sqs", endpoint_url=sqs.endpoint_url, region_name="us-east-1", aws_access_key_id="local",
-        aws_secret_access_key="local"),
-                                     prefix="bench")
+    sqs_client = boto3.client("sqs", endpoint_url=sqs.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+    queues = create_embedding_queues(sqs_client, prefix="bench")
     env = {**os.environ, "AWS_ENDPOINT_URL_SQS": sqs.endpoint_url,
-           **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()}, "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
+           **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
+           "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
            "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -170,7 +170,8 @@ def main() -> None:
             emit(f"{name}_own_overhead_ratio_cpu", (cpu_total - cpu_deps) / cpu_deps, "ratio")
             for call in ("first", "warm"):
                 if f"{call}_invocation_ms" in probe_runs[0]:
-                    emit(f"{name}_{call}_invocation", statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs), "ms")
+                    invocation_ms = statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs)
+                    emit(f"{name}_{call}_invocation", invocation_ms, "ms")
             if breakdown:
                 costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(module, env))
                 print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
