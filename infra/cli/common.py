@@ -66,24 +66,20 @@ class Io:
 
 def int_range(low: int, high: int) -> Any:
     """An argparse ``type`` accepting integers from ``low`` to ``high`` inclusive."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-    return parse
+    return _number_range(int, "an integer", low, high)
 
 
 def float_range(low: float, high: float) -> Any:
     """An argparse ``type`` accepting numbers from ``low`` to ``high`` inclusive."""
-    def parse(text: str) -> float:
+    return _number_range(float, "a number", low, high)
+
+
+def _number_range(kind: type, name: str, low: float, high: float) -> Any:
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not {name}: {text!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
         return value

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from core.db.adapter import AgentRecord
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
+from core.model_providers.scripted import ScriptedModels
 from core.settings import Settings
 
 
@@ -36,3 +39,18 @@ async def other_agent(adapter):
     other = uuid.uuid4()
     await adapter.upsert_agents([AgentRecord(other, f"other-{other}", {})])
     return other
+
+
+@pytest.fixture
+def sqs():
+    """moto's in-process SQS with the three embedding queues: ``(client, {priority: url})``."""
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        urls = {p: client.create_queue(QueueName=f"embeddings-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
+        yield client, urls
+
+
+@pytest.fixture
+def scripted() -> ScriptedModels:
+    """A fresh scripted model provider per test."""
+    return ScriptedModels()

@@ -41,11 +41,6 @@ def _character(prefix="O"):
 
 
 @pytest.fixture
-def scripted():
-    return ScriptedModels()
-
-
-@pytest.fixture
 def orchestrator(adapter, scripted):
     return Orchestrator(adapter, plugins=[bootstrap, scripted.plugin()])
 

@@ -6,9 +6,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
@@ -16,25 +14,11 @@ from core.embeddings.queue import EmbeddingQueue
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker
 from core.knowledge.provider import knowledge_plugin
-from core.model_providers.scripted import ScriptedModels
 from core.orchestrator import Orchestrator
 from core.runtime import AgentRuntime
 
 #: The low queue's SQS batch size in template.yaml.
 LOW_BATCH = 100
-
-
-@pytest.fixture
-def sqs():
-    with mock_aws():
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {p: client.create_queue(QueueName=f"embeddings-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
-        yield client, urls
-
-
-@pytest.fixture
-def scripted():
-    return ScriptedModels()
 
 
 @pytest.fixture

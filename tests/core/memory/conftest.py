@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from core.blueprint import AgentBlueprint
 from core.character import Character
@@ -77,19 +75,6 @@ def irc_lines(first: int = 1, last: int = 130) -> list[IrcLine]:
 
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def scripted() -> ScriptedModels:
-    return ScriptedModels()
-
-
-@pytest.fixture
-def sqs():
-    with mock_aws():
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {p: client.create_queue(QueueName=f"mem-embeddings-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
-        yield client, urls
 
 
 def drain(client: Any, url: str) -> list[dict]:

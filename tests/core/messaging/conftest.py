@@ -1,30 +1,14 @@
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.embeddings.queue import EmbeddingQueue
-from core.model_providers.scripted import ScriptedModels
 from core.orchestrator import Orchestrator
 from core.settings import Settings
-
-
-@pytest.fixture
-def sqs():
-    with mock_aws():
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {p: client.create_queue(QueueName=f"embeddings-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
-        yield client, urls
-
-
-@pytest.fixture
-def scripted():
-    return ScriptedModels()
 
 
 @pytest.fixture
