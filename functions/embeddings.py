@@ -15,6 +15,10 @@ failed or unreadable record. Metrics per batch: ``BatchSize``, ``EmbeddingsStore
 
 from __future__ import annotations
 
+from functions.init_phase import begin_init_phase, end_init_phase
+
+begin_init_phase()  # first: the imports below are most of the init phase
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,7 +31,6 @@ from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
 from core.types import ModelType
 from functions.container import Container
-from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-embeddings")

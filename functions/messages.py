@@ -15,6 +15,10 @@ the route answers 404 like any unknown path).
 
 from __future__ import annotations
 
+from functions.init_phase import begin_init_phase, end_init_phase
+
+begin_init_phase()  # first: the imports below are most of the init phase
+
 import base64
 import functools
 import json
@@ -48,7 +52,6 @@ from functions.api_models import (
     task_json,
 )
 from functions.container import Container
-from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 #: Seconds ``GET /health`` waits for a pooled connection before answering 503.

@@ -20,6 +20,10 @@ Update) and ``MigrationFailures`` (FAILED answers).
 
 from __future__ import annotations
 
+from functions.init_phase import begin_init_phase, end_init_phase
+
+begin_init_phase()  # first: the imports below are most of the init phase
+
 import json
 import time
 import urllib.error
@@ -36,7 +40,6 @@ from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
 from core.settings import Settings
 from functions.deployment import deployment_plugins
-from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-migrate")

@@ -42,6 +42,10 @@ plugins' task workers, the SQS link. Settings (environment, besides the containe
 
 from __future__ import annotations
 
+from functions.init_phase import begin_init_phase, end_init_phase
+
+begin_init_phase()  # first: the imports below are most of the init phase
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +57,6 @@ from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
 from functions.container import Container
-from functions.init_phase import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-tasks")
