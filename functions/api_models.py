@@ -13,6 +13,9 @@ from core.types import ChannelType, Memory, Task, TaskMetadata
 
 
 class ApiModel(BaseModel):
+    """Base of the HTTP API's request bodies: camelCase JSON (snake_case accepted), unknown keys
+    rejected (HTTP 422 naming the key); the validator is built on first use, not at import."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 

@@ -34,8 +34,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from core.errors import ConfigurationError, NotFoundError
 from core.knowledge import KnowledgeSettings
@@ -54,6 +53,7 @@ from core.knowledge.documents import (
     list_documents,
 )
 from core.types import Memory
+from functions.api_models import ApiModel
 
 if TYPE_CHECKING:
     from core.orchestrator import Orchestrator
@@ -62,10 +62,8 @@ if TYPE_CHECKING:
 router = APIGatewayHttpRouter()
 
 
-class DocumentBody(BaseModel):
+class DocumentBody(ApiModel):
     """``POST /agents/{agent}/documents``: exactly one of ``text`` and ``file``."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     text: str | None = Field(default=None, min_length=1)
     file: str | None = Field(default=None, min_length=1, description="The file's bytes, base64-encoded.")

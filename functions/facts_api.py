@@ -23,17 +23,17 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from core.errors import NotFoundError
 from core.memory.facts import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind, store_facts
 from core.types import ModelType
+from functions.api_models import ApiModel
 
 router = APIGatewayHttpRouter()
 
 
-class FactBody(BaseModel):
+class FactBody(ApiModel):
     """``POST /agents/{agent}/facts``: a fact for one room.
 
     ``text`` may be left out when ``subject``, ``predicate`` and ``object`` are all given
@@ -41,8 +41,6 @@ class FactBody(BaseModel):
     operator states is taken as known. ``entityId`` is who the fact is about (a participant
     of the agent's), ``objectEntityId`` whom its object names.
     """
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     room_id: UUID
     text: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TEXT, pattern=r"^[^\x00]*$")

@@ -124,7 +124,7 @@ class RetentionSettings(BaseModel):
         interval_s: Seconds between runs of each task.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on the first retention run, not at import
 
     message_retention_days: float | None = Field(default=None, gt=0)
     summarize: bool = True
