@@ -11,6 +11,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core import aws
 from core.blueprint import resolve_plugin
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
@@ -59,9 +60,7 @@ class Container:
         if not self.settings.queue_urls:
             logger.warning("no EMBEDDINGS_*_QUEUE_URL set: embeddings stay pending")
             return None
-        import boto3
-
-        return EmbeddingQueue(boto3.client("sqs"), self.settings.queue_urls,
+        return EmbeddingQueue(aws.client("sqs"), self.settings.queue_urls,
                               dimension=self.settings.embedding_dimension)
 
     def orchestrator(self) -> Orchestrator:

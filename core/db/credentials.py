@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
+from core import aws
 from core.errors import ConfigurationError
 from core.settings import Settings
 
@@ -35,7 +36,7 @@ class SecretConninfo:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider  # only where a secret is used
 
         self.settings = settings
-        self.provider = provider or SecretsProvider()
+        self.provider = provider or SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
     def __call__(self) -> str:
         """The conninfo for a new connection.

@@ -33,6 +33,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from core import aws
 from core.errors import ModelError
 from core.model_providers import http
 from core.model_providers.base import (
@@ -79,11 +80,10 @@ def get_client() -> Any:
     if called there)."""
     global _client
     if _client is None:
-        import boto3
         from botocore.config import Config
 
         timeouts = http.Timeouts.from_env()
-        _client = boto3.client(
+        _client = aws.client(
             "bedrock-runtime",
             region_name=os.environ.get("BEDROCK_REGION") or os.environ.get("AWS_REGION") or None,
             endpoint_url=os.environ.get("BEDROCK_ENDPOINT_URL") or None,

@@ -22,6 +22,7 @@ import os
 import time
 from typing import Any
 
+from core import aws
 from core.errors import ModelError
 
 DEFAULT_MAX_AGE_S = 300.0
@@ -98,7 +99,7 @@ def _fetch_secret(ref: str) -> str | bytes:
     from aws_lambda_powertools.utilities import parameters
 
     if _secrets_provider is None:
-        _secrets_provider = parameters.SecretsProvider()
+        _secrets_provider = parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
     return _secrets_provider.get(ref, max_age=0)
 
 
@@ -107,7 +108,7 @@ def _fetch_parameter(ref: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
     if _ssm_provider is None:
-        _ssm_provider = parameters.SSMProvider()
+        _ssm_provider = parameters.SSMProvider(boto3_client=aws.client("ssm"))
     return _ssm_provider.get(ref, decrypt=True, max_age=0)
 
 
