@@ -17,7 +17,8 @@ reason: Lambda's file system is read-only, nothing is cached between cold starts
 Configuration as deployed: the embedding queues exist (moto's SQS server, as the local stack
 runs it) and their URLs are set, so the handlers build their SQS client in the init phase,
 as in Lambda (boto3 then counts among the dependencies, the client's creation as our init).
-The database is a ``DATABASE_URL`` (deployed: a Secrets Manager secret read at init).
+The database credentials are read from a Secrets Manager secret (``DATABASE_SECRET_ARN``, on
+moto's server too) in the init phase, as deployed.
 
 Cold start does not end with the init phase: models built lazily (pydantic ``defer_build``)
 and first-use work land on the first invocation. So the messages function is also invoked,
@@ -113,6 +114,19 @@ def own_breakdown(module: str, env: dict[str, str], top: int = 12) -> list[tuple
     return sorted(costs, key=lambda c: c[1], reverse=True)[:top]
 
 
+def database_secret(endpoint_url: str, database_url: str) -> str:
+    """A Secrets Manager secret (on moto's server) in the RDS format, for ``database_url``; its ARN."""
+    import boto3
+    from psycopg.conninfo import conninfo_to_dict
+
+    target = conninfo_to_dict(database_url)
+    client = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    secret = {"username": target.get("user", "postgres"), "password": target.get("password", ""),
+              "host": target["host"], "port": int(target.get("port") or 5432), "dbname": target["dbname"]}
+    return client.create_secret(Name="bench-database", SecretString=json.dumps(secret))["ARN"]
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args else 5
@@ -132,12 +146,16 @@ def main() -> None:
     sqs_client = boto3.client("sqs", endpoint_url=sqs.endpoint_url, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
     queues = create_embedding_queues(sqs_client, prefix="bench")
+    secret_arn = database_secret(sqs.endpoint_url, url)
     env = {**os.environ, "AWS_ENDPOINT_URL_SQS": sqs.endpoint_url,
            **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
-           "DATABASE_URL": url, "MODEL_PLUGINS": "core.model_providers.scripted",
+           "AWS_ENDPOINT_URL_SECRETS_MANAGER": sqs.endpoint_url, "DATABASE_SECRET_ARN": secret_arn,
+           "DATABASE_SSLMODE": "disable",  # a Unix socket here; TLS to RDS (Proxy) when deployed
+           "MODEL_PLUGINS": "core.model_providers.scripted",
            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
            "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    env.pop("DATABASE_URL", None)  # it would win over the secret
     if "--no-bytecode-cache" not in sys.argv:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-cold-pyc-", dir="/tmp")
