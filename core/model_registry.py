@@ -38,8 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from core.callbacks import call
 from core.errors import ModelError, ModelNotFoundError
@@ -73,8 +72,7 @@ _MAX_ERROR_CHARS = 300
 _warned: set[str] = set()
 
 
-@dataclass(frozen=True)
-class RegisteredModel:
+class RegisteredModel(NamedTuple):
     """A registered handler with its provider name and registration order."""
 
     provider: str

@@ -7,9 +7,8 @@ protocol keeps the runtime independent of it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from core.memory.facts import Fact, FactWrite, OrphanSweep
@@ -28,8 +27,7 @@ from core.types import (
 )
 
 
-@dataclass(frozen=True)
-class AgentRecord:
+class AgentRecord(NamedTuple):
     """A stored agent: its id, name and character document (elizaOS JSON).
 
     Attributes:
@@ -52,8 +50,7 @@ class ParticipantUserState(StrEnum):
     MUTED = "MUTED"
 
 
-@dataclass(frozen=True)
-class ParticipantRecord:
+class ParticipantRecord(NamedTuple):
     """One entity taking part in one room (elizaOS ``Participant``).
 
     Attributes:
@@ -74,8 +71,7 @@ class ParticipantRecord:
 EMBEDDING_DIMENSIONS: tuple[int, ...] = (384, 512, 768, 1024, 1536, 3072)
 
 
-@dataclass(frozen=True)
-class EmbeddingTarget:
+class EmbeddingTarget(NamedTuple):
     """What the embedding worker needs to know about one memory.
 
     Attributes:
@@ -93,8 +89,7 @@ class EmbeddingTarget:
     embedded_hash: str | None
 
 
-@dataclass(frozen=True)
-class EmbeddingRow:
+class EmbeddingRow(NamedTuple):
     """A computed vector to store for ``memory_id`` (made from the text whose hash is ``content_hash``)."""
 
     memory_id: UUID
@@ -104,8 +99,7 @@ class EmbeddingRow:
     vector: Sequence[float]
 
 
-@dataclass(frozen=True)
-class MemoryPage:
+class MemoryPage(NamedTuple):
     """One page of ``list_memories``.
 
     Attributes:
@@ -117,8 +111,7 @@ class MemoryPage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class KnowledgeWrite:
+class KnowledgeWrite(NamedTuple):
     """What ``upsert_knowledge_document`` did.
 
     Attributes:

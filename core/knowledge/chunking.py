@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.knowledge import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS
 
@@ -36,8 +36,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])[�
 _WORD = re.compile(r"\S+")
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """One fragment of a document.
 
     Attributes:

@@ -25,9 +25,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from core.db.adapter import AgentRecord, MemoryPage
@@ -88,8 +87,7 @@ class DocumentStatus(StrEnum):
     REPLACED = "replaced"
 
 
-@dataclass(frozen=True)
-class DocumentResult:
+class DocumentResult(NamedTuple):
     """The outcome of ``add_document``.
 
     Attributes:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from core.knowledge import KnowledgeSettings
 from core.knowledge.documents import DocumentError, DocumentStatus, add_document, decode_document
@@ -38,8 +38,7 @@ ACCEPTED_SUFFIXES: dict[str, str] = {
 ProgressFn = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A file that was not imported, and why."""
 
     path: str

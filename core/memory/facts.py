@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
@@ -220,8 +219,7 @@ def _positive(value: Any) -> int:
     return number if number is not None and number >= 1 else 1
 
 
-@dataclass(frozen=True)
-class FactWrite:
+class FactWrite(NamedTuple):
     """The outcome of storing one fact.
 
     Attributes:
@@ -234,8 +232,7 @@ class FactWrite:
     created: bool
 
 
-@dataclass(frozen=True)
-class OrphanSweep:
+class OrphanSweep(NamedTuple):
     """What one window of the orphan sweep (``delete_orphan_facts``) did.
 
     Attributes:

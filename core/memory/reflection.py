@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -141,8 +141,7 @@ _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 # -- parsing ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExtractedFact:
+class ExtractedFact(NamedTuple):
     """One ``<fact>`` of the model's answer."""
 
     claim: str
@@ -154,8 +153,7 @@ class ExtractedFact:
     already_known: bool = False
 
 
-@dataclass(frozen=True)
-class ExtractedRelationship:
+class ExtractedRelationship(NamedTuple):
     """One ``<relationship>``: its ends as the model wrote them (id or name), and its tags."""
 
     source: str
@@ -163,8 +161,7 @@ class ExtractedRelationship:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ReflectionAnswer:
+class ReflectionAnswer(NamedTuple):
     """The model's answer, parsed."""
 
     thought: str = ""

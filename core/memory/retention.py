@@ -56,7 +56,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -189,8 +189,7 @@ class RetentionReport:
 # -- message retention ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Chunk:
+class _Chunk(NamedTuple):
     room_id: UUID
     messages: tuple[Memory, ...]
 

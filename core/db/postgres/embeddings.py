@@ -10,8 +10,7 @@ with its own HNSW cosine index, and copies of the memory's filter columns (``age
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -30,8 +29,7 @@ RRF_K = 60
 TEXT_SEARCH_CONFIG = "english"
 
 
-@dataclass(frozen=True)
-class _VectorColumn:
+class _VectorColumn(NamedTuple):
     """Where vectors of one dimension live: the column and its pgvector type."""
 
     name: str

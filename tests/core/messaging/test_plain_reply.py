@@ -10,8 +10,8 @@ from core.types import ModelType
 
 async def test_plain_models_reply_without_the_action_format(orchestrator, scripted):
     blueprint = orchestrator.get_agent(orchestrator.test_agent_name)
-    for entry in blueprint.models.candidates(ModelType.TEXT_LARGE):
-        object.__setattr__(entry, "registration", replace(entry.registration, capabilities=frozenset()))
+    entries = blueprint.models.candidates(ModelType.TEXT_LARGE)  # the registry's own list: made plain in place
+    entries[:] = [e._replace(registration=replace(e.registration, capabilities=frozenset())) for e in entries]
     scripted.script(ModelType.TEXT_LARGE, "  Hi! I'm Ada.  ")
 
     first = await orchestrator.handle_message(orchestrator.test_agent_name, IncomingMessage(text="Hello"))
