@@ -81,16 +81,20 @@ def invoke_messages():
 """,
 }
 NO_INVOCATION = "def invoke_{name}():\n    return {{}}\n"
+#: The bare import of the dependencies, with the cyclic collector paused as in the handlers'
+#: init phase (``functions.init_phase``) unless ``{gc_on}``: so the ratio compares our code alone.
 BARE = """
-import importlib, json, sys, time
+import gc, importlib, json, sys, time
 names = json.loads(sys.stdin.read())
+if not {gc_on}:
+    gc.disable()
 t0, c0 = time.perf_counter(), time.process_time()
 for name in names:
     try:
         importlib.import_module(name)
     except Exception:
         pass
-print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000}))
+print(json.dumps({{"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000}}))
 """
 
 
@@ -170,17 +174,21 @@ def main() -> None:
                 print(f"{module}: skipped ({exc.stderr.strip().splitlines()[-1]})", file=sys.stderr)
                 continue
             modules = json.dumps(warm["modules"])
-            run(BARE, env, modules)
-            probe_runs, bare_runs = [], []
-            for _ in range(runs):  # alternated, so that a busy moment of the machine hits both
+            bare, bare_gc_on = BARE.format(gc_on=False), BARE.format(gc_on=True)
+            run(bare, env, modules)
+            probe_runs, bare_runs, gc_on_runs = [], [], []
+            for _ in range(runs):  # alternated, so that a busy moment of the machine hits all
                 probe_runs.append(run(probe, env))
-                bare_runs.append(run(BARE, env, modules))
-            probes, bare = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
-            total, deps = statistics.median(probes), statistics.median(bare)
+                bare_runs.append(run(bare, env, modules))
+                gc_on_runs.append(run(bare_gc_on, env, modules))
+            probes, bare_ms = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
+            total, deps = statistics.median(probes), statistics.median(bare_ms)
             print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms (wall)", file=sys.stderr)
             emit(f"{name}_dependencies_import", deps, "ms")
             emit(f"{name}_import_and_init", total, "ms")
             emit(f"{name}_own_overhead_ratio", (total - deps) / deps, "ratio")
+            # What pausing the collector saves on the dependencies' import alone (our modules gain too).
+            emit(f"{name}_gc_pause_saving", statistics.median(r["ms"] for r in gc_on_runs) - deps, "ms")
             # CPU time (user + system) of the process: what other work on a busy machine disturbs least,
             # but it leaves out the init phase's waits on the database.
             cpu_total = statistics.median(r["cpu_ms"] for r in probe_runs)
