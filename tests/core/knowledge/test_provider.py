@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from core.knowledge import MAX_MATCH_COUNT
 from core.knowledge.documents import add_document, delete_document
 from core.knowledge.provider import KNOWLEDGE, format_knowledge, knowledge_plugin
 from core.types import Content, Memory, ModelType, State
@@ -43,8 +44,10 @@ async def test_count_and_threshold_settings(make_runtime, run_worker):
 
 
 async def test_shared_knowledge_is_found_by_every_agent_private_only_by_its_own(make_runtime, run_worker):
-    alice, bob = await make_runtime({"KNOWLEDGE_MATCH_THRESHOLD": 0.1}), await make_runtime(
-        {"KNOWLEDGE_MATCH_THRESHOLD": 0.1})
+    # Every shared document of the session's database is a candidate too: enough room in the answer
+    # that those whose hashed words happen to collide with the query's never crowd these two out.
+    settings = {"KNOWLEDGE_MATCH_THRESHOLD": 0.1, "KNOWLEDGE_MATCH_COUNT": MAX_MATCH_COUNT}
+    alice, bob = await make_runtime(settings), await make_runtime(settings)
     word = f"quokka{uuid.uuid4().hex[:8]}"  # nothing else in the session's database says it
     private = await add_document(alice, f"The {word} lives on Rottnest island.", name="private.txt")
     shared = await add_document(alice, f"Every {word} smiles for photos.", name="shared.txt", shared=True)
