@@ -28,11 +28,15 @@ once cold and once warm, with a real API Gateway event (``POST .../messages``, s
 Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
 our overhead as a fraction of the bare import (target: at most 0.25), from the medians of wall
 time, and (``_cpu``) of the processes' CPU time: steadier when other work shares the machine,
-but without the waits on the database of the init phase. ``--breakdown`` also
+but without the waits on the database of the init phase. Also: the time spent making AWS SDK
+clients in the init phase (``sdk_clients``, ms; ``core.aws.client`` timed) and the ratio without
+it, and what pausing the garbage collector saves on the dependencies' import
+(``gc_pause_saving``, ms). ``--breakdown`` also
 prints, per handler, this project's modules that cost the most (self time of
 ``python -X importtime``, which includes the init work done while the module is imported).
 
-Run: ``.venv/bin/python bench/cold_start.py [runs] [--breakdown] [--no-bytecode-cache]`` (default 5 runs).
+Run: ``.venv/bin/python bench/cold_start.py [runs] [handler ...] [--breakdown] [--no-bytecode-cache]``
+(default 5 runs of every handler; ``handler`` is e.g. ``messages``).
 """
 
 from __future__ import annotations
@@ -53,13 +57,24 @@ OURS = ("core", "functions", "infra", "tests", "bench")
 
 PROBE = """
 import json, sys, time
+import core.aws  # tiny (boto3 is imported on the first client): timed below, around the SDK's client creation
+sdk_ms, make_client = [0.0], core.aws.client
+def timed_client(*args, **kwargs):
+    started = time.perf_counter()
+    try:
+        return make_client(*args, **kwargs)
+    finally:
+        sdk_ms[0] += (time.perf_counter() - started) * 1000
+core.aws.client = timed_client
 t0, c0 = time.perf_counter(), time.process_time()
 import {module}
 elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+init_sdk_ms = sdk_ms[0]
 stdlib = set(sys.stdlib_module_names)
 third_party = sorted(m for m in sys.modules
                      if m.split('.')[0] not in stdlib and m.split('.')[0] not in {ours} and not m.startswith('_'))
-print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "modules": third_party, **invoke_{name}()}}))
+print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "sdk_clients_ms": init_sdk_ms, "modules": third_party,
+                  **invoke_{name}()}}))
 """
 #: What each handler's probe does after its init phase: ``{name}`` is the handler module's last part.
 INVOKE = {
@@ -133,7 +148,10 @@ def database_secret(endpoint_url: str, database_url: str) -> str:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    runs = int(args[0]) if args else 5
+    runs = int(args.pop(0)) if args and args[0].isdigit() else 5
+    handlers = [m for m in HANDLERS if not args or m.split(".")[-1] in args]
+    if not handlers:
+        sys.exit(f"no such handler: {' '.join(args)} (one of {', '.join(m.split('.')[-1] for m in HANDLERS)})")
     breakdown = "--breakdown" in sys.argv
     import boto3
 
@@ -164,7 +182,7 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-cold-pyc-", dir="/tmp")
     try:
-        for module in HANDLERS:
+        for module in handlers:
             name = module.split(".")[-1]
             probe = (INVOKE.get(name) or NO_INVOCATION.format(name=name)) + PROBE.format(
                 module=module, ours=repr(set(OURS)), name=name)
@@ -187,6 +205,11 @@ def main() -> None:
             emit(f"{name}_dependencies_import", deps, "ms")
             emit(f"{name}_import_and_init", total, "ms")
             emit(f"{name}_own_overhead_ratio", (total - deps) / deps, "ratio")
+            # The AWS SDK's clients (boto3 itself is among the dependencies): about 45 ms for the first
+            # one (botocore parses endpoints.json, lists its service directories), little for the next.
+            sdk_ms = statistics.median(r["sdk_clients_ms"] for r in probe_runs)
+            emit(f"{name}_sdk_clients", sdk_ms, "ms")
+            emit(f"{name}_own_overhead_ratio_without_sdk_clients", (total - sdk_ms - deps) / deps, "ratio")
             # What pausing the collector saves on the dependencies' import alone (our modules gain too).
             emit(f"{name}_gc_pause_saving", statistics.median(r["ms"] for r in gc_on_runs) - deps, "ms")
             # CPU time (user + system) of the process: what other work on a busy machine disturbs least,
