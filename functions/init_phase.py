@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gc
 
-_collector_was_enabled = True
-
 
 def begin_init_phase() -> None:
     """Pause the cyclic garbage collector until ``end_init_phase``.
@@ -23,11 +21,9 @@ def begin_init_phase() -> None:
     objects (``gc.freeze``: "call gc.disable() early ..., gc.freeze() right before fork()").
 
     Call it before the handler module's other imports: they are most of the init phase. If the
-    init phase raises, the collector stays paused, which is harmless: Lambda discards a
-    runtime whose init failed.
+    init phase raises, the collector stays paused until a later ``end_init_phase``, which is
+    harmless in Lambda: it discards a runtime whose init failed.
     """
-    global _collector_was_enabled
-    _collector_was_enabled = gc.isenabled()
     gc.disable()
 
 
@@ -40,8 +36,7 @@ def end_init_phase() -> None:
     (Python docs, ``gc.freeze``): later collections walk only what invocations create. Frozen
     objects are never freed, which is what init-phase objects need anyway; the init phase's few
     hundred garbage objects stay with them. Call it as a handler module's last statement. The
-    collector is resumed unless it was already disabled when ``begin_init_phase`` ran.
+    collector is always resumed (also after another handler's failed init in the same process).
     """
     gc.freeze()
-    if _collector_was_enabled:
-        gc.enable()
+    gc.enable()

@@ -27,14 +27,20 @@ print(json.dumps({{"collections_during_init": during_init, "enabled_after": enab
 """
 
 
+def _run(code: str, database_url: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, with the test database and no SQS (not needed to build the handlers)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted"}
+    for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
+        del env[name]
+    env.pop("DATABASE_SECRET_ARN", None)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
 @pytest.mark.parametrize("module", ["functions.messages", "functions.tasks", "functions.embeddings",
                                     "functions.migrate"])
 def test_the_init_phase_runs_without_collections_and_ends_with_its_objects_frozen(module, database_url):
-    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted"}
-    for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
-        del env[name]  # no SQS needed to build the handlers
-    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = _run(PROBE.format(module=module), database_url)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     # Paused: only while the handler module itself is compiled, before its first statement (~100-200 otherwise).
@@ -42,3 +48,24 @@ def test_the_init_phase_runs_without_collections_and_ends_with_its_objects_froze
     assert figures["enabled_after"]
     assert figures["frozen"] > 20_000  # modules, classes, the pool, the agents...
     assert figures["tracked"] < 1_000  # ...and nearly nothing left for a full collection to walk
+
+
+FAILED_THEN_FINE = """
+import gc, json, os
+from core.errors import ConfigurationError
+url = os.environ.pop("DATABASE_URL")
+try:
+    import functions.tasks
+except ConfigurationError:
+    paused_after_failure = not gc.isenabled()
+os.environ["DATABASE_URL"] = url
+import functions.embeddings
+print(json.dumps({"paused_after_failure": paused_after_failure, "enabled_at_the_end": gc.isenabled()}))
+"""
+
+
+def test_a_failed_init_leaves_the_collector_paused_until_the_next_init_ends(database_url):
+    done = _run(FAILED_THEN_FINE, database_url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"paused_after_failure": True,
+                                                                 "enabled_at_the_end": True}
