@@ -67,7 +67,7 @@ def test_clients_made_on_many_threads_at_once_all_work(fresh_session, endpoint_l
         start.wait()
         try:
             clients.append(aws.client("sqs", region_name="us-east-1"))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=make) for _ in range(8)]
