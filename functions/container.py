@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,8 +24,11 @@ from core.plugin import Plugin
 from core.settings import Settings
 from core.types import ModelType
 from functions.deployment import built_in_plugins, configured_characters
+from functions.snapstart import register_snapstart_hooks
 
-if TYPE_CHECKING:  # the runtime is imported lazily: only the messages function needs it
+if TYPE_CHECKING:  # annotations only (the runtime is imported lazily: only the messages function needs it)
+    from psycopg_pool import AsyncConnectionPool
+
     from core.character import Character
     from core.orchestrator import Orchestrator
 
@@ -38,18 +42,26 @@ class Container:
     Args:
         settings: Process settings (from the environment by default).
 
+    Under Lambda SnapStart it registers ``before_snapshot`` and ``after_restore`` as runtime hooks
+    (``functions.snapstart``).
+
     Raises:
-        ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``)
-            or a model plugin cannot be resolved.
+        ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
+            a model plugin cannot be resolved, or SnapStart is on without ``snapshot_restore_py``.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.loop = asyncio.new_event_loop()
-        self.pool = create_pool(self.settings)
-        self.run(self.pool.open())
+        self.pool = self._open_pool()
         self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
         self.model_plugins: list[Plugin] = [resolve_plugin(p) for p in self.settings.model_plugins]
+        register_snapstart_hooks(self)
+
+    def _open_pool(self) -> AsyncConnectionPool:
+        pool = create_pool(self.settings)
+        self.run(pool.open())
+        return pool
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine to completion on the container's loop."""
@@ -97,6 +109,19 @@ class Container:
                 for handler in handlers:
                     bus.register(name, handler)
         return bus
+
+    def before_snapshot(self) -> None:
+        """SnapStart hook (``functions.snapstart``): close the pool, whose connections no restored copy could use."""
+        self.run(self.pool.close())
+
+    def after_restore(self) -> None:
+        """SnapStart hook (``functions.snapstart``): reseed ``random``, open a new pool and give it to the adapter.
+
+        The new pool connects on first use, reading the database secret again.
+        """
+        random.seed()  # from os.urandom: each restored copy draws its own retry jitter
+        self.pool = self._open_pool()
+        self.adapter.pool = self.pool  # the adapter is the pool's only user besides GET /health
 
     def close(self) -> None:
         """Close the pool and the loop (process shutdown only)."""

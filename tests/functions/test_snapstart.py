@@ -1,0 +1,148 @@
+"""functions.snapstart: under SnapStart, a container closes its pool before the snapshot and opens a
+new one after each restore; elsewhere it registers nothing. The hooks run as Lambda's runtime runs
+them: taken from ``snapshot_restore_py``'s registries, before-snapshot ones in reverse order."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import snapshot_restore_py
+from psycopg.conninfo import make_conninfo
+
+from core.errors import ConfigurationError
+from core.settings import Settings
+from functions.container import Container
+from functions.snapstart import register_snapstart_hooks
+
+ROOT = Path(__file__).resolve().parents[2]
+APPLICATION_NAME = "snapstart-test"  # marks this test's connections in pg_stat_activity
+
+
+def snapshot_and_restore() -> None:
+    """What Lambda does around a SnapStart snapshot (AWS Lambda developer guide, runtime hooks for Python)."""
+    for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+        hook(*args, **kwargs)
+    for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+        hook(*args, **kwargs)
+
+
+@pytest.fixture
+def hook_registries():
+    """Empty registries for the test, and the previous content back afterwards."""
+    saved = [list(r) for r in (snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore())]
+    for registry in (snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore()):
+        registry.clear()
+    yield
+    for registry, content in zip((snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore()),
+                                 saved, strict=True):
+        registry[:] = content
+
+
+@pytest.fixture
+def snap_start(monkeypatch, hook_registries):
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+
+
+@pytest.fixture
+def container(database_url, hook_registries):
+    url = make_conninfo(database_url, application_name=APPLICATION_NAME)
+    built = Container(Settings(database_url=url, model_plugins=["core.model_providers.scripted"]))
+    yield built
+    built.close()
+
+
+def open_connections(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                           (APPLICATION_NAME,)).fetchone()
+    return row[0]
+
+
+@pytest.mark.parametrize("initialization_type", [None, "on-demand", "provisioned-concurrency"])
+def test_no_hooks_without_snapstart(monkeypatch, container, initialization_type):
+    if initialization_type is None:
+        monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    else:
+        monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", initialization_type)
+    assert register_snapstart_hooks(container) is False
+    assert snapshot_restore_py.get_before_snapshot() == []
+    assert snapshot_restore_py.get_after_restore() == []
+
+
+def test_container_registers_its_hooks_under_snapstart(snap_start, container):
+    assert [hook for hook, _, _ in snapshot_restore_py.get_before_snapshot()] == [container.before_snapshot]
+    assert [hook for hook, _, _ in snapshot_restore_py.get_after_restore()] == [container.after_restore]
+
+
+def test_snapshot_holds_no_connection_and_restore_opens_a_new_pool(snap_start, container, database_url):
+    assert container.run(container.adapter.get_agents()) == container.run(container.adapter.get_agents())
+    assert open_connections(database_url) == 1  # the init phase's connection, idle in the pool
+    old_pool = container.pool
+
+    for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+        hook(*args, **kwargs)
+    assert old_pool.closed
+    assert open_connections(database_url) == 0  # nothing open goes into the snapshot
+
+    for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+        hook(*args, **kwargs)
+    assert container.pool is not old_pool and not container.pool.closed
+    assert container.adapter.pool is container.pool
+    container.run(container.adapter.get_agents())  # connects on first use
+    assert open_connections(database_url) == 1
+
+
+def test_restore_reseeds_random(snap_start, container):
+    random.seed(7)  # the state every restored copy would share
+    shared_next = random.Random(7).random()
+    snapshot_and_restore()
+    assert random.random() != shared_next
+
+
+def test_snapstart_without_the_hooks_library_is_a_configuration_error(snap_start, monkeypatch, container):
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # makes its import raise ImportError
+    with pytest.raises(ConfigurationError, match="snapshot_restore_py"):
+        register_snapstart_hooks(container)
+
+
+MESSAGES_UNDER_SNAPSTART = """
+import json, time
+import snapshot_restore_py
+import functions.messages as fn
+from core.model_providers.scripted import models
+from core.types import ModelType
+from tests.factories import FakeContext, http_event
+
+time.sleep(1.5)  # longer than the pool's idle check threshold: the snapshot sits unused
+for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+    hook(*args, **kwargs)
+snapshot_pool_closed = fn.container.pool.closed
+for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+    hook(*args, **kwargs)
+models.script(ModelType.TEXT_LARGE, "<response><actions>REPLY</actions><text>Restored.</text></response>")
+answer = fn.handler(http_event("POST", "/agents/Eliza/messages", {"text": "Hello after a restore"}), FakeContext())
+print(json.dumps({"snapshot_pool_closed": snapshot_pool_closed, "status": answer["statusCode"],
+                  "body": json.loads(answer["body"])}))
+"""
+
+
+def test_messages_function_answers_after_a_restore(database_url):
+    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted",
+           "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+    for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
+        del env[name]  # no SQS needed: embeddings stay pending
+    env.pop("DATABASE_SECRET_ARN", None)
+    result = subprocess.run([sys.executable, "-c", MESSAGES_UNDER_SNAPSTART], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["snapshot_pool_closed"] is True
+    assert outcome["status"] == 200, outcome
+    assert "Restored." in json.dumps(outcome["body"])
