@@ -809,3 +809,35 @@ def test_deploy_doc_lists_every_parameter_with_its_default(template):
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
             assert f"`{name}`" in text, name
+
+
+# -- SnapStart for the messages function ------------------------------------------------------
+
+
+def test_messages_snapstart_is_opt_in(template, resources):
+    param = template["Parameters"]["MessagesSnapStart"]
+    assert param["Default"] == "None" and set(param["AllowedValues"]) == {"None", "PublishedVersions"}
+    props = resources["MessagesFunction"]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": {"Ref": "MessagesSnapStart"}}
+    # SnapStart applies to published versions only: the API must invoke an alias, not $LATEST.
+    assert props["AutoPublishAlias"] == "live"
+    for name in FUNCTIONS:
+        if name != "MessagesFunction":
+            assert "SnapStart" not in resources[name]["Properties"], name
+
+
+def test_http_api_invokes_the_messages_alias(transformed):
+    resources = transformed["Resources"]
+    assert resources["MessagesFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
+    function = resources["MessagesFunction"]["Properties"]
+    assert function["SnapStart"] == {"ApplyOn": {"Ref": "MessagesSnapStart"}}
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                   and "MessagesFunction" in json.dumps(r["Properties"]["FunctionName"])]
+    assert permissions
+    for permission in permissions:
+        assert permission["FunctionName"] == {"Ref": "MessagesFunctionAliaslive"}, permission
+    uris = [operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            for path in resources["HttpApi"]["Properties"]["Body"]["paths"].values() for operation in path.values()]
+    assert len(uris) == len(ROUTES)
+    for uri in uris:
+        assert uri.endswith("/functions/${MessagesFunctionAliaslive}/invocations"), uri
