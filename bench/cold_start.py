@@ -23,7 +23,12 @@ moto's server too) in the init phase, as deployed.
 Cold start does not end with the init phase: models built lazily (pydantic ``defer_build``)
 and first-use work land on the first invocation. So the messages function is also invoked,
 once cold and once warm, with a real API Gateway event (``POST .../messages``, scripted model):
-``messages_first_invocation`` and ``messages_warm_invocation`` (ms).
+``messages_first_invocation`` and ``messages_warm_invocation`` (ms). Under Lambda SnapStart
+(``functions.snapstart``) a cold request skips the init phase and pays the after-restore hooks and
+a first invocation instead: ``messages_snapstart_after_restore`` and
+``messages_snapstart_first_invocation`` (ms), and ``messages_snapstart_cold_request_ratio``, their
+sum over init phase + first invocation without SnapStart (Lambda's own restore time not included:
+it cannot be measured here).
 
 Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
 our overhead as a fraction of the bare import (target: at most 0.25), from the medians of wall
@@ -96,6 +101,19 @@ def invoke_messages():
 """,
 }
 NO_INVOCATION = "def invoke_{name}():\n    return {{}}\n"
+#: The messages function under Lambda SnapStart: init phase (not measured: it runs when a version is
+#: published), the runtime's before-snapshot hooks, then what a cold request pays after a restore: the
+#: after-restore hooks and the first invocation (a new pool connects, reading the secret again).
+SNAPSTART_PROBE = "import json, time\n" + INVOKE["messages"] + """
+import snapshot_restore_py
+import functions.messages
+for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+    hook(*args, **kwargs)
+started = time.perf_counter()
+for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+    hook(*args, **kwargs)
+print(json.dumps({"after_restore_ms": (time.perf_counter() - started) * 1000, **invoke_messages()}))
+"""
 #: The bare import of the dependencies, with the cyclic collector paused as in the handlers'
 #: init phase (``functions.init_phase``) unless ``{gc_on}``: so the ratio compares our code alone.
 BARE = """
@@ -131,6 +149,20 @@ def own_breakdown(module: str, env: dict[str, str], top: int = 12) -> list[tuple
         if self_us.isdigit() and name.split(".")[0] in OURS:
             costs.append((name, int(self_us) / 1000))
     return sorted(costs, key=lambda c: c[1], reverse=True)[:top]
+
+
+def snapstart(env: dict[str, str], runs: int, cold_request_ms: float) -> None:
+    """The messages function's cold request under SnapStart, against ``cold_request_ms`` without it."""
+    snap_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+    probe_runs = [run(SNAPSTART_PROBE, snap_env) for _ in range(runs)]
+    restore_ms = statistics.median(r["after_restore_ms"] for r in probe_runs)
+    first_ms = statistics.median(r["first_invocation_ms"] for r in probe_runs)
+    print(f"functions.messages under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
+          f"{first_ms:.0f} ms (without SnapStart: init phase + first invocation {cold_request_ms:.0f} ms)",
+          file=sys.stderr)
+    emit("messages_snapstart_after_restore", restore_ms, "ms")
+    emit("messages_snapstart_first_invocation", first_ms, "ms")
+    emit("messages_snapstart_cold_request_ratio", (restore_ms + first_ms) / cold_request_ms, "ratio")
 
 
 def database_secret(endpoint_url: str, database_url: str) -> str:
@@ -222,6 +254,8 @@ def main() -> None:
                 if f"{call}_invocation_ms" in probe_runs[0]:
                     invocation_ms = statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs)
                     emit(f"{name}_{call}_invocation", invocation_ms, "ms")
+            if name == "messages":
+                snapstart(env, runs, total + statistics.median(r["first_invocation_ms"] for r in probe_runs))
             if breakdown:
                 costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(module, env))
                 print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
