@@ -17,6 +17,10 @@ Python"). Here that is:
   It is reseeded from the operating system after each restore. UUIDs come from ``os.urandom``
   and need nothing.
 
+Work deferred to the first invocation is done before the snapshot instead ("priming", as AWS
+calls it), since the init phase costs a restored copy nothing: the pydantic validators built on
+first use (``defer_build``) are built then, so the first request after a restore does not.
+
 AWS SDK clients keep no connection that matters: botocore replaces a dead pooled connection
 and retries. The hooks are registered with ``snapshot_restore_py``, which Lambda's Python
 managed runtimes include (it is a dev dependency here, for the tests, and never packaged).
@@ -25,7 +29,10 @@ managed runtimes include (it is a dev dependency here, for the tests, and never 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from core.errors import ConfigurationError
 
@@ -61,6 +68,27 @@ def register_snapstart_hooks(container: Container) -> bool:
             "AWS_LAMBDA_INITIALIZATION_TYPE is snap-start but snapshot_restore_py is not installed "
             "(Lambda's Python managed runtimes include it)"
         ) from exc
+    register_before_snapshot(build_deferred_validators)
     register_before_snapshot(container.before_snapshot)
     register_after_restore(container.after_restore)
     return True
+
+
+def build_deferred_validators(packages: Iterable[str] = ("core", "functions")) -> int:
+    """Build the validators pydantic has not built yet (``defer_build``) of the models defined in ``packages``.
+
+    Args:
+        packages: Top-level packages whose models are built; models of other packages are left alone.
+
+    Returns:
+        How many models were built. A model that cannot be built yet (an unresolved forward
+        reference) is skipped without error: it is then built on first use, as before.
+    """
+    roots = set(packages)
+    built, pending = 0, list(BaseModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model.__module__.split(".")[0] in roots and not model.__pydantic_complete__:
+            built += bool(model.model_rebuild(raise_errors=False))
+    return built

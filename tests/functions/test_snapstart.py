@@ -15,11 +15,12 @@ import psycopg
 import pytest
 import snapshot_restore_py
 from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, ConfigDict
 
 from core.errors import ConfigurationError
 from core.settings import Settings
 from functions.container import Container
-from functions.snapstart import register_snapstart_hooks
+from functions.snapstart import build_deferred_validators, register_snapstart_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
 APPLICATION_NAME = "snapstart-test"  # marks this test's connections in pg_stat_activity
@@ -77,7 +78,8 @@ def test_no_hooks_without_snapstart(monkeypatch, container, initialization_type)
 
 
 def test_container_registers_its_hooks_under_snapstart(snap_start, container):
-    assert [hook for hook, _, _ in snapshot_restore_py.get_before_snapshot()] == [container.before_snapshot]
+    assert [hook for hook, _, _ in snapshot_restore_py.get_before_snapshot()] == [
+        build_deferred_validators, container.before_snapshot]  # run in reverse: the pool closes last
     assert [hook for hook, _, _ in snapshot_restore_py.get_after_restore()] == [container.after_restore]
 
 
@@ -118,17 +120,21 @@ import snapshot_restore_py
 import functions.messages as fn
 from core.model_providers.scripted import models
 from core.types import ModelType
+from functions.api_models import MessageBody
 from tests.factories import FakeContext, http_event
 
 time.sleep(1.5)  # longer than the pool's idle check threshold: the snapshot sits unused
+deferred_at_init = not MessageBody.__pydantic_complete__
 for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
     hook(*args, **kwargs)
 snapshot_pool_closed = fn.container.pool.closed
+built_for_snapshot = MessageBody.__pydantic_complete__
 for hook, args, kwargs in snapshot_restore_py.get_after_restore():
     hook(*args, **kwargs)
 models.script(ModelType.TEXT_LARGE, "<response><actions>REPLY</actions><text>Restored.</text></response>")
 answer = fn.handler(http_event("POST", "/agents/Eliza/messages", {"text": "Hello after a restore"}), FakeContext())
 print(json.dumps({"snapshot_pool_closed": snapshot_pool_closed, "status": answer["statusCode"],
+                  "deferred_at_init": deferred_at_init, "built_for_snapshot": built_for_snapshot,
                   "body": json.loads(answer["body"])}))
 """
 
@@ -144,5 +150,25 @@ def test_messages_function_answers_after_a_restore(database_url):
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["snapshot_pool_closed"] is True
+    # The request body's validator: deferred in the init phase, built before the snapshot.
+    assert outcome["deferred_at_init"] is True and outcome["built_for_snapshot"] is True
     assert outcome["status"] == 200, outcome
     assert "Restored." in json.dumps(outcome["body"])
+
+
+class Deferred(BaseModel):
+    """A model whose validator pydantic builds on first use."""
+
+    model_config = ConfigDict(defer_build=True)
+    text: str
+
+
+def test_build_deferred_validators_builds_only_the_named_packages():
+    assert not Deferred.__pydantic_complete__
+    build_deferred_validators(packages=("core",))
+    assert not Deferred.__pydantic_complete__  # not one of the packages named
+    assert build_deferred_validators(packages=("tests",)) >= 1
+    assert Deferred.__pydantic_complete__
+    assert Deferred(text="built").text == "built"
+    assert build_deferred_validators(packages=("tests",)) == 0  # nothing left to build
+
