@@ -39,11 +39,11 @@ T = TypeVar("T")
 class Container:
     """Per-process state, built in the Lambda init phase.
 
-    Args:
-        settings: Process settings (from the environment by default).
-
     Under Lambda SnapStart it registers ``before_snapshot`` and ``after_restore`` as runtime hooks
     (``functions.snapstart``).
+
+    Args:
+        settings: Process settings (from the environment by default).
 
     Raises:
         ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
