@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import botocore.loaders
 import pytest
@@ -60,23 +61,15 @@ def test_each_call_makes_a_new_client_with_its_own_options(fresh_session):
 
 
 def test_clients_made_on_many_threads_at_once_all_work(fresh_session, endpoint_loads):
-    clients, errors = [], []
     start = threading.Barrier(8)
 
-    def make() -> None:
-        start.wait()
-        try:
-            clients.append(aws.client("sqs", region_name="us-east-1"))
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
+    def make(_: int):
+        start.wait()  # all eight threads ask at once
+        return aws.client("sqs", region_name="us-east-1")
 
-    threads = [threading.Thread(target=make) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        clients = list(pool.map(make, range(8)))  # re-raises a thread's exception here
 
-    assert errors == []
     assert len(clients) == 8 and len(endpoint_loads) == 1
     assert all(c.list_queues().get("QueueUrls", []) == [] for c in clients)
 

@@ -41,12 +41,12 @@ def restore() -> None:
 @pytest.fixture
 def hook_registries():
     """Empty registries for the test, and the previous content back afterwards."""
-    saved = [list(r) for r in (snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore())]
-    for registry in (snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore()):
+    registries = (snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore())
+    saved = [registry.copy() for registry in registries]
+    for registry in registries:
         registry.clear()
     yield
-    for registry, content in zip((snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore()),
-                                 saved, strict=True):
+    for registry, content in zip(registries, saved, strict=True):
         registry[:] = content
 
 
