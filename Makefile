@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Lambda's runtime version (SAM_PYTHON, 3.12) with the runtime dependencies alone, for bench/cold_start.py.
+LAMBDA_VENV  ?= .venv-lambda
+LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 
 .PHONY: install run migrate test lint bench clean check-deploy \
 	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction
@@ -30,8 +33,11 @@ lint: install
 	$(VENV)/bin/ruff check core functions infra tests $(wildcard bench)
 	$(VENV)/bin/cfn-lint template.yaml
 
-bench: install
-	@for f in bench/[!_]*.py; do echo ">> $$f" >&2; $(PY) $$f || exit 1; done
+# cold_start runs the handlers on Lambda's Python (the runtime dependencies alone, in LAMBDA_VENV).
+bench: install $(LAMBDA_STAMP)
+	@for f in bench/[!_]*.py; do echo ">> $$f" >&2; \
+		case $$f in bench/cold_start.py) args=--python=$(LAMBDA_VENV)/bin/python;; *) args=;; esac; \
+		$(PY) $$f $$args || exit 1; done
 
 # `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR set; all four functions share
 # one package (infra/package.py: runtime dependencies as arm64 wheels + core/, functions/, migrations).
@@ -47,10 +53,16 @@ $(SAM_VENV)/bin/sam:
 	$(SAM_PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli
 
+# snapshot-restore-py: SnapStart's hooks library, which Lambda's runtime has.
+$(LAMBDA_STAMP): pyproject.toml
+	$(SAM_PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install -q -e . snapshot-restore-py
+	touch $(LAMBDA_STAMP)
+
 check-deploy: lint $(SAM_VENV)/bin/sam   ## cfn-lint, sam validate --lint (offline), sam build (~2 min; SAM_BUILD=0 skips it)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	@if [ "$(SAM_BUILD)" != "0" ]; then \
 		$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-in-source --template template.yaml --build-dir .aws-sam/build; fi
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .data .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .data .aws-sam

@@ -40,8 +40,13 @@ it, and what pausing the garbage collector saves on the dependencies' import
 prints, per handler, this project's modules that cost the most (self time of
 ``python -X importtime``, which includes the init work done while the module is imported).
 
-Run: ``.venv/bin/python bench/cold_start.py [runs] [handler ...] [--breakdown] [--no-bytecode-cache]``
-(default 5 runs of every handler; ``handler`` is e.g. ``messages``).
+Which Python: the handlers run on ``--python=PATH`` (default: this interpreter), which must have
+the runtime dependencies and ``snapshot_restore_py``. ``make bench`` passes ``.venv-lambda``'s, a
+venv of Lambda's runtime version (python3.12, as ``template.yaml``) with the runtime dependencies
+alone; the embedded Postgres and moto's server always run from this interpreter.
+
+Run: ``.venv/bin/python bench/cold_start.py [runs] [handler ...] [--python=PATH] [--breakdown]
+[--no-bytecode-cache]`` (default 5 runs of every handler; ``handler`` is e.g. ``messages``).
 """
 
 from __future__ import annotations
@@ -131,15 +136,15 @@ print(json.dumps({{"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.proc
 """
 
 
-def run(code: str, env: dict[str, str], stdin: str = "") -> dict:
-    result = subprocess.run([sys.executable, "-c", code], env=env, input=stdin, capture_output=True, text=True,
+def run(python: str, code: str, env: dict[str, str], stdin: str = "") -> dict:
+    result = subprocess.run([python, "-c", code], env=env, input=stdin, capture_output=True, text=True,
                             timeout=120, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def own_breakdown(module: str, env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
+def own_breakdown(python: str, module: str, env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
     """This project's modules by self time (ms) while ``module`` is imported, costliest first."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env,
+    result = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], env=env,
                             capture_output=True, text=True, timeout=120, check=True)
     costs: list[tuple[str, float]] = []
     for line in result.stderr.splitlines():
@@ -151,10 +156,10 @@ def own_breakdown(module: str, env: dict[str, str], top: int = 12) -> list[tuple
     return sorted(costs, key=lambda c: c[1], reverse=True)[:top]
 
 
-def snapstart(env: dict[str, str], runs: int, cold_request_ms: float) -> None:
+def snapstart(python: str, env: dict[str, str], runs: int, cold_request_ms: float) -> None:
     """The messages function's cold request under SnapStart, against ``cold_request_ms`` without it."""
     snap_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
-    probe_runs = [run(SNAPSTART_PROBE, snap_env) for _ in range(runs)]
+    probe_runs = [run(python, SNAPSTART_PROBE, snap_env) for _ in range(runs)]
     restore_ms = statistics.median(r["after_restore_ms"] for r in probe_runs)
     first_ms = statistics.median(r["first_invocation_ms"] for r in probe_runs)
     print(f"functions.messages under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
@@ -185,6 +190,10 @@ def main() -> None:
     if not handlers:
         sys.exit(f"no such handler: {' '.join(args)} (one of {', '.join(m.split('.')[-1] for m in HANDLERS)})")
     breakdown = "--breakdown" in sys.argv
+    python = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--python=")), sys.executable)
+    version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    print(f"handlers run on Python {version} ({python})", file=sys.stderr)
     import boto3
 
     from core.db.migrations import migrate
@@ -219,26 +228,26 @@ def main() -> None:
             probe = (INVOKE.get(name) or NO_INVOCATION.format(name=name)) + PROBE.format(
                 module=module, ours=repr(set(OURS)), name=name)
             try:
-                warm = run(probe, env)  # fills the bytecode cache; not measured
+                warm = run(python, probe, env)  # fills the bytecode cache; not measured
             except subprocess.CalledProcessError as exc:
                 print(f"{module}: skipped ({exc.stderr.strip().splitlines()[-1]})", file=sys.stderr)
                 continue
             modules = json.dumps(warm["modules"])
             bare, bare_gc_on = BARE.format(gc_on=False), BARE.format(gc_on=True)
-            run(bare, env, modules)
+            run(python, bare, env, modules)
             probe_runs, bare_runs, gc_on_runs = [], [], []
             for _ in range(runs):  # alternated, so that a busy moment of the machine hits all
-                probe_runs.append(run(probe, env))
-                bare_runs.append(run(bare, env, modules))
-                gc_on_runs.append(run(bare_gc_on, env, modules))
+                probe_runs.append(run(python, probe, env))
+                bare_runs.append(run(python, bare, env, modules))
+                gc_on_runs.append(run(python, bare_gc_on, env, modules))
             probes, bare_ms = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
             total, deps = statistics.median(probes), statistics.median(bare_ms)
             print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms (wall)", file=sys.stderr)
             emit(f"{name}_dependencies_import", deps, "ms")
             emit(f"{name}_import_and_init", total, "ms")
             emit(f"{name}_own_overhead_ratio", (total - deps) / deps, "ratio")
-            # The AWS SDK's clients: about 45 ms for the first one (botocore parses endpoints.json, lists
-            # its service directories), little for the next. boto3's import is not in it: it counts among
+            # The AWS SDK's clients: about 35 ms for the first one (botocore parses endpoints.json, registers
+            # its handlers), little for the next. boto3's import is not in it: it counts among
             # the dependencies, and Powertools' SecretsProvider imports it before the first client.
             sdk_ms = statistics.median(r["sdk_clients_ms"] for r in probe_runs)
             emit(f"{name}_sdk_clients", sdk_ms, "ms")
@@ -255,9 +264,9 @@ def main() -> None:
                     invocation_ms = statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs)
                     emit(f"{name}_{call}_invocation", invocation_ms, "ms")
             if name == "messages":
-                snapstart(env, runs, total + statistics.median(r["first_invocation_ms"] for r in probe_runs))
+                snapstart(python, env, runs, total + statistics.median(r["first_invocation_ms"] for r in probe_runs))
             if breakdown:
-                costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(module, env))
+                costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(python, module, env))
                 print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
     finally:
         sqs.stop()

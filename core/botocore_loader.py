@@ -7,7 +7,7 @@ among them. It does it once per model type (``service-2``, ``endpoint-rule-set-1
 first client of a session pays about 22 ms of a cold start on this machine for it.
 ``KnownServiceLoader`` looks in the requested service's own directory first and keeps
 botocore's full check for the names it cannot find there, so every error is botocore's own.
-botocore's maintainers propose the same change upstream (boto/botocore#3687, open).
+The same change is proposed upstream (boto/botocore#3687, open).
 
 Imported by ``core.aws`` when the process's first AWS client is made (it imports botocore).
 """
