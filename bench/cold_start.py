@@ -191,8 +191,11 @@ def main() -> None:
         sys.exit(f"no such handler: {' '.join(args)} (one of {', '.join(m.split('.')[-1] for m in HANDLERS)})")
     breakdown = "--breakdown" in sys.argv
     python = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--python=")), sys.executable)
-    version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"--python={python}: cannot run it ({exc})")
     print(f"handlers run on Python {version} ({python})", file=sys.stderr)
     import boto3
 
