@@ -2,7 +2,7 @@
 
 A tiny HTTP/1.1 server (asyncio, keep-alive, in its own process so it never competes with
 the client for the GIL) on 127.0.0.1 answers every request with a recorded provider
-response from ``shared/data/providers``: OpenAI chat (JSON and SSE), OpenAI embeddings
+response from ``tests/data/providers``: OpenAI chat (JSON and SSE), OpenAI embeddings
 (base64, two inputs), Anthropic messages (JSON and SSE). Each case is called by our handler
 (``core.model_providers.openai`` / ``anthropic``, as the model registry calls it: model
 resolution, key lookup, circuit breaker, retries wrapper, usage accounting with metrics
@@ -28,7 +28,9 @@ from pathlib import Path
 
 from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "providers"
+#: The tests' recorded responses (``tests.data.PROVIDERS``), by path: the server process imports
+#: this module before ``main`` puts the repo root on ``sys.path``.
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "providers"
 MESSAGES = [{"role": "system", "content": "You are a potato."}, {"role": "user", "content": "Who are you?"}]
 
 

@@ -1,7 +1,8 @@
 """Fixtures for the model provider tests: recorded responses, a mock HTTP transport, a runtime.
 
-Recorded provider traffic lives in ``shared/data/providers`` (see its MANIFEST.md); the
-tests replay it through ``httpx.MockTransport`` (HTTP providers) and botocore (Bedrock).
+Recorded provider traffic lives in ``tests/data/providers`` (its README names each file's
+source and license); the tests replay it through ``httpx.MockTransport`` (HTTP providers)
+and botocore (Bedrock).
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from core.model_providers import base, bedrock, circuit, http, secrets
-
-DATA_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "providers"
-requires_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"recorded responses not found at {DATA_DIR}")
+from tests.data import PROVIDERS
 
 #: Settings of every provider, removed from the environment so a developer's keys never leak in.
 PROVIDER_VARS = [k for k in os.environ if k.startswith(("OPENAI_", "ANTHROPIC_", "BEDROCK_", "OLLAMA_", "MODEL_"))]
@@ -27,7 +25,7 @@ PROVIDER_VARS = [k for k in os.environ if k.startswith(("OPENAI_", "ANTHROPIC_",
 
 def recorded(name: str) -> bytes:
     """Bytes of a recorded file, e.g. ``recorded("openai/embeddings.batch.response.json")``."""
-    return (DATA_DIR / name).read_bytes()
+    return (PROVIDERS / name).read_bytes()
 
 
 def recorded_json(name: str) -> Any:

@@ -18,11 +18,8 @@ from tests.core.model_providers.conftest import (
     json_response,
     recorded,
     recorded_json,
-    requires_data,
     sse_response,
 )
-
-pytestmark = requires_data
 
 KEY = "sk-ant-api03-test-0123456789abcdefghij"
 SETTINGS = {"ANTHROPIC_API_KEY": KEY}

@@ -25,9 +25,7 @@ from core.model_providers.http import ProviderError
 from core.model_providers.scripted import ScriptedModels
 from core.model_registry import ModelRegistry
 from core.types import ModelType
-from tests.core.model_providers.conftest import FakeRuntime, recorded, recorded_json, requires_data
-
-pytestmark = requires_data
+from tests.core.model_providers.conftest import FakeRuntime, recorded, recorded_json
 
 NOVA = "us.amazon.nova-micro-v1:0"
 TITAN = "amazon.titan-embed-text-v2:0"
@@ -85,13 +83,23 @@ async def test_converse_recorded_response(stubber, adapter, agent_id):
     assert log.body["provider"] == "bedrock" and log.body["model"] == NOVA
 
 
-async def test_small_and_large_model_ids_can_differ(stubber):
-    stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"), {
-        "modelId": "small-model", "messages": [{"role": "user", "content": [{"text": "x"}]}],
-        "inferenceConfig": {"maxTokens": 10, "temperature": 0.0, "stopSequences": ["END"]}})
+async def test_small_and_large_model_ids_can_differ(client, stubber):
+    # The model id as the client was asked for it, before the stubber answers: proves each call happened.
+    asked: list[str] = []
+    client.meta.events.register("provide-client-params.bedrock-runtime.Converse",
+                                lambda params, **_: asked.append(params["modelId"]))
+    answer = recorded_json("bedrock/converse.nova_micro.response.json")
+    for model_id in ("small-model", NOVA):  # BEDROCK_LARGE_MODEL_ID unset: large falls back to the text id
+        stubber.add_response("converse", answer, {
+            "modelId": model_id, "messages": [{"role": "user", "content": [{"text": "x"}]}],
+            "inferenceConfig": {"maxTokens": 10, "temperature": 0.0, "stopSequences": ["END"]}})
     runtime = FakeRuntime({**SETTINGS, "BEDROCK_SMALL_MODEL_ID": "small-model"})
-    await handler(ModelType.TEXT_SMALL)(runtime, {"prompt": "x", "maxTokens": 10, "temperature": 0,
-                                                  "stopSequences": ["END"]})
+    params = {"prompt": "x", "maxTokens": 10, "temperature": 0, "stopSequences": ["END"]}
+    small = await handler(ModelType.TEXT_SMALL)(runtime, dict(params))
+    large = await handler(ModelType.TEXT_LARGE)(runtime, dict(params))
+    assert asked == ["small-model", NOVA]
+    stubber.assert_no_pending_responses()
+    assert small == large == answer["output"]["message"]["content"][0]["text"]
 
 
 def serve_event_stream(client, raw: bytes, seen: list) -> None:

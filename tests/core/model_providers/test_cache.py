@@ -6,9 +6,7 @@ import logging
 
 from core.model_providers import cache, openai
 from core.types import ModelType
-from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded, requires_data
-
-pytestmark = requires_data
+from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded
 
 ON = {"OPENAI_API_KEY": "sk-x", "MODEL_RESPONSE_CACHE": "true"}
 

@@ -14,9 +14,7 @@ from core.model_providers.http import ProviderError
 from core.model_providers.scripted import ScriptedModels
 from core.model_registry import ModelRegistry
 from core.types import ModelType
-from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded_json, requires_data
-
-pytestmark = requires_data
+from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded_json
 
 SETTINGS = {"OLLAMA_BASE_URL": "http://127.0.0.1:11434"}
 

@@ -21,11 +21,8 @@ from tests.core.model_providers.conftest import (
     json_response,
     recorded,
     recorded_json,
-    requires_data,
     sse_response,
 )
-
-pytestmark = requires_data
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz0123456789"
 SETTINGS = {"OPENAI_API_KEY": KEY}

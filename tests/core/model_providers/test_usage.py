@@ -12,7 +12,7 @@ from core.model_providers import anthropic, openai
 from core.model_providers.usage import Usage, estimate_cost, record_usage
 from core.types import ModelType
 from core.types.log import ModelUsageBody
-from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded, requires_data
+from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded
 
 PRICES = {"gpt-4o-mini": {"input": 0.15, "output": 0.6}, "o3-mini": {"input": 1.1, "output": 4.4}}
 
@@ -82,7 +82,6 @@ async def test_without_a_runtime_only_the_metric_is_emitted(monkeypatch, capsys)
     assert blob["model"] == "claude-haiku-4-5"
 
 
-@requires_data
 async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, adapter, agent_id):
     mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
     runtime = FakeRuntime({"ANTHROPIC_API_KEY": "sk-ant-test-123456", "MODEL_PRICES": json.dumps(
