@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
 from core.errors import EmbeddingDimensionError, ModelError, ModelNotFoundError
+from core.knowledge import FRAGMENTS_TABLE
+from core.memory.facts import FACTS_TABLE
 from core.types import Memory, ModelType
 from functions.api_models import memory_json
 from infra.cli.common import (
@@ -28,12 +29,20 @@ from infra.cli.common import (
     uuid_arg,
 )
 
-_TABLE_NAME = re.compile(r"^[a-z_]{1,32}$")
+#: The memory tables that get embeddings, hence can be searched: ``--table`` accepts these and
+#: its help lists them. (``documents`` and ``action_results`` are never embedded, see
+#: ``core.db.postgres.embeddings.NEVER_EMBEDDED``: a document is searched through its fragments,
+#: table ``knowledge``.)
+#: ``summaries`` is ``core.memory.retention.SUMMARY_TABLE``, not imported: that module costs the
+#: CLI's start-up a Powertools import (a test keeps the two equal).
+SEARCHABLE_TABLES = ("messages", FACTS_TABLE, FRAGMENTS_TABLE, "summaries")
 
 
 def _table(text: str) -> str:
-    if not _TABLE_NAME.match(text):
-        raise argparse.ArgumentTypeError(f"not a table name (a-z and _, at most 32): {text!r}")
+    if text not in SEARCHABLE_TABLES:
+        hint = f" (a document's text is searched in table {FRAGMENTS_TABLE!r})" if text in {
+            "documents", "fragments"} else ""
+        raise argparse.ArgumentTypeError(f"unknown table {text!r}; one of {', '.join(SEARCHABLE_TABLES)}{hint}")
     return text
 
 
@@ -49,8 +58,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     search.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     search.add_argument("query", metavar="QUERY", help="what to look for")
     search.add_argument("--room-id", type=uuid_arg, metavar="UUID", help="only this room")
-    search.add_argument("--table", type=_table, default="messages",
-                        help="memory table: messages (default), facts, documents, fragments...")
+    search.add_argument("--table", type=_table, default="messages", metavar="TABLE",
+                        help=f"memory table: {', '.join(SEARCHABLE_TABLES)} (default messages;"
+                        f" {FRAGMENTS_TABLE} holds the fragments of imported documents)")
     search.add_argument("--count", type=int_range(1, 100), default=10, help="most results (1-100, default 10)")
     search.add_argument("--threshold", type=float_range(-1.0, 1.0), default=0.0,
                         help="least cosine similarity (-1 to 1, default 0)")

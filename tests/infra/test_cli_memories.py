@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -153,3 +154,53 @@ def test_a_model_of_another_dimension(agent, monkeypatch):
     status, out, err = run("memories", "search", name, "pizza")
     assert (status, out) == (1, "") and err.startswith("error: ") and "768" in err and "384" in err
     assert "EMBEDDING_DIMENSION" in err
+
+
+def test_the_help_names_the_real_tables_and_not_fragments(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["memories", "search", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    assert "messages, facts, knowledge, summaries" in text and "fragments," not in text
+
+
+def test_a_table_outside_the_list_is_refused_with_the_list(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["memories", "search", "eliza", "pizza", "--table", "fragments"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown table 'fragments'; one of messages, facts, knowledge, summaries" in err
+    assert "searched in table 'knowledge'" in err
+
+
+def test_every_listed_table_is_the_name_its_writer_uses_and_is_embedded():
+    from core.db.postgres.embeddings import NEVER_EMBEDDED
+    from core.knowledge import FRAGMENTS_TABLE
+    from core.memory.facts import FACTS_TABLE
+    from core.memory.retention import SUMMARY_TABLE
+    from infra.cli.memories import SEARCHABLE_TABLES
+
+    assert SEARCHABLE_TABLES == ("messages", FACTS_TABLE, FRAGMENTS_TABLE, SUMMARY_TABLE)
+    assert not set(SEARCHABLE_TABLES) & set(NEVER_EMBEDDED)
+
+
+def test_the_knowledge_table_finds_a_fragment(agent, database_url):
+    name, agent_id, rooms, _ = agent
+    fragment = Memory(entity_id=agent_id, agent_id=agent_id, room_id=rooms[0],
+                      content=Content(text="olives grow on trees in the mediterranean"))
+    asyncio.run(_store_embedded(database_url, fragment, "knowledge"))
+    status, out, err = run("memories", "search", name, "olives trees", "--table", "knowledge", "--json")
+    assert (status, err) == (0, "")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [str(fragment.id)]
+
+
+async def _store_embedded(database_url: str, memory: Memory, table: str) -> None:
+    pool = create_pool(Settings(database_url=database_url))
+    await pool.open()
+    try:
+        adapter = PostgresAdapter(pool)
+        await adapter.create_memories([memory], table)
+        await adapter.upsert_embeddings([EmbeddingRow(memory.id, memory.agent_id, memory.content_hash, "scripted",
+                                                      scripted_models.vector(memory.text))])
+    finally:
+        await pool.close()
