@@ -243,7 +243,7 @@ def plugin_route(agent: str, plugin: str) -> Response[Any]:
     path = event.path.split(f"{plugin_routes.PREFIX}{plugin}", 1)[1]
     route = plugin_routes.find_route(orchestrator, agent, plugin, event.http_method, path)
     try:
-        body = plugin_routes.parse_body(route, event.body)
+        body = plugin_routes.parse_body(route, event)
     except ValidationError as exc:
         fields = plugin_routes.validation_fields(exc)
         return _error(422, "validation_error", f"invalid request: {', '.join(f['field'] for f in fields)}",
@@ -396,12 +396,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     size = _body_size(event)
     limit = container.settings.max_body_bytes
     if size > limit:
-        body = {"error": "payload_too_large", "message": f"body is {size} bytes; the limit is {limit}"}
-        response = {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+        response = _plain_error(413, "payload_too_large", f"body is {size} bytes; the limit is {limit}")
     else:
-        # Powertools clears the routers' context after each request: give it on every invocation.
-        app.append_context(orchestrator=orchestrator, container=container)
-        response = app.resolve(_as_json(event), context)
+        try:
+            request = _as_json(event)
+        except ValueError:  # binascii.Error, UnicodeDecodeError
+            request = None
+            response = _plain_error(400, "invalid_json", "the request body is marked base64 but is not"
+                                    " base64-encoded UTF-8 text")
+        if request is not None:
+            # Powertools clears the routers' context after each request: give it on every invocation.
+            app.append_context(orchestrator=orchestrator, container=container)
+            response = app.resolve(request, context)
     _count_message_error(event, response["statusCode"])
     return response
 
@@ -413,19 +419,34 @@ def _count_message_error(event: dict[str, Any], status: int) -> None:
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:
-    """Every body of this API is JSON, whatever the Content-Type says.
+    """Every body of this API is JSON text, whatever the Content-Type says.
 
-    ``curl -d`` labels its body ``application/x-www-form-urlencoded``; Powertools would
-    parse that as a form. API Gateway passes the body through untouched, so we decide here.
+    ``curl -d`` labels its body ``application/x-www-form-urlencoded``: Powertools would parse
+    that as a form, and API Gateway HTTP APIs base64-encode it (``isBase64Encoded``), as they do
+    every body whose type is not text. So the body is decoded here, once, for every route.
+
+    Raises:
+        ValueError: the body is marked base64 but is not base64 of UTF-8 text.
     """
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    return {**event, "headers": {**headers, "content-type": "application/json"}}
+    request = {**event, "headers": {**headers, "content-type": "application/json"}}
+    if event.get("isBase64Encoded") and event.get("body"):
+        request.update(body=base64.b64decode(event["body"], validate=True).decode("utf-8"), isBase64Encoded=False)
+    return request
+
+
+def _plain_error(status: int, error: str, message: str) -> dict[str, Any]:
+    """An error response built without the resolver (before the request reaches it)."""
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"error": error, "message": message})}
 
 
 def _body_size(event: dict[str, Any]) -> int:
+    """The body's size in bytes; for a base64 body, computed from its length without decoding it
+    (exact for valid base64; a body that is not base64 is refused later, with 400)."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        return len(base64.b64decode(body))
+        return len(body) * 3 // 4 - (len(body) - len(body.rstrip("=")))
     return len(body.encode())
 
 

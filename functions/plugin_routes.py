@@ -4,7 +4,8 @@
 that method and path, validates the JSON body against the route's ``body_model`` and calls
 its handler with an ephemeral runtime. Errors follow the API's conventions: 404 for an
 unknown agent, plugin or route; 405 for a known path with another method; 422 naming the
-invalid fields; 400 for a body that is not JSON.
+invalid fields; 400 for a body that is not JSON (read base64-decoded when API Gateway
+encoded it, as it does a ``curl -d`` body).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from core.errors import NotFoundError
@@ -50,13 +52,20 @@ def find_route(orchestrator: Orchestrator, agent: str, plugin: str, method: str,
     raise NotFoundError(f"plugin {plugin!r} has no route {path}")
 
 
-def parse_body(route: Route, raw: str | None) -> Any:
+def parse_body(route: Route, event: BaseProxyEvent) -> Any:
     """The request body: JSON, validated against ``route.body_model`` when it has one.
 
+    Read as the rest of the API reads bodies: Powertools' ``event.decoded_body``, base64-decoded
+    when ``isBase64Encoded`` is true. API Gateway HTTP APIs base64-encode bodies whose
+    ``Content-Type`` is not text, such as the ``application/x-www-form-urlencoded`` that a plain
+    ``curl -d '{"name": "Ann"}'`` sends; whatever the ``Content-Type``, the body is read as JSON.
+
     Raises:
-        ValueError: the body is not JSON (the caller answers 400).
+        ValueError: the body is not base64 when it says it is, not UTF-8, or not JSON (the
+            caller answers 400).
         pydantic.ValidationError: it does not fit the model (the caller answers 422).
     """
+    raw = event.decoded_body  # binascii.Error and UnicodeDecodeError are ValueErrors
     data = json.loads(raw) if raw else None
     if route.body_model is None:
         return data

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import platform
 import socket
@@ -50,6 +51,16 @@ def test_form_encoded_content_type_is_read_as_json(messages_fn, scripted):
     event = http_event("POST", "/agents/eliza/messages", {"text": "hi"})
     event["headers"]["content-type"] = "application/x-www-form-urlencoded"
     assert messages_fn.handler(event, FakeContext())["statusCode"] == 200
+
+
+def test_a_curl_d_body_that_api_gateway_base64_encoded_gets_a_reply(messages_fn, scripted):
+    """API Gateway HTTP APIs base64-encode a form-typed body (``isBase64Encoded``)."""
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    event = http_event("POST", "/agents/eliza/messages")
+    event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    event.update(body=base64.b64encode(b'{"text": "Hello, who are you?"}').decode(), isBase64Encoded=True)
+    response = messages_fn.handler(event, FakeContext())
+    assert response["statusCode"] == 200 and json.loads(response["body"])["responses"][0]["text"] == "I am Eliza."
 
 
 def test_agent_by_id_and_listing(messages_fn):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -111,3 +112,56 @@ def test_every_route_the_function_serves_is_routed_by_the_template(messages_fn):
 
     assert {(m, shape(p)) for m, p in served} <= {(m, shape(p)) for m, p in deployed}
     assert ("ANY", "/agents/{agent}/plugins/{plugin}/{proxy+}") in deployed
+
+
+def _curl_d_event(path: str, raw: bytes) -> dict:
+    """What API Gateway sends for ``curl -d``: a form content type and the body base64-encoded."""
+    event = http_event("POST", path)
+    event["headers"] = {**event["headers"], "content-type": "application/x-www-form-urlencoded"}
+    event["body"] = base64.b64encode(raw).decode()
+    event["isBase64Encoded"] = True
+    return event
+
+
+def test_a_plain_curl_d_body_base64_encoded_by_api_gateway_is_read_as_json(messages_fn, agent):
+    event = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Ann", "times": 2}')
+    response = messages_fn.handler(event, FakeContext())
+    assert (response["statusCode"], json.loads(response["body"])) == (201, {"text": "hello Ann hello Ann"})
+
+
+def test_a_base64_body_that_fits_no_model_names_the_field(messages_fn, agent):
+    event = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Ann", "times": 7}')
+    response = messages_fn.handler(event, FakeContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 422 and [f["field"] for f in body["fields"]] == ["times"]
+
+
+@pytest.mark.parametrize("raw", [b"name=Ann&times=2", b"\xff\xfe{}", b"{not json"])
+def test_a_base64_body_that_is_not_utf8_json_is_a_400(messages_fn, agent, raw):
+    event = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", raw)
+    response = messages_fn.handler(event, FakeContext())
+    assert response["statusCode"] == 400 and json.loads(response["body"])["error"] == "invalid_json"
+
+
+def test_a_body_marked_base64_that_is_not_base64_is_a_400(messages_fn, agent):
+    event = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b"")
+    event["body"] = "%%%not-base64"
+    response = messages_fn.handler(event, FakeContext())
+    assert response["statusCode"] == 400 and json.loads(response["body"])["error"] == "invalid_json"
+
+
+@pytest.mark.parametrize("route", ["/agents/{agent}/messages", "/agents/{agent}/documents"])
+def test_a_body_marked_base64_that_is_not_base64_is_a_400_on_every_json_route(messages_fn, agent, route):
+    event = _curl_d_event(route.format(agent=agent), b"")
+    event["body"] = "%%%not-base64"
+    response = messages_fn.handler(event, FakeContext())
+    assert response["statusCode"] == 400 and json.loads(response["body"])["error"] == "invalid_json"
+
+
+def test_a_base64_body_over_the_limit_is_refused_by_its_decoded_size(messages_fn, agent, monkeypatch):
+    monkeypatch.setattr(messages_fn.container.settings, "max_body_bytes", 30)
+    fits = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Ann", "times": 1}')  # 27 bytes
+    assert messages_fn.handler(fits, FakeContext())["statusCode"] == 201
+    over = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Annabel", "times": 1}')  # 31 bytes
+    response = messages_fn.handler(over, FakeContext())
+    assert response["statusCode"] == 413 and "31 bytes" in json.loads(response["body"])["message"]
