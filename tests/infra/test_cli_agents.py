@@ -13,9 +13,7 @@ import pytest
 
 from core.uuid import string_to_uuid
 from infra.cli import main
-
-CHARACTERS = Path(__file__).resolve().parents[3] / "shared" / "data" / "characters"
-needs_characters = pytest.mark.skipif(not CHARACTERS.is_dir(), reason="../shared/data/characters is not present")
+from tests.data import CHARACTERS
 
 
 @pytest.fixture
@@ -38,7 +36,6 @@ def character_file(tmp_path: Path, **fields) -> tuple[Path, str]:
     return path, name
 
 
-@needs_characters
 def test_put_a_legacy_file_then_show_it_without_secrets(db, tmp_path):
     # trader.character.json: elizaOS 0.x, with settings.secrets (placeholder private keys)
     source = CHARACTERS / "trader.character.json"
@@ -69,7 +66,6 @@ def test_put_a_legacy_file_then_show_it_without_secrets(db, tmp_path):
     assert set(stored["secrets"]) == set(raw["settings"]["secrets"])
 
 
-@needs_characters
 def test_put_a_list_of_characters_then_list_them(db):
     status, out, err = run("agents", "put", CHARACTERS / "multi-chars.json")
     assert status == 0, err
@@ -128,7 +124,6 @@ def test_unknown_agent(db):
         assert (status, out) == (1, "") and err == f"error: no agent {ref!r} (see `agent agents list`)\n"
 
 
-@needs_characters
 def test_an_empty_file_is_refused_before_any_database_work(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")  # never reached
     path = CHARACTERS / "jin.character.json"  # 0 bytes, committed as a character
@@ -179,7 +174,6 @@ def test_two_characters_of_one_name_in_a_file(monkeypatch, tmp_path):
     assert status == 1 and err == f"error: {path}: two characters are named 'twin'\n"
 
 
-@needs_characters
 def test_show_a_real_character_in_full(db, tmp_path):
     source = tmp_path / "ada.json"
     shutil.copy(CHARACTERS / "ada.json", source)

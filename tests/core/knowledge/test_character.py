@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from core.knowledge.character import ingest_character_knowledge
 from core.knowledge.documents import get_document, is_shared, list_documents
 from core.knowledge.importer import Rejected
+from tests.data import CHARACTERS
 
-TRUMP = Path(__file__).parents[3].parent / "shared" / "data" / "characters" / "trump.character.json"
+TRUMP = CHARACTERS / "trump.character.json"
 
 
 def trump() -> dict:

@@ -23,12 +23,10 @@ from core.model_providers.scripted import ScriptedModels
 from core.runtime import AgentRuntime
 from core.types import ChannelType, Content, Memory
 from core.uuid import create_unique_uuid
+from tests.data import IRC_LOG
 
-IRC_LOG = Path(__file__).parents[4] / "shared" / "data" / "conversations" / "ubuntu_irc" / "2004-11-15_03.raw.txt"
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "memory"
 _LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]+)> (.*)$")
-
-requires_irc = pytest.mark.skipif(not IRC_LOG.exists(), reason="../shared/data is not present")
 
 
 @dataclass(frozen=True)

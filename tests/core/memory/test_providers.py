@@ -8,7 +8,7 @@ from core.memory import providers as memory_providers
 from core.memory.facts import Fact
 from core.memory.providers import ENTITIES, FACTS, RELATIONSHIPS
 from core.types import ChannelType, Component, Content, Memory, ModelType, State
-from tests.core.memory.conftest import bag_of_words, embed_all, irc_lines, requires_irc, seed_room
+from tests.core.memory.conftest import bag_of_words, embed_all, irc_lines, seed_room
 
 FACT_TEXTS = [
     "billytwowilly runs the Linux kernel 2.6.8.1-3-686.",
@@ -42,7 +42,6 @@ def test_the_providers_are_dynamic_as_in_elizaos():
 # -- FACTS -----------------------------------------------------------------------------------------
 
 
-@requires_irc
 async def test_facts_nearest_to_the_message_come_first(make_runtime, scripted, monkeypatch):
     monkeypatch.setattr(memory_providers, "RECENT_FACTS", 2)
     runtime = make_runtime()
@@ -60,7 +59,6 @@ async def test_facts_nearest_to_the_message_come_first(make_runtime, scripted, m
     assert scripted.calls[-1] == (ModelType.TEXT_EMBEDDING, {"text": "which linux kernel does billytwowilly run?"})
 
 
-@requires_irc
 async def test_facts_of_other_rooms_are_not_shown(make_runtime, scripted):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 20))
@@ -70,7 +68,6 @@ async def test_facts_of_other_rooms_are_not_shown(make_runtime, scripted):
     assert result.text == "" and result.data["facts"] == [] and result.values == {"facts": ""}
 
 
-@requires_irc
 async def test_facts_fall_back_to_recent_ones_when_the_embedding_fails(make_runtime, scripted, caplog):
     caplog.set_level(logging.WARNING)
     runtime = make_runtime()
@@ -86,7 +83,6 @@ async def test_facts_fall_back_to_recent_ones_when_the_embedding_fails(make_runt
     assert "similarity search failed" in caplog.text
 
 
-@requires_irc
 async def test_facts_through_compose_state_by_name(make_runtime, scripted):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 20))
@@ -100,7 +96,6 @@ async def test_facts_through_compose_state_by_name(make_runtime, scripted):
 # -- RELATIONSHIPS ---------------------------------------------------------------------------------
 
 
-@requires_irc
 async def test_relationships_list_the_other_side_with_strength_and_direction(make_runtime):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 130))
@@ -121,7 +116,6 @@ async def test_relationships_list_the_other_side_with_strength_and_direction(mak
     assert [r.interaction_count for r in result.data["relationships"]] == [3, 1]
 
 
-@requires_irc
 async def test_names_with_commas_are_quoted(make_runtime):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 10))
@@ -142,7 +136,6 @@ async def test_no_relationships_says_so(make_runtime):
 # -- ENTITIES --------------------------------------------------------------------------------------
 
 
-@requires_irc
 async def test_entities_list_the_sender_first_with_component_data(make_runtime):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 30))
@@ -156,7 +149,6 @@ async def test_entities_list_the_sender_first_with_component_data(make_runtime):
     assert result.values["senderName"] == "bob2" and len(result.data["entitiesData"]) == len(room.people)
 
 
-@requires_irc
 async def test_entities_are_bounded(make_runtime, monkeypatch):
     monkeypatch.setattr(memory_providers, "MAX_ENTITIES", 3)
     runtime = make_runtime()

@@ -17,7 +17,7 @@ from core.memory.reflection import (
     validate,
 )
 from core.types import ChannelType, Content, Memory, ModelType
-from tests.core.memory.conftest import drain, fixture_text, irc_lines, requires_irc, seed_room, sql
+from tests.core.memory.conftest import drain, fixture_text, irc_lines, seed_room, sql
 
 ANSWER = """<response><thought>ok</thought>
 <facts><fact><claim>tweaked is new to Linux</claim><subject>tweaked</subject><predicate>is new to</predicate>
@@ -93,7 +93,6 @@ def test_an_invalid_interval_falls_back_with_a_warning(make_runtime, caplog):
     assert "REFLECTION_INTERVAL" in caplog.text
 
 
-@requires_irc
 async def test_validate_is_true_every_n_messages_of_the_room(make_runtime, scripted):
     runtime = make_runtime({"REFLECTION_INTERVAL": 3})
     room = await seed_room(runtime, irc_lines(1, 2))
@@ -113,7 +112,6 @@ async def test_validate_is_true_every_n_messages_of_the_room(make_runtime, scrip
 # -- reflection on the real #ubuntu conversation ------------------------------------------------------
 
 
-@requires_irc
 async def test_reflection_on_a_real_group_conversation_stores_facts_and_relationships(make_runtime, scripted, sqs):
     runtime = make_runtime({"CONVERSATION_LENGTH": 200})
     room = await seed_room(runtime, irc_lines(1, 130))
@@ -161,7 +159,6 @@ async def test_reflection_on_a_real_group_conversation_stores_facts_and_relation
     assert marker == {"messageId": str(trigger.id), "createdAt": room.messages[-1].created_at}
 
 
-@requires_irc
 async def test_reflecting_again_confirms_instead_of_duplicating(make_runtime, scripted):
     runtime = make_runtime({"CONVERSATION_LENGTH": 200})
     room = await seed_room(runtime, irc_lines(1, 130))
@@ -182,7 +179,6 @@ async def test_reflecting_again_confirms_instead_of_duplicating(make_runtime, sc
     assert tie.tags == ["group_interaction", "helping"]
 
 
-@requires_irc
 @pytest.mark.parametrize("answer", [
     "Sorry, I cannot help with that.",
     fixture_text("ubuntu_irc_reflection.xml").split("<relationships>")[0],  # cut short
@@ -220,7 +216,6 @@ async def test_a_database_failure_is_logged_not_raised(make_runtime, caplog):
     assert "reflection in room" in caplog.text and "database down" in caplog.text
 
 
-@requires_irc
 async def test_only_participants_and_the_agent_resolve(make_runtime, scripted, agent_id):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 30))
@@ -253,7 +248,6 @@ async def test_only_participants_and_the_agent_resolve(make_runtime, scripted, a
     assert report.relationships_skipped == 3
 
 
-@requires_irc
 async def test_a_name_two_participants_share_resolves_to_neither(make_runtime, scripted):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 10))
@@ -267,7 +261,6 @@ async def test_a_name_two_participants_share_resolves_to_neither(make_runtime, s
     assert report.relationships == 0 and report.relationships_skipped == 1
 
 
-@requires_irc
 async def test_a_character_template_replaces_the_default(make_runtime, scripted):
     runtime = make_runtime(templates={"reflectionTemplate": "Reflect as {{agentName}} on:\n{{recentMessages}}"})
     room = await seed_room(runtime, irc_lines(1, 5))
@@ -276,7 +269,6 @@ async def test_a_character_template_replaces_the_default(make_runtime, scripted)
     assert scripted.calls[-1][1]["prompt"].startswith("Reflect as Eliza on:\n[2004-11-15 12:18] |trey|: usual,")
 
 
-@requires_irc
 async def test_facts_from_reflection_read_back_as_facts(make_runtime, scripted, adapter):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 40))
@@ -287,7 +279,6 @@ async def test_facts_from_reflection_read_back_as_facts(make_runtime, scripted, 
     assert fact.entity_id == room.people["tweaked"] and fact.text == "tweaked is new to Linux"
 
 
-@requires_irc
 async def test_the_prompt_lists_recent_speakers_first_and_is_bounded(make_runtime, scripted, monkeypatch):
     from core.memory import reflection as module
 

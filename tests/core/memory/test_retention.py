@@ -35,7 +35,6 @@ from tests.core.memory.conftest import (
     embed_all,
     fixture_text,
     irc_lines,
-    requires_irc,
     seed_room,
     sql,
 )
@@ -91,7 +90,6 @@ async def test_invalid_settings_fail_the_run_naming_the_setting(make_runtime, na
 # -- message retention -----------------------------------------------------------------------------
 
 
-@requires_irc
 async def test_without_a_retention_age_messages_are_kept(make_runtime, scripted):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 20))
@@ -100,7 +98,6 @@ async def test_without_a_retention_age_messages_are_kept(make_runtime, scripted)
     assert len(await messages_of(runtime, room.room_id)) == len(room.messages) and scripted.calls == []
 
 
-@requires_irc
 async def test_compression_summarises_old_messages_into_a_document_then_deletes_them(make_runtime, scripted, sqs,
                                                                                      one_chunk):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": "30"})
@@ -133,7 +130,6 @@ async def test_compression_summarises_old_messages_into_a_document_then_deletes_
     assert (again.scanned, again.deleted, again.summaries) == (0, 0, 0) and len(scripted.calls) == 1
 
 
-@requires_irc
 async def test_recall_survives_compression(make_runtime, scripted, adapter, one_chunk):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": "30"})
     room = await seed_room(runtime, irc_lines(1, 130))
@@ -156,7 +152,6 @@ async def test_recall_survives_compression(make_runtime, scripted, adapter, one_
     assert await messages_of(runtime, room.room_id) == []
 
 
-@requires_irc
 @pytest.mark.local_models
 async def test_recall_survives_compression_with_the_real_embedding_model(make_runtime, scripted, adapter, one_chunk):
     from core.model_providers import local_embedding
@@ -182,7 +177,6 @@ async def test_recall_survives_compression_with_the_real_embedding_model(make_ru
     assert found[0].room_id == room.room_id and found[0].similarity > found[1].similarity
 
 
-@requires_irc
 async def test_a_run_is_bounded_and_leaves_the_rest_for_the_next(make_runtime, scripted):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": 1, "MESSAGE_RETENTION_SUMMARIZE": "false",
                             "RETENTION_MAX_ROWS": 4})
@@ -195,7 +189,6 @@ async def test_a_run_is_bounded_and_leaves_the_rest_for_the_next(make_runtime, s
     assert scripted.calls == [] and await summaries_of(runtime, room.room_id) == []
 
 
-@requires_irc
 async def test_summaries_per_run_are_bounded_too(make_runtime, scripted):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": 1, "RETENTION_MAX_SUMMARIES": 1})
     first = await seed_room(runtime, irc_lines(1, 11))
@@ -209,7 +202,6 @@ async def test_summaries_per_run_are_bounded_too(make_runtime, scripted):
     assert [s.text.split(": ", 1)[1] for s in await summaries_of(runtime, second.room_id)] == ["second part"]
 
 
-@requires_irc
 @pytest.mark.parametrize("answer", [ModelError("outage", provider="scripted"), "", "<response></response>"])
 async def test_a_failed_summary_keeps_the_messages_and_does_not_raise(make_runtime, scripted, answer):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": 1})
@@ -221,7 +213,6 @@ async def test_a_failed_summary_keeps_the_messages_and_does_not_raise(make_runti
     assert await summaries_of(runtime, room.room_id) == []
 
 
-@requires_irc
 async def test_a_run_that_died_after_its_summary_is_finished_without_a_second_one(make_runtime, scripted):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": 1})
     room = await seed_room(runtime, irc_lines(1, 11))
@@ -274,7 +265,6 @@ SPECS = [("fresh and sure", 0.9, 0), ("fresh and unsure", 0.3, 0), ("old but sur
          ("month old", 0.5, 30), ("ancient", 0.9, 365), ("yesterday", 0.5, 1), ("week old", 0.6, 7)]
 
 
-@requires_irc
 async def test_consolidation_keeps_the_best_facts_by_confidence_and_recency(make_runtime):
     runtime = make_runtime({"FACTS_MAX_PER_ROOM": 4, "FACT_HALF_LIFE_DAYS": 30})
     room = await seed_room(runtime, irc_lines(1, 5))
@@ -295,7 +285,6 @@ async def test_consolidation_keeps_the_best_facts_by_confidence_and_recency(make
     assert again.deleted == 0
 
 
-@requires_irc
 async def test_consolidation_is_bounded_and_resumes(make_runtime):
     runtime = make_runtime({"FACTS_MAX_PER_ROOM": 2, "RETENTION_MAX_ROWS": 3})
     room = await seed_room(runtime, irc_lines(1, 5))
@@ -311,7 +300,6 @@ async def test_consolidation_is_bounded_and_resumes(make_runtime):
     assert await fact_texts(runtime, room.room_id) == {"fresh and sure", "week old"}
 
 
-@requires_irc
 async def test_consolidation_reads_only_rooms_with_new_facts_and_starts_over_when_the_cap_changes(make_runtime):
     runtime = make_runtime({"FACTS_MAX_PER_ROOM": 5})
     busy = await seed_room(runtime, irc_lines(1, 5))
@@ -346,7 +334,6 @@ async def test_consolidation_reads_only_rooms_with_new_facts_and_starts_over_whe
 # -- orphans ---------------------------------------------------------------------------------------
 
 
-@requires_irc
 async def test_orphan_facts_go_and_relationships_and_components_go_with_their_entity(make_runtime, adapter):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 130))
@@ -379,7 +366,6 @@ async def test_orphan_facts_go_and_relationships_and_components_go_with_their_en
     assert (again.scanned, again.deleted) == (2, 0)
 
 
-@requires_irc
 async def test_the_orphan_sweep_is_bounded_and_resumes_where_it_stopped(make_runtime, adapter):
     runtime = make_runtime({"RETENTION_MAX_ROWS": 2})
     room = await seed_room(runtime, irc_lines(1, 20))
@@ -439,7 +425,6 @@ async def test_metrics_respect_the_off_switch(make_runtime, capsys):
     assert "_aws" not in capsys.readouterr().out
 
 
-@requires_irc
 async def test_the_scheduled_runner_runs_the_three_tasks_and_reschedules_them(adapter, scripted):
     orchestrator = Orchestrator(adapter, plugins=[memory_plugin, scripted.plugin()],
                                 settings={"MESSAGE_RETENTION_DAYS": "30"})
