@@ -7,18 +7,33 @@ STAMP  := $(VENV)/.installed
 LAMBDA_VENV  ?= .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 
-.PHONY: install run migrate test lint bench clean check-deploy \
+.PHONY: install lock run migrate test lint bench clean check-deploy \
 	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every package comes from requirements.lock, hash-checked, with no dependency resolution at install time
+# (--no-deps: the lock is the whole set). llama-cpp-python is the exception that proves it: it is compiled
+# portably into .wheelhouse/ by infra/wheelhouse.py (never from pip's cache, which ignores build flags),
+# installed first, and then found already satisfied when the lock is installed.
+$(STAMP): pyproject.toml requirements.lock infra/wheelhouse.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	@echo ">> Installing dependencies. On a new machine llama-cpp-python compiles from source:"
-	@echo ">> about 5 minutes on 2 cores, once (pip caches the wheel)."
-	$(PY) -m pip install -q -e '.[local,dev]'
+	@echo ">> Installing the locked dependencies. On a new machine llama-cpp-python compiles from source:"
+	@echo ">> about 5 minutes on 2 cores, once (kept in .wheelhouse/). The whole first install takes about 7 minutes."
+	$(PY) -m pip install -q --no-deps "$$($(PY) infra/wheelhouse.py)"
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements.lock
+	@# setuptools warns about editable installs on every build: keep its output unless the step fails
+	@$(PY) -m pip install -q --no-deps -e . >$(VENV)/editable-install.log 2>&1 || { cat $(VENV)/editable-install.log; exit 1; }
 	touch $(STAMP)
+
+# Re-resolve the locks after changing dependencies in pyproject.toml (uv comes from the dev lock).
+# requirements-lambda.lock: the runtime dependencies alone, for Lambda (Python 3.12, arm64), at the dev lock's versions.
+UV_LOCK := UV_NO_CONFIG=1 $(VENV)/bin/uv pip compile -q --generate-hashes --custom-compile-command "make lock"
+lock: install
+	$(UV_LOCK) pyproject.toml --extra local --extra dev --universal --python-version 3.11 -o requirements.lock
+	$(UV_LOCK) pyproject.toml --python-version 3.12 --python-platform aarch64-manylinux_2_28 \
+		-c requirements.lock -o requirements-lambda.lock
+	echo aws-sam-cli | $(UV_LOCK) - --python-version 3.12 -o requirements-sam.lock
 
 run: install        ## local stack: embedded Postgres, migrations, moto SQS, gateway on 127.0.0.1:$${PORT:-3000}
 	$(PY) -m infra.local.stack serve
@@ -49,14 +64,15 @@ SAM_VENV   ?= .venv-sam
 SAM_PYTHON ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null || echo /root/.pyenv/versions/3.12.1/bin/python)
 SAM_ENV    := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline
 
-$(SAM_VENV)/bin/sam:
+$(SAM_VENV)/bin/sam: requirements-sam.lock
 	$(SAM_PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+	$(SAM_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-sam.lock
 
 # snapshot-restore-py: SnapStart's hooks library, which Lambda's runtime has.
-$(LAMBDA_STAMP): pyproject.toml
+$(LAMBDA_STAMP): pyproject.toml requirements-lambda.lock
 	$(SAM_PYTHON) -m venv $(LAMBDA_VENV)
-	$(LAMBDA_VENV)/bin/pip install -q -e . snapshot-restore-py
+	$(LAMBDA_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-lambda.lock
+	$(LAMBDA_VENV)/bin/pip install -q --no-deps -e . "$$(grep -o '^snapshot-restore-py==[^ ]*' requirements.lock)"
 	touch $(LAMBDA_STAMP)
 
 check-deploy: lint $(SAM_VENV)/bin/sam   ## cfn-lint, sam validate --lint (offline), sam build (~2 min; SAM_BUILD=0 skips it)
@@ -65,4 +81,4 @@ check-deploy: lint $(SAM_VENV)/bin/sam   ## cfn-lint, sam validate --lint (offli
 		$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-in-source --template template.yaml --build-dir .aws-sam/build; fi
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .data .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .data .aws-sam .wheelhouse

@@ -1,8 +1,8 @@
 """Build the Lambda deployment package: runtime dependencies only, for Lambda's platform.
 
 ``python -m infra.package DIR`` (also what ``sam build`` runs through the Makefile's
-``build-<Function>`` targets) installs ``[project].dependencies`` from pyproject.toml as
-manylinux wheels for the target (arm64, CPython 3.12 by default: Lambda's python3.12 runtime
+``build-<Function>`` targets) installs ``[project].dependencies`` as locked in
+``requirements-lambda.lock``, as manylinux wheels for the target (arm64, CPython 3.12 by default: Lambda's python3.12 runtime
 on Graviton), then copies the code the handlers import: ``core/``, ``functions/`` and the SQL
 migrations. Local-only extras (embedded Postgres, llama.cpp, ONNX Runtime, moto) and tests
 never enter it; ``bench/package_size.py`` checks both and measures the size.
@@ -15,8 +15,9 @@ Bytecode: the package ships ``.pyc`` files compiled by a CPython of the target v
 module (about 1.2 s instead of 0.4 s for the messages function on this machine). Without
 such an interpreter the package is built without bytecode, with a warning.
 
-Environment: ``LAMBDA_PLATFORM`` (``manylinux2014_aarch64``; ``manylinux2014_x86_64`` for
-x86_64 functions), ``LAMBDA_PYTHON`` (``3.12``).
+Versions come from ``requirements-lambda.lock`` (hash-checked), the same versions the tests run.
+
+Environment: ``LAMBDA_ARCH`` (``aarch64``; ``x86_64`` for x86_64 functions), ``LAMBDA_PYTHON`` (``3.12``).
 """
 
 from __future__ import annotations
@@ -39,23 +40,33 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
                     "urllib3")
 
 
-def runtime_dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """``[project].dependencies`` of the project (never the optional extras)."""
-    return tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+def install_dependencies(target: Path, platforms: list[str], python_version: str,
+                         lock: Path = ROOT / "requirements-lambda.lock") -> None:
+    """pip-install the locked runtime dependencies as binary wheels for ``platforms`` into ``target``.
 
-
-def install_dependencies(target: Path, platform: str, python_version: str) -> None:
-    """pip-install the runtime dependencies as binary wheels for ``platform`` into ``target``.
+    ``requirements-lambda.lock`` (``make lock``) pins ``[project].dependencies`` and everything they
+    need, with hashes, at the versions the tests run (it is resolved against ``requirements.lock``).
+    ``--no-deps``: the lock is the whole set, so nothing is resolved here.
 
     Raises:
-        subprocess.CalledProcessError: a dependency has no wheel for the platform.
+        subprocess.CalledProcessError: a locked package has no wheel for the platforms, or a hash differs.
     """
+    platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(target), "--platform", platform, "--python-version", python_version,
-         "--implementation", "cp", "--only-binary=:all:", "--upgrade", "--no-compile", *runtime_dependencies()],
+         "--target", str(target), *platform_args, "--python-version", python_version,
+         "--implementation", "cp", "--only-binary=:all:", "--upgrade", "--no-compile", "--no-deps",
+         "--require-hashes", "-r", str(lock)],
         check=True,
     )
+
+
+def lambda_platforms(arch: str) -> list[str]:
+    """pip platform tags for Lambda's python3.12 runtime (Amazon Linux 2023, glibc 2.34) on ``arch``.
+
+    Both manylinux_2_28 and manylinux2014 wheels run there; pip takes only the tags it is given.
+    """
+    return [f"manylinux_2_28_{arch}", f"manylinux2014_{arch}"]
 
 
 def remove_runtime_provided(target: Path) -> None:
@@ -119,7 +130,7 @@ def _interpreter(python_version: str) -> str | None:
 def build(target: Path) -> Path:
     """Build the package into ``target`` (created if missing) and return it."""
     target.mkdir(parents=True, exist_ok=True)
-    install_dependencies(target, os.environ.get("LAMBDA_PLATFORM", "manylinux2014_aarch64"),
+    install_dependencies(target, lambda_platforms(os.environ.get("LAMBDA_ARCH", "aarch64")),
                          os.environ.get("LAMBDA_PYTHON", "3.12"))
     if os.environ.get("LAMBDA_BUNDLE_BOTO3") != "1":
         remove_runtime_provided(target)

@@ -20,8 +20,7 @@ LOCAL_MODULES = (
 @pytest.fixture(scope="module")
 def package(tmp_path_factory, database_url) -> Path:
     # Built for this interpreter's platform (not Lambda's arm64) so it can be imported here.
-    platform = "manylinux2014_x86_64" if os.uname().machine == "x86_64" else "manylinux2014_aarch64"
-    env = {"LAMBDA_PLATFORM": platform, "LAMBDA_PYTHON": f"{sys.version_info.major}.{sys.version_info.minor}",
+    env = {"LAMBDA_ARCH": os.uname().machine, "LAMBDA_PYTHON": f"{sys.version_info.major}.{sys.version_info.minor}",
            "LAMBDA_BUNDLE_BOTO3": "1"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
