@@ -2,8 +2,8 @@
 
 ``python -m infra.package DIR`` (also what ``sam build`` runs through the Makefile's
 ``build-<Function>`` targets) installs ``[project].dependencies`` as locked in
-``requirements-lambda.lock``, as manylinux wheels for the target (arm64, CPython 3.12 by default: Lambda's python3.12 runtime
-on Graviton), then copies the code the handlers import: ``core/``, ``functions/`` and the SQL
+``requirements-lambda.lock``, as manylinux wheels for the target (arm64, CPython 3.12 by
+default: Lambda's python3.12 runtime on Graviton), then copies the code the handlers import: ``core/``, ``functions/`` and the SQL
 migrations. Local-only extras (embedded Postgres, llama.cpp, ONNX Runtime, moto) and tests
 never enter it; ``bench/package_size.py`` checks both and measures the size.
 
