@@ -3,6 +3,9 @@
 SmolLM2-135M gives a sensible one-line in-character reply but does not follow the action
 format (asked for it, it picks IGNORE with no text), so its text handlers do not claim
 ``structured_output``: the pipeline asks it for plain replies.
+
+The text model runs in a child process (``local_text``); the embedding model (ONNX Runtime)
+runs in this process.
 """
 
 from __future__ import annotations
@@ -13,14 +16,22 @@ from core.types import ModelType
 
 
 def preload() -> None:
-    """Load both models now (in the init phase) rather than on the first request."""
-    local_text.get_model()
+    """Load both models now (in the init phase) rather than on the first request.
+
+    Starts the text model's child process and waits until its model is loaded.
+
+    Raises:
+        ConfigurationError: a model file is missing or unreadable (the message names the path),
+            or a setting is invalid.
+        ModelError: the text model's process died or hung while loading.
+    """
+    local_text.get_model().start()
     local_embedding.get_model()
 
 
 plugin = Plugin(
     name="local",
-    description="Local llama.cpp text model and ONNX embedding model (no API key).",
+    description="Local llama.cpp text model (in a child process) and ONNX embedding model (no API key).",
     models=(
         ModelRegistration(ModelType.TEXT_SMALL, local_text.generate_text, priority=-10),
         ModelRegistration(ModelType.TEXT_LARGE, local_text.generate_text, priority=-10),
