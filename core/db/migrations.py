@@ -1,6 +1,6 @@
 """Versioned SQL migrations, applied under an advisory lock. Never called on the request path.
 
-Files are ``NNNN_name.sql``: the core schema's in ``infra/migrations``, a plugin's in the
+Files are ``NNNN_name.sql``: the core schema's in ``core/db/postgres/migrations``, a plugin's in the
 folder its ``Plugin.migrations`` names (elizaOS plugins ship a ``schema``). Each file is
 applied once, in its own transaction, and recorded with its namespace (``core`` or the
 plugin's name) and SHA-256; editing a file that was already applied is an error rather than
@@ -46,7 +46,7 @@ class Migration:
 
 def core_migrations() -> list[Migration]:
     """The core schema's migrations, in order."""
-    folder = resources.files("infra.migrations")
+    folder = resources.files("core.db.postgres.migrations")
     return load_migrations(Path(str(folder)))
 
 

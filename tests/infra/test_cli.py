@@ -155,7 +155,8 @@ def test_migrate_applies_then_is_up_to_date(postgres, monkeypatch):
     status, out, err = run("migrate")
     assert status == 0, err
     applied = out.splitlines()
-    assert applied == [f"applied {path.name}" for path in sorted((ROOT / "infra" / "migrations").glob("*.sql"))]
+    schema = ROOT / "core" / "db" / "postgres" / "migrations"
+    assert applied == [f"applied {path.name}" for path in sorted(schema.glob("*.sql"))]
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(applied)
     status, out, _ = run("migrate")

@@ -58,7 +58,8 @@ def test_nothing_local_only_or_test_code_is_packaged(package):
     names = {p.name.split("-")[0] for p in package.iterdir()}
     assert not names & set(LOCAL_ONLY)
     assert not (package / "tests").exists() and not (package / "infra" / "local").exists()
-    assert (package / "infra" / "migrations" / "0001_core.sql").exists()
+    assert (package / "core" / "db" / "postgres" / "migrations" / "0001_core.sql").exists()
+    assert not (package / "infra").exists()  # core reads its schema from itself
     assert not list(package.rglob("*.tokenizer.json"))  # local model assets stay out
 
 

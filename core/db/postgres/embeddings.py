@@ -1,6 +1,6 @@
 """Embeddings: vectors stored beside memories, written by the worker, searched by cosine.
 
-Layout (``infra/migrations/0004_embedding_dimensions.sql``): one ``embeddings`` row per
+Layout (``core/db/postgres/migrations/0004_embedding_dimensions.sql``): one ``embeddings`` row per
 memory, with one nullable column per supported dimension (``dim_384`` ... ``dim_3072``), each
 with its own HNSW cosine index, and copies of the memory's filter columns (``agent_id``,
 ``type``, ``room_id``, ``world_id``, ``entity_id``) so a filtered search never joins

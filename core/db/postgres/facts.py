@@ -1,6 +1,6 @@
 """Facts: de-duplicated upserts, per-room consolidation and orphan removal (see ``core.memory.facts``).
 
-Facts are memories of type ``'facts'``; ``infra/migrations/0007_facts.sql`` adds the unique
+Facts are memories of type ``'facts'``; ``core/db/postgres/migrations/0007_facts.sql`` adds the unique
 index on (agent, room, ``metadata->>'factKey'``) that the upsert's ``ON CONFLICT`` uses. Every
 statement is scoped by agent, and every bound is a parameter.
 """
