@@ -3,9 +3,10 @@
 ``python -m infra.package DIR`` (also what ``sam build`` runs through the Makefile's
 ``build-<Function>`` targets) installs ``[project].dependencies`` as locked in
 ``requirements-lambda.lock``, as manylinux wheels for the target (arm64, CPython 3.12 by
-default: Lambda's python3.12 runtime on Graviton), then copies the code the handlers import: ``core/``, ``functions/`` and the SQL
-migrations. Local-only extras (embedded Postgres, llama.cpp, ONNX Runtime, moto) and tests
-never enter it; ``bench/package_size.py`` checks both and measures the size.
+default: Lambda's python3.12 runtime on Graviton), then copies the code the handlers import:
+``core/`` (with its SQL migrations) and ``functions/``. Local-only extras (embedded Postgres,
+llama.cpp, ONNX Runtime, moto), ``infra/`` and tests never enter it; ``bench/package_size.py``
+checks that and measures the size.
 
 boto3 and its dependencies are left out: Lambda's Python runtimes ship them, and they are
 the largest part (about 35 MB of 75). ``LAMBDA_BUNDLE_BOTO3=1`` keeps them, to pin versions.
