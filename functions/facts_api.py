@@ -26,8 +26,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field, field_validator, model_validator
 
 from core.errors import NotFoundError
-from core.memory.facts import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind, store_facts
+from core.memory.facts import store_facts
 from core.types import ModelType
+from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind
 from functions.api_models import ApiModel
 
 router = APIGatewayHttpRouter()

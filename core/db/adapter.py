@@ -7,11 +7,11 @@ protocol keeps the runtime independent of it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from core.memory.facts import Fact, FactWrite, OrphanSweep
 from core.types import (
     Component,
     Content,
@@ -25,6 +25,7 @@ from core.types import (
     TaskUpdate,
     World,
 )
+from core.types.fact import Fact, FactWrite, OrphanSweep
 
 
 class AgentRecord(NamedTuple):
@@ -41,6 +42,22 @@ class AgentRecord(NamedTuple):
     name: str
     character: dict[str, Any]
     enabled: bool = True
+
+
+class AgentVersion(NamedTuple):
+    """An enabled agent's row as ``get_agent_versions`` reads it: the character only when it is news.
+
+    Attributes:
+        id: Agent id.
+        name: Its name.
+        updated_at: When the row last changed (every writer of ``agents`` sets it).
+        character: The character document, or ``None`` when the caller already holds this version.
+    """
+
+    id: UUID
+    name: str
+    updated_at: datetime
+    character: dict[str, Any] | None
 
 
 class ParticipantUserState(StrEnum):
@@ -139,6 +156,8 @@ class DatabaseAdapter(Protocol):
     async def get_agent(self, agent_id: UUID) -> AgentRecord | None: ...
 
     async def get_agents(self, *, include_disabled: bool = False) -> list[AgentRecord]: ...
+
+    async def get_agent_versions(self, known: Mapping[UUID, datetime]) -> list[AgentVersion]: ...
 
     async def update_agent(self, agent_id: UUID, changes: Mapping[str, Any]) -> bool: ...
 

@@ -16,11 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from core.errors import MigrationError
-from core.plugin import Plugin
+
+if TYPE_CHECKING:  # annotations only: the storage layer imports no feature package
+    from core.plugin import Plugin
 
 logger = logging.getLogger(__name__)
 

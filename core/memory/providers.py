@@ -22,9 +22,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from core.memory.facts import FACTS_TABLE, Fact
 from core.plugin import Provider, ProviderResult
 from core.types import Entity, Memory, ModelType, State
+from core.types.fact import FACTS_TABLE, Fact
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime

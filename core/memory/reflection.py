@@ -46,11 +46,12 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from core.memory.facts import FACT_KINDS, FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, store_facts
+from core.memory.facts import store_facts
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.plugin import Evaluator
 from core.types import Entity, Memory, ModelType, Relationship, State
+from core.types.fact import FACT_KINDS, FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime

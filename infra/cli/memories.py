@@ -13,8 +13,8 @@ from typing import Any
 
 from core.errors import EmbeddingDimensionError, ModelError, ModelNotFoundError
 from core.knowledge import FRAGMENTS_TABLE
-from core.memory.facts import FACTS_TABLE
 from core.types import Memory, ModelType
+from core.types.fact import FACTS_TABLE
 from functions.api_models import memory_json
 from infra.cli.common import (
     CliError,

@@ -176,8 +176,8 @@ def test_a_table_outside_the_list_is_refused_with_the_list(capsys):
 def test_every_listed_table_is_the_name_its_writer_uses_and_is_embedded():
     from core.db.postgres.embeddings import NEVER_EMBEDDED
     from core.knowledge import FRAGMENTS_TABLE
-    from core.memory.facts import FACTS_TABLE
     from core.memory.retention import SUMMARY_TABLE
+    from core.types.fact import FACTS_TABLE
     from infra.cli.memories import SEARCHABLE_TABLES
 
     assert SEARCHABLE_TABLES == ("messages", FACTS_TABLE, FRAGMENTS_TABLE, SUMMARY_TABLE)

@@ -20,7 +20,7 @@ from core.db.postgres.memories import decode_cursor, encode_cursor
 from core.db.postgres.values import check_page, from_ms, to_ms
 from core.db.retry import idempotent
 from core.errors import NotFoundError
-from core.memory.facts import FACTS_TABLE, MAX_EVIDENCE, Fact, FactWrite, OrphanSweep
+from core.types.fact import FACTS_TABLE, MAX_EVIDENCE, Fact, FactWrite, OrphanSweep
 from core.types.memory import now_ms
 
 #: A fact's stored confidence; NULL when missing or not a number (facts written by other code).

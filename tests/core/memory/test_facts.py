@@ -7,16 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import NotFoundError
-from core.memory.facts import (
-    FACTS_TABLE,
-    MAX_EVIDENCE,
-    Fact,
-    combine_confidence,
-    fact_key,
-    normalise_term,
-    store_facts,
-)
+from core.memory.facts import store_facts
 from core.types import Content, Entity, Memory, Room
+from core.types.fact import FACTS_TABLE, MAX_EVIDENCE, Fact, combine_confidence, fact_key, normalise_term
 from tests.core.memory.conftest import drain, sql
 
 

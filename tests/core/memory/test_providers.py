@@ -5,9 +5,9 @@ import uuid
 
 from core.errors import ModelError
 from core.memory import providers as memory_providers
-from core.memory.facts import Fact
 from core.memory.providers import ENTITIES, FACTS, RELATIONSHIPS
 from core.types import ChannelType, Component, Content, Memory, ModelType, State
+from core.types.fact import Fact
 from tests.core.memory.conftest import bag_of_words, embed_all, irc_lines, seed_room
 
 FACT_TEXTS = [

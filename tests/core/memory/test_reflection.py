@@ -6,7 +6,6 @@ import uuid
 import pytest
 
 from core.errors import ModelError
-from core.memory.facts import FACTS_TABLE, Fact
 from core.memory.reflection import (
     handler,
     marker_key,
@@ -17,6 +16,7 @@ from core.memory.reflection import (
     validate,
 )
 from core.types import ChannelType, Content, Memory, ModelType
+from core.types.fact import FACTS_TABLE, Fact
 from tests.core.memory.conftest import drain, fixture_text, irc_lines, seed_room, sql
 
 ANSWER = """<response><thought>ok</thought>

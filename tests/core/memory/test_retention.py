@@ -8,7 +8,6 @@ import pytest
 
 from core.character import Character
 from core.errors import ConfigurationError, ModelError
-from core.memory.facts import FACTS_TABLE, Fact
 from core.memory.plugin import memory_plugin
 from core.memory.retention import (
     FACT_CONSOLIDATION_TASK,
@@ -28,6 +27,7 @@ from core.orchestrator import Orchestrator
 from core.tasks.runner import TaskRunner
 from core.tasks.settings import TaskRunnerSettings
 from core.types import Component, Content, Memory, ModelType
+from core.types.fact import FACTS_TABLE, Fact
 from core.types.memory import now_ms
 from tests.core.memory.conftest import (
     bag_of_words,
