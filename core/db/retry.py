@@ -52,6 +52,8 @@ from core.errors import ConfigurationError, DatabaseError, TransientDatabaseErro
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
+#: An async method, typed as itself: decorators that mark it keep its signature for type checkers.
+M = TypeVar("M", bound=Callable[..., Awaitable[Any]])
 
 #: Method-name prefixes of operations that are safe to re-run after a lost connection: reads
 #: (``get_``, ``list_``, ``search_``, ``count_``, ``is_``) and writes that converge (``upsert_``,
@@ -143,7 +145,7 @@ class RetryPolicy:
         return cls(**values)
 
 
-def idempotent(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def idempotent(method: M) -> M:
     """Mark an adapter method as safe to re-run after a lost connection (see ``IDEMPOTENT_PREFIXES``)."""
     method.__idempotent__ = True  # type: ignore[attr-defined]
     return method
