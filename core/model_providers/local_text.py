@@ -305,30 +305,34 @@ class LocalTextModel:
     def _serve(self, request: dict[str, Any], on_chunk: Callable[[str], None], cancel: threading.Event) -> None:
         if cancel.is_set():  # cancelled while it waited for its turn
             return
-        deadline = time.monotonic() + self.timeout_s
-        self._send_request(request, deadline)
+        deadline = self._send_request(request)
         self.generating = True
         try:
             self._stream_reply(on_chunk, cancel, deadline)
         finally:
             self.generating = False
 
-    def _send_request(self, request: dict[str, Any], deadline: float) -> None:
-        """Send ``request`` and wait for ``started``; a child that was dead already is replaced, once."""
+    def _send_request(self, request: dict[str, Any]) -> float:
+        """Send ``request`` and wait for ``started``; a child that was dead already is replaced, once.
+
+        Returns:
+            The generation's deadline (``time.monotonic``): ``timeout_s`` from when the request
+            went to a running child (a start and model load do not count).
+        """
         for attempt in (1, 2):
             self._ensure_started()
             assert self._process is not None and self._process.stdin is not None
+            deadline = time.monotonic() + self.timeout_s
             with contextlib.suppress(BrokenPipeError):
                 local_worker.write_message(self._process.stdin.fileno(), request)
                 if (message := self._next_message(deadline)) is not None:
                     self._expect(message, "started")
-                    return
+                    return deadline
             code = self._discard()
-            logger.warning("the local text model process had stopped (%s); starting a new one",
-                           _exit_description(code))
-            if attempt == 2:
-                raise ModelError(f"the local text model process stopped before reading the request"
-                                 f" ({_exit_description(code)})", provider=PROVIDER, retryable=True)
+            logger.warning("the local text model process had stopped (%s)%s", _exit_description(code),
+                           "; starting a new one" if attempt == 1 else "")
+        raise ModelError(f"the local text model process stopped twice before reading the request"
+                         f" ({_exit_description(code)})", provider=PROVIDER, retryable=True)
 
     def _stream_reply(self, on_chunk: Callable[[str], None], cancel: threading.Event, deadline: float) -> None:
         cancel_sent = False

@@ -57,3 +57,38 @@ async def test_the_local_text_model_needs_a_prompt():
 
     with pytest.raises(ModelError, match="prompt"):
         await generate_text(None, {})
+
+
+ELIZA = {"system": "You are Eliza, a friendly AI. Answer in one sentence.",
+         "messages": [{"role": "user", "content": "Hello, who are you?"}], "max_tokens": 60, "repeat_penalty": 1.3}
+
+
+async def test_the_local_text_model_streams_chunks_that_join_to_the_returned_text():
+    from core.model_providers.local_text import generate_text
+
+    chunks: list[str] = []
+    reply = await generate_text(None, {**ELIZA, "on_stream_chunk": chunks.append})
+    assert len(chunks) > 1, chunks  # token by token, not the whole reply at the end
+    assert "".join(chunks) == reply and reply == reply.strip() and reply
+
+
+async def test_chunks_reach_an_async_callback_through_the_model_registry_before_the_call_returns():
+    """Through the registry, which would deliver the whole text once if the handler did not stream."""
+    import time
+
+    from core.model_providers.local import plugin
+    from core.model_registry import ModelRegistry
+    from core.types import ModelType
+
+    registry = ModelRegistry()
+    for registration in plugin.models:
+        registry.register(plugin.name, registration)
+    arrivals: list[tuple[float, str]] = []
+
+    async def on_chunk(text: str) -> None:
+        arrivals.append((time.monotonic(), text))
+
+    reply = await registry.use(None, ModelType.TEXT_LARGE, ELIZA, on_stream_chunk=on_chunk)
+    returned = time.monotonic()
+    assert len(arrivals) > 1 and "".join(text for _, text in arrivals) == reply
+    assert arrivals[0][0] < returned

@@ -1,0 +1,242 @@
+"""The local text model's child process: crashes, hangs and deaths cost one call, never the caller's process.
+
+Real SmolLM2 on llama.cpp in a real child process; the faults are real signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigurationError, ModelError
+from core.model_providers import local, local_text
+from core.model_providers.local_text import LocalTextModel, model_path
+
+pytestmark = pytest.mark.local_models
+
+HELLO = [{"role": "system", "content": "You are Eliza, a friendly AI. Answer in one sentence."},
+         {"role": "user", "content": "Hello, who are you?"}]
+#: A reply long enough to be interrupted after its first chunk.
+STORY = [{"role": "user", "content": "Tell me a long story about a dragon and a knight."}]
+
+
+@pytest.fixture(scope="module")
+def model():
+    started = LocalTextModel(model_path(), timeout_s=30.0)
+    started.start()
+    yield started
+    started.close()
+
+
+def gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_gone(pid: int, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if gone(pid):
+            return True
+        time.sleep(0.05)
+    return gone(pid)
+
+
+async def test_killing_the_process_mid_reply_fails_that_call_and_the_next_call_gets_a_new_process(model):
+    first_pid = model.pid
+    chunks: list[str] = []
+
+    def kill_on_first_chunk(text: str) -> None:
+        if not chunks:
+            os.kill(first_pid, signal.SIGKILL)
+        chunks.append(text)
+
+    with pytest.raises(ModelError, match="died while generating.*SIGKILL") as failure:
+        await model.chat_async(STORY, max_tokens=200, on_chunk=kill_on_first_chunk)
+    assert failure.value.provider == "local" and failure.value.retryable
+    assert chunks  # it had started streaming
+
+    reply = await model.chat_async(HELLO, max_tokens=60, repeat_penalty=1.3)
+    assert len(reply.split()) >= 2
+    assert model.pid not in (None, first_pid) and wait_gone(first_pid)
+
+
+async def test_a_process_killed_while_idle_is_replaced_without_the_caller_noticing(model):
+    idle_pid = model.pid
+    os.kill(idle_pid, signal.SIGKILL)
+    reply = await model.chat_async(HELLO, max_tokens=60, repeat_penalty=1.3)
+    assert len(reply.split()) >= 2 and model.pid not in (None, idle_pid)
+
+
+async def test_a_process_that_dies_before_reading_the_request_is_replaced_and_the_request_sent_again(model):
+    """The child still runs when the request is written, then dies without reading it (the idle test's race)."""
+    doomed = model.pid
+    os.kill(doomed, signal.SIGSTOP)  # alive for poll(), but it will not read the request
+    killer = threading.Timer(0.5, os.kill, (doomed, signal.SIGKILL))
+    killer.start()
+    try:
+        reply = await model.chat_async(HELLO, max_tokens=30)
+    finally:
+        killer.join()
+    assert reply and model.pid not in (None, doomed)
+
+
+async def test_a_generation_past_the_timeout_kills_the_process_and_raises_a_model_error():
+    hung = LocalTextModel(model_path(), timeout_s=1.5)
+    try:
+        hung.start()
+        pid = hung.pid
+
+        def freeze(text: str) -> None:
+            os.kill(pid, signal.SIGSTOP)  # a hang llama.cpp never returns from
+
+        started = time.monotonic()
+        with pytest.raises(ModelError, match="did not finish within 1.5 s"):
+            await hung.chat_async(STORY, max_tokens=200, on_chunk=freeze)
+        assert 1.4 < time.monotonic() - started < 5.0
+        assert wait_gone(pid)
+        hung.timeout_s = 60.0  # the machine may be busy: only the first call is meant to time out
+        reply = await hung.chat_async(HELLO, max_tokens=30)  # a fresh process, started in the background
+        assert reply and hung.pid != pid
+    finally:
+        hung.close()
+
+
+async def test_a_cancelled_call_stops_the_generation_and_keeps_the_process(model):
+    pid = model.pid
+    chunks: list[str] = []
+    task = asyncio.ensure_future(model.chat_async(STORY, max_tokens=400, on_chunk=chunks.append))
+    while not chunks:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = time.monotonic()
+    reply = await model.chat_async(HELLO, max_tokens=30)
+    assert reply and model.pid == pid
+    assert time.monotonic() - started < 10  # it did not wait for the 400 tokens
+
+
+async def test_an_error_inside_llama_cpp_fails_the_call_and_keeps_the_process(model):
+    pid = model.pid
+    too_long = [{"role": "user", "content": "word " * 5000}]  # over the 2,048-token context
+    with pytest.raises(ModelError, match="local text model failed") as failure:
+        await model.chat_async(too_long, max_tokens=10)
+    assert failure.value.provider == "local"
+    assert model.pid == pid and await model.chat_async(HELLO, max_tokens=20)
+
+
+def test_the_blocking_chat_streams_on_the_model_thread_and_returns_the_joined_chunks(model):
+    chunks: list[str] = []
+    reply = model.chat(HELLO, max_tokens=40, repeat_penalty=1.3, on_chunk=chunks.append)
+    assert len(chunks) > 1 and "".join(chunks) == reply
+
+
+def test_closing_ends_the_process_through_its_pipe_and_the_model_starts_no_other():
+    closing = LocalTextModel(model_path())
+    closing.start()
+    process = closing._process
+    closing.close()
+    assert process.returncode == 0  # it saw end of file and exited: not killed
+    assert closing.pid is None
+    with pytest.raises(ModelError, match="closed"):
+        closing.chat(HELLO, max_tokens=5)
+
+
+@pytest.fixture
+def fresh_global_model(monkeypatch):
+    """``local_text.get_model()`` builds a new model for the test (and the old one comes back after)."""
+    monkeypatch.setattr(local_text, "_model", None)
+    yield
+    if local_text._model is not None:
+        local_text._model.close()
+
+
+def test_a_missing_model_file_fails_preload_with_a_configuration_error_naming_the_path(
+        fresh_global_model, monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere" / "model.gguf"
+    monkeypatch.setenv("LOCAL_TEXT_MODEL_PATH", str(missing))
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match=f"{missing}.*does not exist"):
+        local.preload()
+    assert time.monotonic() - started < 5  # a clear error, not a hang
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    (None, "cannot read the local text model file"),  # a directory
+    (b"not a model at all", "is not a GGUF file"),
+    (b"GGUF" + b"\x00" * 64, "cannot load the local text model"),  # llama.cpp refuses it, in the child
+])
+def test_an_unusable_model_file_fails_preload_with_a_configuration_error_naming_the_path(
+        fresh_global_model, monkeypatch, tmp_path, content, error):
+    path = tmp_path / "model.gguf"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    monkeypatch.setenv("LOCAL_TEXT_MODEL_PATH", str(path))
+    with pytest.raises(ConfigurationError, match=error) as failure:
+        local.preload()
+    assert str(path) in str(failure.value)
+
+
+async def test_a_model_that_cannot_start_fails_the_call_with_a_model_error(fresh_global_model, monkeypatch, tmp_path):
+    """At call time (no preload), the missing file is a 502-able ModelError, not a 500."""
+    monkeypatch.setenv("LOCAL_TEXT_MODEL_PATH", str(tmp_path / "missing.gguf"))
+    with pytest.raises(ModelError, match="missing.gguf"):
+        await local_text.generate_text(None, {"prompt": "hi"})
+
+
+@pytest.mark.parametrize("name", ["LOCAL_TEXT_TIMEOUT_S", "LOCAL_TEXT_START_TIMEOUT_S"])
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "inf"])
+def test_a_bad_timeout_setting_is_a_configuration_error_naming_the_variable(fresh_global_model, monkeypatch,
+                                                                            name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=f"{name} must be a positive number of seconds"):
+        local_text.get_model()
+
+
+async def test_a_bad_sampling_parameter_is_a_model_error_that_is_not_retried():
+    with pytest.raises(ModelError, match="invalid sampling parameter") as failure:
+        await local_text.generate_text(None, {"prompt": "hi", "max_tokens": "many"})
+    assert not failure.value.retryable
+
+
+PARENT = textwrap.dedent("""
+    import os, signal, sys, time
+    from core.model_providers.local_text import LocalTextModel, model_path
+    model = LocalTextModel(model_path())
+    model.start()
+    if sys.argv[1] == "stopped":
+        os.kill(model.pid, signal.SIGSTOP)  # it cannot read the end of file: only PR_SET_PDEATHSIG can end it
+    print(model.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("child_state", ["idle", "stopped"])
+def test_the_model_process_dies_with_its_parent_killed_by_sigkill(child_state):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, child_state], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(local_text.__file__).parents[2])
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert not gone(child_pid)
+        parent.kill()
+        parent.wait()
+        assert wait_gone(child_pid), f"model process {child_pid} outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
