@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.db.migrations import migrate
+from tests.ci_guard import pytest_configure, pytest_runtest_makereport  # noqa: F401 (hooks: local models never skip in CI)
 
 # Fake AWS credentials before anything imports boto3: no test may reach a real account.
 for _key, _value in {
