@@ -1,7 +1,7 @@
 """``AgentRuntime``: one agent, for one invocation.
 
 Built from a process-wide ``AgentBlueprint`` and the shared adapter; construction does no
-SQL and no model call (DESIGN.md "Stateless core, warm container"). Everything it buffers
+SQL and no model call (docs/architecture.md "Stateless core, warm container"). Everything it buffers
 (embedding requests) is flushed by the message service before the invocation ends.
 """
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (DESIGN.md section 4), camelCase on the wire."""
+"""Request and response bodies of the HTTP API (docs/architecture.md "The HTTP API"), camelCase on the wire."""
 
 from __future__ import annotations
 

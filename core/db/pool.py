@@ -1,6 +1,6 @@
 """The process-wide connection pool, opened once in the Lambda init phase.
 
-Why these defaults (DESIGN.md "Pool for Lambda"): a Lambda container runs one event at a
+Why these defaults (docs/architecture.md "Pool for Lambda"): a Lambda container runs one event at a
 time, so one connection is enough (``max_size=1``) and none is held while frozen
 (``min_size=0``); ``prepare_threshold=None`` keeps RDS Proxy / PgBouncer in transaction mode
 working (no server-side prepared statements); autocommit plus explicit transactions keeps

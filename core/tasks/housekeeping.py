@@ -1,7 +1,7 @@
 """Housekeeping done by every scheduled run, bounded per run.
 
 * **Lost embeddings.** A memory is stored first and its embedding queued after the reply
-  (DESIGN.md "Embeddings off the reply path"); if SQS was down, or a request went to a DLQ,
+  (docs/architecture.md "Embeddings off the reply path"); if SQS was down, or a request went to a DLQ,
   the memory stays without a vector. Memories with text still without a vector of their
   current text ``EMBEDDING_PENDING_AFTER_S`` after creation (and younger than
   ``EMBEDDING_PENDING_MAX_AGE_S``) are queued again at normal priority, at most

@@ -26,7 +26,7 @@ claimed it (the remaining invocation time plus ``TASK_LEASE_MARGIN_S``), so it c
 while that invocation can still be running the task; and every write that ends a run checks
 the lease owner, so a run that lost its lease changes nothing. Delivery is at least once: a
 runner that dies after the worker's side effects but before settling leaves the task to be
-run again after its lease lapses; workers must tolerate that (DESIGN.md "At-least-once").
+run again after its lease lapses; workers must tolerate that (docs/architecture.md "At-least-once everywhere").
 
 The resolution of ``updateInterval`` is the schedule's rate (one minute by default): each
 task runs at most once per invocation, as elizaOS's resolution was its 1-second tick.
