@@ -19,3 +19,5 @@ PROVIDERS = DATA_DIR / "providers"
 UBUNTU_IRC = DATA_DIR / "conversations" / "ubuntu_irc"
 #: The log itself: ``[HH:MM] <nick> text`` lines and ``===`` system lines.
 IRC_LOG = UBUNTU_IRC / "2004-11-15_03.raw.txt"
+#: The project's own architecture page (not a copy): the knowledge tests' real long document.
+ARCHITECTURE_DOC = DATA_DIR.parents[1] / "docs" / "architecture.md"

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from core.knowledge.chunking import normalise, split_text
-
-DESIGN = Path(__file__).parents[3].parent / "shared" / "DESIGN.md"
+from tests.data import ARCHITECTURE_DOC
 
 
 def _check_slices(text: str, chunks, limit: int) -> None:
@@ -73,7 +70,7 @@ def test_cjk_sentences_split_without_spaces():
 
 
 def test_the_split_is_deterministic_and_covers_every_word_of_a_real_document():
-    text = normalise(DESIGN.read_text())
+    text = normalise(ARCHITECTURE_DOC.read_text())
     first, second = split_text(text, 800, 100), split_text(text, 800, 100)
     assert first == second
     _check_slices(text, first, 800)

