@@ -3,7 +3,11 @@
 Knowledge: ``trump.character.json``'s 20 knowledge strings and the project's own
 ``docs/architecture.md`` (a shared file entry of the character), ingested by
 ``ingest_character_knowledge``; the IRC corpus's ``README.md`` and ``LICENSE-data.txt``
-imported by ``import_folder``. The inputs are in ``tests/data`` (``tests.data``). Vectors are made by the
+imported by ``import_folder``. The inputs are in ``tests/data`` (``tests.data``).
+
+``docs/architecture.md`` is a living document: an edit that moves or rewords a passage named
+in ``DOCUMENT_QUESTIONS`` fails these tests on purpose. Re-measure, then update the passage,
+the first-rank floor and the figures in ``core.knowledge``'s docstring together. Vectors are made by the
 embedding worker from what the low-priority queue holds, as in production.
 """
 
