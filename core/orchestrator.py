@@ -3,7 +3,13 @@
 In Lambda the orchestrator lives for the container's life; the runtimes it hands out live
 for one invocation (``ephemeral=True``): built from a cached blueprint, they cost no SQL.
 Lifecycle events (``agent:added``, ``agent:started``, ``agent:stopped``, ``agent:deleted``)
-are emitted on ``Orchestrator.events`` with ``{"agentId", "name"}``.
+are emitted on ``Orchestrator.events`` with ``{"agentId", "name"}``; so are ``agent:updated``
+(a stored character changed and its blueprint was rebuilt) and ``agent:removed`` (its row was
+deleted or disabled: no longer served), which this runtime adds for ``core.agent_refresh``.
+
+Agents stored while the process runs: ``refresher`` (a ``core.agent_refresh.AgentRefresher``,
+set by the process that serves requests) re-reads the agents table from the request path,
+rate limited; ``before_request`` is its hook.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from core.blueprint import AgentBlueprint, character_plugins
@@ -28,7 +34,10 @@ from core.plugin import Plugin
 from core.runtime import AgentRuntime
 from core.state_cache import DEFAULT_SIZE, DEFAULT_TTL_S, StateCache
 from core.types import ChannelType, Content, Memory, MemoryMetadata, ModelType
-from core.uuid import create_unique_uuid
+from core.uuid import create_unique_uuid, string_to_uuid
+
+if TYPE_CHECKING:
+    from core.agent_refresh import AgentRefresher
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +110,11 @@ class Orchestrator:
         self.settings = dict(settings or {})
         self.events = EventBus()
         self._agents: dict[UUID, AgentBlueprint] = {}
+        self._specs: dict[UUID, AgentSpec] = {}
         self._settings: dict[UUID, dict[str, Any]] = {}
         self._adapters: dict[UUID, DatabaseAdapter] = {}
+        self._stored: set[UUID] = set()  # ids known to have a row: a row that goes away stops the agent
+        self.refresher: AgentRefresher | None = None
 
     # -- adding and finding agents ----------------------------------------------------------
 
@@ -151,7 +163,10 @@ class Orchestrator:
             )
         for spec, blueprint in zip(specs, blueprints, strict=True):
             self._agents[blueprint.agent_id] = blueprint
+            self._specs[blueprint.agent_id] = spec
             self._settings[blueprint.agent_id] = {**self.settings, **spec.settings}
+            if persist:
+                self._stored.add(blueprint.agent_id)
             if database_adapter is not None:
                 self._adapters[blueprint.agent_id] = database_adapter
             await self._lifecycle("agent:added", blueprint)
@@ -168,12 +183,19 @@ class Orchestrator:
                                            float(settings.get("STATE_CACHE_TTL_S") or DEFAULT_TTL_S))
         return blueprint
 
-    def _check_unique_names(self, new: list[AgentBlueprint]) -> None:
-        seen = {b.character.name.lower(): b.agent_id for b in self._agents.values()}
+    def _check_unique_names(self, new: list[AgentBlueprint], *, ignore: UUID | None = None) -> None:
+        seen = {b.character.name.lower(): b.agent_id for b in self._agents.values() if b.agent_id != ignore}
         for blueprint in new:
             other = seen.setdefault(blueprint.character.name.lower(), blueprint.agent_id)
             if other != blueprint.agent_id:
                 raise ConfigurationError(f"two agents are named {blueprint.character.name!r}")
+
+    def has_agent(self, ref: str | UUID) -> bool:
+        """Whether ``ref`` (an id, or a name in any case) names a registered agent."""
+        try:
+            return UUID(str(ref)) in self._agents
+        except ValueError:
+            return self.get_agent_by_name(str(ref)) is not None
 
     def get_agents(self) -> list[AgentBlueprint]:
         """Every registered agent, by name."""
@@ -264,10 +286,83 @@ class Orchestrator:
         await self.stop_agents([b.agent_id for b in chosen])
         for blueprint in chosen:
             await self._adapters.get(blueprint.agent_id, self.adapter).delete_agent(blueprint.agent_id)
-            del self._agents[blueprint.agent_id]
-            self._settings.pop(blueprint.agent_id, None)
-            self._adapters.pop(blueprint.agent_id, None)
+            self._forget(blueprint.agent_id)
             await self._lifecycle("agent:deleted", blueprint)
+        return len(chosen)
+
+    def _forget(self, agent_id: UUID) -> None:
+        del self._agents[agent_id]
+        for registry in (self._specs, self._settings, self._adapters):
+            registry.pop(agent_id, None)
+        self._stored.discard(agent_id)
+
+    # -- agents stored while the process runs (``core.agent_refresh``) ------------------------
+
+    async def before_request(self, wanted: str | None = None) -> None:
+        """Request-path hook: let the ``refresher`` re-read the agents table when due (no SQL otherwise).
+
+        Args:
+            wanted: The agent id or name the request names, if any (an unknown one may
+                trigger a read, rate limited).
+        """
+        if self.refresher is not None:
+            await self.refresher.before_request(wanted)
+
+    def stored_agent_ids(self) -> list[UUID]:
+        """Registered agents known to have a row in ``agents`` (added with ``persist``, or seen there)."""
+        return [i for i in self._agents if i in self._stored]
+
+    def mark_stored(self, ids: Iterable[UUID]) -> None:
+        """Record that these agents have a row (those registered: a row gone later removes them)."""
+        self._stored.update(i for i in ids if i in self._agents)
+
+    async def put_stored_agent(self, character: Character) -> None:
+        """Serve a character read from the agents table: register and start it, or rebuild a changed one.
+
+        A registered agent keeps the plugins and settings it was added with; only its character
+        changes (an unchanged character does nothing). Its blueprint is rebuilt here, once, so
+        building a runtime per invocation still costs no SQL.
+
+        Args:
+            character: The stored character, with the row's id.
+
+        Raises:
+            ConfigurationError: a plugin it names cannot be resolved, or another agent of this
+                process (one without a row) has its name.
+        """
+        agent_id = character.id or string_to_uuid(character.name)
+        spec = self._specs.get(agent_id)
+        if spec is None:
+            await self.add_agents([character], persist=False, auto_start=True)
+            return
+        current = self._agents[agent_id].character
+        if current.model_dump(mode="json", by_alias=True) == character.model_dump(mode="json", by_alias=True):
+            return
+        await self._replace(agent_id, AgentSpec(character, spec.plugins, spec.settings))
+
+    async def _replace(self, agent_id: UUID, spec: AgentSpec) -> None:
+        old = self._agents[agent_id]
+        blueprint = self._blueprint(spec)
+        self._check_unique_names([blueprint], ignore=old.agent_id)
+        started = old.started
+        await self.stop_agents([old.agent_id])
+        self._agents[blueprint.agent_id] = blueprint
+        self._specs[blueprint.agent_id] = spec
+        await self._lifecycle("agent:updated", blueprint)
+        if started:
+            await self.start_agents([blueprint.agent_id])
+
+    async def remove_agents(self, ids: Iterable[UUID]) -> int:
+        """Stop serving agents whose rows are gone or disabled (their data is not touched).
+
+        Returns:
+            How many agents were removed.
+        """
+        chosen = self._select(list(ids))
+        await self.stop_agents([b.agent_id for b in chosen])
+        for blueprint in chosen:
+            self._forget(blueprint.agent_id)
+            await self._lifecycle("agent:removed", blueprint)
         return len(chosen)
 
     def _select(self, ids: Iterable[UUID] | None) -> list[AgentBlueprint]:

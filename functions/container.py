@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -76,15 +77,28 @@ class Container:
                               dimension=self.settings.embedding_dimension)
 
     def orchestrator(self) -> Orchestrator:
-        """Load the characters, register the agents (one upsert round trip) and return the orchestrator."""
+        """Load the characters, register the agents (one upsert round trip), then the other agents
+        stored in the table (one read), and return the orchestrator.
+
+        Its ``refresher`` keeps the agents in step with the table afterwards (``core.agent_refresh``;
+        ``AGENT_REFRESH_S``, ``AGENT_REFRESH_ON_MISS_S``) when a handler calls ``before_request``.
+
+        Raises:
+            ConfigurationError: a refresh setting is invalid, or a configured agent cannot be built.
+            CharacterError: a configured character file is invalid.
+        """
+        from core.agent_refresh import AgentRefresher, RefreshSettings
         from core.orchestrator import Orchestrator
 
+        refresh = RefreshSettings.from_env(os.environ)
         orchestrator = Orchestrator(
             self.adapter, embedding_queue=self.embedding_queue(),
             plugins=[*built_in_plugins(), *self.model_plugins],
             settings={"CONVERSATION_LENGTH": self.settings.conversation_length},
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))
+        orchestrator.refresher = AgentRefresher(orchestrator, refresh)
+        self.run(orchestrator.refresher.refresh())
         return orchestrator
 
     def characters(self) -> list[Character]:

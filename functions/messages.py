@@ -1,7 +1,10 @@
 """The HTTP API function (API Gateway HTTP API, payload 2.0): messages, history, search, agents.
 
 Init phase (module level, once per container): settings, loop, pool, model plugins,
-characters, the orchestrator. Per invocation: an ephemeral runtime, no set-up SQL.
+characters, the orchestrator (with the other agents stored in the table). Per invocation: an
+ephemeral runtime, no set-up SQL; agents stored since are picked up by a rate-limited re-read
+of the agents table (``core.agent_refresh``: every ``AGENT_REFRESH_S``, or on an unknown
+``{agent}`` at most every ``AGENT_REFRESH_ON_MISS_S``).
 
 Observability (``functions.observability``): every log line carries the API request id as
 ``correlation_id``; metrics ``MessagesHandled`` (split by ``Mode`` and ``DidRespond``) and
@@ -26,6 +29,7 @@ import os
 import platform
 import re
 import time
+import urllib.parse
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -405,11 +409,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             response = _plain_error(400, "invalid_json", "the request body is marked base64 but is not"
                                     " base64-encoded UTF-8 text")
         if request is not None:
+            # Agents stored since the last read (core.agent_refresh): no SQL unless due or unknown.
+            container.run(orchestrator.before_request(_agent_ref(event)))
             # Powertools clears the routers' context after each request: give it on every invocation.
             app.append_context(orchestrator=orchestrator, container=container)
             response = app.resolve(request, context)
     _count_message_error(event, response["statusCode"])
     return response
+
+
+#: ``/agents/{agent}/...``: the agent a request names.
+_AGENT_PATH = re.compile(r"^/agents/([^/]+)")
+
+
+def _agent_ref(event: dict[str, Any]) -> str | None:
+    """The ``{agent}`` of the request's path (URL-decoded), or ``None`` for other paths."""
+    path = event.get("rawPath") or ((event.get("requestContext") or {}).get("http") or {}).get("path") or ""
+    match = _AGENT_PATH.match(path)
+    return urllib.parse.unquote(match.group(1)) if match else None
 
 
 def _count_message_error(event: dict[str, Any], status: int) -> None:

@@ -4,6 +4,8 @@
 there are. ``put`` validates a character file (elizaOS 1.x or 0.x, one character or a list)
 with ``core.character`` and upserts it by id (the character's ``id``, else the id elizaOS
 derives from its name, as the runtime does), so a later ``put`` of the same file updates it.
+A running stack serves what ``put`` stored without a restart: a new agent from the first
+request naming it, a changed one within ``AGENT_REFRESH_S`` (``core.agent_refresh``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.character import load_characters
 from core.db.adapter import AgentRecord
 from core.uuid import string_to_uuid
 from infra.cli.common import CliError, Io, cell, find_agent, open_container, print_table, public_character
+
+if TYPE_CHECKING:
+    from core.db.adapter import DatabaseAdapter
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -38,7 +43,10 @@ def register(groups: argparse._SubParsersAction) -> None:
 
     put = commands.add_parser("put", help="create or update agents from a character file",
                               description="Validate a character file (elizaOS 1.x or 0.x, one character or a"
-                              " list) and create or update its agents.")
+                              " list) and create or update its agents.",
+                              epilog="A running stack serves them without a restart: a new agent from the first"
+                              " request naming it, a changed or disabled one within AGENT_REFRESH_S seconds"
+                              " (default 5).")
     put.add_argument("file", metavar="CHARACTER_FILE", type=Path, help="a character JSON file")
     put.set_defaults(handler=put_agents)
 
@@ -86,25 +94,47 @@ def show_agent(args: argparse.Namespace, io: Io) -> int:
 
 
 def put_agents(args: argparse.Namespace, io: Io) -> int:
-    """``agents put``: validate first (no database work for an invalid file), then one upsert."""
-    characters = load_characters(args.file)  # CharacterError names the file and the field
-    records = [AgentRecord(c.id or string_to_uuid(c.name), c.name, c.model_dump(mode="json", by_alias=True))
-               for c in characters]
-    _check_distinct(records, args.file)
-    with open_container() as container:
-        async def put() -> None:
-            taken = {a.name.lower(): a for a in await container.adapter.get_agents(include_disabled=True)}
-            for record in records:
-                other = taken.get(record.name.lower())
-                if other is not None and other.id != record.id:
-                    raise CliError(f"{args.file}: the name {record.name!r} is taken by agent {other.id}"
-                                   f" (names are unique, any case); rename it or give the character its id")
-            await container.adapter.upsert_agents(records)
+    """``agents put``: validate first (no database work for an invalid file), then one upsert.
 
-        container.run(put())
+    A running stack serves the stored agents without a restart (``core.agent_refresh``).
+    """
+    records = character_records(args.file)
+    with open_container() as container:
+        container.run(store_agents(container.adapter, records, args.file))
     for record in records:
         print(f"stored agent {record.name} ({record.id})", file=io.out)
     return 0
+
+
+def character_records(path: Path) -> list[AgentRecord]:
+    """The agents rows of a character file: each validated character's JSON dump, by its id.
+
+    The id is the character's ``id``, else the id elizaOS derives from its name, as the runtime does.
+
+    Raises:
+        CharacterError: the file is invalid (names the file and the field).
+        CliError: two characters of the file share a name.
+    """
+    characters = load_characters(path)
+    records = [AgentRecord(c.id or string_to_uuid(c.name), c.name, c.model_dump(mode="json", by_alias=True))
+               for c in characters]
+    _check_distinct(records, path)
+    return records
+
+
+async def store_agents(adapter: DatabaseAdapter, records: list[AgentRecord], source: Path) -> None:
+    """Create or update the agents in one upsert, after checking that no other agent has their names.
+
+    Raises:
+        CliError: a name is taken by another agent (names are unique, any case).
+    """
+    taken = {a.name.lower(): a for a in await adapter.get_agents(include_disabled=True)}
+    for record in records:
+        other = taken.get(record.name.lower())
+        if other is not None and other.id != record.id:
+            raise CliError(f"{source}: the name {record.name!r} is taken by agent {other.id}"
+                           f" (names are unique, any case); rename it or give the character its id")
+    await adapter.upsert_agents(records)
 
 
 def _check_distinct(records: list[AgentRecord], source: Path) -> None:

@@ -64,9 +64,12 @@ def test_a_curl_d_body_that_api_gateway_base64_encoded_gets_a_reply(messages_fn,
 
 
 def test_agent_by_id_and_listing(messages_fn):
+    """The configured character (Eliza), and any enabled agent stored in the table (other tests')."""
     status, body = call(messages_fn, "GET", "/agents")
-    assert status == 200 and [a["name"] for a in body["agents"]] == ["Eliza"]
-    agent_id = body["agents"][0]["id"]
+    names = [a["name"] for a in body["agents"]]
+    assert status == 200 and "Eliza" in names and names == sorted(names, key=str.lower)
+    assert names == [b.character.name for b in messages_fn.orchestrator.get_agents()]
+    agent_id = next(a["id"] for a in body["agents"] if a["name"] == "Eliza")
     status, agent = call(messages_fn, "GET", f"/agents/{agent_id}")
     assert status == 200 and agent["character"]["name"] == "Eliza" and "secrets" not in agent["character"]
 
@@ -133,7 +136,7 @@ def test_health_checks_the_database_and_reports_versions(messages_fn):
     from importlib.metadata import version
 
     status, body = call(messages_fn, "GET", "/health")
-    assert status == 200 and body["status"] == "ok" and body["agents"] == 1
+    assert status == 200 and body["status"] == "ok" and body["agents"] == len(messages_fn.orchestrator.get_agents())
     assert isinstance(body["providers"], dict)
     assert body["database"]["ok"] is True and body["database"]["schemaCurrent"] is True
     assert body["database"]["latencyMs"] >= 0
@@ -178,7 +181,7 @@ def test_health_is_503_when_the_database_is_down(messages_fn, unreachable_databa
     assert body["status"] == "unavailable"
     assert body["database"] == {"ok": False, "error": "PoolTimeout"}
     assert set(body["versions"]) == {"package", "python"}  # what the code knows without a database
-    assert body["agents"] == 1
+    assert body["agents"] == len(messages_fn.orchestrator.get_agents()) >= 1  # the agents known are still served
 
 
 def test_health_is_503_when_the_pool_is_closed(messages_fn, monkeypatch):

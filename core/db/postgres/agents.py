@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from core.db.adapter import AgentRecord
+from core.db.adapter import AgentRecord, AgentVersion
 from core.db.postgres.base import PostgresBase
 from core.db.retry import idempotent
 
@@ -119,6 +120,30 @@ class AgentsMixin(PostgresBase):
                 )
             ).fetchall()
         return [_agent_from_row(r) for r in rows]
+
+    async def get_agent_versions(self, known: Mapping[UUID, datetime]) -> list[AgentVersion]:
+        """Every enabled agent with its ``updated_at``, and its character only when it is news.
+
+        One round trip, for ``core.agent_refresh``: a caller that re-reads the table every few
+        seconds ships each character once per change, not on every read. A character is news
+        when ``known`` lacks the agent or holds another ``updated_at`` for it.
+
+        Args:
+            known: ``updated_at`` of the versions the caller holds, by agent id.
+
+        Returns:
+            The enabled agents, by name.
+        """
+        ids, stamps = list(known), list(known.values())
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT a.id, a.name, a.updated_at,"
+                " CASE WHEN k.updated_at IS DISTINCT FROM a.updated_at THEN a.character END AS character"
+                " FROM agents a LEFT JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k(id, updated_at) ON k.id = a.id"
+                " WHERE a.enabled ORDER BY lower(a.name), a.id",
+                (ids, stamps),
+            )).fetchall()
+        return [AgentVersion(r["id"], r["name"], r["updated_at"], r["character"]) for r in rows]
 
     @idempotent
     async def update_agent(self, agent_id: UUID, changes: Mapping[str, Any]) -> bool:

@@ -202,3 +202,17 @@ async def test_delete_agent_cascades_to_everything_it_owns(adapter):
 
 async def test_delete_unknown_agent_is_false(adapter):
     assert await adapter.delete_agent(uuid.uuid4()) is False
+
+
+async def test_agent_versions_ship_a_character_only_when_the_caller_lacks_that_version(adapter):
+    fresh, known, disabled = _record(), _record(), _record()
+    await adapter.upsert_agents([fresh, known, disabled])
+    await adapter.update_agent(disabled.id, {"enabled": False})
+    first = {v.id: v for v in await adapter.get_agent_versions({})}
+    assert disabled.id not in first and first[fresh.id].character == fresh.character
+    versions = {v.id: v for v in await adapter.get_agent_versions({known.id: first[known.id].updated_at})}
+    assert versions[known.id].character is None and versions[fresh.id].character == fresh.character
+    await adapter.update_agent(known.id, {"character": {"bio": ["changed"]}})
+    changed = {v.id: v for v in await adapter.get_agent_versions({known.id: first[known.id].updated_at})}
+    assert changed[known.id].character["bio"] == ["changed"]
+    assert changed[known.id].updated_at > first[known.id].updated_at
