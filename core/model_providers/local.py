@@ -10,6 +10,7 @@ runs in this process.
 
 from __future__ import annotations
 
+from core.errors import ConfigurationError, ModelError
 from core.model_providers import local_embedding, local_text
 from core.plugin import ModelRegistration, Plugin
 from core.types import ModelType
@@ -18,14 +19,19 @@ from core.types import ModelType
 def preload() -> None:
     """Load both models now (in the init phase) rather than on the first request.
 
-    Starts the text model's child process and waits until its model is loaded.
+    Starts the text model's child process and waits until its model is loaded and has
+    generated its first token.
 
     Raises:
-        ConfigurationError: a model file is missing or unreadable (the message names the path),
-            or a setting is invalid.
-        ModelError: the text model's process died or hung while loading.
+        ConfigurationError: a model file is missing, unreadable or refused by llama.cpp (the
+            message names the path), a setting is invalid, or the text model's process died
+            or hung while loading (a llama.cpp built for another CPU dies with SIGILL or
+            SIGSEGV): whatever stops the models from starting is a start-up error.
     """
-    local_text.get_model().start()
+    try:
+        local_text.get_model().start()
+    except ModelError as exc:
+        raise ConfigurationError(str(exc)) from exc
     local_embedding.get_model()
 
 

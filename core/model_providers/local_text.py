@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -77,6 +78,10 @@ _CANCEL_POLL_S = 0.1
 #: The directory holding the ``core`` package: the child's working directory, so it imports this code.
 _CODE_ROOT = Path(__file__).resolve().parents[2]
 _GGUF_MAGIC = b"GGUF"
+#: Exit statuses of a native crash at load or warm-up (SIGILL, SIGSEGV, SIGBUS), and what to tell about them.
+_NATIVE_CRASHES = frozenset({-signal.SIGILL, -signal.SIGSEGV, -signal.SIGBUS})
+_NATIVE_CRASH_HINT = ("; llama.cpp may have been built for another CPU: reinstall llama-cpp-python portably"
+                      " (the README's install does)")
 
 
 def model_path() -> Path:
@@ -98,10 +103,12 @@ def check_model_file(path: Path) -> None:
     """Fail fast, in this process, on a model file llama.cpp could not load.
 
     Raises:
-        ConfigurationError: the file is missing, unreadable, or does not start with GGUF's magic
-            bytes; the message names the path.
+        ConfigurationError: the file is missing, not a regular file, unreadable, or does not start
+            with GGUF's magic bytes; the message names the path.
     """
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a directory, or a FIFO that would block the read below
+            raise ConfigurationError(f"the local text model file {path} is not a regular file")
         with path.open("rb") as file:
             magic = file.read(len(_GGUF_MAGIC))
     except FileNotFoundError:
@@ -394,9 +401,10 @@ class LocalTextModel:
                 raise ModelError(f"the local text model process wrote an unreadable line: {line[:200]!r}",
                                  provider=PROVIDER, retryable=True) from None
 
-    @staticmethod
-    def _expect(message: dict[str, Any], event: str) -> None:
+    def _expect(self, message: dict[str, Any], event: str) -> None:
+        """Check the child's answer; a child off the protocol is killed."""
         if message.get("event") != event:
+            self._discard()
             raise ModelError(f"the local text model process answered {message!r}, expected {event!r}",
                              provider=PROVIDER, retryable=True)
 
@@ -432,12 +440,16 @@ class LocalTextModel:
                              " (LOCAL_TEXT_START_TIMEOUT_S)", provider=PROVIDER, retryable=True) from None
         if message is None:
             code = self._discard()
+            hint = _NATIVE_CRASH_HINT if code in _NATIVE_CRASHES else ""
             raise ModelError(f"the local text model process died while loading {self.path}"
-                             f" ({_exit_description(code)})", provider=PROVIDER, retryable=True)
+                             f" ({_exit_description(code)}){hint}", provider=PROVIDER, retryable=True)
         if message.get("event") == "error":
             self._discard()
             raise ConfigurationError(f"cannot load the local text model {self.path}: {message.get('message')}")
+        pid = self._process.pid if self._process is not None else None
         self._expect(message, "ready")
+        logger.info("local text model loaded in %.0f ms, warmed up in %.0f ms (process %s)",
+                    message.get("load_ms", 0.0), message.get("warm_up_ms", 0.0), pid)
 
     def _child_env(self) -> dict[str, str]:
         env = {**os.environ, local_worker.MODEL_PATH_ENV: str(self.path),

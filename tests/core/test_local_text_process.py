@@ -176,21 +176,64 @@ def test_a_missing_model_file_fails_preload_with_a_configuration_error_naming_th
 
 
 @pytest.mark.parametrize(("content", "error"), [
-    (None, "cannot read the local text model file"),  # a directory
+    ("directory", "is not a regular file"),
+    ("fifo", "is not a regular file"),  # reading it would block start-up forever
+    ("unreadable", "cannot read the local text model file"),
     (b"not a model at all", "is not a GGUF file"),
     (b"GGUF" + b"\x00" * 64, "cannot load the local text model"),  # llama.cpp refuses it, in the child
 ])
 def test_an_unusable_model_file_fails_preload_with_a_configuration_error_naming_the_path(
         fresh_global_model, monkeypatch, tmp_path, content, error):
     path = tmp_path / "model.gguf"
-    if content is None:
+    if content == "directory":
         path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(path)
+    elif content == "unreadable":
+        path.write_bytes(b"GGUF")
+        path.chmod(0)
+        if os.access(path, os.R_OK):  # root reads anything: a file it may not read is one that fails to open
+            path.unlink()
+            path.symlink_to(path)  # a symlink loop: ELOOP when opened
     else:
         path.write_bytes(content)
     monkeypatch.setenv("LOCAL_TEXT_MODEL_PATH", str(path))
     with pytest.raises(ConfigurationError, match=error) as failure:
         local.preload()
     assert str(path) in str(failure.value)
+
+
+def test_a_process_that_dies_while_loading_fails_preload_with_a_configuration_error(fresh_global_model):
+    """A llama.cpp built for another CPU dies at load or warm-up (SIGILL, SIGSEGV): a start-up error, not a hang."""
+    model = local_text.get_model()
+    killer = threading.Thread(target=kill_when_started, args=(model, signal.SIGSEGV))
+    killer.start()
+    with pytest.raises(ConfigurationError, match="died while loading.*killed by SIGSEGV.*another CPU"):
+        local.preload()
+    killer.join()
+
+
+def test_a_process_that_hangs_while_loading_fails_start_after_the_start_timeout():
+    model = LocalTextModel(model_path(), start_timeout_s=1.0)
+    killer = threading.Thread(target=kill_when_started, args=(model, signal.SIGSTOP))
+    killer.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ModelError, match="did not load .* within 1 s .LOCAL_TEXT_START_TIMEOUT_S"):
+            model.start()
+        assert time.monotonic() - started < 5
+        killer.join()
+        assert model.pid is None
+    finally:
+        model.close()
+
+
+def kill_when_started(model: LocalTextModel, sig: int) -> None:
+    """Send ``sig`` to the model's process as soon as there is one (it is then loading)."""
+    deadline = time.monotonic() + 10
+    while model.pid is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(model.pid, sig)
 
 
 async def test_a_model_that_cannot_start_fails_the_call_with_a_model_error(fresh_global_model, monkeypatch, tmp_path):
