@@ -349,8 +349,9 @@ class LocalTextModel:
             message = self._next_message(deadline, poll_s=_CANCEL_POLL_S)
             if message is None:
                 code = self._discard()
-                logger.warning("the local text model process died while generating (%s); starting a new one",
-                               _exit_description(code))
+                if not self._closed:  # closed: killed on purpose at shutdown
+                    logger.warning("the local text model process died while generating (%s); starting a new one",
+                                   _exit_description(code))
                 raise ModelError(f"the local text model process died while generating ({_exit_description(code)})",
                                  provider=PROVIDER, retryable=True)
             event = message.get("event")

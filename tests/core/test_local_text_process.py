@@ -283,3 +283,40 @@ def test_the_model_process_dies_with_its_parent_killed_by_sigkill(child_state):
     finally:
         parent.kill()
         parent.wait()
+
+
+EXITING = textwrap.dedent("""
+    import sys, threading
+    from core.model_providers.local_text import get_model
+    model = get_model()
+    print(model.chat([{"role": "user", "content": "Hi"}], max_tokens=5) and model.pid, flush=True)
+    if sys.argv[1] == "mid-reply":  # the main thread ends while the model thread streams a reply
+        started = threading.Event()
+
+        def reply():
+            try:
+                model.chat([{"role": "user", "content": "Tell me a long story."}], max_tokens=400,
+                           on_chunk=lambda _: started.set())
+            except Exception as exc:  # the caller in flight at shutdown gets the ModelError; printed if not
+                print("the caller in flight failed:", exc, file=sys.stderr)
+
+        threading.Thread(target=reply, daemon=True).start()
+        started.wait(30)
+""")
+
+
+@pytest.mark.parametrize("when", ["idle", "mid-reply"])
+def test_a_process_that_exits_stops_its_model_process_without_a_traceback(when):
+    done = subprocess.run([sys.executable, "-c", EXITING, when], capture_output=True, text=True, timeout=120,
+                          cwd=Path(local_text.__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
+    assert wait_gone(int(done.stdout.split()[0]), within_s=3.0)
+
+
+def test_ctrl_c_in_the_terminal_does_not_kill_the_model_process(model):
+    """SIGINT reaches the whole foreground process group; the parent decides what Ctrl-C means."""
+    pid = model.pid
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert not gone(pid) and model.chat(HELLO, max_tokens=10) and model.pid == pid
