@@ -274,17 +274,22 @@ class LocalTextModel:
     def close(self) -> None:
         """Stop the child: close its pipe (it exits at end of file), kill it after ``CLOSE_GRACE_S``.
 
-        A child busy generating is killed at once. Idempotent; registered with ``atexit``.
-        A closed model starts no new child.
+        A child busy generating is killed at once; the model's thread then sees its pipe close
+        and fails the call in flight. Idempotent; registered with ``atexit``. A closed model
+        starts no new child.
         """
         self._closed = True
-        idle = self._lock.acquire(timeout=0)
-        try:
-            self._stop_child(grace_s=CLOSE_GRACE_S if idle else 0.0)
-        finally:
-            if idle:
-                self._lock.release()
         atexit.unregister(self.close)
+        if not self._lock.acquire(timeout=0):
+            process = self._process  # the model's thread owns it: only kill it
+            if process is not None:
+                with contextlib.suppress(OSError):
+                    process.kill()
+            return
+        try:
+            self._stop_child(grace_s=CLOSE_GRACE_S)
+        finally:
+            self._lock.release()
 
     # -- on the model's thread ----------------------------------------------------------------
 

@@ -156,6 +156,19 @@ def test_closing_ends_the_process_through_its_pipe_and_the_model_starts_no_other
         closing.chat(HELLO, max_tokens=5)
 
 
+async def test_closing_during_a_reply_fails_that_call_with_a_model_error_and_leaves_no_process():
+    closing = LocalTextModel(model_path())
+    closing.start()
+    pid = closing.pid
+
+    def close_on_first_chunk(text: str) -> None:
+        closing.close()
+
+    with pytest.raises(ModelError, match="died while generating"):
+        await closing.chat_async(STORY, max_tokens=400, on_chunk=close_on_first_chunk)
+    assert wait_gone(pid) and closing.pid is None
+
+
 @pytest.fixture
 def fresh_global_model(monkeypatch):
     """``local_text.get_model()`` builds a new model for the test (and the old one comes back after)."""
