@@ -243,3 +243,17 @@ def test_no_model_for_text(character, monkeypatch):
     monkeypatch.setenv("MODEL_PLUGINS", "core.model_providers.nope")
     status, _, err = chat(character, stdin=io.StringIO("hello\n"))
     assert status == 1 and err.startswith("error: plugin 'core.model_providers.nope': cannot import")
+
+
+@pytest.mark.local_models
+def test_the_local_model_streams_its_reply_to_the_terminal_token_by_token(character, monkeypatch):
+    """``agent chat`` on the embedded default (SmolLM2 in its own process): the reply reaches the terminal in
+    pieces as they are generated, not in one write at the end of the turn."""
+    monkeypatch.setenv("MODEL_PLUGINS", "core.model_providers.local")
+    status, out, err = chat(character, "--user", "hana", stdin=io.StringIO("Hello, who are you?\n"))
+    assert status == 0, err
+    assert "error" not in err
+    first = out.writes.index(f"{character}: ")  # written alone only when the reply streams
+    pieces = out.writes[first + 1:out.writes.index("\n", first)]
+    assert len(pieces) > 2, pieces
+    assert "".join(pieces).strip() and "".join(pieces) == "".join(pieces).strip()
