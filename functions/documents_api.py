@@ -9,6 +9,10 @@ Routes:
   document, a file that is not base64 or not UTF-8 text, naming the field.
 - ``GET /agents/{agent}/documents?limit=&cursor=``: the agent's and the shared documents,
   newest first, without text; ``nextCursor`` pages on.
+- ``GET /agents/{agent}/documents/status``: the agent's fragments and the shared ones by
+  embedding state: ``fragments``, ``embedded``, ``queued``, ``failed`` (see
+  ``core.knowledge.status``), ``searchable`` (embedded / fragments), and the same per
+  ``private`` and ``shared``.
 - ``GET /agents/{agent}/documents/{documentId}?fragments=true``: one document with its text
   (and its fragments); 404 for another agent's private document.
 - ``DELETE /agents/{agent}/documents/{documentId}``: 204; a shared document is deleted for
@@ -52,6 +56,7 @@ from core.knowledge.documents import (
     is_shared,
     list_documents,
 )
+from core.knowledge.status import knowledge_status
 from core.types import Memory
 from functions.api_models import ApiModel
 
@@ -111,6 +116,17 @@ def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
         return _invalid("cursor", "invalid_cursor", str(exc), location="query")
     return Response(status_code=200, content_type="application/json",
                     body={"documents": [document_json(d) for d in page.memories], "nextCursor": page.next_cursor})
+
+
+# Registered before ``/documents/<document_id>``: routes are tried in order, and "status" is no UUID.
+@router.get("/agents/<agent>/documents/status")
+def get_documents_status(agent: str) -> dict[str, Any]:
+    """How far the agent's knowledge is searchable: its fragments (and the shared ones) embedded,
+    queued and failed (``core.knowledge.status``), with ``searchable`` the embedded share."""
+    orchestrator, container = _dependencies()
+    runtime = orchestrator.runtime(agent)
+    status = container.run(knowledge_status(runtime.adapter, runtime.agent_id))
+    return {"agentId": str(runtime.agent_id), **status.as_json()}
 
 
 @router.get("/agents/<agent>/documents/<document_id>")

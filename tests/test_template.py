@@ -26,6 +26,7 @@ ROUTES = {
     ("POST", "/agents/{agent}/tasks"),
     ("POST", "/agents/{agent}/documents"),
     ("GET", "/agents/{agent}/documents"),
+    ("GET", "/agents/{agent}/documents/status"),
     ("GET", "/agents/{agent}/documents/{documentId}"),
     ("DELETE", "/agents/{agent}/documents/{documentId}"),
     ("POST", "/agents/{agent}/facts"),

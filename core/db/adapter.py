@@ -144,6 +144,26 @@ class KnowledgeWrite(NamedTuple):
     to_embed: list[Memory]
 
 
+class FragmentCounts(NamedTuple):
+    """Where one owner's knowledge fragments stand with their embeddings (``knowledge_embedding_counts``).
+
+    Attributes:
+        owner_id: The agent (or the shared knowledge owner) the fragments belong to.
+        fragments: Every fragment.
+        embedded: Fragments with a vector of their current text, of the configured dimension.
+        queued: Fragments without one, younger than the sweep's age limit: queued, in a queue,
+            waiting for a retry or for the sweep.
+        failed: Fragments without one, older than the sweep's age limit: nothing retries them
+            any more (importing the document again queues them).
+    """
+
+    owner_id: UUID
+    fragments: int
+    embedded: int
+    queued: int
+    failed: int
+
+
 class DatabaseAdapter(Protocol):
     """Storage used by ``AgentRuntime`` and the handlers. Sections follow ``core/db/postgres/`` modules."""
 
@@ -446,6 +466,9 @@ class DatabaseAdapter(Protocol):
     async def get_knowledge_document(self, owner_ids: Sequence[UUID], document_id: UUID) -> Memory | None: ...
 
     async def get_knowledge_fragments(self, owner_id: UUID, document_id: UUID) -> list[Memory]: ...
+
+    async def knowledge_embedding_counts(self, owner_ids: Sequence[UUID], *,
+                                         given_up_after_s: float) -> list[FragmentCounts]: ...
 
     async def list_knowledge_documents(
         self, owner_ids: Sequence[UUID], *, limit: int = 50, cursor: str | None = None

@@ -121,8 +121,13 @@ async def import_folder(
     progress: ProgressFn | None = None,
     origin: str = "import",
     name_prefix: str = "",
+    summary: ImportSummary | None = None,
 ) -> ImportSummary:
     """Import every accepted file under ``folder`` as a document of ``runtime``'s agent.
+
+    Each document's fragments are queued for embedding (low priority, ``SendMessageBatch`` of 10)
+    as soon as it is stored, when the runtime has an embedding queue; without one they wait for
+    the scheduled sweep.
 
     Args:
         runtime: The agent's runtime.
@@ -131,6 +136,8 @@ async def import_folder(
         progress: Called with (files done, files in all).
         origin: Recorded in each document's metadata.
         name_prefix: Put before each relative path to make the document name.
+        summary: Where to count (a new one by default): a progress display may read it as the
+            import goes (``queued``, ``fragments``).
 
     Returns:
         Counts and rejected files with reasons.
@@ -142,7 +149,7 @@ async def import_folder(
     folder = Path(folder)
     files = list_files(folder)
     settings = KnowledgeSettings.from_runtime(runtime)
-    summary = ImportSummary()
+    summary = summary if summary is not None else ImportSummary()
     if progress:
         progress(0, len(files))
     for done, path in enumerate(files, 1):

@@ -10,6 +10,9 @@
   file is replaced. Exit status 1 when some file was rejected.
 - ``list``, ``show``, ``delete``: as ``GET``/``DELETE /agents/{agent}/documents`` do (same
   JSON); a document is named by its id, or by its name (``guides/setup.md``).
+- ``status [AGENT]``: fragments embedded, queued and failed (``core.knowledge.status``), as
+  ``GET /agents/{agent}/documents/status`` reports them; ``--wait`` draws the embedding's
+  progress until nothing is queued.
 - ``sync [AGENT]``: the configured characters' ``knowledge`` entries as documents
   (``core.knowledge.character``), as the scheduled tasks function does after each deploy.
 
@@ -31,13 +34,24 @@ from uuid import UUID
 from core.character import CharacterError, load_character_dict
 from core.knowledge import SHARED_KNOWLEDGE_ID
 from core.knowledge.documents import document_id, is_shared
+from core.knowledge.importer import ImportSummary
 from core.uuid import string_to_uuid
-from infra.cli.common import CliError, Io, cell, find_agent, interruptible, open_container, print_table, utc
+from infra.cli.common import (
+    CliError,
+    Io,
+    cell,
+    find_agent,
+    float_range,
+    interruptible,
+    open_container,
+    print_table,
+    utc,
+)
 from infra.cli.progress import Progress
 
 if TYPE_CHECKING:
     from core.character import Character
-    from core.knowledge.importer import ImportSummary
+    from core.knowledge.status import KnowledgeStatus
     from core.orchestrator import Orchestrator
     from core.runtime import AgentRuntime
     from core.types import Memory
@@ -51,9 +65,9 @@ NO_QUEUE_NOTE = ("embeddings: not queued (no EMBEDDINGS_*_QUEUE_URL set); the sc
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    """Add ``documents`` (also named ``knowledge``) with ``import``, ``list``, ``show``, ``delete``, ``sync``."""
+    """Add ``documents`` (also ``knowledge``): ``import``, ``status``, ``list``, ``show``, ``delete``, ``sync``."""
     parser = groups.add_parser(
-        "documents", aliases=["knowledge"], help="an agent's knowledge documents (import a folder, sync)",
+        "documents", aliases=["knowledge"], help="an agent's knowledge documents (import a folder, status, sync)",
         description="An agent's knowledge documents: import a folder, list, show, delete; sync the"
         " characters' knowledge. AGENT is an agent id or name (any case); DOCUMENT an id or a name"
         " as listed.", epilog="No model is called here: new fragments are queued for embedding when"
@@ -97,6 +111,24 @@ def register(groups: argparse._SubParsersAction) -> None:
     delete.add_argument("document", metavar="DOCUMENT", help="document id, or name as listed")
     delete.set_defaults(handler=delete_document)
 
+    status = commands.add_parser(
+        "status", help="fragments embedded, queued and failed: how much is searchable",
+        description="How far knowledge is searchable: fragments embedded (searchable), queued (sent to"
+        " the embedding queues, being retried, or waiting for the scheduled sweep) and failed (still no"
+        " vector after EMBEDDING_PENDING_MAX_AGE_S, default 24 h: nothing retries them; importing their"
+        " document again does). With AGENT: its own fragments, the shared ones, and both; without:"
+        " every enabled agent and the shared knowledge.",
+        epilog="Exit status: 0 nothing failed; 1 some fragment failed, or AGENT is unknown.")
+    status.add_argument("agent", metavar="AGENT", nargs="?", help="agent id or name (any case); default: every agent")
+    status.add_argument("--agent", dest="agent_option", metavar="AGENT", help="the same as AGENT")
+    status.add_argument("--wait", action="store_true",
+                        help="with AGENT: keep going until nothing is queued, with a progress bar of embedded"
+                        " fragments on stderr (Ctrl-C stops)")
+    status.add_argument("--every", type=float_range(0.1, 3600.0), default=2.0, metavar="SECONDS",
+                        help="with --wait: seconds between two counts (default 2)")
+    status.add_argument("--json", action="store_true", help="one JSON object per line")
+    status.set_defaults(handler=documents_status)
+
     sync = commands.add_parser(
         "sync", help="store the characters' knowledge entries as documents",
         description="Store the `knowledge` entries of the configured characters (CHARACTERS, else"
@@ -125,10 +157,11 @@ def import_documents(args: argparse.Namespace, io: Io) -> int:
     with open_container() as container:
         orchestrator = _orchestrator(container)
         runtime = interruptible(container, _stored_runtime(container, orchestrator, args.agent))
-        with FileProgress(io) as progress:
-            summary = interruptible(container, import_folder(runtime, folder, shared=args.shared,
-                                                              progress=progress))
         queue = orchestrator.embedding_queue is not None
+        summary = ImportSummary()
+        with FileProgress(io, summary if queue else None) as progress:
+            interruptible(container, import_folder(runtime, folder, shared=args.shared, progress=progress,
+                                                   summary=summary))
     if args.json:
         print(json.dumps({"agentId": str(runtime.agent_id), "agent": runtime.character.name,
                           "folder": str(folder), "shared": args.shared, **summary_json(summary),
@@ -144,19 +177,24 @@ class FileProgress:
     """``import_folder``'s ``progress(done, total)`` callback drawing a :class:`Progress` on stderr.
 
     The bar is made on the first call, when the number of files is known; leaving the ``with``
-    block closes it (``done``, ``interrupted`` or ``failed``).
+    block closes it (``done``, ``interrupted`` or ``failed``). With the import's ``summary``, its
+    label counts the embedding requests sent so far (``importing, 1200 embeddings queued``).
 
     Args:
         io: Its ``err`` stream gets the bar.
+        summary: The import's running counts (``None``: no embedding queue, nothing to count).
     """
 
-    def __init__(self, io: Io) -> None:
+    def __init__(self, io: Io, summary: ImportSummary | None = None) -> None:
         self.stream = io.err
+        self.summary = summary
         self.bar: Progress | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
             self.bar = Progress(total, "importing", unit="files", stream=self.stream)
+        if self.summary is not None:
+            self.bar.label = f"importing, {self.summary.queued} embeddings queued"
         self.bar.advance(max(done - self.bar.done, 0))
 
     def __enter__(self) -> FileProgress:
@@ -173,6 +211,97 @@ def summary_json(summary: ImportSummary) -> dict[str, Any]:
     return {"added": summary.added, "unchanged": summary.unchanged, "replaced": summary.replaced,
             "rejected": [{"path": r.path, "reason": r.reason} for r in summary.rejected],
             "fragments": summary.fragments, "queued": summary.queued, "removed": summary.removed}
+
+
+# -- status -----------------------------------------------------------------------------
+
+def documents_status(args: argparse.Namespace, io: Io) -> int:
+    """``documents status``: a table (or JSON lines) of fragments by embedding state; 1 when some failed."""
+    from core.knowledge.status import given_up_after_s
+
+    ref = _status_agent(args)
+    if args.wait and ref is None:
+        raise CliError("--wait needs AGENT", 2)
+    age = given_up_after_s()  # a bad EMBEDDING_PENDING_* setting is named before any database work
+    with open_container() as container:
+        if ref is None:
+            rows = container.run(_every_agent_status(container, age))
+        else:
+            agent = container.run(find_agent(container.adapter, ref))
+            status = _wait(container, agent, age, io, args.every) if args.wait else \
+                container.run(_status(container, agent.id, age))
+            rows = [(agent.name, agent.id, status)]
+    failed = _print_status(io, rows, json_lines=args.json)
+    return 1 if failed else 0
+
+
+def _status_agent(args: argparse.Namespace) -> str | None:
+    if args.agent and args.agent_option and args.agent != args.agent_option:
+        raise CliError("give AGENT once (as AGENT or --agent)", 2)
+    return args.agent or args.agent_option
+
+
+async def _status(container: Container, agent_id: UUID, age: float) -> KnowledgeStatus:
+    from core.knowledge.status import knowledge_status
+
+    return await knowledge_status(container.adapter, agent_id, failed_after_s=age)
+
+
+async def _every_agent_status(container: Container, age: float) -> list[tuple[str, UUID, KnowledgeStatus]]:
+    """Every enabled agent's status (shared counts included in each), in one query per 7 agents."""
+    from core.db.postgres.knowledge import MAX_OWNERS
+    from core.knowledge.status import KnowledgeStatus
+
+    agents = await container.adapter.get_agents()
+    rows = []
+    for start in range(0, len(agents), MAX_OWNERS - 1):
+        chunk = agents[start:start + MAX_OWNERS - 1]
+        counts = await container.adapter.knowledge_embedding_counts(
+            [a.id for a in chunk] + [SHARED_KNOWLEDGE_ID], given_up_after_s=age)
+        rows += [(a.name, a.id, KnowledgeStatus(c, counts[-1], age)) for a, c in zip(chunk, counts, strict=False)]
+    return rows
+
+
+def _wait(container: Container, agent: Any, age: float, io: Io, every: float) -> KnowledgeStatus:
+    """Count every ``every`` seconds until nothing is queued, drawing embedded/fragments on stderr."""
+    import time
+
+    status = container.run(_status(container, agent.id, age))
+    with Progress(status.total("fragments"), "embedding", unit="fragments", stream=io.err) as bar:
+        while True:
+            bar.total = status.total("fragments")
+            bar.label = f"embedding, {status.total('queued')} queued, {status.total('failed')} failed"
+            bar.advance(max(status.total("embedded") - bar.done, 0))
+            if not status.total("queued"):
+                return status
+            time.sleep(every)
+            status = interruptible(container, _status(container, agent.id, age))
+
+
+def _print_status(io: Io, rows: list[tuple[str, UUID, KnowledgeStatus]], *, json_lines: bool) -> int:
+    """Print the rows; returns the number of failed fragments (shared ones counted once)."""
+    if json_lines:
+        for name, agent_id, status in rows:
+            print(json.dumps({"agentId": str(agent_id), "agent": name, **status.as_json()}), file=io.out)
+    elif len(rows) == 1:
+        _, _, status = rows[0]
+        table = [["private", *_counts(status.private)], ["shared", *_counts(status.shared)],
+                 ["total", *_counts(status.private, status.shared)]]
+        print_table(["SCOPE", "FRAGMENTS", "EMBEDDED", "QUEUED", "FAILED", "SEARCHABLE"], table, io.out)
+    else:
+        table = [[name, *_counts(status.private)] for name, _, status in rows]
+        if rows:
+            table.append(["(shared)", *_counts(rows[0][2].shared)])
+        print_table(["AGENT", "FRAGMENTS", "EMBEDDED", "QUEUED", "FAILED", "SEARCHABLE"], table, io.out)
+    shared_failed = rows[0][2].shared.failed if rows else 0
+    return sum(status.private.failed for _, _, status in rows) + shared_failed
+
+
+def _counts(*parts: Any) -> list[str]:
+    fragments, embedded, queued, failed = (sum(getattr(p, f) for p in parts)
+                                           for f in ("fragments", "embedded", "queued", "failed"))
+    searchable = f"{embedded / fragments:.0%}" if fragments else "-"
+    return [str(fragments), str(embedded), str(queued), str(failed), searchable]
 
 
 # -- list, show, delete -----------------------------------------------------------------

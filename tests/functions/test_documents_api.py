@@ -1,6 +1,6 @@
 """The documents router through a small Powertools app built like ``functions.messages``'s.
 
-Real API Gateway v2 events, real Postgres, moto's SQS (in-process): the handlers run as the
+Real API Gateway v2 events, real Postgres, moto's SQS server: the handlers run as the
 Lambda runs them, synchronously, on a loop kept for the app (``Container.run``).
 """
 
@@ -11,11 +11,9 @@ import base64
 import json
 import uuid
 
-import boto3
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from moto import mock_aws
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
@@ -103,18 +101,21 @@ class Api:
 
 
 @pytest.fixture
-def api(database_url):
+def api(database_url, sqs_server):
     # The router is also in functions.messages' app: give it back its resolver and context after.
     previous = documents_api.router.api_resolver, documents_api.router.context
-    with mock_aws():
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {p: client.create_queue(QueueName=f"docs-{p}")["QueueUrl"] for p in ("high", "normal", "low")}
-        harness = Api(database_url, client, urls)
-        try:
-            yield harness
-        finally:
-            harness.close()
-            documents_api.router.api_resolver, documents_api.router.context = previous
+    # Fresh queues on the session's moto server. Not moto's in-process mock_aws: it shares its
+    # state with that server (same process) and resets it, so the messages function's queues
+    # would vanish under the tests that run after these.
+    client = sqs_server[0]
+    urls = {p: client.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+            for p in ("high", "normal", "low")}
+    harness = Api(database_url, client, urls)
+    try:
+        yield harness
+    finally:
+        harness.close()
+        documents_api.router.api_resolver, documents_api.router.context = previous
 
 
 NOTES = "The kettle is in the kitchen.\n\nThe spare key hangs by the door.\n\nBins go out on Tuesday."

@@ -393,3 +393,137 @@ def test_sync_with_an_invalid_character_file(db, tmp_path, monkeypatch):
     monkeypatch.setenv("CHARACTERS", str(bad))
     status, out, err = run("knowledge", "sync")
     assert (status, out) == (1, "") and err.startswith(f"error: {bad}") and "bio" in err
+
+
+# -- progress and status -----------------------------------------------------------------------
+
+def use_queues(sqs: Any, moto: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fresh embedding queues on moto's server, configured as the running stack exports them."""
+    urls = {p: sqs.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+            for p in ("high", "normal", "low")}
+    for priority, url in urls.items():
+        monkeypatch.setenv(f"EMBEDDINGS_{priority.upper()}_QUEUE_URL", url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
+    return urls
+
+
+def test_the_import_progress_counts_the_embeddings_queued(db, agent, folder, sqs, moto, monkeypatch):
+    urls = use_queues(sqs, moto, monkeypatch)
+    status, out, err = run("documents", "import", agent[0], folder)
+    queued = figures(out)["embeddings queued"]
+    assert int(queued) == len(drain(sqs, urls["low"])) > 0
+    assert err.splitlines()[0].startswith("importing, 0 embeddings queued  0/7")
+    assert err.splitlines()[-1].startswith(f"importing, {queued} embeddings queued  7/7  100%")
+
+
+def status_json(*argv: Any) -> tuple[int, dict[str, Any]]:
+    status, out, err = run("documents", "status", *argv, "--json")
+    assert err == "", err
+    return status, json.loads(out)
+
+
+def embed(database_url: str, agent_id: uuid.UUID, count: int | None = None) -> int:
+    """The real embedding worker (scripted vectors) on the agent's fragments still without a vector."""
+    import asyncio
+
+    from core.db.pool import create_pool
+    from core.db.postgres import PostgresAdapter
+    from core.embeddings.worker import EmbeddingWorker
+    from core.model_providers.scripted import models as scripted
+    from core.settings import Settings
+
+    async def work() -> int:
+        pool = create_pool(Settings(database_url=database_url))
+        await pool.open()
+        try:
+            adapter = PostgresAdapter(pool)
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(
+                    "SELECT id, content_hash FROM memories m WHERE agent_id = %s AND type = 'knowledge' AND NOT EXISTS"
+                    " (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id) ORDER BY id",
+                    (agent_id,))).fetchall()
+            requests = [EmbeddingRequest(memory_id=r["id"], agent_id=agent_id, content_hash=r["content_hash"],
+                                         priority="low") for r in rows[:count]]
+
+            async def vectors(texts: list[str]) -> list[list[float]]:
+                return [scripted.vector(t) for t in texts]
+
+            report = await EmbeddingWorker(adapter, vectors, "scripted").process(requests)
+            return len(report.outcomes)
+        finally:
+            await pool.close()
+
+    return asyncio.run(work())
+
+
+def test_status_moves_from_queued_to_embedded_and_a_given_up_fragment_is_failed(db, agent, tmp_path):
+    name, agent_id = agent
+    (tmp_path / "notes.md").write_text(NOTES)
+    assert run("documents", "import", name, tmp_path)[0] == 0
+    fragments = stored(db, agent_id)["notes.md"]
+
+    status, before = status_json(name)
+    assert status == 0 and before["private"] == {"fragments": fragments, "embedded": 0, "queued": fragments,
+                                                 "failed": 0}
+    assert embed(db, agent_id, count=fragments - 1) == fragments - 1
+    status, after = status_json("--agent", name)
+    assert status == 0 and after["private"] == {"fragments": fragments, "embedded": fragments - 1, "queued": 1,
+                                                "failed": 0}
+    with psycopg.connect(db, autocommit=True) as conn:  # the last one is older than the sweep's window
+        conn.execute("UPDATE memories m SET created_at = now() - interval '2 days' WHERE agent_id = %s"
+                     " AND type = 'knowledge' AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id"
+                     " AND e.agent_id = m.agent_id)", (agent_id,))
+    status, failed = status_json(name)
+    assert status == 1 and failed["private"]["failed"] == 1 and failed["private"]["queued"] == 0
+
+    status, out, _ = run("documents", "status", name)
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert out.splitlines()[0].split() == ["SCOPE", "FRAGMENTS", "EMBEDDED", "QUEUED", "FAILED", "SEARCHABLE"]
+    assert rows["private"] == [str(fragments), str(fragments - 1), "0", "1", f"{(fragments - 1) / fragments:.0%}"]
+    assert set(rows) == {"private", "shared", "total"}
+
+
+def test_status_without_an_agent_lists_every_agent_and_the_shared_knowledge(db, agent, tmp_path):
+    name, agent_id = agent
+    other, _ = store_agent(db)
+    (tmp_path / "notes.md").write_text(NOTES)
+    run("documents", "import", name, tmp_path)
+    status, out, err = run("documents", "status")
+    assert err == ""
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert lines[name][0] == str(stored(db, agent_id)["notes.md"]) and lines[other][0] == "0"
+    assert "(shared)" in lines and out.splitlines()[0].split()[0] == "AGENT"
+
+
+def test_status_wait_draws_the_embedding_until_nothing_is_queued(db, agent, tmp_path, monkeypatch):
+    name, agent_id = agent
+    (tmp_path / "notes.md").write_text(NOTES)
+    run("documents", "import", name, tmp_path)
+    fragments = stored(db, agent_id)["notes.md"]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the worker embeds two fragments while the command waits
+        naps.append(seconds)
+        embed(db, agent_id, count=2)
+
+    monkeypatch.setattr("time.sleep", sleep)
+    status, out, err = run("documents", "status", name, "--wait", "--every", "0.5")
+    assert status == 0 and naps == [0.5] * ((fragments + 1) // 2)
+    lines = err.splitlines()
+    assert lines[0].startswith(f"embedding, {fragments} queued, 0 failed  0/{fragments}")
+    assert lines[-1].startswith(f"embedding, 0 queued, 0 failed  {fragments}/{fragments}  100%")
+    assert lines[-1].endswith("done")
+    assert out.splitlines()[-1].split() == ["total", str(fragments), str(fragments), "0", "0", "100%"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--wait"], "error: --wait needs AGENT\n"),
+    (["one", "--agent", "two"], "error: give AGENT once (as AGENT or --agent)\n"),
+])
+def test_status_refuses_contradictory_arguments(argv, message):
+    assert run("documents", "status", *argv) == (2, "", message)
+
+
+def test_status_of_an_unknown_agent(db):
+    assert run("documents", "status", "nobody-at-all") == (
+        1, "", "error: no agent 'nobody-at-all' (see `agent agents list`)\n")

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from core.db.adapter import KnowledgeWrite, MemoryPage
+from core.db.adapter import FragmentCounts, KnowledgeWrite, MemoryPage
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
 from core.db.postgres.embeddings import (
     _COLUMNS,
@@ -209,6 +209,48 @@ class KnowledgeMixin(PostgresBase):
                 (owner_id, FRAGMENTS_TABLE, str(document_id)),
             )).fetchall()
         return [memory_from_row(r) for r in rows]
+
+    async def knowledge_embedding_counts(self, owner_ids: Sequence[UUID], *,
+                                         given_up_after_s: float) -> list[FragmentCounts]:
+        """How many of each owner's fragments are embedded, queued or failed, in one query.
+
+        The schema records no attempts per memory: SQS counts receives and moves a message to
+        its DLQ, and the scheduled sweep queues again any memory still without a vector of its
+        current text until ``EMBEDDING_PENDING_MAX_AGE_S`` after it was created. So a fragment
+        without one is *queued* while that sweep still retries it, and *failed* once it is older:
+        nothing will embed it unless its document is imported again.
+
+        Args:
+            owner_ids: The owners (an agent, the shared knowledge owner).
+            given_up_after_s: ``EMBEDDING_PENDING_MAX_AGE_S``, seconds.
+
+        Returns:
+            One entry per owner, in the order given (zeros for an owner without fragments).
+
+        Raises:
+            ValueError: no owner or too many, or a negative age.
+            ConfigurationError: ``embedding_dimension`` is not a supported dimension.
+        """
+        owners = _check_owners(owner_ids)
+        if not given_up_after_s >= 0:
+            raise ValueError(f"given_up_after_s must be at least 0, got {given_up_after_s!r}")
+        column = sql.Identifier(_vector_column(self.embedding_dimension).name)
+        query = sql.SQL(
+            "SELECT m.agent_id, count(*) AS fragments, count(e.memory_id) AS embedded,"
+            " count(*) FILTER (WHERE e.memory_id IS NULL AND m.created_at > now() - make_interval(secs => %(age)s))"
+            "   AS queued,"
+            " count(*) FILTER (WHERE e.memory_id IS NULL AND m.created_at <= now() - make_interval(secs => %(age)s))"
+            "   AS failed"
+            " FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id AND e.agent_id = m.agent_id"
+            "   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL"
+            " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(fragments)s GROUP BY m.agent_id"
+        ).format(column=column)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query, {"owners": owners, "fragments": FRAGMENTS_TABLE,
+                                                     "age": float(given_up_after_s)})).fetchall()
+        found = {r["agent_id"]: r for r in rows}
+        return [FragmentCounts(o, *(int(found[o][k]) if o in found else 0
+                                    for k in ("fragments", "embedded", "queued", "failed"))) for o in owners]
 
     async def list_knowledge_documents(
         self, owner_ids: Sequence[UUID], *, limit: int = 50, cursor: str | None = None
