@@ -156,19 +156,15 @@ def test_a_model_of_another_dimension(agent, monkeypatch):
     assert "EMBEDDING_DIMENSION" in err
 
 
-def test_the_help_names_the_real_tables_and_not_fragments(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["memories", "search", "--help"])
-    assert exit_.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
-    assert "messages, facts, knowledge, summaries" in text and "fragments," not in text
+def test_the_help_names_the_real_tables_and_not_fragments():
+    status, out, _ = run("memories", "search", "--help")
+    text = " ".join(out.split())  # argparse wraps the help
+    assert status == 0 and "messages, facts, knowledge, summaries" in text and "fragments," not in text
 
 
-def test_a_table_outside_the_list_is_refused_with_the_list(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["memories", "search", "eliza", "pizza", "--table", "fragments"])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
+def test_a_table_outside_the_list_is_refused_with_the_list():
+    status, out, err = run("memories", "search", "eliza", "pizza", "--table", "fragments")
+    assert (status, out) == (2, "")
     assert "unknown table 'fragments'; one of messages, facts, knowledge, summaries" in err
     assert "searched in table 'knowledge'" in err
 
