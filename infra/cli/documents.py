@@ -170,6 +170,9 @@ def import_documents(args: argparse.Namespace, io: Io) -> int:
         print(summary.describe(), file=io.out)
         if not queue and summary.fragments:
             print(NO_QUEUE_NOTE, file=io.out)
+        elif summary.queued:
+            print(f"embeddings: queued at low priority; `agent documents status {runtime.character.name} --wait`"
+                  " follows them", file=io.out)
     return 1 if summary.rejected else 0
 
 

@@ -412,6 +412,8 @@ def test_the_import_progress_counts_the_embeddings_queued(db, agent, folder, sqs
     status, out, err = run("documents", "import", agent[0], folder)
     queued = figures(out)["embeddings queued"]
     assert int(queued) == len(drain(sqs, urls["low"])) > 0
+    assert out.splitlines()[-1] == (f"embeddings: queued at low priority; `agent documents status {agent[0]} --wait`"
+                                    " follows them")
     assert err.splitlines()[0].startswith("importing, 0 embeddings queued  0/7")
     assert err.splitlines()[-1].startswith(f"importing, {queued} embeddings queued  7/7  100%")
 
