@@ -19,5 +19,6 @@ PROVIDERS = DATA_DIR / "providers"
 UBUNTU_IRC = DATA_DIR / "conversations" / "ubuntu_irc"
 #: The log itself: ``[HH:MM] <nick> text`` lines and ``===`` system lines.
 IRC_LOG = UBUNTU_IRC / "2004-11-15_03.raw.txt"
-#: The project's own architecture page (not a copy): the knowledge tests' real long document.
-ARCHITECTURE_DOC = DATA_DIR.parents[1] / "docs" / "architecture.md"
+#: A frozen copy of the project's docs/architecture.md (2026-12-03): the knowledge tests' real long
+#: document. A copy, so that editing the docs never moves the retrieval tests' measured floors.
+ARCHITECTURE_DOC = DATA_DIR / "knowledge" / "architecture.md"

@@ -1,14 +1,14 @@
 """Retrieval quality: the real local embedding model (all-MiniLM-L6-v2), real Postgres, real documents.
 
-Knowledge: ``trump.character.json``'s 20 knowledge strings and the project's own
+Knowledge: ``trump.character.json``'s 20 knowledge strings and a frozen copy of the project's
 ``docs/architecture.md`` (a shared file entry of the character), ingested by
 ``ingest_character_knowledge``; the IRC corpus's ``README.md`` and ``LICENSE-data.txt``
 imported by ``import_folder``. The inputs are in ``tests/data`` (``tests.data``).
 
-``docs/architecture.md`` is a living document: an edit that moves or rewords a passage named
-in ``DOCUMENT_QUESTIONS`` fails these tests on purpose. Re-measure, then update the passage,
-the first-rank floor and the figures in ``core.knowledge``'s docstring together. Vectors are made by the
-embedding worker from what the low-priority queue holds, as in production.
+The copy (``tests/data/knowledge/architecture.md``) keeps the measured floors independent of
+edits to the docs; replacing it means re-measuring the first-rank floor and the figures in
+``core.knowledge``'s docstring together. Vectors are made by the embedding worker from what the
+low-priority queue holds, as in production.
 """
 
 from __future__ import annotations
