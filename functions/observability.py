@@ -47,6 +47,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from core.log_context import LogContextFilter
+from functions.log_format import powertools_formatter
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -143,7 +144,8 @@ class Observability:
     def __init__(self, default_service: str) -> None:
         self.service = os.environ.get(SERVICE_ENV) or default_service
         self.namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
-        self.logger = Logger(service=self.service)
+        # JSON as deployed; one short line per record in a terminal (functions.log_format).
+        self.logger = Logger(service=self.service, logger_formatter=powertools_formatter())
         _install_log_context(self.logger)
         self.routes_core_logs = routes_core_logs()
         if self.routes_core_logs:  # before the init phase, so that its lines are JSON too

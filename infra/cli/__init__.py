@@ -9,8 +9,11 @@
     agent documents sync [AGENT]              characters' knowledge as documents (also `agent knowledge sync`)
     agent chat AGENT                          talk to an agent; replies stream
 
-The database is ``DATABASE_URL``, else the embedded Postgres of the local stack (started if
-needed, under ``.data/``). Models come from ``MODEL_PLUGINS``; characters from ``CHARACTERS``.
+The database is ``DATABASE_URL``, else the running local stack's (``make run``), found from any
+directory through its data directory (``LOCAL_DATA_DIR``, default the project's ``.data/``);
+its SQS queues come with it, so ``chat`` and ``documents import`` queue embeddings. No command
+starts a Postgres of its own, except ``migrate`` when no stack runs (stopped after). Models come
+from ``MODEL_PLUGINS``; characters from ``CHARACTERS``.
 
 Adding a command group: write ``infra/cli/<group>.py`` with ``register(groups)``, which adds
 its parser to ``groups`` (an argparse sub-parsers action) and sets ``handler`` on each
@@ -53,7 +56,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=prog or _prog(), description="Operate the agent runtime: local stack, schema, agents, tasks,"
-        " memories, chat.", epilog="Database: DATABASE_URL, else the local stack's embedded Postgres."
+        " memories, chat.", epilog="Database: DATABASE_URL, else the running local stack's (make run; found"
+        " through LOCAL_DATA_DIR, default the project's .data)."
         " Exit status: 0 done, 1 problem, 2 bad arguments, 130 interrupted.",
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")

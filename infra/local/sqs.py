@@ -8,8 +8,11 @@ server behaves like a process that exited.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
+import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,9 @@ PRIORITIES: tuple[str, ...] = ("high", "normal", "low")
 
 #: How long a dead-letter queue keeps messages: SQS's maximum, 14 days, in seconds.
 _DLQ_RETENTION_S = 14 * 24 * 3600
+
+#: Seconds moto's server may take to listen before start_moto_server gives up.
+_START_TIMEOUT_S = 15
 
 #: Error codes SQS uses for "a queue with this name exists with other attributes".
 _QUEUE_EXISTS_CODES = frozenset(
@@ -73,9 +79,19 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoSqs:
 
     Returns:
         The running server, with its ``endpoint_url``.
+
+    Raises:
+        OSError: The port cannot be bound (``EADDRINUSE``...), or the server did not start in 15 s.
     """
     # Imported here: moto is a local-only dependency, never in the Lambda package.
     from moto.server import ThreadedMotoServer
+
+    # moto binds in its own thread and its start() waits for that thread forever when the bind
+    # fails: bind once here to fail with the cause, and never wait without a limit.
+    if port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
 
     # Werkzeug logs every request at INFO through its own stderr handler unless the logger
     # is configured; a poller hits the server every second, so keep it to warnings.
@@ -84,7 +100,11 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoSqs:
         werkzeug_logger.setLevel(logging.WARNING)
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+    starter = threading.Thread(target=server.start, name="moto-start", daemon=True)
+    starter.start()
+    starter.join(_START_TIMEOUT_S)
+    if starter.is_alive():
+        raise OSError(errno.ETIMEDOUT, f"moto's server did not start on {host}:{port} within {_START_TIMEOUT_S} s")
     bound_host, bound_port = server.get_host_and_port()
     url_host = "127.0.0.1" if bound_host in ("", "0.0.0.0") else bound_host
     endpoint_url = f"http://{url_host}:{bound_port}"
