@@ -3,7 +3,8 @@
 Each handler module builds one :class:`Observability` in its init phase and decorates its
 entry point with :meth:`Observability.lambda_handler`:
 
-* **Logs**: a Powertools ``Logger`` (JSON lines on stdout, the Lambda context on each, the
+* **Logs**: a Powertools ``Logger`` (JSON lines on stdout, or one short line each when stdout
+  is a terminal outside Lambda: ``functions.log_format``; the Lambda context on each, the
   service from ``POWERTOOLS_SERVICE_NAME`` or the function's default). The stdlib loggers of
   ``core`` are pointed at the same handler (Powertools' ``copy_config_to_registered_loggers``,
   limited to the ``core`` tree), so their lines are the same JSON with the same keys, and a

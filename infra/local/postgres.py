@@ -221,8 +221,9 @@ def start_embedded_postgres(data_dir: Path, stop_at_exit: bool = False) -> Embed
     Args:
         data_dir: Data directory, created if missing (its parents too). Keep it under the
             project or ``/tmp``: as root, every parent is made world-traversable.
-        stop_at_exit: Stop the server when this process exits normally. Off by default so
-            a server outlives a short-lived command (``make migrate``) and is reused.
+        stop_at_exit: Stop the server when this process exits normally. Off by default: the
+            local stack and ``migrate`` stop it themselves (and their watchdog does, should
+            they be killed).
 
     Returns:
         The running server.
