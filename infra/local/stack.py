@@ -345,7 +345,9 @@ def serve_command() -> int:
                   f"  OpenAPI document: {url}/openapi.json    data: {stack.directory}\n"
                   "Ctrl-C stops it.", file=sys.stderr)
             while True:
-                time.sleep(3600)  # a signal interrupts it (StopRequested)
+                # Short sleeps: the kernel may deliver the signal to another thread, and Python runs
+                # the handler (StopRequested) only when the main thread next runs bytecode.
+                time.sleep(0.2)
         except StopRequested:
             print("stopping...", file=sys.stderr)
         finally:
