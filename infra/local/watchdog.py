@@ -17,7 +17,8 @@ when it is re-parented (``getppid`` changes; the fallback without pidfds). Every
 also records the stack's descendants, so that it can terminate those left behind (``SIGTERM``,
 then ``SIGKILL`` after :data:`GRACE_S`). It ignores ``SIGINT``, ``SIGTERM`` and ``SIGHUP``, so
 that a Ctrl-C in the terminal, a signal to the whole process group or a closed terminal cannot
-kill it before it has cleaned up. It holds the stack's data directory lock (inherited) until
+kill it before it has cleaned up, and runs in a session of its own, so that a ``SIGKILL`` to
+the stack's whole process group spares it. It holds the stack's data directory lock (inherited) until
 it exits, so no new stack starts on the directory while it stops the old Postgres.
 """
 
@@ -70,6 +71,7 @@ class Watchdog:
         process = subprocess.Popen(  # stdout/stderr inherited: its few lines go where the stack's go
             [sys.executable, "-m", "infra.local.watchdog", str(os.getpid())],
             stdin=subprocess.PIPE, pass_fds=pass_fds, env=env, close_fds=True,
+            start_new_session=True,  # out of the stack's process group: a `kill -9 -<pgid>` spares it
         )
         return cls(process)
 
