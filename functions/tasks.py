@@ -3,9 +3,10 @@
 Each invocation (a tick of the ``ScheduleV2`` event in ``template.yaml``, or of the local
 scheduler in ``infra/local/scheduler.py``) runs, in order:
 
-0. once per container (the first tick after a deploy or a cold start, until it succeeds):
-   ``core.tasks.agent_setup.prepare_agents``, each agent's retention tasks and character
-   knowledge;
+0. the agents stored since the last tick are picked up (``core.agent_refresh``, one query);
+   each agent is prepared once per container (the first tick after a deploy, a cold start
+   or the agent's arrival; an agent that failed is retried, the others are not):
+   ``core.tasks.agent_setup.prepare_agents``, its retention tasks and character knowledge;
 1. housekeeping (``core.tasks.housekeeping``): memories whose embedding never arrived are
    queued again, expired cache rows deleted; bounded per run;
 2. the task runner (``core.tasks.runner``): expired leases taken back, then due tasks
@@ -48,6 +49,7 @@ begin_init_phase()  # first: the imports below are most of the init phase
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -65,7 +67,8 @@ container = Container()
 orchestrator = container.orchestrator()
 runner = TaskRunner(container.adapter, orchestrator, TaskRunnerSettings.from_env())
 housekeeping = Housekeeping(container.adapter, orchestrator.embedding_queue, HousekeepingSettings.from_env())
-_agents_prepared = False
+#: Agents whose retention tasks and knowledge are in place (``_prepare_agents_once``).
+_agents_prepared: set[UUID] = set()
 
 
 @observability.lambda_handler()
@@ -88,6 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 async def _run(context: LambdaContext) -> tuple[HousekeepingReport, RunReport]:
+    await orchestrator.before_request()  # agents stored since the last tick (core.agent_refresh)
     await _prepare_agents_once()
     house = await housekeeping.run()
     tasks = await runner.run(context.get_remaining_time_in_millis, run_id=context.aws_request_id)
@@ -95,12 +99,12 @@ async def _run(context: LambdaContext) -> tuple[HousekeepingReport, RunReport]:
 
 
 async def _prepare_agents_once() -> None:
-    global _agents_prepared
-    if _agents_prepared:
+    """Prepare each agent once per container: those that failed are retried, the others never again."""
+    if all(b.agent_id in _agents_prepared for b in orchestrator.get_agents()):
         return
-    report = await prepare_agents(orchestrator)
+    report = await prepare_agents(orchestrator, skip=_agents_prepared)
     logger.info("agents prepared", extra={"setup": report.as_dict()})
-    _agents_prepared = not report.failed
+    _agents_prepared.update(report.prepared)
 
 
 def _field(event: Any, key: str) -> Any:

@@ -29,3 +29,16 @@ async def test_agents_get_their_retention_tasks_and_knowledge_once(adapter):
 
     again = await prepare_agents(orchestrator)
     assert (again.tasks_created, again.documents_added, again.failed) == (0, 0, [])
+
+
+async def test_skipped_agents_are_left_alone_and_a_failing_agent_does_not_stop_the_others(adapter):
+    orchestrator = Orchestrator(adapter, plugins=[bootstrap, memory_plugin, ScriptedModels().plugin()])
+    good = load_character_dict({"name": f"Good-{uuid.uuid4().hex[:8]}"})
+    bad = load_character_dict({"name": f"Bad-{uuid.uuid4().hex[:8]}", "settings": {"KNOWLEDGE_CHUNK_CHARS": 1},
+                               "knowledge": ["Any text: the splitting setting is refused."]})
+    done = load_character_dict({"name": f"Done-{uuid.uuid4().hex[:8]}"})
+    good_id, bad_id, done_id = await orchestrator.add_agents([good, bad, done])
+
+    report = await prepare_agents(orchestrator, skip={done_id})
+    assert report.prepared == [good_id] and report.failed == [bad.name] and report.agents == 1
+    assert await orchestrator.runtime(done_id).get_tasks(tags=["retention"]) == []  # skipped: not touched
