@@ -80,15 +80,15 @@ def show_agent(args: argparse.Namespace, io: Io) -> int:
         ("username", character.get("username")), ("system", character.get("system")),
         ("plugins", character.get("plugins")), ("topics", character.get("topics")),
         ("adjectives", character.get("adjectives")),
-        ("examples", f"{len(character.get('messageExamples') or [])} conversations,"
-                     f" {len(character.get('postExamples') or [])} posts"),
-        ("knowledge", f"{len(character.get('knowledge') or [])} items"),
-        ("settings", sorted(character.get("settings") or {})),
+        ("examples", f"{len(_as_list(character.get('messageExamples')))} conversations,"
+                     f" {len(_as_list(character.get('postExamples')))} posts"),
+        ("knowledge", f"{len(_as_list(character.get('knowledge')))} items"),
+        ("settings", sorted(s) if isinstance(s := character.get("settings"), dict) else s),
         ("secrets", f"{secrets} set (not shown)" if secrets else None),
     ]
     for name, value in fields:
         print(f"{name + ':':<12}{cell(value, limit=100)}", file=io.out)
-    for line in character.get("bio") or []:
+    for line in _as_list(character.get("bio")):
         print(f"{'bio:':<12}{cell(line, limit=100)}", file=io.out)
     return 0
 
@@ -146,10 +146,17 @@ def _check_distinct(records: list[AgentRecord], source: Path) -> None:
 
 def _summary(agent: AgentRecord) -> dict[str, Any]:
     character = agent.character
-    bio = character.get("bio") or []
     return {"id": str(agent.id), "name": agent.name, "enabled": agent.enabled,
-            "username": character.get("username"), "plugins": list(character.get("plugins") or []),
-            "bio": [bio] if isinstance(bio, str) else list(bio)}
+            "username": character.get("username"), "plugins": _as_list(character.get("plugins")),
+            "bio": _as_list(character.get("bio"))}
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A character field that should be a list (a string is one item); a stored document that is not
+    valid (written by other code) is shown as it is, never a crash."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _secret_count(character: dict[str, Any]) -> int:

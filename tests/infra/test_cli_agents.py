@@ -118,6 +118,21 @@ def test_list_shows_disabled_agents(db):
     assert "enabled:    no" in out
 
 
+def test_list_and_show_survive_a_stored_character_that_is_not_valid(db):
+    """Rows written by other code (or an older version) may not validate: shown as they are, never a crash."""
+    agent_id, name = uuid.uuid4(), f"Odd-{uuid.uuid4()}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
+                     (agent_id, name, json.dumps({"name": name, "bio": 42, "plugins": "solo", "settings": [1]})))
+    status, out, err = run("agents", "list", "--json")
+    [row] = [a for a in map(json.loads, out.splitlines()) if a["id"] == str(agent_id)]
+    assert (status, err) == (0, "") and row["bio"] == [42] and row["plugins"] == ["solo"]
+    status, out, err = run("agents", "list")
+    assert (status, err) == (0, "") and any(line.startswith(f"{agent_id}  {name}") for line in out.splitlines())
+    status, out, err = run("agents", "show", name)
+    assert (status, err) == (0, "") and "bio:        42" in out and "settings:   1" in out
+
+
 def test_unknown_agent(db):
     for ref in ("nobody-at-all", str(uuid.uuid4())):
         status, out, err = run("agents", "show", ref)
