@@ -9,7 +9,7 @@ import pytest
 from core.db.adapter import EmbeddingRow
 from core.errors import ConfigurationError
 from core.knowledge import SHARED_KNOWLEDGE_ID
-from core.knowledge.documents import add_document
+from core.knowledge.documents import add_document, delete_document
 from core.knowledge.status import given_up_after_s, knowledge_status
 
 NOTES = ("The launch code is stored in the blue safe.\n\n"
@@ -78,8 +78,9 @@ async def test_a_vector_of_older_text_or_of_another_dimension_does_not_count(mak
 async def test_shared_fragments_are_counted_apart_and_in_the_totals(make_runtime, adapter, sqs):
     runtime = await make_runtime(SMALL)
     before = await knowledge_status(adapter, runtime.agent_id, failed_after_s=DAY_S)
-    await add_document(runtime, NOTES, name=f"shared-{uuid.uuid4().hex}.md", shared=True)
+    added = await add_document(runtime, NOTES, name=f"shared-{uuid.uuid4().hex}.md", shared=True)
     after = await knowledge_status(adapter, runtime.agent_id, failed_after_s=DAY_S)
+    assert await delete_document(runtime, added.document_id)  # every agent sees it: not left to other tests
     assert after.private.fragments == 0 and after.shared.owner_id == SHARED_KNOWLEDGE_ID
     assert after.shared.fragments == before.shared.fragments + 3
     assert after.total("fragments") == after.shared.fragments
