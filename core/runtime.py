@@ -36,6 +36,7 @@ from core.plugin import (
     normalise_action_result,
 )
 from core.services import Service
+from core.settings import SettingT, parse_setting
 from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
 from core.types import (
@@ -118,6 +119,22 @@ class AgentRuntime:
                     return value.lower() == "true"
                 return value
         return None
+
+    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
+                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+        """A typed per-agent setting: ``get_setting(name)`` read by ``core.settings.parse_setting``.
+
+        Args:
+            name: The setting's name (``"KNOWLEDGE_MATCH_COUNT"``).
+            kind: ``bool``, ``int``, ``float`` or ``str``.
+            default: When unset or blank.
+            minimum: Smallest accepted number (inclusive).
+            maximum: Largest accepted number (inclusive).
+
+        Raises:
+            ConfigurationError: the value is malformed or out of range (the message names ``name``).
+        """
+        return parse_setting(name, self.get_setting(name), kind, default, minimum=minimum, maximum=maximum)
 
     # -- events (elizaOS registerEvent / emitEvent) ------------------------------------------
 

@@ -1,9 +1,24 @@
-"""Process settings, read once in the init phase from the environment."""
+"""Settings: process settings read once in the init phase, and the one rule every setting follows.
+
+**The rule** (``parse_setting``), for a value from the environment or from a character's
+``settings``/``secrets`` alike:
+
+- unset, ``None`` or a blank string: the default;
+- booleans: ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off`` (any case);
+- numbers: an ``int`` or ``float`` (a boolean is not a number), optionally within a range;
+- anything else is a ``ConfigurationError`` whose message starts with the variable's name.
+
+Process settings (``Settings.from_env``) are read once per container; per-agent settings
+through ``AgentRuntime.setting(name, kind, default)``, which looks in the character's
+``secrets``, then its ``settings``, then the runtime's settings, then the environment (elizaOS
+``getSetting``) and applies the same rule.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -107,6 +122,64 @@ class Settings(BaseModel):
             return cls.model_validate(raw)
         except ValueError as exc:
             raise ConfigurationError(_describe(exc, {**scalars, "model_plugins": "MODEL_PLUGINS"})) from None
+
+
+SettingT = TypeVar("SettingT", bool, int, float, str)
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def parse_setting(name: str, raw: object, kind: type[SettingT], default: SettingT, *,
+                  minimum: float | None = None, maximum: float | None = None) -> SettingT:
+    """Read one setting by the rule in the module docstring.
+
+    Args:
+        name: The variable's name, for the error message (``"PROVIDER_TIMEOUT_S"``).
+        raw: What the source holds: a string from the environment, or any JSON value from a character.
+        kind: ``bool``, ``int``, ``float`` or ``str``.
+        default: Returned when ``raw`` is unset or blank.
+        minimum: Smallest accepted number (inclusive), for ``int`` and ``float``.
+        maximum: Largest accepted number (inclusive), for ``int`` and ``float``.
+
+    Raises:
+        ConfigurationError: ``raw`` is not a ``kind`` or is out of range; the message names ``name``.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    text = raw.strip() if isinstance(raw, str) else raw
+    if kind is bool:
+        return _parse_bool(name, text)  # type: ignore[return-value]
+    if kind is str:
+        return str(text)  # type: ignore[return-value]
+    return _parse_number(name, text, kind, minimum, maximum)  # type: ignore[return-value]
+
+
+def _parse_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in _TRUE:
+        return True
+    if str(value).lower() in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}: must be true or false, got {value!r}")
+
+
+def _parse_number(name: str, value: object, kind: type, minimum: float | None, maximum: float | None) -> float:
+    noun = "an integer" if kind is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name}: must be {noun}, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name}: must be {noun}, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):  # NaN and infinities are no setting
+        raise ConfigurationError(f"{name}: must be a finite number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ConfigurationError(f"{name}: must be at least {minimum:g}, got {number!r}")
+    if maximum is not None and number > maximum:
+        raise ConfigurationError(f"{name}: must be at most {maximum:g}, got {number!r}")
+    return number
 
 
 def _describe(exc: ValueError, names: dict[str, str]) -> str:
