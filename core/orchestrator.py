@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
 
 from core.blueprint import AgentBlueprint, character_plugins
@@ -152,8 +152,8 @@ class Orchestrator:
             raise ConfigurationError("add_agents never migrates: run the migrate command instead")
         if not ephemeral:
             logger.info("ephemeral=False has no effect here: runtimes are always built per invocation")
-        specs = [s if isinstance(s, AgentSpec) else AgentSpec(s) for s in specs]
-        blueprints = [self._blueprint(spec) for spec in specs]
+        agent_specs = [s if isinstance(s, AgentSpec) else AgentSpec(s) for s in specs]
+        blueprints = [self._blueprint(spec) for spec in agent_specs]
         self._check_unique_names(blueprints)
         adapter = database_adapter or self.adapter
         if persist:
@@ -161,7 +161,7 @@ class Orchestrator:
                 [AgentRecord(b.agent_id, b.character.name, b.character.model_dump(mode="json", by_alias=True))
                  for b in blueprints]
             )
-        for spec, blueprint in zip(specs, blueprints, strict=True):
+        for spec, blueprint in zip(agent_specs, blueprints, strict=True):
             self._agents[blueprint.agent_id] = blueprint
             self._specs[blueprint.agent_id] = spec
             self._settings[blueprint.agent_id] = {**self.settings, **spec.settings}
@@ -416,6 +416,30 @@ class Orchestrator:
 
     # -- messages ---------------------------------------------------------------------------
 
+    @overload
+    async def handle_message(
+        self,
+        agent: str | UUID | AgentRuntime,
+        incoming: IncomingMessage,
+        *,
+        on_response: None = None,
+        on_stream_chunk: StreamCallback | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+        on_complete: Callable[[MessageResult], Any] | None = None,
+    ) -> MessageResult: ...
+
+    @overload
+    async def handle_message(
+        self,
+        agent: str | UUID | AgentRuntime,
+        incoming: IncomingMessage,
+        *,
+        on_response: ResponseCallback,
+        on_stream_chunk: StreamCallback | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+        on_complete: Callable[[MessageResult], Any] | None = None,
+    ) -> MessageResult | None: ...
+
     async def handle_message(
         self,
         agent: str | UUID | AgentRuntime,
@@ -428,10 +452,11 @@ class Orchestrator:
     ) -> MessageResult | None:
         """Run one turn (elizaOS ``handleMessage``).
 
-        Sync mode (no ``on_response``): returns the result, raises on failure. Callback mode
-        (``on_response`` given): each reply goes to ``on_response`` as soon as it is stored
-        (before evaluators run), a failure goes to ``on_error`` instead of being raised
-        (then ``None`` is returned), and ``on_complete`` gets the result.
+        Sync mode (no ``on_response``): returns the result (never ``None``), raises on failure.
+        Callback mode (``on_response`` given): each reply goes to ``on_response`` as soon as it
+        is stored (before evaluators run), a failure goes to ``on_error`` instead of being
+        raised and ``None`` is returned, and ``on_complete`` gets the result. The overloads
+        above carry that to the type checker: only a callback-mode caller has to test for ``None``.
 
         Ids from outside are made unique to the agent (``create_unique_uuid``), so two agents
         never share an entity or room row. Without ``room_id`` the sender's DM room with the
@@ -470,10 +495,12 @@ class Orchestrator:
             failure never sinks the others).
         """
         outcomes = await asyncio.gather(*(self.handle_message(a, m) for a, m in messages), return_exceptions=True)
+        results: list[MessageResult | Exception] = []
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome  # cancellation and the like are not per-message failures
-        return list(outcomes)  # type: ignore[arg-type]
+            results.append(outcome)
+        return results
 
     async def send_agent_message(self, sender: AgentRuntime, to: str | UUID, text: str, *,
                                  replying_to: Memory | None = None, room_id: UUID | None = None) -> MessageResult:
@@ -497,7 +524,7 @@ class Orchestrator:
         hops = int(getattr(replying_to.content, "hops", 0) or 0) + 1 if replying_to else 1
         incoming = IncomingMessage(text=text, entity_id=sender.agent_id, room_id=room_id, source="agent",
                                    user_name=sender.character.name, hops=hops)
-        return await self.handle_message(to, incoming)  # type: ignore[return-value]
+        return await self.handle_message(to, incoming)
 
     def _check_hops(self, runtime: AgentRuntime, incoming: IncomingMessage) -> None:
         limit = runtime.get_setting("MAX_AGENT_HOPS")
@@ -513,7 +540,8 @@ class Orchestrator:
             entity_id=entity_id, room_id=room_id, world_id=incoming.world_id, user_name=incoming.user_name,
             source=incoming.source, channel_type=incoming.channel_type,
         )
-        extra = {"hops": incoming.hops} if incoming.hops else {}  # content is open-ended: extra keys are kept
+        # Content is open-ended: extra keys are kept.
+        extra: dict[str, Any] = {"hops": incoming.hops} if incoming.hops else {}
         content = Content(text=incoming.text, source=incoming.source, channel_type=incoming.channel_type.value,
                           **extra)
         return Memory(entity_id=entity_id, agent_id=runtime.agent_id, room_id=room_id, world_id=incoming.world_id,
