@@ -61,8 +61,8 @@ from core.types import Memory
 from functions.api_models import ApiModel
 
 if TYPE_CHECKING:
+    from core.deployment.container import Container
     from core.orchestrator import Orchestrator
-    from functions.container import Container
 
 router = APIGatewayHttpRouter()
 

@@ -15,7 +15,7 @@ failed or unreadable record. Metrics per batch: ``BatchSize``, ``EmbeddingsStore
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, end_init_phase
+from functions.init_phase import begin_init_phase, build_container, end_init_phase
 
 begin_init_phase()  # first: the imports below are most of the init phase
 
@@ -30,12 +30,11 @@ from pydantic import ValidationError
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
 from core.types import ModelType
-from functions.container import Container
 from functions.observability import Observability
 
 observability = Observability("agent-embeddings")
 logger, metrics = observability.logger, observability.metrics
-container = Container()
+container = build_container()
 _models = container.model_registry()
 
 

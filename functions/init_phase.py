@@ -8,6 +8,10 @@ collector while they are built; ``end_init_phase`` (its last) freezes them and r
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.deployment.container import Container
 
 
 def begin_init_phase() -> None:
@@ -40,3 +44,20 @@ def end_init_phase() -> None:
     """
     gc.freeze()
     gc.enable()
+
+
+def build_container() -> Container:
+    """The process's ``core.deployment.container.Container``, with its SnapStart hooks registered.
+
+    Every handler module builds its container here, so SnapStart (``functions.snapstart``) is
+    wired the same way in each and ``core`` knows nothing of Lambda.
+
+    Raises:
+        ConfigurationError: as ``Container`` does, or SnapStart is on without ``snapshot_restore_py``.
+    """
+    from core.deployment.container import Container
+    from functions.snapstart import register_snapstart_hooks
+
+    container = Container()
+    register_snapstart_hooks(container)
+    return container

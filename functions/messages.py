@@ -18,7 +18,7 @@ the route answers 404 like any unknown path).
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, end_init_phase
+from functions.init_phase import begin_init_phase, build_container, end_init_phase
 
 begin_init_phase()  # first: the imports below are most of the init phase
 
@@ -55,7 +55,6 @@ from functions.api_models import (
     query_tags,
     task_json,
 )
-from functions.container import Container
 from functions.observability import Observability
 
 #: Seconds ``GET /health`` waits for a pooled connection before answering 503.
@@ -63,7 +62,7 @@ HEALTH_DB_TIMEOUT_S = 3.0
 
 observability = Observability("agent-messages")
 logger, metrics = observability.logger, observability.metrics
-container = Container()
+container = build_container()
 orchestrator = container.orchestrator()
 app = APIGatewayHttpResolver(enable_validation=True)
 

@@ -38,8 +38,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
+from core.deployment.plugins import deployment_plugins
 from core.settings import Settings
-from functions.deployment import deployment_plugins
 from functions.observability import Observability
 
 observability = Observability("agent-migrate")

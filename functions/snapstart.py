@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from core.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from functions.container import Container
+    from core.deployment.container import Container
 
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` in an init phase that Lambda will snapshot (AWS Lambda
 #: developer guide, "Defined runtime environment variables").

@@ -43,7 +43,7 @@ plugins' task workers, the SQS link. Settings (environment, besides the containe
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, end_init_phase
+from functions.init_phase import begin_init_phase, build_container, end_init_phase
 
 begin_init_phase()  # first: the imports below are most of the init phase
 
@@ -58,12 +58,11 @@ from core.tasks.agent_setup import prepare_agents
 from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
-from functions.container import Container
 from functions.observability import Observability
 
 observability = Observability("agent-tasks")
 logger, metrics = observability.logger, observability.metrics
-container = Container()
+container = build_container()
 orchestrator = container.orchestrator()
 runner = TaskRunner(container.adapter, orchestrator, TaskRunnerSettings.from_env())
 housekeeping = Housekeeping(container.adapter, orchestrator.embedding_queue, HousekeepingSettings.from_env())

@@ -27,9 +27,9 @@ from infra.cli.common import CliError, Io, find_agent, interruptible, open_conta
 
 if TYPE_CHECKING:
     from core.blueprint import AgentBlueprint
+    from core.deployment.container import Container
     from core.messaging.service import MessageResult
     from core.orchestrator import Orchestrator
-    from functions.container import Container
 
 T = TypeVar("T")
 #: What ends the session when typed alone on a line.

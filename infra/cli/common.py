@@ -22,7 +22,7 @@ from core.db.adapter import AgentRecord, DatabaseAdapter
 from core.errors import DatabaseError
 
 if TYPE_CHECKING:  # importing the container pulls in the database stack: only handlers need it
-    from functions.container import Container
+    from core.deployment.container import Container
 
 #: What boto3 needs to call the local stack's moto server when no AWS account is configured.
 LOCAL_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
@@ -193,8 +193,8 @@ def open_container(*, models: bool = False) -> Iterator[Container]:
         ConfigurationError: a setting is invalid (the message names the variable).
     """
     from core.blueprint import resolve_plugin
+    from core.deployment.container import Container
     from core.settings import Settings
-    from functions.container import Container
 
     url = database_url()  # first: the running stack's queues become settings too
     settings = Settings.from_env()

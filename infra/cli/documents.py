@@ -51,11 +51,11 @@ from infra.cli.progress import Progress
 
 if TYPE_CHECKING:
     from core.character import Character
+    from core.deployment.container import Container
     from core.knowledge.status import KnowledgeStatus
     from core.orchestrator import Orchestrator
     from core.runtime import AgentRuntime
     from core.types import Memory
-    from functions.container import Container
 
 #: Documents read per query when listing (the adapter's page limit is 1000).
 _PAGE = 500
@@ -485,8 +485,8 @@ def _orchestrator(container: Container) -> Orchestrator:
     ``Container.embedding_queue`` is only asked when queue URLs are set: without them it warns
     that embeddings "stay pending", where the summary says what happens to them.
     """
+    from core.deployment.plugins import built_in_plugins
     from core.orchestrator import Orchestrator
-    from functions.deployment import built_in_plugins
 
     queue = container.embedding_queue() if container.settings.queue_urls else None
     return Orchestrator(container.adapter, embedding_queue=queue, plugins=built_in_plugins())

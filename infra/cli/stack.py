@@ -46,8 +46,8 @@ def migrate_database(args: argparse.Namespace, io: Io) -> int:
     Postgres, started for the migration and stopped after (``infra.local.stack.migration_database``).
     """
     from core.db.migrations import migrate
+    from core.deployment.plugins import deployment_plugins
     from core.settings import Settings
-    from functions.deployment import deployment_plugins
     from infra.local.stack import migration_database
     from infra.local.startup import StartupError
     from infra.local.state import StackBusy

@@ -98,8 +98,8 @@ def read_config(host: str = "127.0.0.1") -> StackConfig:
         core.errors.ConfigurationError: a handler setting is invalid (the message names the variable).
         core.character.CharacterError: a character file is missing or invalid (named, with the field).
     """
+    from core.deployment.plugins import deployment_plugins
     from core.settings import Settings
-    from functions.deployment import deployment_plugins
     from functions.log_format import json_logs
 
     port = int(env_number("PORT", 3000, low=0, high=65535, integer=True))
@@ -400,8 +400,8 @@ def migration_database() -> Iterator[str]:
 def migrate_command() -> int:
     """``migrate``: apply pending migrations; prints what was applied on stderr."""
     from core.db.migrations import migrate
+    from core.deployment.plugins import deployment_plugins
     from core.settings import Settings
-    from functions.deployment import deployment_plugins
 
     plugins = deployment_plugins(Settings.from_env())  # a bad setting or character fails before anything starts
     with migration_database() as url:

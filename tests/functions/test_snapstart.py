@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.errors import ConfigurationError
 from core.settings import Settings
-from functions.container import Container
+from core.deployment.container import Container
 from functions.snapstart import build_deferred_validators, register_snapstart_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,7 @@ def snap_start(monkeypatch, hook_registries):
 def container(database_url, hook_registries):
     url = make_conninfo(database_url, application_name=APPLICATION_NAME)
     built = Container(Settings(database_url=url, model_plugins=["core.model_providers.scripted"]))
+    register_snapstart_hooks(built)  # as functions.init_phase.build_container does
     yield built
     built.close()
 

@@ -302,7 +302,8 @@ def _pool_closers() -> list[tuple[str, str]]:
 
 def test_only_the_container_closes_the_pool():
     # At process shutdown, and before a SnapStart snapshot (after which it opens a new one).
-    assert _pool_closers() == [("functions/container.py", "before_snapshot"), ("functions/container.py", "close")]
+    assert _pool_closers() == [("core/deployment/container.py", "before_snapshot"),
+                               ("core/deployment/container.py", "close")]
 
 
 async def test_many_runtimes_built_and_dropped_leave_the_pool_open(lambda_pool):
@@ -328,7 +329,7 @@ async def test_many_runtimes_built_and_dropped_leave_the_pool_open(lambda_pool):
 
 
 def test_container_close_closes_the_pool(database_url):
-    from functions.container import Container
+    from core.deployment.container import Container
 
     container = Container(Settings(database_url=database_url, model_plugins=["core.model_providers.scripted"]))
     orchestrator = Orchestrator(container.adapter, plugins=[bootstrap, *container.model_plugins])

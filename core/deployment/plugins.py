@@ -1,6 +1,6 @@
 """What a deployment runs: its characters and every plugin they need (no database, no pool).
 
-Kept apart from ``functions.container`` so that the migrate function, which needs the
+Kept apart from ``core.deployment.container`` so that the migrate function, which needs the
 plugins' migrations and nothing of the runtime, does not load the database adapter in its
 init phase. Everything heavy is imported when called.
 """

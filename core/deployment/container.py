@@ -1,7 +1,9 @@
-"""The init phase shared by the handlers: what a Lambda container builds once and keeps.
+"""The composition root: what a process builds once and keeps (a Lambda container's init phase, the CLI).
 
 One event loop per container, kept for its life (the pool is bound to it, so no
-``asyncio.run`` per invocation); one connection pool; the model plugins resolved once.
+``asyncio.run`` per invocation); one connection pool; the model plugins resolved once. The
+Lambda handlers (``functions``) and the CLI (``infra.cli``) both build their process from it;
+Lambda-only concerns (SnapStart hooks, the garbage collector) stay in ``functions``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core import aws
 from core.blueprint import resolve_plugin
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
+from core.deployment.plugins import built_in_plugins, configured_characters
 from core.embeddings.queue import EmbeddingQueue
 from core.errors import ConfigurationError
 from core.events import EventBus
@@ -24,8 +27,6 @@ from core.model_registry import ModelRegistry
 from core.plugin import Plugin
 from core.settings import Settings
 from core.types import ModelType
-from functions.deployment import built_in_plugins, configured_characters
-from functions.snapstart import register_snapstart_hooks
 
 if TYPE_CHECKING:  # annotations only (the runtime is imported lazily: only the messages function needs it)
     from psycopg_pool import AsyncConnectionPool
@@ -38,17 +39,17 @@ T = TypeVar("T")
 
 
 class Container:
-    """Per-process state, built in the Lambda init phase.
+    """Per-process state, built in the Lambda init phase (or when a CLI command starts).
 
-    Under Lambda SnapStart it registers ``before_snapshot`` and ``after_restore`` as runtime hooks
-    (``functions.snapstart``).
+    ``before_snapshot`` and ``after_restore`` are what Lambda SnapStart's runtime hooks call
+    (``functions.snapstart`` registers them).
 
     Args:
         settings: Process settings (from the environment by default).
 
     Raises:
         ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
-            a model plugin cannot be resolved, or SnapStart is on without ``snapshot_restore_py``.
+            or a model plugin cannot be resolved.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -57,7 +58,6 @@ class Container:
         self.pool = self._open_pool()
         self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
         self.model_plugins: list[Plugin] = [resolve_plugin(p) for p in self.settings.model_plugins]
-        register_snapstart_hooks(self)
 
     def _open_pool(self) -> AsyncConnectionPool:
         pool = create_pool(self.settings)
