@@ -8,6 +8,7 @@ from core.plugin import Provider, ProviderResult
 from core.types import Memory, State
 
 if TYPE_CHECKING:
+    from core.character import MessageExample
     from core.runtime import AgentRuntime
 
 #: How many bio lines and message examples go into the prompt; elizaOS samples 10 / a few.
@@ -44,7 +45,7 @@ def system_prompt(runtime: AgentRuntime) -> str:
     return f"You are {character.name}. {first_bio}".strip()
 
 
-def _format_examples(conversations: list, agent_name: str) -> str:
+def _format_examples(conversations: list[list[MessageExample]], agent_name: str) -> str:
     lines: list[str] = []
     for conversation in conversations:
         for example in conversation:

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from core.plugin import Provider, ProviderResult
 from core.types import Entity, Memory, ModelType, State
@@ -50,8 +51,7 @@ async def _facts(runtime: AgentRuntime, message: Memory, state: State) -> Provid
         adapter.list_memories(agent_id, table=FACTS_TABLE, room_id=message.room_id, limit=RECENT_FACTS),
         _similar_facts(runtime, message),
     )
-    seen: set = set()
-    memories = [m for m in [*relevant, *recent_page.memories] if not (m.id in seen or seen.add(m.id))]
+    memories = _first_of_each_id([*relevant, *recent_page.memories])
     if not memories:
         return ProviderResult(values={"facts": ""}, data={"facts": []})
     facts = [Fact.from_memory(m) for m in memories]
@@ -79,6 +79,17 @@ async def _similar_facts(runtime: AgentRuntime, message: Memory) -> list[Memory]
 
 
 # -- RELATIONSHIPS -----------------------------------------------------------------------------
+
+
+def _first_of_each_id(memories: list[Memory]) -> list[Memory]:
+    """``memories`` in order, each id kept at its first position (relevant facts come before recent ones)."""
+    seen: set[UUID] = set()
+    unique: list[Memory] = []
+    for memory in memories:
+        if memory.id not in seen:
+            seen.add(memory.id)
+            unique.append(memory)
+    return unique
 
 
 async def _relationships(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:

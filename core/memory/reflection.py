@@ -51,7 +51,7 @@ from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.plugin import Evaluator
 from core.types import Entity, Memory, ModelType, Relationship, State
-from core.types.fact import FACT_KINDS, FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact
+from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, fact_kind
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime
@@ -472,7 +472,7 @@ async def _store_facts(runtime: AgentRuntime, message: Memory, extracted: Iterab
                 agent_id=runtime.agent_id, room_id=message.room_id, world_id=message.world_id,
                 entity_id=people.resolve(item.subject), object_entity_id=people.resolve(item.object),
                 text=item.claim, subject=item.subject, predicate=item.predicate, object=item.object,
-                confidence=REFLECTION_FACT_CONFIDENCE, kind=item.kind if item.kind in FACT_KINDS else None,
+                confidence=REFLECTION_FACT_CONFIDENCE, kind=fact_kind(item.kind),
                 source="reflection", source_message_id=message.id,
             ))
         except ValidationError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -18,6 +20,6 @@ class ElizaModel(BaseModel):
     # functions never touch most types).
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", defer_build=True)
 
-    def to_json_dict(self) -> dict:
+    def to_json_dict(self) -> dict[str, Any]:
         """The elizaOS JSON shape: camelCase keys, ``None`` fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast, get_args
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
@@ -50,9 +50,16 @@ MAX_FACT_TERM = 500
 MAX_EVIDENCE = 32
 #: What a fact's kind may be (elizaOS reflection's ``type``).
 FactKind = Literal["fact", "opinion", "status"]
-FACT_KINDS: tuple[str, ...] = ("fact", "opinion", "status")
 
 _STRIP = " \t\r\n.!?;:,\"'`"
+
+
+def fact_kind(value: object) -> FactKind | None:
+    """``value`` as a ``FactKind`` when it is one (``"fact"``, ``"opinion"``, ``"status"``), else ``None``."""
+    for kind in get_args(FactKind):
+        if value == kind:
+            return cast(FactKind, kind)
+    return None
 
 
 def normalise_term(text: str) -> str:
@@ -184,7 +191,7 @@ class Fact(ElizaModel):
         """
         meta = memory.metadata.model_extra or {}
         text = (memory.text or "").strip()[:MAX_FACT_TEXT] or "(empty)"
-        kind = meta.get("kind") if meta.get("kind") in FACT_KINDS else None
+        kind = fact_kind(meta.get("kind"))
         confidence = meta.get("confidence")
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence <= 1:
             confidence = 0.5
