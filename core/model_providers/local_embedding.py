@@ -11,11 +11,14 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import ConfigurationError, ModelError
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding
 
 DIMENSION = 384
 #: all-MiniLM-L6-v2 was trained on 256-token inputs; longer text is truncated to that.
@@ -61,7 +64,7 @@ class LocalEmbeddingModel:
                 vectors[index] = vector
         return vectors
 
-    def _run(self, encodings: list) -> list[list[float]]:
+    def _run(self, encodings: list[Encoding]) -> list[list[float]]:
         width = max(len(e.ids) for e in encodings)
         for encoding in encodings:
             encoding.pad(width)
@@ -74,7 +77,8 @@ class LocalEmbeddingModel:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return pooled.astype(np.float32).tolist()
+        vectors: list[list[float]] = pooled.astype(np.float32).tolist()
+        return vectors
 
 
 @cache

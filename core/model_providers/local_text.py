@@ -401,11 +401,14 @@ class LocalTextModel:
             if line is None:
                 return None
             try:
-                return json.loads(line)
+                message = json.loads(line)
             except ValueError:
-                self._discard()
-                raise ModelError(f"the local text model process wrote an unreadable line: {line[:200]!r}",
-                                 provider=PROVIDER, retryable=True) from None
+                message = None
+            if isinstance(message, dict):  # the protocol's every message is a JSON object
+                return message
+            self._discard()
+            raise ModelError(f"the local text model process wrote an unreadable line: {line[:200]!r}",
+                             provider=PROVIDER, retryable=True)
 
     def _expect(self, message: dict[str, Any], event: str) -> None:
         """Check the child's answer; a child off the protocol is killed."""
