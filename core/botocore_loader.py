@@ -25,13 +25,13 @@ from botocore.loaders import Loader, instance_cache
 _SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 
-class KnownServiceLoader(Loader):
+class KnownServiceLoader(Loader):  # type: ignore[misc]  # subclassing Any: botocore is untyped
     """A botocore ``Loader`` whose ``load_service_model`` skips the full service listing on success.
 
     Same search paths, caching and results as botocore's ``Loader``; see the module docstring.
     """
 
-    @instance_cache
+    @instance_cache  # type: ignore[untyped-decorator]  # botocore's own cache, untyped like botocore
     def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
         """The model ``type_name`` (``"service-2"``, ``"paginators-1"``...) of ``service_name``, as a dict.
 
