@@ -343,6 +343,28 @@ class AgentRuntime:
         """The newest ``count`` memories of a room, oldest first."""
         return await self.adapter.get_memories(self.agent_id, room_id, table, count)
 
+    async def search_memories(self, embedding: Sequence[float], *, table: str | None = None,
+                              room_id: UUID | None = None, count: int = 10,
+                              match_threshold: float = 0.0) -> list[Memory]:
+        """elizaOS ``searchMemories``: the agent's memories nearest to ``embedding`` (cosine), nearest first.
+
+        Args:
+            embedding: A vector of ``EMBEDDING_DIMENSION`` floats.
+            table: Memory type (``messages``, ``facts``, ``knowledge``...); every type when ``None``.
+            room_id: Only this room's memories.
+            count: Most memories returned.
+            match_threshold: Least similarity (1 - cosine distance) kept.
+
+        Raises:
+            EmbeddingDimensionError: ``embedding`` has the wrong length.
+        """
+        return await self.adapter.search_memories(self.agent_id, embedding, table=table, room_id=room_id,
+                                                  count=count, match_threshold=match_threshold)
+
+    async def get_room(self, room_id: UUID) -> Room | None:
+        """elizaOS ``getRoom``: one of the agent's rooms, ``None`` when it has none of that id."""
+        return await self.adapter.get_room(self.agent_id, room_id)
+
     def queue_embedding_generation(self, memory: Memory, priority: Priority = "normal") -> bool:
         """Buffer an embedding request; sent by ``flush_embeddings`` at the end of the turn.
 
