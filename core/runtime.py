@@ -674,10 +674,13 @@ class AgentRuntime:
         return await self.adapter.get_task(self.agent_id, id)
 
     async def get_tasks(
-        self, *, room_id: UUID | None = None, tags: Sequence[str] | None = None, entity_id: UUID | None = None
+        self, *, room_id: UUID | None = None, tags: Sequence[str] | None = None, entity_id: UUID | None = None,
+        limit: int = 500,
     ) -> list[Task]:
-        """This agent's tasks, oldest first; ``tags`` matches tasks having all of them (elizaOS ``getTasks``)."""
-        return await self.adapter.get_tasks(self.agent_id, room_id=room_id, tags=tags, entity_id=entity_id)
+        """This agent's tasks, oldest first; ``tags`` matches tasks having all of them (elizaOS ``getTasks``);
+        at most ``limit``."""
+        return await self.adapter.get_tasks(self.agent_id, room_id=room_id, tags=tags, entity_id=entity_id,
+                                            limit=limit)
 
     async def get_tasks_by_name(self, name: str) -> list[Task]:
         """This agent's tasks with this exact name (elizaOS ``getTasksByName``)."""
