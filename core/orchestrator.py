@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 from uuid import UUID
 
 from core.blueprint import AgentBlueprint, character_plugins
@@ -117,6 +117,32 @@ class Orchestrator:
         self.refresher: AgentRefresher | None = None
 
     # -- adding and finding agents ----------------------------------------------------------
+
+    @overload
+    async def add_agents(
+        self,
+        specs: Iterable[Character | AgentSpec],
+        *,
+        ephemeral: bool = True,
+        skip_migrations: bool = True,
+        auto_start: bool = False,
+        return_runtimes: Literal[False] = False,
+        database_adapter: DatabaseAdapter | None = None,
+        persist: bool = True,
+    ) -> list[UUID]: ...
+
+    @overload
+    async def add_agents(
+        self,
+        specs: Iterable[Character | AgentSpec],
+        *,
+        ephemeral: bool = True,
+        skip_migrations: bool = True,
+        auto_start: bool = False,
+        return_runtimes: Literal[True],
+        database_adapter: DatabaseAdapter | None = None,
+        persist: bool = True,
+    ) -> list[AgentRuntime]: ...
 
     async def add_agents(
         self,
