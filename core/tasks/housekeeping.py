@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from core.db.adapter import DatabaseAdapter
 from core.embeddings.queue import EmbeddingQueue
-from core.tasks.settings import HousekeepingSettings
+from core.settings.tasks import HousekeepingSettings
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from core.db.adapter import DatabaseAdapter
-from core.tasks.settings import TaskRunnerSettings
+from core.settings.tasks import TaskRunnerSettings
 from core.tasks.worker import TaskWorker
 from core.types import Task, TaskStatus
 

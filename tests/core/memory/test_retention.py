@@ -25,7 +25,7 @@ from core.memory.retention import (
 )
 from core.orchestrator import Orchestrator
 from core.tasks.runner import TaskRunner
-from core.tasks.settings import TaskRunnerSettings
+from core.settings.tasks import TaskRunnerSettings
 from core.types import Component, Content, Memory, ModelType
 from core.types.fact import FACTS_TABLE, Fact
 from core.types.memory import now_ms

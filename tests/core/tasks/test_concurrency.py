@@ -18,7 +18,7 @@ from core.orchestrator import Orchestrator
 from core.plugin import Plugin
 from core.settings import Settings
 from core.tasks.runner import RunReport, TaskRunner
-from core.tasks.settings import TaskRunnerSettings
+from core.settings.tasks import TaskRunnerSettings
 from core.tasks.worker import TaskWorker
 
 CONCURRENCY = 8

@@ -12,7 +12,7 @@ import pytest
 from core.db.adapter import EmbeddingRow
 from core.embeddings.queue import EmbeddingQueue
 from core.tasks.housekeeping import Housekeeping
-from core.tasks.settings import HousekeepingSettings
+from core.settings.tasks import HousekeepingSettings
 from core.types import ChannelType, Content, Entity, Memory, Room
 from infra.local.sqs import create_embedding_queues, start_moto_server
 from tests.core.tasks.conftest import now_ms, sql

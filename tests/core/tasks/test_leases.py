@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from core.db.postgres.tasks import LEASE_EXPIRED_ERROR
-from core.tasks.settings import TaskRunnerSettings
+from core.settings.tasks import TaskRunnerSettings
 from core.types import Task, TaskStatus, TaskUpdate
 from core.types.task import MAX_TASK_TEXT
 from tests.core.tasks.conftest import expire_lease, now_ms, sql

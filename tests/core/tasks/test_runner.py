@@ -13,7 +13,7 @@ from core.db.postgres import PostgresAdapter
 from core.db.postgres.tasks import LEASE_EXPIRED_ERROR
 from core.settings import Settings
 from core.tasks.runner import TaskRunner
-from core.tasks.settings import TaskRunnerSettings
+from core.settings.tasks import TaskRunnerSettings
 from core.tasks.worker import TaskWorker
 from core.types import TaskStatus
 from tests.core.tasks.conftest import expire_lease, make_due, now_ms, sql

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigurationError
-from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
+from core.settings.tasks import HousekeepingSettings, TaskRunnerSettings
 
 
 def test_defaults():
@@ -74,3 +74,26 @@ def test_bad_housekeeping_settings_name_the_variable(env, variable):
 def test_settings_are_frozen():
     with pytest.raises(ValueError):
         TaskRunnerSettings().concurrency = 9  # type: ignore[misc]
+
+
+def test_a_malformed_value_is_named_with_what_is_wrong_and_the_value():
+    with pytest.raises(ConfigurationError) as caught:
+        TaskRunnerSettings.from_env({"TASK_CONCURRENCY": "four", "TASK_MAX_PER_RUN": "0"})
+    assert str(caught.value) == "TASK_CONCURRENCY: must be an integer, got 'four'"  # parsed before bounds
+    with pytest.raises(ConfigurationError) as caught:
+        TaskRunnerSettings.from_env({"TASK_CONCURRENCY": "0", "TASK_MAX_PER_RUN": "10001"})
+    assert str(caught.value) == ("TASK_CONCURRENCY: must be at least 1, got 0; "
+                                 "TASK_MAX_PER_RUN: must be at most 10000, got 10001")
+
+
+def test_blank_variables_are_unset_and_values_are_trimmed():
+    settings = TaskRunnerSettings.from_env({"TASK_CONCURRENCY": "  ", "TASK_TIMEOUT_S": " 30 "})
+    assert (settings.concurrency, settings.task_timeout_s) == (4, 30.0)
+
+
+def test_every_variable_is_in_the_module_table():
+    import core.settings.tasks as module
+
+    for group in (TaskRunnerSettings, HousekeepingSettings):
+        for variable in group.variables().values():
+            assert f"``{variable}``" in (module.__doc__ or ""), variable
