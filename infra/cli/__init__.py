@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return int(exc.code or 0)
     _configure_process()
     try:
-        return args.handler(args, io)
+        status: int = args.handler(args, io)  # the subcommand's function, set by its register()
+        return status
     except CliError as exc:
         return _fail(io, str(exc), exc.status)
     except (ConfigurationError, CharacterError, DatabaseError) as exc:  # a bad setting or file, a failed query

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from core.db.adapter import DatabaseAdapter
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``agents list``, ``agents show`` and ``agents put``."""
     parser = groups.add_parser("agents", help="agents stored in the database",
                                description="Agents (characters) stored in the database: list, show, put.")

@@ -36,7 +36,7 @@ T = TypeVar("T")
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``chat``."""
     parser = groups.add_parser("chat", help="talk to an agent in the terminal (replies stream)",
                                description="Talk to an agent in the terminal; its replies stream as they are"

@@ -64,7 +64,7 @@ NO_QUEUE_NOTE = ("embeddings: not queued (no EMBEDDINGS_*_QUEUE_URL set); the sc
                  " the fragments still without a vector (up to EMBEDDING_PENDING_MAX_AGE_S old, default 24 h)")
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``documents`` (also ``knowledge``): ``import``, ``status``, ``list``, ``show``, ``delete``, ``sync``."""
     parser = groups.add_parser(
         "documents", aliases=["knowledge"], help="an agent's knowledge documents (import a folder, status, sync)",
@@ -241,7 +241,8 @@ def documents_status(args: argparse.Namespace, io: Io) -> int:
 def _status_agent(args: argparse.Namespace) -> str | None:
     if args.agent and args.agent_option and args.agent != args.agent_option:
         raise CliError("give AGENT once (as AGENT or --agent)", 2)
-    return args.agent or args.agent_option
+    agent: str | None = args.agent or args.agent_option
+    return agent
 
 
 async def _status(container: Container, agent_id: UUID, age: float) -> KnowledgeStatus:

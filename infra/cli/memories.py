@@ -46,7 +46,7 @@ def _table(text: str) -> str:
     return text
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``memories search``."""
     parser = groups.add_parser("memories", help="an agent's memories",
                                description="An agent's memories: search by meaning.")
@@ -77,7 +77,7 @@ def search_memories(args: argparse.Namespace, io: Io) -> int:
 
         async def search() -> list[Memory]:
             agent = await find_agent(container.adapter, args.agent)
-            vector = await registry.use(None, ModelType.TEXT_EMBEDDING, {"text": args.query})  # type: ignore[arg-type]
+            vector = await registry.use(None, ModelType.TEXT_EMBEDDING, {"text": args.query})
             return await container.adapter.search_memories(
                 agent.id, vector, table=args.table, room_id=args.room_id,
                 count=args.count, match_threshold=args.threshold,

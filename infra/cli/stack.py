@@ -15,7 +15,7 @@ from core.errors import MigrationError
 from infra.cli.common import CliError, Io, check_reachable, describe_database, int_range
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``run`` and ``migrate``."""
     run = groups.add_parser("run", help="the local stack: gateway, SQS poller, scheduler, Postgres",
                             description="Run the local stack (as `make run`): embedded Postgres (unless"

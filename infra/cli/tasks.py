@@ -23,7 +23,7 @@ _COLUMNS = (("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("attempts", "
             ("nextRunAt", "NEXT RUN (UTC)"), ("tags", "TAGS"), ("lastError", "LAST ERROR"))
 
 
-def register(groups: argparse._SubParsersAction) -> None:
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``tasks list`` and ``tasks create``."""
     parser = groups.add_parser("tasks", help="an agent's scheduled tasks",
                                description="An agent's scheduled tasks: list, create.")
