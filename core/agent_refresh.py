@@ -23,12 +23,8 @@ its first request.
 A read that fails (database down) is logged and changes nothing: the agents already known
 are still served, and the next due request tries again.
 
-Settings (environment; read by ``RefreshSettings.from_env``):
-
-| variable | default | meaning |
-|---|---|---|
-| ``AGENT_REFRESH_S`` | ``5`` | seconds between two reads of ``agents`` on the request path (``0``: every request) |
-| ``AGENT_REFRESH_ON_MISS_S`` | ``1`` | least seconds between two reads caused by unknown agent names |
+Settings: ``AGENT_REFRESH_S`` (5 s) and ``AGENT_REFRESH_ON_MISS_S`` (1 s), read in the init
+phase by ``RefreshSettings.from_env`` (``core.settings.agents``).
 
 elizaOS loads agents when its server starts them (``ElizaOS.addAgents``/``startAgents``); a
 serverless process has no operator to tell it, hence the table is polled, rate limited.
@@ -40,14 +36,14 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from core.character import CharacterError, load_character_dict
 from core.errors import ConfigurationError
+from core.settings.agents import RefreshSettings
 
 if TYPE_CHECKING:
     from core.character import Character
@@ -55,54 +51,6 @@ if TYPE_CHECKING:
     from core.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REFRESH_S = 5.0
-DEFAULT_MISS_REFRESH_S = 1.0
-#: Longest interval accepted (a day): beyond that, a stored agent would look lost.
-MAX_REFRESH_S = 86_400.0
-
-
-@dataclass(frozen=True)
-class RefreshSettings:
-    """How often the agents table is re-read (see the module docstring).
-
-    Attributes:
-        interval_s: ``AGENT_REFRESH_S``: seconds between two periodic reads (0: every request).
-        miss_interval_s: ``AGENT_REFRESH_ON_MISS_S``: least seconds between two reads caused by
-            an unknown agent name or id.
-
-    Raises:
-        ConfigurationError: a value is negative, not finite or over ``MAX_REFRESH_S``.
-    """
-
-    interval_s: float = DEFAULT_REFRESH_S
-    miss_interval_s: float = DEFAULT_MISS_REFRESH_S
-
-    def __post_init__(self) -> None:
-        for name, value in (("AGENT_REFRESH_S", self.interval_s), ("AGENT_REFRESH_ON_MISS_S", self.miss_interval_s)):
-            if not (math.isfinite(value) and 0 <= value <= MAX_REFRESH_S):
-                raise ConfigurationError(f"{name} must be a number of seconds from 0 to {MAX_REFRESH_S:g}, got {value}")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RefreshSettings:
-        """The settings from ``environ`` (``os.environ``), defaults for unset or empty variables.
-
-        Raises:
-            ConfigurationError: a value is not a number, or is out of range (names the variable).
-        """
-        return cls(interval_s=_seconds(environ, "AGENT_REFRESH_S", DEFAULT_REFRESH_S),
-                   miss_interval_s=_seconds(environ, "AGENT_REFRESH_ON_MISS_S", DEFAULT_MISS_REFRESH_S))
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = (environ.get(name) or "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of seconds, got {text!r}") from None
-
 
 class AgentRefresher:
     """Keeps one orchestrator's agents in step with the ``agents`` table (see the module docstring).

@@ -150,7 +150,9 @@ def _describe_error(error: ErrorDetails, names: Mapping[str, str]) -> str:
     context = error.get("ctx") or {}
     if error["type"] in _BOUNDS:
         words, key = _BOUNDS[error["type"]]
-        message = f"must be {words} {context[key]}, got {error['input']!r}"
+        bound = context[key]
+        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)  # 86400, not 86400.0
+        message = f"must be {words} {shown}, got {error['input']!r}"
     elif error["type"] == "value_error":  # our validators' own words, without pydantic's "Value error, "
         message = str(context.get("error", error["msg"]))
     else:
@@ -179,10 +181,16 @@ class AgentSetting(Generic[SettingT]):
     minimum: float | None = None
     maximum: float | None = None
 
-    def read(self, runtime: TypedSettingsSource) -> SettingT:
+    def read(self, runtime: TypedSettingsSource, default: SettingT | None = None) -> SettingT:
         """The agent's value, through ``runtime.setting`` (the one typed accessor).
+
+        Args:
+            runtime: The agent's runtime.
+            default: Replaces ``self.default`` when it derives from other settings
+                (``REFLECTION_INTERVAL``: a quarter of ``CONVERSATION_LENGTH``).
 
         Raises:
             ConfigurationError: the value is malformed or out of range; the message names the variable.
         """
-        return runtime.setting(self.name, self.kind, self.default, minimum=self.minimum, maximum=self.maximum)
+        fallback = self.default if default is None else default
+        return runtime.setting(self.name, self.kind, fallback, minimum=self.minimum, maximum=self.maximum)

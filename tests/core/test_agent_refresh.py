@@ -273,9 +273,9 @@ async def test_without_a_refresher_before_request_does_nothing(adapter, scripted
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
-    ({}, RefreshSettings(5.0, 1.0)),
-    ({"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"}, RefreshSettings(2.5, 0.0)),
-    ({"AGENT_REFRESH_S": ""}, RefreshSettings(5.0, 1.0)),
+    ({}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
+    ({"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"}, RefreshSettings(interval_s=2.5, miss_interval_s=0.0)),
+    ({"AGENT_REFRESH_S": ""}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
 ])
 def test_refresh_settings_from_the_environment(environ, expected):
     assert RefreshSettings.from_env(environ) == expected
@@ -296,3 +296,13 @@ async def _updated_at(adapter, agent_id):
     async with adapter.pool.connection() as conn:
         row = await (await conn.execute("SELECT updated_at FROM agents WHERE id = %s", (agent_id,))).fetchone()
     return row["updated_at"]
+
+
+def test_every_bad_refresh_setting_is_named_at_once():
+    with pytest.raises(ConfigurationError) as caught:
+        RefreshSettings.from_env({"AGENT_REFRESH_S": "soon", "AGENT_REFRESH_ON_MISS_S": "-1"})
+    assert str(caught.value) == "AGENT_REFRESH_S: must be a number, got 'soon'"
+    with pytest.raises(ConfigurationError) as caught:
+        RefreshSettings.from_env({"AGENT_REFRESH_S": "86401", "AGENT_REFRESH_ON_MISS_S": "-1"})
+    assert str(caught.value) == ("AGENT_REFRESH_S: must be at most 86400, got 86401.0; "
+                                 "AGENT_REFRESH_ON_MISS_S: must be at least 0, got -1.0")

@@ -18,7 +18,7 @@ TEXT = " ".join(f"Fact number {i}: the greenhouse door sticks when it rains on d
 @pytest.fixture
 def agent(messages_fn, monkeypatch):
     """A fresh agent stored in the table, served at once (no read has to wait for the miss interval)."""
-    monkeypatch.setattr(messages_fn.orchestrator.refresher, "settings", RefreshSettings(5.0, 0.0))
+    monkeypatch.setattr(messages_fn.orchestrator.refresher, "settings", RefreshSettings(interval_s=5.0, miss_interval_s=0.0))
     name = f"Status-{uuid.uuid4().hex[:8]}"
     record = AgentRecord(uuid.uuid4(), name, {"name": name, "bio": ["keeps a greenhouse log"],
                                                "settings": {"KNOWLEDGE_CHUNK_CHARS": 200}})
