@@ -62,7 +62,7 @@ from pathlib import Path
 
 from _report import emit  # bench/_report.py: run as a script, bench/ is on sys.path
 
-HANDLERS = ("functions.messages", "functions.embeddings", "functions.migrate", "functions.tasks")
+HANDLERS = ("functions.api.app", "functions.embeddings", "functions.migrate", "functions.tasks")
 OURS = ("core", "functions", "infra", "tests", "bench")
 
 PROBE = """
@@ -90,7 +90,7 @@ print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "sdk_clients_ms":
 INVOKE = {
     "messages": """
 def invoke_messages():
-    from functions.messages import handler
+    from functions.api.app import handler
     from core.model_providers.scripted import models
     from core.types import ModelType
     from tests.factories import FakeContext, http_event
@@ -111,7 +111,7 @@ NO_INVOCATION = "def invoke_{name}():\n    return {{}}\n"
 #: after-restore hooks and the first invocation (a new pool connects, reading the secret again).
 SNAPSTART_PROBE = "import json, time\n" + INVOKE["messages"] + """
 import snapshot_restore_py
-import functions.messages
+import functions.api.app
 for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
     hook(*args, **kwargs)
 started = time.perf_counter()
@@ -162,7 +162,7 @@ def snapstart(python: str, env: dict[str, str], runs: int, cold_request_ms: floa
     probe_runs = [run(python, SNAPSTART_PROBE, snap_env) for _ in range(runs)]
     restore_ms = statistics.median(r["after_restore_ms"] for r in probe_runs)
     first_ms = statistics.median(r["first_invocation_ms"] for r in probe_runs)
-    print(f"functions.messages under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
+    print(f"functions.api.app under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
           f"{first_ms:.0f} ms (without SnapStart: init phase + first invocation {cold_request_ms:.0f} ms)",
           file=sys.stderr)
     emit("messages_snapstart_after_restore", restore_ms, "ms")

@@ -183,7 +183,7 @@ def test_embeddings_function_polls_only_its_queues(resources):
 def test_http_api_routes(resources):
     assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     fn = resources["MessagesFunction"]["Properties"]
-    assert fn["Handler"] == "functions.messages.handler"
+    assert fn["Handler"] == "functions.api.app.handler"
     routes = set()
     for event in fn["Events"].values():
         assert event["Type"] == "HttpApi"

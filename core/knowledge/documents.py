@@ -320,3 +320,17 @@ async def _ensure_shared_owner(runtime: AgentRuntime) -> None:
                          {"name": SHARED_KNOWLEDGE_NAME, "system": "Owner of the shared knowledge."}, enabled=False)
     if not await adapter.create_agent(record) and await adapter.get_agent(SHARED_KNOWLEDGE_ID) is None:
         raise ConfigurationError(f"the agent name {SHARED_KNOWLEDGE_NAME!r} is taken; shared knowledge needs it")
+
+
+def document_json(document: Memory, *, text: bool = False) -> dict[str, Any]:
+    """A document as the API returns it (camelCase); ``text`` adds the whole text."""
+    meta = document.metadata.model_extra or {}
+    answer = {
+        "id": str(document.id), "name": meta.get("title"), "shared": is_shared(document),
+        "source": document.metadata.source, "contentType": meta.get("contentType"), "size": meta.get("size"),
+        "fragmentCount": meta.get("fragmentCount"), "contentHash": meta.get("contentHash"),
+        "origin": meta.get("origin"), "createdAt": document.created_at, "metadata": meta.get("custom"),
+    }
+    if text:
+        answer["text"] = document.text
+    return answer

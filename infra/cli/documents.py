@@ -312,7 +312,7 @@ def _counts(*parts: Any) -> list[str]:
 
 def list_documents(args: argparse.Namespace, io: Io) -> int:
     """``documents list``: a table, or JSON lines shaped as ``GET /agents/{agent}/documents``'s."""
-    from functions.documents_api import document_json
+    from core.knowledge.documents import document_json
 
     with open_container() as container:
         agent = container.run(find_agent(container.adapter, args.agent))
@@ -328,7 +328,7 @@ def list_documents(args: argparse.Namespace, io: Io) -> int:
 
 def show_document(args: argparse.Namespace, io: Io) -> int:
     """``documents show``: the metadata, then the text (or the fragments); or JSON as the API's."""
-    from functions.documents_api import document_json
+    from core.knowledge.documents import document_json
 
     with open_container() as container:
         async def read() -> tuple[Memory, list[Memory]]:

@@ -15,7 +15,7 @@ from core.errors import EmbeddingDimensionError, ModelError, ModelNotFoundError
 from core.knowledge import FRAGMENTS_TABLE
 from core.types import Memory, ModelType
 from core.types.fact import FACTS_TABLE
-from functions.api_models import memory_json
+from core.types.wire import memory_json
 from infra.cli.common import (
     CliError,
     Io,

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.types import Task
-from functions.api_models import TAG_PATTERN, TaskBody, task_json
+from core.types.wire import TAG_PATTERN, TaskBody, task_json
 from infra.cli.common import CliError, Io, cell, find_agent, int_range, open_container, print_table, utc
 
 #: Columns of ``tasks list`` (JSON key, heading).

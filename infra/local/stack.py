@@ -3,7 +3,7 @@
 ``python -m infra.local.stack serve`` (``make run``): embedded Postgres under the data
 directory (``LOCAL_DATA_DIR``, default the project's ``.data/``), migrations, moto's SQS server
 with the three embedding queues, the HTTP gateway on 127.0.0.1:$PORT (3000) for
-``functions.messages``, the SQS poller for ``functions.embeddings`` and the scheduler for
+``functions.api.app``, the SQS poller for ``functions.embeddings`` and the scheduler for
 ``functions.tasks`` (a scheduled event every ``TASKS_INTERVAL_S``, 60 s; the context's timeout
 is ``TASKS_FUNCTION_TIMEOUT_S``, 120 s, as in ``template.yaml``). ``migrate`` (``make migrate``)
 applies migrations only: to ``DATABASE_URL``, else to the running stack's database, else to the
@@ -283,7 +283,8 @@ def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, s
     """Import the three functions (their init phase), then drive them: poller, scheduler, gateway last."""
     import boto3
 
-    from functions import embeddings, messages, tasks  # init phase of the three functions
+    from functions import embeddings, tasks  # init phase of the three functions
+    from functions.api import app as messages
     from infra.local.gateway import LocalGateway
     from infra.local.poller import SqsPoller
     from infra.local.scheduler import LocalScheduler

@@ -42,7 +42,7 @@ def _function(name: str):
 
 @pytest.fixture(scope="session")
 def messages_fn(function_env):
-    yield from _function("functions.messages")
+    yield from _function("functions.api.app")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The documents router through a small Powertools app built like ``functions.messages``'s.
+"""The documents router in the API's own resolver (``functions.api.app.create_app``), with an orchestrator of its own.
 
 Real API Gateway v2 events, real Postgres, moto's SQS server: the handlers run as the
 Lambda runs them, synchronously, on a loop kept for the app (``Container.run``).
@@ -12,8 +12,6 @@ import json
 import uuid
 
 import pytest
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
@@ -21,43 +19,18 @@ from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.embeddings.queue import EmbeddingQueue
 from core.embeddings.request import EmbeddingRequest
-from core.errors import ConfigurationError, NotFoundError
 from core.knowledge.provider import knowledge_plugin
 from core.model_providers.scripted import ScriptedModels
 from core.orchestrator import Orchestrator
 from core.settings import Settings
-from functions import documents_api
+from functions.api.context import Api, serving
 from tests.factories import FakeContext, http_event
 
 
-def _error(status: int, error: str, message: str, **extra) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": error, "message": message, **extra})
+class Harness:
+    """The API's resolver, its loop (as ``Container``) and an orchestrator with two agents."""
 
-
-def build_app() -> APIGatewayHttpResolver:
-    """The router in an app with ``functions.messages``'s error handlers for what it leaves to the app."""
-    app = APIGatewayHttpResolver(enable_validation=True)
-    app.include_router(documents_api.router)
-
-    @app.exception_handler(RequestValidationError)
-    def invalid(exc: RequestValidationError) -> Response:
-        fields = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or e.get("loc", ("body",))[0],
-                   "location": e.get("loc", ("body",))[0], "type": e.get("type"), "message": e.get("msg")}
-                  for e in exc.errors()]
-        return _error(422, "validation_error", "invalid request", fields=fields)
-
-    @app.exception_handler(NotFoundError)
-    def not_found(exc: NotFoundError) -> Response:
-        return _error(404, "not_found", str(exc))
-
-    return app
-
-
-class Api:
-    """The app, its loop (as ``Container``) and an orchestrator with two agents."""
-
-    def __init__(self, database_url: str, sqs_client, queue_urls) -> None:
+    def __init__(self, database_url: str, sqs_client, queue_urls, app_module) -> None:
         self.loop = asyncio.new_event_loop()
         self.pool = create_pool(Settings(database_url=database_url, pool_max_size=2))
         self.run(self.pool.open())
@@ -73,7 +46,9 @@ class Api:
                                                                   "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0}}),
             load_character_dict({"name": self.bob}),
         ]))
-        self.app = build_app()
+        self.app = app_module.create_app(app_module.observability)
+        self.context = Api(container=self, orchestrator=self.orchestrator,  # type: ignore[arg-type]
+                           observability=app_module.observability)
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -81,9 +56,11 @@ class Api:
     def call(self, method: str, path: str, body=None, query=None, *, context: bool = True):
         event = http_event(method, path, body, query)
         event["headers"] = {**event["headers"], "content-type": "application/json"}
-        if context:  # what functions.messages.handler does before every resolve
-            self.app.append_context(orchestrator=self.orchestrator, container=self)
-        response = self.app.resolve(event, FakeContext())
+        if context:  # what functions.api.app.handler does around every resolve
+            with serving(self.context):
+                response = self.app.resolve(event, FakeContext())
+        else:
+            response = self.app.resolve(event, FakeContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def queued(self, priority: str = "low") -> list[EmbeddingRequest]:
@@ -101,21 +78,18 @@ class Api:
 
 
 @pytest.fixture
-def api(database_url, sqs_server):
-    # The router is also in functions.messages' app: give it back its resolver and context after.
-    previous = documents_api.router.api_resolver, documents_api.router.context
+def api(database_url, sqs_server, messages_fn):
     # Fresh queues on the session's moto server. Not moto's in-process mock_aws: it shares its
     # state with that server (same process) and resets it, so the messages function's queues
     # would vanish under the tests that run after these.
     client = sqs_server[0]
     urls = {p: client.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
             for p in ("high", "normal", "low")}
-    harness = Api(database_url, client, urls)
+    harness = Harness(database_url, client, urls, messages_fn)
     try:
         yield harness
     finally:
         harness.close()
-        documents_api.router.api_resolver, documents_api.router.context = previous
 
 
 NOTES = "The kettle is in the kitchen.\n\nThe spare key hangs by the door.\n\nBins go out on Tuesday."
@@ -235,6 +209,6 @@ def test_unknown_ids_and_agents(api):
     assert api.call("GET", "/agents/nobody-here/documents")[0] == 404
 
 
-def test_a_missing_context_is_a_configuration_error(api):
-    with pytest.raises(ConfigurationError, match="append_context"):
-        api.call("GET", f"/agents/{api.bob}/documents", context=False)
+def test_a_route_resolved_outside_the_handler_is_a_500_without_internals(api):
+    status, body = api.call("GET", f"/agents/{api.bob}/documents", context=False)
+    assert (status, body) == (500, {"error": "internal_error", "message": "internal server error"})

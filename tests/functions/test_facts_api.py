@@ -1,4 +1,4 @@
-"""The facts router in an app of its own, with the messages function's orchestrator and container as context."""
+"""The facts routes through the HTTP function's handler, with real API Gateway events."""
 
 from __future__ import annotations
 
@@ -6,36 +6,23 @@ import json
 import uuid
 
 import pytest
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import EmbeddingWorker
-from core.errors import NotFoundError
 from core.types import ChannelType
 from core.types.memory import content_hash
-from functions import facts_api
 from tests.factories import FakeContext, http_event
 
 
 @pytest.fixture(scope="module")
 def api(messages_fn):
-    """``call(method, path, body=None, query=None) -> (status, json)`` through a resolver including the router."""
-    # The router is also in functions.messages' app: give it back its resolver and context after.
-    previous = facts_api.router.api_resolver, facts_api.router.context
-    app = APIGatewayHttpResolver(enable_validation=True)
-    app.include_router(facts_api.router)
-    # The messages function's own error handlers: the router is served by that app.
-    app.exception_handler(RequestValidationError)(messages_fn._invalid_request)
-    app.exception_handler(NotFoundError)(messages_fn._not_found)
+    """``call(method, path, body=None, query=None) -> (status, json)`` through the function's handler."""
 
     def call(method, path, body=None, query=None):
-        app.append_context(orchestrator=messages_fn.orchestrator, container=messages_fn.container)
-        response = app.resolve(http_event(method, path, body, query), FakeContext())
+        response = messages_fn.handler(http_event(method, path, body, query), FakeContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
-    yield call
-    facts_api.router.api_resolver, facts_api.router.context = previous
+    return call
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _run(code: str, database_url: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("module", ["functions.messages", "functions.tasks", "functions.embeddings",
+@pytest.mark.parametrize("module", ["functions.api.app", "functions.tasks", "functions.embeddings",
                                     "functions.migrate"])
 def test_the_init_phase_runs_without_collections_and_ends_with_its_objects_frozen(module, database_url):
     done = _run(PROBE.format(module=module), database_url)

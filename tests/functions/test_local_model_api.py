@@ -25,12 +25,12 @@ from tests.factories import FakeContext, http_event
 
 pytestmark = pytest.mark.local_models
 
-MESSAGES_MODULE = Path(__file__).resolve().parents[2] / "functions" / "messages.py"
+MESSAGES_MODULE = Path(__file__).resolve().parents[2] / "functions" / "api" / "app.py"
 
 
 @pytest.fixture(scope="module")
 def local_messages_fn(function_env) -> Iterator[ModuleType]:
-    """``functions/messages.py`` imported (init phase) with the local models, as ``make run`` serves it."""
+    """``functions/api/app.py`` imported (init phase) with the local models, as ``make run`` serves it."""
     saved = os.environ.get("MODEL_PLUGINS")
     os.environ["MODEL_PLUGINS"] = "core.model_providers.local"
     try:

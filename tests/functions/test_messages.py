@@ -8,9 +8,11 @@ import uuid
 
 import pytest
 
+import core.db.health
 from core.db.migrations import core_migrations
 from core.errors import ModelError
 from core.types import ModelType
+from functions.api import health
 from tests.factories import FakeContext, http_event
 
 REPLY = "<response><thought>hi</thought><actions>REPLY</actions><text>I am Eliza.</text></response>"
@@ -170,7 +172,7 @@ def unreachable_database(messages_fn, monkeypatch):
                                min_size=0, max_size=1, open=False)
     container.run(dead.open())
     monkeypatch.setattr(container, "pool", dead)
-    monkeypatch.setattr(messages_fn, "HEALTH_DB_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(health, "HEALTH_DB_TIMEOUT_S", 0.5)
     yield
     container.run(dead.close())
 
@@ -194,7 +196,7 @@ def test_health_is_503_when_the_pool_is_closed(messages_fn, monkeypatch):
 
 
 def test_health_is_degraded_when_the_schema_is_behind_the_code(messages_fn, monkeypatch):
-    monkeypatch.setattr(messages_fn, "_expected_schema", lambda: "9999_from_the_future.sql")
+    monkeypatch.setattr(core.db.health, "expected_schema", lambda: "9999_from_the_future.sql")
     status, body = call(messages_fn, "GET", "/health")
     assert status == 200 and body["status"] == "degraded" and body["database"]["schemaCurrent"] is False
 

@@ -31,7 +31,7 @@ from tests.factories import EVENTS, FakeContext, http_event, sqs_event
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = "<response><thought>hi</thought><actions>REPLY</actions><text>I am Eliza.</text></response>"
-HANDLERS = ("functions.messages", "functions.embeddings", "functions.tasks", "functions.migrate")
+HANDLERS = ("functions.api.app", "functions.embeddings", "functions.tasks", "functions.migrate")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_with_tracing_off_no_handler_imports_the_xray_sdk(child_env):
             "    __import__(name)\n"
             "print(json.dumps({'xray': sorted(m for m in sys.modules if m.startswith('aws_xray_sdk')),"
             " 'tracer_module': 'aws_lambda_powertools.tracing' in sys.modules}))\n"
-            "for name in ('functions.messages', 'functions.embeddings', 'functions.tasks'):\n"
+            "for name in ('functions.api.app', 'functions.embeddings', 'functions.tasks'):\n"
             "    sys.modules[name].container.close()\n")
     found = _last_json(_run(code, child_env))
     assert found["xray"] == []
@@ -356,7 +356,7 @@ daemon.settimeout(10)
 os.environ.update({{"AWS_LAMBDA_FUNCTION_NAME": "messages", "LAMBDA_TASK_ROOT": os.getcwd(),
                    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
                    "_X_AMZN_TRACE_ID": "Root={trace_id};Parent=53995c3f42cd8ad8;Sampled=1"}})
-import functions.messages as fn
+import functions.api.app as fn
 from tests.factories import FakeContext, http_event
 status = fn.handler(http_event("GET", "/agents"), FakeContext())["statusCode"]
 header, document = daemon.recv(65535).decode().split("\\n", 1)

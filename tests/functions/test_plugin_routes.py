@@ -159,7 +159,8 @@ def test_a_body_marked_base64_that_is_not_base64_is_a_400_on_every_json_route(me
 
 
 def test_a_base64_body_over_the_limit_is_refused_by_its_decoded_size(messages_fn, agent, monkeypatch):
-    monkeypatch.setattr(messages_fn.container.settings, "max_body_bytes", 30)
+    container = messages_fn.container
+    monkeypatch.setattr(container, "settings", container.settings.model_copy(update={"max_body_bytes": 30}))
     fits = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Ann", "times": 1}')  # 27 bytes
     assert messages_fn.handler(fits, FakeContext())["statusCode"] == 201
     over = _curl_d_event(f"/agents/{agent}/plugins/widgets/greet", b'{"name": "Annabel", "times": 1}')  # 31 bytes

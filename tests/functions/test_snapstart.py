@@ -17,9 +17,9 @@ import snapshot_restore_py
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict
 
+from core.deployment.container import Container
 from core.errors import ConfigurationError
 from core.settings import Settings
-from core.deployment.container import Container
 from functions.snapstart import build_deferred_validators, register_snapstart_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,10 +121,10 @@ def test_snapstart_without_the_hooks_library_is_a_configuration_error(snap_start
 MESSAGES_UNDER_SNAPSTART = """
 import json
 import snapshot_restore_py
-import functions.messages as fn
+import functions.api.app as fn
 from core.model_providers.scripted import models
 from core.types import ModelType
-from functions.api_models import MessageBody
+from core.types.wire import MessageBody
 from tests.factories import FakeContext, http_event
 
 deferred_at_init = not MessageBody.__pydantic_complete__

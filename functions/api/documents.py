@@ -18,21 +18,17 @@ Routes:
 - ``DELETE /agents/{agent}/documents/{documentId}``: 204; a shared document is deleted for
   every agent; 404 when the agent sees no such document.
 
-Wiring (``functions/messages.py``): ``app.include_router(router)``, and *per invocation*,
-before ``app.resolve``, ``app.append_context(orchestrator=..., container=...)``: Powertools
-clears the resolver's context after every request, so context set once at import is gone
-from the second request on. Errors not handled here (unknown agent, bad body) use the
-app's handlers: ``NotFoundError`` gives 404, ``RequestValidationError`` 422. The Lambda
-handler's ``MAX_BODY_BYTES`` (64 KiB) applies before this router: a larger body gets 413
-there, whatever ``KNOWLEDGE_MAX_DOCUMENT_BYTES`` says; bigger documents go through the
-CLI's folder import.
+Errors not handled here (unknown agent, bad body) use the app's handlers (``functions.api.app``):
+``NotFoundError`` gives 404, ``RequestValidationError`` 422. The Lambda handler's
+``MAX_BODY_BYTES`` (64 KiB) applies before this router: a larger body gets 413 there, whatever
+``KNOWLEDGE_MAX_DOCUMENT_BYTES`` says; bigger documents go through the CLI's folder import.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -40,7 +36,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field, model_validator
 
-from core.errors import ConfigurationError, NotFoundError
+from core.errors import NotFoundError
 from core.knowledge import KnowledgeSettings
 from core.knowledge.documents import (
     MAX_NAME_CHARS,
@@ -51,18 +47,16 @@ from core.knowledge.documents import (
     add_document,
     decode_document,
     delete_document,
+    document_json,
     get_document,
     get_fragments,
-    is_shared,
     list_documents,
 )
 from core.knowledge.status import knowledge_status
 from core.types import Memory
-from functions.api_models import ApiModel
-
-if TYPE_CHECKING:
-    from core.deployment.container import Container
-    from core.orchestrator import Orchestrator
+from core.types.wire import ApiModel
+from functions.api.context import current
+from functions.api.responses import error_response, invalid_field
 
 router = APIGatewayHttpRouter()
 
@@ -87,7 +81,8 @@ class DocumentBody(ApiModel):
 @router.post("/agents/<agent>/documents")
 def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
     """Add (or replace) a document; its fragments are queued for embedding at low priority."""
-    orchestrator, container = _dependencies()
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     settings = KnowledgeSettings.from_runtime(runtime)
     field = "file" if body.file is not None else "text"
@@ -97,9 +92,9 @@ def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
             runtime, text, name=body.name, shared=body.shared, content_type=body.content_type,
             origin="api", metadata=body.metadata, settings=settings))
     except DocumentTooLargeError as exc:
-        return _error(413, "payload_too_large", exc.reason)
+        return error_response(413, "payload_too_large", exc.reason)
     except DocumentError as exc:
-        return _invalid(field, "invalid_document", exc.reason)
+        return invalid_field(field, "invalid_document", exc.reason)
     status = 201 if result.status is DocumentStatus.ADDED else 200
     return Response(status_code=status, content_type="application/json", body=_result_json(result))
 
@@ -108,12 +103,13 @@ def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
 def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response[dict[str, Any]]:
     """The agent's documents and the shared ones, newest first, without their text."""
-    orchestrator, container = _dependencies()
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     try:
         page = container.run(list_documents(runtime, limit=limit, cursor=cursor))
     except ValueError as exc:
-        return _invalid("cursor", "invalid_cursor", str(exc), location="query")
+        return invalid_field("cursor", "invalid_cursor", str(exc), location="query")
     return Response(status_code=200, content_type="application/json",
                     body={"documents": [document_json(d) for d in page.memories], "nextCursor": page.next_cursor})
 
@@ -123,7 +119,8 @@ def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
 def get_documents_status(agent: str) -> dict[str, Any]:
     """How far the agent's knowledge is searchable: its fragments (and the shared ones) embedded,
     queued and failed (``core.knowledge.status``), with ``searchable`` the embedded share."""
-    orchestrator, container = _dependencies()
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     status = container.run(knowledge_status(runtime.adapter, runtime.agent_id))
     return {"agentId": str(runtime.agent_id), **status.as_json()}
@@ -132,7 +129,8 @@ def get_documents_status(agent: str) -> dict[str, Any]:
 @router.get("/agents/<agent>/documents/<document_id>")
 def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> dict[str, Any]:
     """One document with its text; ``fragments=true`` adds its fragments in order."""
-    orchestrator, container = _dependencies()
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
 
     async def read() -> tuple[Memory | None, list[Memory]]:
@@ -152,7 +150,8 @@ def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> 
 @router.delete("/agents/<agent>/documents/<document_id>")
 def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
     """Delete a document and its fragments (a shared one for every agent)."""
-    orchestrator, container = _dependencies()
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     if not container.run(delete_document(runtime, document_id)):
         raise NotFoundError(f"document {document_id} not found for agent {agent}")
@@ -160,20 +159,6 @@ def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
 
 
 # -- JSON shapes -----------------------------------------------------------------------------
-
-def document_json(document: Memory, *, text: bool = False) -> dict[str, Any]:
-    """A document as the API returns it (camelCase); ``text`` adds the whole text."""
-    meta = document.metadata.model_extra or {}
-    answer = {
-        "id": str(document.id), "name": meta.get("title"), "shared": is_shared(document),
-        "source": document.metadata.source, "contentType": meta.get("contentType"), "size": meta.get("size"),
-        "fragmentCount": meta.get("fragmentCount"), "contentHash": meta.get("contentHash"),
-        "origin": meta.get("origin"), "createdAt": document.created_at, "metadata": meta.get("custom"),
-    }
-    if text:
-        answer["text"] = document.text
-    return answer
-
 
 def _fragment_json(fragment: Memory) -> dict[str, Any]:
     meta = fragment.metadata.model_extra or {}
@@ -189,15 +174,6 @@ def _result_json(result: DocumentResult) -> dict[str, Any]:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _dependencies() -> tuple[Orchestrator, Container]:
-    try:
-        return router.context["orchestrator"], router.context["container"]
-    except KeyError:
-        raise ConfigurationError(
-            "documents_api needs app.append_context(orchestrator=..., container=...) before each resolve"
-        ) from None
-
-
 def _file_text(encoded: str, settings: KnowledgeSettings) -> str:
     # Cheap bound before decoding: base64 is 4 characters per 3 bytes.
     if len(encoded) // 4 * 3 > settings.max_document_bytes + 2:
@@ -207,13 +183,3 @@ def _file_text(encoded: str, settings: KnowledgeSettings) -> str:
     except (binascii.Error, ValueError):
         raise DocumentError("not base64") from None
     return decode_document(data, max_bytes=settings.max_document_bytes)
-
-
-def _error(status: int, error: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": error, "message": message, **extra})
-
-
-def _invalid(field: str, kind: str, message: str, *, location: str = "body") -> Response[dict[str, Any]]:
-    return _error(422, "validation_error", f"invalid request: {field}",
-                  fields=[{"field": field, "location": location, "type": kind, "message": message}])

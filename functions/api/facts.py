@@ -1,10 +1,6 @@
 """Facts over HTTP: ``POST /agents/{agent}/facts`` and ``GET /agents/{agent}/facts`` (a Powertools router).
 
-Included by the messages function's resolver (``app.include_router(facts_api.router)``),
-which must put the process's ``orchestrator`` and ``container`` in the routing context on
-every invocation (``app.append_context(orchestrator=..., container=...)``: Powertools clears
-the context after each request). Errors follow the app's handlers: ``NotFoundError`` → 404,
-validation → 422.
+Errors follow the app's handlers (``functions.api.app``): ``NotFoundError`` → 404, validation → 422.
 
 * ``POST`` stores a fact in a room, de-duplicated (``core.memory.facts``): 201 with the new
   fact, or 200 with the existing one when the same fact was known (its confidence raised).
@@ -29,7 +25,9 @@ from core.errors import NotFoundError
 from core.memory.facts import store_facts
 from core.types import ModelType
 from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind
-from functions.api_models import ApiModel
+from core.types.wire import ApiModel
+from functions.api.context import current
+from functions.api.responses import invalid_field, json_response
 
 router = APIGatewayHttpRouter()
 
@@ -78,7 +76,8 @@ def fact_json(fact: Fact) -> dict[str, Any]:
 @router.post("/agents/<agent>/facts")
 def create_fact(agent: str, body: FactBody) -> Response[dict[str, Any]]:
     """Store a fact; 201 when new, 200 when it confirmed a known fact (confidence raised)."""
-    orchestrator, container = router.context["orchestrator"], router.context["container"]
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
 
     async def store() -> Any:
@@ -108,35 +107,28 @@ def list_facts(
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response[dict[str, Any]]:
     """A room's facts (or all rooms'), newest first and paged; with ``query``, the nearest facts."""
-    orchestrator, container = router.context["orchestrator"], router.context["container"]
+    api = current()
+    orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     adapter = runtime.adapter
 
     if query is not None:
         if cursor is not None:
-            return _invalid("cursor", "cursor pages a listing; a query returns the best matches at once")
+            return invalid_field("cursor", "value_error",
+                                 "cursor pages a listing; a query returns the best matches at once", location="query")
 
         async def search() -> list[Any]:
             vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": query})
             return await adapter.search_memories(runtime.agent_id, vector, table=FACTS_TABLE, room_id=roomId,
                                                  entity_id=entityId, count=limit, query_text=query)
 
-        return _ok({"facts": [fact_json(Fact.from_memory(m)) for m in container.run(search())]})
+        return json_response(200, {"facts": [fact_json(Fact.from_memory(m)) for m in container.run(search())]})
 
     try:
         page = container.run(adapter.list_memories(runtime.agent_id, table=FACTS_TABLE, room_id=roomId,
                                                    entity_id=entityId, limit=limit, cursor=cursor))
     except ValueError:
-        return _invalid("cursor", "invalid cursor: pass nextCursor of the previous page")
-    return _ok({"facts": [fact_json(Fact.from_memory(m)) for m in page.memories], "nextCursor": page.next_cursor})
-
-
-def _ok(body: dict[str, Any]) -> Response[dict[str, Any]]:
-    return Response(status_code=200, content_type="application/json", body=body)
-
-
-def _invalid(name: str, message: str) -> Response[dict[str, Any]]:
-    return Response(status_code=422, content_type="application/json", body={
-        "error": "validation_error", "message": f"invalid request: {name}",
-        "fields": [{"field": name, "location": "query", "type": "value_error", "message": message}],
-    })
+        return invalid_field("cursor", "value_error", "invalid cursor: pass nextCursor of the previous page",
+                             location="query")
+    return json_response(200, {"facts": [fact_json(Fact.from_memory(m)) for m in page.memories],
+                               "nextCursor": page.next_cursor})

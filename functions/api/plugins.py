@@ -1,4 +1,4 @@
-"""Plugin routes (elizaOS ``Plugin.routes``) served by the HTTP API's one router.
+"""Plugin routes (elizaOS ``Plugin.routes``) served by the HTTP API's one route for them.
 
 ``/agents/{agent}/plugins/{plugin}/{path...}`` finds the agent, then the plugin's route with
 that method and path, validates the JSON body against the route's ``body_model`` and calls
@@ -14,15 +14,40 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from core.errors import NotFoundError
 from core.orchestrator import Orchestrator
 from core.plugin import Route, RouteRequest
+from functions.api.context import current
+from functions.api.responses import error_response, invalid_fields
 
 #: Path prefix of plugin routes, after the agent: ``/agents/{agent}`` + this + ``/{plugin}``.
 PREFIX = "/plugins/"
+
+router = APIGatewayHttpRouter()
+
+
+# Not in the OpenAPI document: each plugin defines its own paths and bodies.
+@router.route("/agents/<agent>/plugins/<plugin>/.+", method=["GET", "POST", "PUT", "PATCH", "DELETE"],
+              include_in_schema=False)
+def plugin_route(agent: str, plugin: str) -> Response[Any]:
+    """A plugin's own route: ``/agents/{agent}/plugins/{plugin}{path}``."""
+    api = current()
+    event = router.current_event
+    path = event.path.split(f"{PREFIX}{plugin}", 1)[1]
+    route = find_route(api.orchestrator, agent, plugin, event.http_method, path)
+    try:
+        body = parse_body(route, event)
+    except ValidationError as exc:
+        return invalid_fields(validation_fields(exc))
+    except ValueError:
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
+    request = RouteRequest(method=event.http_method, path=path, query=event.query_string_parameters or {},
+                           body=body, headers={k.lower(): v for k, v in (event.headers or {}).items()})
+    return api.container.run(call_route(api.orchestrator, agent, route, request))
 
 
 class MethodNotAllowedError(NotFoundError):

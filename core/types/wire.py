@@ -1,4 +1,9 @@
-"""Request and response bodies of the HTTP API (docs/architecture.md "The HTTP API"), camelCase on the wire."""
+"""Records as clients write and read them: camelCase JSON, shared by the HTTP API and the CLI.
+
+Request bodies (``MessageBody``, ``SearchBody``, ``TaskBody``) validate what a client sends;
+``memory_json``, ``task_json`` and ``document_json`` are the JSON views the API answers with and
+the CLI prints (docs/architecture.md "The HTTP API").
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from core.types import ChannelType, Memory, Task, TaskMetadata
 
 
 class ApiModel(BaseModel):
-    """Base of the HTTP API's request bodies: camelCase JSON (snake_case accepted), unknown keys
+    """Base of the request bodies: camelCase JSON (snake_case accepted), unknown keys
     rejected (HTTP 422 naming the key); the validator is built on first use, not at import."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)

@@ -1,0 +1,59 @@
+"""``GET /health``: the database (one query), versions, agents, and each model provider's circuit."""
+
+from __future__ import annotations
+
+import functools
+import platform
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from core.db.health import check_database
+from core.errors import DatabaseError
+from functions.api.context import current
+from functions.api.responses import json_response
+
+#: Seconds ``GET /health`` waits for a pooled connection before answering 503.
+HEALTH_DB_TIMEOUT_S = 3.0
+
+router = APIGatewayHttpRouter()
+
+
+@router.get("/health")
+def health() -> Response[dict[str, Any]]:
+    """The database (one query through the pool), versions, agents, and each model provider's circuit.
+
+    ``status`` is ``ok``; ``degraded`` when a provider's circuit is open or the database's
+    schema is older than this code's migrations; ``unavailable`` (HTTP 503) when the
+    database does not answer within ``HEALTH_DB_TIMEOUT_S``.
+    """
+    from core.model_providers.circuit import provider_health  # health checks are rare: not at init
+
+    api = current()
+    providers = provider_health()
+    common = {"agents": len(api.orchestrator.get_agents()), "providers": providers}
+    try:
+        found = api.container.run(check_database(api.container.pool, HEALTH_DB_TIMEOUT_S))
+    except (psycopg.Error, DatabaseError, OSError) as exc:  # PoolTimeout and PoolClosed are psycopg errors
+        api.observability.logger.warning("health: database unavailable", extra={"error": type(exc).__name__})
+        return json_response(503, {"status": "unavailable", "database": {"ok": False, "error": type(exc).__name__},
+                                   "versions": code_versions(), **common})
+    degraded = any(p["state"] == "open" for p in providers.values()) or not found.schema_current
+    database = {"ok": True, "latencyMs": found.latency_ms, "schemaCurrent": found.schema_current}
+    versions = {**code_versions(), "postgres": found.postgres, "pgvector": found.pgvector, "schema": found.schema}
+    return json_response(200, {"status": "degraded" if degraded else "ok", "database": database,
+                               "versions": versions, **common})
+
+
+@functools.cache
+def code_versions() -> dict[str, str]:
+    """This package's version (``unknown`` in a deployment package, which has no metadata) and Python's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("serverless-agent-runtime")
+    except PackageNotFoundError:
+        package = "unknown"
+    return {"package": package, "python": platform.python_version()}
