@@ -30,6 +30,7 @@ from core.character import KnowledgeItem
 from core.knowledge import KnowledgeSettings
 from core.knowledge.documents import DocumentError, add_document, document_id
 from core.knowledge.importer import ImportSummary, Rejected, import_file, import_folder
+from core.settings.knowledge import KNOWLEDGE_PATH
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime
@@ -54,7 +55,7 @@ async def ingest_character_knowledge(runtime: AgentRuntime) -> ImportSummary:
         ConfigurationError: invalid knowledge settings.
     """
     settings = KnowledgeSettings.from_runtime(runtime)
-    base = Path(runtime.get_setting("KNOWLEDGE_PATH") or os.getcwd())
+    base = Path(KNOWLEDGE_PATH.read(runtime) or os.getcwd())
     summary = ImportSummary()
     kept: set[UUID] = set()
     kept_prefixes: list[str] = []

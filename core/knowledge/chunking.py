@@ -27,7 +27,7 @@ import re
 from bisect import bisect_left
 from typing import NamedTuple
 
-from core.knowledge import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS
+from core.settings.knowledge import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # A sentence ends after terminal punctuation (and closing quotes/brackets) followed by white

@@ -14,11 +14,12 @@ per memory, so this age is the line between the two.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from core.db.adapter import FragmentCounts
 from core.knowledge import SHARED_KNOWLEDGE_ID
+from core.settings.tasks import HousekeepingSettings
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -60,15 +61,13 @@ class KnowledgeStatus(NamedTuple):
         return round(self.total("embedded") / fragments, 4) if fragments else 1.0
 
 
-def given_up_after_s(environ: Any = None) -> float:
-    """``EMBEDDING_PENDING_MAX_AGE_S`` as the scheduled sweep reads it.
+def given_up_after_s(environ: Mapping[str, str] | None = None) -> float:
+    """``EMBEDDING_PENDING_MAX_AGE_S`` as the scheduled sweep reads it (``environ``: ``os.environ`` by default).
 
     Raises:
         ConfigurationError: the housekeeping settings are invalid (names the variable).
     """
-    from core.tasks.settings import HousekeepingSettings
-
-    return HousekeepingSettings.from_env(os.environ if environ is None else environ).embedding_pending_max_age_s
+    return HousekeepingSettings.from_env(environ).embedding_pending_max_age_s
 
 
 async def knowledge_status(adapter: DatabaseAdapter, agent_id: UUID, *,

@@ -154,13 +154,16 @@ def test_decode_document_checks_size_and_encoding():
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"KNOWLEDGE_CHUNK_CHARS": "lots"}, "KNOWLEDGE_CHUNK_CHARS must be an integer"),
-    ({"KNOWLEDGE_CHUNK_CHARS": 10}, "at least 50"),
-    ({"KNOWLEDGE_CHUNK_CHARS": 100, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 60}, "half"),
-    ({"KNOWLEDGE_MATCH_THRESHOLD": 2}, "-1 to 1"),
-    ({"KNOWLEDGE_MATCH_COUNT": 0}, "1 to 50"),
-    ({"KNOWLEDGE_MAX_DOCUMENT_BYTES": 0}, "positive"),
-    ({"KNOWLEDGE_MATCH_COUNT": True}, "integer"),
+    ({"KNOWLEDGE_CHUNK_CHARS": "lots"}, "KNOWLEDGE_CHUNK_CHARS: must be an integer"),
+    ({"KNOWLEDGE_CHUNK_CHARS": 10}, "KNOWLEDGE_CHUNK_CHARS: must be at least 50"),
+    ({"KNOWLEDGE_CHUNK_CHARS": 100, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 60}, "KNOWLEDGE_CHUNK_OVERLAP_CHARS: .* half"),
+    ({"KNOWLEDGE_MATCH_THRESHOLD": 2}, "KNOWLEDGE_MATCH_THRESHOLD: must be at most 1"),
+    ({"KNOWLEDGE_MATCH_COUNT": 0}, "KNOWLEDGE_MATCH_COUNT: must be at least 1"),
+    ({"KNOWLEDGE_MATCH_COUNT": 51}, "KNOWLEDGE_MATCH_COUNT: must be at most 50"),
+    ({"KNOWLEDGE_MATCH_THRESHOLD": "nan"}, "KNOWLEDGE_MATCH_THRESHOLD: must be a finite number"),
+    ({"KNOWLEDGE_MATCH_COUNT": 2.5}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
+    ({"KNOWLEDGE_MAX_DOCUMENT_BYTES": 0}, "KNOWLEDGE_MAX_DOCUMENT_BYTES: must be at least 1"),
+    ({"KNOWLEDGE_MATCH_COUNT": True}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
 ])
 async def test_invalid_settings_are_configuration_errors(make_runtime, settings, message):
     runtime = await make_runtime(settings)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 
-from core.knowledge import MAX_MATCH_COUNT
 from core.knowledge.documents import add_document, delete_document
 from core.knowledge.provider import KNOWLEDGE, format_knowledge, knowledge_plugin
+from core.settings.knowledge import MAX_MATCH_COUNT
 from core.types import Content, Memory, ModelType, State
 
 
