@@ -50,6 +50,8 @@ from core.memory.facts import store_facts
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.plugin import Evaluator
+from core.settings.agents import CONVERSATION_LENGTH
+from core.settings.memory import REFLECTION_INTERVAL
 from core.types import Entity, Memory, ModelType, Relationship, State
 from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, fact_kind
 
@@ -61,8 +63,6 @@ logger = logging.getLogger(__name__)
 #: Confidence of a fact read by one reflection: one model's reading of one conversation is
 #: weak evidence; each independent confirmation raises it (0.5 → 0.75 → 0.875).
 REFLECTION_FACT_CONFIDENCE = 0.5
-#: Default conversation window (messages) when ``CONVERSATION_LENGTH`` is unset.
-DEFAULT_CONVERSATION_LENGTH = 32
 #: Known facts shown to the model (elizaOS: 30).
 KNOWN_FACTS = 30
 #: Most facts and relationships taken from one answer (a runaway answer cannot flood the tables).
@@ -273,28 +273,22 @@ def _parse_json(body: str) -> ReflectionAnswer | None:
 
 
 def conversation_length(runtime: AgentRuntime) -> int:
-    """``CONVERSATION_LENGTH`` (messages), or 32 when unset or invalid."""
-    return _positive_setting(runtime, "CONVERSATION_LENGTH", DEFAULT_CONVERSATION_LENGTH)
+    """``CONVERSATION_LENGTH`` (messages, 32 when unset).
+
+    Raises:
+        ConfigurationError: the setting is not an integer from 1 to 1000 (the message names it).
+    """
+    return CONVERSATION_LENGTH.read(runtime)
 
 
 def reflection_interval(runtime: AgentRuntime) -> int:
-    """Messages between reflections: ``REFLECTION_INTERVAL``, else ``ceil(CONVERSATION_LENGTH / 4)``."""
-    default = math.ceil(conversation_length(runtime) / 4)
-    return min(_positive_setting(runtime, "REFLECTION_INTERVAL", default), 1000)
+    """Messages between reflections: ``REFLECTION_INTERVAL``, else ``ceil(CONVERSATION_LENGTH / 4)``.
 
-
-def _positive_setting(runtime: AgentRuntime, key: str, default: int) -> int:
-    value = runtime.get_setting(key)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        logger.warning("%s=%r is not a positive integer; using %d", key, value, default)
-        return default
-    return number
+    Raises:
+        ConfigurationError: either setting is malformed or out of range (the message names it);
+            the runtime logs it as the evaluator's failure and the turn goes on.
+    """
+    return REFLECTION_INTERVAL.read(runtime, default=math.ceil(conversation_length(runtime) / 4))
 
 
 def marker_key(room_id: UUID) -> str:

@@ -35,17 +35,8 @@ only for invalid settings (``ConfigurationError``), which the runner records as 
 ``lastError``; a failing summary is counted, not raised, so a model outage cannot exhaust the
 task's attempts and stop retention for good.
 
-Settings (``runtime.get_setting``: character settings, then the environment):
-
-| setting | default | meaning |
-|---|---|---|
-| ``MESSAGE_RETENTION_DAYS`` | unset (keep) | messages older than this many days are compressed / deleted |
-| ``MESSAGE_RETENTION_SUMMARIZE`` | ``true`` | summarise messages before deleting them |
-| ``RETENTION_MAX_ROWS`` | ``500`` | rows deleted (orphans: facts looked at) per task run, 1 to 1000 |
-| ``RETENTION_MAX_SUMMARIES`` | ``5`` | summary model calls per run |
-| ``FACTS_MAX_PER_ROOM`` | ``200`` | facts kept per room |
-| ``FACT_HALF_LIFE_DAYS`` | ``30`` | age (since last confirmed) that halves a fact's score |
-| ``RETENTION_INTERVAL_S`` | ``3600`` | time between runs of each task (s), for new tasks |
+Settings: ``RetentionSettings`` (``core.settings.memory``, with the table of variables), read
+per run through ``runtime.get_setting``.
 """
 
 from __future__ import annotations
@@ -61,11 +52,10 @@ from uuid import UUID
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import ConfigurationError
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
+from core.settings.memory import RetentionSettings
 from core.tasks.worker import TaskWorker
 from core.types import Content, Memory, MemoryMetadata, ModelType, Task, TaskMetadata
 from core.types.memory import now_ms
@@ -109,54 +99,6 @@ software, commands, numbers or links that matter. Write plain prose, at most 200
 
 Answer with only this block:
 <summary>the summary</summary>"""
-
-
-class RetentionSettings(BaseModel):
-    """The retention settings of one agent (see the module docstring).
-
-    Attributes:
-        message_retention_days: Age (days) past which messages go; ``None`` keeps them.
-        summarize: Summarise messages before deleting them.
-        max_rows: Rows deleted (orphans: facts looked at) per task run.
-        max_summaries: Summary model calls per run.
-        facts_max_per_room: Facts kept per room.
-        fact_half_life_days: Age that halves a fact's score (days).
-        interval_s: Seconds between runs of each task.
-    """
-
-    model_config = ConfigDict(frozen=True, defer_build=True)  # built on the first retention run, not at import
-
-    message_retention_days: float | None = Field(default=None, gt=0)
-    summarize: bool = True
-    max_rows: int = Field(default=500, ge=1, le=1000)
-    max_summaries: int = Field(default=5, ge=0, le=100)
-    facts_max_per_room: int = Field(default=200, ge=1)
-    fact_half_life_days: float = Field(default=30.0, gt=0)
-    interval_s: float = Field(default=3600.0, ge=60)
-
-    @classmethod
-    def from_runtime(cls, runtime: AgentRuntime) -> RetentionSettings:
-        """Read the settings through ``runtime.get_setting``.
-
-        Raises:
-            ConfigurationError: a value is malformed or out of range; the message names it.
-        """
-        raw = {field: value for field, name in _SETTINGS.items()
-               if (value := runtime.get_setting(name)) is not None and value != ""}
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            parts = [f"{_SETTINGS.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}"
-                     for e in exc.errors()]
-            raise ConfigurationError("invalid retention settings: " + "; ".join(parts)) from None
-
-
-_SETTINGS = {
-    "message_retention_days": "MESSAGE_RETENTION_DAYS", "summarize": "MESSAGE_RETENTION_SUMMARIZE",
-    "max_rows": "RETENTION_MAX_ROWS", "max_summaries": "RETENTION_MAX_SUMMARIES",
-    "facts_max_per_room": "FACTS_MAX_PER_ROOM", "fact_half_life_days": "FACT_HALF_LIFE_DAYS",
-    "interval_s": "RETENTION_INTERVAL_S",
-}
 
 
 @dataclass

@@ -274,7 +274,8 @@ async def test_without_a_refresher_before_request_does_nothing(adapter, scripted
 
 @pytest.mark.parametrize(("environ", "expected"), [
     ({}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
-    ({"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"}, RefreshSettings(interval_s=2.5, miss_interval_s=0.0)),
+    ({"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"},
+     RefreshSettings(interval_s=2.5, miss_interval_s=0.0)),
     ({"AGENT_REFRESH_S": ""}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
 ])
 def test_refresh_settings_from_the_environment(environ, expected):

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from core.errors import ModelError
+from core.errors import ConfigurationError, ModelError
 from core.memory.reflection import (
     handler,
     marker_key,
@@ -15,7 +15,7 @@ from core.memory.reflection import (
     reflection_interval,
     validate,
 )
-from core.types import ChannelType, Content, Memory, ModelType
+from core.types import ChannelType, Content, Memory, ModelType, State
 from core.types.fact import FACTS_TABLE, Fact
 from tests.core.memory.conftest import drain, fixture_text, irc_lines, seed_room, sql
 
@@ -86,11 +86,26 @@ def test_the_interval_follows_elizaos_unless_set(make_runtime):
     assert reflection_interval(make_runtime({"REFLECTION_INTERVAL": "5"})) == 5
 
 
-def test_an_invalid_interval_falls_back_with_a_warning(make_runtime, caplog):
-    caplog.set_level(logging.WARNING)
-    assert reflection_interval(make_runtime({"REFLECTION_INTERVAL": "often"})) == 8
-    assert reflection_interval(make_runtime({"REFLECTION_INTERVAL": 0})) == 8
-    assert "REFLECTION_INTERVAL" in caplog.text
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"REFLECTION_INTERVAL": "often"}, "REFLECTION_INTERVAL: must be an integer, got 'often'"),
+    ({"REFLECTION_INTERVAL": 0}, "REFLECTION_INTERVAL: must be at least 1, got 0"),
+    ({"REFLECTION_INTERVAL": 5000}, "REFLECTION_INTERVAL: must be at most 1000, got 5000"),
+    ({"CONVERSATION_LENGTH": "lots"}, "CONVERSATION_LENGTH: must be an integer, got 'lots'"),
+])
+def test_an_invalid_interval_is_an_error_naming_the_setting(make_runtime, settings, message):
+    with pytest.raises(ConfigurationError, match=message):
+        reflection_interval(make_runtime(settings))
+
+
+async def test_an_invalid_interval_skips_reflection_without_failing_the_turn(make_runtime, caplog):
+    # The one rule raises; the runtime isolates evaluators, so the reply is already out and only
+    # reflection is skipped, with the setting named in the log.
+    runtime = make_runtime({"REFLECTION_INTERVAL": "often"})
+    message = Memory(entity_id=uuid.uuid4(), agent_id=runtime.agent_id, room_id=uuid.uuid4(),
+                     content=Content(text="hello"))
+    caplog.set_level(logging.ERROR)
+    assert await runtime.evaluate(message, State()) == []
+    assert "REFLECTION_INTERVAL: must be an integer" in caplog.text
 
 
 async def test_validate_is_true_every_n_messages_of_the_room(make_runtime, scripted):

@@ -24,8 +24,8 @@ from core.memory.retention import (
     retention_task_id,
 )
 from core.orchestrator import Orchestrator
-from core.tasks.runner import TaskRunner
 from core.settings.tasks import TaskRunnerSettings
+from core.tasks.runner import TaskRunner
 from core.types import Component, Content, Memory, ModelType
 from core.types.fact import FACTS_TABLE, Fact
 from core.types.memory import now_ms
