@@ -17,8 +17,8 @@ from core.db.postgres import PostgresAdapter
 from core.orchestrator import Orchestrator
 from core.plugin import Plugin
 from core.settings import Settings
-from core.tasks.runner import RunReport, TaskRunner
 from core.settings.tasks import TaskRunnerSettings
+from core.tasks.runner import RunReport, TaskRunner
 from core.tasks.worker import TaskWorker
 
 CONCURRENCY = 8

@@ -11,8 +11,8 @@ import pytest
 
 from core.db.adapter import EmbeddingRow
 from core.embeddings.queue import EmbeddingQueue
-from core.tasks.housekeeping import Housekeeping
 from core.settings.tasks import HousekeepingSettings
+from core.tasks.housekeeping import Housekeeping
 from core.types import ChannelType, Content, Entity, Memory, Room
 from infra.local.sqs import create_embedding_queues, start_moto_server
 from tests.core.tasks.conftest import now_ms, sql

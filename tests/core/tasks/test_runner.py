@@ -12,8 +12,8 @@ from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.db.postgres.tasks import LEASE_EXPIRED_ERROR
 from core.settings import Settings
-from core.tasks.runner import TaskRunner
 from core.settings.tasks import TaskRunnerSettings
+from core.tasks.runner import TaskRunner
 from core.tasks.worker import TaskWorker
 from core.types import TaskStatus
 from tests.core.tasks.conftest import expire_lease, make_due, now_ms, sql
