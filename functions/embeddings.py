@@ -47,7 +47,8 @@ class EmbeddingFailedError(Exception):
 
 
 async def _embed(texts: list[str]) -> list[list[float]]:
-    return await _models.use(None, ModelType.TEXT_EMBEDDING, {"texts": texts})  # type: ignore[arg-type]
+    vectors: list[list[float]] = await _models.use(None, ModelType.TEXT_EMBEDDING, {"texts": texts})
+    return vectors
 
 
 # Recorded with each vector: which provider made it.
@@ -86,8 +87,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise EmbeddingFailedError(report.errors.get(request.memory_id, "embedding failed"))
         return outcome.value
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    response: dict[str, Any] = dict(process_partial_response(event=event, record_handler=record_handler,
+                                                              processor=processor, context=context))
+    return response
 
 
 def _log_batch(records: list[dict[str, Any]], requests: dict[str, EmbeddingRequest | None]) -> None:

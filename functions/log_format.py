@@ -83,7 +83,7 @@ class HumanFormatter(LambdaPowertoolsFormatter):
         kwargs.setdefault("datefmt", "%H:%M:%S.%F")
         super().__init__(**kwargs)
 
-    def serialize(self, log: Mapping[str, Any]) -> str:  # type: ignore[override]
+    def serialize(self, log: Mapping[str, Any]) -> str:
         """One line from Powertools' structured record (plus the traceback, if any)."""
         name = log.get("name") or log.get("service") or ""
         if isinstance(name, str) and name.startswith("%("):  # a key appended outside an invocation

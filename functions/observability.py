@@ -40,7 +40,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -227,4 +227,5 @@ class Observability:
             self.logger.warning("tracing could not be set up: running untraced", exc_info=True)
             return handler
         capture = None if os.environ.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") else False
-        return tracer.capture_lambda_handler(handler, capture_response=capture)
+        # Powertools types its wrapper as Callable[..., Any]; it keeps the handler's signature.
+        return cast(Handler, tracer.capture_lambda_handler(handler, capture_response=capture))

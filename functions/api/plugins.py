@@ -98,7 +98,7 @@ def parse_body(route: Route, event: BaseProxyEvent) -> Any:
     return model.model_validate(data if data is not None else {})
 
 
-async def call_route(orchestrator: Orchestrator, agent: str, route: Route, request: RouteRequest) -> Response:
+async def call_route(orchestrator: Orchestrator, agent: str, route: Route, request: RouteRequest) -> Response[Any]:
     """Run the handler with a fresh runtime and wrap its value as a JSON response."""
     runtime = orchestrator.runtime(agent)
     value = await route.handler(runtime, request)
