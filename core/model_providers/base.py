@@ -1,9 +1,13 @@
-"""What the hosted providers share: settings, model names, chat input, the instrumented handler.
+"""What the hosted providers share: the provider skeleton, model names, chat input, the instrumented handler.
 
-A provider module writes one ``call(runtime, params, model) -> ModelResult`` per kind of call
-and wraps it with ``instrument``: the wrapper resolves the model name, consults the response
-cache, asks the provider's circuit breaker, times the call, records token usage, and turns
-an unexpected response shape into a retryable ``ModelError``.
+A provider is a ``HostedProvider`` subclass: it names itself (``name``, ``prefix``,
+``description``, default models and priority), says when the environment lets it work
+(``disabled_reason``), and writes its wire format in ``chat`` (TEXT_* and OBJECT_*) and, when
+it has one, ``embed``. The base builds the plugin: one handler per model type, each wrapped
+by ``instrument``, which resolves the model name, consults the response cache, asks the
+provider's circuit breaker, times the call, records token usage, and turns an unexpected
+response shape into a retryable ``ModelError``. The provider's HTTP client, breaker and
+secrets cache come from the ``ProviderResources`` given to its constructor.
 
 Model names, for a provider whose settings start with ``PREFIX`` (``OPENAI``...):
 ``params["model"]``, else ``PREFIX_{SMALL,LARGE,EMBEDDING}_MODEL``, else the generic
@@ -14,27 +18,38 @@ providers can be enabled side by side.
 Streaming: a callable ``on_stream_chunk`` (elizaOS ``onStreamChunk`` also accepted) in the
 params receives each text chunk as it arrives (sync or async); the handler still returns
 the full text.
+
+Runtime: handlers take any ``core.types.model_runtime.ModelRuntime`` (``AgentRuntime`` is
+one); ``None`` (the embeddings function, a bench) reads settings from the environment alone.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from core.callbacks import emit_chunk as emit  # providers import it from here
+from core.callbacks import emit_chunk as emit
 from core.errors import ModelError
-from core.model_providers import cache, circuit
-from core.model_providers.http import scrub
+from core.model_providers import cache
+from core.model_providers.circuit import CircuitBreaker
+from core.model_providers.http import HttpClient, scrub
+from core.model_providers.resources import ProviderResources, process_resources
 from core.model_providers.usage import Usage, record_usage
-from core.plugin import ModelHandlerFn, ModelRegistration
+from core.plugin import ModelRegistration, Plugin
+from core.settings.providers import EnvironmentSettings, RegistrationSettings
 from core.types import ModelType
+from core.types.model_runtime import ModelRuntime
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "ANY_OBJECT", "OBJECT_TYPES", "STRUCTURED", "TEXT_TYPES", "ChatInput", "HostedProvider", "ModelResult",
+    "ProviderCall", "chat_input", "embedding_texts", "emit", "instrument", "max_tokens", "model_name",
+    "output_schema", "parse_object", "provider_plugin", "stop_sequences", "stream_callback", "temperature",
+]
 
 STRUCTURED = frozenset({"structured_output"})
 TEXT_TYPES = (ModelType.TEXT_SMALL, ModelType.TEXT_LARGE)
@@ -44,7 +59,8 @@ _SIZE = {
     ModelType.OBJECT_LARGE: "LARGE", ModelType.TEXT_EMBEDDING: "EMBEDDING",
 }
 _GENERIC = {"SMALL": "TEXT_SMALL_MODEL", "LARGE": "TEXT_LARGE_MODEL", "EMBEDDING": "TEXT_EMBEDDING_MODEL"}
-_announced: set[str] = set()
+#: The settings of a call made without a runtime: the process environment alone.
+_NO_AGENT = EnvironmentSettings()
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class ModelResult:
     """What a provider call produced.
 
     Attributes:
-        value: Text (``str``) or vectors.
+        value: Text (``str``) or vectors (``list[float]``, or one per text for a batch).
         model: The model id the provider reported (or the one asked for).
         usage: Tokens, when reported.
     """
@@ -62,43 +78,152 @@ class ModelResult:
     usage: Usage | None = None
 
 
-ProviderCall = Callable[[Any, Mapping[str, Any], str], Awaitable[ModelResult]]
+#: ``call(runtime, params, model) -> ModelResult``: one provider request, uninstrumented.
+ProviderCall = Callable[[ModelRuntime, Mapping[str, Any], str], Awaitable[ModelResult]]
+#: ``resolve(runtime, params) -> model id``.
+ModelResolver = Callable[[ModelRuntime, Mapping[str, Any]], str]
+#: ``handler(runtime, params) -> value``: what a ``ModelRegistration`` holds.
+Handler = Callable[[ModelRuntime | None, Mapping[str, Any]], Awaitable[Any]]
+
+
+# -- the provider skeleton ------------------------------------------------------------------
+
+class HostedProvider(ABC):
+    """A hosted model provider: its wire format in the subclass, the plugin and the instrumentation here.
+
+    Args:
+        resources: The process's shared HTTP client, circuit breakers and secrets cache.
+
+    Class attributes a provider sets:
+        name: Provider name (``"openai"``): plugin name, breaker and usage-log key.
+        prefix: Its settings' prefix (``"OPENAI"``).
+        description: The plugin's description.
+        default_models: Model ids by size (``"SMALL"``, ``"LARGE"``, ``"EMBEDDING"``).
+        default_priority: Registry priority unless ``{prefix}_PRIORITY`` says otherwise.
+        default_structured: Whether its text models claim ``structured_output`` unless
+            ``{prefix}_STRUCTURED_OUTPUT`` says otherwise.
+        embeddings: Whether it serves ``TEXT_EMBEDDING`` (its ``embed``).
+    """
+
+    name: ClassVar[str]
+    prefix: ClassVar[str]
+    description: ClassVar[str]
+    default_models: ClassVar[Mapping[str, str]] = {}
+    default_priority: ClassVar[int] = 10
+    default_structured: ClassVar[bool] = True
+    embeddings: ClassVar[bool] = True
+
+    def __init__(self, resources: ProviderResources) -> None:
+        self.resources = resources
+        self.http: HttpClient = resources.http
+
+    # -- what a provider writes
+
+    @abstractmethod
+    def disabled_reason(self, environ: Mapping[str, str]) -> str | None:
+        """Why the provider cannot work in ``environ`` (logged once), or ``None`` when it can."""
+
+    @abstractmethod
+    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
+                   object_mode: bool) -> ModelResult:
+        """One TEXT_* (``object_mode`` false) or OBJECT_* (true: a JSON object is wanted) call.
+
+        Returns:
+            The text (OBJECT_*: the JSON text; the base parses it), the model and the usage.
+
+        Raises:
+            ModelError: the call failed (retryable or not).
+        """
+
+    async def embed(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """One TEXT_EMBEDDING call (``{"text"}`` → a vector, ``{"texts"}`` → one per text).
+
+        Raises:
+            ModelError: the call failed; the base raises it non-retryable for a provider without embeddings.
+        """
+        raise ModelError(f"{self.name}: serves no embeddings", provider=self.name)
+
+    def model_types(self, environ: Mapping[str, str]) -> tuple[ModelType, ...]:
+        """The types served in ``environ`` (enabled providers only): text, object, and embeddings when it has them."""
+        return TEXT_TYPES + OBJECT_TYPES + ((ModelType.TEXT_EMBEDDING,) if self.embeddings else ())
+
+    def model_name(self, runtime: ModelRuntime, params: Mapping[str, Any], model_type: ModelType) -> str:
+        """The model id of a call (see the module docstring for the order)."""
+        return model_name(runtime, params, self.prefix, model_type, self.default_models)
+
+    # -- what the base does
+
+    def plugin(self, environ: Mapping[str, str] | None = None) -> Plugin:
+        """The plugin for ``environ`` (the process environment by default): no models when disabled.
+
+        Raises:
+            ConfigurationError: ``{prefix}_PRIORITY`` or ``{prefix}_STRUCTURED_OUTPUT`` is malformed.
+        """
+        # The init phase: which providers are configured is read from the environment once, here.
+        env = os.environ if environ is None else environ
+        reason = self.disabled_reason(env)
+        types = () if reason else self.model_types(env)
+        if not types:
+            self.resources.announce_disabled(self.name, reason or "no model type is configured")
+            return Plugin(name=self.name, description=self.description)
+        options = RegistrationSettings.from_env(env, self.prefix, priority=self.default_priority,
+                                                structured=self.default_structured)
+        return Plugin(name=self.name, description=self.description,
+                      models=tuple(self._registration(t, options) for t in types))
+
+    def _registration(self, model_type: ModelType, options: RegistrationSettings) -> ModelRegistration:
+        structured = options.structured and model_type in TEXT_TYPES + OBJECT_TYPES
+        handler = instrument(self.name, model_type, self._call(model_type), self._resolver(model_type),
+                             post=self._parser(model_type), breaker=self.resources.breakers.get(self.name))
+        return ModelRegistration(model_type, handler, priority=options.priority,
+                                 capabilities=STRUCTURED if structured else frozenset())
+
+    def _call(self, model_type: ModelType) -> ProviderCall:
+        if model_type is ModelType.TEXT_EMBEDDING:
+            return self.embed
+        object_mode = model_type in OBJECT_TYPES
+
+        async def call(runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+            return await self.chat(runtime, params, model, object_mode=object_mode)
+
+        return call
+
+    def _resolver(self, model_type: ModelType) -> ModelResolver:
+        return lambda runtime, params: self.model_name(runtime, params, model_type)
+
+    def _parser(self, model_type: ModelType) -> Callable[[str], Any] | None:
+        """OBJECT_* handlers return the parsed JSON; the others the text."""
+        return (lambda text: parse_object(self.name, text)) if model_type in OBJECT_TYPES else None
+
+
+def provider_plugin(provider: type[HostedProvider], environ: Mapping[str, str] | None = None,
+                    resources: ProviderResources | None = None) -> Plugin:
+    """``provider(resources).plugin(environ)``: the process's resources and environment by default.
+
+    Raises:
+        ConfigurationError: a provider setting is malformed (the message names the variable).
+    """
+    return provider(resources or process_resources()).plugin(environ)
 
 
 # -- settings -------------------------------------------------------------------------------
 
-def setting(runtime: Any, key: str, default: Any = None) -> Any:
-    """``runtime.get_setting(key)`` (character first, then environment), or the environment
-    when there is no runtime; ``default`` when unset or empty."""
-    getter = getattr(runtime, "get_setting", None)
-    value = getter(key) if getter is not None else os.environ.get(key)
-    return default if value is None or value == "" else value
-
-
-def model_name(runtime: Any, params: Mapping[str, Any], prefix: str, model_type: ModelType,
+def model_name(runtime: ModelRuntime, params: Mapping[str, Any], prefix: str, model_type: ModelType,
                defaults: Mapping[str, str]) -> str:
-    """The model id for a call (see the module docstring for the order)."""
+    """The model id for a call (see the module docstring for the order).
+
+    Raises:
+        ModelError: no model is named anywhere and the provider has no default (not retryable).
+    """
     if params.get("model"):
         return str(params["model"])
     size = _SIZE.get(model_type, "LARGE")
-    name = setting(runtime, f"{prefix}_{size}_MODEL") or setting(runtime, _GENERIC[size]) or defaults.get(size)
+    name = (runtime.setting(f"{prefix}_{size}_MODEL", str, "") or runtime.setting(_GENERIC[size], str, "")
+            or defaults.get(size))
     if not name:
         raise ModelError(f"{prefix.lower()}: no model set for {model_type.value} "
                          f"(set {prefix}_{size}_MODEL)", provider=prefix.lower())
-    return str(name)
-
-
-def announce_disabled(provider: str, reason: str) -> None:
-    """Log once per process that ``provider`` registers nothing, and why."""
-    if provider not in _announced:
-        _announced.add(provider)
-        logger.warning("model provider %s is not enabled: %s; it registers no model", provider, reason)
-
-
-def env_priority(environ: Mapping[str, str], prefix: str, default: int) -> int:
-    """``PREFIX_PRIORITY`` from the environment, else ``default``."""
-    value = environ.get(f"{prefix}_PRIORITY")
-    return int(value) if value else default
+    return name
 
 
 # -- chat input -----------------------------------------------------------------------------
@@ -168,11 +293,13 @@ def max_tokens(params: Mapping[str, Any], default: int) -> int:
 
 
 def temperature(params: Mapping[str, Any]) -> float | None:
+    """``temperature`` as a float, ``None`` when not given (the provider's default)."""
     value = params.get("temperature")
     return None if value is None else float(value)
 
 
 def stop_sequences(params: Mapping[str, Any]) -> list[str]:
+    """``stop_sequences`` (elizaOS ``stopSequences``; one string or several) as a list."""
     value = params.get("stop_sequences") or params.get("stopSequences") or []
     return [value] if isinstance(value, str) else [str(s) for s in value]
 
@@ -208,8 +335,6 @@ def stream_callback(params: Mapping[str, Any]) -> Callable[[str], Any] | None:
     return callback if callable(callback) else None
 
 
-
-
 def embedding_texts(params: Mapping[str, Any]) -> tuple[list[str], bool]:
     """``(texts, batch)``: ``{"texts": [...]}`` is a batch, ``{"text": str}`` one text."""
     if "texts" in params:
@@ -237,59 +362,44 @@ def instrument(
     provider: str,
     model_type: ModelType,
     call: ProviderCall,
-    resolve_model: Callable[[Any, Mapping[str, Any]], str],
+    resolve_model: ModelResolver,
     *,
     post: Callable[[str], Any] | None = None,
-) -> ModelHandlerFn:
+    breaker: CircuitBreaker | None = None,
+) -> Handler:
     """Wrap a provider call as a model handler.
 
     Args:
-        provider: Provider name (circuit breaker and usage log key).
+        provider: Provider name (breaker and usage log key).
         model_type: The type it serves (usage log).
         call: ``call(runtime, params, model) -> ModelResult``.
         resolve_model: ``(runtime, params) -> model id``.
         post: Turns the text into the handler's value (OBJECT_*: parse the JSON); applied
             after the cache, so the cache holds text.
+        breaker: The provider's circuit breaker, shared by its handlers (``HostedProvider``
+            passes its resources' one); ``None``: one of the handler's own.
 
     Returns:
-        ``handler(runtime, params)``.
+        ``handler(runtime, params)``; ``runtime`` may be ``None`` (settings from the environment).
     """
     cacheable = model_type in TEXT_TYPES or model_type in OBJECT_TYPES
+    circuit = breaker or CircuitBreaker(provider)
 
-    async def handler(runtime: Any, params: Mapping[str, Any]) -> Any:
-        model = resolve_model(runtime, params)
+    async def handler(runtime: ModelRuntime | None, params: Mapping[str, Any]) -> Any:
+        caller = runtime if runtime is not None else _NO_AGENT
+        model = resolve_model(caller, params)
         key = None
-        if cacheable and cache.is_deterministic(params) and cache.is_enabled(runtime):
+        if cacheable and cache.is_deterministic(params) and cache.is_enabled(caller):
             key = cache.cache_key(provider, model, model_type.value, params)
-            hit = await cache.get(runtime, key)
+            hit = await cache.get(caller, key)
             if hit is not None:
                 await emit(stream_callback(params), hit)
-                await record_usage(runtime, provider=provider, model_type=model_type, model=model, usage=None,
+                await record_usage(caller, provider=provider, model_type=model_type, model=model, usage=None,
                                    duration_ms=0.0, cached=True)
                 return post(hit) if post else hit
-        breaker = circuit.breaker(provider)
-        breaker.before_call()
-        started = time.perf_counter()
-        try:
-            result = await call(runtime, params, model)
-        except ModelError as exc:
-            (breaker.record_failure if exc.retryable else breaker.record_neutral)()
-            await _record_failure(runtime, provider, model_type, model, started, str(exc))
-            raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # The provider answered 200 with a shape we do not know: treat as a bad answer.
-            breaker.record_failure()
-            message = f"{provider}: unexpected response shape ({type(exc).__name__})"
-            await _record_failure(runtime, provider, model_type, model, started, message)
-            raise ModelError(message, provider=provider, retryable=True) from None
-        except BaseException:
-            breaker.record_neutral()  # cancelled: no verdict on the provider, but free the probe
-            raise
-        breaker.record_success()
-        await record_usage(runtime, provider=provider, model_type=model_type, model=result.model,
-                           usage=result.usage, duration_ms=(time.perf_counter() - started) * 1000.0)
+        result = await _guarded(circuit, call, caller, params, model_type, model)
         if key is not None and isinstance(result.value, str):
-            await cache.put(runtime, key, result.value)
+            await cache.put(caller, key, result.value)
         return post(result.value) if post else result.value
 
     handler.__name__ = f"{provider}_{model_type.value.lower()}"
@@ -297,33 +407,38 @@ def instrument(
     return handler
 
 
-async def _record_failure(runtime: Any, provider: str, model_type: ModelType, model: str, started: float,
+async def _guarded(breaker: CircuitBreaker, call: ProviderCall, runtime: ModelRuntime, params: Mapping[str, Any],
+                   model_type: ModelType, model: str) -> ModelResult:
+    """Make the call through the breaker, timed, with its usage (or its failure) recorded.
+
+    Raises:
+        ModelError: the call failed; an unexpected response shape becomes a retryable one.
+    """
+    provider = breaker.provider
+    breaker.before_call()
+    started = time.perf_counter()
+    try:
+        result = await call(runtime, params, model)
+    except ModelError as exc:
+        (breaker.record_failure if exc.retryable else breaker.record_neutral)()
+        await _record_failure(runtime, provider, model_type, model, started, str(exc))
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        # The provider answered 200 with a shape we do not know: treat as a bad answer.
+        breaker.record_failure()
+        message = f"{provider}: unexpected response shape ({type(exc).__name__})"
+        await _record_failure(runtime, provider, model_type, model, started, message)
+        raise ModelError(message, provider=provider, retryable=True) from None
+    except BaseException:
+        breaker.record_neutral()  # cancelled: no verdict on the provider, but free the probe
+        raise
+    breaker.record_success()
+    await record_usage(runtime, provider=provider, model_type=model_type, model=result.model,
+                       usage=result.usage, duration_ms=(time.perf_counter() - started) * 1000.0)
+    return result
+
+
+async def _record_failure(runtime: ModelRuntime, provider: str, model_type: ModelType, model: str, started: float,
                           message: str) -> None:
     await record_usage(runtime, provider=provider, model_type=model_type, model=model, usage=None,
                        duration_ms=(time.perf_counter() - started) * 1000.0, error=scrub(message))
-
-
-def registrations(
-    provider: str,
-    calls: Mapping[ModelType, ProviderCall],
-    resolve_model: Callable[[ModelType], Callable[[Any, Mapping[str, Any]], str]],
-    *,
-    priority: int,
-    structured: bool,
-) -> tuple[ModelRegistration, ...]:
-    """``ModelRegistration``s for ``calls``; OBJECT_* types parse the JSON text.
-
-    Args:
-        provider: Provider name.
-        calls: One call per model type served.
-        resolve_model: Gives the model resolver of a type.
-        priority: Registry priority of every handler.
-        structured: Whether its text models claim ``structured_output``.
-    """
-    result = []
-    for model_type, call in calls.items():
-        post = (lambda text: parse_object(provider, text)) if model_type in OBJECT_TYPES else None
-        capabilities = STRUCTURED if structured and model_type in TEXT_TYPES + OBJECT_TYPES else frozenset()
-        handler = instrument(provider, model_type, call, resolve_model(model_type), post=post)
-        result.append(ModelRegistration(model_type, handler, priority=priority, capabilities=capabilities))
-    return tuple(result)

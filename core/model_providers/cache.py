@@ -18,6 +18,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from core.types.model_runtime import ModelRuntime
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "model-response:"
@@ -27,11 +29,14 @@ _KEYED_PARAMS = ("system", "messages", "prompt", "max_tokens", "maxTokens", "sto
                  "schema", "schema_name", "temperature", "top_p", "dimensions")
 
 
-def is_enabled(runtime: Any) -> bool:
-    """True when the setting is on and the runtime has an adapter and an agent to scope by."""
-    getter = getattr(runtime, "get_setting", None)
-    return bool(getter and getter("MODEL_RESPONSE_CACHE") is True
-                and getattr(runtime, "adapter", None) is not None and getattr(runtime, "agent_id", None))
+def is_enabled(runtime: ModelRuntime) -> bool:
+    """True when ``MODEL_RESPONSE_CACHE`` is on and the runtime has an adapter and an agent to scope by.
+
+    Raises:
+        ConfigurationError: ``MODEL_RESPONSE_CACHE`` is not a boolean.
+    """
+    return (runtime.setting("MODEL_RESPONSE_CACHE", bool, False) and runtime.adapter is not None
+            and runtime.agent_id is not None)
 
 
 def is_deterministic(params: Mapping[str, Any]) -> bool:
@@ -48,23 +53,28 @@ def cache_key(provider: str, model: str, model_type: str, params: Mapping[str, A
     return KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
-async def get(runtime: Any, key: str) -> str | None:
-    """The cached text under ``key``, or ``None`` (missing, expired, or the read failed)."""
+async def get(runtime: ModelRuntime, key: str) -> str | None:
+    """The cached text under ``key``, or ``None`` (missing, expired, no agent, or the read failed)."""
+    adapter, agent_id = runtime.adapter, runtime.agent_id
+    if adapter is None or agent_id is None:
+        return None
     try:
-        value = await runtime.adapter.get_cache(runtime.agent_id, key)
+        value = await adapter.get_cache(agent_id, key)
     except Exception:
         logger.warning("model response cache read failed; calling the model", exc_info=True)
         return None
-    if isinstance(value, dict) and isinstance(value.get("text"), str):
-        return value["text"]
-    return None
+    text = value.get("text") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
 
 
-async def put(runtime: Any, key: str, text: str) -> None:
-    """Store ``text`` under ``key`` for ``MODEL_RESPONSE_CACHE_TTL_S`` seconds."""
-    ttl = runtime.get_setting("MODEL_RESPONSE_CACHE_TTL_S")
+async def put(runtime: ModelRuntime, key: str, text: str) -> None:
+    """Store ``text`` under ``key`` for ``MODEL_RESPONSE_CACHE_TTL_S`` seconds; a failure is logged, not raised."""
+    adapter, agent_id = runtime.adapter, runtime.agent_id
+    if adapter is None or agent_id is None:
+        return
     try:
-        ttl_s = float(ttl) if ttl not in (None, "") else DEFAULT_TTL_S
-        await runtime.adapter.set_cache(runtime.agent_id, key, {"text": text}, ttl_s)
+        # Read here, inside the guard: a malformed TTL is logged (naming the setting), never fails a reply.
+        ttl_s = runtime.setting("MODEL_RESPONSE_CACHE_TTL_S", float, DEFAULT_TTL_S, minimum=0.0)
+        await adapter.set_cache(agent_id, key, {"text": text}, ttl_s)
     except Exception:
         logger.warning("model response cache write failed", exc_info=True)

@@ -8,15 +8,16 @@ circuit, its failure opens it for another cool-down. Non-retryable failures (a b
 say nothing about the provider's health and are not counted.
 
 State lives in the process (a warm Lambda container), never in the database: each container
-learns on its own, which is what a breaker wants. ``provider_health()`` shows it.
+learns on its own, which is what a breaker wants. The breakers are held by a ``CircuitBreakers``
+owned by the process's ``core.model_providers.resources.ProviderResources``; ``provider_health()``
+shows that process's circuits.
 
-Settings (environment): ``MODEL_CIRCUIT_FAILURES`` (default 3), ``MODEL_CIRCUIT_COOLDOWN_S``
-(default 30).
+Thresholds: ``MODEL_CIRCUIT_FAILURES`` (default 3) and ``MODEL_CIRCUIT_COOLDOWN_S`` (default 30),
+read once in ``core.settings.providers.ProviderSettings``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -116,31 +117,44 @@ class CircuitBreaker:
                 "times_opened": self.opened_count}
 
 
-_breakers: dict[str, CircuitBreaker] = {}
+class CircuitBreakers:
+    """A process's breakers, one per provider, made on first use with the same thresholds.
 
+    Args:
+        failure_threshold: Consecutive retryable failures that open a circuit.
+        cool_down_s: Seconds a circuit stays open before a probe.
+        clock: Monotonic clock in seconds (tests pass a fake).
+    """
 
-def breaker(provider: str) -> CircuitBreaker:
-    """The process's breaker for ``provider``, made on first use from the environment."""
-    found = _breakers.get(provider)
-    if found is None:
-        found = _breakers[provider] = CircuitBreaker(
-            provider,
-            failure_threshold=int(os.environ.get("MODEL_CIRCUIT_FAILURES") or 3),
-            cool_down_s=float(os.environ.get("MODEL_CIRCUIT_COOLDOWN_S") or 30.0),
-        )
-    return found
+    def __init__(self, failure_threshold: int = 3, cool_down_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failure_threshold = failure_threshold
+        self.cool_down_s = cool_down_s
+        self._clock = clock
+        self._by_provider: dict[str, CircuitBreaker] = {}
+
+    def get(self, provider: str) -> CircuitBreaker:
+        """The breaker of ``provider`` (every handler of one provider shares it)."""
+        found = self._by_provider.get(provider)
+        if found is None:
+            found = self._by_provider[provider] = CircuitBreaker(
+                provider, self.failure_threshold, self.cool_down_s, self._clock)
+        return found
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Every provider's circuit, for ``/health``.
+
+        Returns:
+            ``{provider: {"state": "closed"|"open"|"half_open", "consecutive_failures": int,
+            "retry_in_s": float, "times_opened": int}}`` sorted by provider; providers not
+            called yet are absent.
+        """
+        return {name: b.snapshot() for name, b in sorted(self._by_provider.items())}
 
 
 def provider_health() -> dict[str, dict[str, Any]]:
-    """Every provider's circuit as seen by this process, for ``/health``.
+    """The circuits of this process's providers (``process_resources().breakers.health()``), for ``/health``."""
+    # Imported here: resources builds on this module. New callers use resources.provider_health().
+    from core.model_providers.resources import process_resources
 
-    Returns:
-        ``{provider: {"state": "closed"|"open"|"half_open", "consecutive_failures": int,
-        "retry_in_s": float, "times_opened": int}}``; providers not called yet are absent.
-    """
-    return {name: b.snapshot() for name, b in sorted(_breakers.items())}
-
-
-def reset() -> None:
-    """Forget every breaker (tests, or an operator forcing a retry)."""
-    _breakers.clear()
+    return process_resources().breakers.health()

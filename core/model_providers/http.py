@@ -1,7 +1,8 @@
 """The HTTP side of the hosted model providers: one shared client, retries, typed errors.
 
-One ``httpx.AsyncClient`` per process (per event loop: Lambda keeps one loop for the
-container's life, so connections are reused across invocations), with explicit timeouts.
+``HttpClient`` holds one ``httpx.AsyncClient`` per process (per event loop: Lambda keeps one
+loop for the container's life, so connections are reused across invocations), with explicit
+timeouts; the process's ``ProviderResources`` owns it.
 A call is retried with exponential backoff and full jitter on 429, 5xx and connection
 errors, honouring ``Retry-After``; when retries run out the error is a retryable
 ``ProviderError`` so the model registry falls back to the next provider. Other 4xx are not
@@ -16,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import os
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from core.errors import ModelError
+
+if TYPE_CHECKING:
+    from core.settings.providers import ProviderSettings
 
 T = TypeVar("T")
 
@@ -68,14 +71,9 @@ class ProviderError(ModelError):
         self.retry_after_s = retry_after_s
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
 @dataclass(frozen=True)
 class Timeouts:
-    """Timeouts of the shared client, in seconds (``MODEL_HTTP_*_TIMEOUT_S`` override them).
+    """Timeouts of the shared client, in seconds (``MODEL_HTTP_*_TIMEOUT_S``, see ``core.settings.providers``).
 
     Attributes:
         connect: To open a TCP + TLS connection.
@@ -90,13 +88,9 @@ class Timeouts:
     pool: float = 5.0
 
     @classmethod
-    def from_env(cls) -> Timeouts:
-        return cls(
-            connect=_env_float("MODEL_HTTP_CONNECT_TIMEOUT_S", cls.connect),
-            read=_env_float("MODEL_HTTP_READ_TIMEOUT_S", cls.read),
-            write=_env_float("MODEL_HTTP_WRITE_TIMEOUT_S", cls.write),
-            pool=_env_float("MODEL_HTTP_POOL_TIMEOUT_S", cls.pool),
-        )
+    def from_settings(cls, settings: ProviderSettings) -> Timeouts:
+        return cls(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
+                   write=settings.write_timeout_s, pool=settings.pool_timeout_s)
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
@@ -124,9 +118,8 @@ class RetryPolicy:
     budget_s: float = 20.0
 
     @classmethod
-    def from_env(cls) -> RetryPolicy:
-        return cls(max_attempts=int(_env_float("MODEL_HTTP_MAX_ATTEMPTS", cls.max_attempts)),
-                   budget_s=_env_float("MODEL_HTTP_RETRY_BUDGET_S", cls.budget_s))
+    def from_settings(cls, settings: ProviderSettings) -> RetryPolicy:
+        return cls(max_attempts=settings.max_attempts, budget_s=settings.retry_budget_s)
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float | None:
         """Seconds to wait after failed attempt number ``attempt`` (0-based).
@@ -148,157 +141,172 @@ class RetryPolicy:
 
 # -- the shared client ----------------------------------------------------------------------
 
-_client: httpx.AsyncClient | None = None
-_client_loop: asyncio.AbstractEventLoop | None = None
-_transport: httpx.AsyncBaseTransport | None = None
-_policy: RetryPolicy | None = None
-#: Module-level so tests can record delays instead of sleeping.
-sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+class HttpClient:
+    """The process's HTTP side of the hosted providers: one ``httpx.AsyncClient``, retries, typed errors.
 
-
-def get_client() -> httpx.AsyncClient:
-    """The process's client, made on first use in the running event loop.
-
-    A client's connections belong to the loop that opened them; a new loop (a test, or a
-    handler that is not Lambda's long-lived one) gets a new client.
-    """
-    global _client, _client_loop
-    loop = asyncio.get_running_loop()
-    if _client is None or _client_loop is not loop or _client.is_closed:
-        _client = httpx.AsyncClient(
-            timeout=Timeouts.from_env().to_httpx(),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=60.0),
-            transport=_transport,
-            follow_redirects=False,
-        )
-        _client_loop = loop
-    return _client
-
-
-def configure(*, transport: httpx.AsyncBaseTransport | None = None, policy: RetryPolicy | None = None) -> None:
-    """Replace the transport (tests: ``httpx.MockTransport``) or the retry policy.
-
-    The current client is dropped; the next call makes a new one. ``configure()`` with no
-    argument restores the defaults.
-    """
-    global _client, _transport, _policy
-    _client, _transport, _policy = None, transport, policy
-
-
-def retry_policy() -> RetryPolicy:
-    """The policy in force (``configure``'s, else from the environment)."""
-    return _policy or RetryPolicy.from_env()
-
-
-async def with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy | None = None) -> T:
-    """Run ``attempt`` until it succeeds, fails for good, or attempts run out.
+    Owned by ``core.model_providers.resources.ProviderResources`` (one per process); tests
+    make their own with a ``httpx.MockTransport`` and a ``sleep`` that records delays.
 
     Args:
-        attempt: One try; raises ``ModelError`` (retryable or not) on failure.
-        policy: Retry policy; ``retry_policy()`` by default.
-
-    Returns:
-        What ``attempt`` returned.
-
-    Raises:
-        ModelError: a non-retryable failure at once; the last retryable one when attempts run
-            out, the provider asked for a longer wait than the policy allows, or the retry
-            budget is spent.
+        timeouts: Timeouts of the client.
+        policy: How failed calls are retried.
+        transport: The client's transport (``None``: httpx's network transport).
+        sleep: Waits between attempts (seconds).
+        clock: Monotonic clock in seconds, for the retry budget.
     """
-    policy = policy or retry_policy()
-    started = time.monotonic()
-    for number in range(policy.max_attempts):
-        try:
-            return await attempt()
-        except ModelError as exc:
-            if not exc.retryable or number + 1 >= policy.max_attempts:
-                raise
-            delay = policy.delay(number, getattr(exc, "retry_after_s", None))
-            if delay is None or time.monotonic() - started + delay > policy.budget_s:
-                raise
-            await sleep(delay)
-    raise AssertionError("unreachable: max_attempts >= 1")
 
+    def __init__(
+        self,
+        timeouts: Timeouts | None = None,
+        policy: RetryPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.policy = policy or RetryPolicy()
+        self._transport = transport
+        self._sleep = sleep
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
-# -- requests -------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings, **kwargs: Any) -> HttpClient:
+        """The client for ``settings``; ``kwargs`` as the constructor's (``transport``, ``sleep``, ``clock``)."""
+        return cls(Timeouts.from_settings(settings), RetryPolicy.from_settings(settings), **kwargs)
 
-async def post_json(
-    provider: str,
-    url: str,
-    body: Mapping[str, Any],
-    *,
-    headers: Mapping[str, str],
-    secrets: Sequence[str] = (),
-) -> dict[str, Any]:
-    """POST ``body`` as JSON and return the JSON object answered, with retries.
+    def client(self) -> httpx.AsyncClient:
+        """The ``httpx`` client, made on first use in the running event loop.
 
-    Args:
-        provider: Provider name, for errors.
-        url: Full URL.
-        body: Request body.
-        headers: Request headers (authentication included).
-        secrets: Values to scrub from any error message (the API key, the prompt texts).
+        A client's connections belong to the loop that opened them; a new loop (a test, or a
+        handler that is not Lambda's long-lived one) gets a new client. Lambda keeps one loop
+        for the container's life, so connections are reused across invocations.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                timeout=self.timeouts.to_httpx(),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=60.0),
+                transport=self._transport,
+                follow_redirects=False,
+            )
+            self._client_loop = loop
+        return self._client
 
-    Raises:
-        ProviderError: see ``with_retries``; a 200 whose body is not a JSON object is
-            retryable (a proxy's error page, a truncated body).
-    """
-    content = _dumps(body)
+    async def with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or attempts run out.
 
-    async def attempt() -> dict[str, Any]:
-        try:
-            response = await get_client().post(url, content=content, headers=_json_headers(headers))
-        except httpx.TransportError as exc:
-            raise _transport_error(provider, exc) from None
-        if response.status_code >= 400:
-            raise error_from_response(provider, response.status_code, response.headers, response.content, secrets)
-        return parse_json_object(provider, response.content)
+        Args:
+            attempt: One try; raises ``ModelError`` (retryable or not) on failure.
 
-    return await with_retries(attempt)
+        Returns:
+            What ``attempt`` returned.
 
-
-@asynccontextmanager
-async def stream_post(
-    provider: str,
-    url: str,
-    body: Mapping[str, Any],
-    *,
-    headers: Mapping[str, str],
-    secrets: Sequence[str] = (),
-) -> AsyncIterator[httpx.Response]:
-    """POST and yield the open streaming response once its status is known to be good.
-
-    Failures before the first byte of the body (connection errors, 429, 5xx) are retried
-    like ``post_json``; a failure in the middle of the stream is not (text was already
-    delivered), it surfaces as a retryable ``ProviderError`` from the reader.
-
-    Raises:
-        ProviderError: as ``post_json``.
-    """
-    content = _dumps(body)
-    client = get_client()
-
-    async def attempt() -> httpx.Response:
-        request = client.build_request("POST", url, content=content, headers=_json_headers(headers))
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise _transport_error(provider, exc) from None
-        if response.status_code >= 400:
+        Raises:
+            ModelError: a non-retryable failure at once; the last retryable one when attempts
+                run out, the provider asked for a longer wait than the policy allows, or the
+                retry budget is spent.
+        """
+        policy = self.policy
+        started = self._clock()
+        for number in range(policy.max_attempts):
             try:
-                raw = await response.aread()
-            except httpx.TransportError:
-                raw = b""
-            finally:
-                await response.aclose()
-            raise error_from_response(provider, response.status_code, response.headers, raw, secrets)
-        return response
+                return await attempt()
+            except ModelError as exc:
+                if not exc.retryable or number + 1 >= policy.max_attempts:
+                    raise
+                delay = policy.delay(number, getattr(exc, "retry_after_s", None))
+                if delay is None or self._clock() - started + delay > policy.budget_s:
+                    raise
+                await self._sleep(delay)
+        raise AssertionError("unreachable: max_attempts >= 1")
 
-    response = await with_retries(attempt)
+    async def post_json(
+        self,
+        provider: str,
+        url: str,
+        body: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str],
+        secrets: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """POST ``body`` as JSON and return the JSON object answered, with retries.
+
+        Args:
+            provider: Provider name, for errors.
+            url: Full URL.
+            body: Request body.
+            headers: Request headers (authentication included).
+            secrets: Values to scrub from any error message (the API key, the prompt texts).
+
+        Raises:
+            ProviderError: see ``with_retries``; a 200 whose body is not a JSON object is
+                retryable (a proxy's error page, a truncated body).
+        """
+        content = _dumps(body)
+
+        async def attempt() -> dict[str, Any]:
+            try:
+                response = await self.client().post(url, content=content, headers=_json_headers(headers))
+            except httpx.TransportError as exc:
+                raise _transport_error(provider, exc) from None
+            if response.status_code >= 400:
+                raise error_from_response(provider, response.status_code, response.headers, response.content,
+                                          secrets)
+            return parse_json_object(provider, response.content)
+
+        return await self.with_retries(attempt)
+
+    @asynccontextmanager
+    async def stream_post(
+        self,
+        provider: str,
+        url: str,
+        body: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str],
+        secrets: Sequence[str] = (),
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and yield the open streaming response once its status is known to be good.
+
+        Failures before the first byte of the body (connection errors, 429, 5xx) are retried
+        like ``post_json``; a failure in the middle of the stream is not (text was already
+        delivered), it surfaces as a retryable ``ProviderError`` from the reader.
+
+        Raises:
+            ProviderError: as ``post_json``.
+        """
+        content = _dumps(body)
+        client = self.client()
+
+        async def attempt() -> httpx.Response:
+            request = client.build_request("POST", url, content=content, headers=_json_headers(headers))
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise _transport_error(provider, exc) from None
+            if response.status_code >= 400:
+                raise error_from_response(provider, response.status_code, response.headers,
+                                          await _read_error_body(response), secrets)
+            return response
+
+        response = await self.with_retries(attempt)
+        try:
+            yield response
+        except httpx.TransportError as exc:
+            raise _transport_error(provider, exc) from None
+        finally:
+            await response.aclose()
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    """The body of a streamed error response (empty when the connection broke), closing it."""
     try:
-        yield response
-    except httpx.TransportError as exc:
-        raise _transport_error(provider, exc) from None
+        return await response.aread()
+    except httpx.TransportError:
+        return b""
     finally:
         await response.aclose()
 
@@ -314,7 +322,8 @@ class ServerSentEvent:
 async def iter_sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     """Parse a ``text/event-stream`` body (WHATWG rules: ``data`` lines joined by newlines,
     ``:`` comments and ``id``/``retry`` fields ignored, an event ends at a blank line)."""
-    event, data = "", []
+    event = ""
+    data: list[str] = []
     async for line in response.aiter_lines():
         if not line:
             if data:

@@ -10,10 +10,11 @@ Enable with ``MODEL_PLUGINS=core.model_providers.openai`` and one of:
 - ``OPENAI_BASE_URL`` alone, for a local server that wants no key.
 
 Without either, the plugin registers no model and says so once in the log: the plugin's
-``models`` are built from the environment when the module is imported (the init phase),
-since nothing runs a plugin ``init`` hook and a provider that cannot work must not sit in
-the registry's fallback chain. The key itself is read at call time (``runtime.get_setting``
-first), so a character's own ``OPENAI_API_KEY`` secret overrides the process's.
+``models`` are built from the environment when the module is imported (the init phase, with
+the process's ``ProviderResources``), since nothing runs a plugin ``init`` hook and a provider
+that cannot work must not sit in the registry's fallback chain. The key itself is read at
+call time (``runtime.setting`` first), so a character's own ``OPENAI_API_KEY`` secret
+overrides the process's; so are the base URL, the model names and the embedding settings.
 
 Other settings: ``OPENAI_SMALL_MODEL`` (default ``gpt-4o-mini``), ``OPENAI_LARGE_MODEL``
 (``gpt-4o``), ``OPENAI_EMBEDDING_MODEL`` (``text-embedding-3-small``), generic
@@ -35,69 +36,129 @@ from __future__ import annotations
 
 import array
 import base64
-import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.errors import ModelError
-from core.model_providers import http, secrets
-from core.model_providers.base import (
-    ModelResult,
-    announce_disabled,
-    chat_input,
-    embedding_texts,
-    emit,
-    env_priority,
-    max_tokens,
-    model_name,
-    output_schema,
-    registrations,
-    setting,
-    stop_sequences,
-    stream_callback,
-    temperature,
-)
+from core.model_providers import base, http
+from core.model_providers.base import HostedProvider, ModelResult, provider_plugin
+from core.model_providers.resources import ProviderResources
+from core.model_providers.secrets import has_source
 from core.model_providers.usage import Usage
 from core.plugin import Plugin
-from core.types import ModelType
+from core.types.model_runtime import ModelRuntime
 
 PROVIDER = "openai"
-PREFIX = "OPENAI"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODELS = {"SMALL": "gpt-4o-mini", "LARGE": "gpt-4o", "EMBEDDING": "text-embedding-3-small"}
 DEFAULT_MAX_TOKENS = 4096
 DEFAULT_EMBEDDING_BATCH = 256
+#: Most inputs OpenAI takes in one embeddings request.
+MAX_EMBEDDING_BATCH = 2048
 
 
-def _base_url(runtime: Any) -> str:
-    return str(setting(runtime, "OPENAI_BASE_URL", DEFAULT_BASE_URL)).rstrip("/")
+class OpenAIProvider(HostedProvider):
+    """Chat completions (streamed or not, JSON-schema output) and embeddings, over the OpenAI API."""
+
+    name = PROVIDER
+    prefix = "OPENAI"
+    description = "OpenAI-compatible chat completions and embeddings (OpenAI, vLLM, LM Studio, Groq...)."
+    default_models = {"SMALL": "gpt-4o-mini", "LARGE": "gpt-4o", "EMBEDDING": "text-embedding-3-small"}
+
+    def disabled_reason(self, environ: Mapping[str, str]) -> str | None:
+        if has_source("OPENAI_API_KEY", environ) or environ.get("OPENAI_BASE_URL"):
+            return None
+        return "neither OPENAI_API_KEY (or OPENAI_API_KEY_SECRET_ID / _PARAMETER) nor OPENAI_BASE_URL is set"
+
+    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
+                   object_mode: bool) -> ModelResult:
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        callback = base.stream_callback(params)
+        body, texts = chat_body(runtime, params, model, object_mode=object_mode, stream=callback is not None)
+        url = f"{base_url}/chat/completions"
+        if callback is None:
+            data = await self.http.post_json(PROVIDER, url, body, headers=headers, secrets=hidden + texts)
+            return _completion(data, model)
+        return await self._stream(url, body, headers, hidden + texts, model, callback)
+
+    async def embed(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        texts, batch = base.embedding_texts(params)
+        if not texts:
+            return ModelResult([], model, Usage(0, 0, 0))
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        size = runtime.setting("OPENAI_EMBEDDING_BATCH_SIZE", int, DEFAULT_EMBEDDING_BATCH, minimum=1,
+                               maximum=MAX_EMBEDDING_BATCH)
+        template = _embedding_body(runtime, params, model)
+        vectors: list[list[float]] = []
+        prompt_tokens = 0
+        reported = model
+        for start in range(0, len(texts), size):
+            # The API refuses empty strings; an empty text still needs a vector of its own.
+            chunk = [t if t.strip() else " " for t in texts[start : start + size]]
+            data = await self.http.post_json(PROVIDER, f"{base_url}/embeddings", {**template, "input": chunk},
+                                             headers=headers, secrets=hidden + chunk)
+            vectors.extend(_vectors(data, len(chunk)))
+            prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
+            reported = data.get("model") or reported
+        return ModelResult(vectors if batch else vectors[0], str(reported), Usage(prompt_tokens, 0, prompt_tokens))
+
+    async def _auth(self, runtime: ModelRuntime, base_url: str) -> tuple[dict[str, str], list[str]]:
+        """Headers and the secrets to scrub. A key is required only by OpenAI itself.
+
+        Raises:
+            ModelError: no key for ``api.openai.com`` (not retryable), or its secret cannot be read.
+        """
+        key = await self.resources.secrets.resolve(runtime, "OPENAI_API_KEY", provider=PROVIDER)
+        if key:
+            return {"authorization": f"Bearer {key}"}, [key]
+        if base_url == DEFAULT_BASE_URL:
+            raise ModelError(f"{PROVIDER}: OPENAI_API_KEY is not set", provider=PROVIDER)
+        return {}, []
+
+    async def _stream(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str],
+                      model: str, callback: Callable[[str], Any]) -> ModelResult:
+        parts: list[str] = []
+        usage: Usage | None = None
+        reported = model
+        async with self.http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"},
+                                         secrets=hidden) as response:
+            async for event in http.iter_sse(response):
+                if event.data.strip() == "[DONE]":
+                    break
+                chunk = http.parse_json_object(PROVIDER, event.data)
+                if "error" in chunk:
+                    raise http.error_from_response(PROVIDER, 500, {}, event.data.encode(), hidden)
+                reported = chunk.get("model") or reported
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(text)
+                        await base.emit(callback, text)
+        return ModelResult("".join(parts), str(reported), usage)
 
 
-async def _auth(runtime: Any, base_url: str) -> tuple[dict[str, str], list[str]]:
-    """Headers and the secrets to scrub. A key is required only by OpenAI itself."""
-    key = await secrets.resolve(runtime, "OPENAI_API_KEY", provider=PROVIDER)
-    if key:
-        return {"authorization": f"Bearer {key}"}, [key]
-    if base_url == DEFAULT_BASE_URL:
-        raise ModelError(f"{PROVIDER}: OPENAI_API_KEY is not set", provider=PROVIDER)
-    return {}, []
+def _base_url(runtime: ModelRuntime) -> str:
+    return runtime.setting("OPENAI_BASE_URL", str, DEFAULT_BASE_URL).rstrip("/")
 
 
-def chat_body(runtime: Any, params: Mapping[str, Any], model: str, *, object_mode: bool,
+def chat_body(runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool,
               stream: bool) -> tuple[dict[str, Any], list[str]]:
     """The chat completions request body, and the texts sent (for scrubbing)."""
-    chat = chat_input(params, PROVIDER)
+    chat = base.chat_input(params, PROVIDER)
     messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + chat.messages
     body: dict[str, Any] = {"model": model, "messages": messages}
     # OpenAI's newer models refuse max_tokens; compatible servers may not know its successor.
     token_field = "max_completion_tokens" if _base_url(runtime) == DEFAULT_BASE_URL else "max_tokens"
-    body[token_field] = max_tokens(params, DEFAULT_MAX_TOKENS)
-    if (value := temperature(params)) is not None:
+    body[token_field] = base.max_tokens(params, DEFAULT_MAX_TOKENS)
+    if (value := base.temperature(params)) is not None:
         body["temperature"] = value
-    if stops := stop_sequences(params):
+    if stops := base.stop_sequences(params):
         body["stop"] = stops
-    if schema := output_schema(params, PROVIDER):
+    if schema := base.output_schema(params, PROVIDER):
         name, definition = schema
         body["response_format"] = {"type": "json_schema", "json_schema": {
             "name": name, "schema": definition, "strict": bool(params.get("strict", False))}}
@@ -115,21 +176,6 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
 
 
-def _chat_call(object_mode: bool):
-    async def call(runtime: Any, params: Mapping[str, Any], model: str) -> ModelResult:
-        base_url = _base_url(runtime)
-        headers, hidden = await _auth(runtime, base_url)
-        callback = stream_callback(params)
-        body, texts = chat_body(runtime, params, model, object_mode=object_mode, stream=callback is not None)
-        url = f"{base_url}/chat/completions"
-        if callback is None:
-            data = await http.post_json(PROVIDER, url, body, headers=headers, secrets=hidden + texts)
-            return _completion(data, model)
-        return await _stream(url, body, headers, hidden + texts, model, callback)
-
-    return call
-
-
 def _completion(data: Mapping[str, Any], model: str) -> ModelResult:
     choices = data.get("choices") or []
     if not choices:
@@ -141,30 +187,6 @@ def _completion(data: Mapping[str, Any], model: str) -> ModelResult:
             raise ModelError(f"{PROVIDER}: the model refused to answer", provider=PROVIDER)
         content = ""
     return ModelResult(content, str(data.get("model") or model), _usage(data.get("usage")))
-
-
-async def _stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str], model: str,
-                  callback: Any) -> ModelResult:
-    parts: list[str] = []
-    usage: Usage | None = None
-    reported = model
-    async with http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"},
-                                secrets=hidden) as response:
-        async for event in http.iter_sse(response):
-            if event.data.strip() == "[DONE]":
-                break
-            chunk = http.parse_json_object(PROVIDER, event.data)
-            if "error" in chunk:
-                raise http.error_from_response(PROVIDER, 500, {}, event.data.encode(), hidden)
-            reported = chunk.get("model") or reported
-            if chunk.get("usage"):
-                usage = _usage(chunk["usage"])
-            for choice in chunk.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    parts.append(text)
-                    await emit(callback, text)
-    return ModelResult("".join(parts), str(reported), usage)
 
 
 # -- embeddings -----------------------------------------------------------------------------
@@ -179,74 +201,49 @@ def decode_embedding(value: Any) -> list[float]:
     return floats.tolist()
 
 
-def _dimensions(runtime: Any, model: str) -> int | None:
-    explicit = setting(runtime, "OPENAI_EMBEDDING_DIMENSIONS")
+def _embedding_body(runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Every field of an embeddings request but ``input``."""
+    body: dict[str, Any] = {"model": model,
+                            "encoding_format": runtime.setting("OPENAI_EMBEDDING_ENCODING", str, "base64")}
+    dimensions = params.get("dimensions") or _dimensions(runtime, model)
+    if dimensions:
+        body["dimensions"] = int(dimensions)
+    return body
+
+
+def _dimensions(runtime: ModelRuntime, model: str) -> int | None:
+    explicit = runtime.setting("OPENAI_EMBEDDING_DIMENSIONS", int, 0, minimum=0)
     if explicit:
-        return int(explicit)
+        return explicit
     if model.startswith("text-embedding-3"):
-        configured = setting(runtime, "EMBEDDING_DIMENSION")
-        return int(configured) if configured else None
+        return runtime.setting("EMBEDDING_DIMENSION", int, 0, minimum=0) or None
     return None
 
 
-async def _embed(runtime: Any, params: Mapping[str, Any], model: str) -> ModelResult:
-    base_url = _base_url(runtime)
-    headers, hidden = await _auth(runtime, base_url)
-    texts, batch = embedding_texts(params)
-    if not texts:
-        return ModelResult([], model, Usage(0, 0, 0))
-    encoding = str(setting(runtime, "OPENAI_EMBEDDING_ENCODING", "base64"))
-    size = int(setting(runtime, "OPENAI_EMBEDDING_BATCH_SIZE", DEFAULT_EMBEDDING_BATCH))
-    dimensions = params.get("dimensions") or _dimensions(runtime, model)
-    vectors: list[list[float]] = []
-    prompt_tokens = 0
-    reported = model
-    for start in range(0, len(texts), size):
-        # The API refuses empty strings; an empty text still needs a vector of its own.
-        chunk = [t if t.strip() else " " for t in texts[start : start + size]]
-        body: dict[str, Any] = {"model": model, "input": chunk, "encoding_format": encoding}
-        if dimensions:
-            body["dimensions"] = int(dimensions)
-        data = await http.post_json(PROVIDER, f"{base_url}/embeddings", body, headers=headers,
-                                    secrets=hidden + chunk)
-        items = sorted(data["data"], key=lambda item: item.get("index", 0))
-        if len(items) != len(chunk):
-            raise ModelError(f"{PROVIDER}: asked for {len(chunk)} embeddings, got {len(items)}",
-                             provider=PROVIDER, retryable=True)
-        vectors.extend(decode_embedding(item["embedding"]) for item in items)
-        prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
-        reported = data.get("model") or reported
-    usage = Usage(prompt_tokens, 0, prompt_tokens)
-    return ModelResult(vectors if batch else vectors[0], str(reported), usage)
+def _vectors(data: Mapping[str, Any], expected: int) -> list[list[float]]:
+    """The vectors of an embeddings response, in input order.
+
+    Raises:
+        ModelError: not one vector per input (retryable).
+    """
+    items = sorted(data["data"], key=lambda item: item.get("index", 0))
+    if len(items) != expected:
+        raise ModelError(f"{PROVIDER}: asked for {expected} embeddings, got {len(items)}", provider=PROVIDER,
+                         retryable=True)
+    return [decode_embedding(item["embedding"]) for item in items]
 
 
 # -- the plugin -----------------------------------------------------------------------------
 
-def _resolver(model_type: ModelType):
-    return lambda runtime, params: model_name(runtime, params, PREFIX, model_type, DEFAULT_MODELS)
-
-
-def build_plugin(environ: Mapping[str, str] | None = None) -> Plugin:
+def build_plugin(environ: Mapping[str, str] | None = None, resources: ProviderResources | None = None) -> Plugin:
     """The plugin for ``environ`` (``os.environ`` by default): no models without credentials.
 
     Args:
-        environ: Where to look for ``OPENAI_API_KEY`` (or its secret reference) and
-            ``OPENAI_BASE_URL``.
+        environ: Where to look for ``OPENAI_API_KEY`` (or its secret reference), ``OPENAI_BASE_URL``,
+            ``OPENAI_PRIORITY`` and ``OPENAI_STRUCTURED_OUTPUT``.
+        resources: The process's shared client, breakers and secrets (``process_resources()`` by default).
     """
-    env = os.environ if environ is None else environ
-    description = "OpenAI-compatible chat completions and embeddings (OpenAI, vLLM, LM Studio, Groq...)."
-    if not secrets.has_source("OPENAI_API_KEY", env) and not env.get("OPENAI_BASE_URL"):
-        announce_disabled(PROVIDER, "neither OPENAI_API_KEY (or OPENAI_API_KEY_SECRET_ID / _PARAMETER) "
-                                    "nor OPENAI_BASE_URL is set")
-        return Plugin(name=PROVIDER, description=description)
-    calls = {
-        ModelType.TEXT_SMALL: _chat_call(False), ModelType.TEXT_LARGE: _chat_call(False),
-        ModelType.OBJECT_SMALL: _chat_call(True), ModelType.OBJECT_LARGE: _chat_call(True),
-        ModelType.TEXT_EMBEDDING: _embed,
-    }
-    structured = env.get("OPENAI_STRUCTURED_OUTPUT", "true").lower() != "false"
-    models = registrations(PROVIDER, calls, _resolver, priority=env_priority(env, PREFIX, 10), structured=structured)
-    return Plugin(name=PROVIDER, description=description, models=models)
+    return provider_plugin(OpenAIProvider, environ, resources)
 
 
 plugin = build_plugin()

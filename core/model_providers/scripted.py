@@ -12,12 +12,13 @@ import hashlib
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from core.errors import ModelError
 from core.plugin import ModelRegistration, Plugin
 from core.types import ModelType
+from core.types.model_runtime import ModelRuntime
 
 Answer = str | BaseException | Callable[[Mapping[str, Any]], str]
 _WORD = re.compile(r"\w+")
@@ -77,12 +78,12 @@ class ScriptedModels:
 
     def plugin(self, priority: int = 0) -> Plugin:
         """A plugin serving TEXT_SMALL, TEXT_LARGE (structured output) and TEXT_EMBEDDING."""
-        def text_handler(model_type: ModelType):
-            async def handler(runtime: Any, params: Mapping[str, Any]) -> str:
+        def text_handler(model_type: ModelType) -> Callable[[ModelRuntime | None, Mapping[str, Any]], Awaitable[str]]:
+            async def handler(runtime: ModelRuntime | None, params: Mapping[str, Any]) -> str:
                 return await self.text(model_type, params)
             return handler
 
-        async def embed_handler(runtime: Any, params: Mapping[str, Any]) -> Any:
+        async def embed_handler(runtime: ModelRuntime | None, params: Mapping[str, Any]) -> Any:
             return await self.embed(params)
 
         structured = frozenset({"structured_output"})

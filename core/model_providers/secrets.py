@@ -9,78 +9,108 @@ For a key named ``NAME`` (``OPENAI_API_KEY``...), in order:
    string is the key itself.
 3. ``NAME_PARAMETER``: an SSM parameter (a ``SecureString`` is decrypted).
 
-Fetched through Powertools parameters and kept for ``MODEL_SECRETS_MAX_AGE_S`` seconds
-(default 300): one AWS call per container per five minutes, and a rotated key is picked up
-without a redeploy. The fetch runs in a worker thread (boto3 blocks).
+Fetched through Powertools parameters and kept by the process's ``SecretStore`` for
+``MODEL_SECRETS_MAX_AGE_S`` seconds (default 300, a process setting in
+``core.settings.providers``): one AWS call per container per five minutes, and a rotated key
+is picked up without a redeploy. The fetch runs in a worker thread (boto3 blocks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core import aws
 from core.errors import ModelError
+from core.types.model_runtime import ModelRuntime
 
 DEFAULT_MAX_AGE_S = 300.0
 
-_cache: dict[tuple[str, str], tuple[str, float]] = {}
-_secrets_provider: Any = None
-_ssm_provider: Any = None
 
+class SecretStore:
+    """API keys read from Secrets Manager / SSM, cached for ``max_age_s`` seconds.
 
-def configure(*, secrets_client: Any = None, ssm_client: Any = None) -> None:
-    """Use these boto3 clients (tests: stubbed ones) and forget cached values."""
-    global _secrets_provider, _ssm_provider
-    from aws_lambda_powertools.utilities import parameters
-
-    _secrets_provider = parameters.SecretsProvider(boto3_client=secrets_client) if secrets_client else None
-    _ssm_provider = parameters.SSMProvider(boto3_client=ssm_client) if ssm_client else None
-    _cache.clear()
-
-
-def has_source(name: str, environ: Any = None) -> bool:
-    """True when the environment gives ``name`` or a reference to where it is stored."""
-    env = os.environ if environ is None else environ
-    return any(env.get(n) for n in (name, f"{name}_SECRET_ID", f"{name}_PARAMETER"))
-
-
-async def resolve(runtime: Any, name: str, *, provider: str) -> str | None:
-    """The value of the key ``name``, or ``None`` when no source is set.
+    Owned by the process's ``core.model_providers.resources.ProviderResources``; tests make
+    their own with stubbed boto3 clients.
 
     Args:
-        runtime: The calling runtime (its settings come first), or ``None``.
-        name: Setting name (``"OPENAI_API_KEY"``).
-        provider: Provider name, for errors.
-
-    Raises:
-        ModelError: a secret or parameter is named but cannot be read (not retryable: a
-            missing permission or a wrong name is not fixed by trying again). The message
-            names the setting and the AWS error code, never a value.
+        max_age_s: Seconds a fetched value is kept (``MODEL_SECRETS_MAX_AGE_S``).
+        secrets_client: A ``secretsmanager`` boto3 client (``None``: made on first use).
+        ssm_client: An ``ssm`` boto3 client (``None``: made on first use).
+        clock: Monotonic clock in seconds.
     """
-    direct = _setting(runtime, name)
-    if direct:
-        return str(direct)
-    for suffix, fetch in (("_SECRET_ID", _fetch_secret), ("_PARAMETER", _fetch_parameter)):
-        ref = _setting(runtime, name + suffix)
-        if not ref:
-            continue
-        key = (suffix, str(ref))
-        cached = _cache.get(key)
-        if cached and cached[1] > time.monotonic():
+
+    def __init__(self, max_age_s: float = DEFAULT_MAX_AGE_S, *, secrets_client: Any = None, ssm_client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._clients = {"secretsmanager": secrets_client, "ssm": ssm_client}
+        self._providers: dict[str, Any] = {}
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[str, float]] = {}
+
+    async def resolve(self, runtime: ModelRuntime, name: str, *, provider: str) -> str | None:
+        """The value of the key ``name``, or ``None`` when no source is set.
+
+        Args:
+            runtime: The calling runtime: its settings (character first, then the environment).
+            name: Setting name (``"OPENAI_API_KEY"``).
+            provider: Provider name, for errors.
+
+        Raises:
+            ModelError: a secret or parameter is named but cannot be read (not retryable: a
+                missing permission or a wrong name is not fixed by trying again). The message
+                names the setting and the AWS error code, never a value.
+        """
+        direct = _setting(runtime, name)
+        if direct:
+            return direct
+        for suffix, fetch in (("_SECRET_ID", self._fetch_secret), ("_PARAMETER", self._fetch_parameter)):
+            ref = _setting(runtime, name + suffix)
+            if ref:
+                return await self._cached(name, suffix, ref, fetch, provider)
+        return None
+
+    async def _cached(self, name: str, suffix: str, ref: str, fetch: Callable[[str], str | bytes],
+                      provider: str) -> str:
+        cached = self._cache.get((suffix, ref))
+        if cached and cached[1] > self._clock():
             return cached[0]
         try:
-            raw = await asyncio.to_thread(fetch, str(ref))
+            raw = await asyncio.to_thread(fetch, ref)
         except Exception as exc:
-            raise ModelError(f"{provider}: cannot read {name}{suffix} ({_aws_code(exc)})",
-                             provider=provider) from None
+            raise ModelError(f"{provider}: cannot read {name}{suffix} ({_aws_code(exc)})", provider=provider) from None
         value = _member(raw, name)
-        _cache[key] = (value, time.monotonic() + _max_age(runtime))
+        self._cache[(suffix, ref)] = (value, self._clock() + self.max_age_s)
         return value
-    return None
+
+    def _fetch_secret(self, ref: str) -> str | bytes:
+        value: str | bytes = self._provider("secretsmanager").get(ref, max_age=0)
+        return value
+
+    def _fetch_parameter(self, ref: str) -> str:
+        value: str = self._provider("ssm").get(ref, decrypt=True, max_age=0)
+        return value
+
+    def _provider(self, service: str) -> Any:
+        """The Powertools provider of ``service`` (made once, in a worker thread: boto3 blocks)."""
+        found = self._providers.get(service)
+        if found is None:
+            # Imported on first use: Powertools' parameters module loads boto3 (~120 ms), which a
+            # process whose keys are plain settings never needs.
+            from aws_lambda_powertools.utilities import parameters
+
+            client = self._clients[service] or aws.client(service)
+            kind = parameters.SecretsProvider if service == "secretsmanager" else parameters.SSMProvider
+            found = self._providers[service] = kind(boto3_client=client)
+        return found
+
+
+def has_source(name: str, environ: Mapping[str, str]) -> bool:
+    """True when ``environ`` gives ``name`` or a reference to where it is stored."""
+    return any(environ.get(n) for n in (name, f"{name}_SECRET_ID", f"{name}_PARAMETER"))
 
 
 def _member(raw: str | bytes, name: str) -> str:
@@ -89,27 +119,8 @@ def _member(raw: str | bytes, name: str) -> str:
         parsed = json.loads(text)
     except ValueError:
         return text.strip()
-    if isinstance(parsed, dict) and isinstance(parsed.get(name), str):
-        return parsed[name]
-    return text.strip()
-
-
-def _fetch_secret(ref: str) -> str | bytes:
-    global _secrets_provider
-    from aws_lambda_powertools.utilities import parameters
-
-    if _secrets_provider is None:
-        _secrets_provider = parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return _secrets_provider.get(ref, max_age=0)
-
-
-def _fetch_parameter(ref: str) -> str:
-    global _ssm_provider
-    from aws_lambda_powertools.utilities import parameters
-
-    if _ssm_provider is None:
-        _ssm_provider = parameters.SSMProvider(boto3_client=aws.client("ssm"))
-    return _ssm_provider.get(ref, decrypt=True, max_age=0)
+    member = parsed.get(name) if isinstance(parsed, dict) else None
+    return member if isinstance(member, str) else text.strip()
 
 
 def _aws_code(exc: BaseException) -> str:
@@ -122,14 +133,6 @@ def _aws_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _max_age(runtime: Any) -> float:
-    value = _setting(runtime, "MODEL_SECRETS_MAX_AGE_S")
-    try:
-        return float(value) if value not in (None, "") else DEFAULT_MAX_AGE_S
-    except (TypeError, ValueError):
-        return DEFAULT_MAX_AGE_S
-
-
-def _setting(runtime: Any, key: str) -> Any:
-    getter = getattr(runtime, "get_setting", None)
-    return getter(key) if getter is not None else os.environ.get(key)
+def _setting(runtime: ModelRuntime, key: str) -> str:
+    """A key or a reference as a string ("" when unset)."""
+    return runtime.setting(key, str, "")

@@ -38,12 +38,16 @@ from uuid import UUID
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from core.settings.providers import EnvironmentSettings
 from core.types import ModelType
 from core.types.log import ModelUsageBody, model_usage_log
+from core.types.model_runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "ServerlessAgentRuntime"
+#: Settings of a call made without a runtime: the process environment alone.
+_NO_AGENT = EnvironmentSettings()
 
 #: Bodies recorded in the current ``collect_usage`` block (``None`` outside one).
 _collected: ContextVar[list[ModelUsageBody] | None] = ContextVar("model_usage_collected", default=None)
@@ -97,7 +101,7 @@ def _price_table(prices: Any) -> dict[str, Any] | None:
 
 
 async def record_usage(
-    runtime: Any,
+    runtime: ModelRuntime | None,
     *,
     provider: str,
     model_type: ModelType,
@@ -110,7 +114,8 @@ async def record_usage(
     """Log one call and emit its metrics. Never raises.
 
     Args:
-        runtime: The calling ``AgentRuntime``, or ``None``.
+        runtime: The calling runtime (``AgentRuntime``...), or ``None``: settings from the
+            environment, no log row.
         provider: Provider name (``"openai"``).
         model_type: What was called.
         model: Model id.
@@ -123,7 +128,8 @@ async def record_usage(
         The body written (for tests and callers that want the figures).
     """
     usage = usage or Usage()
-    prices = _setting(runtime, "MODEL_PRICES")
+    # Raw: a character may give the table as a JSON object, the environment as JSON text.
+    prices = (runtime or _NO_AGENT).get_setting("MODEL_PRICES")
     cost = None if cached else estimate_cost(prices, model, usage)
     extra: dict[str, Any] = {}
     if cost is not None:
@@ -139,8 +145,8 @@ async def record_usage(
     if collected is not None:
         collected.append(body)
     _emit_metrics(body, cost)
-    adapter = getattr(runtime, "adapter", None)
-    agent_id = getattr(runtime, "agent_id", None)
+    adapter = runtime.adapter if runtime is not None else None
+    agent_id = runtime.agent_id if runtime is not None else None
     if adapter is not None and agent_id is not None:
         try:
             await adapter.log(model_usage_log(agent_id, body))
@@ -168,7 +174,8 @@ def collect_usage() -> Iterator[list[ModelUsageBody]]:
         _collected.reset(token)
 
 
-def _run_id(runtime: Any) -> UUID | str | None:
+def _run_id(runtime: ModelRuntime | None) -> UUID | str | None:
+    """The runtime's current run id (``AgentRuntime.get_current_run_id``), when it has one."""
     getter = getattr(runtime, "get_current_run_id", None)
     try:
         value = getter() if getter is not None else None
@@ -199,7 +206,3 @@ def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:
     except Exception:
         logger.warning("could not emit model usage metrics", exc_info=True)
 
-
-def _setting(runtime: Any, key: str) -> Any:
-    getter = getattr(runtime, "get_setting", None)
-    return getter(key) if getter is not None else os.environ.get(key)

@@ -3,6 +3,10 @@
 Recorded provider traffic lives in ``tests/data/providers`` (its README names each file's
 source and license); the tests replay it through ``httpx.MockTransport`` (HTTP providers)
 and botocore (Bedrock).
+
+Each test builds its own ``ProviderResources`` (the ``resources`` fixture: fresh breakers,
+secrets cache and HTTP client, delays recorded instead of slept) and passes it to the
+providers: no module state to reset.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from core.model_providers import base, bedrock, circuit, http, secrets
+from core.model_providers.resources import ProviderResources
+from core.settings import SettingT, parse_setting
+from core.settings.providers import ProviderSettings
 from tests.data import PROVIDERS
 
 #: Settings of every provider, removed from the environment so a developer's keys never leak in.
@@ -51,6 +57,10 @@ class FakeRuntime:
             return value.lower() == "true"
         return value
 
+    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
+                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+        return parse_setting(name, self.get_setting(name), kind, default, minimum=minimum, maximum=maximum)
+
 
 class Recorder:
     """A ``MockTransport`` handler that answers from a queue and keeps the requests it saw."""
@@ -83,38 +93,53 @@ def sse_response(body: bytes) -> httpx.Response:
     return httpx.Response(200, content=body, headers={"content-type": "text/event-stream; charset=utf-8"})
 
 
+class Routes:
+    """The ``MockTransport`` handler of a test's resources: the ``Recorder`` ``mock_http`` installed, else none."""
+
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.recorder is None:
+            raise AssertionError(f"unexpected request {request.method} {request.url}: no mock_http in this test")
+        return self.recorder(request)
+
+
 @pytest.fixture(autouse=True)
-def clean_provider_state(monkeypatch):
-    """Fresh breakers, secrets cache and HTTP client per test; sleeps recorded, not slept."""
+def no_provider_environment(monkeypatch):
+    """No provider setting of the developer's environment reaches a test."""
     for key in PROVIDER_VARS:
         monkeypatch.delenv(key, raising=False)
-    delays: list[float] = []
 
+
+@pytest.fixture
+def delays() -> list[float]:
+    """Backoff delays the code under test asked for, in seconds."""
+    return []
+
+
+def recording_sleep(delays: list[float]) -> Callable[[float], Any]:
+    """A ``sleep`` that records each delay instead of waiting."""
     async def no_sleep(seconds: float) -> None:
         delays.append(seconds)
-
-    monkeypatch.setattr(http, "sleep", no_sleep)
-    circuit.reset()
-    base._announced.clear()
-    secrets._cache.clear()
-    yield delays
-    http.configure()
-    bedrock.configure(None)
-    circuit.reset()
-    secrets._cache.clear()
+    return no_sleep
 
 
 @pytest.fixture
-def delays(clean_provider_state) -> list[float]:
-    """Backoff delays the code under test asked for, in seconds."""
-    return clean_provider_state
+def routes() -> Routes:
+    return Routes()
 
 
 @pytest.fixture
-def mock_http() -> Callable[..., Recorder]:
-    """``mock_http(*answers)``: route every provider HTTP call to a ``Recorder``."""
+def resources(routes, delays) -> ProviderResources:
+    """The test's own provider resources: HTTP through ``routes`` (see ``mock_http``), sleeps recorded."""
+    return ProviderResources(ProviderSettings(), transport=httpx.MockTransport(routes), sleep=recording_sleep(delays))
+
+
+@pytest.fixture
+def mock_http(routes) -> Callable[..., Recorder]:
+    """``mock_http(*answers)``: route every provider HTTP call of the test's resources to a ``Recorder``."""
     def install(*answers: Any, repeat: bool = False) -> Recorder:
-        recorder = Recorder(*answers, repeat=repeat)
-        http.configure(transport=httpx.MockTransport(recorder))
-        return recorder
+        routes.recorder = Recorder(*answers, repeat=repeat)
+        return routes.recorder
     return install

@@ -33,25 +33,29 @@ TOOL_ANSWER = {
 }
 
 
-def handler(model_type: ModelType):
-    return next(m.handler for m in anthropic.build_plugin(SETTINGS).models if m.model_type is model_type)
+@pytest.fixture
+def handler(resources):
+    """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+    def find(model_type: ModelType):
+        return next(m.handler for m in anthropic.build_plugin(SETTINGS, resources).models if m.model_type is model_type)
+    return find
 
 
-def test_no_key_registers_nothing_and_says_so_once(caplog):
+def test_no_key_registers_nothing_and_says_so_once(caplog, resources):
     caplog.set_level(logging.WARNING)
-    assert anthropic.build_plugin({}).models == ()
-    assert anthropic.build_plugin({"OPENAI_API_KEY": "x"}).models == ()
+    assert anthropic.build_plugin({}, resources).models == ()
+    assert anthropic.build_plugin({"OPENAI_API_KEY": "x"}, resources).models == ()
     assert caplog.text.count("anthropic is not enabled") == 1
 
 
-def test_a_key_registers_text_and_object_models_with_structured_output():
-    plugin = anthropic.build_plugin({"ANTHROPIC_API_KEY_PARAMETER": "/prod/anthropic"})
+def test_a_key_registers_text_and_object_models_with_structured_output(resources):
+    plugin = anthropic.build_plugin({"ANTHROPIC_API_KEY_PARAMETER": "/prod/anthropic"}, resources)
     assert {m.model_type for m in plugin.models} == {ModelType.TEXT_SMALL, ModelType.TEXT_LARGE,
                                                        ModelType.OBJECT_SMALL, ModelType.OBJECT_LARGE}
     assert all("structured_output" in m.capabilities and m.priority == 10 for m in plugin.models)
 
 
-async def test_non_streaming_text_with_system_prompt(mock_http):
+async def test_non_streaming_text_with_system_prompt(mock_http, handler):
     recorder = mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
     request = recorded_json("anthropic/messages.nonstream.text.request.json")
     text = await handler(ModelType.TEXT_LARGE)(
@@ -67,7 +71,7 @@ async def test_non_streaming_text_with_system_prompt(mock_http):
                                "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 
 
-async def test_streaming_recorded_response_with_padding_and_pings(mock_http):
+async def test_streaming_recorded_response_with_padding_and_pings(mock_http, handler):
     recorder = mock_http(sse_response(recorded("anthropic/messages.stream.text.response.sse")))
     chunks: list[str] = []
     text = await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {
@@ -76,7 +80,7 @@ async def test_streaming_recorded_response_with_padding_and_pings(mock_http):
     assert recorder.json()["stream"] is True and recorder.json()["model"] == "claude-haiku-4-5"
 
 
-async def test_streaming_sdk_fixture_delivers_every_delta_and_usage(mock_http, adapter, agent_id):
+async def test_streaming_sdk_fixture_delivers_every_delta_and_usage(mock_http, adapter, agent_id, handler):
     mock_http(sse_response(recorded("anthropic/sdk_fixture.basic_response.sse")))
     chunks: list[str] = []
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
@@ -87,7 +91,7 @@ async def test_streaming_sdk_fixture_delivers_every_delta_and_usage(mock_http, a
     assert log.body["model"] == "claude-3-opus-latest"
 
 
-async def test_structured_output_is_a_forced_tool_call(mock_http):
+async def test_structured_output_is_a_forced_tool_call(mock_http, handler):
     recorder = mock_http(json_response(TOOL_ANSWER), json_response(TOOL_ANSWER))
     schema = {"type": "object", "properties": {"actions": {"type": "array"}, "text": {"type": "string"}}}
     result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {
@@ -101,21 +105,21 @@ async def test_structured_output_is_a_forced_tool_call(mock_http):
     assert json.loads(text) == {"actions": ["REPLY"], "text": "Bonjour!"}
 
 
-async def test_object_call_without_schema_asks_for_any_object(mock_http):
+async def test_object_call_without_schema_asks_for_any_object(mock_http, handler):
     answer = {**TOOL_ANSWER, "content": [{"type": "tool_use", "id": "t", "name": "response", "input": {"a": 1}}]}
     recorder = mock_http(json_response(answer))
     assert await handler(ModelType.OBJECT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x"}) == {"a": 1}
     assert recorder.json()["tools"][0]["input_schema"] == {"type": "object"}
 
 
-async def test_missing_tool_call_is_retryable(mock_http):
+async def test_missing_tool_call_is_retryable(mock_http, handler):
     mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
     with pytest.raises(ModelError, match="did not call the structured-output tool") as caught:
         await handler(ModelType.OBJECT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x"})
     assert caught.value.retryable
 
 
-async def test_streamed_tool_input_is_assembled(mock_http):
+async def test_streamed_tool_input_is_assembled(mock_http, handler):
     events = [
         ("message_start", {"type": "message_start", "message": {"model": "claude-sonnet-4-5", "usage": {
             "input_tokens": 50, "output_tokens": 1}}}),
@@ -137,7 +141,7 @@ async def test_streamed_tool_input_is_assembled(mock_http):
     assert result == {"text": "Hi there"} and chunks == ['{"text": "Hi', ' there"}']
 
 
-async def test_stream_error_event_overloaded_is_retryable(mock_http):
+async def test_stream_error_event_overloaded_is_retryable(mock_http, handler):
     body = (b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5}}}\n\n'
             b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
     mock_http(sse_response(body))
@@ -146,20 +150,20 @@ async def test_stream_error_event_overloaded_is_retryable(mock_http):
     assert caught.value.retryable
 
 
-async def test_529_overloaded_exhausted_falls_back(mock_http, delays):
+async def test_529_overloaded_exhausted_falls_back(mock_http, delays, resources):
     recorder = mock_http(lambda r: json_response({"type": "error", "error": {
         "type": "overloaded_error", "message": "Overloaded"}}, 529), repeat=True)
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "backup answer")
     registry = ModelRegistry()
-    for plugin in (anthropic.build_plugin(SETTINGS), backup.plugin(priority=-1)):
+    for plugin in (anthropic.build_plugin(SETTINGS, resources), backup.plugin(priority=-1)):
         for registration in plugin.models:
             registry.register(plugin.name, registration)
     assert await registry.use(FakeRuntime(SETTINGS), ModelType.TEXT_LARGE, {"prompt": "x"}) == "backup answer"
     assert len(recorder.requests) == 3 and len(delays) == 2
 
 
-async def test_429_then_success(mock_http, delays):
+async def test_429_then_success(mock_http, delays, handler):
     recorder = mock_http(
         json_response({"type": "error", "error": {"type": "rate_limit_error", "message": "x"}}, 429,
                       {"retry-after": "1"}),
@@ -169,14 +173,14 @@ async def test_429_then_success(mock_http, delays):
     assert len(recorder.requests) == 2 and delays[0] >= 1
 
 
-async def test_malformed_json_is_retryable(mock_http):
+async def test_malformed_json_is_retryable(mock_http, handler):
     mock_http(lambda r: json_response(b"<html>gateway</html>"), repeat=True)
     with pytest.raises(ProviderError, match="not valid JSON") as caught:
         await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x"})
     assert caught.value.retryable
 
 
-async def test_turns_are_merged_to_alternate_and_start_with_the_user(mock_http):
+async def test_turns_are_merged_to_alternate_and_start_with_the_user(mock_http, handler):
     recorder = mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
     await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"system": "Be Eliza.", "messages": [
         {"role": "assistant", "content": "Welcome!"},
@@ -188,14 +192,14 @@ async def test_turns_are_merged_to_alternate_and_start_with_the_user(mock_http):
     assert body["messages"][2]["content"] == "hi\n\nanyone?"
 
 
-async def test_missing_key_at_call_time_names_the_setting(mock_http):
+async def test_missing_key_at_call_time_names_the_setting(mock_http, handler):
     mock_http()
     with pytest.raises(ModelError, match="ANTHROPIC_API_KEY is not set") as caught:
         await handler(ModelType.TEXT_SMALL)(FakeRuntime({}), {"prompt": "x"})
     assert not caught.value.retryable
 
 
-async def test_no_prompt_is_a_non_retryable_error(mock_http):
+async def test_no_prompt_is_a_non_retryable_error(mock_http, handler):
     with pytest.raises(ModelError, match="needs 'prompt' or 'messages'") as caught:
         await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {})
     assert not caught.value.retryable

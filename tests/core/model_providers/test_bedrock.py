@@ -22,10 +22,11 @@ from botocore.stub import Stubber
 from core.errors import ModelError
 from core.model_providers import bedrock
 from core.model_providers.http import ProviderError
+from core.model_providers.resources import ProviderResources
 from core.model_providers.scripted import ScriptedModels
 from core.model_registry import ModelRegistry
 from core.types import ModelType
-from tests.core.model_providers.conftest import FakeRuntime, recorded, recorded_json
+from tests.core.model_providers.conftest import FakeRuntime, recorded, recorded_json, recording_sleep
 
 NOVA = "us.amazon.nova-micro-v1:0"
 TITAN = "amazon.titan-embed-text-v2:0"
@@ -35,9 +36,13 @@ SETTINGS = {"BEDROCK_TEXT_MODEL_ID": NOVA, "BEDROCK_EMBEDDING_MODEL_ID": TITAN}
 
 @pytest.fixture
 def client():
-    client = boto3.client("bedrock-runtime", region_name="us-east-1")
-    bedrock.configure(client)
-    return client
+    return boto3.client("bedrock-runtime", region_name="us-east-1")
+
+
+@pytest.fixture
+def resources(client, delays) -> ProviderResources:
+    """The test's resources, with the stubbed ``bedrock-runtime`` client."""
+    return ProviderResources(bedrock_client=client, sleep=recording_sleep(delays))
 
 
 @pytest.fixture
@@ -47,30 +52,34 @@ def stubber(client):
         stub.assert_no_pending_responses()
 
 
-def handler(model_type: ModelType):
-    return next(m.handler for m in bedrock.build_plugin(SETTINGS).models if m.model_type is model_type)
+@pytest.fixture
+def handler(resources):
+    """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+    def find(model_type: ModelType):
+        return next(m.handler for m in bedrock.build_plugin(SETTINGS, resources).models if m.model_type is model_type)
+    return find
 
 
 def body(data: bytes) -> StreamingBody:
     return StreamingBody(io.BytesIO(data), len(data))
 
 
-def test_no_model_id_registers_nothing_and_says_so_once(caplog):
+def test_no_model_id_registers_nothing_and_says_so_once(caplog, resources):
     caplog.set_level(logging.WARNING)
-    assert bedrock.build_plugin({}).models == ()
-    bedrock.build_plugin({"AWS_REGION": "eu-west-1"})
+    assert bedrock.build_plugin({}, resources).models == ()
+    bedrock.build_plugin({"AWS_REGION": "eu-west-1"}, resources)
     assert caplog.text.count("bedrock is not enabled") == 1
 
 
-def test_text_and_embedding_models_register_independently():
-    text_only = bedrock.build_plugin({"BEDROCK_TEXT_MODEL_ID": NOVA})
+def test_text_and_embedding_models_register_independently(resources):
+    text_only = bedrock.build_plugin({"BEDROCK_TEXT_MODEL_ID": NOVA}, resources)
     assert ModelType.TEXT_EMBEDDING not in {m.model_type for m in text_only.models}
     assert all("structured_output" in m.capabilities for m in text_only.models)
-    embed_only = bedrock.build_plugin({"BEDROCK_EMBEDDING_MODEL_ID": TITAN})
+    embed_only = bedrock.build_plugin({"BEDROCK_EMBEDDING_MODEL_ID": TITAN}, resources)
     assert [m.model_type for m in embed_only.models] == [ModelType.TEXT_EMBEDDING]
 
 
-async def test_converse_recorded_response(stubber, adapter, agent_id):
+async def test_converse_recorded_response(stubber, adapter, agent_id, handler):
     request = recorded_json("bedrock/converse.nova_micro.request.json")
     stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"), {
         "modelId": NOVA, "messages": request["messages"], "system": request["system"],
@@ -83,7 +92,7 @@ async def test_converse_recorded_response(stubber, adapter, agent_id):
     assert log.body["provider"] == "bedrock" and log.body["model"] == NOVA
 
 
-async def test_small_and_large_model_ids_can_differ(client, stubber):
+async def test_small_and_large_model_ids_can_differ(client, stubber, handler):
     # The model id as the client was asked for it, before the stubber answers: proves each call happened.
     asked: list[str] = []
     client.meta.events.register("provide-client-params.bedrock-runtime.Converse",
@@ -115,7 +124,7 @@ def serve_event_stream(client, raw: bytes, seen: list) -> None:
     client.meta.events.register("before-send.bedrock-runtime.ConverseStream", send)
 
 
-async def test_converse_stream_recorded_event_stream(client, adapter, agent_id):
+async def test_converse_stream_recorded_event_stream(client, adapter, agent_id, handler):
     seen: list = []
     serve_event_stream(client, recorded("bedrock/converse_stream.nova_micro.response.eventstream"), seen)
     chunks: list[str] = []
@@ -133,7 +142,7 @@ async def test_converse_stream_recorded_event_stream(client, adapter, agent_id):
     assert (log.body["promptTokens"], log.body["completionTokens"], log.body["totalTokens"]) == (13, 82, 95)
 
 
-async def test_structured_output_through_tool_use(stubber):
+async def test_structured_output_through_tool_use(stubber, handler):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     # Shape from the Converse API reference: a toolUse content block carrying ``input``.
     answer = {"output": {"message": {"role": "assistant", "content": [
@@ -151,7 +160,7 @@ async def test_structured_output_through_tool_use(stubber):
     assert result == {"city": "Paris"}
 
 
-async def test_titan_embeddings_one_request_per_text(stubber):
+async def test_titan_embeddings_one_request_per_text(stubber, handler):
     raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
     for text in ("Hello, world!", "second"):
         stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
@@ -163,7 +172,7 @@ async def test_titan_embeddings_one_request_per_text(stubber):
     assert vectors == [expected, expected] and len(vectors[0]) == 1024
 
 
-async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber):
+async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber, handler):
     raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
     stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
         "modelId": TITAN, "body": json.dumps({"inputText": "Hello, world!", "normalize": True}),
@@ -173,7 +182,7 @@ async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber):
     assert len(vector) == 1024 and vector[0] == pytest.approx(-0.05289186164736748)
 
 
-async def test_cohere_embeddings_are_batched(stubber):
+async def test_cohere_embeddings_are_batched(stubber, handler):
     # Shape from the Cohere Embed on Bedrock docs: {"embeddings": [[...], ...], "id", "texts"}.
     answer = json.dumps({"embeddings": [[0.1, 0.2], [0.3, 0.4]], "id": "e1", "response_type": "embeddings_floats",
                          "texts": ["a", "b"]}).encode()
@@ -186,27 +195,27 @@ async def test_cohere_embeddings_are_batched(stubber):
         [0.1, 0.2], [0.3, 0.4]]
 
 
-async def test_throttling_then_success(stubber, delays):
+async def test_throttling_then_success(stubber, delays, handler):
     stubber.add_client_error("converse", "ThrottlingException", "Too many requests", 429)
     stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"))
     text = await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "Hello!"})
     assert text.startswith("Hello!") and len(delays) == 1
 
 
-async def test_server_errors_exhausted_fall_back_to_the_next_provider(stubber, delays):
+async def test_server_errors_exhausted_fall_back_to_the_next_provider(stubber, delays, resources):
     for _ in range(3):
         stubber.add_client_error("converse", "InternalServerException", "internal", 500)
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "backup")
     registry = ModelRegistry()
-    for plugin in (bedrock.build_plugin(SETTINGS), backup.plugin(priority=-5)):
+    for plugin in (bedrock.build_plugin(SETTINGS, resources), backup.plugin(priority=-5)):
         for registration in plugin.models:
             registry.register(plugin.name, registration)
     assert await registry.use(FakeRuntime(SETTINGS), ModelType.TEXT_LARGE, {"prompt": "x"}) == "backup"
     assert len(delays) == 2
 
 
-async def test_validation_error_is_not_retried_and_is_scrubbed(stubber, delays):
+async def test_validation_error_is_not_retried_and_is_scrubbed(stubber, delays, handler):
     prompt = "my very private prompt text that must never appear in any error message at all"
     stubber.add_client_error("converse", "ValidationException", f"Malformed input request: {prompt}", 400)
     with pytest.raises(ProviderError) as caught:
@@ -215,7 +224,7 @@ async def test_validation_error_is_not_retried_and_is_scrubbed(stubber, delays):
     assert "private prompt text that must never" not in str(caught.value) and delays == []
 
 
-async def test_malformed_embedding_body_is_retryable(stubber):
+async def test_malformed_embedding_body_is_retryable(stubber, handler):
     for _ in range(3):
         stubber.add_response("invoke_model", {"body": body(b"{not json"), "contentType": "application/json"})
     with pytest.raises(ProviderError, match="not valid JSON") as caught:
@@ -223,7 +232,7 @@ async def test_malformed_embedding_body_is_retryable(stubber):
     assert caught.value.retryable
 
 
-async def test_connection_errors_are_retryable(client, delays):
+async def test_connection_errors_are_retryable(client, delays, handler):
     from botocore.exceptions import EndpointConnectionError
 
     def fail(request, **kwargs):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from core.model_providers import cache, openai
 from core.types import ModelType
 from tests.core.model_providers.conftest import FakeRuntime, json_response, recorded
@@ -11,9 +13,13 @@ from tests.core.model_providers.conftest import FakeRuntime, json_response, reco
 ON = {"OPENAI_API_KEY": "sk-x", "MODEL_RESPONSE_CACHE": "true"}
 
 
-def text_handler():
-    return next(m.handler for m in openai.build_plugin({"OPENAI_API_KEY": "k"}).models
-                if m.model_type is ModelType.TEXT_LARGE)
+@pytest.fixture
+def text_handler(resources):
+    """``text_handler()``: OpenAI's TEXT_LARGE handler on the test's resources."""
+    def find():
+        return next(m.handler for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
+                    if m.model_type is ModelType.TEXT_LARGE)
+    return find
 
 
 def answer():
@@ -38,7 +44,7 @@ def test_key_depends_on_what_shapes_the_answer_only():
     assert cache.cache_key("anthropic", "gpt-4o", "TEXT_LARGE", params) != key
 
 
-async def test_off_by_default(mock_http, adapter, agent_id):
+async def test_off_by_default(mock_http, adapter, agent_id, text_handler):
     recorder = mock_http(answer(), answer())
     runtime = FakeRuntime({"OPENAI_API_KEY": "sk-x"}, adapter=adapter, agent_id=agent_id)
     for _ in range(2):
@@ -46,7 +52,7 @@ async def test_off_by_default(mock_http, adapter, agent_id):
     assert len(recorder.requests) == 2
 
 
-async def test_deterministic_call_is_served_from_the_cache(mock_http, adapter, agent_id):
+async def test_deterministic_call_is_served_from_the_cache(mock_http, adapter, agent_id, text_handler):
     recorder = mock_http(answer())
     runtime = FakeRuntime({**ON, "MODEL_RESPONSE_CACHE_TTL_S": "60"}, adapter=adapter, agent_id=agent_id)
     params = {"prompt": "hi", "temperature": 0}
@@ -61,7 +67,7 @@ async def test_deterministic_call_is_served_from_the_cache(mock_http, adapter, a
     assert sorted(bool(log.body.get("cached")) for log in logs) == [False, True]
 
 
-async def test_sampled_calls_are_never_cached(mock_http, adapter, agent_id):
+async def test_sampled_calls_are_never_cached(mock_http, adapter, agent_id, text_handler):
     recorder = mock_http(answer(), answer())
     runtime = FakeRuntime(ON, adapter=adapter, agent_id=agent_id)
     for _ in range(2):
@@ -69,7 +75,7 @@ async def test_sampled_calls_are_never_cached(mock_http, adapter, agent_id):
     assert len(recorder.requests) == 2
 
 
-async def test_cache_failures_fall_through_to_the_model(mock_http, caplog, agent_id):
+async def test_cache_failures_fall_through_to_the_model(mock_http, caplog, agent_id, text_handler):
     class BrokenAdapter:
         async def get_cache(self, agent_id, key):
             raise RuntimeError("db down")
@@ -88,7 +94,7 @@ async def test_cache_failures_fall_through_to_the_model(mock_http, caplog, agent
     assert "cache read failed" in caplog.text and "cache write failed" in caplog.text
 
 
-async def test_without_an_adapter_the_cache_is_skipped(mock_http):
+async def test_without_an_adapter_the_cache_is_skipped(mock_http, text_handler):
     recorder = mock_http(answer())
     assert "potato" in await text_handler()(FakeRuntime(ON), {"prompt": "hi", "temperature": 0})
     assert len(recorder.requests) == 1

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from core.model_providers import circuit, openai
 from core.model_providers.circuit import CircuitBreaker, CircuitOpenError, CircuitState
+from core.model_providers.resources import ProviderResources
 from core.model_providers.scripted import ScriptedModels
 from core.model_registry import ModelRegistry
+from core.settings.providers import ProviderSettings
 from core.types import ModelType
-from tests.core.model_providers.conftest import FakeRuntime, json_response
+from tests.core.model_providers.conftest import FakeRuntime, json_response, recording_sleep
 
 
 class Clock:
@@ -84,24 +87,25 @@ def test_invalid_settings_are_refused():
         CircuitBreaker("p", failure_threshold=0)
 
 
-def test_provider_health_lists_breakers_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MODEL_CIRCUIT_FAILURES", "1")
-    circuit.breaker("zeta").record_failure()
-    circuit.breaker("alpha")
-    health = circuit.provider_health()
+def test_provider_health_lists_breakers_from_the_settings():
+    breakers = ProviderResources(ProviderSettings.from_env({"MODEL_CIRCUIT_FAILURES": "1"})).breakers
+    breakers.get("zeta").record_failure()
+    breakers.get("alpha")
+    assert breakers.get("alpha") is breakers.get("alpha")  # one breaker per provider
+    health = breakers.health()
     assert list(health) == ["alpha", "zeta"]
     assert health["alpha"]["state"] == "closed"
     assert health["zeta"]["state"] == "open" and health["zeta"]["retry_in_s"] > 0
 
 
-async def test_open_circuit_makes_the_registry_fall_back_without_calling_the_provider(
-        mock_http, monkeypatch, delays):
-    monkeypatch.setenv("MODEL_CIRCUIT_FAILURES", "2")
+async def test_open_circuit_makes_the_registry_fall_back_without_calling_the_provider(mock_http, routes, delays):
+    resources = ProviderResources(ProviderSettings(circuit_failures=2), transport=httpx.MockTransport(routes),
+                                  sleep=recording_sleep(delays))
     recorder = mock_http(lambda r: json_response({"error": {"type": "server_error"}}, 500), repeat=True)
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "b1", "b2", "b3")
     registry = ModelRegistry()
-    for plugin in (openai.build_plugin({"OPENAI_API_KEY": "sk-x"}), backup.plugin()):
+    for plugin in (openai.build_plugin({"OPENAI_API_KEY": "sk-x"}, resources), backup.plugin()):
         for registration in plugin.models:
             registry.register(plugin.name, registration)
     runtime = FakeRuntime({"OPENAI_API_KEY": "sk-x"})
@@ -109,6 +113,14 @@ async def test_open_circuit_makes_the_registry_fall_back_without_calling_the_pro
     assert await registry.use(runtime, ModelType.TEXT_LARGE, {"prompt": "2"}) == "b2"
     calls_so_far = len(recorder.requests)
     assert calls_so_far == 6  # two calls of three attempts each
-    assert circuit.provider_health()["openai"]["state"] == "open"
+    assert resources.breakers.health()["openai"]["state"] == "open"
     assert await registry.use(runtime, ModelType.TEXT_LARGE, {"prompt": "3"}) == "b3"
     assert len(recorder.requests) == calls_so_far  # skipped at once: no attempt, no backoff
+
+
+def test_the_process_health_report_reads_the_process_resources():
+    """``GET /health`` calls ``circuit.provider_health()``: the breakers of the process's own resources."""
+    from core.model_providers import resources
+
+    assert circuit.provider_health() == resources.provider_health() == resources.process_resources().breakers.health()
+    assert resources.process_resources() is resources.process_resources()

@@ -9,15 +9,17 @@ import time
 import httpx
 import pytest
 
+from core.errors import ConfigurationError
 from core.model_providers import http
-from core.model_providers.http import ProviderError, RetryPolicy
+from core.model_providers.http import HttpClient, ProviderError, RetryPolicy
+from core.settings.providers import ProviderSettings
 from tests.core.model_providers.conftest import Recorder, json_response, sse_response
 
 URL = "https://models.example/v1/thing"
 
 
-async def post(**kwargs):
-    return await http.post_json("acme", URL, {"q": 1}, headers={"authorization": "Bearer k"}, **kwargs)
+async def post(client: HttpClient, **kwargs):
+    return await client.post_json("acme", URL, {"q": 1}, headers={"authorization": "Bearer k"}, **kwargs)
 
 
 def test_retry_after_reads_seconds_milliseconds_and_dates():
@@ -38,99 +40,108 @@ def test_backoff_is_jittered_capped_and_honours_retry_after():
     assert policy.delay(0, 11.0) is None  # too long for a Lambda: fall back now
 
 
-async def test_shared_client_is_reused_within_a_loop_with_explicit_timeouts(monkeypatch):
-    monkeypatch.setenv("MODEL_HTTP_CONNECT_TIMEOUT_S", "2.5")
-    http.configure()
-    client = http.get_client()
-    assert http.get_client() is client
+async def test_shared_client_is_reused_within_a_loop_with_explicit_timeouts():
+    http_client = HttpClient.from_settings(ProviderSettings.from_env({"MODEL_HTTP_CONNECT_TIMEOUT_S": "2.5"}))
+    client = http_client.client()
+    assert http_client.client() is client
     assert client.timeout.connect == 2.5 and client.timeout.read == 60.0
     assert client.timeout.write == 10.0 and client.timeout.pool == 5.0
 
 
 def test_a_new_event_loop_gets_its_own_client():
-    first = asyncio.run(_client())
-    second = asyncio.run(_client())
+    http_client = HttpClient()
+    first = asyncio.run(_client(http_client))
+    second = asyncio.run(_client(http_client))
     assert first is not second
 
 
-async def _client() -> httpx.AsyncClient:
-    return http.get_client()
+async def _client(http_client: HttpClient) -> httpx.AsyncClient:
+    return http_client.client()
 
 
-async def test_429_then_success(mock_http, delays):
+def test_malformed_settings_name_the_variable():
+    with pytest.raises(ConfigurationError, match="^MODEL_HTTP_MAX_ATTEMPTS: must be at least 1"):
+        ProviderSettings.from_env({"MODEL_HTTP_MAX_ATTEMPTS": "0"})
+    with pytest.raises(ConfigurationError, match="^MODEL_HTTP_READ_TIMEOUT_S: must be a number"):
+        ProviderSettings.from_env({"MODEL_HTTP_READ_TIMEOUT_S": "soon"})
+    settings = ProviderSettings.from_env({"MODEL_HTTP_MAX_ATTEMPTS": " ", "AWS_REGION": "eu-west-1"})
+    assert settings.max_attempts == 3 and settings.bedrock_region == "eu-west-1"
+
+
+async def test_429_then_success(mock_http, delays, resources):
     recorder = mock_http(json_response({"error": {"type": "rate_limit_error"}}, 429, {"retry-after": "1.5"}),
                          json_response({"ok": True}))
-    assert await post() == {"ok": True}
+    assert await post(resources.http) == {"ok": True}
     assert len(recorder.requests) == 2 and delays[0] >= 1.5
 
 
-async def test_5xx_exhausted_raises_a_retryable_error(mock_http, delays):
+async def test_5xx_exhausted_raises_a_retryable_error(mock_http, delays, resources):
     recorder = mock_http(lambda r: json_response({"error": {"message": "oops", "type": "server_error"}}, 503),
                          repeat=True)
     with pytest.raises(ProviderError) as caught:
-        await post()
+        await post(resources.http)
     assert caught.value.retryable and caught.value.status == 503 and caught.value.provider == "acme"
     assert "HTTP 503 server_error: oops" in str(caught.value)
     assert len(recorder.requests) == 3 and len(delays) == 2
 
 
-async def test_long_retry_after_is_not_waited_for(mock_http, delays):
+async def test_long_retry_after_is_not_waited_for(mock_http, delays, resources):
     recorder = mock_http(json_response({}, 429, {"retry-after": "120"}), json_response({"ok": True}))
     with pytest.raises(ProviderError) as caught:
-        await post()
+        await post(resources.http)
     assert caught.value.retryable and caught.value.retry_after_s == 120.0
     assert len(recorder.requests) == 1 and delays == []
 
 
-async def test_4xx_is_not_retried(mock_http, delays):
+async def test_4xx_is_not_retried(mock_http, delays, resources):
     recorder = mock_http(json_response({"error": {"type": "permission_error", "message": "no"}}, 403))
     with pytest.raises(ProviderError) as caught:
-        await post()
+        await post(resources.http)
     assert not caught.value.retryable and caught.value.code == "permission_error"
     assert len(recorder.requests) == 1 and delays == []
 
 
-async def test_connection_errors_are_retried_then_retryable(mock_http, delays):
+async def test_connection_errors_are_retried_then_retryable(mock_http, delays, resources):
     recorder = mock_http(httpx.ConnectError("boom at https://models.example"), httpx.ReadTimeout("slow"),
                          json_response({"ok": 1}))
-    assert await post() == {"ok": 1}
+    assert await post(resources.http) == {"ok": 1}
     assert len(recorder.requests) == 3 and len(delays) == 2
     mock_http(lambda r: (_ for _ in ()).throw(httpx.ConnectTimeout("t")), repeat=True)
     with pytest.raises(ProviderError, match="ConnectTimeout") as caught:
-        await post()
+        await post(resources.http)
     assert caught.value.retryable and caught.value.status is None
     assert "models.example" not in str(caught.value)
 
 
-async def test_html_error_page_gives_no_excerpt(mock_http):
+async def test_html_error_page_gives_no_excerpt(mock_http, resources):
     mock_http(httpx.Response(502, content=b"<html>" + b"x" * 5000 + b"</html>"), repeat=True)
     with pytest.raises(ProviderError) as caught:
-        await post()
+        await post(resources.http)
     assert str(caught.value) == "acme: HTTP 502" and caught.value.retryable
 
 
-async def test_malformed_and_non_object_json_are_retryable(mock_http):
+async def test_malformed_and_non_object_json_are_retryable(mock_http, resources):
     mock_http(lambda r: httpx.Response(200, content=b"{nope"), repeat=True)
     with pytest.raises(ProviderError, match="not valid JSON") as caught:
-        await post()
+        await post(resources.http)
     assert caught.value.retryable
     mock_http(lambda r: json_response([1, 2]), repeat=True)
     with pytest.raises(ProviderError, match="not an object"):
-        await post()
+        await post(resources.http)
 
 
-async def test_stream_retries_before_the_body_and_closes_after(mock_http, delays):
+async def test_stream_retries_before_the_body_and_closes_after(mock_http, delays, resources):
     recorder = mock_http(json_response({}, 500), sse_response(b"data: a\n\ndata: b\n\n"))
-    async with http.stream_post("acme", URL, {}, headers={}) as response:
+    async with resources.http.stream_post("acme", URL, {}, headers={}) as response:
         events = [e.data async for e in http.iter_sse(response)]
     assert events == ["a", "b"] and len(recorder.requests) == 2 and len(delays) == 1
     assert response.is_closed
 
 
-async def test_stream_error_status_is_typed(mock_http):
+async def test_stream_error_status_is_typed(mock_http, resources):
     mock_http(json_response({"error": {"type": "invalid_request_error", "message": "bad"}}, 400))
     with pytest.raises(ProviderError, match="HTTP 400 invalid_request_error: bad") as caught:
-        async with http.stream_post("acme", URL, {}, headers={}):
+        async with resources.http.stream_post("acme", URL, {}, headers={}):
             pass
     assert not caught.value.retryable
 
@@ -164,21 +175,19 @@ def test_ollama_style_string_errors_are_kept():
     assert str(error) == "ollama: HTTP 404: model 'x' not found"
 
 
-async def test_no_retry_once_the_budget_is_spent(delays, monkeypatch):
+async def test_no_retry_once_the_budget_is_spent(delays):
     recorder = Recorder(json_response({}, 503, {"retry-after": "2"}), json_response({}, 503, {"retry-after": "2"}),
                         json_response({"ok": True}))
-    http.configure(transport=httpx.MockTransport(recorder),
-                   policy=RetryPolicy(max_attempts=5, budget_s=3.0, max_retry_after_s=60.0))
     clock = [0.0]
-    monkeypatch.setattr(http.time, "monotonic", lambda: clock[0])
 
     async def fake_sleep(seconds: float) -> None:
         delays.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr(http, "sleep", fake_sleep)
+    client = HttpClient(policy=RetryPolicy(max_attempts=5, budget_s=3.0, max_retry_after_s=60.0),
+                        transport=httpx.MockTransport(recorder), sleep=fake_sleep, clock=lambda: clock[0])
     with pytest.raises(ProviderError) as caught:
-        await post()
+        await post(client)
     # the first wait (2 s) fits in the 3 s budget; the second would end at 4 s: fall back instead
     assert caught.value.status == 503 and len(recorder.requests) == 2 and delays == [2.0]
 
@@ -189,11 +198,11 @@ class _BreakingStream(httpx.AsyncByteStream):
         raise httpx.ReadError("connection reset")
 
 
-async def test_a_stream_broken_half_way_is_a_retryable_error_and_is_not_replayed(mock_http):
+async def test_a_stream_broken_half_way_is_a_retryable_error_and_is_not_replayed(mock_http, resources):
     recorder = mock_http(httpx.Response(200, stream=_BreakingStream(), headers={"content-type": "text/event-stream"}))
     seen: list[str] = []
     with pytest.raises(ProviderError, match="ReadError") as caught:
-        async with http.stream_post("acme", URL, {}, headers={}) as response:
+        async with resources.http.stream_post("acme", URL, {}, headers={}) as response:
             async for event in http.iter_sse(response):
                 seen.append(event.data)
     assert caught.value.retryable and seen == ["part one"] and len(recorder.requests) == 1

@@ -28,34 +28,39 @@ KEY = "sk-test-abcdefghijklmnopqrstuvwxyz0123456789"
 SETTINGS = {"OPENAI_API_KEY": KEY}
 
 
-def handler(model_type: ModelType, environ: dict | None = None):
-    plugin = openai.build_plugin(environ or {"OPENAI_API_KEY": KEY})
-    return next(m.handler for m in plugin.models if m.model_type is model_type)
+@pytest.fixture
+def handler(resources):
+    """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+    def find(model_type: ModelType, environ: dict | None = None):
+        plugin = openai.build_plugin(environ or {"OPENAI_API_KEY": KEY}, resources)
+        return next(m.handler for m in plugin.models if m.model_type is model_type)
+    return find
 
 
-def test_no_credentials_registers_nothing_and_says_so_once(caplog):
+def test_no_credentials_registers_nothing_and_says_so_once(caplog, resources):
     caplog.set_level(logging.WARNING)
-    first = openai.build_plugin({})
-    second = openai.build_plugin({})
+    first = openai.build_plugin({}, resources)
+    second = openai.build_plugin({}, resources)
     assert first.models == () and second.models == ()
     notes = [r for r in caplog.records if "openai is not enabled" in r.getMessage()]
     assert len(notes) == 1
     assert "OPENAI_API_KEY" in notes[0].getMessage()
 
 
-def test_credentials_register_every_type_with_priority_and_capabilities():
-    plugin = openai.build_plugin({"OPENAI_API_KEY_SECRET_ID": "prod/openai", "OPENAI_PRIORITY": "7"})
+def test_credentials_register_every_type_with_priority_and_capabilities(resources):
+    plugin = openai.build_plugin({"OPENAI_API_KEY_SECRET_ID": "prod/openai", "OPENAI_PRIORITY": "7"}, resources)
     by_type = {m.model_type: m for m in plugin.models}
     assert set(by_type) == {ModelType.TEXT_SMALL, ModelType.TEXT_LARGE, ModelType.OBJECT_SMALL,
                             ModelType.OBJECT_LARGE, ModelType.TEXT_EMBEDDING}
     assert {m.priority for m in plugin.models} == {7}
     assert "structured_output" in by_type[ModelType.TEXT_LARGE].capabilities
     assert by_type[ModelType.TEXT_EMBEDDING].capabilities == frozenset()
-    small = openai.build_plugin({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "OPENAI_STRUCTURED_OUTPUT": "false"})
+    small = openai.build_plugin({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "OPENAI_STRUCTURED_OUTPUT": "false"},
+                                resources)
     assert all("structured_output" not in m.capabilities for m in small.models)
 
 
-async def test_missing_key_at_call_time_is_a_non_retryable_error_naming_the_setting(mock_http):
+async def test_missing_key_at_call_time_is_a_non_retryable_error_naming_the_setting(mock_http, handler):
     recorder = mock_http()
     with pytest.raises(ModelError, match="OPENAI_API_KEY") as caught:
         await handler(ModelType.TEXT_LARGE)(FakeRuntime({}), {"prompt": "hi"})
@@ -63,7 +68,7 @@ async def test_missing_key_at_call_time_is_a_non_retryable_error_naming_the_sett
     assert recorder.requests == []
 
 
-async def test_non_streaming_chat_returns_text_and_sends_a_well_formed_request(mock_http):
+async def test_non_streaming_chat_returns_text_and_sends_a_well_formed_request(mock_http, handler):
     recorder = mock_http(json_response(recorded("openai/chat_completions.nonstream.text.response.json")))
     text = await handler(ModelType.TEXT_LARGE)(
         FakeRuntime({**SETTINGS, "OPENAI_LARGE_MODEL": "o3-mini"}),
@@ -81,7 +86,7 @@ async def test_non_streaming_chat_returns_text_and_sends_a_well_formed_request(m
     }
 
 
-async def test_compatible_server_needs_no_key_and_gets_max_tokens(mock_http):
+async def test_compatible_server_needs_no_key_and_gets_max_tokens(mock_http, handler):
     recorder = mock_http(json_response(recorded("openai/chat_completions.nonstream.text.response.json")))
     runtime = FakeRuntime({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1/", "TEXT_SMALL_MODEL": "qwen2.5"})
     await handler(ModelType.TEXT_SMALL, {"OPENAI_BASE_URL": "x"})(runtime, {"messages": [
@@ -93,7 +98,7 @@ async def test_compatible_server_needs_no_key_and_gets_max_tokens(mock_http):
     assert body["model"] == "qwen2.5" and body["max_tokens"] == 4096 and "max_completion_tokens" not in body
 
 
-async def test_streaming_delivers_chunks_and_returns_the_full_text_with_usage(mock_http):
+async def test_streaming_delivers_chunks_and_returns_the_full_text_with_usage(mock_http, handler):
     recorder = mock_http(sse_response(recorded("openai/chat_completions.stream.text.response.sse")))
     chunks: list[str] = []
 
@@ -109,7 +114,7 @@ async def test_streaming_delivers_chunks_and_returns_the_full_text_with_usage(mo
     assert recorder.requests[0].headers["accept"] == "text/event-stream"
 
 
-async def test_streaming_usage_reaches_the_usage_log(mock_http, adapter, agent_id):
+async def test_streaming_usage_reaches_the_usage_log(mock_http, adapter, agent_id, handler):
     mock_http(sse_response(recorded("openai/chat_completions.stream.text.response.sse")))
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
     await handler(ModelType.TEXT_LARGE)(runtime, {"prompt": "capital?", "on_stream_chunk": lambda c: None})
@@ -118,7 +123,7 @@ async def test_streaming_usage_reaches_the_usage_log(mock_http, adapter, agent_i
     assert (log.body["promptTokens"], log.body["completionTokens"], log.body["totalTokens"]) == (78, 9, 87)
 
 
-async def test_structured_output_sends_a_json_schema_and_object_calls_parse_it(mock_http):
+async def test_structured_output_sends_a_json_schema_and_object_calls_parse_it(mock_http, handler):
     # Shape from OpenAI's structured outputs guide: the JSON arrives as the message content.
     answer = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
         "role": "assistant", "content": '{"thought":"greet","actions":["REPLY"],"text":"Hello!"}', "refusal": None}}],
@@ -135,14 +140,14 @@ async def test_structured_output_sends_a_json_schema_and_object_calls_parse_it(m
     assert json.loads(text)["text"] == "Hello!"
 
 
-async def test_object_call_without_schema_uses_json_mode(mock_http):
+async def test_object_call_without_schema_uses_json_mode(mock_http, handler):
     answer = {"choices": [{"message": {"role": "assistant", "content": "[1, 2]"}}], "model": "gpt-4o-mini"}
     recorder = mock_http(json_response(answer))
     assert await handler(ModelType.OBJECT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "json list"}) == [1, 2]
     assert recorder.json()["response_format"] == {"type": "json_object"}
 
 
-async def test_object_call_with_unparsable_answer_is_retryable(mock_http):
+async def test_object_call_with_unparsable_answer_is_retryable(mock_http, handler):
     answer = {"choices": [{"message": {"role": "assistant", "content": "not json"}}], "model": "gpt-4o-mini"}
     mock_http(json_response(answer))
     with pytest.raises(ModelError, match="not valid JSON") as caught:
@@ -150,7 +155,7 @@ async def test_object_call_with_unparsable_answer_is_retryable(mock_http):
     assert caught.value.retryable is True
 
 
-async def test_refusal_is_a_non_retryable_error(mock_http):
+async def test_refusal_is_a_non_retryable_error(mock_http, handler):
     answer = {"choices": [{"message": {"role": "assistant", "content": None, "refusal": "I can't help"}}]}
     mock_http(json_response(answer))
     with pytest.raises(ModelError, match="refused") as caught:
@@ -162,7 +167,7 @@ def _floats(b64: str) -> list[float]:
     return array.array("f", base64.b64decode(b64)).tolist()
 
 
-async def test_embeddings_batch_decodes_base64_in_input_order(mock_http):
+async def test_embeddings_batch_decodes_base64_in_input_order(mock_http, handler):
     response = recorded_json("openai/embeddings.batch.response.json")
     expected = [_floats(item["embedding"]) for item in response["data"]]
     response["data"].reverse()  # the API may answer out of order: ``index`` decides
@@ -175,13 +180,13 @@ async def test_embeddings_batch_decodes_base64_in_input_order(mock_http):
                                "encoding_format": "base64"}
 
 
-async def test_embedding_single_text_returns_one_vector(mock_http):
+async def test_embedding_single_text_returns_one_vector(mock_http, handler):
     mock_http(json_response(recorded("openai/embeddings.single.response.json")))
     vector = await handler(ModelType.TEXT_EMBEDDING)(FakeRuntime(SETTINGS), {"text": "Hello, world!"})
     assert isinstance(vector, list) and len(vector) == 1536 and isinstance(vector[0], float)
 
 
-async def test_embeddings_are_batched_and_send_dimensions(mock_http):
+async def test_embeddings_are_batched_and_send_dimensions(mock_http, handler):
     single = recorded_json("openai/embeddings.single.response.json")
     recorder = mock_http(lambda r: json_response(single), repeat=True)
     runtime = FakeRuntime({**SETTINGS, "OPENAI_EMBEDDING_BATCH_SIZE": "1", "EMBEDDING_DIMENSION": "1536"})
@@ -191,7 +196,7 @@ async def test_embeddings_are_batched_and_send_dimensions(mock_http):
     assert {recorder.json(i)["dimensions"] for i in range(3)} == {1536}
 
 
-async def test_embeddings_float_encoding_for_servers_without_base64(mock_http):
+async def test_embeddings_float_encoding_for_servers_without_base64(mock_http, handler):
     answer = {"data": [{"index": 0, "embedding": [0.5, -0.25]}], "model": "nomic", "usage": {"prompt_tokens": 1}}
     recorder = mock_http(json_response(answer))
     runtime = FakeRuntime({"OPENAI_BASE_URL": "http://127.0.0.1:1234/v1", "OPENAI_EMBEDDING_ENCODING": "float",
@@ -201,14 +206,14 @@ async def test_embeddings_float_encoding_for_servers_without_base64(mock_http):
     assert recorder.json()["encoding_format"] == "float"
 
 
-async def test_embedding_count_mismatch_is_retryable(mock_http):
+async def test_embedding_count_mismatch_is_retryable(mock_http, handler):
     mock_http(json_response(recorded("openai/embeddings.single.response.json")))
     with pytest.raises(ModelError, match="asked for 2 embeddings, got 1") as caught:
         await handler(ModelType.TEXT_EMBEDDING)(FakeRuntime(SETTINGS), {"texts": ["a", "b"]})
     assert caught.value.retryable is True
 
 
-async def test_recorded_400_is_not_retried_and_keeps_the_error_code(mock_http, delays):
+async def test_recorded_400_is_not_retried_and_keeps_the_error_code(mock_http, delays, handler):
     recorder = mock_http(json_response(recorded("openai/chat_completions.error_400.response.json"), status=400))
     with pytest.raises(ProviderError) as caught:
         await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "Hello", "system": "x"})
@@ -218,7 +223,7 @@ async def test_recorded_400_is_not_retried_and_keeps_the_error_code(mock_http, d
     assert len(recorder.requests) == 1 and delays == []
 
 
-async def test_429_then_success_waits_for_retry_after(mock_http, delays):
+async def test_429_then_success_waits_for_retry_after(mock_http, delays, handler):
     recorder = mock_http(
         json_response({"error": {"type": "rate_limit_error", "message": "slow down"}}, 429, {"retry-after": "2"}),
         json_response(recorded("openai/chat_completions.nonstream.text.response.json")),
@@ -228,20 +233,20 @@ async def test_429_then_success_waits_for_retry_after(mock_http, delays):
     assert len(recorder.requests) == 2 and len(delays) == 1 and delays[0] >= 2.0
 
 
-async def test_500_exhausted_falls_back_to_the_next_provider(mock_http, delays):
+async def test_500_exhausted_falls_back_to_the_next_provider(mock_http, delays, resources):
     recorder = mock_http(lambda r: json_response({"error": {"message": "boom", "type": "server_error"}}, 500),
                          repeat=True)
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "from the backup")
     registry = ModelRegistry()
-    for plugin in (openai.build_plugin({"OPENAI_API_KEY": KEY}), backup.plugin(priority=0)):
+    for plugin in (openai.build_plugin({"OPENAI_API_KEY": KEY}, resources), backup.plugin(priority=0)):
         for registration in plugin.models:
             registry.register(plugin.name, registration)
     assert await registry.use(FakeRuntime(SETTINGS), ModelType.TEXT_LARGE, {"prompt": "hi"}) == "from the backup"
     assert len(recorder.requests) == 3 and len(delays) == 2  # three attempts, two backoffs
 
 
-async def test_malformed_json_is_retryable_and_falls_back(mock_http):
+async def test_malformed_json_is_retryable_and_falls_back(mock_http, handler):
     recorder = mock_http(lambda r: httpx.Response(200, content=b'{"choices": [', headers={
         "content-type": "application/json"}), repeat=True)
     with pytest.raises(ProviderError, match="not valid JSON") as caught:
@@ -249,14 +254,14 @@ async def test_malformed_json_is_retryable_and_falls_back(mock_http):
     assert caught.value.retryable is True and len(recorder.requests) == 3
 
 
-async def test_unexpected_shape_is_a_retryable_model_error(mock_http):
+async def test_unexpected_shape_is_a_retryable_model_error(mock_http, handler):
     mock_http(json_response({"choices": [{"no_message": True}]}))
     with pytest.raises(ModelError, match="unexpected response shape") as caught:
         await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "hi"})
     assert caught.value.retryable is True
 
 
-async def test_malformed_stream_chunk_is_retryable(mock_http):
+async def test_malformed_stream_chunk_is_retryable(mock_http, handler):
     body = b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\ndata: {"choices": [\n\n'
     mock_http(sse_response(body))
     chunks: list[str] = []
@@ -265,7 +270,7 @@ async def test_malformed_stream_chunk_is_retryable(mock_http):
     assert caught.value.retryable is True and chunks == ["Hel"]
 
 
-async def test_errors_never_leak_the_key_or_the_prompt(mock_http, caplog, adapter, agent_id):
+async def test_errors_never_leak_the_key_or_the_prompt(mock_http, caplog, adapter, agent_id, resources):
     caplog.set_level(logging.DEBUG)
     prompt = "My secret diary entry: " + "the quick brown fox jumps over the lazy dog " * 5
     echo = {"error": {"type": "invalid_request_error", "code": "invalid_api_key",
@@ -273,7 +278,7 @@ async def test_errors_never_leak_the_key_or_the_prompt(mock_http, caplog, adapte
     mock_http(json_response(echo, 401))
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
     registry = ModelRegistry()
-    for registration in openai.build_plugin({"OPENAI_API_KEY": KEY}).models:
+    for registration in openai.build_plugin({"OPENAI_API_KEY": KEY}, resources).models:
         registry.register("openai", registration)
     with pytest.raises(ModelError) as caught:
         await registry.use(runtime, ModelType.TEXT_LARGE, {"prompt": prompt})

@@ -82,11 +82,11 @@ async def test_without_a_runtime_only_the_metric_is_emitted(monkeypatch, capsys)
     assert blob["model"] == "claude-haiku-4-5"
 
 
-async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, adapter, agent_id):
+async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, adapter, agent_id, resources):
     mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
     runtime = FakeRuntime({"ANTHROPIC_API_KEY": "sk-ant-test-123456", "MODEL_PRICES": json.dumps(
         {"claude-3-opus": {"input": 15, "output": 75}})}, adapter=adapter, agent_id=agent_id)
-    model = next(m for m in anthropic.build_plugin({"ANTHROPIC_API_KEY": "k"}).models
+    model = next(m for m in anthropic.build_plugin({"ANTHROPIC_API_KEY": "k"}, resources).models
                  if m.model_type is ModelType.TEXT_LARGE)
     assert await model.handler(runtime, {"prompt": "capital of France?"}) == "The capital of France is Paris."
     (log,) = await adapter.get_logs(agent_id, type="useModel")
@@ -96,10 +96,10 @@ async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, 
     assert log.body["executionTime"] >= 0
 
 
-async def test_a_failed_call_is_logged_with_its_scrubbed_error(mock_http, adapter, agent_id):
+async def test_a_failed_call_is_logged_with_its_scrubbed_error(mock_http, adapter, agent_id, resources):
     mock_http(json_response({"error": {"type": "invalid_request_error", "message": "bad"}}, 400))
     runtime = FakeRuntime({"OPENAI_API_KEY": "sk-x"}, adapter=adapter, agent_id=agent_id)
-    model = next(m for m in openai.build_plugin({"OPENAI_API_KEY": "k"}).models
+    model = next(m for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
                  if m.model_type is ModelType.TEXT_SMALL)
     with pytest.raises(ModelError):
         await model.handler(runtime, {"prompt": "x"})
