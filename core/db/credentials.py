@@ -11,16 +11,27 @@ connection, so a rotated password is picked up once the cache expires.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg.conninfo import make_conninfo
 
 from core import aws
 from core.errors import ConfigurationError
-from core.settings import Settings
+from core.settings.db import DatabaseSettings
 
 #: Seconds a new connection may take before failing (an unreachable database fails fast).
 CONNECT_TIMEOUT_S = 10
+
+
+class SecretsSource(Protocol):
+    """Reads a secret and caches it (Powertools' ``SecretsProvider`` is one).
+
+    The cache belongs to the object: a process keeps one for its pool's life, a test makes its own.
+    """
+
+    def get(self, name: str, *, max_age: int | None = None, transform: Any = None) -> Any:
+        """The secret ``name``, from the cache when younger than ``max_age`` seconds (``transform="json"``: parsed)."""
+        ...
 
 
 class SecretConninfo:
@@ -29,14 +40,13 @@ class SecretConninfo:
     Args:
         settings: ``database_secret_arn`` (required), ``database_host``, ``database_name``,
             ``database_sslmode``, ``database_secret_max_age_s``.
-        provider: A Powertools ``SecretsProvider`` (one is made when not given).
+        provider: Where the secret is read and cached; a Powertools ``SecretsProvider`` on the
+            process's Secrets Manager client when not given.
     """
 
-    def __init__(self, settings: Settings, provider: Any | None = None) -> None:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider  # only where a secret is used
-
+    def __init__(self, settings: DatabaseSettings, provider: SecretsSource | None = None) -> None:
         self.settings = settings
-        self.provider = provider or SecretsProvider(boto3_client=aws.client("secretsmanager"))
+        self.provider = provider or _powertools_provider()
 
     def __call__(self) -> str:
         """The conninfo for a new connection.
@@ -63,8 +73,12 @@ class SecretConninfo:
         )
 
 
-def database_conninfo(settings: Settings) -> str | Callable[[], str]:
+def database_conninfo(settings: DatabaseSettings, secrets: SecretsSource | None = None) -> str | Callable[[], str]:
     """What the pool connects with: ``DATABASE_URL`` as is, or a ``SecretConninfo``.
+
+    Args:
+        settings: The database settings (a process ``Settings`` is one).
+        secrets: Where the secret is read and cached (see ``SecretConninfo``).
 
     Raises:
         ConfigurationError: neither ``DATABASE_URL`` nor ``DATABASE_SECRET_ARN`` is set.
@@ -72,5 +86,13 @@ def database_conninfo(settings: Settings) -> str | Callable[[], str]:
     if settings.database_url:
         return settings.database_url
     if settings.database_secret_arn:
-        return SecretConninfo(settings)
+        return SecretConninfo(settings, secrets)
     raise ConfigurationError("set DATABASE_URL, or DATABASE_SECRET_ARN (with DATABASE_HOST / DATABASE_NAME)")
+
+
+def _powertools_provider() -> SecretsSource:
+    # Imported here: only a process configured with a secret pays for Powertools' parameters.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider: SecretsSource = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+    return provider

@@ -27,12 +27,17 @@ import weakref
 from pgvector.psycopg.halfvec import register_halfvec_info
 from pgvector.psycopg.vector import register_vector_info
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
-from core.db.credentials import database_conninfo
-from core.settings import Settings
+from core.db.credentials import SecretsSource, database_conninfo
+from core.settings.db import DatabaseSettings
+
+#: A connection of the pool: autocommit, rows as dicts (``dict_row``).
+Connection = AsyncConnection[DictRow]
+#: The process's pool, as ``create_pool`` builds it.
+Pool = AsyncConnectionPool[Connection]
 
 # The columns psycopg's own TypeInfo.fetch reads, for both pgvector types at once.
 _VECTOR_TYPES_SQL = (
@@ -58,7 +63,7 @@ class VectorTypes:
     def __init__(self) -> None:
         self._infos: dict[str, TypeInfo] | None = None
 
-    async def register(self, conn: AsyncConnection) -> None:
+    async def register(self, conn: Connection) -> None:
         """Register the loaders and dumpers on ``conn`` (psycopg pool ``configure`` hook)."""
         if self._infos is None:
             async with conn.cursor(row_factory=tuple_row) as cur:
@@ -83,18 +88,18 @@ class IdleCheck:
 
     def __init__(self, after_s: float) -> None:
         self.after_s = after_s
-        self._returned_at: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
-        self._fresh: weakref.WeakSet[AsyncConnection] = weakref.WeakSet()
+        self._returned_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+        self._fresh: weakref.WeakSet[Connection] = weakref.WeakSet()
 
-    def opened(self, conn: AsyncConnection) -> None:
+    def opened(self, conn: Connection) -> None:
         """A connection just made (pool ``configure``): its first checkout needs no check."""
         self._fresh.add(conn)
 
-    async def returned(self, conn: AsyncConnection) -> None:
+    async def returned(self, conn: Connection) -> None:
         """Pool ``reset`` hook: remember when the connection came back."""
         self._returned_at[conn] = time.monotonic()
 
-    async def check(self, conn: AsyncConnection) -> None:
+    async def check(self, conn: Connection) -> None:
         """Pool ``check`` hook: raises if a connection idle for too long is dead."""
         if conn in self._fresh:
             self._fresh.discard(conn)
@@ -105,16 +110,18 @@ class IdleCheck:
         await AsyncConnectionPool.check_connection(conn)
 
 
-def create_pool(settings: Settings) -> AsyncConnectionPool:
+def create_pool(settings: DatabaseSettings, *, secrets: SecretsSource | None = None) -> Pool:
     """Build (not open) the pool. Open it with ``await pool.open()`` on the container's loop.
 
     Args:
         settings: ``database_url`` or the secret settings (``core.db.credentials``),
-            ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``,
-            ``pool_check_after_s``.
+            ``pool_min_size``, ``pool_max_size``, ``pool_timeout_s``, ``pool_check_after_s``
+            (a process ``Settings`` is one).
+        secrets: Where a secret is read from, and cached (``core.db.credentials.SecretConninfo``);
+            a Powertools ``SecretsProvider`` is made when a secret is configured and none is given.
 
     Returns:
-        An unopened ``AsyncConnectionPool`` yielding autocommit connections with dict rows.
+        An unopened pool yielding autocommit connections with dict rows.
 
     Raises:
         ConfigurationError: no database is configured.
@@ -122,12 +129,14 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
     idle_check = IdleCheck(settings.pool_check_after_s)
     vector_types = VectorTypes()
 
-    async def configure(conn: AsyncConnection) -> None:
+    async def configure(conn: Connection) -> None:
         await vector_types.register(conn)
         idle_check.opened(conn)
 
     return AsyncConnectionPool(
-        database_conninfo(settings),
+        database_conninfo(settings, secrets),
+        # The class given as AsyncConnection[DictRow] is how psycopg_pool types the pool's rows.
+        connection_class=AsyncConnection[DictRow],
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout_s,

@@ -22,13 +22,9 @@ Every other database error (constraint violation, bad SQL...) raises ``DatabaseE
 A connection that died while the container was frozen never gets here: the pool's ``check``
 replaces it on checkout (``core.db.pool``).
 
-Settings (environment, read once in the init phase by ``RetryPolicy.from_env``):
-
-| variable | default | meaning |
-|---|---|---|
-| ``DB_RETRY_ATTEMPTS`` | ``3`` | runs in all, the first included (``1`` disables retries) |
-| ``DB_RETRY_BASE_DELAY_MS`` | ``50`` | backoff cap before the first retry (ms), doubled for each next one |
-| ``DB_RETRY_MAX_DELAY_MS`` | ``1000`` | largest backoff cap (ms); each sleep is uniform in ``[0, cap]`` |
+Settings: ``DB_RETRY_ATTEMPTS``, ``DB_RETRY_BASE_DELAY_MS``, ``DB_RETRY_MAX_DELAY_MS``
+(``core.settings.db``), read once in the init phase by ``RetryPolicy.from_env()``; each sleep
+is uniform in ``[0, cap]``, the cap doubling from the base to the maximum.
 """
 
 from __future__ import annotations
@@ -37,20 +33,22 @@ import asyncio
 import functools
 import inspect
 import logging
-import os
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import psycopg
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
-from core.errors import ConfigurationError, DatabaseError, TransientDatabaseError
+from core.errors import DatabaseError, TransientDatabaseError
+from core.settings.db import RetrySettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
+#: An object whose public methods retry: it carries the policy they use.
+S = TypeVar("S", bound="RetriesTransientErrors")
 C = TypeVar("C", bound=type)
 #: An async method, typed as itself: decorators that mark it keep its signature for type checkers.
 M = TypeVar("M", bound=Callable[..., Awaitable[Any]])
@@ -64,6 +62,16 @@ IDEMPOTENT_PREFIXES = ("get_", "list_", "search_", "count_", "is_", "upsert_", "
 _ROLLED_BACK = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 # admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout
 _CONNECTION_LOST = frozenset({"57P01", "57P02", "57P03", "57P05"})
+
+
+#: Marks a method already wrapped by ``_retrying`` (an inherited one is not wrapped twice).
+_WRAPPED = "__retries_transient_errors__"
+
+
+class RetriesTransientErrors(Protocol):
+    """What ``retry_public_methods`` needs of an instance: the policy its methods retry by."""
+
+    retry_policy: RetryPolicy
 
 
 class Failure(Enum):
@@ -93,29 +101,15 @@ def classify(exc: BaseException) -> Failure:
     return Failure.PERMANENT
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently transient failures are retried.
-
-    Attributes:
-        attempts: Runs in all, the first included (``DB_RETRY_ATTEMPTS``; 1 disables retries).
-        base_delay_ms: Backoff cap before the first retry, in ms (``DB_RETRY_BASE_DELAY_MS``).
-        max_delay_ms: Largest backoff cap, in ms (``DB_RETRY_MAX_DELAY_MS``).
+class RetryPolicy(RetrySettings):
+    """How often and how patiently transient failures are retried: the ``DB_RETRY_*`` settings
+    (``core.settings.db.RetrySettings``: ``attempts``, ``base_delay_ms``, ``max_delay_ms``,
+    read by ``RetryPolicy.from_env()``) and the backoff they define.
     """
-
-    attempts: int = 3
-    base_delay_ms: float = 50.0
-    max_delay_ms: float = 1000.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigurationError(f"DB_RETRY_ATTEMPTS must be >= 1, got {self.attempts}")
-        if self.base_delay_ms < 0 or self.max_delay_ms < self.base_delay_ms:
-            raise ConfigurationError("need 0 <= DB_RETRY_BASE_DELAY_MS <= DB_RETRY_MAX_DELAY_MS")
 
     def backoff_ms(self, retry: int) -> float:
         """Cap of the sleep before retry number ``retry`` (1-based): base × 2^(retry-1), at most max."""
-        return min(self.max_delay_ms, self.base_delay_ms * 2 ** (retry - 1))
+        return min(self.max_delay_ms, self.base_delay_ms * 2.0 ** (retry - 1))
 
     def delay_s(self, retry: int) -> float:
         """Sleep before retry number ``retry``, in seconds: uniform in ``[0, backoff_ms(retry)]``.
@@ -124,25 +118,6 @@ class RetryPolicy:
         connections) do not retry together.
         """
         return random.uniform(0, self.backoff_ms(retry)) / 1000
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
-        """Read ``DB_RETRY_ATTEMPTS``, ``DB_RETRY_BASE_DELAY_MS``, ``DB_RETRY_MAX_DELAY_MS``.
-
-        Raises:
-            ConfigurationError: a value is not a number or out of range; the message names it.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field, var, kind in (("attempts", "DB_RETRY_ATTEMPTS", int),
-                                 ("base_delay_ms", "DB_RETRY_BASE_DELAY_MS", float),
-                                 ("max_delay_ms", "DB_RETRY_MAX_DELAY_MS", float)):
-            if env.get(var):
-                try:
-                    values[field] = kind(env[var])
-                except ValueError:
-                    raise ConfigurationError(f"{var} must be a number, got {env[var]!r}") from None
-        return cls(**values)
 
 
 def idempotent(method: M) -> M:
@@ -218,15 +193,16 @@ def _typed_error(exc: psycopg.Error, failure: Failure, operation: str, attempts:
     )
 
 
-def _retrying(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _retrying(method: Callable[Concatenate[S, P], Awaitable[T]]) -> Callable[Concatenate[S, P], Awaitable[T]]:
+    """``method`` run by ``call_with_retries`` with its instance's ``retry_policy``; same signature."""
     safe = is_idempotent(method)
 
     @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await call_with_retries(lambda: method(self, *args, **kwargs), operation=method.__name__,
                                        idempotent=safe, policy=self.retry_policy)
 
-    wrapper.__retries_transient_errors__ = True  # type: ignore[attr-defined]
+    setattr(wrapper, _WRAPPED, True)
     return wrapper
 
 
@@ -242,6 +218,6 @@ def retry_public_methods(cls: C) -> C:
         raw = inspect.getattr_static(cls, name)
         if name.startswith("_") or not (inspect.isfunction(raw) and inspect.iscoroutinefunction(raw)):
             continue
-        if not getattr(raw, "__retries_transient_errors__", False):
+        if not getattr(raw, _WRAPPED, False):
             setattr(cls, name, _retrying(raw))
     return cls

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
+from core.db.adapter import DatabaseAdapter
+from core.db.pool import Pool
 from core.db.postgres.agents import AgentsMixin
 from core.db.postgres.cache import CacheMixin
 from core.db.postgres.components import ComponentsMixin
@@ -40,9 +40,13 @@ class PostgresAdapter(
         **kwargs: Passed on to the parts (``PostgresBase``).
     """
 
-    def __init__(self, pool: AsyncConnectionPool, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(self, pool: Pool, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(pool, **kwargs)
         self.retry_policy = retry_policy or RetryPolicy.from_env()
 
+
+# Checked by mypy: the adapter has every method of the protocol, with compatible signatures
+# (retry_public_methods keeps them: its wrapper is typed with the wrapped method's ParamSpec).
+_CONFORMS: type[DatabaseAdapter] = PostgresAdapter
 
 __all__ = ["PostgresAdapter"]

@@ -72,13 +72,12 @@ def _check_changes(changes: Mapping[str, Any]) -> None:
 class AgentsMixin(PostgresBase):
     async def upsert_agents(self, agents: Sequence[AgentRecord]) -> None:
         """Create or update agents by id, in one round trip."""
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, character = excluded.character,"
-                " updated_at = now() WHERE agents.character IS DISTINCT FROM excluded.character",
-                [(a.id, a.name, Jsonb(a.character)) for a in agents],
-            )
+        await self._execute_many(
+            "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, character = excluded.character,"
+            " updated_at = now() WHERE agents.character IS DISTINCT FROM excluded.character",
+            [(a.id, a.name, Jsonb(a.character)) for a in agents],
+        )
 
     async def create_agent(self, agent: AgentRecord) -> bool:
         """Store a new agent (elizaOS ``createAgent``).
@@ -90,19 +89,14 @@ class AgentsMixin(PostgresBase):
             True when created; False when an agent with this id or name already exists
             (the stored one is left untouched).
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
+        ) == 1
 
     async def get_agent(self, agent_id: UUID) -> AgentRecord | None:
         """The agent, enabled or not, or ``None`` when there is no such agent."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s", (agent_id,))
-            ).fetchone()
+        row = await self._fetch_one(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s", (agent_id,))
         return None if row is None else _agent_from_row(row)
 
     async def get_agents(self, *, include_disabled: bool = False) -> list[AgentRecord]:
@@ -112,13 +106,10 @@ class AgentsMixin(PostgresBase):
             include_disabled: Also return agents whose ``enabled`` is false (elizaOS
                 returns every agent; the runtime only loads enabled ones, hence the default).
         """
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_AGENT_COLUMNS} FROM agents WHERE enabled OR %s ORDER BY lower(name), id",
-                    (include_disabled,),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_AGENT_COLUMNS} FROM agents WHERE enabled OR %s ORDER BY lower(name), id",
+            (include_disabled,),
+        )
         return [_agent_from_row(r) for r in rows]
 
     async def get_agent_versions(self, known: Mapping[UUID, datetime]) -> list[AgentVersion]:
@@ -135,14 +126,13 @@ class AgentsMixin(PostgresBase):
             The enabled agents, by name.
         """
         ids, stamps = list(known), list(known.values())
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                "SELECT a.id, a.name, a.updated_at,"
-                " CASE WHEN k.updated_at IS DISTINCT FROM a.updated_at THEN a.character END AS character"
-                " FROM agents a LEFT JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k(id, updated_at) ON k.id = a.id"
-                " WHERE a.enabled ORDER BY lower(a.name), a.id",
-                (ids, stamps),
-            )).fetchall()
+        rows = await self._fetch_all(
+            "SELECT a.id, a.name, a.updated_at,"
+            " CASE WHEN k.updated_at IS DISTINCT FROM a.updated_at THEN a.character END AS character"
+            " FROM agents a LEFT JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k(id, updated_at) ON k.id = a.id"
+            " WHERE a.enabled ORDER BY lower(a.name), a.id",
+            (ids, stamps),
+        )
         return [AgentVersion(r["id"], r["name"], r["updated_at"], r["character"]) for r in rows]
 
     @idempotent
@@ -167,7 +157,7 @@ class AgentsMixin(PostgresBase):
                 ``character.name`` that disagree, or a name another agent already has.
         """
         _check_changes(changes)
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._transaction() as conn:
             row = await (
                 await conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s FOR UPDATE", (agent_id,))
             ).fetchone()
@@ -196,6 +186,4 @@ class AgentsMixin(PostgresBase):
         Returns:
             True when the agent existed.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM agents WHERE id = %s", (agent_id,))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM agents WHERE id = %s", (agent_id,)) == 1

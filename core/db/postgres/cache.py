@@ -47,14 +47,11 @@ class CacheMixin(PostgresBase):
             ValueError: invalid ``key``.
         """
         check_name(key, "cache key")
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT value FROM cache WHERE agent_id = %s AND key = %s"
-                    " AND (expires_at IS NULL OR expires_at > now())",
-                    (agent_id, key),
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            "SELECT value FROM cache WHERE agent_id = %s AND key = %s"
+            " AND (expires_at IS NULL OR expires_at > now())",
+            (agent_id, key),
+        )
         return row["value"] if row else None
 
     @idempotent  # an upsert: writing the same value twice leaves one row
@@ -75,14 +72,13 @@ class CacheMixin(PostgresBase):
         ttl = _check_ttl(ttl_s)
         text = json_text(value, "cache value")
         try:
-            async with self.pool.connection() as conn:
-                await conn.execute(
-                    "INSERT INTO cache (agent_id, key, value, expires_at)"
-                    " VALUES (%s, %s, %s::jsonb, now() + make_interval(secs => %s))"
-                    " ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value,"
-                    "   expires_at = excluded.expires_at, updated_at = now()",
-                    (agent_id, key, text, ttl),
-                )
+            await self._execute(
+                "INSERT INTO cache (agent_id, key, value, expires_at)"
+                " VALUES (%s, %s, %s::jsonb, now() + make_interval(secs => %s))"
+                " ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value,"
+                "   expires_at = excluded.expires_at, updated_at = now()",
+                (agent_id, key, text, ttl),
+            )
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError(f"no agent {agent_id}") from exc
 
@@ -96,9 +92,7 @@ class CacheMixin(PostgresBase):
             ValueError: invalid ``key``.
         """
         check_name(key, "cache key")
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM cache WHERE agent_id = %s AND key = %s", (agent_id, key))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM cache WHERE agent_id = %s AND key = %s", (agent_id, key)) == 1
 
     @idempotent  # deleting expired rows again deletes nothing more
     async def delete_expired_cache(self, limit: int = 1000) -> int:
@@ -118,12 +112,10 @@ class CacheMixin(PostgresBase):
             ValueError: invalid ``limit``.
         """
         check_page(limit)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "WITH expired AS ("
-                "  SELECT agent_id, key FROM cache WHERE expires_at <= now()"
-                "  ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " DELETE FROM cache c USING expired e WHERE c.agent_id = e.agent_id AND c.key = e.key",
-                (limit,),
-            )
-            return cur.rowcount
+        return await self._execute(
+            "WITH expired AS ("
+            "  SELECT agent_id, key FROM cache WHERE expires_at <= now()"
+            "  ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " DELETE FROM cache c USING expired e WHERE c.agent_id = e.agent_id AND c.key = e.key",
+            (limit,),
+        )

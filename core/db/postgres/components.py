@@ -36,16 +36,14 @@ class ComponentsMixin(PostgresBase):
             untouched) or the entity, room, world or source entity is unknown to the agent.
         """
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "INSERT INTO components (agent_id, id, entity_id, room_id, world_id, source_entity_id, type,"
-                    " data, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (agent_id, id) DO NOTHING",
-                    (component.agent_id, component.id, component.entity_id, component.room_id, component.world_id,
-                     component.source_entity_id, component.type, Jsonb(component.data),
-                     datetime.fromtimestamp(component.created_at / 1000, UTC)),
-                )
-                return cur.rowcount == 1
+            return await self._execute(
+                "INSERT INTO components (agent_id, id, entity_id, room_id, world_id, source_entity_id, type,"
+                " data, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (agent_id, id) DO NOTHING",
+                (component.agent_id, component.id, component.entity_id, component.room_id, component.world_id,
+                 component.source_entity_id, component.type, Jsonb(component.data),
+                 datetime.fromtimestamp(component.created_at / 1000, UTC)),
+            ) == 1
         except ForeignKeyViolation:
             return False
 
@@ -69,15 +67,12 @@ class ComponentsMixin(PostgresBase):
         Returns:
             The newest match, or ``None``.
         """
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {COMPONENT_COLUMNS} FROM components c"
-                    f" WHERE c.agent_id = %(a)s AND c.entity_id = %(e)s AND c.type = %(t)s{_FILTERS}"
-                    " ORDER BY c.created_at DESC, c.id DESC LIMIT 1",
-                    {"a": agent_id, "e": entity_id, "t": type, "w": world_id, "s": source_entity_id},
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {COMPONENT_COLUMNS} FROM components c"
+            f" WHERE c.agent_id = %(a)s AND c.entity_id = %(e)s AND c.type = %(t)s{_FILTERS}"
+            " ORDER BY c.created_at DESC, c.id DESC LIMIT 1",
+            {"a": agent_id, "e": entity_id, "t": type, "w": world_id, "s": source_entity_id},
+        )
         return None if row is None else Component.model_validate(row)
 
     async def get_components(
@@ -91,15 +86,12 @@ class ComponentsMixin(PostgresBase):
             world_id: Only components of this world (any world when ``None``).
             source_entity_id: Only components asserted by this entity (anyone when ``None``).
         """
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {COMPONENT_COLUMNS} FROM components c"
-                    f" WHERE c.agent_id = %(a)s AND c.entity_id = %(e)s{_FILTERS}"
-                    " ORDER BY c.created_at, c.id",
-                    {"a": agent_id, "e": entity_id, "w": world_id, "s": source_entity_id},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {COMPONENT_COLUMNS} FROM components c"
+            f" WHERE c.agent_id = %(a)s AND c.entity_id = %(e)s{_FILTERS}"
+            " ORDER BY c.created_at, c.id",
+            {"a": agent_id, "e": entity_id, "w": world_id, "s": source_entity_id},
+        )
         return [Component.model_validate(r) for r in rows]
 
     @idempotent
@@ -113,14 +105,12 @@ class ComponentsMixin(PostgresBase):
             entity, or the new room, world or source entity is unknown to the agent.
         """
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "UPDATE components SET type = %s, data = %s, room_id = %s, world_id = %s, source_entity_id = %s"
-                    " WHERE agent_id = %s AND id = %s AND entity_id = %s",
-                    (component.type, Jsonb(component.data), component.room_id, component.world_id,
-                     component.source_entity_id, component.agent_id, component.id, component.entity_id),
-                )
-                return cur.rowcount == 1
+            return await self._execute(
+                "UPDATE components SET type = %s, data = %s, room_id = %s, world_id = %s, source_entity_id = %s"
+                " WHERE agent_id = %s AND id = %s AND entity_id = %s",
+                (component.type, Jsonb(component.data), component.room_id, component.world_id,
+                 component.source_entity_id, component.agent_id, component.id, component.entity_id),
+            ) == 1
         except ForeignKeyViolation:
             return False
 
@@ -130,8 +120,6 @@ class ComponentsMixin(PostgresBase):
         Returns:
             True when it existed.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM components WHERE agent_id = %s AND id = %s", (agent_id, component_id)
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "DELETE FROM components WHERE agent_id = %s AND id = %s", (agent_id, component_id)
+        ) == 1

@@ -7,7 +7,7 @@ Entity names and metadata are merged by two SQL functions of migration 0002:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -26,13 +26,12 @@ _ROOM_COLUMNS = "agent_id, id, world_id, name, source, type, channel_id, server_
 _MS = "(extract(epoch FROM {}) * 1000)::bigint"
 
 
-def _entity_from_row(row: dict[str, Any]) -> Entity:
-    entity = Entity(id=row["id"], agent_id=row["agent_id"], names=row["names"], metadata=row["metadata"])
-    if row.get("components") is not None:
-        # ``Entity`` has no declared ``components`` field yet (elizaOS ``Entity.components``):
-        # it is an extra attribute, dumped with the entity.
-        entity.components = [Component.model_validate(c) for c in row["components"]]
-    return entity
+def _entity_from_row(row: Mapping[str, Any]) -> Entity:
+    # ``Entity`` has no declared ``components`` field yet (elizaOS ``Entity.components``): it is
+    # an extra attribute, dumped with the entity, present only when the query loaded them.
+    extra = {} if row.get("components") is None else {
+        "components": [Component.model_validate(c) for c in row["components"]]}
+    return Entity(id=row["id"], agent_id=row["agent_id"], names=row["names"], metadata=row["metadata"], **extra)
 
 
 def _user_state(state: ParticipantUserState | str | None) -> ParticipantUserState | None:
@@ -55,7 +54,7 @@ class ConnectionsMixin(PostgresBase):
         per source key; an entity whose merge changes nothing is not rewritten.
         """
         agent_id = room.agent_id
-        async with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
+        async with self._transaction() as conn, conn.pipeline():
             if world is not None:
                 await conn.execute(
                     "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
@@ -100,33 +99,27 @@ class ConnectionsMixin(PostgresBase):
         """
         if not entities:
             return []
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "INSERT INTO entities (agent_id, id, names, metadata)"
-                    " SELECT e.agent_id, e.id,"
-                    "   text_array_union(ARRAY(SELECT jsonb_array_elements_text(e.names)), NULL), e.metadata"
-                    " FROM unnest(%s::uuid[], %s::uuid[], %s::jsonb[], %s::jsonb[]) AS e(agent_id, id, names, metadata)"
-                    " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = e.agent_id)"
-                    " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
-                    (
-                        [e.agent_id for e in entities], [e.id for e in entities],
-                        [Jsonb(e.names) for e in entities], [Jsonb(e.metadata) for e in entities],
-                    ),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            "INSERT INTO entities (agent_id, id, names, metadata)"
+            " SELECT e.agent_id, e.id,"
+            "   text_array_union(ARRAY(SELECT jsonb_array_elements_text(e.names)), NULL), e.metadata"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::jsonb[], %s::jsonb[]) AS e(agent_id, id, names, metadata)"
+            " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = e.agent_id)"
+            " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
+            (
+                [e.agent_id for e in entities], [e.id for e in entities],
+                [Jsonb(e.names) for e in entities], [Jsonb(e.metadata) for e in entities],
+            ),
+        )
         return [r["id"] for r in rows]
 
     async def get_entities_by_ids(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[Entity]:
         """This agent's entities among ``entity_ids``, in the order asked (unknown ids skipped)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_ENTITY_COLUMNS} FROM entities e WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])"
-                    " ORDER BY array_position(%(ids)s::uuid[], e.id)",
-                    {"a": agent_id, "ids": list(entity_ids)},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_ENTITY_COLUMNS} FROM entities e WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])"
+            " ORDER BY array_position(%(ids)s::uuid[], e.id)",
+            {"a": agent_id, "ids": list(entity_ids)},
+        )
         return [_entity_from_row(r) for r in rows]
 
     async def get_entities_for_room(
@@ -145,15 +138,12 @@ class ConnectionsMixin(PostgresBase):
             "    FROM components c WHERE c.agent_id = e.agent_id AND c.entity_id = e.id) AS components"
             if include_components else ""
         )
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_ENTITY_COLUMNS}{components}"
-                    " FROM participants p JOIN entities e ON e.agent_id = p.agent_id AND e.id = p.entity_id"
-                    " WHERE p.agent_id = %s AND p.room_id = %s ORDER BY p.created_at, e.id",
-                    (agent_id, room_id),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_ENTITY_COLUMNS}{components}"
+            " FROM participants p JOIN entities e ON e.agent_id = p.agent_id AND e.id = p.entity_id"
+            " WHERE p.agent_id = %s AND p.room_id = %s ORDER BY p.created_at, e.id",
+            (agent_id, room_id),
+        )
         return [_entity_from_row(r) for r in rows]
 
     @idempotent
@@ -173,23 +163,18 @@ class ConnectionsMixin(PostgresBase):
                     " metadata = jsonb_merge_per_key(metadata, %(m)s)")
         else:
             sets = "names = text_array_union(%(n)s::text[], NULL), metadata = %(m)s"
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"UPDATE entities SET {sets} WHERE agent_id = %(a)s AND id = %(e)s",
-                {"a": entity.agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            f"UPDATE entities SET {sets} WHERE agent_id = %(a)s AND id = %(e)s",
+            {"a": entity.agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
+        ) == 1
 
     async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]:
         """First known name of each entity that has one."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT id, names[1] AS name FROM entities"
-                    " WHERE agent_id = %s AND id = ANY(%s) AND cardinality(names) > 0",
-                    (agent_id, list(entity_ids)),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            "SELECT id, names[1] AS name FROM entities"
+            " WHERE agent_id = %s AND id = ANY(%s) AND cardinality(names) > 0",
+            (agent_id, list(entity_ids)),
+        )
         return {r["id"]: r["name"] for r in rows}
 
     # -- worlds -----------------------------------------------------------------------------
@@ -202,34 +187,26 @@ class ConnectionsMixin(PostgresBase):
             is unknown.
         """
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT (agent_id, id) DO NOTHING",
-                    (world.agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
-                )
-                return cur.rowcount == 1
+            return await self._execute(
+                "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (agent_id, id) DO NOTHING",
+                (world.agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
+            ) == 1
         except ForeignKeyViolation:
             return False
 
     async def get_world(self, agent_id: UUID, world_id: UUID) -> World | None:
         """The world, or ``None`` when this agent has no such world."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id)
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id)
+        )
         return None if row is None else World.model_validate(row)
 
     async def get_all_worlds(self, agent_id: UUID) -> list[World]:
         """Every world of this agent, oldest first (elizaOS ``getAllWorlds``)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s ORDER BY created_at, id", (agent_id,)
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_WORLD_COLUMNS} FROM worlds WHERE agent_id = %s ORDER BY created_at, id", (agent_id,)
+        )
         return [World.model_validate(r) for r in rows]
 
     @idempotent
@@ -239,12 +216,10 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when the world exists; False otherwise (nothing is created).
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE worlds SET name = %s, server_id = %s, metadata = %s WHERE agent_id = %s AND id = %s",
-                (world.name, world.server_id, Jsonb(world.metadata), world.agent_id, world.id),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "UPDATE worlds SET name = %s, server_id = %s, metadata = %s WHERE agent_id = %s AND id = %s",
+            (world.name, world.server_id, Jsonb(world.metadata), world.agent_id, world.id),
+        ) == 1
 
     async def remove_world(self, agent_id: UUID, world_id: UUID) -> bool:
         """Delete a world and its rooms, with their memories, participants and components.
@@ -252,9 +227,7 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when the world existed.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM worlds WHERE agent_id = %s AND id = %s", (agent_id, world_id)) == 1
 
     # -- rooms ------------------------------------------------------------------------------
 
@@ -267,58 +240,46 @@ class ConnectionsMixin(PostgresBase):
         """
         if not rooms:
             return []
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"INSERT INTO rooms ({_ROOM_COLUMNS})"
-                    f" SELECT {_ROOM_COLUMNS} FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[],"
-                    "   %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
-                    f"   AS r({_ROOM_COLUMNS})"
-                    " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = r.agent_id)"
-                    "   AND (r.world_id IS NULL"
-                    "        OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = r.agent_id AND w.id = r.world_id))"
-                    " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
-                    (
-                        [r.agent_id for r in rooms], [r.id for r in rooms], [r.world_id for r in rooms],
-                        [r.name for r in rooms], [r.source for r in rooms], [r.type.value for r in rooms],
-                        [r.channel_id for r in rooms], [r.server_id for r in rooms],
-                        [Jsonb(r.metadata) for r in rooms],
-                    ),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"INSERT INTO rooms ({_ROOM_COLUMNS})"
+            f" SELECT {_ROOM_COLUMNS} FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[],"
+            "   %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
+            f"   AS r({_ROOM_COLUMNS})"
+            " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = r.agent_id)"
+            "   AND (r.world_id IS NULL"
+            "        OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = r.agent_id AND w.id = r.world_id))"
+            " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
+            (
+                [r.agent_id for r in rooms], [r.id for r in rooms], [r.world_id for r in rooms],
+                [r.name for r in rooms], [r.source for r in rooms], [r.type.value for r in rooms],
+                [r.channel_id for r in rooms], [r.server_id for r in rooms],
+                [Jsonb(r.metadata) for r in rooms],
+            ),
+        )
         return [r["id"] for r in rows]
 
     async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None:
         """The room, or ``None`` when this agent has no such room."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id)
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id)
+        )
         return None if row is None else Room.model_validate(row)
 
     async def get_rooms_by_ids(self, agent_id: UUID, room_ids: Sequence[UUID]) -> list[Room]:
         """This agent's rooms among ``room_ids``, in the order asked (unknown ids skipped)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %(a)s AND id = ANY(%(ids)s::uuid[])"
-                    " ORDER BY array_position(%(ids)s::uuid[], id)",
-                    {"a": agent_id, "ids": list(room_ids)},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %(a)s AND id = ANY(%(ids)s::uuid[])"
+            " ORDER BY array_position(%(ids)s::uuid[], id)",
+            {"a": agent_id, "ids": list(room_ids)},
+        )
         return [Room.model_validate(r) for r in rows]
 
     async def get_rooms_for_world(self, agent_id: UUID, world_id: UUID) -> list[Room]:
         """The world's rooms, oldest first (elizaOS ``getRoomsByWorld``)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND world_id = %s ORDER BY created_at, id",
-                    (agent_id, world_id),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND world_id = %s ORDER BY created_at, id",
+            (agent_id, world_id),
+        )
         return [Room.model_validate(r) for r in rows]
 
     @idempotent
@@ -329,17 +290,15 @@ class ConnectionsMixin(PostgresBase):
             True when updated; False when there is no such room, or ``world_id`` names a
             world this agent does not have.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE rooms SET world_id = %(w)s, name = %(n)s, source = %(s)s, type = %(t)s,"
-                " channel_id = %(c)s, server_id = %(sv)s, metadata = %(m)s"
-                " WHERE agent_id = %(a)s AND id = %(r)s"
-                "   AND (%(w)s::uuid IS NULL OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = %(a)s"
-                "        AND w.id = %(w)s))",
-                {"a": room.agent_id, "r": room.id, "w": room.world_id, "n": room.name, "s": room.source,
-                 "t": room.type.value, "c": room.channel_id, "sv": room.server_id, "m": Jsonb(room.metadata)},
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "UPDATE rooms SET world_id = %(w)s, name = %(n)s, source = %(s)s, type = %(t)s,"
+            " channel_id = %(c)s, server_id = %(sv)s, metadata = %(m)s"
+            " WHERE agent_id = %(a)s AND id = %(r)s"
+            "   AND (%(w)s::uuid IS NULL OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = %(a)s"
+            "        AND w.id = %(w)s))",
+            {"a": room.agent_id, "r": room.id, "w": room.world_id, "n": room.name, "s": room.source,
+             "t": room.type.value, "c": room.channel_id, "sv": room.server_id, "m": Jsonb(room.metadata)},
+        ) == 1
 
     async def delete_room(self, agent_id: UUID, room_id: UUID) -> bool:
         """Delete a room with its memories (and their embeddings), participants and components.
@@ -347,9 +306,7 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when the room existed.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id)) == 1
 
     async def get_rooms_for_participant(self, agent_id: UUID, entity_id: UUID) -> list[UUID]:
         """Ids of the rooms the entity takes part in, in the order it joined them."""
@@ -357,14 +314,11 @@ class ConnectionsMixin(PostgresBase):
 
     async def get_rooms_for_participants(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> list[UUID]:
         """Ids of the rooms any of the entities takes part in, each once, first joined first."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT room_id FROM participants WHERE agent_id = %s AND entity_id = ANY(%s::uuid[])"
-                    " GROUP BY room_id ORDER BY min(created_at), room_id",
-                    (agent_id, list(entity_ids)),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            "SELECT room_id FROM participants WHERE agent_id = %s AND entity_id = ANY(%s::uuid[])"
+            " GROUP BY room_id ORDER BY min(created_at), room_id",
+            (agent_id, list(entity_ids)),
+        )
         return [r["room_id"] for r in rows]
 
     # -- participants -----------------------------------------------------------------------
@@ -382,19 +336,16 @@ class ConnectionsMixin(PostgresBase):
         wanted = set(entity_ids)
         if not wanted:
             return True
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "WITH known AS ("
-                    "  SELECT e.id FROM entities e JOIN rooms r ON r.agent_id = e.agent_id AND r.id = %(r)s"
-                    "  WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])),"
-                    " added AS (INSERT INTO participants (agent_id, room_id, entity_id)"
-                    "  SELECT %(a)s, %(r)s, id FROM known ON CONFLICT DO NOTHING)"
-                    " SELECT count(*) AS known FROM known",
-                    {"a": agent_id, "r": room_id, "ids": list(wanted)},
-                )
-            ).fetchone()
-        return row["known"] == len(wanted)
+        known: int = await self._fetch_value(
+            "WITH known AS ("
+            "  SELECT e.id FROM entities e JOIN rooms r ON r.agent_id = e.agent_id AND r.id = %(r)s"
+            "  WHERE e.agent_id = %(a)s AND e.id = ANY(%(ids)s::uuid[])),"
+            " added AS (INSERT INTO participants (agent_id, room_id, entity_id)"
+            "  SELECT %(a)s, %(r)s, id FROM known ON CONFLICT DO NOTHING)"
+            " SELECT count(*) AS known FROM known",
+            {"a": agent_id, "r": room_id, "ids": list(wanted)},
+        )
+        return known == len(wanted)
 
     async def remove_participant(self, agent_id: UUID, entity_id: UUID, room_id: UUID) -> bool:
         """Take an entity out of a room (elizaOS ``removeParticipant``).
@@ -402,35 +353,27 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when it was a participant.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
-                (agent_id, room_id, entity_id),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "DELETE FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+            (agent_id, room_id, entity_id),
+        ) == 1
 
     async def get_participants_for_room(self, agent_id: UUID, room_id: UUID) -> list[UUID]:
         """Ids of the room's participants, in the order they joined."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT entity_id FROM participants WHERE agent_id = %s AND room_id = %s"
-                    " ORDER BY created_at, entity_id",
-                    (agent_id, room_id),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            "SELECT entity_id FROM participants WHERE agent_id = %s AND room_id = %s"
+            " ORDER BY created_at, entity_id",
+            (agent_id, room_id),
+        )
         return [r["entity_id"] for r in rows]
 
     async def get_participants_for_entity(self, agent_id: UUID, entity_id: UUID) -> list[ParticipantRecord]:
         """The entity's participations (room, state, since when), in the order it joined."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT room_id, entity_id, room_state, {_MS.format('created_at')} AS created_at"
-                    " FROM participants WHERE agent_id = %s AND entity_id = %s ORDER BY created_at, room_id",
-                    (agent_id, entity_id),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT room_id, entity_id, room_state, {_MS.format('created_at')} AS created_at"
+            " FROM participants WHERE agent_id = %s AND entity_id = %s ORDER BY created_at, room_id",
+            (agent_id, entity_id),
+        )
         return [
             ParticipantRecord(
                 room_id=r["room_id"], entity_id=r["entity_id"], created_at=r["created_at"],
@@ -442,27 +385,20 @@ class ConnectionsMixin(PostgresBase):
     @idempotent
     async def is_room_participant(self, agent_id: UUID, room_id: UUID, entity_id: UUID) -> bool:
         """Whether the entity takes part in the room."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM participants WHERE agent_id = %s AND room_id = %s"
-                    " AND entity_id = %s) AS found",
-                    (agent_id, room_id, entity_id),
-                )
-            ).fetchone()
-        return row["found"]
+        found: bool = await self._fetch_value(
+            "SELECT EXISTS (SELECT 1 FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s)",
+            (agent_id, room_id, entity_id),
+        )
+        return found
 
     async def get_participant_user_state(
         self, agent_id: UUID, room_id: UUID, entity_id: UUID
     ) -> ParticipantUserState | None:
         """FOLLOWED, MUTED, or ``None`` (no state, or not a participant)."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT room_state FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
-                    (agent_id, room_id, entity_id),
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            "SELECT room_state FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+            (agent_id, room_id, entity_id),
+        )
         if row is None or row["room_state"] is None:
             return None
         return ParticipantUserState(row["room_state"])
@@ -480,9 +416,7 @@ class ConnectionsMixin(PostgresBase):
             ValueError: ``state`` is not FOLLOWED, MUTED or ``None`` (checked before any SQL).
         """
         value = _user_state(state)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE participants SET room_state = %s WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
-                (None if value is None else value.value, agent_id, room_id, entity_id),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "UPDATE participants SET room_state = %s WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+            (None if value is None else value.value, agent_id, room_id, entity_id),
+        ) == 1

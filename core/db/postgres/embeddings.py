@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
-import psycopg
 from pgvector import HalfVector, Vector
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 
 from core.db.adapter import EMBEDDING_DIMENSIONS, EmbeddingRow, EmbeddingTarget
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
@@ -27,6 +26,12 @@ from core.types import Memory
 RRF_K = 60
 #: Text search configuration of the re-rank (stemming and stop words of English).
 TEXT_SEARCH_CONFIG = "english"
+#: The re-rank's ``text_score`` column of a candidate memory ``m``: ``ts_rank_cd`` of its text
+#: against any word of ``%(text)s`` (words OR-ed, so one matching word is enough), 0 without one.
+TEXT_SCORE = sql.SQL(
+    ", ts_rank_cd(to_tsvector(%(config)s::regconfig, coalesce(m.content->>'text', '')),"
+    " replace(plainto_tsquery(%(config)s::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery) AS text_score"
+)
 
 
 class _VectorColumn(NamedTuple):
@@ -47,29 +52,25 @@ _COLUMNS: dict[int, _VectorColumn] = {
 }
 
 
-class EmbeddingsMixin(PostgresBase):
-    """Vector storage and search.
+def vector_column(dimension: int) -> _VectorColumn:
+    """The column (and pgvector type) of vectors of ``dimension``.
 
-    Attributes:
-        hnsw_ef_search: Candidate list size of one HNSW scan (``hnsw.ef_search``); higher is
-            slower and more exact. Tuned by ``bench/vector_search.py``.
-        hnsw_max_scan_tuples: Most tuples an iterative scan visits before giving up
-            (``hnsw.max_scan_tuples``): bounds the cost of a filter that matches few rows.
-        rerank_pool: How many vector candidates per result the text re-rank considers.
+    Raises:
+        ConfigurationError: ``dimension`` is not one of ``EMBEDDING_DIMENSIONS``.
     """
+    try:
+        return _COLUMNS[dimension]
+    except KeyError:
+        raise ConfigurationError(
+            f"EMBEDDING_DIMENSION={dimension} is not supported; use one of {', '.join(map(str, EMBEDDING_DIMENSIONS))}"
+        ) from None
 
-    hnsw_ef_search: int = 64
-    hnsw_max_scan_tuples: int = 20_000
-    rerank_pool: int = 3
+
+class EmbeddingsMixin(PostgresBase):
+    """Vector storage and search (its HNSW knobs are ``PostgresBase``'s attributes)."""
 
     def _vector_column(self) -> _VectorColumn:
-        try:
-            return _COLUMNS[self.embedding_dimension]
-        except KeyError:
-            raise ConfigurationError(
-                f"EMBEDDING_DIMENSION={self.embedding_dimension} is not supported; "
-                f"use one of {', '.join(map(str, EMBEDDING_DIMENSIONS))}"
-            ) from None
+        return vector_column(self.embedding_dimension)
 
     async def get_embedding_targets(self, memory_ids: Sequence[UUID]) -> list[EmbeddingTarget]:
         """Current text and embedding state of the memories that still exist.
@@ -92,8 +93,7 @@ class EmbeddingsMixin(PostgresBase):
             " FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id AND e.agent_id = m.agent_id"
             " WHERE m.id = ANY(%s)"
         ).format(column=column)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, (list(memory_ids),))).fetchall()
+        rows = await self._fetch_all(query, (list(memory_ids),))
         return [
             EmbeddingTarget(
                 memory_id=r["id"], agent_id=r["agent_id"], text=r["text"],
@@ -128,16 +128,14 @@ class EmbeddingsMixin(PostgresBase):
         batch = list({row.memory_id: row for row in rows}.values())
         if not batch:
             return 0
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute(
-                _upsert_sql(column),
-                (
-                    [r.memory_id for r in batch], [r.agent_id for r in batch],
-                    [r.content_hash for r in batch], [r.model for r in batch],
-                    [column.literal(r.vector) for r in batch],
-                ),
-            )
-            return cur.rowcount
+        return await self._execute(
+            _upsert_sql(column),
+            (
+                [r.memory_id for r in batch], [r.agent_id for r in batch],
+                [r.content_hash for r in batch], [r.model for r in batch],
+                [column.literal(r.vector) for r in batch],
+            ),
+        )
 
     async def get_pending_embeddings(
         self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0
@@ -168,10 +166,9 @@ class EmbeddingsMixin(PostgresBase):
         if not 0 <= older_than_s < max_age_s:
             raise ValueError(f"need 0 <= older_than_s < max_age_s, got {older_than_s!r} and {max_age_s!r}")
         query = _pending_sql(self._vector_column())
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit,
-                        "never_embedded": list(NEVER_EMBEDDED)})).fetchall()
+        rows = await self._fetch_all(
+            query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit,
+                    "never_embedded": list(NEVER_EMBEDDED)})
         return [memory_from_row(r) for r in rows]
 
     async def search_memories(
@@ -231,45 +228,10 @@ class EmbeddingsMixin(PostgresBase):
             "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG, **active,
         }
         query = _search_sql(column, list(active), rerank=bool(query_text))
-        settings = (str(self.hnsw_ef_search), str(self.hnsw_max_scan_tuples))
-        async with self.pool.connection() as conn:
-            rows = await _in_one_round_trip(conn, settings, query, params)
+        rows = await self._fetch_all(query, params, local=self._vector_search_settings())
         if query_text:
             rows = fuse_ranks(rows)
         return [memory_from_row(r) for r in rows[:count]]
-
-
-#: SET LOCAL through set_config(..., true): the values stay bound parameters, and they end
-#: with the transaction, so no session state pins an RDS Proxy connection.
-_SET_LOCAL_HNSW = (
-    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-    " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)"
-)
-
-
-async def _in_one_round_trip(
-    conn: AsyncConnection[Any], settings: tuple[str, str], query: sql.Composed, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Run ``query`` after ``_SET_LOCAL_HNSW`` in one transaction and one round trip.
-
-    BEGIN, the settings, the query and COMMIT are pipelined behind a single Sync (counted on
-    the wire by ``bench/write_path.py``); ``conn.transaction()`` would sync after BEGIN and
-    again at COMMIT: three round trips where one does.
-
-    Raises:
-        psycopg.Error: a statement failed (the transaction is rolled back first, so the
-            connection goes back to the pool idle).
-    """
-    try:
-        async with conn.pipeline():
-            await conn.execute("BEGIN")
-            await conn.execute(_SET_LOCAL_HNSW, settings)
-            cursor = await conn.execute(query, params)
-            await conn.execute("COMMIT")
-    except psycopg.Error:
-        await conn.rollback()
-        raise
-    return await cursor.fetchall()
 
 
 def fuse_ranks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -350,12 +312,7 @@ def _search_sql(column: _VectorColumn, filters: list[str], *, rerank: bool) -> s
     where = sql.SQL("").join(
         sql.SQL(" AND e.{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in filters
     )
-    text_score = (
-        sql.SQL(", ts_rank_cd(to_tsvector(%(config)s::regconfig, coalesce(m.content->>'text', '')),"
-                " replace(plainto_tsquery(%(config)s::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery)"
-                " AS text_score")
-        if rerank else sql.SQL("")
-    )
+    text_score = TEXT_SCORE if rerank else sql.SQL("")
     return sql.SQL(
         "WITH candidates AS MATERIALIZED ("
         " SELECT e.memory_id, e.{col} <=> %(q)s::{type} AS distance FROM embeddings e"

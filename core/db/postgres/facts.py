@@ -15,7 +15,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
-from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
+from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row, required_row
 from core.db.postgres.memories import decode_cursor, encode_cursor
 from core.db.postgres.values import check_page, from_ms, to_ms
 from core.db.retry import idempotent
@@ -128,9 +128,9 @@ class FactsMixin(PostgresBase):
         now = now_ms()
         params = [self._fact_params(fact, now) for fact in facts]
         try:
-            async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with self._transaction() as conn, conn.cursor() as cur:
                 await cur.executemany(_UPSERT_FACT, params, returning=True)
-                rows = [await cur.fetchone() async for _ in cur.results()]
+                rows = [required_row(await cur.fetchone()) async for _ in cur.results()]
         except ForeignKeyViolation as exc:
             raise NotFoundError(f"unknown room for facts of agent {facts[0].agent_id}") from exc
         return [
@@ -167,10 +167,9 @@ class FactsMixin(PostgresBase):
             ValueError: invalid ``limit`` or ``since_ms``.
         """
         check_page(limit)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_FACT_ROOMS_SINCE, {
-                "agent": agent_id, "table": FACTS_TABLE, "since": from_ms(since_ms, "since_ms"), "limit": limit,
-            })).fetchall()
+        rows = await self._fetch_all(_FACT_ROOMS_SINCE, {
+            "agent": agent_id, "table": FACTS_TABLE, "since": from_ms(since_ms, "since_ms"), "limit": limit,
+        })
         return [(r["room_id"], to_ms(r["newest"])) for r in rows]
 
     @idempotent  # converges: a re-run after a lost connection finds the room already trimmed
@@ -210,12 +209,10 @@ class FactsMixin(PostgresBase):
         if not half_life_ms > 0:
             raise ValueError(f"half_life_ms must be > 0, got {half_life_ms!r}")
         check_page(limit)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_DELETE_EXCESS, {
-                "agent": agent_id, "room": room_id, "table": FACTS_TABLE, "keep": keep, "limit": limit,
-                "half_life": float(half_life_ms), "now": float(now_ms()), "default_confidence": default_confidence,
-            })
-            return cur.rowcount
+        return await self._execute(_DELETE_EXCESS, {
+            "agent": agent_id, "room": room_id, "table": FACTS_TABLE, "keep": keep, "limit": limit,
+            "half_life": float(half_life_ms), "now": float(now_ms()), "default_confidence": default_confidence,
+        })
 
     @idempotent  # converges: a re-run finds the orphans already gone
     async def delete_orphan_facts(self, agent_id: UUID, *, cursor: str | None = None,
@@ -243,11 +240,10 @@ class FactsMixin(PostgresBase):
         after_id: UUID | None = None
         if cursor is not None:
             after_at, after_id = decode_cursor(cursor)
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_DELETE_ORPHANS, {
-                "agent": agent_id, "table": FACTS_TABLE, "after_at": after_at, "after_id": after_id,
-                "scan": scan_limit,
-            })).fetchone()
+        row = await self._fetch_row(_DELETE_ORPHANS, {
+            "agent": agent_id, "table": FACTS_TABLE, "after_at": after_at, "after_id": after_id,
+            "scan": scan_limit,
+        })
         full = row["scanned"] == scan_limit and row["last_at"] is not None
         return OrphanSweep(scanned=row["scanned"], deleted=row["deleted"],
                            next_cursor=encode_cursor(row["last_at"], row["last_id"]) if full else None)

@@ -25,18 +25,10 @@ from psycopg.types.json import Jsonb
 
 from core.db.adapter import FragmentCounts, KnowledgeWrite, MemoryPage
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
-from core.db.postgres.embeddings import (
-    _COLUMNS,
-    TEXT_SEARCH_CONFIG,
-    EmbeddingsMixin,
-    _in_one_round_trip,
-    _VectorColumn,
-    fuse_ranks,
-)
+from core.db.postgres.embeddings import TEXT_SCORE, TEXT_SEARCH_CONFIG, fuse_ranks, vector_column
 from core.db.postgres.memories import decode_cursor, encode_cursor
 from core.db.postgres.values import check_page, from_ms
 from core.db.retry import idempotent
-from core.errors import ConfigurationError
 from core.types import Memory
 
 #: elizaOS plugin-knowledge's table names, stored in ``memories.type``.
@@ -97,7 +89,7 @@ class KnowledgeMixin(PostgresBase):
             if fragment.agent_id != owner or (fragment.metadata.model_extra or {}).get("documentId") != str(doc_id):
                 raise ValueError(f"fragment {fragment.id} does not belong to document {doc_id} of {owner}")
         fingerprint = (document.metadata.model_extra or {}).get("fingerprint")
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._transaction() as conn:
             async with conn.pipeline():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                                    (f"knowledge:{owner}:{doc_id}",))
@@ -145,7 +137,7 @@ class KnowledgeMixin(PostgresBase):
 
     async def _unembedded_fragments(self, conn: psycopg.AsyncConnection[Any], owner: UUID,
                                     doc_id: UUID) -> list[Memory]:
-        column = _vector_column(self.embedding_dimension).name
+        column = vector_column(self.embedding_dimension).name
         query = sql.SQL(
             "SELECT {columns} FROM memories m"
             " WHERE m.agent_id = %s AND m.type = %s AND m.metadata->>'documentId' = %s"
@@ -171,16 +163,15 @@ class KnowledgeMixin(PostgresBase):
             ValueError: no owner, or more than ``MAX_OWNERS``.
         """
         owners = _check_owners(owner_ids)
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "WITH doc AS (DELETE FROM memories WHERE agent_id = ANY(%(owners)s) AND id = %(id)s"
-                "             AND type = %(documents)s RETURNING id, agent_id),"
-                " frag AS (DELETE FROM memories f USING doc WHERE f.agent_id = doc.agent_id"
-                "          AND f.type = %(fragments)s AND f.metadata->>'documentId' = doc.id::text RETURNING f.id)"
-                " SELECT (SELECT count(*) FROM doc) AS documents, (SELECT count(*) FROM frag) AS fragments",
-                {"owners": owners, "id": document_id, "documents": DOCUMENTS_TABLE, "fragments": FRAGMENTS_TABLE},
-            )).fetchone()
-        return row["documents"] == 1
+        documents: int = await self._fetch_value(
+            "WITH doc AS (DELETE FROM memories WHERE agent_id = ANY(%(owners)s) AND id = %(id)s"
+            "             AND type = %(documents)s RETURNING id, agent_id),"
+            " frag AS (DELETE FROM memories f USING doc WHERE f.agent_id = doc.agent_id"
+            "          AND f.type = %(fragments)s AND f.metadata->>'documentId' = doc.id::text RETURNING f.id)"
+            " SELECT (SELECT count(*) FROM doc) AS documents, (SELECT count(*) FROM frag) AS fragments",
+            {"owners": owners, "id": document_id, "documents": DOCUMENTS_TABLE, "fragments": FRAGMENTS_TABLE},
+        )
+        return documents == 1
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -191,23 +182,21 @@ class KnowledgeMixin(PostgresBase):
             ValueError: no owner, or more than ``MAX_OWNERS``.
         """
         owners = _check_owners(owner_ids)
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                f"SELECT {MEMORY_COLUMNS} FROM memories m"
-                " WHERE m.agent_id = ANY(%s) AND m.id = %s AND m.type = %s",
-                (owners, document_id, DOCUMENTS_TABLE),
-            )).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m"
+            " WHERE m.agent_id = ANY(%s) AND m.id = %s AND m.type = %s",
+            (owners, document_id, DOCUMENTS_TABLE),
+        )
         return memory_from_row(row) if row else None
 
     async def get_knowledge_fragments(self, owner_id: UUID, document_id: UUID) -> list[Memory]:
         """A document's fragments in ``position`` order (empty when the owner has no such document)."""
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                f"SELECT {MEMORY_COLUMNS} FROM memories m"
-                " WHERE m.agent_id = %s AND m.type = %s AND m.metadata->>'documentId' = %s"
-                " ORDER BY (m.metadata->>'position')::int, m.id",
-                (owner_id, FRAGMENTS_TABLE, str(document_id)),
-            )).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m"
+            " WHERE m.agent_id = %s AND m.type = %s AND m.metadata->>'documentId' = %s"
+            " ORDER BY (m.metadata->>'position')::int, m.id",
+            (owner_id, FRAGMENTS_TABLE, str(document_id)),
+        )
         return [memory_from_row(r) for r in rows]
 
     async def knowledge_embedding_counts(self, owner_ids: Sequence[UUID], *,
@@ -234,7 +223,7 @@ class KnowledgeMixin(PostgresBase):
         owners = _check_owners(owner_ids)
         if not given_up_after_s >= 0:
             raise ValueError(f"given_up_after_s must be at least 0, got {given_up_after_s!r}")
-        column = sql.Identifier(_vector_column(self.embedding_dimension).name)
+        column = sql.Identifier(vector_column(self.embedding_dimension).name)
         query = sql.SQL(
             "SELECT m.agent_id, count(*) AS fragments, count(e.memory_id) AS embedded,"
             " count(*) FILTER (WHERE e.memory_id IS NULL AND m.created_at > now() - make_interval(secs => %(age)s))"
@@ -245,9 +234,8 @@ class KnowledgeMixin(PostgresBase):
             "   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL"
             " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(fragments)s GROUP BY m.agent_id"
         ).format(column=column)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, {"owners": owners, "fragments": FRAGMENTS_TABLE,
-                                                     "age": float(given_up_after_s)})).fetchall()
+        rows = await self._fetch_all(query, {"owners": owners, "fragments": FRAGMENTS_TABLE,
+                                                 "age": float(given_up_after_s)})
         found = {r["agent_id"]: r for r in rows}
         return [FragmentCounts(o, *(int(found[o][k]) if o in found else 0
                                     for k in ("fragments", "embedded", "queued", "failed"))) for o in owners]
@@ -282,8 +270,7 @@ class KnowledgeMixin(PostgresBase):
             " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(type)s{after}"
             " ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s"
         ).format(columns=sql.SQL(_DOCUMENT_LIST_COLUMNS), after=after)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()
+        rows = await self._fetch_all(query, params)
         next_cursor = encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) \
             if len(rows) > limit else None
         return MemoryPage(memories=[memory_from_row(r) for r in rows[:limit]], next_cursor=next_cursor)
@@ -324,28 +311,18 @@ class KnowledgeMixin(PostgresBase):
         self.check_dimension(embedding)
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
-        column = _vector_column(self.embedding_dimension)
-        limit = count * getattr(self, "rerank_pool", EmbeddingsMixin.rerank_pool) if query_text else count
+        column = vector_column(self.embedding_dimension)
+        limit = count * self.rerank_pool if query_text else count
         params: dict[str, Any] = {
             "q": column.literal(embedding), "type": FRAGMENTS_TABLE, "limit": limit,
             "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG,
             **{f"owner{i}": owner for i, owner in enumerate(owners)},
         }
         query = _search_sql(column.name, column.pg_type, len(owners), rerank=bool(query_text))
-        settings = (str(getattr(self, "hnsw_ef_search", EmbeddingsMixin.hnsw_ef_search)),
-                    str(getattr(self, "hnsw_max_scan_tuples", EmbeddingsMixin.hnsw_max_scan_tuples)))
-        async with self.pool.connection() as conn:
-            rows = await _in_one_round_trip(conn, settings, query, params)
+        rows = await self._fetch_all(query, params, local=self._vector_search_settings())
         if query_text:
             rows = fuse_ranks(rows)
         return [memory_from_row(r) for r in rows[:count]]
-
-
-def _vector_column(dimension: int) -> _VectorColumn:
-    try:
-        return _COLUMNS[dimension]
-    except KeyError:
-        raise ConfigurationError(f"EMBEDDING_DIMENSION={dimension} is not supported") from None
 
 
 def _row(memory: Memory, table: str) -> tuple[Any, ...]:
@@ -367,12 +344,7 @@ def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> sql.
         branch.format(col=sql.Identifier(column), type=sql.SQL(pg_type), owner=sql.Placeholder(f"owner{i}"))
         for i in range(owners)
     )
-    text_score = (
-        sql.SQL(", ts_rank_cd(to_tsvector(%(config)s::regconfig, coalesce(m.content->>'text', '')),"
-                " replace(plainto_tsquery(%(config)s::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery)"
-                " AS text_score")
-        if rerank else sql.SQL("")
-    )
+    text_score = TEXT_SCORE if rerank else sql.SQL("")
     return sql.SQL(
         "WITH candidates AS MATERIALIZED ({branches})"
         " SELECT {columns}, 1 - c.distance AS similarity{text_score}"

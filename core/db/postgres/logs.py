@@ -86,9 +86,7 @@ class LogsMixin(PostgresBase):
             return 0
         columns = _columns(entries)
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_INSERT, columns)
-                return cur.rowcount
+            return await self._execute(_INSERT, columns)
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError("a log's agent does not exist") from exc
 
@@ -130,8 +128,7 @@ class LogsMixin(PostgresBase):
         query = sql.SQL("SELECT {} FROM logs WHERE {} ORDER BY created_at DESC, id DESC"
                         " LIMIT %(limit)s OFFSET %(offset)s").format(
             sql.SQL(_LOG_COLUMNS), sql.SQL(" AND ").join(where))
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()
+        rows = await self._fetch_all(query, params)
         return [_log_from_row(r) for r in rows]
 
     async def delete_log(self, agent_id: UUID, id: UUID) -> bool:
@@ -140,6 +137,4 @@ class LogsMixin(PostgresBase):
         Returns:
             True when this agent had it.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM logs WHERE agent_id = %s AND id = %s", (agent_id, id))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM logs WHERE agent_id = %s AND id = %s", (agent_id, id)) == 1

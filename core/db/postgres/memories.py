@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from core.db.adapter import MemoryPage
-from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
+from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row, required_row
 from core.db.postgres.values import EPOCH, MAX_PAGE_SIZE, check_name, check_page, from_ms, json_text
 from core.db.retry import idempotent
 from core.errors import NotFoundError
@@ -74,14 +74,13 @@ class MemoriesMixin(PostgresBase):
              from_ms(m.created_at, "created_at"))
             for m in memories
         ]
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-                " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s,"
-                " coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s AND id = %s)),"
-                " %s, %s, %s, %s, %s, %s)",
-                params,
-            )
+        await self._execute_many(
+            "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+            " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s,"
+            " coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s AND id = %s)),"
+            " %s, %s, %s, %s, %s, %s)",
+            params,
+        )
 
     async def create_reply(self, reply: Memory, table: str, *, answering: Memory) -> bool:
         """Store an agent's reply unless a newer message has arrived in the room meanwhile.
@@ -100,20 +99,18 @@ class MemoriesMixin(PostgresBase):
         """
         check_name(table, "table")
         m = reply
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-                " content_hash, \"unique\", created_at)"
-                " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
-                " AND id = %s)), %s, %s, %s, %s, %s, %s"
-                " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
-                " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
-                (m.id, m.agent_id, table, m.room_id, m.world_id, m.agent_id, m.room_id, m.entity_id,
-                 Jsonb(m.content.to_json_dict()), Jsonb(m.metadata.to_json_dict()), m.content_hash, m.unique,
-                 from_ms(m.created_at, "created_at"), m.agent_id, m.room_id, table, m.agent_id,
-                 from_ms(answering.created_at, "created_at")),
-            )
-        return cursor.rowcount == 1
+        return await self._execute(
+            "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+            " content_hash, \"unique\", created_at)"
+            " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
+            " AND id = %s)), %s, %s, %s, %s, %s, %s"
+            " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
+            " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
+            (m.id, m.agent_id, table, m.room_id, m.world_id, m.agent_id, m.room_id, m.entity_id,
+             Jsonb(m.content.to_json_dict()), Jsonb(m.metadata.to_json_dict()), m.content_hash, m.unique,
+             from_ms(m.created_at, "created_at"), m.agent_id, m.room_id, table, m.agent_id,
+             from_ms(answering.created_at, "created_at")),
+        ) == 1
 
     @idempotent  # a re-run finds its own row (same id) and returns it
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID:
@@ -154,19 +151,21 @@ class MemoriesMixin(PostgresBase):
             "created": from_ms(memory.created_at, "created_at"),
         }
         try:
-            async with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
+            async with self._transaction() as conn, conn.pipeline():
                 if unique and memory.text:
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                         (f"memories:{memory.agent_id}:{memory.room_id}:{table}:{text_hash}",),
                     )
-                row = await (await conn.execute(_CREATE_MEMORY, params)).fetchone()
+                row = required_row(await (await conn.execute(_CREATE_MEMORY, params)).fetchone())
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError(f"agent {memory.agent_id} has no room {memory.room_id}") from exc
-        if row["inserted"] is not None:
-            return row["inserted"]
-        if unique and row["duplicate"] is not None:
-            return row["duplicate"]
+        inserted: UUID | None = row["inserted"]
+        duplicate: UUID | None = row["duplicate"]
+        if inserted is not None:
+            return inserted
+        if unique and duplicate is not None:
+            return duplicate
         if row["owner"] == memory.agent_id:
             return memory.id
         raise ValueError(f"memory id {memory.id} is already used")
@@ -212,9 +211,7 @@ class MemoriesMixin(PostgresBase):
             params["metadata"] = json_text(changes, "metadata", coerce=True)
         query = sql.SQL("UPDATE memories SET {} WHERE agent_id = %(agent)s AND id = %(id)s").format(
             sql.SQL(", ").join(sets))
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(query, params)
-            return cur.rowcount == 1
+        return await self._execute(query, params) == 1
 
     async def delete_memory(self, agent_id: UUID, id: UUID) -> bool:
         """Delete one memory and its embedding.
@@ -222,9 +219,7 @@ class MemoriesMixin(PostgresBase):
         Returns:
             True when it existed for this agent.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM memories WHERE agent_id = %s AND id = %s", (agent_id, id))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM memories WHERE agent_id = %s AND id = %s", (agent_id, id)) == 1
 
     async def delete_many_memories(self, agent_id: UUID, ids: Sequence[UUID]) -> int:
         """Delete memories (and their embeddings) in one statement.
@@ -234,10 +229,8 @@ class MemoriesMixin(PostgresBase):
         """
         if not ids:
             return 0
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM memories WHERE agent_id = %s AND id = ANY(%s)", (agent_id, list(ids)))
-            return cur.rowcount
+        return await self._execute(
+            "DELETE FROM memories WHERE agent_id = %s AND id = ANY(%s)", (agent_id, list(ids)))
 
     async def delete_all_memories(self, agent_id: UUID, room_id: UUID, table: str) -> int:
         """Delete every memory of one table in one room (elizaOS ``deleteAllMemories``).
@@ -249,37 +242,29 @@ class MemoriesMixin(PostgresBase):
             ValueError: ``table`` is invalid.
         """
         check_name(table, "table")
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM memories WHERE agent_id = %s AND room_id = %s AND type = %s",
-                (agent_id, room_id, table),
-            )
-            return cur.rowcount
+        return await self._execute(
+            "DELETE FROM memories WHERE agent_id = %s AND room_id = %s AND type = %s",
+            (agent_id, room_id, table),
+        )
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def get_memories(self, agent_id: UUID, room_id: UUID, table: str, count: int) -> list[Memory]:
         """The newest ``count`` memories of a room, returned oldest first (conversation order)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories m"
-                    " WHERE m.agent_id = %s AND m.room_id = %s AND m.type = %s"
-                    " ORDER BY m.created_at DESC, m.id DESC LIMIT %s",
-                    (agent_id, room_id, table, count),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m"
+            " WHERE m.agent_id = %s AND m.room_id = %s AND m.type = %s"
+            " ORDER BY m.created_at DESC, m.id DESC LIMIT %s",
+            (agent_id, room_id, table, count),
+        )
         return [memory_from_row(r) for r in reversed(rows)]
 
     async def get_memory_by_id(self, agent_id: UUID, id: UUID) -> Memory | None:
         """The memory, or ``None`` when this agent has no such memory."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = %s AND m.id = %s",
-                    (agent_id, id),
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = %s AND m.id = %s",
+            (agent_id, id),
+        )
         return memory_from_row(row) if row else None
 
     async def get_memories_by_ids(
@@ -301,14 +286,11 @@ class MemoriesMixin(PostgresBase):
             check_name(table, "table")
         if not ids:
             return []
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = %(agent)s AND m.id = ANY(%(ids)s)"
-                    " AND (%(table)s::text IS NULL OR m.type = %(table)s)",
-                    {"agent": agent_id, "ids": list(ids), "table": table},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = %(agent)s AND m.id = ANY(%(ids)s)"
+            " AND (%(table)s::text IS NULL OR m.type = %(table)s)",
+            {"agent": agent_id, "ids": list(ids), "table": table},
+        )
         found = {r["id"]: memory_from_row(r) for r in rows}
         return [found[i] for i in dict.fromkeys(ids) if i in found]
 
@@ -330,15 +312,12 @@ class MemoriesMixin(PostgresBase):
         check_page(limit)
         if not room_ids:
             return []
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories m"
-                    " WHERE m.agent_id = %s AND m.room_id = ANY(%s) AND m.type = %s"
-                    " ORDER BY m.created_at DESC, m.id DESC LIMIT %s",
-                    (agent_id, list(room_ids), table, limit),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m"
+            " WHERE m.agent_id = %s AND m.room_id = ANY(%s) AND m.type = %s"
+            " ORDER BY m.created_at DESC, m.id DESC LIMIT %s",
+            (agent_id, list(room_ids), table, limit),
+        )
         return [memory_from_row(r) for r in rows]
 
     async def get_memories_by_world_id(
@@ -402,7 +381,7 @@ class MemoriesMixin(PostgresBase):
         """
         check_name(table, "table")
         check_page(limit)
-        where = [sql.SQL("m.agent_id = %(agent)s"), sql.SQL("m.type = %(table)s")]
+        where: list[sql.Composable] = [sql.SQL("m.agent_id = %(agent)s"), sql.SQL("m.type = %(table)s")]
         params: dict[str, Any] = {"agent": agent_id, "table": table, "limit": limit + 1}
         for column, value in (("room_id", room_id), ("entity_id", entity_id), ("world_id", world_id)):
             if value is not None:
@@ -424,8 +403,7 @@ class MemoriesMixin(PostgresBase):
         query = sql.SQL("SELECT {}, m.created_at AS exact_created_at FROM memories m WHERE {}"
                         " ORDER BY m.created_at {}, m.id {} LIMIT %(limit)s").format(
             sql.SQL(MEMORY_COLUMNS), sql.SQL(" AND ").join(where), order, order)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()
+        rows = await self._fetch_all(query, params)
         # One extra row was read to know whether another page exists without a second query.
         next_cursor = encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) \
             if len(rows) > limit else None
@@ -447,17 +425,14 @@ class MemoriesMixin(PostgresBase):
         """
         if table is not None:
             check_name(table, "table")
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT count(*) AS n FROM memories WHERE agent_id = %(agent)s"
-                    " AND (%(room)s::uuid IS NULL OR room_id = %(room)s)"
-                    " AND (%(table)s::text IS NULL OR type = %(table)s)"
-                    " AND (NOT %(unique)s OR \"unique\")",
-                    {"agent": agent_id, "room": room_id, "table": table, "unique": unique_only},
-                )
-            ).fetchone()
-        return row["n"]
+        count: int = await self._fetch_value(
+            "SELECT count(*) FROM memories WHERE agent_id = %(agent)s"
+            " AND (%(room)s::uuid IS NULL OR room_id = %(room)s)"
+            " AND (%(table)s::text IS NULL OR type = %(table)s)"
+            " AND (NOT %(unique)s OR \"unique\")",
+            {"agent": agent_id, "room": room_id, "table": table, "unique": unique_only},
+        )
+        return count
 
 
 # One statement: find a duplicate (same agent, room, table and text hash), insert unless

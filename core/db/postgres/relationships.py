@@ -89,23 +89,20 @@ class RelationshipsMixin(PostgresBase):
         tag_list = _check_tags(tags)
         value = None if strength is None else _check_unit("strength", strength)
         try:
-            async with self.pool.connection() as conn:
-                row = await (
-                    await conn.execute(
-                        "INSERT INTO relationships (agent_id, id, source_entity_id, target_entity_id, tags,"
-                        " metadata, strength)"
-                        " VALUES (%(a)s, %(id)s, %(s)s, %(t)s, text_array_union(%(tags)s::text[], NULL), %(m)s,"
-                        "  coalesce(%(st)s::float8, 0))"
-                        " ON CONFLICT (agent_id, source_entity_id, target_entity_id) DO UPDATE SET"
-                        "  tags = text_array_union(relationships.tags, excluded.tags),"
-                        "  metadata = jsonb_merge_per_key(relationships.metadata, excluded.metadata),"
-                        "  strength = coalesce(%(st)s::float8, relationships.strength),"
-                        "  updated_at = now()"
-                        f" RETURNING {_RELATIONSHIP_COLUMNS}",
-                        {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
-                         "tags": tag_list, "m": Jsonb(dict(metadata or {})), "st": value},
-                    )
-                ).fetchone()
+            row = await self._fetch_one(
+                "INSERT INTO relationships (agent_id, id, source_entity_id, target_entity_id, tags,"
+                " metadata, strength)"
+                " VALUES (%(a)s, %(id)s, %(s)s, %(t)s, text_array_union(%(tags)s::text[], NULL), %(m)s,"
+                "  coalesce(%(st)s::float8, 0))"
+                " ON CONFLICT (agent_id, source_entity_id, target_entity_id) DO UPDATE SET"
+                "  tags = text_array_union(relationships.tags, excluded.tags),"
+                "  metadata = jsonb_merge_per_key(relationships.metadata, excluded.metadata),"
+                "  strength = coalesce(%(st)s::float8, relationships.strength),"
+                "  updated_at = now()"
+                f" RETURNING {_RELATIONSHIP_COLUMNS}",
+                {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
+                 "tags": tag_list, "m": Jsonb(dict(metadata or {})), "st": value},
+            )
         except ForeignKeyViolation:
             return None
         return Relationship.model_validate(row)
@@ -127,27 +124,22 @@ class RelationshipsMixin(PostgresBase):
         """
         strength = _check_unit("strength", relationship.strength)
         tags = _check_tags(relationship.tags)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE relationships SET tags = text_array_union(%s::text[], NULL), metadata = %s, strength = %s,"
-                " updated_at = now() WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
-                (tags, Jsonb(relationship.metadata), strength, relationship.agent_id,
-                 relationship.source_entity_id, relationship.target_entity_id),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "UPDATE relationships SET tags = text_array_union(%s::text[], NULL), metadata = %s, strength = %s,"
+            " updated_at = now() WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
+            (tags, Jsonb(relationship.metadata), strength, relationship.agent_id,
+             relationship.source_entity_id, relationship.target_entity_id),
+        ) == 1
 
     async def get_relationship(
         self, agent_id: UUID, source_entity_id: UUID, target_entity_id: UUID
     ) -> Relationship | None:
         """The relationship from source to target (direction matters), or ``None``."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_RELATIONSHIP_COLUMNS} FROM relationships"
-                    " WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
-                    (agent_id, source_entity_id, target_entity_id),
-                )
-            ).fetchone()
+        row = await self._fetch_one(
+            f"SELECT {_RELATIONSHIP_COLUMNS} FROM relationships"
+            " WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
+            (agent_id, source_entity_id, target_entity_id),
+        )
         return None if row is None else Relationship.model_validate(row)
 
     async def get_relationships(
@@ -165,16 +157,13 @@ class RelationshipsMixin(PostgresBase):
             ValueError: ``tags`` is not a sequence of strings.
         """
         tag_filter = _check_tags(tags) if tags else None
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_RELATIONSHIP_COLUMNS} FROM relationships"
-                    " WHERE agent_id = %(a)s AND (source_entity_id = %(e)s OR target_entity_id = %(e)s)"
-                    "   AND (%(tags)s::text[] IS NULL OR tags && %(tags)s::text[])"
-                    " ORDER BY strength DESC, interaction_count DESC, id",
-                    {"a": agent_id, "e": entity_id, "tags": tag_filter},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_RELATIONSHIP_COLUMNS} FROM relationships"
+            " WHERE agent_id = %(a)s AND (source_entity_id = %(e)s OR target_entity_id = %(e)s)"
+            "   AND (%(tags)s::text[] IS NULL OR tags && %(tags)s::text[])"
+            " ORDER BY strength DESC, interaction_count DESC, id",
+            {"a": agent_id, "e": entity_id, "tags": tag_filter},
+        )
         return [Relationship.model_validate(r) for r in rows]
 
     async def record_interaction(
@@ -206,21 +195,18 @@ class RelationshipsMixin(PostgresBase):
         _check_pair(source_entity_id, target_entity_id)
         value = _check_unit("step", step, allow_zero=False)
         try:
-            async with self.pool.connection() as conn:
-                row = await (
-                    await conn.execute(
-                        "INSERT INTO relationships (agent_id, id, source_entity_id, target_entity_id, strength,"
-                        " interaction_count, last_interaction_at)"
-                        " VALUES (%(a)s, %(id)s, %(s)s, %(t)s, %(step)s, 1, now())"
-                        " ON CONFLICT (agent_id, source_entity_id, target_entity_id) DO UPDATE SET"
-                        "  interaction_count = relationships.interaction_count + 1,"
-                        "  strength = least(1, relationships.strength + %(step)s * (1 - relationships.strength)),"
-                        "  last_interaction_at = now(), updated_at = now()"
-                        f" RETURNING {_RELATIONSHIP_COLUMNS}",
-                        {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
-                         "step": value},
-                    )
-                ).fetchone()
+            row = await self._fetch_one(
+                "INSERT INTO relationships (agent_id, id, source_entity_id, target_entity_id, strength,"
+                " interaction_count, last_interaction_at)"
+                " VALUES (%(a)s, %(id)s, %(s)s, %(t)s, %(step)s, 1, now())"
+                " ON CONFLICT (agent_id, source_entity_id, target_entity_id) DO UPDATE SET"
+                "  interaction_count = relationships.interaction_count + 1,"
+                "  strength = least(1, relationships.strength + %(step)s * (1 - relationships.strength)),"
+                "  last_interaction_at = now(), updated_at = now()"
+                f" RETURNING {_RELATIONSHIP_COLUMNS}",
+                {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
+                 "step": value},
+            )
         except ForeignKeyViolation:
             return None
         return Relationship.model_validate(row)

@@ -83,8 +83,7 @@ class TasksMixin(PostgresBase):
             else from_ms(task.lease_expires_at, "lease_expires_at"),
         }
         try:
-            async with self.pool.connection() as conn:
-                row = await (await conn.execute(_CREATE_TASK, params)).fetchone()
+            row = await self._fetch_row(_CREATE_TASK, params)
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError(f"no agent {task.agent_id}") from exc
         except psycopg.errors.CheckViolation as exc:
@@ -95,11 +94,8 @@ class TasksMixin(PostgresBase):
 
     async def get_task(self, agent_id: UUID, id: UUID) -> Task | None:
         """The task, or ``None`` when this agent has no such task (elizaOS ``getTask``)."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND id = %s",
-                                   (agent_id, id))
-            ).fetchone()
+        row = await self._fetch_one(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND id = %s",
+                                    (agent_id, id))
         return _task_from_row(row) if row else None
 
     async def get_tasks(
@@ -127,29 +123,23 @@ class TasksMixin(PostgresBase):
         check_page(limit)
         if isinstance(tags, str):
             raise ValueError("tags must be a list of strings, not a string")
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %(agent)s"
-                    " AND (%(room)s::uuid IS NULL OR room_id = %(room)s)"
-                    " AND (%(entity)s::uuid IS NULL OR entity_id = %(entity)s)"
-                    " AND (%(tags)s::text[] IS NULL OR tags @> %(tags)s::text[])"
-                    " ORDER BY created_at, id LIMIT %(limit)s",
-                    {"agent": agent_id, "room": room_id, "entity": entity_id,
-                     "tags": None if tags is None else list(tags), "limit": limit},
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %(agent)s"
+            " AND (%(room)s::uuid IS NULL OR room_id = %(room)s)"
+            " AND (%(entity)s::uuid IS NULL OR entity_id = %(entity)s)"
+            " AND (%(tags)s::text[] IS NULL OR tags @> %(tags)s::text[])"
+            " ORDER BY created_at, id LIMIT %(limit)s",
+            {"agent": agent_id, "room": room_id, "entity": entity_id,
+             "tags": None if tags is None else list(tags), "limit": limit},
+        )
         return [_task_from_row(r) for r in rows]
 
     async def get_tasks_by_name(self, agent_id: UUID, name: str) -> list[Task]:
         """An agent's tasks with this exact name, oldest first (elizaOS ``getTasksByName``)."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND name = %s ORDER BY created_at, id",
-                    (agent_id, name),
-                )
-            ).fetchall()
+        rows = await self._fetch_all(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND name = %s ORDER BY created_at, id",
+            (agent_id, name),
+        )
         return [_task_from_row(r) for r in rows]
 
     @idempotent  # the same values and the same merged keys, written twice, change nothing more
@@ -176,7 +166,7 @@ class TasksMixin(PostgresBase):
         given = update.model_fields_set
         if not given:
             raise ValueError("update_task needs at least one field to change")
-        sets = [sql.SQL("updated_at = now()")]
+        sets: list[sql.Composable] = [sql.SQL("updated_at = now()")]
         params: dict[str, Any] = {"agent": agent_id, "id": id}
         for field in _UPDATABLE:
             if field in given:
@@ -188,11 +178,9 @@ class TasksMixin(PostgresBase):
         query = sql.SQL("UPDATE tasks SET {} WHERE agent_id = %(agent)s AND id = %(id)s").format(
             sql.SQL(", ").join(sets))
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(query, params)
+            return await self._execute(query, params) == 1
         except psycopg.errors.CheckViolation as exc:
             raise ValueError(f"invalid task change: {exc.diag.constraint_name}") from exc
-        return cur.rowcount == 1
 
     async def delete_task(self, agent_id: UUID, id: UUID) -> bool:
         """Delete a task (elizaOS ``deleteTask``).
@@ -200,9 +188,7 @@ class TasksMixin(PostgresBase):
         Returns:
             True when this agent had it.
         """
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM tasks WHERE agent_id = %s AND id = %s", (agent_id, id))
-            return cur.rowcount == 1
+        return await self._execute("DELETE FROM tasks WHERE agent_id = %s AND id = %s", (agent_id, id)) == 1
 
 
     # -- the scheduler's lease methods ---------------------------------------------------------
@@ -252,8 +238,7 @@ class TasksMixin(PostgresBase):
             "owner": owner, "limit": limit, "lease_s": float(lease_s), "exclude": list(exclude),
             "agents": [agent for agent, _ in workers], "names": [name for _, name in workers],
         }
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_CLAIM_DUE_TASKS, params)).fetchall()
+        rows = await self._fetch_all(_CLAIM_DUE_TASKS, params)
         tasks = [_task_from_row(r) for r in rows]
         tasks.sort(key=lambda t: (t.next_run_at or 0, str(t.id)))
         return tasks
@@ -267,12 +252,10 @@ class TasksMixin(PostgresBase):
             and another runner took it, or it was deleted meanwhile).
         """
         _check_owner(owner)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM tasks WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
-                (agent_id, id, owner),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "DELETE FROM tasks WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+            (agent_id, id, owner),
+        ) == 1
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def reschedule_task(self, agent_id: UUID, id: UUID, owner: str, *, elapsed_ms: int = 0) -> bool:
@@ -293,10 +276,8 @@ class TasksMixin(PostgresBase):
             True when rescheduled; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_RESCHEDULE_TASK, {"agent": agent_id, "id": id, "owner": owner,
-                                                        "elapsed_ms": max(0, int(elapsed_ms))})
-            return cur.rowcount == 1
+        return await self._execute(_RESCHEDULE_TASK, {"agent": agent_id, "id": id, "owner": owner,
+                                                    "elapsed_ms": max(0, int(elapsed_ms))}) == 1
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def fail_task(self, agent_id: UUID, id: UUID, owner: str, error: str, *, retry_in_ms: int | None) -> bool:
@@ -314,12 +295,10 @@ class TasksMixin(PostgresBase):
             True when recorded; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_FAIL_TASK, {
-                "agent": agent_id, "id": id, "owner": owner, "error": _error_text(error),
-                "retry_ms": None if retry_in_ms is None else max(0, int(retry_in_ms)),
-            })
-            return cur.rowcount == 1
+        return await self._execute(_FAIL_TASK, {
+            "agent": agent_id, "id": id, "owner": owner, "error": _error_text(error),
+            "retry_ms": None if retry_in_ms is None else max(0, int(retry_in_ms)),
+        }) == 1
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def release_task(self, agent_id: UUID, id: UUID, owner: str) -> bool:
@@ -331,14 +310,12 @@ class TasksMixin(PostgresBase):
             True when released; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
-                " attempts = greatest(attempts - 1, 0), updated_at = now()"
-                " WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
-                (agent_id, id, owner),
-            )
-            return cur.rowcount == 1
+        return await self._execute(
+            "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+            " attempts = greatest(attempts - 1, 0), updated_at = now()"
+            " WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+            (agent_id, id, owner),
+        ) == 1
 
     @idempotent  # a second run finds no lapsed lease left
     async def recover_expired_task_leases(
@@ -375,12 +352,11 @@ class TasksMixin(PostgresBase):
             raise ValueError("need max_attempts >= 1 and 0 <= retry_base_delay_ms <= retry_max_delay_ms")
         if not agent_ids:
             return []
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_RECOVER_EXPIRED, {
-                "agents": list(agent_ids), "max_attempts": max_attempts, "limit": limit,
-                "base_ms": float(retry_base_delay_ms), "max_ms": float(retry_max_delay_ms),
-                "error": LEASE_EXPIRED_ERROR,
-            })).fetchall()
+        rows = await self._fetch_all(_RECOVER_EXPIRED, {
+            "agents": list(agent_ids), "max_attempts": max_attempts, "limit": limit,
+            "base_ms": float(retry_base_delay_ms), "max_ms": float(retry_max_delay_ms),
+            "error": LEASE_EXPIRED_ERROR,
+        })
         return [_task_from_row(r) for r in rows]
 
     async def count_due_tasks_without_worker(
@@ -401,11 +377,10 @@ class TasksMixin(PostgresBase):
         check_page(scan_limit)
         if not agent_ids:
             return {}
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_DUE_WITHOUT_WORKER, {
-                "agents": list(agent_ids), "scan": scan_limit,
-                "w_agents": [agent for agent, _ in workers], "w_names": [name for _, name in workers],
-            })).fetchall()
+        rows = await self._fetch_all(_DUE_WITHOUT_WORKER, {
+            "agents": list(agent_ids), "scan": scan_limit,
+            "w_agents": [agent for agent, _ in workers], "w_names": [name for _, name in workers],
+        })
         return {(r["agent_id"], r["name"]): r["n"] for r in rows}
 
 

@@ -316,8 +316,8 @@ async def test_nested_operations_do_not_multiply_attempts():
         raise psycopg.errors.SerializationFailure()
 
     async def outer() -> None:
-        await call_with_retries(inner, operation="inner", idempotent=False, policy=RetryPolicy(3, 0, 0))
+        await call_with_retries(inner, operation="inner", idempotent=False, policy=RetryPolicy(attempts=3, base_delay_ms=0, max_delay_ms=0))
 
     with pytest.raises(TransientDatabaseError) as raised:
-        await call_with_retries(outer, operation="outer", idempotent=False, policy=RetryPolicy(3, 0, 0))
+        await call_with_retries(outer, operation="outer", idempotent=False, policy=RetryPolicy(attempts=3, base_delay_ms=0, max_delay_ms=0))
     assert runs == 3 and raised.value.operation == "inner"
