@@ -10,9 +10,10 @@ import logging
 import httpx
 import pytest
 
-from core.errors import ModelError
+from core.errors import ConfigurationError, ModelError
 from core.model_providers import openai
 from core.model_providers.http import ProviderError
+from core.model_providers.resources import ProviderResources
 from core.model_providers.scripted import ScriptedModels
 from core.model_registry import ModelRegistry
 from core.types import ModelType
@@ -298,3 +299,33 @@ def test_every_provider_resolves_by_its_module_path(module):
 
     plugin = resolve_plugin(f"core.model_providers.{module}")  # MODEL_PLUGINS=core.model_providers.<module>
     assert isinstance(plugin, Plugin) and plugin.name == module
+
+
+async def test_a_call_without_a_runtime_reads_the_environment(mock_http, handler, monkeypatch):
+    """The embeddings function calls handlers with ``runtime=None``: keys and models come from the environment."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-large")
+    recorder = mock_http(json_response(recorded("openai/embeddings.single.response.json")))
+    vector = await handler(ModelType.TEXT_EMBEDDING)(None, {"text": "Hello, world!"})
+    assert len(vector) == 1536
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert recorder.json()["model"] == "text-embedding-3-large"
+
+
+async def test_a_malformed_per_agent_setting_names_the_variable(mock_http, handler):
+    mock_http()
+    runtime = FakeRuntime({**SETTINGS, "OPENAI_EMBEDDING_BATCH_SIZE": "lots"})
+    with pytest.raises(ConfigurationError, match="^OPENAI_EMBEDDING_BATCH_SIZE: must be an integer"):
+        await handler(ModelType.TEXT_EMBEDDING)(runtime, {"texts": ["a"]})
+
+
+async def test_a_provider_trips_the_breaker_of_its_own_resources_only(mock_http, resources):
+    """Two resources (two processes, or two tests) learn about a provider separately."""
+    mock_http(lambda r: json_response({"error": {"type": "server_error"}}, 500), repeat=True)
+    failing = next(m.handler for m in openai.build_plugin(SETTINGS, resources).models
+                   if m.model_type is ModelType.TEXT_SMALL)
+    for _ in range(3):  # the default threshold
+        with pytest.raises(ProviderError):
+            await failing(FakeRuntime(SETTINGS), {"prompt": "x"})
+    assert resources.breakers.health()["openai"]["state"] == "open"
+    assert ProviderResources().breakers.health() == {}
