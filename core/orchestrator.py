@@ -32,6 +32,7 @@ from core.messaging.service import MessageResult, ResponseCallback, handle_messa
 from core.messaging.streaming import StreamCallback
 from core.plugin import Plugin
 from core.runtime import AgentRuntime
+from core.settings.agents import MAX_AGENT_HOPS
 from core.state_cache import DEFAULT_SIZE, DEFAULT_TTL_S, StateCache
 from core.types import ChannelType, Content, Memory, MemoryMetadata, ModelType
 from core.uuid import create_unique_uuid, string_to_uuid
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Default of the ``MAX_AGENT_HOPS`` setting: agent-to-agent messages in one chain.
-MAX_AGENT_HOPS = 3
 #: Model types every agent needs to answer and remember (``validate_api_keys``).
 REQUIRED_MODEL_TYPES = (ModelType.TEXT_LARGE, ModelType.TEXT_EMBEDDING)
 
@@ -553,8 +552,7 @@ class Orchestrator:
         return await self.handle_message(to, incoming)
 
     def _check_hops(self, runtime: AgentRuntime, incoming: IncomingMessage) -> None:
-        limit = runtime.get_setting("MAX_AGENT_HOPS")
-        limit = MAX_AGENT_HOPS if limit is None else int(limit)
+        limit = MAX_AGENT_HOPS.read(runtime)
         if incoming.hops > limit:
             raise AgentLoopError(f"agent-to-agent chain of {incoming.hops} hops is over MAX_AGENT_HOPS={limit}")
 

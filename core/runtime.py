@@ -37,6 +37,7 @@ from core.plugin import (
 )
 from core.services import Service
 from core.settings import SettingT, parse_setting
+from core.settings.agents import PROVIDER_TIMEOUT_S
 from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
 from core.types import (
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A provider slower than this yields an empty result rather than a slow turn (seconds).
-PROVIDER_TIMEOUT_S = 5.0
 
 
 class AgentRuntime:
@@ -400,8 +399,11 @@ class AgentRuntime:
             ``State`` with values merged, ``data["providers"][name]`` per provider, and the texts
             joined in ``position`` order. Results of providers run earlier for the same message
             (the bounded per-process state cache) are kept unless ``skip_cache``, as elizaOS
-            does. A failing or slow provider contributes nothing and is logged; it never fails
-            the turn.
+            does. A failing or slow provider (over ``PROVIDER_TIMEOUT_S``) contributes nothing
+            and is logged; it never fails the turn.
+
+        Raises:
+            ConfigurationError: ``PROVIDER_TIMEOUT_S`` is malformed or out of range (names it).
         """
         named = set(include_list or ())
         chosen = [
@@ -409,7 +411,8 @@ class AgentRuntime:
             if p.name in named or (not only_include and not p.dynamic and not p.private)
         ]
         state = State()
-        fresh = await asyncio.gather(*(self._run_provider(p.name, message, state) for p in chosen))
+        timeout_s = PROVIDER_TIMEOUT_S.read(self)  # read once, before the isolation: a bad value fails the turn
+        fresh = await asyncio.gather(*(self._run_provider(p.name, message, state, timeout_s) for p in chosen))
         results = {} if skip_cache else self.blueprint.state_cache.get(message.id)
         results.update({p.name: r for p, r in zip(chosen, fresh, strict=True)})
         self.blueprint.state_cache.put(message.id, results)
@@ -425,20 +428,13 @@ class AgentRuntime:
         provider = self.blueprint.providers.get(name)
         return provider.position if provider else 0
 
-    async def _run_provider(self, name: str, message: Memory, state: State) -> ProviderResult:
+    async def _run_provider(self, name: str, message: Memory, state: State, timeout_s: float) -> ProviderResult:
         provider = self.blueprint.providers[name]
         try:
-            return await asyncio.wait_for(provider.get(self, message, state), self._provider_timeout_s())
+            return await asyncio.wait_for(provider.get(self, message, state), timeout_s)
         except Exception:
             logger.exception("provider %s failed or timed out; its part of the state is empty", name)
             return ProviderResult()
-
-    def _provider_timeout_s(self) -> float:
-        value = self.get_setting("PROVIDER_TIMEOUT_S")
-        try:
-            return float(value) if value is not None else PROVIDER_TIMEOUT_S
-        except (TypeError, ValueError):
-            return PROVIDER_TIMEOUT_S
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.plugin import Provider, ProviderResult
+from core.settings.agents import CONVERSATION_LENGTH
 from core.types import Memory, State
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _format_examples(conversations: list[list[MessageExample]], agent_name: str)
 
 
 async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
-    count = int(runtime.get_setting("CONVERSATION_LENGTH") or 32)
+    count = CONVERSATION_LENGTH.read(runtime)
     messages = await runtime.get_memories(message.room_id, "messages", count)
     names = await runtime.adapter.get_entity_names(runtime.agent_id, list({m.entity_id for m in messages}))
     names[runtime.agent_id] = runtime.character.name

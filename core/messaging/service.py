@@ -27,12 +27,11 @@ from core.messaging.streaming import StreamCallback, TextElementStream, plain_st
 from core.messaging.templates import MESSAGE_HANDLER_OBJECT_TEMPLATE, MESSAGE_HANDLER_TEMPLATE, compose_prompt
 from core.plugin import Reject
 from core.runtime import AgentRuntime
+from core.settings.agents import MAX_PARSE_RETRIES
 from core.types import ChannelType, Content, Memory, ModelType, State
 
 logger = logging.getLogger(__name__)
 
-#: Default of ``MAX_PARSE_RETRIES``: extra attempts when a structured model's answer cannot be parsed.
-MAX_PARSE_RETRIES = 2
 #: Recent turns given to a plain-chat model: a small context window (SmolLM2: 2,048 tokens).
 PLAIN_HISTORY_TURNS = 8
 #: Actions that need no action handler: the response is sent as it is ("simple" mode).
@@ -215,7 +214,7 @@ class _Turn:
 
     async def _generate_structured(self, state: State) -> ParsedResponse:
         prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
-        attempts = _setting_int(self.runtime, "MAX_PARSE_RETRIES", MAX_PARSE_RETRIES) + 1
+        attempts = MAX_PARSE_RETRIES.read(self.runtime) + 1
         for attempt in range(attempts):
             params = {"prompt": prompt, "system": state.values.get("system")}
             if self.on_stream_chunk is not None:
@@ -290,10 +289,3 @@ def _reply_memory(runtime: AgentRuntime, message: Memory, content: Content) -> M
     # A reply stored in the same millisecond as its message must still sort after it.
     reply.created_at = max(reply.created_at, message.created_at + 1)
     return reply
-
-
-def _setting_int(runtime: AgentRuntime, key: str, default: int) -> int:
-    try:
-        return max(0, int(runtime.get_setting(key)))
-    except (TypeError, ValueError):
-        return default

@@ -151,6 +151,13 @@ async def test_agent_to_agent_messages_stop_at_the_hop_limit(orchestrator, scrip
         await orchestrator.send_agent_message(sender, bob.name, "and again", replying_to=stored2)
 
 
+async def test_a_malformed_hop_limit_refuses_the_message_naming_it(orchestrator):
+    alice, bob = _character("Alice"), _character("Bob")
+    await orchestrator.add_agents([alice, AgentSpec(bob, settings={"MAX_AGENT_HOPS": "two"})])
+    with pytest.raises(ConfigurationError, match="MAX_AGENT_HOPS: must be an integer, got 'two'"):
+        await orchestrator.send_agent_message(orchestrator.runtime(alice.name), bob.name, "hello Bob")
+
+
 async def test_building_an_ephemeral_runtime_needs_no_sql(orchestrator, adapter):
     [agent_id] = await orchestrator.add_agents([_character()])
     await adapter.pool.close()  # any SQL now would fail

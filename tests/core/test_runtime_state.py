@@ -9,6 +9,7 @@ import pytest
 
 from core.blueprint import AgentBlueprint
 from core.character import load_character_dict
+from core.errors import ConfigurationError
 from core.plugin import Plugin, Provider, ProviderResult
 from core.runtime import AgentRuntime
 from core.state_cache import StateCache
@@ -60,6 +61,27 @@ async def test_slow_or_failing_provider_yields_nothing_and_never_fails_the_turn(
     state = await runtime.compose_state(_message())
     assert state.text == "[OK]"
     assert state.data["providers"]["SLOW"] == ProviderResult()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("soon", "PROVIDER_TIMEOUT_S: must be a number, got 'soon'"),
+    ("0", "PROVIDER_TIMEOUT_S: must be at least 0.01, got 0.0"),
+])
+async def test_a_malformed_provider_timeout_fails_the_turn_naming_it(value, message):
+    # Read once before the providers' isolation: a typo is not every provider "timing out".
+    runtime = _runtime(_provider("OK"), settings={"PROVIDER_TIMEOUT_S": value})
+    with pytest.raises(ConfigurationError, match=message):
+        await runtime.compose_state(_message())
+
+
+async def test_a_malformed_conversation_length_empties_only_the_recent_messages(caplog):
+    from core.bootstrap import plugin as bootstrap_plugin
+
+    blueprint = AgentBlueprint.build(load_character_dict({"name": "S"}), [bootstrap_plugin])
+    runtime = AgentRuntime(blueprint, adapter=None, settings={"CONVERSATION_LENGTH": "many"})  # type: ignore[arg-type]
+    state = await runtime.compose_state(_message())
+    assert state.data["providers"]["RECENT_MESSAGES"] == ProviderResult()
+    assert "CONVERSATION_LENGTH: must be an integer, got 'many'" in caplog.text
 
 
 async def test_cached_results_are_kept_for_the_same_message_unless_skip_cache():

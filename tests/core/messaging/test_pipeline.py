@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from core.character import load_character_dict
-from core.errors import ModelError
+from core.errors import ConfigurationError, ModelError
 from core.events import EventType
 from core.orchestrator import AgentSpec, IncomingMessage
 from core.plugin import Evaluator, ModelRegistration, Plugin, Reject
@@ -130,6 +130,24 @@ async def test_callback_mode_reports_errors_instead_of_raising(orchestrator, scr
         orchestrator.test_agent_name, IncomingMessage(text="hi"), on_response=lambda c: None,
         on_error=errors.append)
     assert outcome is None and len(errors) == 1 and "could not be parsed" in str(errors[0])
+
+
+async def test_max_parse_retries_bounds_the_model_calls(orchestrator, scripted, request):
+    name = f"R-{uuid.uuid4().hex[:6]}"
+    character = load_character_dict({"name": name, "bio": ["x"], "settings": {"MAX_PARSE_RETRIES": "0"}})
+    await orchestrator.add_agents([character])
+    scripted.script(ModelType.TEXT_LARGE, "garbage", REPLY)
+    with pytest.raises(ModelError, match="could not be parsed"):
+        await orchestrator.handle_message(name, IncomingMessage(text="hi"))  # one attempt: REPLY is left unused
+
+
+async def test_a_malformed_max_parse_retries_fails_the_turn_naming_it(orchestrator, scripted):
+    name = f"R-{uuid.uuid4().hex[:6]}"
+    await orchestrator.add_agents([load_character_dict({"name": name, "bio": ["x"],
+                                                        "settings": {"MAX_PARSE_RETRIES": "-1"}})])
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    with pytest.raises(ConfigurationError, match="MAX_PARSE_RETRIES: must be at least 0, got -1"):
+        await orchestrator.handle_message(name, IncomingMessage(text="hi"))
 
 
 async def test_structured_answer_streams_only_the_text_element(orchestrator, request):
