@@ -75,3 +75,30 @@ def test_settings_read_the_secret_variables():
             settings.database_secret_max_age_s) == ("proxy", "agents", "verify-full", 60)
     with pytest.raises(ConfigurationError, match="DATABASE_SSLMODE"):
         Settings.from_env({"DATABASE_SSLMODE": "sometimes"})
+
+
+class _CountingSecrets:
+    """A secrets source of the pool's own (no module cache): counts reads, returns one secret."""
+
+    def __init__(self, secret: dict[str, object]) -> None:
+        self.secret = secret
+        self.reads: list[tuple[str, int | None]] = []
+
+    def get(self, name: str, *, max_age: int | None = None, transform: object = None) -> object:
+        self.reads.append((name, max_age))
+        return self.secret
+
+
+async def test_the_pool_reads_the_secret_from_the_source_it_is_given(database_url):
+    target = conninfo_to_dict(database_url)
+    source = _CountingSecrets({"username": "postgres", "password": "", "host": target["host"],
+                               "dbname": target["dbname"]})
+    settings = Settings(database_secret_arn="arn:db", database_sslmode="disable", database_secret_max_age_s=42)
+    pool = create_pool(settings, secrets=source)
+    await pool.open()
+    try:
+        async with pool.connection() as conn:
+            assert await (await conn.execute("SELECT current_user AS who")).fetchone() == {"who": "postgres"}
+    finally:
+        await pool.close()
+    assert source.reads and set(source.reads) == {("arn:db", 42)}  # a new connection asks the source again

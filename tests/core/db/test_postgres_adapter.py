@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from core.db.adapter import AgentRecord, EmbeddingRow
 from core.types import ChannelType, Content, Entity, Memory, Room, World
 
@@ -71,3 +73,31 @@ async def test_deleting_an_agent_cascades(adapter, agent_id):
             " (SELECT count(*) FROM embeddings WHERE agent_id = %(a)s) AS embeddings,"
             " (SELECT count(*) FROM rooms WHERE agent_id = %(a)s) AS rooms", {"a": agent_id})).fetchone()
     assert counts == {"memories": 0, "embeddings": 0, "rooms": 0}
+
+
+async def test_statement_helpers(adapter, agent_id):
+    # The one way every part runs SQL (core.db.postgres.base): rows are dicts, a value is the first column.
+    assert await adapter._fetch_all("SELECT g AS n FROM generate_series(1, 3) g") == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert await adapter._fetch_one("SELECT 1 AS one WHERE false") is None
+    assert await adapter._fetch_value("SELECT count(*) FROM agents WHERE id = %s", (agent_id,)) == 1
+    with pytest.raises(RuntimeError, match="returned none"):
+        await adapter._fetch_row("SELECT 1 WHERE false")
+    assert await adapter._execute("UPDATE agents SET enabled = true WHERE id = %s", (agent_id,)) == 1
+
+
+async def test_local_settings_hold_for_their_statement_only(adapter):
+    local = {"hnsw.ef_search": "77", "statement_timeout": "1234"}
+    [row] = await adapter._fetch_all("SELECT current_setting('hnsw.ef_search') AS ef,"
+                                     " current_setting('statement_timeout') AS timeout", local=local)
+    assert row == {"ef": "77", "timeout": "1234ms"}
+    [after] = await adapter._fetch_all("SELECT current_setting('statement_timeout') AS timeout")
+    assert after["timeout"] != "1234ms"
+
+
+async def test_a_failed_transaction_writes_nothing(adapter, agent_id):
+    with pytest.raises(ValueError, match="stop"):
+        async with adapter._transaction() as conn:
+            await conn.execute("UPDATE agents SET name = 'renamed' WHERE id = %s", (agent_id,))
+            raise ValueError("stop")
+    agent = await adapter.get_agent(agent_id)
+    assert agent is not None and agent.name != "renamed"

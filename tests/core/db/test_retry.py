@@ -28,6 +28,7 @@ from core.settings import Settings
 from core.types import ChannelType, Content, Entity, Memory, Room, World
 
 RETRY_LOGGER = "core.db.retry"
+NO_WAIT = RetryPolicy(attempts=3, base_delay_ms=0, max_delay_ms=0)
 
 
 @pytest.fixture(autouse=True)
@@ -316,8 +317,8 @@ async def test_nested_operations_do_not_multiply_attempts():
         raise psycopg.errors.SerializationFailure()
 
     async def outer() -> None:
-        await call_with_retries(inner, operation="inner", idempotent=False, policy=RetryPolicy(attempts=3, base_delay_ms=0, max_delay_ms=0))
+        await call_with_retries(inner, operation="inner", idempotent=False, policy=NO_WAIT)
 
     with pytest.raises(TransientDatabaseError) as raised:
-        await call_with_retries(outer, operation="outer", idempotent=False, policy=RetryPolicy(attempts=3, base_delay_ms=0, max_delay_ms=0))
+        await call_with_retries(outer, operation="outer", idempotent=False, policy=NO_WAIT)
     assert runs == 3 and raised.value.operation == "inner"
