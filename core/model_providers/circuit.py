@@ -150,11 +150,3 @@ class CircuitBreakers:
             called yet are absent.
         """
         return {name: b.snapshot() for name, b in sorted(self._by_provider.items())}
-
-
-def provider_health() -> dict[str, dict[str, Any]]:
-    """The circuits of this process's providers (``process_resources().breakers.health()``), for ``/health``."""
-    # Imported here: resources builds on this module. New callers use resources.provider_health().
-    from core.model_providers.resources import process_resources
-
-    return process_resources().breakers.health()

@@ -29,7 +29,7 @@ def health() -> Response[dict[str, Any]]:
     schema is older than this code's migrations; ``unavailable`` (HTTP 503) when the
     database does not answer within ``HEALTH_DB_TIMEOUT_S``.
     """
-    from core.model_providers.circuit import provider_health  # health checks are rare: not at init
+    from core.model_providers.resources import provider_health  # health checks are rare: not at init
 
     api = current()
     providers = provider_health()

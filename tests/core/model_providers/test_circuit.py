@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from core.model_providers import circuit, openai
+from core.model_providers import openai
 from core.model_providers.circuit import CircuitBreaker, CircuitOpenError, CircuitState
 from core.model_providers.resources import ProviderResources
 from core.model_providers.scripted import ScriptedModels
@@ -119,8 +119,8 @@ async def test_open_circuit_makes_the_registry_fall_back_without_calling_the_pro
 
 
 def test_the_process_health_report_reads_the_process_resources():
-    """``GET /health`` calls ``circuit.provider_health()``: the breakers of the process's own resources."""
+    """``GET /health`` calls ``resources.provider_health()``: the breakers of the process's own resources."""
     from core.model_providers import resources
 
-    assert circuit.provider_health() == resources.provider_health() == resources.process_resources().breakers.health()
+    assert resources.provider_health() == resources.process_resources().breakers.health()
     assert resources.process_resources() is resources.process_resources()
