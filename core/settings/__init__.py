@@ -12,11 +12,16 @@ Process settings (``Settings.from_env``) are read once per container; per-agent 
 through ``AgentRuntime.setting(name, kind, default)``, which looks in the character's
 ``secrets``, then its ``settings``, then the runtime's settings, then the environment (elizaOS
 ``getSetting``) and applies the same rule.
+
+Every variable is named once, in a module of this package: a ``SettingsGroup`` field's
+``validation_alias`` or an ``AgentSetting`` (``core.settings.groups``: the one loader and the
+one error formatter), in ``agents``, ``db``, ``knowledge``, ``memory``, ``providers``, ``tasks``
+and ``process``.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from core.errors import ConfigurationError
 
@@ -47,12 +52,16 @@ def parse_setting(name: str, raw: object, kind: type[SettingT], default: Setting
     """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return default
+    return cast(SettingT, _parse_value(name, raw, kind, minimum, maximum))  # the value is a ``kind``
+
+
+def _parse_value(name: str, raw: object, kind: type, minimum: float | None, maximum: float | None) -> object:
     text = raw.strip() if isinstance(raw, str) else raw
     if kind is bool:
-        return _parse_bool(name, text)  # type: ignore[return-value]
+        return _parse_bool(name, text)
     if kind is str:
-        return str(text)  # type: ignore[return-value]
-    return _parse_number(name, text, kind, minimum, maximum)  # type: ignore[return-value]
+        return str(text)
+    return _parse_number(name, text, kind, minimum, maximum)
 
 
 def _parse_bool(name: str, value: object) -> bool:
@@ -69,8 +78,10 @@ def _parse_number(name: str, value: object, kind: type, minimum: float | None, m
     noun = "an integer" if kind is int else "a number"
     if isinstance(value, bool):
         raise ConfigurationError(f"{name}: must be {noun}, got {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():  # 2.5 from a character is no count
+        raise ConfigurationError(f"{name}: must be {noun}, got {value!r}")
     try:
-        number = kind(value)
+        number: float = kind(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"{name}: must be {noun}, got {value!r}") from None
     if number != number or number in (float("inf"), float("-inf")):  # NaN and infinities are no setting
