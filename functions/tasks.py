@@ -54,10 +54,10 @@ from uuid import UUID
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.settings.tasks import HousekeepingSettings, TaskRunnerSettings
 from core.tasks.agent_setup import prepare_agents
 from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
-from core.tasks.settings import HousekeepingSettings, TaskRunnerSettings
 from functions.observability import Observability
 
 observability = Observability("agent-tasks")
