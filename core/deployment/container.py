@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from core import aws
 from core.blueprint import resolve_plugin
-from core.db.pool import create_pool
+from core.db.pool import Pool, create_pool
 from core.db.postgres import PostgresAdapter
 from core.deployment.plugins import built_in_plugins, configured_characters
 from core.embeddings.queue import EmbeddingQueue
@@ -29,8 +29,6 @@ from core.settings import Settings
 from core.types import ModelType
 
 if TYPE_CHECKING:  # annotations only (the runtime is imported lazily: only the messages function needs it)
-    from psycopg_pool import AsyncConnectionPool
-
     from core.character import Character
     from core.orchestrator import Orchestrator
 
@@ -59,7 +57,7 @@ class Container:
         self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
         self.model_plugins: list[Plugin] = [resolve_plugin(p) for p in self.settings.model_plugins]
 
-    def _open_pool(self) -> AsyncConnectionPool:
+    def _open_pool(self) -> Pool:
         pool = create_pool(self.settings)
         self.run(pool.open())
         return pool
@@ -87,8 +85,9 @@ class Container:
             ConfigurationError: a refresh setting is invalid, or a configured agent cannot be built.
             CharacterError: a configured character file is invalid.
         """
-        from core.agent_refresh import AgentRefresher, RefreshSettings
+        from core.agent_refresh import AgentRefresher
         from core.orchestrator import Orchestrator
+        from core.settings.agents import RefreshSettings
 
         refresh = RefreshSettings.from_env(os.environ)
         orchestrator = Orchestrator(
