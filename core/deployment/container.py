@@ -93,7 +93,6 @@ class Container:
         orchestrator = Orchestrator(
             self.adapter, embedding_queue=self.embedding_queue(),
             plugins=[*built_in_plugins(), *self.model_plugins],
-            settings={"CONVERSATION_LENGTH": self.settings.conversation_length},
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))
         orchestrator.refresher = AgentRefresher(orchestrator, refresh)

@@ -13,7 +13,6 @@ from pydantic import Field, ValidationError, field_validator
 
 from core.db.adapter import EMBEDDING_DIMENSIONS
 from core.errors import ConfigurationError
-from core.settings import DEFAULT_CONVERSATION_LENGTH
 from core.settings.db import DatabaseSettings
 from core.settings.groups import describe_errors
 
@@ -34,7 +33,6 @@ class Settings(DatabaseSettings):
             comma-separated, ``module`` or ``module:attribute``).
         character_paths: Character files to load (``CHARACTERS``, comma-separated); the
             project's default character when empty.
-        conversation_length: Recent messages put into the prompt (``CONVERSATION_LENGTH``).
         max_body_bytes: Largest accepted HTTP request body (``MAX_BODY_BYTES``, bytes).
     """
 
@@ -42,7 +40,6 @@ class Settings(DatabaseSettings):
     queue_urls: dict[str, str] = {}
     model_plugins: list[str] = Field(default_factory=lambda: ["core.model_providers.local"])
     character_paths: list[str] = []
-    conversation_length: int = Field(default=DEFAULT_CONVERSATION_LENGTH, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     @field_validator("embedding_dimension")
@@ -72,7 +69,6 @@ class Settings(DatabaseSettings):
         }
         scalars = {
             "embedding_dimension": "EMBEDDING_DIMENSION",
-            "conversation_length": "CONVERSATION_LENGTH",
             "max_body_bytes": "MAX_BODY_BYTES",
         }
         raw.update({field: env[var] for field, var in scalars.items() if env.get(var)})
