@@ -44,8 +44,9 @@ migrate: install    ## apply migrations (DATABASE_URL, or the embedded Postgres 
 test: install
 	$(PY) -m pytest -q
 
-lint: install
+lint: install       ## ruff (lint and format check), mypy (pyproject.toml: strict for core), cfn-lint
 	$(VENV)/bin/ruff check core functions infra tests $(wildcard bench)
+	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 
 # cold_start runs the handlers on Lambda's Python (the runtime dependencies alone, in LAMBDA_VENV).
