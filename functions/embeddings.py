@@ -15,10 +15,6 @@ failed or unreadable record. Metrics per batch: ``BatchSize``, ``EmbeddingsStore
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, build_container, end_init_phase
-
-begin_init_phase()  # first: the imports below are most of the init phase
-
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,6 +26,8 @@ from pydantic import ValidationError
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
 from core.types import ModelType
+from functions import end_init_phase
+from functions.init_phase import build_container
 from functions.observability import Observability
 
 observability = Observability("agent-embeddings")
@@ -115,4 +113,4 @@ def _record_metrics(report: BatchReport, batch_size: int, *, invalid: int = 0) -
         metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=report.model_ms)
 
 
-end_init_phase()  # last: everything above lives as long as the container
+end_init_phase()  # last: resumes the collector paused by functions/__init__.py

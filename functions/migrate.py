@@ -20,10 +20,6 @@ Update) and ``MigrationFailures`` (FAILED answers).
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, end_init_phase
-
-begin_init_phase()  # first: the imports below are most of the init phase
-
 import json
 import time
 import urllib.error
@@ -40,6 +36,7 @@ from core.db.credentials import database_conninfo
 from core.db.migrations import migrate
 from core.deployment.plugins import deployment_plugins
 from core.settings import Settings
+from functions import end_init_phase
 from functions.observability import Observability
 
 observability = Observability("agent-migrate")
@@ -190,4 +187,4 @@ def send_response(url: str, body: dict[str, Any]) -> None:
             time.sleep(attempt)
 
 
-end_init_phase()  # last: everything above lives as long as the container
+end_init_phase()  # last: resumes the collector paused by functions/__init__.py

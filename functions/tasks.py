@@ -43,10 +43,6 @@ plugins' task workers, the SQS link. Settings (environment, besides the containe
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, build_container, end_init_phase
-
-begin_init_phase()  # first: the imports below are most of the init phase
-
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -58,6 +54,8 @@ from core.settings.tasks import HousekeepingSettings, TaskRunnerSettings
 from core.tasks.agent_setup import prepare_agents
 from core.tasks.housekeeping import Housekeeping, HousekeepingReport
 from core.tasks.runner import RunReport, TaskRunner
+from functions import end_init_phase
+from functions.init_phase import build_container
 from functions.observability import Observability
 
 observability = Observability("agent-tasks")
@@ -137,4 +135,4 @@ def _record_metrics(house: HousekeepingReport, tasks: RunReport, lag_s: float | 
         metrics.add_metric(name="ScheduleLag", unit=MetricUnit.Seconds, value=max(lag_s, 0.0))
 
 
-end_init_phase()  # last: everything above lives as long as the container
+end_init_phase()  # last: resumes the collector paused by functions/__init__.py

@@ -17,10 +17,6 @@ kept), 503 with ``Retry-After`` when the database is briefly unavailable, 500 wi
 
 from __future__ import annotations
 
-from functions.init_phase import begin_init_phase, build_container, end_init_phase
-
-begin_init_phase()  # first: the imports below are most of the init phase
-
 import functools
 from typing import Any
 
@@ -30,10 +26,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
+from functions import end_init_phase
 from functions.api import agents, documents, events, facts, health, memories, messages, plugins, rooms, tasks
 from functions.api.context import Api, serving
 from functions.api.openapi import openapi_enabled, openapi_json
 from functions.api.responses import error_response, invalid_fields
+from functions.init_phase import build_container
 from functions.observability import Observability
 
 #: Every resource's router, in the order their routes are matched.
@@ -156,4 +154,4 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(request, context)
 
 
-end_init_phase()  # last: everything above lives as long as the container
+end_init_phase()  # last: resumes the collector paused by functions/__init__.py

@@ -1,6 +1,6 @@
-"""functions.init_phase: each handler builds its init phase with the cyclic collector paused and
-ends it with the objects it built frozen, so an invocation's full collection walks only what
-invocations created. Fresh interpreters: the collector's state is process-wide."""
+"""The init phase's collector pause (functions/__init__.py): whatever a handler's init phase does,
+the collector runs again once it is over, also after another handler's failed init. Fresh
+interpreters: the collector's state is process-wide. (What the pause buys is bench/cold_start.py's.)"""
 
 from __future__ import annotations
 
@@ -14,16 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
-import gc, json, time
-collections = []
-gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+import gc, json
 import {module}
-during_init, enabled = len(collections), gc.isenabled()
-started = time.perf_counter()
-gc.collect()
-print(json.dumps({{"collections_during_init": during_init, "enabled_after": enabled,
-                  "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
-                  "full_collection_ms": (time.perf_counter() - started) * 1000}}))
+print(json.dumps({{"enabled_after": gc.isenabled()}}))
 """
 
 
@@ -39,15 +32,10 @@ def _run(code: str, database_url: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("module", ["functions.api.app", "functions.tasks", "functions.embeddings",
                                     "functions.migrate"])
-def test_the_init_phase_runs_without_collections_and_ends_with_its_objects_frozen(module, database_url):
+def test_the_collector_runs_again_once_a_handler_init_phase_is_over(module, database_url):
     done = _run(PROBE.format(module=module), database_url)
     assert done.returncode == 0, done.stderr
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    # Paused: only while the handler module itself is compiled, before its first statement (~100-200 otherwise).
-    assert figures["collections_during_init"] < 10
-    assert figures["enabled_after"]
-    assert figures["frozen"] > 20_000  # modules, classes, the pool, the agents...
-    assert figures["tracked"] < 1_000  # ...and nearly nothing left for a full collection to walk
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"enabled_after": True}
 
 
 FAILED_THEN_FINE = """
