@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -216,8 +216,6 @@ class Observability:
         if not tracing_enabled():
             return handler
         try:
-            from aws_lambda_powertools import Tracer  # its X-Ray SDK is imported on first use
-
             tracer = Tracer(service=self.service, disabled=False, patch_modules=TRACED_MODULES)
         except ImportError as exc:
             self.logger.warning("tracing is enabled but the X-Ray SDK cannot be imported (%s): running untraced;"

@@ -26,14 +26,29 @@ from core.events import EventBus
 from core.model_registry import ModelRegistry
 from core.plugin import Plugin
 from core.settings import Settings
+from core.settings.agents import RefreshSettings
 from core.types import ModelType
 
-if TYPE_CHECKING:  # annotations only (the runtime is imported lazily: only the messages function needs it)
+if TYPE_CHECKING:
+    from core.agent_refresh import AgentRefresher
     from core.character import Character
     from core.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _runtime() -> tuple[type[Orchestrator], type[AgentRefresher]]:
+    """The runtime's classes, imported on first call: the one lazy import of the composition root.
+
+    Only the functions that build an orchestrator (messages, tasks, the CLI) need the runtime;
+    imported eagerly, it costs the embeddings function 11-13 ms of its init phase (Python 3.12,
+    bench/cold_start.py's setup), over the 10 ms a cold-start trick must buy to stay.
+    """
+    from core.agent_refresh import AgentRefresher
+    from core.orchestrator import Orchestrator
+
+    return Orchestrator, AgentRefresher
 
 
 class Container:
@@ -85,17 +100,14 @@ class Container:
             ConfigurationError: a refresh setting is invalid, or a configured agent cannot be built.
             CharacterError: a configured character file is invalid.
         """
-        from core.agent_refresh import AgentRefresher
-        from core.orchestrator import Orchestrator
-        from core.settings.agents import RefreshSettings
-
+        orchestrator_class, refresher_class = _runtime()
         refresh = RefreshSettings.from_env(os.environ)
-        orchestrator = Orchestrator(
+        orchestrator = orchestrator_class(
             self.adapter, embedding_queue=self.embedding_queue(),
             plugins=[*built_in_plugins(), *self.model_plugins],
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))
-        orchestrator.refresher = AgentRefresher(orchestrator, refresh)
+        orchestrator.refresher = refresher_class(orchestrator, refresh)
         self.run(orchestrator.refresher.refresh())
         return orchestrator
 
