@@ -1,11 +1,12 @@
-"""The process's AWS SDK clients, made from one shared botocore session.
+"""The process's AWS SDK clients, made from one shared boto3 session.
 
 Each new boto3 ``Session`` starts from nothing: it parses botocore's ``endpoints.json``
 (1.2 MB, about 20 ms on this machine) before its first client exists. The SQS, Secrets
 Manager, SSM and Bedrock clients a function needs are all made from one session instead, so
-that work is done once per container. That session loads the services' models with
-``core.botocore_loader.KnownServiceLoader``, which spares the first client botocore's listing
-of all 400-odd service directories (about 22 ms more).
+that work is done once per container, as boto3 intends a session to be used. Models are loaded
+by botocore's own loader: boto3 comes from Lambda's runtime, which updates it without a deploy,
+so nothing here depends on botocore's private API (``bench/cold_start.py`` counts the clients'
+creation in the floor, as boto3's own cost).
 """
 
 from __future__ import annotations
@@ -44,13 +45,6 @@ def client(service_name: str, **kwargs: Any) -> Any:
 
 
 def _new_session() -> boto3.session.Session:
-    """A boto3 session whose botocore session loads models with ``KnownServiceLoader``."""
     import boto3  # imported here: not every function talks to AWS
-    import botocore.session
 
-    from core.botocore_loader import create_loader
-
-    botocore_session = botocore.session.get_session()
-    # Registered before boto3's Session adds its own data directory to the loader's search path.
-    botocore_session.register_component("data_loader", create_loader(botocore_session.get_config_variable("data_path")))
-    return boto3.session.Session(botocore_session=botocore_session)
+    return boto3.session.Session()

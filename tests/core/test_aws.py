@@ -78,16 +78,3 @@ def test_an_unknown_service_is_a_typed_error(fresh_session):
     with pytest.raises(UnknownServiceError):
         aws.client("no-such-service", region_name="us-east-1")
 
-
-def test_the_session_loads_models_without_listing_every_service(fresh_session):
-    from core.botocore_loader import KnownServiceLoader
-
-    sqs = aws.client("sqs", region_name="us-east-1")
-    loader = aws._session._loader
-
-    assert isinstance(loader, KnownServiceLoader)
-    assert not any(key[0] == "list_available_services" for key in loader._cache)  # botocore's scan never ran
-    assert sqs.create_queue(QueueName="q")["QueueUrl"].endswith("/q")
-    # boto3 added its own models (resources) to the same loader's search path.
-    assert "sqs" in aws._session.get_available_resources()
-    assert aws._session.resource("sqs", region_name="us-east-1").Queue(sqs.get_queue_url(QueueName="q")["QueueUrl"])
