@@ -1,52 +1,49 @@
-"""Cold start of each handler: import + init phase, against the bare import of its dependencies.
+"""Cold start of each handler: the cold request (init phase + first invocation), against its floor.
 
-For each handler module, a fresh interpreter imports it (running its init phase against an
-embedded Postgres, with the scripted model provider: hosted providers' clients are built
-lazily), and another fresh interpreter imports exactly the third-party modules the first one
-ended up loading. The difference is our own cost. Median of several runs each.
+Two figures per function, as issue 18 decides them:
 
-Like for like: both interpreters read compiled bytecode. The dependencies' ``.pyc`` files
-were written when they were installed, while this project's modules are compiled from source
-on every import when ``PYTHONDONTWRITEBYTECODE`` is set (as in this workspace): compiling
-would then count as our cost and theirs would not. So every run uses one private bytecode
-cache (``PYTHONPYCACHEPREFIX``, a temporary directory: the source tree is not touched), filled
-by an unmeasured warm-up run of each interpreter; ``--no-bytecode-cache`` measures without.
-(A Lambda package should ship ``.pyc`` files compiled by the runtime's Python for the same
-reason: Lambda's file system is read-only, nothing is cached between cold starts.)
+* **Without SnapStart**: the init phase (a fresh interpreter imports the handler module, which
+  builds its container against an embedded Postgres, with the scripted model provider), against
+  the **floor** measured in the same run: another fresh interpreter that imports exactly the
+  third-party modules the handler ended up loading, makes the AWS SDK clients the handler made
+  (same services, from one boto3 session: boto3's own cost, not ours) and does one database round
+  trip (connect, ``SELECT 1``). ``{name}_init_over_floor`` is their ratio (target: at most 1.25).
+  For the messages function the first invocation is measured too (a real API Gateway event,
+  ``POST .../messages``): ``messages_cold_request`` = init phase + first invocation.
+* **With SnapStart** (messages function, the one ``template.yaml`` can snapshot): the init phase
+  runs when a version is published; a cold request pays the after-restore hooks and a first
+  invocation (a new pool connects, reading the secret again): ``messages_snapstart_cold_request``
+  (target: at most 100 ms; Lambda's own restore time is not included, it cannot be measured here).
 
-Configuration as deployed: the embedding queues exist (moto's SQS server, as the local stack
-runs it) and their URLs are set, so the handlers build their SQS client in the init phase,
-as in Lambda (boto3 then counts among the dependencies, the client's creation as our init).
-The database credentials are read from a Secrets Manager secret (``DATABASE_SECRET_ARN``, on
-moto's server too) in the init phase, as deployed.
+And what each cold-start trick still buys, measured in the same run by switching it off:
+``{name}_gc_pause_buys`` (ms of init saved by pausing the cyclic collector during the init
+phase, ``functions/__init__.py``: the handler run again with ``gc.disable``/``gc.freeze`` made
+no-ops).
 
-Cold start does not end with the init phase: models built lazily (pydantic ``defer_build``)
-and first-use work land on the first invocation. So the messages function is also invoked,
-once cold and once warm, with a real API Gateway event (``POST .../messages``, scripted model):
-``messages_first_invocation`` and ``messages_warm_invocation`` (ms). Under Lambda SnapStart
-(``functions.snapstart``) a cold request skips the init phase and pays the after-restore hooks and
-a first invocation instead: ``messages_snapstart_after_restore`` and
-``messages_snapstart_first_invocation`` (ms), and ``messages_snapstart_cold_request_ratio``, their
-sum over init phase + first invocation without SnapStart (Lambda's own restore time not included:
-it cannot be measured here).
+Like for like: both interpreters read compiled bytecode. The dependencies' ``.pyc`` files were
+written when they were installed, while this project's modules are compiled from source on every
+import when ``PYTHONDONTWRITEBYTECODE`` is set (as in this workspace). So every run uses one
+private bytecode cache (``PYTHONPYCACHEPREFIX``, a temporary directory), filled by an unmeasured
+warm-up run of each interpreter; ``--no-bytecode-cache`` measures without. (The Lambda package
+ships ``.pyc`` files compiled by the runtime's Python for the same reason.)
 
-Prints JSON lines per handler: bare dependency import (ms), handler import + init (ms), and
-our overhead as a fraction of the bare import (target: at most 0.25), from the medians of wall
-time, and (``_cpu``) of the processes' CPU time: steadier when other work shares the machine,
-but without the waits on the database of the init phase. Also: the time spent making AWS SDK
-clients in the init phase (``sdk_clients``, ms; ``core.aws.client`` timed) and the ratio without
-it, and what pausing the garbage collector saves on the dependencies' import
-(``gc_pause_saving``, ms). ``--breakdown`` also
-prints, per handler, this project's modules that cost the most (self time of
-``python -X importtime``, which includes the init work done while the module is imported).
+Configuration as deployed: the embedding queues exist (moto's SQS server, as the local stack runs
+it) and their URLs are set, so the handlers build their SQS client in the init phase; the database
+credentials are read from a Secrets Manager secret (``DATABASE_SECRET_ARN``, on moto's server too).
 
-Which Python: the handlers run on ``--python=PATH`` (default: this interpreter), which must have
-the runtime dependencies and ``snapshot_restore_py``. ``make bench`` passes ``.venv-lambda``'s, a
-venv of Lambda's runtime version (python3.12, as ``template.yaml``) with the runtime dependencies
-alone; the embedded Postgres and moto's server always run from this interpreter.
+Figures are medians of ``runs`` runs, the variants alternated so that a busy moment of the machine
+hits all of them; ``_cpu`` figures are the processes' CPU time: steadier on a shared machine, but
+without the waits on the database. ``--breakdown`` also prints, per handler, this project's modules
+that cost the most (self time of ``python -X importtime``).
+
+Which Python: the handlers run on ``--python=PATH`` (default: this interpreter), which must have the
+runtime dependencies and ``snapshot_restore_py``. ``make bench`` passes ``.venv-lambda``'s (Lambda's
+runtime version, python3.12, runtime dependencies alone); Postgres and moto's server run from this
+interpreter.
 
 Run: ``.venv/bin/python bench/cold_start.py [runs] [handler ...] [--python=PATH] [--breakdown]
-[--no-bytecode-cache]`` (default 5 runs of every handler; ``handler`` is e.g. ``messages``).
+[--no-bytecode-cache]`` (default 5 runs of every handler; ``handler`` is ``messages``, ``tasks``,
+``embeddings`` or ``migrate``).
 """
 
 from __future__ import annotations
@@ -60,36 +57,50 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _report import emit  # bench/_report.py: run as a script, bench/ is on sys.path
+from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
-HANDLERS = ("functions.api.app", "functions.embeddings", "functions.migrate", "functions.tasks")
+#: Short name (metrics, command line) -> handler module.
+HANDLERS = {"messages": "functions.api.app", "embeddings": "functions.embeddings", "migrate": "functions.migrate",
+            "tasks": "functions.tasks"}
 OURS = ("core", "functions", "infra", "tests", "bench")
 
+#: A handler's init phase (and first invocation, if it has one), in a fresh interpreter. ``{gc_pause}``
+#: False makes the collector's pause a no-op (what the pause buys); ``{eager}`` builds every deferred
+#: pydantic validator right after the init phase (what ``defer_build`` buys the cold request).
 PROBE = """
 import json, sys, time
+if not {gc_pause}:
+    import gc
+    gc.disable = gc.freeze = lambda: None  # functions/__init__.py and end_init_phase then change nothing
 import core.aws  # tiny (boto3 is imported on the first client): timed below, around the SDK's client creation
-sdk_ms, make_client = [0.0], core.aws.client
-def timed_client(*args, **kwargs):
+sdk_ms, services, make_client = [0.0], [], core.aws.client
+def timed_client(service_name, *args, **kwargs):
+    services.append(service_name)
     started = time.perf_counter()
     try:
-        return make_client(*args, **kwargs)
+        return make_client(service_name, *args, **kwargs)
     finally:
         sdk_ms[0] += (time.perf_counter() - started) * 1000
 core.aws.client = timed_client
 t0, c0 = time.perf_counter(), time.process_time()
 import {module}
 elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-init_sdk_ms = sdk_ms[0]
+figures = {{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "sdk_clients_ms": sdk_ms[0], "services": services}}
 stdlib = set(sys.stdlib_module_names)
-third_party = sorted(m for m in sys.modules
-                     if m.split('.')[0] not in stdlib and m.split('.')[0] not in {ours} and not m.startswith('_'))
-print(json.dumps({{"ms": elapsed * 1000, "cpu_ms": cpu * 1000, "sdk_clients_ms": init_sdk_ms, "modules": third_party,
-                  **invoke_{name}()}}))
+figures["modules"] = sorted(m for m in sys.modules if m.split('.')[0] not in stdlib
+                            and m.split('.')[0] not in {ours} and not m.startswith('_'))
+if {eager}:
+    from functions.snapstart import build_deferred_validators
+    started = time.perf_counter()
+    build_deferred_validators()
+    figures["eager_validators_ms"] = (time.perf_counter() - started) * 1000
+figures.update(invoke())
+print(json.dumps(figures))
 """
-#: What each handler's probe does after its init phase: ``{name}`` is the handler module's last part.
+#: What a handler's probe does after its init phase, by short name.
 INVOKE = {
     "messages": """
-def invoke_messages():
+def invoke():
     from functions.api.app import handler
     from core.model_providers.scripted import models
     from core.types import ModelType
@@ -105,7 +116,7 @@ def invoke_messages():
     return timings
 """,
 }
-NO_INVOCATION = "def invoke_{name}():\n    return {{}}\n"
+NO_INVOCATION = "def invoke():\n    return {}\n"
 #: The messages function under Lambda SnapStart: init phase (not measured: it runs when a version is
 #: published), the runtime's before-snapshot hooks, then what a cold request pays after a restore: the
 #: after-restore hooks and the first invocation (a new pool connects, reading the secret again).
@@ -117,22 +128,32 @@ for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
 started = time.perf_counter()
 for hook, args, kwargs in snapshot_restore_py.get_after_restore():
     hook(*args, **kwargs)
-print(json.dumps({"after_restore_ms": (time.perf_counter() - started) * 1000, **invoke_messages()}))
+print(json.dumps({"after_restore_ms": (time.perf_counter() - started) * 1000, **invoke()}))
 """
-#: The bare import of the dependencies, with the cyclic collector paused as in the handlers'
-#: init phase (``functions.init_phase``) unless ``{gc_on}``: so the ratio compares our code alone.
-BARE = """
-import gc, importlib, json, sys, time
-names = json.loads(sys.stdin.read())
-if not {gc_on}:
-    gc.disable()
+#: The floor: the bare import of the handler's third-party modules, the SDK clients it made (one
+#: boto3 session, as the handler's ``core.aws``) and one database round trip (connect, SELECT 1).
+FLOOR = """
+import importlib, json, sys, time
+given = json.loads(sys.stdin.read())
 t0, c0 = time.perf_counter(), time.process_time()
-for name in names:
+for name in given["modules"]:
     try:
         importlib.import_module(name)
     except Exception:
         pass
-print(json.dumps({{"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000}}))
+imported = time.perf_counter()
+if given["services"]:
+    import boto3
+    session = boto3.session.Session()
+    clients = [session.client(service) for service in given["services"]]
+clients_made = time.perf_counter()
+import psycopg
+with psycopg.connect(given["database_url"]) as connection:
+    connection.execute("SELECT 1").fetchone()
+end = time.perf_counter()
+print(json.dumps({"ms": (end - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000,
+                  "import_ms": (imported - t0) * 1000, "sdk_clients_ms": (clients_made - imported) * 1000,
+                  "database_ms": (end - clients_made) * 1000}))
 """
 
 
@@ -140,6 +161,10 @@ def run(python: str, code: str, env: dict[str, str], stdin: str = "") -> dict:
     result = subprocess.run([python, "-c", code], env=env, input=stdin, capture_output=True, text=True,
                             timeout=120, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
 
 
 def own_breakdown(python: str, module: str, env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
@@ -156,18 +181,71 @@ def own_breakdown(python: str, module: str, env: dict[str, str], top: int = 12) 
     return sorted(costs, key=lambda c: c[1], reverse=True)[:top]
 
 
-def snapstart(python: str, env: dict[str, str], runs: int, cold_request_ms: float) -> None:
-    """The messages function's cold request under SnapStart, against ``cold_request_ms`` without it."""
+def measure(python: str, name: str, module: str, env: dict[str, str], database_url: str, runs: int) -> None:
+    """One handler: init phase against the floor, what the collector's pause buys, its first invocation."""
+    invoke = INVOKE.get(name, NO_INVOCATION)
+    probe, no_gc_pause = (invoke + PROBE.format(module=module, ours=repr(set(OURS)), gc_pause=pause, eager=False)
+                          for pause in (True, False))
+    eager = invoke + PROBE.format(module=module, ours=repr(set(OURS)), gc_pause=True, eager=True)
+    measure_eager = name in INVOKE and "build_deferred_validators" in Path("functions/snapstart.py").read_text()
+    try:
+        warm = run(python, probe, env)  # fills the bytecode cache; not measured
+    except subprocess.CalledProcessError as exc:
+        log(f"{module}: skipped ({exc.stderr.strip().splitlines()[-1]})")
+        return
+    floor_input = json.dumps({"modules": warm["modules"], "services": warm["services"], "database_url": database_url})
+    run(python, FLOOR, env, floor_input)
+    probes: list[dict] = []
+    floors: list[dict] = []
+    no_pauses: list[dict] = []
+    eagers: list[dict] = []
+    for _ in range(runs):  # alternated, so that a busy moment of the machine hits all
+        probes.append(run(python, probe, env))
+        floors.append(run(python, FLOOR, env, floor_input))
+        no_pauses.append(run(python, no_gc_pause, env))
+        if measure_eager:
+            eagers.append(run(python, eager, env))
+    init, floor = median(probes, "ms"), median(floors, "ms")
+    log(f"{module}: init phase {init:.0f} ms, floor {floor:.0f} ms (import {median(floors, 'import_ms'):.0f}, "
+        f"SDK clients {', '.join(warm['services']) or 'none'} {median(floors, 'sdk_clients_ms'):.0f}, "
+        f"database {median(floors, 'database_ms'):.0f}): {init / floor:.2f}x")
+    emit(f"{name}_init", init, "ms")
+    emit(f"{name}_floor", floor, "ms")
+    emit(f"{name}_floor_import", median(floors, "import_ms"), "ms")
+    emit(f"{name}_floor_sdk_clients", median(floors, "sdk_clients_ms"), "ms")
+    emit(f"{name}_floor_database", median(floors, "database_ms"), "ms")
+    emit(f"{name}_init_over_floor", init / floor, "ratio")
+    emit(f"{name}_init_over_floor_cpu", median(probes, "cpu_ms") / median(floors, "cpu_ms"), "ratio")
+    emit(f"{name}_init_sdk_clients", median(probes, "sdk_clients_ms"), "ms")
+    emit(f"{name}_gc_pause_buys", median(no_pauses, "ms") - init, "ms")
+    emit(f"{name}_init_over_floor_without_gc_pause", median(no_pauses, "ms") / floor, "ratio")
+    if "first_invocation_ms" in probes[0]:
+        first = median(probes, "first_invocation_ms")
+        cold = statistics.median(r["ms"] + r["first_invocation_ms"] for r in probes)
+        emit(f"{name}_first_invocation", first, "ms")
+        emit(f"{name}_warm_invocation", median(probes, "warm_invocation_ms"), "ms")
+        emit(f"{name}_cold_request", cold, "ms")
+        log(f"{module}: first invocation {first:.0f} ms, cold request {cold:.0f} ms")
+        if eagers:  # every validator built in the init phase, against building on first use (defer_build):
+            # the build, plus the first invocation then, minus the deferred first invocation (init-phase noise left out)
+            eager_ms = median(eagers, "eager_validators_ms")
+            emit(f"{name}_eager_validators", eager_ms, "ms")
+            emit(f"{name}_defer_build_buys", eager_ms + median(eagers, "first_invocation_ms") - first, "ms")
+        if name == "messages":
+            snapstart(python, env, runs)
+
+
+def snapstart(python: str, env: dict[str, str], runs: int) -> None:
+    """The messages function's cold request under SnapStart: after-restore hooks + first invocation."""
     snap_env = {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
     probe_runs = [run(python, SNAPSTART_PROBE, snap_env) for _ in range(runs)]
-    restore_ms = statistics.median(r["after_restore_ms"] for r in probe_runs)
-    first_ms = statistics.median(r["first_invocation_ms"] for r in probe_runs)
-    print(f"functions.api.app under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
-          f"{first_ms:.0f} ms (without SnapStart: init phase + first invocation {cold_request_ms:.0f} ms)",
-          file=sys.stderr)
+    restore_ms, first_ms = median(probe_runs, "after_restore_ms"), median(probe_runs, "first_invocation_ms")
+    cold = statistics.median(r["after_restore_ms"] + r["first_invocation_ms"] for r in probe_runs)
+    log(f"functions.api.app under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
+        f"{first_ms:.0f} ms: cold request {cold:.0f} ms (target: at most 100)")
     emit("messages_snapstart_after_restore", restore_ms, "ms")
     emit("messages_snapstart_first_invocation", first_ms, "ms")
-    emit("messages_snapstart_cold_request_ratio", (restore_ms + first_ms) / cold_request_ms, "ratio")
+    emit("messages_snapstart_cold_request", cold, "ms")
 
 
 def database_secret(endpoint_url: str, database_url: str) -> str:
@@ -186,9 +264,10 @@ def database_secret(endpoint_url: str, database_url: str) -> str:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args.pop(0)) if args and args[0].isdigit() else 5
-    handlers = [m for m in HANDLERS if not args or m.split(".")[-1] in args]
-    if not handlers:
-        sys.exit(f"no such handler: {' '.join(args)} (one of {', '.join(m.split('.')[-1] for m in HANDLERS)})")
+    unknown = [a for a in args if a not in HANDLERS]
+    if unknown:
+        sys.exit(f"no such handler: {' '.join(unknown)} (one of {', '.join(HANDLERS)})")
+    handlers = {n: m for n, m in HANDLERS.items() if not args or n in args}
     breakdown = "--breakdown" in sys.argv
     python = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--python=")), sys.executable)
     try:
@@ -196,7 +275,7 @@ def main() -> None:
                                  capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.exit(f"--python={python}: cannot run it ({exc})")
-    print(f"handlers run on Python {version} ({python})", file=sys.stderr)
+    log(f"handlers run on Python {version} ({python})")
     import boto3
 
     from core.db.migrations import migrate
@@ -226,51 +305,11 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-cold-pyc-", dir="/tmp")
     try:
-        for module in handlers:
-            name = module.split(".")[-1]
-            probe = (INVOKE.get(name) or NO_INVOCATION.format(name=name)) + PROBE.format(
-                module=module, ours=repr(set(OURS)), name=name)
-            try:
-                warm = run(python, probe, env)  # fills the bytecode cache; not measured
-            except subprocess.CalledProcessError as exc:
-                print(f"{module}: skipped ({exc.stderr.strip().splitlines()[-1]})", file=sys.stderr)
-                continue
-            modules = json.dumps(warm["modules"])
-            bare, bare_gc_on = BARE.format(gc_on=False), BARE.format(gc_on=True)
-            run(python, bare, env, modules)
-            probe_runs, bare_runs, gc_on_runs = [], [], []
-            for _ in range(runs):  # alternated, so that a busy moment of the machine hits all
-                probe_runs.append(run(python, probe, env))
-                bare_runs.append(run(python, bare, env, modules))
-                gc_on_runs.append(run(python, bare_gc_on, env, modules))
-            probes, bare_ms = [r["ms"] for r in probe_runs], [r["ms"] for r in bare_runs]
-            total, deps = statistics.median(probes), statistics.median(bare_ms)
-            print(f"{module}: import+init {total:.0f} ms, dependencies alone {deps:.0f} ms (wall)", file=sys.stderr)
-            emit(f"{name}_dependencies_import", deps, "ms")
-            emit(f"{name}_import_and_init", total, "ms")
-            emit(f"{name}_own_overhead_ratio", (total - deps) / deps, "ratio")
-            # The AWS SDK's clients: about 35 ms for the first one (botocore parses endpoints.json, registers
-            # its handlers), little for the next. boto3's import is not in it: it counts among
-            # the dependencies, and Powertools' SecretsProvider imports it before the first client.
-            sdk_ms = statistics.median(r["sdk_clients_ms"] for r in probe_runs)
-            emit(f"{name}_sdk_clients", sdk_ms, "ms")
-            emit(f"{name}_own_overhead_ratio_without_sdk_clients", (total - sdk_ms - deps) / deps, "ratio")
-            # What pausing the collector saves on the dependencies' import alone (our modules gain too).
-            emit(f"{name}_gc_pause_saving", statistics.median(r["ms"] for r in gc_on_runs) - deps, "ms")
-            # CPU time (user + system) of the process: what other work on a busy machine disturbs least,
-            # but it leaves out the init phase's waits on the database.
-            cpu_total = statistics.median(r["cpu_ms"] for r in probe_runs)
-            cpu_deps = statistics.median(r["cpu_ms"] for r in bare_runs)
-            emit(f"{name}_own_overhead_ratio_cpu", (cpu_total - cpu_deps) / cpu_deps, "ratio")
-            for call in ("first", "warm"):
-                if f"{call}_invocation_ms" in probe_runs[0]:
-                    invocation_ms = statistics.median(r[f"{call}_invocation_ms"] for r in probe_runs)
-                    emit(f"{name}_{call}_invocation", invocation_ms, "ms")
-            if name == "messages":
-                snapstart(python, env, runs, total + statistics.median(r["first_invocation_ms"] for r in probe_runs))
+        for name, module in handlers.items():
+            measure(python, name, module, env, url, runs)
             if breakdown:
                 costs = ", ".join(f"{m} {ms:.1f}" for m, ms in own_breakdown(python, module, env))
-                print(f"  {module}: own modules by self time (ms): {costs}", file=sys.stderr)
+                log(f"  {module}: own modules by self time (ms): {costs}")
     finally:
         sqs.stop()
         server.stop()
