@@ -17,34 +17,45 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import boto3
 
-_session: boto3.session.Session | None = None
-_lock = threading.Lock()  # a boto3 Session may not make clients on two threads at once
+class AwsClients:
+    """AWS SDK clients from one boto3 session, made when the first client is asked for.
+
+    The process has one (``PROCESS``), used by default by the container, the database
+    credentials and the model providers; tests make their own instead of resetting it.
+    """
+
+    def __init__(self) -> None:
+        self._session: boto3.session.Session | None = None
+        self._lock = threading.Lock()  # a boto3 Session may not make clients on two threads at once
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        """A new boto3 client for ``service_name`` from this object's session.
+
+        Args:
+            service_name: The botocore service name (``"sqs"``, ``"secretsmanager"``...).
+            **kwargs: Passed to ``boto3.session.Session.client`` (``region_name``,
+                ``endpoint_url``, ``config``...). Region, credentials and ``AWS_ENDPOINT_URL_*``
+                come from the environment as for ``boto3.client``.
+
+        Returns:
+            The client (thread-safe once made, as boto3 documents).
+
+        Raises:
+            botocore.exceptions.UnknownServiceError: ``service_name`` is not a botocore service.
+            botocore.exceptions.NoRegionError: no region is configured.
+        """
+        with self._lock:
+            if self._session is None:
+                import boto3  # imported here: not every function talks to AWS
+
+                self._session = boto3.session.Session()
+            return self._session.client(service_name, **kwargs)
+
+
+#: The process's clients: one session for every AWS client a function makes.
+PROCESS = AwsClients()
 
 
 def client(service_name: str, **kwargs: Any) -> Any:
-    """A new boto3 client for ``service_name`` from the process's shared session.
-
-    Args:
-        service_name: The botocore service name (``"sqs"``, ``"secretsmanager"``...).
-        **kwargs: Passed to ``boto3.session.Session.client`` (``region_name``,
-            ``endpoint_url``, ``config``...). Region, credentials and ``AWS_ENDPOINT_URL_*``
-            come from the environment as for ``boto3.client``.
-
-    Returns:
-        The client (thread-safe once made, as boto3 documents).
-
-    Raises:
-        botocore.exceptions.UnknownServiceError: ``service_name`` is not a botocore service.
-        botocore.exceptions.NoRegionError: no region is configured.
-    """
-    global _session
-    with _lock:
-        if _session is None:
-            _session = _new_session()
-        return _session.client(service_name, **kwargs)
-
-
-def _new_session() -> boto3.session.Session:
-    import boto3  # imported here: not every function talks to AWS
-
-    return boto3.session.Session()
+    """``PROCESS.client(service_name, **kwargs)``: a client from the process's shared session."""
+    return PROCESS.client(service_name, **kwargs)

@@ -59,14 +59,16 @@ class Container:
 
     Args:
         settings: Process settings (from the environment by default).
+        aws_clients: Where its AWS SDK clients come from (the process's shared session by default).
 
     Raises:
         ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
             or a model plugin cannot be resolved.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, aws_clients: aws.AwsClients | None = None) -> None:
         self.settings = settings or Settings.from_env()
+        self.aws = aws_clients or aws.PROCESS
         self.loop = asyncio.new_event_loop()
         self.pool = self._open_pool()
         self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
@@ -86,7 +88,7 @@ class Container:
         if not self.settings.queue_urls:
             logger.warning("no EMBEDDINGS_*_QUEUE_URL set: embeddings stay pending")
             return None
-        return EmbeddingQueue(aws.client("sqs"), self.settings.queue_urls,
+        return EmbeddingQueue(self.aws.client("sqs"), self.settings.queue_urls,
                               dimension=self.settings.embedding_dimension)
 
     def orchestrator(self) -> Orchestrator:

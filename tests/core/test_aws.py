@@ -14,11 +14,10 @@ from core import aws
 
 
 @pytest.fixture
-def fresh_session(monkeypatch):
-    """No shared session yet, as at a cold start; the test's session is dropped after it."""
-    monkeypatch.setattr(aws, "_session", None)
+def clients():
+    """Clients with no session yet, as at a cold start (the process's own are left alone)."""
     with mock_aws():
-        yield
+        yield aws.AwsClients()
 
 
 @pytest.fixture
@@ -36,10 +35,10 @@ def endpoint_loads(monkeypatch):
     return loads
 
 
-def test_clients_of_several_services_share_one_session(fresh_session, endpoint_loads):
-    sqs = aws.client("sqs", region_name="us-east-1")
-    secrets = aws.client("secretsmanager", region_name="us-east-1")
-    ssm = aws.client("ssm", region_name="us-east-1")
+def test_clients_of_several_services_share_one_session(clients, endpoint_loads):
+    sqs = clients.client("sqs", region_name="us-east-1")
+    secrets = clients.client("secretsmanager", region_name="us-east-1")
+    ssm = clients.client("ssm", region_name="us-east-1")
 
     assert len(endpoint_loads) == 1  # a session each would parse it three times
     queue_url = sqs.create_queue(QueueName="shared")["QueueUrl"]
@@ -50,9 +49,9 @@ def test_clients_of_several_services_share_one_session(fresh_session, endpoint_l
     assert ssm.get_parameter(Name="/agent/key", WithDecryption=True)["Parameter"]["Value"] == "v"
 
 
-def test_each_call_makes_a_new_client_with_its_own_options(fresh_session):
-    first = aws.client("sqs", region_name="us-east-1")
-    second = aws.client("sqs", region_name="eu-west-1", endpoint_url="http://127.0.0.1:9")
+def test_each_call_makes_a_new_client_with_its_own_options(clients):
+    first = clients.client("sqs", region_name="us-east-1")
+    second = clients.client("sqs", region_name="eu-west-1", endpoint_url="http://127.0.0.1:9")
 
     assert first is not second
     assert first.meta.region_name == "us-east-1"
@@ -60,12 +59,12 @@ def test_each_call_makes_a_new_client_with_its_own_options(fresh_session):
     assert second.meta.endpoint_url == "http://127.0.0.1:9"
 
 
-def test_clients_made_on_many_threads_at_once_all_work(fresh_session, endpoint_loads):
+def test_clients_made_on_many_threads_at_once_all_work(clients, endpoint_loads):
     start = threading.Barrier(8)
 
     def make(_: int):
         start.wait()  # all eight threads ask at once
-        return aws.client("sqs", region_name="us-east-1")
+        return clients.client("sqs", region_name="us-east-1")
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         clients = list(pool.map(make, range(8)))  # re-raises a thread's exception here
@@ -74,7 +73,13 @@ def test_clients_made_on_many_threads_at_once_all_work(fresh_session, endpoint_l
     assert all(c.list_queues().get("QueueUrls", []) == [] for c in clients)
 
 
-def test_an_unknown_service_is_a_typed_error(fresh_session):
+def test_an_unknown_service_is_a_typed_error(clients):
     with pytest.raises(UnknownServiceError):
-        aws.client("no-such-service", region_name="us-east-1")
+        clients.client("no-such-service", region_name="us-east-1")
 
+
+
+def test_the_module_function_uses_the_process_clients():
+    assert isinstance(aws.PROCESS, aws.AwsClients)
+    with mock_aws():
+        assert aws.client("sqs", region_name="us-east-1").meta.service_model.service_name == "sqs"
