@@ -46,6 +46,7 @@ test: install
 
 lint: install       ## ruff (lint and format check), mypy (pyproject.toml: strict for core), cfn-lint
 	$(VENV)/bin/ruff check core functions infra tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check core functions infra tests $(wildcard bench)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 

@@ -60,8 +60,12 @@ from pathlib import Path
 from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
 #: Short name (metrics, command line) -> handler module.
-HANDLERS = {"messages": "functions.api.app", "embeddings": "functions.embeddings", "migrate": "functions.migrate",
-            "tasks": "functions.tasks"}
+HANDLERS = {
+    "messages": "functions.api.app",
+    "embeddings": "functions.embeddings",
+    "migrate": "functions.migrate",
+    "tasks": "functions.tasks",
+}
 OURS = ("core", "functions", "infra", "tests", "bench")
 
 #: A handler's init phase (and first invocation, if it has one), in a fresh interpreter. ``{gc_pause}``
@@ -120,7 +124,10 @@ NO_INVOCATION = "def invoke():\n    return {}\n"
 #: The messages function under Lambda SnapStart: init phase (not measured: it runs when a version is
 #: published), the runtime's before-snapshot hooks, then what a cold request pays after a restore: the
 #: after-restore hooks and the first invocation (a new pool connects, reading the secret again).
-SNAPSTART_PROBE = "import json, time\n" + INVOKE["messages"] + """
+SNAPSTART_PROBE = (
+    "import json, time\n"
+    + INVOKE["messages"]
+    + """
 import snapshot_restore_py
 import functions.api.app
 for hook, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
@@ -130,6 +137,7 @@ for hook, args, kwargs in snapshot_restore_py.get_after_restore():
     hook(*args, **kwargs)
 print(json.dumps({"after_restore_ms": (time.perf_counter() - started) * 1000, **invoke()}))
 """
+)
 #: The floor: the bare import of the handler's third-party modules, the SDK clients it made (one
 #: boto3 session, as the handler's ``core.aws``) and one database round trip (connect, SELECT 1).
 FLOOR = """
@@ -158,8 +166,9 @@ print(json.dumps({"ms": (end - t0) * 1000, "cpu_ms": (time.process_time() - c0) 
 
 
 def run(python: str, code: str, env: dict[str, str], stdin: str = "") -> dict:
-    result = subprocess.run([python, "-c", code], env=env, input=stdin, capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [python, "-c", code], env=env, input=stdin, capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -169,8 +178,14 @@ def median(runs: list[dict], key: str) -> float:
 
 def own_breakdown(python: str, module: str, env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
     """This project's modules by self time (ms) while ``module`` is imported, costliest first."""
-    result = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], env=env,
-                            capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [python, "-X", "importtime", "-c", f"import {module}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     costs: list[tuple[str, float]] = []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -184,8 +199,10 @@ def own_breakdown(python: str, module: str, env: dict[str, str], top: int = 12) 
 def measure(python: str, name: str, module: str, env: dict[str, str], database_url: str, runs: int) -> None:
     """One handler: init phase against the floor, what the collector's pause buys, its first invocation."""
     invoke = INVOKE.get(name, NO_INVOCATION)
-    probe, no_gc_pause = (invoke + PROBE.format(module=module, ours=repr(set(OURS)), gc_pause=pause, eager=False)
-                          for pause in (True, False))
+    probe, no_gc_pause = (
+        invoke + PROBE.format(module=module, ours=repr(set(OURS)), gc_pause=pause, eager=False)
+        for pause in (True, False)
+    )
     eager = invoke + PROBE.format(module=module, ours=repr(set(OURS)), gc_pause=True, eager=True)
     measure_eager = name in INVOKE and "build_deferred_validators" in Path("functions/snapstart.py").read_text()
     try:
@@ -206,9 +223,11 @@ def measure(python: str, name: str, module: str, env: dict[str, str], database_u
         if measure_eager:
             eagers.append(run(python, eager, env))
     init, floor = median(probes, "ms"), median(floors, "ms")
-    log(f"{module}: init phase {init:.0f} ms, floor {floor:.0f} ms (import {median(floors, 'import_ms'):.0f}, "
+    log(
+        f"{module}: init phase {init:.0f} ms, floor {floor:.0f} ms (import {median(floors, 'import_ms'):.0f}, "
         f"SDK clients {', '.join(warm['services']) or 'none'} {median(floors, 'sdk_clients_ms'):.0f}, "
-        f"database {median(floors, 'database_ms'):.0f}): {init / floor:.2f}x")
+        f"database {median(floors, 'database_ms'):.0f}): {init / floor:.2f}x"
+    )
     emit(f"{name}_init", init, "ms")
     emit(f"{name}_floor", floor, "ms")
     emit(f"{name}_floor_import", median(floors, "import_ms"), "ms")
@@ -241,8 +260,10 @@ def snapstart(python: str, env: dict[str, str], runs: int) -> None:
     probe_runs = [run(python, SNAPSTART_PROBE, snap_env) for _ in range(runs)]
     restore_ms, first_ms = median(probe_runs, "after_restore_ms"), median(probe_runs, "first_invocation_ms")
     cold = statistics.median(r["after_restore_ms"] + r["first_invocation_ms"] for r in probe_runs)
-    log(f"functions.api.app under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
-        f"{first_ms:.0f} ms: cold request {cold:.0f} ms (target: at most 100)")
+    log(
+        f"functions.api.app under SnapStart: after-restore hooks {restore_ms:.1f} ms, first invocation "
+        f"{first_ms:.0f} ms: cold request {cold:.0f} ms (target: at most 100)"
+    )
     emit("messages_snapstart_after_restore", restore_ms, "ms")
     emit("messages_snapstart_first_invocation", first_ms, "ms")
     emit("messages_snapstart_cold_request", cold, "ms")
@@ -254,10 +275,20 @@ def database_secret(endpoint_url: str, database_url: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     target = conninfo_to_dict(database_url)
-    client = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-    secret = {"username": target.get("user", "postgres"), "password": target.get("password", ""),
-              "host": target["host"], "port": int(target.get("port") or 5432), "dbname": target["dbname"]}
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    secret = {
+        "username": target.get("user", "postgres"),
+        "password": target.get("password", ""),
+        "host": target["host"],
+        "port": int(target.get("port") or 5432),
+        "dbname": target["dbname"],
+    }
     return client.create_secret(Name="bench-database", SecretString=json.dumps(secret))["ARN"]
 
 
@@ -271,8 +302,12 @@ def main() -> None:
     breakdown = "--breakdown" in sys.argv
     python = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--python=")), sys.executable)
     try:
-        version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        version = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.exit(f"--python={python}: cannot run it ({exc})")
     log(f"handlers run on Python {version} ({python})")
@@ -288,18 +323,29 @@ def main() -> None:
     url = server.database_url("bench")
     migrate(url)
     sqs = start_moto_server()
-    sqs_client = boto3.client("sqs", endpoint_url=sqs.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")
+    sqs_client = boto3.client(
+        "sqs",
+        endpoint_url=sqs.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     queues = create_embedding_queues(sqs_client, prefix="bench")
     secret_arn = database_secret(sqs.endpoint_url, url)
-    env = {**os.environ, "AWS_ENDPOINT_URL_SQS": sqs.endpoint_url,
-           **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
-           "AWS_ENDPOINT_URL_SECRETS_MANAGER": sqs.endpoint_url, "DATABASE_SECRET_ARN": secret_arn,
-           "DATABASE_SSLMODE": "disable",  # a Unix socket here; TLS to RDS (Proxy) when deployed
-           "MODEL_PLUGINS": "core.model_providers.scripted",
-           "POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
-           "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
-           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_SQS": sqs.endpoint_url,
+        **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": sqs.endpoint_url,
+        "DATABASE_SECRET_ARN": secret_arn,
+        "DATABASE_SSLMODE": "disable",  # a Unix socket here; TLS to RDS (Proxy) when deployed
+        "MODEL_PLUGINS": "core.model_providers.scripted",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
     env.pop("DATABASE_URL", None)  # it would win over the secret
     if "--no-bytecode-cache" not in sys.argv:
         env.pop("PYTHONDONTWRITEBYTECODE", None)

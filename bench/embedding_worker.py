@@ -25,11 +25,41 @@ from _report import emit, log  # bench/_report.py: run as a script, bench/ is on
 
 # Chat-message-like texts: 3 to 30 words (typical user messages are short).
 WORDS = [
-    "agent", "lambda", "vector", "memory", "embedding", "queue", "priority", "runtime",
-    "character", "plugin", "action", "provider", "evaluator", "service", "model", "registry",
-    "postgres", "index", "search", "room", "world", "entity", "relationship", "task", "worker",
-    "schedule", "lease", "batch", "throughput", "latency", "reply", "message", "conversation",
-    "knowledge", "fact",
+    "agent",
+    "lambda",
+    "vector",
+    "memory",
+    "embedding",
+    "queue",
+    "priority",
+    "runtime",
+    "character",
+    "plugin",
+    "action",
+    "provider",
+    "evaluator",
+    "service",
+    "model",
+    "registry",
+    "postgres",
+    "index",
+    "search",
+    "room",
+    "world",
+    "entity",
+    "relationship",
+    "task",
+    "worker",
+    "schedule",
+    "lease",
+    "batch",
+    "throughput",
+    "latency",
+    "reply",
+    "message",
+    "conversation",
+    "knowledge",
+    "fact",
 ]
 
 
@@ -96,9 +126,14 @@ def mixed_load(url: str, quick: bool) -> None:
     moto = start_moto_server()
     sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
     queues = create_embedding_queues(sqs, prefix=f"bench-{uuid.uuid4().hex[:6]}")
-    os.environ.update({"DATABASE_URL": url, "AWS_ENDPOINT_URL_SQS": moto.endpoint_url,
-                       "MODEL_PLUGINS": "core.model_providers.local",
-                       **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()}})
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "AWS_ENDPOINT_URL_SQS": moto.endpoint_url,
+            "MODEL_PLUGINS": "core.model_providers.local",
+            **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
+        }
+    )
     from core.db.adapter import AgentRecord
     from core.embeddings.queue import EmbeddingQueue
     from functions import embeddings

@@ -38,16 +38,58 @@ from typing import Any
 import numpy as np
 from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
-SUBJECTS = ["The agent", "Every runtime", "A plugin", "The worker", "Each room", "The scheduler", "Our database",
-            "The embedding model", "A character", "The message service", "This provider", "The orchestrator"]
-VERBS = ["stores", "retrieves", "splits", "queues", "indexes", "answers", "schedules", "embeds", "ranks",
-         "validates", "replays", "summarises"]
-OBJECTS = ["memories of every conversation", "fragments of long documents", "requests at low priority",
-           "vectors in a partitioned table", "facts about its users", "tasks that are due", "replies in character",
-           "settings from the environment", "events from the queue", "knowledge shared by all agents",
-           "results of each action", "messages in a group room"]
-TAILS = ["before the turn ends", "without blocking the reply", "when the container is warm", "in one round trip",
-         "at most once per minute", "for every agent in the deployment", "after the model answers", ""]
+SUBJECTS = [
+    "The agent",
+    "Every runtime",
+    "A plugin",
+    "The worker",
+    "Each room",
+    "The scheduler",
+    "Our database",
+    "The embedding model",
+    "A character",
+    "The message service",
+    "This provider",
+    "The orchestrator",
+]
+VERBS = [
+    "stores",
+    "retrieves",
+    "splits",
+    "queues",
+    "indexes",
+    "answers",
+    "schedules",
+    "embeds",
+    "ranks",
+    "validates",
+    "replays",
+    "summarises",
+]
+OBJECTS = [
+    "memories of every conversation",
+    "fragments of long documents",
+    "requests at low priority",
+    "vectors in a partitioned table",
+    "facts about its users",
+    "tasks that are due",
+    "replies in character",
+    "settings from the environment",
+    "events from the queue",
+    "knowledge shared by all agents",
+    "results of each action",
+    "messages in a group room",
+]
+TAILS = [
+    "before the turn ends",
+    "without blocking the reply",
+    "when the container is warm",
+    "in one round trip",
+    "at most once per minute",
+    "for every agent in the deployment",
+    "after the model answers",
+    "",
+]
 
 
 class ListSqs:
@@ -71,8 +113,10 @@ def documents(count_chars: int, seed: int) -> list[str]:
             sentences = []
             for _ in range(rng.randint(2, 6)):
                 tail = rng.choice(TAILS)
-                sentences.append(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
-                                 f"{' ' + tail if tail else ''} (note {rng.randint(1, 99_999)}).")
+                sentences.append(
+                    f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
+                    f"{' ' + tail if tail else ''} (note {rng.randint(1, 99_999)})."
+                )
             paragraphs.append(" ".join(sentences))
         doc = "\n\n".join(paragraphs)
         docs.append(doc)
@@ -106,8 +150,11 @@ async def run(url: str, fragments_wanted: int, queries: int, seed: int) -> None:
     pool = create_pool(Settings(database_url=url, pool_max_size=1))  # as in Lambda
     await pool.open()
     sqs = ListSqs()
-    orchestrator = Orchestrator(PostgresAdapter(pool), embedding_queue=EmbeddingQueue(sqs, {"low": "low"}),
-                                plugins=[bootstrap, local_models, knowledge_plugin])
+    orchestrator = Orchestrator(
+        PostgresAdapter(pool),
+        embedding_queue=EmbeddingQueue(sqs, {"low": "low"}),
+        plugins=[bootstrap, local_models, knowledge_plugin],
+    )
     (agent_id,) = await orchestrator.add_agents([load_character_dict({"name": "Bench", "bio": ["A bench agent."]})])
     runtime = orchestrator.runtime(agent_id)
     settings = KnowledgeSettings.from_runtime(runtime)
@@ -137,7 +184,7 @@ async def run(url: str, fragments_wanted: int, queries: int, seed: int) -> None:
     worker = EmbeddingWorker(runtime.adapter, embed, local_embedding.MODEL_NAME)
     started = time.perf_counter()
     for i in range(0, len(requests), 100):
-        report = await worker.process(requests[i:i + 100])
+        report = await worker.process(requests[i : i + 100])
         assert report.count(Outcome.EMBEDDED) == len(report.outcomes), report.errors
     embed_s = time.perf_counter() - started
     log(f"embedded in {embed_s:.1f} s")
@@ -147,8 +194,10 @@ async def run(url: str, fragments_wanted: int, queries: int, seed: int) -> None:
     emit("ingest_rate", stored / (store_s + embed_s), "fragments/s")
 
     rng = random.Random(seed + 1)
-    questions = [f"Which {rng.choice(['part', 'service', 'component'])} {rng.choice(VERBS).rstrip('s')}s "
-                 f"{rng.choice(OBJECTS)}?" for _ in range(queries)]
+    questions = [
+        f"Which {rng.choice(['part', 'service', 'component'])} {rng.choice(VERBS).rstrip('s')}s {rng.choice(OBJECTS)}?"
+        for _ in range(queries)
+    ]
     room = uuid.uuid4()
     messages = [Memory(agent_id=agent_id, room_id=room, entity_id=room, content=Content(text=q)) for q in questions]
     for message in messages[:10]:  # warm-up: model, connection, catalog caches
@@ -164,12 +213,15 @@ async def run(url: str, fragments_wanted: int, queries: int, seed: int) -> None:
     owners = owner_ids(agent_id)
     for question, vector in zip(questions, vectors, strict=True):
         begin = time.perf_counter()
-        await runtime.adapter.search_knowledge(owners, vector, count=settings.match_count,
-                                               match_threshold=settings.match_threshold, query_text=question)
+        await runtime.adapter.search_knowledge(
+            owners, vector, count=settings.match_count, match_threshold=settings.match_threshold, query_text=question
+        )
         search_ms.append((time.perf_counter() - begin) * 1000)
     await pool.close()
-    log(f"provider p50 {percentile(provider_ms, 50):.2f} ms (p95 {percentile(provider_ms, 95):.2f}),"
-        f" search alone p50 {percentile(search_ms, 50):.2f} ms; {statistics.fmean(found):.1f} fragments per answer")
+    log(
+        f"provider p50 {percentile(provider_ms, 50):.2f} ms (p95 {percentile(provider_ms, 95):.2f}),"
+        f" search alone p50 {percentile(search_ms, 50):.2f} ms; {statistics.fmean(found):.1f} fragments per answer"
+    )
     emit("retrieval_provider_p50", percentile(provider_ms, 50), "ms")
     emit("retrieval_provider_p95", percentile(provider_ms, 95), "ms")
     emit("retrieval_search_p50", percentile(search_ms, 50), "ms")

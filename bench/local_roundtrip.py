@@ -31,8 +31,9 @@ def _free_port() -> int:
 def _time_to_searchable(url: str, body: dict, text: str) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < 30:
-        found = httpx.post(f"{url}/agents/eliza/memories/search",
-                           json={"query": text, "roomId": body["roomId"], "count": 1}).json()["memories"]
+        found = httpx.post(
+            f"{url}/agents/eliza/memories/search", json={"query": text, "roomId": body["roomId"], "count": 1}
+        ).json()["memories"]
         if found and found[0]["id"] == body["messageId"]:
             return time.perf_counter() - started
         time.sleep(0.05)
@@ -62,8 +63,11 @@ def main() -> None:
             room = body["roomId"]
             # Measured from the reply's arrival: the embedding is queued as the turn ends.
             searchable.append(_time_to_searchable(url, body, text) * 1000)
-            print(f"  {i + 1}/{count}: {latencies[-1]:.0f} ms, searchable after {searchable[-1]:.0f} ms: "
-                  f"{body['responses'][0]['text'][:60]!r}", file=sys.stderr)
+            print(
+                f"  {i + 1}/{count}: {latencies[-1]:.0f} ms, searchable after {searchable[-1]:.0f} ms: "
+                f"{body['responses'][0]['text'][:60]!r}",
+                file=sys.stderr,
+            )
     finally:
         stack.stop()
     deciles = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else latencies * 9

@@ -47,11 +47,13 @@ def start_postgres():
 
 
 async def sql_counters(conn) -> tuple[int, int]:
-    row = await (await conn.execute(
-        "SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-        "         WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%') AS statements,"
-        " (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS xacts"
-    )).fetchone()
+    row = await (
+        await conn.execute(
+            "SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            "         WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%') AS statements,"
+            " (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS xacts"
+        )
+    ).fetchone()
     return int(row["statements"]), int(row["xacts"])
 
 

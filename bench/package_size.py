@@ -33,8 +33,9 @@ def main() -> None:
     archive = shutil.make_archive(str(work / "package"), "zip", package)
     emit("package_unzipped", size_mb(package), "MB")
     emit("package_zipped", Path(archive).stat().st_size / 2**20, "MB")
-    largest = sorted(((size_mb(p) if p.is_dir() else p.stat().st_size / 2**20, p.name) for p in package.iterdir()),
-                     reverse=True)[:5]
+    largest = sorted(
+        ((size_mb(p) if p.is_dir() else p.stat().st_size / 2**20, p.name) for p in package.iterdir()), reverse=True
+    )[:5]
     for size, name in largest:
         print(f"  {name}: {size:.1f} MB", file=sys.stderr)
     shutil.rmtree(work)

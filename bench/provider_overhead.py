@@ -36,15 +36,20 @@ MESSAGES = [{"role": "system", "content": "You are a potato."}, {"role": "user",
 
 # -- the server -----------------------------------------------------------------------------
 
+
 def _responses() -> dict[tuple[str, bool], tuple[bytes, str]]:
     def read(name: str) -> bytes:
         return (DATA / name).read_bytes()
 
     return {
-        ("/v1/chat/completions", False): (read("openai/chat_completions.nonstream.text.response.json"),
-                                          "application/json"),
-        ("/v1/chat/completions", True): (read("openai/chat_completions.stream.text.response.sse"),
-                                         "text/event-stream; charset=utf-8"),
+        ("/v1/chat/completions", False): (
+            read("openai/chat_completions.nonstream.text.response.json"),
+            "application/json",
+        ),
+        ("/v1/chat/completions", True): (
+            read("openai/chat_completions.stream.text.response.sse"),
+            "text/event-stream; charset=utf-8",
+        ),
         ("/v1/embeddings", False): (read("openai/embeddings.batch.response.json"), "application/json"),
         ("/v1/messages", False): (read("anthropic/messages.nonstream.text.response.json"), "application/json"),
         ("/v1/messages", True): (read("anthropic/sdk_fixture.basic_response.sse"), "text/event-stream; charset=utf-8"),
@@ -60,14 +65,22 @@ def serve(port_queue: multiprocessing.Queue) -> None:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1].split("?")[0]
-                length = next((int(v) for k, _, v in (h.partition(":") for h in lines[1:])
-                               if k.lower() == "content-length"), 0)
+                length = next(
+                    (int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), 0
+                )
                 body = await reader.readexactly(length) if length else b""
                 stream = b'"stream":true' in body.replace(b" ", b"")
-                content, ctype = responses.get((path, stream), (b'{"error":{"message":"no route"}}',
-                                                                "application/json"))
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + ctype.encode() + b"\r\ncontent-length: "
-                             + str(len(content)).encode() + b"\r\nconnection: keep-alive\r\n\r\n" + content)
+                content, ctype = responses.get(
+                    (path, stream), (b'{"error":{"message":"no route"}}', "application/json")
+                )
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: "
+                    + ctype.encode()
+                    + b"\r\ncontent-length: "
+                    + str(len(content)).encode()
+                    + b"\r\nconnection: keep-alive\r\n\r\n"
+                    + content
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -82,10 +95,17 @@ def serve(port_queue: multiprocessing.Queue) -> None:
 
 # -- the clients ----------------------------------------------------------------------------
 
+
 def our_cases(base: str):
-    os.environ.update({"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{base}/v1",
-                       "ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": base,
-                       "POWERTOOLS_METRICS_DISABLED": "true"})
+    os.environ.update(
+        {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": f"{base}/v1",
+            "ANTHROPIC_API_KEY": "sk-ant-bench",
+            "ANTHROPIC_BASE_URL": base,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
     from core.model_providers import anthropic as our_anthropic
     from core.model_providers import openai as our_openai
     from core.types import ModelType
@@ -95,17 +115,22 @@ def our_cases(base: str):
 
     oa = our_openai.build_plugin()
     an = our_anthropic.build_plugin()
-    chat, embed, messages = model(oa, ModelType.TEXT_LARGE), model(oa, ModelType.TEXT_EMBEDDING), model(
-        an, ModelType.TEXT_LARGE)
+    chat, embed, messages = (
+        model(oa, ModelType.TEXT_LARGE),
+        model(oa, ModelType.TEXT_EMBEDDING),
+        model(an, ModelType.TEXT_LARGE),
+    )
     sink: list[str] = []
     return {
         "openai_chat": lambda: chat(None, {"messages": MESSAGES, "model": "o3-mini"}),
-        "openai_chat_stream": lambda: chat(None, {"messages": MESSAGES, "model": "gpt-4o-mini",
-                                                  "on_stream_chunk": sink.append}),
+        "openai_chat_stream": lambda: chat(
+            None, {"messages": MESSAGES, "model": "gpt-4o-mini", "on_stream_chunk": sink.append}
+        ),
         "openai_embeddings_batch": lambda: embed(None, {"texts": ["hello", "world"]}),
         "anthropic_messages": lambda: messages(None, {"messages": MESSAGES, "max_tokens": 1024}),
-        "anthropic_messages_stream": lambda: messages(None, {"messages": MESSAGES, "max_tokens": 1024,
-                                                             "on_stream_chunk": sink.append}),
+        "anthropic_messages_stream": lambda: messages(
+            None, {"messages": MESSAGES, "max_tokens": 1024, "on_stream_chunk": sink.append}
+        ),
     }
 
 
@@ -119,8 +144,9 @@ def sdk_cases(base: str):
 
     async def chat_stream() -> str:
         parts = []
-        async for chunk in await oa.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                                            stream_options={"include_usage": True}):
+        async for chunk in await oa.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        ):
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)
         return "".join(parts)
@@ -129,25 +155,37 @@ def sdk_cases(base: str):
         return (await oa.chat.completions.create(model="o3-mini", messages=MESSAGES)).choices[0].message.content
 
     async def embed() -> list:
-        return [d.embedding for d in (await oa.embeddings.create(model="text-embedding-3-small",
-                                                                 input=["hello", "world"])).data]
+        return [
+            d.embedding
+            for d in (await oa.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])).data
+        ]
 
     async def messages() -> str:
-        reply = await an.messages.create(model="claude-haiku-4-5", max_tokens=1024, system=MESSAGES[0]["content"],
-                                         messages=anthropic_messages)
+        reply = await an.messages.create(
+            model="claude-haiku-4-5", max_tokens=1024, system=MESSAGES[0]["content"], messages=anthropic_messages
+        )
         return reply.content[0].text
 
     async def messages_stream() -> str:
         parts = []
-        async for event in await an.messages.create(model="claude-haiku-4-5", max_tokens=1024,
-                                                    system=MESSAGES[0]["content"], messages=anthropic_messages,
-                                                    stream=True):
+        async for event in await an.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=1024,
+            system=MESSAGES[0]["content"],
+            messages=anthropic_messages,
+            stream=True,
+        ):
             if event.type == "content_block_delta" and event.delta.type == "text_delta":
                 parts.append(event.delta.text)
         return "".join(parts)
 
-    return {"openai_chat": chat, "openai_chat_stream": chat_stream, "openai_embeddings_batch": embed,
-            "anthropic_messages": messages, "anthropic_messages_stream": messages_stream}
+    return {
+        "openai_chat": chat,
+        "openai_chat_stream": chat_stream,
+        "openai_embeddings_batch": embed,
+        "anthropic_messages": messages,
+        "anthropic_messages_stream": messages_stream,
+    }
 
 
 async def timed(call, count: int) -> list[float]:
@@ -191,8 +229,14 @@ def metrics_cost(count: int) -> None:
     from core.model_providers import usage
     from core.types.log import ModelUsageBody
 
-    body = ModelUsageBody(model_type="TEXT_LARGE", provider="openai", model="gpt-4o-mini", duration_ms=12.5,
-                          prompt_tokens=78, completion_tokens=9)
+    body = ModelUsageBody(
+        model_type="TEXT_LARGE",
+        provider="openai",
+        model="gpt-4o-mini",
+        duration_ms=12.5,
+        prompt_tokens=78,
+        completion_tokens=9,
+    )
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
     try:
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

@@ -73,9 +73,12 @@ def generate(rows: int, seed: int) -> Dataset:
     agent_ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(AGENTS)]
     room_ids = [[uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(ROOMS_PER_AGENT)] for _ in range(AGENTS)]
     return Dataset(
-        agent_ids=agent_ids, room_ids=room_ids,
-        memory_agent=rng.integers(AGENTS, size=rows), memory_room=rng.integers(ROOMS_PER_AGENT, size=rows),
-        vectors=clustered_vectors(rng, centers, rows), centers=centers,
+        agent_ids=agent_ids,
+        room_ids=room_ids,
+        memory_agent=rng.integers(AGENTS, size=rows),
+        memory_room=rng.integers(ROOMS_PER_AGENT, size=rows),
+        vectors=clustered_vectors(rng, centers, rows),
+        centers=centers,
     )
 
 
@@ -86,10 +89,14 @@ def load(url: str, data: Dataset) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         register_vector(conn)
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO agents (id, name, character) VALUES (%s, %s, '{}')",
-                            [(a, f"agent-{i}") for i, a in enumerate(data.agent_ids)])
-            cur.executemany("INSERT INTO worlds (agent_id, id, name) VALUES (%s, %s, 'w')",
-                            list(zip(data.agent_ids, world_ids, strict=True)))
+            cur.executemany(
+                "INSERT INTO agents (id, name, character) VALUES (%s, %s, '{}')",
+                [(a, f"agent-{i}") for i, a in enumerate(data.agent_ids)],
+            )
+            cur.executemany(
+                "INSERT INTO worlds (agent_id, id, name) VALUES (%s, %s, 'w')",
+                list(zip(data.agent_ids, world_ids, strict=True)),
+            )
             cur.executemany(
                 "INSERT INTO rooms (agent_id, id, world_id, source, type) VALUES (%s, %s, %s, 'bench', 'GROUP')",
                 [(a, r, w) for a, rs, w in zip(data.agent_ids, data.room_ids, world_ids, strict=True) for r in rs],
@@ -98,20 +105,46 @@ def load(url: str, data: Dataset) -> None:
         texts = [f"memory {i} about topic {i % 997}" for i in range(len(data.vectors))]
         hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         with conn.transaction(), conn.cursor() as cur:
-            with cur.copy("COPY memories (id, agent_id, type, room_id, world_id, entity_id, content,"
-                          " content_hash, created_at) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(
+                "COPY memories (id, agent_id, type, room_id, world_id, entity_id, content,"
+                " content_hash, created_at) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
                 copy.set_types(["uuid", "uuid", "text", "uuid", "uuid", "uuid", "jsonb", "text", "timestamptz"])
                 for i, (a, r) in enumerate(zip(data.memory_agent, data.memory_room, strict=True)):
                     agent = data.agent_ids[a]
-                    copy.write_row((ids[i], agent, "messages", data.room_ids[a][r], world_ids[a], agent,
-                                    psycopg.types.json.Jsonb({"text": texts[i]}), hashes[i], created))
-            with cur.copy("COPY embeddings (memory_id, agent_id, type, room_id, world_id, entity_id,"
-                          " content_hash, model, dim_384) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write_row(
+                        (
+                            ids[i],
+                            agent,
+                            "messages",
+                            data.room_ids[a][r],
+                            world_ids[a],
+                            agent,
+                            psycopg.types.json.Jsonb({"text": texts[i]}),
+                            hashes[i],
+                            created,
+                        )
+                    )
+            with cur.copy(
+                "COPY embeddings (memory_id, agent_id, type, room_id, world_id, entity_id,"
+                " content_hash, model, dim_384) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
                 copy.set_types(["uuid", "uuid", "text", "uuid", "uuid", "uuid", "text", "text", "vector"])
                 for i, (a, r) in enumerate(zip(data.memory_agent, data.memory_room, strict=True)):
                     agent = data.agent_ids[a]
-                    copy.write_row((ids[i], agent, "messages", data.room_ids[a][r], world_ids[a], agent,
-                                    hashes[i], "bench", data.vectors[i]))
+                    copy.write_row(
+                        (
+                            ids[i],
+                            agent,
+                            "messages",
+                            data.room_ids[a][r],
+                            world_ids[a],
+                            agent,
+                            hashes[i],
+                            "bench",
+                            data.vectors[i],
+                        )
+                    )
 
 
 def start_server(data_dir: Path):
@@ -124,8 +157,11 @@ def start_server(data_dir: Path):
         if current == SERVER_SETTINGS:
             return server
         for key, value in SERVER_SETTINGS.items():
-            conn.execute(psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                psycopg.sql.Identifier(key), psycopg.sql.Literal(value)))
+            conn.execute(
+                psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    psycopg.sql.Identifier(key), psycopg.sql.Literal(value)
+                )
+            )
     stop_embedded_postgres(data_dir)
     return start_embedded_postgres(data_dir)
 
@@ -157,7 +193,8 @@ def prepare(url: str, rows: int, seed: int, index_options: str | None) -> tuple[
         if loaded:
             raise SystemExit(f"the database holds {loaded} rows, not {rows}: use a fresh --data-dir")
         definition = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_dim_384_hnsw'").fetchone()[0]
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_dim_384_hnsw'"
+        ).fetchone()[0]
         # Loading into an empty index inserts row by row; building once after the load is faster.
         conn.execute("DROP INDEX embeddings_dim_384_hnsw")
     # pg_indexes shows a partitioned index as "ON ONLY" (the parent alone): build it everywhere.
@@ -188,15 +225,15 @@ def prewarm(url: str) -> int:
         ).fetchone()[0]
 
 
-def exact_top_k(conn: psycopg.Connection, agent_id: uuid.UUID, query: np.ndarray,
-                room_id: uuid.UUID | None) -> list[uuid.UUID]:
+def exact_top_k(
+    conn: psycopg.Connection, agent_id: uuid.UUID, query: np.ndarray, room_id: uuid.UUID | None
+) -> list[uuid.UUID]:
     """Exact top-k (no HNSW: ``enable_indexscan = off`` forces a scan and a full sort)."""
     room = " AND room_id = %(room)s" if room_id else ""
     with conn.transaction():
         conn.execute("SET LOCAL enable_indexscan = off")
         rows = conn.execute(
-            f"SELECT memory_id FROM embeddings WHERE agent_id = %(agent)s{room}"
-            " ORDER BY dim_384 <=> %(q)s LIMIT %(k)s",
+            f"SELECT memory_id FROM embeddings WHERE agent_id = %(agent)s{room} ORDER BY dim_384 <=> %(q)s LIMIT %(k)s",
             {"agent": agent_id, "room": room_id, "q": query, "k": TOP_K},
         ).fetchall()
     return [r[0] for r in rows]
@@ -206,8 +243,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-async def measure(url: str, data: Dataset, queries: int, seed: int, ef_search: int, scope: str,
-                  query_text: bool = False) -> dict[str, float]:
+async def measure(
+    url: str, data: Dataset, queries: int, seed: int, ef_search: int, scope: str, query_text: bool = False
+) -> dict[str, float]:
     """Latency (through the adapter, as the runtime calls it) and recall@10 of one filter.
 
     The timed searches run back to back on a warm pooled connection (as in a warm Lambda
@@ -221,8 +259,10 @@ async def measure(url: str, data: Dataset, queries: int, seed: int, ef_search: i
     rng = np.random.default_rng(seed + 1)
     vectors = clustered_vectors(rng, data.centers, queries)
     agents = [data.agent_ids[a] for a in rng.integers(AGENTS, size=queries)]
-    rooms = [data.room_ids[data.agent_ids.index(a)][r] if scope == "agent_room" else None
-             for a, r in zip(agents, rng.integers(ROOMS_PER_AGENT, size=queries), strict=True)]
+    rooms = [
+        data.room_ids[data.agent_ids.index(a)][r] if scope == "agent_room" else None
+        for a, r in zip(agents, rng.integers(ROOMS_PER_AGENT, size=queries), strict=True)
+    ]
     texts = [f"topic {int(t)}" if query_text else None for t in rng.integers(997, size=queries)]
     pool = create_pool(Settings(database_url=url, pool_max_size=1))
     await pool.open()
@@ -234,8 +274,9 @@ async def measure(url: str, data: Dataset, queries: int, seed: int, ef_search: i
             await adapter.search_memories(agents[i], vectors[i], room_id=rooms[i], query_text=texts[i])
         for i in range(queries):
             started = time.perf_counter()
-            results = await adapter.search_memories(agents[i], vectors[i], room_id=rooms[i], count=TOP_K,
-                                                    query_text=texts[i], match_threshold=-1.0)
+            results = await adapter.search_memories(
+                agents[i], vectors[i], room_id=rooms[i], count=TOP_K, query_text=texts[i], match_threshold=-1.0
+            )
             latencies.append((time.perf_counter() - started) * 1000)
             found.append({m.id for m in results})
     finally:
@@ -247,16 +288,21 @@ async def measure(url: str, data: Dataset, queries: int, seed: int, ef_search: i
             for i in range(queries):
                 exact = exact_top_k(conn, agents[i], vectors[i], rooms[i])
                 recalls.append(len(found[i] & set(exact)) / len(exact))
-    return {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
-            "recall": statistics.fmean(recalls) if recalls else float("nan")}
+    return {
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "recall": statistics.fmean(recalls) if recalls else float("nan"),
+    }
 
 
 def explain(url: str, data: Dataset, ef_search: int, room: bool) -> str:
     """The plan of one search, for the log: which index the filter used."""
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         register_vector(conn)
-        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                     " set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+        conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+            (str(ef_search),),
+        )
         where = " AND room_id = %(room)s" if room else ""
         rows = conn.execute(
             f"EXPLAIN (ANALYZE, COSTS OFF, BUFFERS) SELECT memory_id, dim_384 <=> %(q)s AS d FROM embeddings"
@@ -270,13 +316,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000, help="memories to load (20000 for a quick run)")
     parser.add_argument("--queries", type=int, default=200, help="searches per filter (>= 200 for p95)")
-    parser.add_argument("--ef-search", type=int, nargs="+", default=None,
-                        help="hnsw.ef_search values to measure (default: the adapter's)")
-    parser.add_argument("--index-options", default=None,
-                        help='HNSW storage parameters instead of the migration\'s, e.g. "m = 8, ef_construction = 32"')
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="+",
+        default=None,
+        help="hnsw.ef_search values to measure (default: the adapter's)",
+    )
+    parser.add_argument(
+        "--index-options",
+        default=None,
+        help='HNSW storage parameters instead of the migration\'s, e.g. "m = 8, ef_construction = 32"',
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="keep the server's data here and reuse it on the next run (default: a temporary dir)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the server's data here and reuse it on the next run (default: a temporary dir)",
+    )
     args = parser.parse_args()
     from core.db.migrations import migrate
     from core.db.postgres.embeddings import EmbeddingsMixin
@@ -298,14 +356,17 @@ def main() -> None:
             for scope in ("agent", "agent_room"):
                 log(f"plan ({scope}, ef_search={ef}):\n{explain(url, data, ef, scope == 'agent_room')}")
                 result = asyncio.run(measure(url, data, args.queries, args.seed, ef, scope))
-                log(f"{scope} ef_search={ef}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
-                    f" recall@10 {result['recall']:.3f}")
+                log(
+                    f"{scope} ef_search={ef}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
+                    f" recall@10 {result['recall']:.3f}"
+                )
                 suffix = "" if args.ef_search is None else f"_ef{ef}"
                 emit(f"search_{scope}_p50{suffix}", result["p50"], "ms")
                 emit(f"search_{scope}_p95{suffix}", result["p95"], "ms")
                 emit(f"search_{scope}_recall_at_10{suffix}", result["recall"], "ratio")
-        result = asyncio.run(measure(url, data, args.queries, args.seed, EmbeddingsMixin.hnsw_ef_search, "agent",
-                                     query_text=True))
+        result = asyncio.run(
+            measure(url, data, args.queries, args.seed, EmbeddingsMixin.hnsw_ef_search, "agent", query_text=True)
+        )
         log(f"agent + text re-rank: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms")
         emit("search_agent_rerank_p50", result["p50"], "ms")
         emit("search_agent_rerank_p95", result["p95"], "ms")

@@ -133,8 +133,15 @@ async def _setup_agent(adapter) -> tuple[uuid.UUID, list[uuid.UUID], uuid.UUID]:
 def _memories(agent: uuid.UUID, rooms: list[uuid.UUID], entity: uuid.UUID, count: int, tag: str) -> list:
     from core.types import Content, Memory
 
-    return [Memory(agent_id=agent, room_id=rooms[i % len(rooms)], entity_id=entity,
-                   content=Content(text=f"{tag} message number {i}")) for i in range(count)]
+    return [
+        Memory(
+            agent_id=agent,
+            room_id=rooms[i % len(rooms)],
+            entity_id=entity,
+            content=Content(text=f"{tag} message number {i}"),
+        )
+        for i in range(count)
+    ]
 
 
 def _rows(memories: list, seed: int) -> list:
@@ -147,7 +154,7 @@ def _rows(memories: list, seed: int) -> list:
 
 
 def _batches(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def count_round_trips(url: str, port: int, socket_dir: str, batch: int) -> dict[str, float]:
@@ -161,9 +168,11 @@ async def count_round_trips(url: str, port: int, socket_dir: str, batch: int) ->
         memories = _memories(agent, rooms, entity, batch * 3, "relay")
         counts: dict[str, list[int]] = {"create_memories": [], "upsert_embeddings": [], "search_memories": []}
         for chunk, rows in zip(_batches(memories, batch), _batches(_rows(memories, 1), batch), strict=True):
-            for name, call in (("create_memories", lambda c=chunk: adapter.create_memories(c, "messages")),
-                               ("upsert_embeddings", lambda r=rows: adapter.upsert_embeddings(r)),
-                               ("search_memories", lambda r=rows: adapter.search_memories(agent, r[0].vector))):
+            for name, call in (
+                ("create_memories", lambda c=chunk: adapter.create_memories(c, "messages")),
+                ("upsert_embeddings", lambda r=rows: adapter.upsert_embeddings(r)),
+                ("search_memories", lambda r=rows: adapter.search_memories(agent, r[0].vector)),
+            ):
                 before = relay.round_trips
                 await call()
                 counts[name].append(relay.round_trips - before)

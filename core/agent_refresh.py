@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 class AgentRefresher:
     """Keeps one orchestrator's agents in step with the ``agents`` table (see the module docstring).
 
@@ -61,8 +62,13 @@ class AgentRefresher:
         clock: Wall-clock seconds (``time.time``; a test passes its own).
     """
 
-    def __init__(self, orchestrator: Orchestrator, settings: RefreshSettings | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        settings: RefreshSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.orchestrator = orchestrator
         self.settings = settings or RefreshSettings()
         self._clock = clock

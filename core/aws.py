@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import boto3
 
+
 class AwsClients:
     """AWS SDK clients from one boto3 session, made when the first client is asked for.
 

@@ -426,9 +426,7 @@ def load_character_dict(data: dict[str, Any], *, source: str = "<dict>") -> Char
         CharacterError: If ``data`` is not a dict or is not a valid character.
     """
     if not isinstance(data, dict):
-        raise _document_error(
-            source, f"a character must be an object, got {_json_type(data)}", "invalid_type"
-        )
+        raise _document_error(source, f"a character must be an object, got {_json_type(data)}", "invalid_type")
     return _build(data, source, index=None)
 
 

@@ -57,8 +57,9 @@ logger = logging.getLogger(__name__)
 StreamCallback = Callable[[str], Any]
 
 #: Types whose calls get sampling defaults from settings.
-GENERATION_TYPES = frozenset({ModelType.TEXT_SMALL, ModelType.TEXT_LARGE, ModelType.OBJECT_SMALL,
-                              ModelType.OBJECT_LARGE})
+GENERATION_TYPES = frozenset(
+    {ModelType.TEXT_SMALL, ModelType.TEXT_LARGE, ModelType.OBJECT_SMALL, ModelType.OBJECT_LARGE}
+)
 #: Param (snake_case, as handlers read it) → (setting suffix, elizaOS camelCase spelling).
 DEFAULT_PARAMS: dict[str, tuple[str, str]] = {
     "temperature": ("TEMPERATURE", "temperature"),
@@ -163,8 +164,9 @@ class ModelRegistry:
             except ModelError as exc:
                 if not exc.retryable or (tap is not None and tap.used):
                     raise
-                logger.warning("model %s from %s failed (%s); trying the next provider",
-                               model_type.value, entry.provider, exc)
+                logger.warning(
+                    "model %s from %s failed (%s); trying the next provider", model_type.value, entry.provider, exc
+                )
                 last_error = exc
                 continue
             if tap is not None and not tap.used and isinstance(value, str) and value:
@@ -173,8 +175,9 @@ class ModelRegistry:
         assert last_error is not None
         raise last_error
 
-    async def _attempt(self, runtime: Any, model_type: ModelType, entry: RegisteredModel,
-                       params: Mapping[str, Any]) -> Any:
+    async def _attempt(
+        self, runtime: Any, model_type: ModelType, entry: RegisteredModel, params: Mapping[str, Any]
+    ) -> Any:
         """One handler call, accounted for. A cancelled call (not an ``Exception``) is not."""
         started = time.perf_counter()
         error: Exception | None = None
@@ -189,8 +192,14 @@ class ModelRegistry:
         return value
 
 
-async def _account(runtime: Any, model_type: ModelType, provider: str, started: float,
-                   recorded: list[ModelUsageBody], error: Exception | None) -> None:
+async def _account(
+    runtime: Any,
+    model_type: ModelType,
+    provider: str,
+    started: float,
+    recorded: list[ModelUsageBody],
+    error: Exception | None,
+) -> None:
     """Write the usage row the handler did not write, and emit ``MODEL_USED``."""
     duration_ms = (time.perf_counter() - started) * 1000.0
     message = None if error is None else _error_text(error)
@@ -200,19 +209,35 @@ async def _account(runtime: Any, model_type: ModelType, provider: str, started: 
         # In a block of its own: inside a handler's use_model (nested calls), the outer
         # handler's collector must not mistake this row for one the outer handler wrote.
         with collect_usage():
-            body = await record_usage(runtime, provider=provider, model_type=model_type, model=None, usage=None,
-                                      duration_ms=duration_ms, error=message)
+            body = await record_usage(
+                runtime,
+                provider=provider,
+                model_type=model_type,
+                model=None,
+                usage=None,
+                duration_ms=duration_ms,
+                error=message,
+            )
     emit = getattr(runtime, "emit_event", None)
     if emit is None:
         return
     tokens = None
     if body.prompt_tokens is not None or body.completion_tokens is not None or body.total_tokens is not None:
         tokens = {"prompt": body.prompt_tokens, "completion": body.completion_tokens, "total": body.total_tokens}
-    await emit(EventType.MODEL_USED, {
-        "type": model_type.value, "provider": provider, "source": provider, "model": body.model,
-        "durationMs": duration_ms, "runId": body.run_id, "tokens": tokens,
-        "success": error is None, "error": message,
-    })
+    await emit(
+        EventType.MODEL_USED,
+        {
+            "type": model_type.value,
+            "provider": provider,
+            "source": provider,
+            "model": body.model,
+            "durationMs": duration_ms,
+            "runId": body.run_id,
+            "tokens": tokens,
+            "success": error is None,
+            "error": message,
+        },
+    )
 
 
 def _error_text(error: Exception) -> str:
@@ -221,6 +246,7 @@ def _error_text(error: Exception) -> str:
 
 
 # -- defaults -------------------------------------------------------------------------------
+
 
 def model_settings(runtime: Any, model_type: ModelType) -> dict[str, int | float]:
     """Sampling defaults for ``model_type`` from settings (see the module docstring).
@@ -273,6 +299,7 @@ def _number(value: Any, *, integer: bool) -> int | float | None:
 
 
 # -- streaming ------------------------------------------------------------------------------
+
 
 class _StreamTap:
     """Stands in for the caller's callback: forwards every chunk and remembers that text went out.

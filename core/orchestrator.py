@@ -183,8 +183,10 @@ class Orchestrator:
         adapter = database_adapter or self.adapter
         if persist:
             await adapter.upsert_agents(
-                [AgentRecord(b.agent_id, b.character.name, b.character.model_dump(mode="json", by_alias=True))
-                 for b in blueprints]
+                [
+                    AgentRecord(b.agent_id, b.character.name, b.character.model_dump(mode="json", by_alias=True))
+                    for b in blueprints
+                ]
             )
         for spec, blueprint in zip(agent_specs, blueprints, strict=True):
             self._agents[blueprint.agent_id] = blueprint
@@ -204,8 +206,10 @@ class Orchestrator:
         plugins = [*self.plugins, *character_plugins(spec.character), *spec.plugins]
         blueprint = AgentBlueprint.build(spec.character, plugins)
         settings = {**self.settings, **spec.settings}
-        blueprint.state_cache = StateCache(int(settings.get("STATE_CACHE_SIZE") or DEFAULT_SIZE),
-                                           float(settings.get("STATE_CACHE_TTL_S") or DEFAULT_TTL_S))
+        blueprint.state_cache = StateCache(
+            int(settings.get("STATE_CACHE_SIZE") or DEFAULT_SIZE),
+            float(settings.get("STATE_CACHE_TTL_S") or DEFAULT_TTL_S),
+        )
         return blueprint
 
     def _check_unique_names(self, new: list[AgentBlueprint], *, ignore: UUID | None = None) -> None:
@@ -260,8 +264,12 @@ class Orchestrator:
             NotFoundError: no such agent.
         """
         blueprint = self.get_agent(ref)
-        runtime = AgentRuntime(blueprint, self._adapters.get(blueprint.agent_id, self.adapter),
-                               self.embedding_queue, self._settings.get(blueprint.agent_id, self.settings))
+        runtime = AgentRuntime(
+            blueprint,
+            self._adapters.get(blueprint.agent_id, self.adapter),
+            self.embedding_queue,
+            self._settings.get(blueprint.agent_id, self.settings),
+        )
         runtime.orchestrator = self
         return runtime
 
@@ -417,9 +425,12 @@ class Orchestrator:
             database = False
         keys = self.validate_api_keys()
         agents = {
-            str(b.agent_id): {"name": b.character.name, "started": b.started,
-                              "services": b.services.registered_types,
-                              "healthy": database and keys[str(b.agent_id)]["ok"]}
+            str(b.agent_id): {
+                "name": b.character.name,
+                "started": b.started,
+                "services": b.services.registered_types,
+                "healthy": database and keys[str(b.agent_id)]["ok"],
+            }
             for b in self.get_agents()
         }
         return {"database": database, "agents": agents}
@@ -497,8 +508,9 @@ class Orchestrator:
             runtime = agent if isinstance(agent, AgentRuntime) else self.runtime(agent)
             self._check_hops(runtime, incoming)
             message = await self._receive(runtime, incoming)
-            result = await handle_message(runtime, message, incoming.channel_type,
-                                          on_stream_chunk=on_stream_chunk, on_response=on_response)
+            result = await handle_message(
+                runtime, message, incoming.channel_type, on_stream_chunk=on_stream_chunk, on_response=on_response
+            )
         except Exception as exc:
             if not callback_mode:
                 raise
@@ -527,8 +539,15 @@ class Orchestrator:
             results.append(outcome)
         return results
 
-    async def send_agent_message(self, sender: AgentRuntime, to: str | UUID, text: str, *,
-                                 replying_to: Memory | None = None, room_id: UUID | None = None) -> MessageResult:
+    async def send_agent_message(
+        self,
+        sender: AgentRuntime,
+        to: str | UUID,
+        text: str,
+        *,
+        replying_to: Memory | None = None,
+        room_id: UUID | None = None,
+    ) -> MessageResult:
         """Deliver a message from one agent of this deployment to another (e.g. from an action).
 
         The hop count grows by one on each agent-to-agent message of a chain (carried in the
@@ -547,8 +566,14 @@ class Orchestrator:
             AgentLoopError: the chain is too long.
         """
         hops = int(getattr(replying_to.content, "hops", 0) or 0) + 1 if replying_to else 1
-        incoming = IncomingMessage(text=text, entity_id=sender.agent_id, room_id=room_id, source="agent",
-                                   user_name=sender.character.name, hops=hops)
+        incoming = IncomingMessage(
+            text=text,
+            entity_id=sender.agent_id,
+            room_id=room_id,
+            source="agent",
+            user_name=sender.character.name,
+            hops=hops,
+        )
         return await self.handle_message(to, incoming)
 
     def _check_hops(self, runtime: AgentRuntime, incoming: IncomingMessage) -> None:
@@ -561,15 +586,24 @@ class Orchestrator:
         entity_id = create_unique_uuid(runtime.agent_id, external_entity)
         room_id = incoming.room_id or create_unique_uuid(runtime.agent_id, f"dm:{external_entity}")
         await runtime.ensure_connection(
-            entity_id=entity_id, room_id=room_id, world_id=incoming.world_id, user_name=incoming.user_name,
-            source=incoming.source, channel_type=incoming.channel_type,
+            entity_id=entity_id,
+            room_id=room_id,
+            world_id=incoming.world_id,
+            user_name=incoming.user_name,
+            source=incoming.source,
+            channel_type=incoming.channel_type,
         )
         # Content is open-ended: extra keys are kept.
         extra: dict[str, Any] = {"hops": incoming.hops} if incoming.hops else {}
-        content = Content(text=incoming.text, source=incoming.source, channel_type=incoming.channel_type.value,
-                          **extra)
-        return Memory(entity_id=entity_id, agent_id=runtime.agent_id, room_id=room_id, world_id=incoming.world_id,
-                      content=content, metadata=MemoryMetadata(source=incoming.source))
+        content = Content(text=incoming.text, source=incoming.source, channel_type=incoming.channel_type.value, **extra)
+        return Memory(
+            entity_id=entity_id,
+            agent_id=runtime.agent_id,
+            room_id=room_id,
+            world_id=incoming.world_id,
+            content=content,
+            metadata=MemoryMetadata(source=incoming.source),
+        )
 
 
 async def _isolated(what: str, call: Any) -> None:

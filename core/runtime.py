@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 class AgentRuntime:
     """The elizaOS ``AgentRuntime`` surface used by a message turn.
 
@@ -119,8 +118,15 @@ class AgentRuntime:
                 return value
         return None
 
-    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
-                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+    def setting(
+        self,
+        name: str,
+        kind: type[SettingT],
+        default: SettingT,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> SettingT:
         """A typed per-agent setting: ``get_setting(name)`` read by ``core.settings.parse_setting``.
 
         Args:
@@ -204,8 +210,9 @@ class AgentRuntime:
             priority: Higher is tried first; equal priorities go in registration order.
             capabilities: e.g. ``{"structured_output"}`` (see ``ModelRegistration``).
         """
-        self.blueprint.models.register(provider, ModelRegistration(model_type, handler, priority,
-                                                                   frozenset(capabilities)))
+        self.blueprint.models.register(
+            provider, ModelRegistration(model_type, handler, priority, frozenset(capabilities))
+        )
 
     async def use_model(
         self,
@@ -273,8 +280,9 @@ class AgentRuntime:
             ModelError: a model call failed.
             StructuredOutputError: invalid answer, and invalid again after the repair call.
         """
-        return await structured_get_object(self, schema, prompt, model_type=model_type, provider=provider,
-                                           params=params)
+        return await structured_get_object(
+            self, schema, prompt, model_type=model_type, provider=provider, params=params
+        )
 
     # -- connections and memories -----------------------------------------------------------
 
@@ -298,14 +306,17 @@ class AgentRuntime:
         world = World(id=world_id, agent_id=self.agent_id) if world_id else None
         room = Room(id=room_id, agent_id=self.agent_id, source=source, type=channel_type, world_id=world_id)
         entity = Entity(
-            id=entity_id, agent_id=self.agent_id, names=[user_name] if user_name else [],
+            id=entity_id,
+            agent_id=self.agent_id,
+            names=[user_name] if user_name else [],
             metadata={source: {"userName": user_name}} if user_name else {},
         )
         await self.adapter.ensure_connection(entity, room, world)
         self.blueprint.connections.add(key)
 
-    async def ensure_connections(self, entities: Sequence[Entity], rooms: Sequence[Room],
-                                 world: World | None = None) -> None:
+    async def ensure_connections(
+        self, entities: Sequence[Entity], rooms: Sequence[Room], world: World | None = None
+    ) -> None:
         """Make sure a world, its rooms and entities exist, every entity taking part in every room
         (elizaOS ``ensureConnections``, e.g. when a platform connector syncs a server).
 
@@ -323,9 +334,10 @@ class AgentRuntime:
             return
         if world is not None:
             await self.adapter.create_world(world.model_copy(update={"agent_id": self.agent_id}))
-        owned_rooms = [r.model_copy(update={"agent_id": self.agent_id,
-                                            **({"world_id": world.id} if world is not None else {})})
-                       for r in rooms]
+        owned_rooms = [
+            r.model_copy(update={"agent_id": self.agent_id, **({"world_id": world.id} if world is not None else {})})
+            for r in rooms
+        ]
         await self.adapter.create_rooms(owned_rooms)
         await self.adapter.create_entities([e.model_copy(update={"agent_id": self.agent_id}) for e in entities])
         for room in owned_rooms:
@@ -342,9 +354,15 @@ class AgentRuntime:
         """The newest ``count`` memories of a room, oldest first."""
         return await self.adapter.get_memories(self.agent_id, room_id, table, count)
 
-    async def search_memories(self, embedding: Sequence[float], *, table: str | None = None,
-                              room_id: UUID | None = None, count: int = 10,
-                              match_threshold: float = 0.0) -> list[Memory]:
+    async def search_memories(
+        self,
+        embedding: Sequence[float],
+        *,
+        table: str | None = None,
+        room_id: UUID | None = None,
+        count: int = 10,
+        match_threshold: float = 0.0,
+    ) -> list[Memory]:
         """elizaOS ``searchMemories``: the agent's memories nearest to ``embedding`` (cosine), nearest first.
 
         Args:
@@ -357,8 +375,9 @@ class AgentRuntime:
         Raises:
             EmbeddingDimensionError: ``embedding`` has the wrong length.
         """
-        return await self.adapter.search_memories(self.agent_id, embedding, table=table, room_id=room_id,
-                                                  count=count, match_threshold=match_threshold)
+        return await self.adapter.search_memories(
+            self.agent_id, embedding, table=table, room_id=room_id, count=count, match_threshold=match_threshold
+        )
 
     async def get_room(self, room_id: UUID) -> Room | None:
         """elizaOS ``getRoom``: one of the agent's rooms, ``None`` when it has none of that id."""
@@ -407,7 +426,8 @@ class AgentRuntime:
         """
         named = set(include_list or ())
         chosen = [
-            p for p in self.blueprint.providers.values()
+            p
+            for p in self.blueprint.providers.values()
             if p.name in named or (not only_include and not p.dynamic and not p.private)
         ]
         state = State()
@@ -479,8 +499,9 @@ class AgentRuntime:
         """Results of the actions run for a message in this invocation, in order (for chaining)."""
         return list(self._action_results.get(message_id, []))
 
-    async def _run_action(self, name: str, message: Memory, state: State, callback: HandlerCallback,
-                          responses: Sequence[Memory]) -> ActionResult:
+    async def _run_action(
+        self, name: str, message: Memory, state: State, callback: HandlerCallback, responses: Sequence[Memory]
+    ) -> ActionResult:
         action = self.find_action(name)
         if action is None:
             logger.warning("unknown action %s chosen by the model; no handler run", name)
@@ -494,10 +515,10 @@ class AgentRuntime:
         await self._store_action_result(action.name if action else name, message, result)
         return result
 
-    async def _execute_action(self, action: Action, message: Memory, state: State, callback: HandlerCallback,
-                              responses: Sequence[Memory]) -> ActionResult:
-        payload = {"action": action.name, "messageId": message.id, "roomId": message.room_id,
-                   "runId": self._run_id}
+    async def _execute_action(
+        self, action: Action, message: Memory, state: State, callback: HandlerCallback, responses: Sequence[Memory]
+    ) -> ActionResult:
+        payload = {"action": action.name, "messageId": message.id, "roomId": message.room_id, "runId": self._run_id}
         await self.emit_event(EventType.ACTION_STARTED, payload)
         try:
             raw = await action.handler(self, message, state, {}, callback, list(responses))
@@ -523,12 +544,29 @@ class AgentRuntime:
     async def _store_action_result(self, name: str, message: Memory, result: ActionResult) -> None:
         text = result.text or result.error or f"{name} {'succeeded' if result.success else 'failed'}"
         memory = Memory(
-            entity_id=self.agent_id, agent_id=self.agent_id, room_id=message.room_id, world_id=message.world_id,
-            content=Content(text=text, actions=[name], source=message.content.source, in_reply_to=message.id,
-                            type="action_result", action_result={"success": result.success, "values": result.values,
-                                                                 "data": result.data, "error": result.error}),
-            metadata=MemoryMetadata(type=MemoryType.CUSTOM, source=message.content.source,
-                                    action_name=name, run_id=str(self._run_id) if self._run_id else None),
+            entity_id=self.agent_id,
+            agent_id=self.agent_id,
+            room_id=message.room_id,
+            world_id=message.world_id,
+            content=Content(
+                text=text,
+                actions=[name],
+                source=message.content.source,
+                in_reply_to=message.id,
+                type="action_result",
+                action_result={
+                    "success": result.success,
+                    "values": result.values,
+                    "data": result.data,
+                    "error": result.error,
+                },
+            ),
+            metadata=MemoryMetadata(
+                type=MemoryType.CUSTOM,
+                source=message.content.source,
+                action_name=name,
+                run_id=str(self._run_id) if self._run_id else None,
+            ),
         )
         try:
             await self.create_memory(memory, "action_results")
@@ -545,8 +583,9 @@ class AgentRuntime:
 
     # -- evaluators -------------------------------------------------------------------------
 
-    async def evaluate(self, message: Memory, state: State, did_respond: bool = True,
-                       responses: Sequence[Memory] = ()) -> list[str]:
+    async def evaluate(
+        self, message: Memory, state: State, did_respond: bool = True, responses: Sequence[Memory] = ()
+    ) -> list[str]:
         """Run the evaluators that apply, concurrently (elizaOS ``evaluate``).
 
         An evaluator applies when the agent responded (or ``always_run`` is set) and its
@@ -556,13 +595,11 @@ class AgentRuntime:
         Returns:
             Names of the evaluators that ran to completion.
         """
-        chosen = [e for e in self.blueprint.evaluators
-                  if await self._evaluator_applies(e, message, state, did_respond)]
+        chosen = [e for e in self.blueprint.evaluators if await self._evaluator_applies(e, message, state, did_respond)]
         outcomes = await asyncio.gather(*(self._run_evaluator(e, message, state, responses) for e in chosen))
         return [e.name for e, ok in zip(chosen, outcomes, strict=True) if ok]
 
-    async def _evaluator_applies(self, evaluator: Evaluator, message: Memory, state: State,
-                                 did_respond: bool) -> bool:
+    async def _evaluator_applies(self, evaluator: Evaluator, message: Memory, state: State, did_respond: bool) -> bool:
         if not did_respond and not evaluator.always_run:
             return False
         try:
@@ -571,8 +608,9 @@ class AgentRuntime:
             logger.exception("evaluator %s failed to validate; skipped", evaluator.name)
             return False
 
-    async def _run_evaluator(self, evaluator: Evaluator, message: Memory, state: State,
-                             responses: Sequence[Memory]) -> bool:
+    async def _run_evaluator(
+        self, evaluator: Evaluator, message: Memory, state: State, responses: Sequence[Memory]
+    ) -> bool:
         payload = {"evaluator": evaluator.name, "messageId": message.id, "runId": self._run_id}
         await self.emit_event(EventType.EVALUATOR_STARTED, payload)
         try:
@@ -670,13 +708,16 @@ class AgentRuntime:
         return await self.adapter.get_task(self.agent_id, id)
 
     async def get_tasks(
-        self, *, room_id: UUID | None = None, tags: Sequence[str] | None = None, entity_id: UUID | None = None,
+        self,
+        *,
+        room_id: UUID | None = None,
+        tags: Sequence[str] | None = None,
+        entity_id: UUID | None = None,
         limit: int = 500,
     ) -> list[Task]:
         """This agent's tasks, oldest first; ``tags`` matches tasks having all of them (elizaOS ``getTasks``);
         at most ``limit``."""
-        return await self.adapter.get_tasks(self.agent_id, room_id=room_id, tags=tags, entity_id=entity_id,
-                                            limit=limit)
+        return await self.adapter.get_tasks(self.agent_id, room_id=room_id, tags=tags, entity_id=entity_id, limit=limit)
 
     async def get_tasks_by_name(self, name: str) -> list[Task]:
         """This agent's tasks with this exact name (elizaOS ``getTasksByName``)."""

@@ -89,8 +89,7 @@ class ServiceRegistry:
                 service = await service_class.start(runtime)
             except Exception:
                 failures += 1
-                logger.exception("service %s (%s) failed to start", service_class.__name__,
-                                 service_class.service_type)
+                logger.exception("service %s (%s) failed to start", service_class.__name__, service_class.service_type)
                 continue
             self._started.setdefault(service_class.service_type, []).append(service)
             self._event(service_class.service_type).set()

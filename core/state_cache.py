@@ -34,8 +34,9 @@ class StateCache:
         ValueError: ``max_size`` < 1 or ``ttl_s`` <= 0.
     """
 
-    def __init__(self, max_size: int = DEFAULT_SIZE, ttl_s: float = DEFAULT_TTL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_size: int = DEFAULT_SIZE, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if max_size < 1 or ttl_s <= 0:
             raise ValueError("the state cache needs max_size >= 1 and ttl_s > 0")
         self.max_size = max_size

@@ -98,7 +98,10 @@ async def get_object(
         return result
     raise StructuredOutputError(
         f"the model's answer is not a valid {schema.__name__} after one repair attempt: {'; '.join(errors)}",
-        schema_name=schema.__name__, errors=errors, raw=_as_text(answer))
+        schema_name=schema.__name__,
+        errors=errors,
+        raw=_as_text(answer),
+    )
 
 
 def choose_model_type(runtime: AgentRuntime, model_type: ModelType, provider: str | None = None) -> ModelType:
@@ -129,8 +132,10 @@ def _serves(registry: Any, model_type: ModelType, provider: str | None) -> bool:
 def json_instructions(prompt: str, schema: type[BaseModel]) -> str:
     """``prompt`` with the instruction to answer with one JSON object matching ``schema``."""
     definition = json.dumps(schema.model_json_schema(), ensure_ascii=False)
-    return (f"{prompt}\n\nRespond with a single JSON object that matches this JSON schema, and nothing "
-            f"else (no prose, no comments):\n{definition}")
+    return (
+        f"{prompt}\n\nRespond with a single JSON object that matches this JSON schema, and nothing "
+        f"else (no prose, no comments):\n{definition}"
+    )
 
 
 def repair_prompt(asked: str, answer: Any, errors: list[str]) -> str:
@@ -139,8 +144,10 @@ def repair_prompt(asked: str, answer: Any, errors: list[str]) -> str:
     if len(quoted) > _MAX_QUOTED_ANSWER:
         quoted = quoted[:_MAX_QUOTED_ANSWER] + "…"
     problems = "\n".join(f"- {e}" for e in errors)
-    return (f"{asked}\n\nYour previous answer was:\n{quoted}\n\nIt is not valid:\n{problems}\n\n"
-            "Answer again with only the corrected JSON object.")
+    return (
+        f"{asked}\n\nYour previous answer was:\n{quoted}\n\nIt is not valid:\n{problems}\n\n"
+        "Answer again with only the corrected JSON object."
+    )
 
 
 def parse_object(schema: type[ObjectT], answer: Any) -> tuple[ObjectT | None, list[str]]:

@@ -50,8 +50,13 @@ async def _embed(texts: list[str]) -> list[list[float]]:
 
 
 # Recorded with each vector: which provider made it.
-worker = EmbeddingWorker(container.adapter, _embed, model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider,
-                         dimension=container.settings.embedding_dimension, events=container.events())
+worker = EmbeddingWorker(
+    container.adapter,
+    _embed,
+    model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider,
+    dimension=container.settings.embedding_dimension,
+    events=container.events(),
+)
 # Report an all-failed batch as failures rather than raising: same retry, explicit response.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -85,21 +90,30 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise EmbeddingFailedError(report.errors.get(request.memory_id, "embedding failed"))
         return outcome.value
 
-    response: dict[str, Any] = dict(process_partial_response(event=event, record_handler=record_handler,
-                                                              processor=processor, context=context))
+    response: dict[str, Any] = dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )
     return response
 
 
 def _log_batch(records: list[dict[str, Any]], requests: dict[str, EmbeddingRequest | None]) -> None:
     """One line per batch: where it came from and what it holds (ids only, never texts)."""
     queues = sorted({str(r.get("eventSourceARN", "")).rsplit(":", 1)[-1] for r in records})
-    logger.info("embedding batch", extra={
-        "batch_size": len(records), "queues": queues, "message_ids": list(requests)[:MAX_LOGGED_IDS],
-        "memory_ids": [str(r.memory_id) for r in requests.values() if r is not None][:MAX_LOGGED_IDS]})
+    logger.info(
+        "embedding batch",
+        extra={
+            "batch_size": len(records),
+            "queues": queues,
+            "message_ids": list(requests)[:MAX_LOGGED_IDS],
+            "memory_ids": [str(r.memory_id) for r in requests.values() if r is not None][:MAX_LOGGED_IDS],
+        },
+    )
     for message_id, request in requests.items():
         if request is None:
-            logger.warning("not an embedding request: reported failed (retried, then dead-lettered)",
-                           extra={"message_id": message_id})
+            logger.warning(
+                "not an embedding request: reported failed (retried, then dead-lettered)",
+                extra={"message_id": message_id},
+            )
 
 
 def _record_metrics(report: BatchReport, batch_size: int, *, invalid: int = 0) -> None:

@@ -25,11 +25,27 @@ LOG_FORMAT_ENV = "LOG_FORMAT"
 #: The values ``LOG_FORMAT`` accepts.
 FORMATS = ("json", "text")
 #: Keys of a Powertools line that a console reader does not need on every line.
-_QUIET_KEYS = frozenset({
-    "level", "location", "message", "timestamp", "service", "name", "sampling_rate", "cold_start",
-    "function_name", "function_memory_size", "function_arn", "function_request_id", "xray_trace_id",
-    "exception", "exception_name", "exception_notes", "stack_trace",
-})
+_QUIET_KEYS = frozenset(
+    {
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "name",
+        "sampling_rate",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "xray_trace_id",
+        "exception",
+        "exception_name",
+        "exception_notes",
+        "stack_trace",
+    }
+)
 
 
 def json_logs(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> bool:
@@ -57,8 +73,9 @@ def json_logs(environ: Mapping[str, str] | None = None, stream: TextIO | None = 
         return True
 
 
-def powertools_formatter(environ: Mapping[str, str] | None = None,
-                         stream: TextIO | None = None) -> LambdaPowertoolsFormatter | None:
+def powertools_formatter(
+    environ: Mapping[str, str] | None = None, stream: TextIO | None = None
+) -> LambdaPowertoolsFormatter | None:
     """The formatter for a Powertools ``Logger``: ``None`` (its JSON default) or a :class:`HumanFormatter`.
 
     An invalid ``LOG_FORMAT`` falls back to the rule without it: a typo must never stop a
@@ -67,8 +84,9 @@ def powertools_formatter(environ: Mapping[str, str] | None = None,
     try:
         as_json = json_logs(environ, stream)
     except ValueError:
-        as_json = json_logs({k: v for k, v in (os.environ if environ is None else environ).items()
-                             if k != LOG_FORMAT_ENV}, stream)
+        as_json = json_logs(
+            {k: v for k, v in (os.environ if environ is None else environ).items() if k != LOG_FORMAT_ENV}, stream
+        )
     return None if as_json else HumanFormatter()
 
 

@@ -92,13 +92,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             applied = running.result(timeout=budget_s)
             logger.info("migrations applied", extra={"applied": applied})
             metrics.add_metric(name="MigrationsApplied", unit=MetricUnit.Count, value=len(applied))
-            body = _response(request, "SUCCESS",
-                             data={"Applied": ", ".join(applied)[:1024], "AppliedCount": str(len(applied))})
+            body = _response(
+                request, "SUCCESS", data={"Applied": ", ".join(applied)[:1024], "AppliedCount": str(len(applied))}
+            )
     except Exception as exc:
         if running is not None and not running.done():
             logger.error("migrations still running near the function's timeout: answering FAILED")
-            reason = (f"migrations still running after {budget_s:.0f} s, answered before the function's timeout;"
-                      " applied files stay applied and the next deploy resumes")
+            reason = (
+                f"migrations still running after {budget_s:.0f} s, answered before the function's timeout;"
+                " applied files stay applied and the next deploy resumes"
+            )
         else:
             logger.exception("migrations failed")
             reason = f"{type(exc).__name__}: {exc}"
@@ -133,8 +136,9 @@ def _wait_quietly(running: Future[list[str]]) -> None:
         logger.exception("migrations failed after the FAILED answer")
 
 
-def _response(request: CloudFormationCustomResourceEvent, status: str, *, reason: str = "",
-              data: dict[str, str] | None = None) -> dict[str, Any]:
+def _response(
+    request: CloudFormationCustomResourceEvent, status: str, *, reason: str = "", data: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The response body of AWS's custom resource contract, within ``MAX_RESPONSE_BYTES``.
 
     ``PhysicalResourceId`` is the one CloudFormation sent (Update, Delete), else a name made
@@ -174,8 +178,9 @@ def send_response(url: str, body: dict[str, Any]) -> None:
     """
     data = json.dumps(body).encode()
     for attempt in range(1, PUT_ATTEMPTS + 1):
-        put = urllib.request.Request(url, data=data, method="PUT",
-                                     headers={"Content-Type": "", "Content-Length": str(len(data))})
+        put = urllib.request.Request(
+            url, data=data, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(data))}
+        )
         try:
             with urllib.request.urlopen(put, timeout=10) as answer:
                 logger.info("response sent", extra={"status": body["Status"], "http_status": answer.status})

@@ -91,8 +91,9 @@ def _quiet_empty_metrics() -> None:
     An HTTP route that counts nothing (``GET /agents``) is normal. Checked per invocation
     because a test runner resets the warning filters around each test.
     """
-    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == _EMPTY_METRICS_WARNING
-               for f in warnings.filters):
+    if not any(
+        f[0] == "ignore" and f[1] is not None and f[1].pattern == _EMPTY_METRICS_WARNING for f in warnings.filters
+    ):
         warnings.filterwarnings("ignore", message=_EMPTY_METRICS_WARNING, category=UserWarning)
 
 
@@ -167,8 +168,7 @@ class Observability:
             inner = self.metrics.log_metrics(handler, capture_cold_start_metric=not is_metrics_disabled())
             inner = self._traced(inner)
             inner = self._named(inner)
-            inner = self.logger.inject_lambda_context(inner, correlation_id_path=correlation_id_path,
-                                                      clear_state=True)
+            inner = self.logger.inject_lambda_context(inner, correlation_id_path=correlation_id_path, clear_state=True)
 
             @functools.wraps(handler)
             def entry(event: Any, context: Any) -> Any:
@@ -218,8 +218,11 @@ class Observability:
         try:
             tracer = Tracer(service=self.service, disabled=False, patch_modules=TRACED_MODULES)
         except ImportError as exc:
-            self.logger.warning("tracing is enabled but the X-Ray SDK cannot be imported (%s): running untraced;"
-                                " build the package with aws-lambda-powertools[tracer] to trace", exc)
+            self.logger.warning(
+                "tracing is enabled but the X-Ray SDK cannot be imported (%s): running untraced;"
+                " build the package with aws-lambda-powertools[tracer] to trace",
+                exc,
+            )
             return handler
         except Exception:  # a tracer must never stop the function from starting
             self.logger.warning("tracing could not be set up: running untraced", exc_info=True)

@@ -79,8 +79,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """
     logger.set_correlation_id(_field(event, "id") or context.aws_request_id)
     lag_s = _schedule_lag_s(event)
-    logger.info("scheduled run", extra={"event_id": _field(event, "id"), "scheduled_time": _field(event, "time"),
-                                        "lag_s": lag_s})
+    logger.info(
+        "scheduled run",
+        extra={"event_id": _field(event, "id"), "scheduled_time": _field(event, "time"), "lag_s": lag_s},
+    )
     house, tasks = container.run(_run(context))
     _record_metrics(house, tasks, lag_s)
     logger.info("scheduled run done", extra={"housekeeping": house.as_dict(), "tasks": tasks.as_dict()})
@@ -123,13 +125,19 @@ def _schedule_lag_s(event: Any) -> float | None:
 
 
 def _record_metrics(house: HousekeepingReport, tasks: RunReport, lag_s: float | None) -> None:
-    for name, value in (("TasksClaimed", tasks.claimed), ("TasksSucceeded", tasks.succeeded),
-                        ("TasksRetried", tasks.retried), ("TasksFailed", tasks.failed),
-                        ("TasksSkipped", tasks.skipped), ("TasksLeaseRecovered", tasks.recovered),
-                        ("TasksWithoutWorker", tasks.without_worker), ("TasksLost", tasks.lost),
-                        ("SchedulerErrors", tasks.errors + house.errors),
-                        ("EmbeddingsRequeued", house.requeued_embeddings),
-                        ("ExpiredCacheDeleted", house.expired_cache_deleted)):
+    for name, value in (
+        ("TasksClaimed", tasks.claimed),
+        ("TasksSucceeded", tasks.succeeded),
+        ("TasksRetried", tasks.retried),
+        ("TasksFailed", tasks.failed),
+        ("TasksSkipped", tasks.skipped),
+        ("TasksLeaseRecovered", tasks.recovered),
+        ("TasksWithoutWorker", tasks.without_worker),
+        ("TasksLost", tasks.lost),
+        ("SchedulerErrors", tasks.errors + house.errors),
+        ("EmbeddingsRequeued", house.requeued_embeddings),
+        ("ExpiredCacheDeleted", house.expired_cache_deleted),
+    ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if lag_s is not None:
         metrics.add_metric(name="ScheduleLag", unit=MetricUnit.Seconds, value=max(lag_s, 0.0))

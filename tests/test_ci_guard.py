@@ -48,10 +48,32 @@ def run_pytest(tmp_path: Path, ci: str | None, *args: str) -> subprocess.Complet
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.ci_guard", "-p", "no:cacheprovider", "-q", "-rfsx",
-         "-o", "markers=local_models: real models", "-o", "asyncio_default_fixture_loop_scope=function",
-         "--rootdir", str(tmp_path), "-c", os.devnull, *args, str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.ci_guard",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rfsx",
+            "-o",
+            "markers=local_models: real models",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            *args,
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

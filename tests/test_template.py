@@ -36,16 +36,22 @@ ROUTES = {
 QUEUES = ("EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue")
 FOURTEEN_DAYS = 14 * 24 * 3600
 #: The one Bedrock grant: only when BedrockModelArns is set, only invocation, only on those ARNs.
-BEDROCK_POLICY = {"Fn::If": [
-    "HasBedrockModels",
-    {"Statement": [{
-        "Sid": "InvokeConfiguredBedrockModels",
-        "Effect": "Allow",
-        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-        "Resource": {"Ref": "BedrockModelArns"},
-    }]},
-    {"Ref": "AWS::NoValue"},
-]}
+BEDROCK_POLICY = {
+    "Fn::If": [
+        "HasBedrockModels",
+        {
+            "Statement": [
+                {
+                    "Sid": "InvokeConfiguredBedrockModels",
+                    "Effect": "Allow",
+                    "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                    "Resource": {"Ref": "BedrockModelArns"},
+                }
+            ]
+        },
+        {"Ref": "AWS::NoValue"},
+    ]
+}
 
 
 def _lint(path: Path) -> list:
@@ -135,9 +141,7 @@ def test_queues_have_dead_letter_redrive(resources):
 
 def test_visibility_timeout_is_six_times_function_timeout(template, resources):
     for name in QUEUES:
-        assert resources[name]["Properties"]["VisibilityTimeout"] == {
-            "Ref": "EmbeddingsQueueVisibilityTimeout"
-        }, name
+        assert resources[name]["Properties"]["VisibilityTimeout"] == {"Ref": "EmbeddingsQueueVisibilityTimeout"}, name
     assert resources["EmbeddingsFunction"]["Properties"]["Timeout"] == {"Ref": "EmbeddingsTimeout"}
     visibility = _default(template, "EmbeddingsQueueVisibilityTimeout")
     assert visibility >= 6 * _default(template, "EmbeddingsTimeout")
@@ -196,11 +200,7 @@ def test_http_api_routes(resources):
 
 def test_messages_function_policies(resources):
     policies = resources["MessagesFunction"]["Properties"]["Policies"]
-    send_to = {
-        p["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
-        for p in policies
-        if "SQSSendMessagePolicy" in p
-    }
+    send_to = {p["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0] for p in policies if "SQSSendMessagePolicy" in p}
     assert send_to == {"EmbeddingsHighQueue", "EmbeddingsNormalQueue", "EmbeddingsLowQueue"}
     for fn in ("MessagesFunction", "EmbeddingsFunction"):
         props = resources[fn]["Properties"]
@@ -338,7 +338,10 @@ def test_tasks_schedule_input_is_a_scheduled_event(resources):
     assert event["detail-type"] == "Scheduled Event"
     # Only Scheduler's documented context attributes are used.
     assert set(re.findall(r"<aws\.scheduler\.[a-z-]+>", text)) == {
-        "<aws.scheduler.execution-id>", "<aws.scheduler.scheduled-time>", "<aws.scheduler.schedule-arn>"}
+        "<aws.scheduler.execution-id>",
+        "<aws.scheduler.scheduled-time>",
+        "<aws.scheduler.schedule-arn>",
+    }
 
 
 def test_tasks_outputs(template):
@@ -368,7 +371,10 @@ def test_makefile_build_target_runs_the_packager(function, tmp_path):
     artifacts = tmp_path / "artifacts dir"
     dry_run = subprocess.run(
         [make, "--no-print-directory", "-n", f"build-{function}", f"ARTIFACTS_DIR={artifacts}"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert dry_run.stdout.strip() == f'python3 -m infra.package "{artifacts}"'
 
@@ -411,7 +417,8 @@ def test_http_api_cors_is_opt_in(template, resources):
     assert "*" not in when_set["AllowOrigins"]
     assert "authorization" in when_set["AllowHeaders"]
     assert template["Conditions"]["HasCorsOrigins"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]}
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]
+    }
     param = template["Parameters"]["CorsAllowedOrigins"]
     pattern = re.compile(param["AllowedPattern"])
     assert param["Default"] == "" and pattern.match("")
@@ -438,8 +445,10 @@ def test_http_api_access_logs(template, resources):
     group = resources["HttpApiAccessLogs"]
     assert group["Type"] == "AWS::Logs::LogGroup"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
-    assert _default(template, "AccessLogRetentionDays") in template["Parameters"]["AccessLogRetentionDays"][
-        "AllowedValues"]
+    assert (
+        _default(template, "AccessLogRetentionDays")
+        in template["Parameters"]["AccessLogRetentionDays"]["AllowedValues"]
+    )
     # API Gateway substitutes $context variables inside the JSON strings: the format is valid JSON as written.
     line = json.loads(logs["Format"])
     assert {"requestId", "status", "latency", "routeKey"} <= set(line)
@@ -481,8 +490,12 @@ def test_embedding_dimension_is_one_the_schema_stores(template):
 
 # -- alarms: dead-letter queues, the high queue's backlog, the messages function ---------------
 
-DEAD_LETTER_QUEUES = ("EmbeddingsHighDeadLetterQueue", "EmbeddingsNormalDeadLetterQueue",
-                      "EmbeddingsLowDeadLetterQueue", "TasksScheduleDeadLetterQueue")
+DEAD_LETTER_QUEUES = (
+    "EmbeddingsHighDeadLetterQueue",
+    "EmbeddingsNormalDeadLetterQueue",
+    "EmbeddingsLowDeadLetterQueue",
+    "TasksScheduleDeadLetterQueue",
+)
 ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
 
@@ -491,14 +504,20 @@ def _alarms(resources) -> dict[str, dict]:
 
 
 def _alarms_on(resources, namespace: str, metric: str, dimension: dict) -> list[dict]:
-    return [a for a in _alarms(resources).values()
-            if a["Namespace"] == namespace and a["MetricName"] == metric and a["Dimensions"] == [dimension]]
+    return [
+        a
+        for a in _alarms(resources).values()
+        if a["Namespace"] == namespace and a["MetricName"] == metric and a["Dimensions"] == [dimension]
+    ]
 
 
 def _dead_letter_queues(resources) -> set[str]:
     """Every queue something dead-letters into: SQS redrive targets and the schedule's DLQ."""
-    found = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-             for r in resources.values() if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]}
+    found = {
+        r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    }
     for r in resources.values():
         for event in r.get("Properties", {}).get("Events", {}).values():
             if "DeadLetterConfig" in event["Properties"]:
@@ -512,8 +531,12 @@ def test_every_dead_letter_queue_is_known(resources):
 
 @pytest.mark.parametrize("dlq", DEAD_LETTER_QUEUES)
 def test_dead_letter_queue_alarm(resources, dlq):
-    [alarm] = _alarms_on(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible",
-                         {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}})
+    [alarm] = _alarms_on(
+        resources,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}},
+    )
     # One message is one too many: > 0 on the maximum of a period.
     assert alarm["Statistic"] == "Maximum"
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -524,8 +547,12 @@ def test_dead_letter_queue_alarm(resources, dlq):
 
 
 def test_high_queue_age_alarm(template, resources):
-    [alarm] = _alarms_on(resources, "AWS/SQS", "ApproximateAgeOfOldestMessage",
-                         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsHighQueue", "QueueName"]}})
+    [alarm] = _alarms_on(
+        resources,
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsHighQueue", "QueueName"]}},
+    )
     assert alarm["Statistic"] == "Maximum"
     assert alarm["Threshold"] == {"Ref": "EmbeddingsHighQueueMaxAgeSeconds"}
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -536,8 +563,17 @@ def test_high_queue_age_alarm(template, resources):
     assert param["Default"] > _default(template, "EmbeddingsQueueVisibilityTimeout")
     assert param["MinValue"] <= param["Default"] <= param["MaxValue"]
     # No other queue's age is watched by it (the normal and low queues may lag by design).
-    assert len(_alarms_on(resources, "AWS/SQS", "ApproximateAgeOfOldestMessage",
-                          {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsLowQueue", "QueueName"]}})) == 0
+    assert (
+        len(
+            _alarms_on(
+                resources,
+                "AWS/SQS",
+                "ApproximateAgeOfOldestMessage",
+                {"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmbeddingsLowQueue", "QueueName"]}},
+            )
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
@@ -580,7 +616,8 @@ def test_bedrock_permission_is_conditional_and_scoped(template, resources):
         assert bedrock == ([BEDROCK_POLICY] if name in MODEL_FUNCTIONS else []), name
     # No BedrockModelArns, no Bedrock permission: the joined list is empty.
     assert template["Conditions"]["HasBedrockModels"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "BedrockModelArns"}]}, ""]}]}
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "BedrockModelArns"}]}, ""]}]
+    }
     param = template["Parameters"]["BedrockModelArns"]
     assert param["Type"] == "CommaDelimitedList" and param["Default"] == ""
     # CloudFormation matches AllowedPattern against each item of a CommaDelimitedList.
@@ -615,15 +652,25 @@ def test_model_settings_reach_the_code(template):
     assert env["BEDROCK_TEXT_MODEL_ID"] == {"Ref": "BedrockTextModelId"}
     assert env["BEDROCK_EMBEDDING_MODEL_ID"] == {"Ref": "BedrockEmbeddingModelId"}
     assert Settings.from_env({"MODEL_PLUGINS": "core.model_providers.bedrock"}).model_plugins == [
-        "core.model_providers.bedrock"]
+        "core.model_providers.bedrock"
+    ]
     # The parameters' empty defaults mean "the code's default", not an empty plugin list or a model named "".
-    defaults = {"MODEL_PLUGINS": _default(template, "ModelPlugins"),
-                "BEDROCK_TEXT_MODEL_ID": _default(template, "BedrockTextModelId"),
-                "BEDROCK_EMBEDDING_MODEL_ID": _default(template, "BedrockEmbeddingModelId")}
+    defaults = {
+        "MODEL_PLUGINS": _default(template, "ModelPlugins"),
+        "BEDROCK_TEXT_MODEL_ID": _default(template, "BedrockTextModelId"),
+        "BEDROCK_EMBEDDING_MODEL_ID": _default(template, "BedrockEmbeddingModelId"),
+    }
     assert Settings.from_env(defaults).model_plugins == Settings().model_plugins
     assert build_plugin(defaults).models == ()
-    served = {m.model_type for m in build_plugin({"BEDROCK_TEXT_MODEL_ID": "us.amazon.nova-micro-v1:0",
-                                                  "BEDROCK_EMBEDDING_MODEL_ID": "amazon.titan-embed-text-v2:0"}).models}
+    served = {
+        m.model_type
+        for m in build_plugin(
+            {
+                "BEDROCK_TEXT_MODEL_ID": "us.amazon.nova-micro-v1:0",
+                "BEDROCK_EMBEDDING_MODEL_ID": "amazon.titan-embed-text-v2:0",
+            }
+        ).models
+    }
     assert {ModelType.TEXT_LARGE, ModelType.TEXT_EMBEDDING} <= served
     pattern = re.compile(template["Parameters"]["ModelPlugins"]["AllowedPattern"])
     for good in ("", "core.model_providers.bedrock", "core.model_providers.bedrock,my_pkg.models:plugin"):
@@ -636,11 +683,13 @@ def test_model_settings_reach_the_code(template):
 
 
 def test_messages_reserved_concurrency_is_conditional(template, resources):
-    assert resources["MessagesFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Fn::If": [
-        "HasMessagesReservedConcurrency", {"Ref": "MessagesReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert resources["MessagesFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasMessagesReservedConcurrency", {"Ref": "MessagesReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
     # Parameter values are strings to Fn::Equals: "-1" is the default, unreserved.
     assert template["Conditions"]["HasMessagesReservedConcurrency"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "MessagesReservedConcurrency"}, "-1"]}]}
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MessagesReservedConcurrency"}, "-1"]}]
+    }
     param = template["Parameters"]["MessagesReservedConcurrency"]
     assert param["Type"] == "Number" and param["Default"] == -1 and param["MinValue"] == -1
     for name in FUNCTIONS:
@@ -661,7 +710,8 @@ def test_tracing_parameter(template, resources):
         assert "Tracing" not in resources[name]["Properties"], name
     assert template["Conditions"]["IsTracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
     assert fn["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
-        "Fn::If": ["IsTracingActive", "false", "true"]}
+        "Fn::If": ["IsTracingActive", "false", "true"]
+    }
 
 
 def test_powertools_environment(template, resources):
@@ -669,8 +719,9 @@ def test_powertools_environment(template, resources):
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     assert template["Parameters"]["LogLevel"]["Default"] in template["Parameters"]["LogLevel"]["AllowedValues"]
     assert isinstance(env["POWERTOOLS_METRICS_NAMESPACE"], str) and env["POWERTOOLS_METRICS_NAMESPACE"]
-    services = [resources[name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
-                for name in FUNCTIONS]
+    services = [
+        resources[name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for name in FUNCTIONS
+    ]
     assert len(set(services)) == len(FUNCTIONS), services  # one per function: logs and metrics tell them apart
     assert "POWERTOOLS_SERVICE_NAME" not in env
 
@@ -759,8 +810,12 @@ def transformed() -> dict:
     if not SAM_PYTHON.exists():
         pytest.skip("no .venv-sam (make check-deploy creates it)")
     run = subprocess.run(
-        [str(SAM_PYTHON), "-c", SAM_TRANSFORM], input=TEMPLATE.read_text(), capture_output=True, text=True,
-        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}, timeout=120,
+        [str(SAM_PYTHON), "-c", SAM_TRANSFORM],
+        input=TEMPLATE.read_text(),
+        capture_output=True,
+        text=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
     )
     if run.returncode != 0 and "No module named 'samtranslator'" in run.stderr:
         pytest.skip("the SAM translator is not installed in .venv-sam")
@@ -832,13 +887,19 @@ def test_http_api_invokes_the_messages_alias(transformed):
     assert resources["MessagesFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
     function = resources["MessagesFunction"]["Properties"]
     assert function["SnapStart"] == {"ApplyOn": {"Ref": "MessagesSnapStart"}}
-    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
-                   and "MessagesFunction" in json.dumps(r["Properties"]["FunctionName"])]
+    permissions = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and "MessagesFunction" in json.dumps(r["Properties"]["FunctionName"])
+    ]
     assert permissions
     for permission in permissions:
         assert permission["FunctionName"] == {"Ref": "MessagesFunctionAliaslive"}, permission
-    uris = [operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-            for path in resources["HttpApi"]["Properties"]["Body"]["paths"].values() for operation in path.values()]
+    uris = [
+        operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        for path in resources["HttpApi"]["Properties"]["Body"]["paths"].values()
+        for operation in path.values()
+    ]
     assert len(uris) == len(ROUTES)
     for uri in uris:
         assert uri.endswith("/functions/${MessagesFunctionAliaslive}/invocations"), uri

@@ -12,8 +12,12 @@ if TYPE_CHECKING:
 
 
 async def _reply(
-    runtime: AgentRuntime, message: Memory, state: State, options: dict[str, Any],
-    callback: Any, responses: list[Memory],
+    runtime: AgentRuntime,
+    message: Memory,
+    state: State,
+    options: dict[str, Any],
+    callback: Any,
+    responses: list[Memory],
 ) -> ActionResult:
     # The response already carries the text the model wrote with its plan: send it as is
     # rather than paying for a second model call (elizaOS makes one).

@@ -71,10 +71,7 @@ async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State)
 
 
 async def _actions(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
-    available = [
-        a for a in runtime.actions.values()
-        if a.validate is None or await a.validate(runtime, message, state)
-    ]
+    available = [a for a in runtime.actions.values() if a.validate is None or await a.validate(runtime, message, state)]
     lines = [f"- {a.name}: {a.description}" for a in available]
     return ProviderResult(
         text="# Available Actions\n" + "\n".join(lines),
@@ -84,6 +81,7 @@ async def _actions(runtime: AgentRuntime, message: Memory, state: State) -> Prov
 
 
 CHARACTER = Provider(name="CHARACTER", get=_character, position=-10, description="Who the agent is.")
-RECENT_MESSAGES = Provider(name="RECENT_MESSAGES", get=_recent_messages, position=100,
-                           description="The latest messages of the room.")
+RECENT_MESSAGES = Provider(
+    name="RECENT_MESSAGES", get=_recent_messages, position=100, description="The latest messages of the room."
+)
 ACTIONS = Provider(name="ACTIONS", get=_actions, position=-1, description="Actions the agent can take.")

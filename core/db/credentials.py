@@ -66,9 +66,12 @@ class SecretConninfo:
         if missing:
             raise ConfigurationError(f"DATABASE_SECRET_ARN: the secret has no {', '.join(missing)}")
         return make_conninfo(
-            host=host, port=str(secret.get("port") or 5432),
+            host=host,
+            port=str(secret.get("port") or 5432),
             dbname=s.database_name or secret.get("dbname") or "postgres",
-            user=secret["username"], password=secret["password"], sslmode=s.database_sslmode,
+            user=secret["username"],
+            password=secret["password"],
+            sslmode=s.database_sslmode,
             connect_timeout=str(CONNECT_TIMEOUT_S),
         )
 

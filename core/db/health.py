@@ -63,8 +63,13 @@ async def check_database(pool: AsyncConnectionPool[Any], timeout_s: float) -> Da
     applied = row["schema"]
     # The schema may be ahead of the code (migrations run before a deploy's code): only behind is stale.
     current = applied is not None and applied[:4] >= expected_schema()[:4]
-    return DatabaseHealth(latency_ms=latency_ms, schema_current=current, postgres=row["postgres"],
-                          pgvector=row["pgvector"], schema=applied)
+    return DatabaseHealth(
+        latency_ms=latency_ms,
+        schema_current=current,
+        postgres=row["postgres"],
+        pgvector=row["pgvector"],
+        schema=applied,
+    )
 
 
 @functools.cache

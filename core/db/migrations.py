@@ -88,8 +88,7 @@ def load_migrations(folder: Path, namespace: str = CORE_NAMESPACE) -> list[Migra
     return [found[v] for v in sorted(found)]
 
 
-def migrate(database_url: str, migrations: list[Migration] | None = None,
-            plugins: Iterable[Plugin] = ()) -> list[str]:
+def migrate(database_url: str, migrations: list[Migration] | None = None, plugins: Iterable[Plugin] = ()) -> list[str]:
     """Apply pending migrations.
 
     Args:
@@ -121,8 +120,9 @@ def _apply_pending(conn: psycopg.Connection, migrations: list[Migration]) -> lis
         recorded = applied.get((migration.namespace, migration.version))
         if recorded is not None:
             if recorded != migration.checksum:
-                raise MigrationError(f"{migration.namespace}/{migration.name} was edited after it was applied"
-                                     " (checksum differs)")
+                raise MigrationError(
+                    f"{migration.namespace}/{migration.name} was edited after it was applied (checksum differs)"
+                )
             continue
         try:
             with conn.transaction():
@@ -134,8 +134,9 @@ def _apply_pending(conn: psycopg.Connection, migrations: list[Migration]) -> lis
         except psycopg.Error as exc:
             raise MigrationError(f"{migration.name} failed: {exc}") from exc
         logger.info("applied migration %s/%s", migration.namespace, migration.name)
-        done.append(migration.name if migration.namespace == CORE_NAMESPACE
-                    else f"{migration.namespace}/{migration.name}")
+        done.append(
+            migration.name if migration.namespace == CORE_NAMESPACE else f"{migration.namespace}/{migration.name}"
+        )
     return done
 
 
@@ -150,9 +151,9 @@ def _ensure_ledger(conn: psycopg.Connection) -> None:
     # A ledger from before plugin migrations (keyed by version alone) is upgraded in place.
     conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS namespace text NOT NULL DEFAULT 'core'")
     key_columns = conn.execute(
-        "SELECT cardinality(conkey) FROM pg_constraint"
-        " WHERE conrelid = 'schema_migrations'::regclass AND contype = 'p'"
+        "SELECT cardinality(conkey) FROM pg_constraint WHERE conrelid = 'schema_migrations'::regclass AND contype = 'p'"
     ).fetchone()
     if key_columns and key_columns[0] == 1:
-        conn.execute("ALTER TABLE schema_migrations DROP CONSTRAINT schema_migrations_pkey,"
-                     " ADD PRIMARY KEY (namespace, version)")
+        conn.execute(
+            "ALTER TABLE schema_migrations DROP CONSTRAINT schema_migrations_pkey, ADD PRIMARY KEY (namespace, version)"
+        )

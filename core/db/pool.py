@@ -68,8 +68,10 @@ class VectorTypes:
         if self._infos is None:
             async with conn.cursor(row_factory=tuple_row) as cur:
                 rows = await (await cur.execute(_VECTOR_TYPES_SQL)).fetchall()
-            infos = {name: TypeInfo(name, oid, array_oid, regtype=regtype, delimiter=delimiter)
-                     for name, oid, array_oid, regtype, delimiter in rows}
+            infos = {
+                name: TypeInfo(name, oid, array_oid, regtype=regtype, delimiter=delimiter)
+                for name, oid, array_oid, regtype, delimiter in rows
+            }
             if "vector" not in infos:  # not migrated yet: raise below, and look again next time
                 register_vector_info(conn, None)
             self._infos = infos

@@ -160,8 +160,14 @@ async def call_with_retries(
                 # ``from None``: the psycopg error's text may quote parameters (its DETAIL line).
                 raise _typed_error(exc, failure, operation, attempt, idempotent) from None
             delay = policy.delay_s(attempt)
-            logger.warning("database %s retried: %s, attempt %d/%d, sleeping %.0f ms", operation,
-                           _describe(exc), attempt + 1, policy.attempts, delay * 1000)
+            logger.warning(
+                "database %s retried: %s, attempt %d/%d, sleeping %.0f ms",
+                operation,
+                _describe(exc),
+                attempt + 1,
+                policy.attempts,
+                delay * 1000,
+            )
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -172,14 +178,21 @@ def _describe(exc: psycopg.Error) -> str:
     if exc.sqlstate:
         text += f" (SQLSTATE {exc.sqlstate})"
     diag = exc.diag
-    names = [f"{label} {value}" for label, value in (("table", diag.table_name),
-                                                      ("constraint", diag.constraint_name),
-                                                      ("column", diag.column_name)) if value]
+    names = [
+        f"{label} {value}"
+        for label, value in (
+            ("table", diag.table_name),
+            ("constraint", diag.constraint_name),
+            ("column", diag.column_name),
+        )
+        if value
+    ]
     return text + (" on " + ", ".join(names) if names else "")
 
 
-def _typed_error(exc: psycopg.Error, failure: Failure, operation: str, attempts: int,
-                 idempotent: bool) -> DatabaseError:
+def _typed_error(
+    exc: psycopg.Error, failure: Failure, operation: str, attempts: int, idempotent: bool
+) -> DatabaseError:
     what = f"{operation}: {_describe(exc)}"
     if failure is Failure.PERMANENT:
         return DatabaseError(what, sqlstate=exc.sqlstate, operation=operation)
@@ -188,8 +201,11 @@ def _typed_error(exc: psycopg.Error, failure: Failure, operation: str, attempts:
     elif failure is Failure.OUTCOME_UNKNOWN and not idempotent:
         what += ": not retried (not idempotent); the write may or may not have been applied"
     return TransientDatabaseError(
-        f"{what} [{failure.value}, {attempts} attempt(s)]", sqlstate=exc.sqlstate, operation=operation,
-        attempts=attempts, outcome_unknown=failure is Failure.OUTCOME_UNKNOWN,
+        f"{what} [{failure.value}, {attempts} attempt(s)]",
+        sqlstate=exc.sqlstate,
+        operation=operation,
+        attempts=attempts,
+        outcome_unknown=failure is Failure.OUTCOME_UNKNOWN,
     )
 
 
@@ -199,8 +215,9 @@ def _retrying(method: Callable[Concatenate[S, P], Awaitable[T]]) -> Callable[Con
 
     @functools.wraps(method)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await call_with_retries(lambda: method(self, *args, **kwargs), operation=method.__name__,
-                                       idempotent=safe, policy=self.retry_policy)
+        return await call_with_retries(
+            lambda: method(self, *args, **kwargs), operation=method.__name__, idempotent=safe, policy=self.retry_policy
+        )
 
     setattr(wrapper, _WRAPPED, True)
     return wrapper

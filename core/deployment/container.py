@@ -88,8 +88,9 @@ class Container:
         if not self.settings.queue_urls:
             logger.warning("no EMBEDDINGS_*_QUEUE_URL set: embeddings stay pending")
             return None
-        return EmbeddingQueue(self.aws.client("sqs"), self.settings.queue_urls,
-                              dimension=self.settings.embedding_dimension)
+        return EmbeddingQueue(
+            self.aws.client("sqs"), self.settings.queue_urls, dimension=self.settings.embedding_dimension
+        )
 
     def orchestrator(self) -> Orchestrator:
         """Load the characters, register the agents (one upsert round trip), then the other agents
@@ -105,7 +106,8 @@ class Container:
         orchestrator_class, refresher_class = _runtime()
         refresh = RefreshSettings.from_env(os.environ)
         orchestrator = orchestrator_class(
-            self.adapter, embedding_queue=self.embedding_queue(),
+            self.adapter,
+            embedding_queue=self.embedding_queue(),
             plugins=[*built_in_plugins(), *self.model_plugins],
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))

@@ -59,8 +59,11 @@ class EmbeddingBatch:
             return False
         self._pending[priority].append(
             EmbeddingRequest(
-                memory_id=memory.id, agent_id=memory.agent_id, content_hash=memory.content_hash,
-                priority=priority, dimension=self._queue.dimension,
+                memory_id=memory.id,
+                agent_id=memory.agent_id,
+                content_hash=memory.content_hash,
+                priority=priority,
+                dimension=self._queue.dimension,
             )
         )
         return True
@@ -96,8 +99,9 @@ class EmbeddingBatch:
         try:
             response = self._queue.sqs.send_message_batch(QueueUrl=url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:
-            logger.warning("SendMessageBatch to the %s queue failed (%s); %d request(s) left pending",
-                           priority, exc, len(requests))
+            logger.warning(
+                "SendMessageBatch to the %s queue failed (%s); %d request(s) left pending", priority, exc, len(requests)
+            )
             return 0
         for failure in response.get("Failed", []):
             logger.warning("SQS refused embedding request %s: %s", failure.get("Id"), failure.get("Message"))

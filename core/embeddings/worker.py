@@ -34,10 +34,10 @@ EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
 class Outcome(StrEnum):
     """What became of one request."""
 
-    EMBEDDED = "embedded"      # vector computed and stored
-    DUPLICATE = "duplicate"    # this text already has its vector: no model call, no write
-    STALE = "stale"            # memory deleted, text changed or other dimension: acknowledged, skipped
-    FAILED = "failed"          # model or write failed: the record is retried by SQS
+    EMBEDDED = "embedded"  # vector computed and stored
+    DUPLICATE = "duplicate"  # this text already has its vector: no model call, no write
+    STALE = "stale"  # memory deleted, text changed or other dimension: acknowledged, skipped
+    FAILED = "failed"  # model or write failed: the record is retried by SQS
 
 
 @dataclass
@@ -69,8 +69,15 @@ class EmbeddingWorker:
         events: Where ``EMBEDDING_GENERATION_COMPLETED`` / ``_FAILED`` are emitted, one per memory.
     """
 
-    def __init__(self, adapter: DatabaseAdapter, embed: EmbedFn, model_name: str, *,
-                 dimension: int = 384, events: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        adapter: DatabaseAdapter,
+        embed: EmbedFn,
+        model_name: str,
+        *,
+        dimension: int = 384,
+        events: EventBus | None = None,
+    ) -> None:
         self.adapter = adapter
         self.embed = embed
         self.model_name = model_name
@@ -81,8 +88,9 @@ class EmbeddingWorker:
         """Embed what needs it; classify the rest. Never raises for a model or write failure:
         those requests are reported ``FAILED`` so SQS retries them alone."""
         report = BatchReport()
-        targets = {t.memory_id: t for t in await self.adapter.get_embedding_targets(
-            list({r.memory_id for r in requests}))}
+        targets = {
+            t.memory_id: t for t in await self.adapter.get_embedding_targets(list({r.memory_id for r in requests}))
+        }
         todo: dict[UUID, EmbeddingTarget] = {}
         for request in requests:
             target = targets.get(request.memory_id)
@@ -100,10 +108,17 @@ class EmbeddingWorker:
         for memory_id, outcome in report.outcomes.items():
             if outcome not in (Outcome.EMBEDDED, Outcome.FAILED):
                 continue
-            payload = {"memoryId": str(memory_id), "agentId": str(targets[memory_id].agent_id),
-                       "model": self.model_name, "error": report.errors.get(memory_id)}
-            name = (EventType.EMBEDDING_GENERATION_COMPLETED if outcome is Outcome.EMBEDDED
-                    else EventType.EMBEDDING_GENERATION_FAILED)
+            payload = {
+                "memoryId": str(memory_id),
+                "agentId": str(targets[memory_id].agent_id),
+                "model": self.model_name,
+                "error": report.errors.get(memory_id),
+            }
+            name = (
+                EventType.EMBEDDING_GENERATION_COMPLETED
+                if outcome is Outcome.EMBEDDED
+                else EventType.EMBEDDING_GENERATION_FAILED
+            )
             await self.events.emit(name, payload)
 
     async def _embed_and_store(self, targets: list[EmbeddingTarget], report: BatchReport) -> None:
@@ -111,10 +126,12 @@ class EmbeddingWorker:
         try:
             vectors = await self.embed([truncate(t.text) for t in targets])
             report.model_ms = (time.perf_counter() - started) * 1000
-            await self.adapter.upsert_embeddings([
-                EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v)
-                for t, v in zip(targets, vectors, strict=True)
-            ])
+            await self.adapter.upsert_embeddings(
+                [
+                    EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v)
+                    for t, v in zip(targets, vectors, strict=True)
+                ]
+            )
         except Exception as exc:  # the whole batch failed: each record is retried by SQS
             logger.exception("embedding batch of %d failed", len(targets))
             for target in targets:

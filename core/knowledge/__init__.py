@@ -44,8 +44,14 @@ from uuid import UUID
 from core.settings.knowledge import KnowledgeSettings
 from core.uuid import string_to_uuid
 
-__all__ = ["DOCUMENTS_TABLE", "FRAGMENTS_TABLE", "SHARED_KNOWLEDGE_ID", "SHARED_KNOWLEDGE_NAME", "KnowledgeSettings",
-           "owner_ids"]
+__all__ = [
+    "DOCUMENTS_TABLE",
+    "FRAGMENTS_TABLE",
+    "SHARED_KNOWLEDGE_ID",
+    "SHARED_KNOWLEDGE_NAME",
+    "KnowledgeSettings",
+    "owner_ids",
+]
 
 #: Owner of the deployment's shared knowledge (an agents row created on first use, disabled).
 SHARED_KNOWLEDGE_ID: UUID = string_to_uuid("elizaos:knowledge:shared")

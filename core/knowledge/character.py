@@ -73,11 +73,13 @@ async def ingest_character_knowledge(runtime: AgentRuntime) -> ImportSummary:
     return summary
 
 
-async def _ingest_text(runtime: AgentRuntime, text: str, label: str, settings: KnowledgeSettings,
-                       summary: ImportSummary, kept: set[UUID]) -> None:
+async def _ingest_text(
+    runtime: AgentRuntime, text: str, label: str, settings: KnowledgeSettings, summary: ImportSummary, kept: set[UUID]
+) -> None:
     try:
-        result = await add_document(runtime, text, origin=ORIGIN, source=f"{runtime.character.name}'s character",
-                                    settings=settings, flush=False)
+        result = await add_document(
+            runtime, text, origin=ORIGIN, source=f"{runtime.character.name}'s character", settings=settings, flush=False
+        )
     except DocumentError as exc:
         summary.rejected.append(Rejected(label, exc.reason))
         return
@@ -85,8 +87,15 @@ async def _ingest_text(runtime: AgentRuntime, text: str, label: str, settings: K
     summary.count(result.status, result.fragment_count, result.queued)
 
 
-async def _ingest_file(runtime: AgentRuntime, entry: KnowledgeItem, base: Path, label: str,
-                       settings: KnowledgeSettings, summary: ImportSummary, kept: set[UUID]) -> None:
+async def _ingest_file(
+    runtime: AgentRuntime,
+    entry: KnowledgeItem,
+    base: Path,
+    label: str,
+    settings: KnowledgeSettings,
+    summary: ImportSummary,
+    kept: set[UUID],
+) -> None:
     name = (entry.path or "").strip()
     if not entry.shared:  # kept even when unreadable: a missing file must not erase knowledge
         kept.add(document_id(runtime.agent_id, name=name, text_hash=""))
@@ -94,12 +103,17 @@ async def _ingest_file(runtime: AgentRuntime, entry: KnowledgeItem, base: Path, 
     if not name or not path.is_file():
         summary.rejected.append(Rejected(f"{label} {name}", f"file not found: {path}"))
         return
-    await import_file(runtime, path, name=name, shared=entry.shared, settings=settings,
-                      summary=summary, origin=ORIGIN)
+    await import_file(runtime, path, name=name, shared=entry.shared, settings=settings, summary=summary, origin=ORIGIN)
 
 
-async def _ingest_directory(runtime: AgentRuntime, entry: KnowledgeItem, base: Path, label: str,
-                            summary: ImportSummary, kept_prefixes: list[str]) -> None:
+async def _ingest_directory(
+    runtime: AgentRuntime,
+    entry: KnowledgeItem,
+    base: Path,
+    label: str,
+    summary: ImportSummary,
+    kept_prefixes: list[str],
+) -> None:
     directory = (entry.directory or "").strip()
     prefix = directory.rstrip("/") + "/"
     if not entry.shared:
@@ -134,4 +148,3 @@ async def _remove_stale(runtime: AgentRuntime, kept: set[UUID], kept_prefixes: l
 def _resolve(base: Path, path: str) -> Path:
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else base / candidate
-

@@ -57,8 +57,9 @@ def normalise(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def split_text(text: str, chunk_chars: int = DEFAULT_CHUNK_CHARS,
-               overlap_chars: int = DEFAULT_OVERLAP_CHARS) -> list[Chunk]:
+def split_text(
+    text: str, chunk_chars: int = DEFAULT_CHUNK_CHARS, overlap_chars: int = DEFAULT_OVERLAP_CHARS
+) -> list[Chunk]:
     """Split ``text`` into fragments of at most ``chunk_chars`` characters.
 
     Args:
@@ -107,8 +108,9 @@ def _fragment_stop(pieces: list[tuple[int, int, int]], first: int, begin: int, l
     return stop
 
 
-def _overlap_start(starts: list[int], words: list[int], end: int, following: tuple[int, int, int],
-                   overlap: int, limit: int) -> int:
+def _overlap_start(
+    starts: list[int], words: list[int], end: int, following: tuple[int, int, int], overlap: int, limit: int
+) -> int:
     """Where the next fragment begins: within ``overlap`` before ``end``, leaving room for
     the ``following`` piece (the fragment must take it whole to make progress)."""
     earliest = max(end - overlap, following[1] - limit)

@@ -206,15 +206,29 @@ async def add_document(
     owner = SHARED_KNOWLEDGE_ID if shared else runtime.agent_id
     if shared:
         await _ensure_shared_owner(runtime)
-    document, fragments = build_document(owner, text, name=name, shared=shared, content_type=content_type,
-                                         origin=origin, source=source, metadata=metadata, settings=settings)
+    document, fragments = build_document(
+        owner,
+        text,
+        name=name,
+        shared=shared,
+        content_type=content_type,
+        origin=origin,
+        source=source,
+        metadata=metadata,
+        settings=settings,
+    )
     write = await runtime.adapter.upsert_knowledge_document(document, fragments)
     queued = sum(runtime.queue_embedding_generation(f, "low") for f in write.to_embed)
     if flush and queued:
         await runtime.flush_embeddings()
     return DocumentResult(
-        document_id=document.id, status=DocumentStatus(write.status), name=name, shared=shared,
-        fragment_count=len(fragments), queued=queued, content_hash=document.content_hash,
+        document_id=document.id,
+        status=DocumentStatus(write.status),
+        name=name,
+        shared=shared,
+        fragment_count=len(fragments),
+        queued=queued,
+        content_hash=document.content_hash,
         size=len(text.encode()),
     )
 
@@ -239,30 +253,55 @@ def build_document(
     text_hash = content_hash(text)
     doc_id = document_id(owner, name=name, text_hash=text_hash)
     fingerprint = hashlib.sha256(
-        f"{text_hash}:{settings.chunk_chars}:{settings.overlap_chars}:{CHUNKER_VERSION}".encode()).hexdigest()
+        f"{text_hash}:{settings.chunk_chars}:{settings.overlap_chars}:{CHUNKER_VERSION}".encode()
+    ).hexdigest()
     chunks = split_text(text, settings.chunk_chars, settings.overlap_chars)
     scope = "shared" if shared else "private"
     source = source or name or origin
     document = Memory(
-        id=doc_id, agent_id=owner, entity_id=owner, room_id=owner,
+        id=doc_id,
+        agent_id=owner,
+        entity_id=owner,
+        room_id=owner,
         content=Content(text=text, source=origin),
-        metadata=MemoryMetadata.model_validate({
-            "type": MemoryType.DOCUMENT, "source": source, "scope": scope, "documentId": str(doc_id),
-            "title": name, "contentType": content_type, "size": len(text.encode()), "origin": origin,
-            "fragmentCount": len(chunks), "contentHash": text_hash, "fingerprint": fingerprint,
-            "chunkChars": settings.chunk_chars, "overlapChars": settings.overlap_chars,
-            **({"custom": dict(metadata)} if metadata else {}),
-        }),
+        metadata=MemoryMetadata.model_validate(
+            {
+                "type": MemoryType.DOCUMENT,
+                "source": source,
+                "scope": scope,
+                "documentId": str(doc_id),
+                "title": name,
+                "contentType": content_type,
+                "size": len(text.encode()),
+                "origin": origin,
+                "fragmentCount": len(chunks),
+                "contentHash": text_hash,
+                "fingerprint": fingerprint,
+                "chunkChars": settings.chunk_chars,
+                "overlapChars": settings.overlap_chars,
+                **({"custom": dict(metadata)} if metadata else {}),
+            }
+        ),
     )
     fragments = [
         Memory(
             id=create_unique_uuid(owner, f"knowledge-fragment:{doc_id}:{fingerprint}:{chunk.position}"),
-            agent_id=owner, entity_id=owner, room_id=owner, created_at=document.created_at,
+            agent_id=owner,
+            entity_id=owner,
+            room_id=owner,
+            created_at=document.created_at,
             content=Content(text=chunk.text, source=origin),
-            metadata=MemoryMetadata.model_validate({
-                "type": MemoryType.FRAGMENT, "source": source, "scope": scope, "documentId": str(doc_id),
-                "position": chunk.position, "start": chunk.start, "end": chunk.end,
-            }),
+            metadata=MemoryMetadata.model_validate(
+                {
+                    "type": MemoryType.FRAGMENT,
+                    "source": source,
+                    "scope": scope,
+                    "documentId": str(doc_id),
+                    "position": chunk.position,
+                    "start": chunk.start,
+                    "end": chunk.end,
+                }
+            ),
         )
         for chunk in chunks
     ]
@@ -316,8 +355,12 @@ async def _ensure_shared_owner(runtime: AgentRuntime) -> None:
     adapter = runtime.adapter
     if await adapter.get_agent(SHARED_KNOWLEDGE_ID) is not None:
         return
-    record = AgentRecord(SHARED_KNOWLEDGE_ID, SHARED_KNOWLEDGE_NAME,
-                         {"name": SHARED_KNOWLEDGE_NAME, "system": "Owner of the shared knowledge."}, enabled=False)
+    record = AgentRecord(
+        SHARED_KNOWLEDGE_ID,
+        SHARED_KNOWLEDGE_NAME,
+        {"name": SHARED_KNOWLEDGE_NAME, "system": "Owner of the shared knowledge."},
+        enabled=False,
+    )
     if not await adapter.create_agent(record) and await adapter.get_agent(SHARED_KNOWLEDGE_ID) is None:
         raise ConfigurationError(f"the agent name {SHARED_KNOWLEDGE_NAME!r} is taken; shared knowledge needs it")
 
@@ -326,10 +369,17 @@ def document_json(document: Memory, *, text: bool = False) -> dict[str, Any]:
     """A document as the API returns it (camelCase); ``text`` adds the whole text."""
     meta = document.metadata.model_extra or {}
     answer = {
-        "id": str(document.id), "name": meta.get("title"), "shared": is_shared(document),
-        "source": document.metadata.source, "contentType": meta.get("contentType"), "size": meta.get("size"),
-        "fragmentCount": meta.get("fragmentCount"), "contentHash": meta.get("contentHash"),
-        "origin": meta.get("origin"), "createdAt": document.created_at, "metadata": meta.get("custom"),
+        "id": str(document.id),
+        "name": meta.get("title"),
+        "shared": is_shared(document),
+        "source": document.metadata.source,
+        "contentType": meta.get("contentType"),
+        "size": meta.get("size"),
+        "fragmentCount": meta.get("fragmentCount"),
+        "contentHash": meta.get("contentHash"),
+        "origin": meta.get("origin"),
+        "createdAt": document.created_at,
+        "metadata": meta.get("custom"),
     }
     if text:
         answer["text"] = document.text

@@ -29,9 +29,18 @@ logger = logging.getLogger(__name__)
 
 #: File suffixes imported (lower case), with the media type recorded.
 ACCEPTED_SUFFIXES: dict[str, str] = {
-    ".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown",
-    ".rst": "text/x-rst", ".json": "application/json", ".csv": "text/csv", ".tsv": "text/tab-separated-values",
-    ".yaml": "application/yaml", ".yml": "application/yaml", ".xml": "application/xml", ".html": "text/html",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".rst": "text/x-rst",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".xml": "application/xml",
+    ".html": "text/html",
 }
 #: ``progress(done, total)``: called once before the first file (0) and after every file; the CLI
 #: draws it with ``infra.cli.progress.Progress``.
@@ -91,9 +100,14 @@ class ImportSummary:
 
     def describe(self) -> str:
         """One line per figure, then one per rejected file: what the CLI prints."""
-        lines = [f"added: {self.added}", f"unchanged: {self.unchanged}", f"replaced: {self.replaced}",
-                 f"rejected: {len(self.rejected)}", f"fragments stored: {self.fragments}",
-                 f"embeddings queued: {self.queued}"] + ([f"removed: {self.removed}"] if self.removed else [])
+        lines = [
+            f"added: {self.added}",
+            f"unchanged: {self.unchanged}",
+            f"replaced: {self.replaced}",
+            f"rejected: {len(self.rejected)}",
+            f"fragments stored: {self.fragments}",
+            f"embeddings queued: {self.queued}",
+        ] + ([f"removed: {self.removed}"] if self.removed else [])
         lines += [f"  {r.path}: {r.reason}" for r in self.rejected]
         return "\n".join(lines)
 
@@ -154,8 +168,7 @@ async def import_folder(
         progress(0, len(files))
     for done, path in enumerate(files, 1):
         name = name_prefix + path.relative_to(folder).as_posix()
-        await import_file(runtime, path, name=name, shared=shared, settings=settings, summary=summary,
-                          origin=origin)
+        await import_file(runtime, path, name=name, shared=shared, settings=settings, summary=summary, origin=origin)
         if progress:
             progress(done, len(files))
     return summary
@@ -182,12 +195,18 @@ async def import_file(
     try:
         size = path.stat().st_size
         if size > settings.max_document_bytes:  # refused before reading a huge file
-            summary.rejected.append(Rejected(name, f"too large: {size} bytes; the limit is "
-                                                   f"{settings.max_document_bytes} (KNOWLEDGE_MAX_DOCUMENT_BYTES)"))
+            summary.rejected.append(
+                Rejected(
+                    name,
+                    f"too large: {size} bytes; the limit is "
+                    f"{settings.max_document_bytes} (KNOWLEDGE_MAX_DOCUMENT_BYTES)",
+                )
+            )
             return
         text = decode_document(path.read_bytes(), max_bytes=settings.max_document_bytes)
-        result = await add_document(runtime, text, name=name, shared=shared, content_type=content_type,
-                                    origin=origin, settings=settings)
+        result = await add_document(
+            runtime, text, name=name, shared=shared, content_type=content_type, origin=origin, settings=settings
+        )
     except OSError as exc:
         summary.rejected.append(Rejected(name, f"cannot read: {exc.strerror or exc}"))
         return

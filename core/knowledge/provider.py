@@ -43,8 +43,11 @@ async def get_knowledge(runtime: AgentRuntime, message: Memory, state: State | N
     settings = KnowledgeSettings.from_runtime(runtime)
     vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": query})
     return await runtime.adapter.search_knowledge(
-        owner_ids(runtime.agent_id), vector, count=settings.match_count,
-        match_threshold=settings.match_threshold, query_text=query,
+        owner_ids(runtime.agent_id),
+        vector,
+        count=settings.match_count,
+        match_threshold=settings.match_threshold,
+        query_text=query,
     )
 
 
@@ -63,7 +66,10 @@ async def _knowledge(runtime: AgentRuntime, message: Memory, state: State) -> Pr
 
 
 KNOWLEDGE = Provider(
-    name="KNOWLEDGE", get=_knowledge, position=POSITION, dynamic=False,
+    name="KNOWLEDGE",
+    get=_knowledge,
+    position=POSITION,
+    dynamic=False,
     description="Fragments of the agent's documents most relevant to the message, with their sources.",
 )
 

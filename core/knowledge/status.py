@@ -47,13 +47,18 @@ class KnowledgeStatus(NamedTuple):
 
     def as_json(self) -> dict[str, Any]:
         """The API's and the CLI's JSON: totals first, then ``private`` and ``shared``."""
+
         def counts(c: FragmentCounts) -> dict[str, int]:
             return {"fragments": c.fragments, "embedded": c.embedded, "queued": c.queued, "failed": c.failed}
 
         fields = ("fragments", "embedded", "queued", "failed")
-        return {**{f: self.total(f) for f in fields}, "searchable": self.searchable_ratio(),
-                "private": counts(self.private), "shared": counts(self.shared),
-                "failedAfterSeconds": self.given_up_after_s}
+        return {
+            **{f: self.total(f) for f in fields},
+            "searchable": self.searchable_ratio(),
+            "private": counts(self.private),
+            "shared": counts(self.shared),
+            "failedAfterSeconds": self.given_up_after_s,
+        }
 
     def searchable_ratio(self) -> float:
         """Embedded fragments over all fragments (1.0 when there are none)."""
@@ -70,8 +75,9 @@ def given_up_after_s(environ: Mapping[str, str] | None = None) -> float:
     return HousekeepingSettings.from_env(environ).embedding_pending_max_age_s
 
 
-async def knowledge_status(adapter: DatabaseAdapter, agent_id: UUID, *,
-                           failed_after_s: float | None = None) -> KnowledgeStatus:
+async def knowledge_status(
+    adapter: DatabaseAdapter, agent_id: UUID, *, failed_after_s: float | None = None
+) -> KnowledgeStatus:
     """Count an agent's fragments by embedding state, in one query.
 
     Args:

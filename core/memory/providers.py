@@ -71,8 +71,8 @@ async def _similar_facts(runtime: AgentRuntime, message: Memory) -> list[Memory]
     try:
         vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": text})
         return await runtime.adapter.search_memories(
-            runtime.agent_id, vector, table=FACTS_TABLE, room_id=message.room_id, count=RELEVANT_FACTS,
-            query_text=text)
+            runtime.agent_id, vector, table=FACTS_TABLE, room_id=message.room_id, count=RELEVANT_FACTS, query_text=text
+        )
     except Exception as exc:  # recent facts still help; the turn must not lose them too
         logger.warning("FACTS: similarity search failed (%s); recent facts only", exc)
         return []
@@ -96,8 +96,11 @@ async def _relationships(runtime: AgentRuntime, message: Memory, state: State) -
     adapter, agent_id = runtime.adapter, runtime.agent_id
     relationships = (await adapter.get_relationships(agent_id, message.entity_id))[:MAX_RELATIONSHIPS]
     if not relationships:
-        return ProviderResult(text="No relationships found.", values={"relationships": "No relationships found."},
-                              data={"relationships": []})
+        return ProviderResult(
+            text="No relationships found.",
+            values={"relationships": "No relationships found."},
+            data={"relationships": []},
+        )
     ids = {message.entity_id} | {e for r in relationships for e in (r.source_entity_id, r.target_entity_id)}
     names = await adapter.get_entity_names(agent_id, list(ids))
     names[agent_id] = runtime.character.name
@@ -105,10 +108,17 @@ async def _relationships(runtime: AgentRuntime, message: Memory, state: State) -
     for r in relationships:
         outgoing = r.source_entity_id == message.entity_id
         other = r.target_entity_id if outgoing else r.source_entity_id
-        rows.append(",".join([
-            _csv(names.get(other, "Unknown")), "to" if outgoing else "from", str(r.interaction_count),
-            f"{r.strength:.2f}", _csv(";".join(r.tags)),
-        ]))
+        rows.append(
+            ",".join(
+                [
+                    _csv(names.get(other, "Unknown")),
+                    "to" if outgoing else "from",
+                    str(r.interaction_count),
+                    f"{r.strength:.2f}",
+                    _csv(";".join(r.tags)),
+                ]
+            )
+        )
     csv = "\n".join(rows)
     sender = names.get(message.entity_id, "user")
     return ProviderResult(
@@ -159,10 +169,20 @@ def _format_entity(entity: Entity) -> str:
     return block + "\n"
 
 
-FACTS = Provider(name="FACTS", get=_facts, dynamic=True, position=50,
-                 description="Key facts that the agent knows, nearest to the message first.")
+FACTS = Provider(
+    name="FACTS",
+    get=_facts,
+    dynamic=True,
+    position=50,
+    description="Key facts that the agent knows, nearest to the message first.",
+)
 RELATIONSHIPS = Provider(
-    name="RELATIONSHIPS", get=_relationships, dynamic=True, position=55,
-    description="Relationships between the agent and other people, or between people it has seen interact.")
-ENTITIES = Provider(name="ENTITIES", get=_entities, dynamic=True, position=45,
-                    description="People in the current conversation.")
+    name="RELATIONSHIPS",
+    get=_relationships,
+    dynamic=True,
+    position=55,
+    description="Relationships between the agent and other people, or between people it has seen interact.",
+)
+ENTITIES = Provider(
+    name="ENTITIES", get=_entities, dynamic=True, position=45, description="People in the current conversation."
+)

@@ -191,9 +191,14 @@ def parse_reflection(raw: str) -> ReflectionAnswer | None:
         return ReflectionAnswer(
             thought=parse_tag(body, "thought") or "",
             facts=tuple(f for f in (_fact_from_xml(x) for x in _items(facts_xml, "fact")) if f),
-            relationships=tuple(r for r in (_relationship(
-                parse_tag(x, "sourceEntityId"), parse_tag(x, "targetEntityId"), parse_tag(x, "tags"))
-                for x in _items(relationships_xml, "relationship")) if r),
+            relationships=tuple(
+                r
+                for r in (
+                    _relationship(parse_tag(x, "sourceEntityId"), parse_tag(x, "targetEntityId"), parse_tag(x, "tags"))
+                    for x in _items(relationships_xml, "relationship")
+                )
+                if r
+            ),
         )
     return _parse_json(body)
 
@@ -222,22 +227,28 @@ def _clean(value: Any, limit: int) -> str | None:
     return text[:limit] or None
 
 
-def _fact(claim: Any, subject: Any, predicate: Any, object: Any, kind: Any, in_bio: Any,
-          already_known: Any) -> ExtractedFact | None:
+def _fact(
+    claim: Any, subject: Any, predicate: Any, object: Any, kind: Any, in_bio: Any, already_known: Any
+) -> ExtractedFact | None:
     text = _clean(claim, MAX_FACT_TEXT)
     if text is None:
         return None
     kind_text = _clean(kind, 32)
     return ExtractedFact(
-        claim=text, subject=_clean(subject, MAX_FACT_TERM), predicate=_clean(predicate, MAX_FACT_TERM),
-        object=_clean(object, MAX_FACT_TERM), kind=kind_text.lower() if kind_text else None,
-        in_bio=_flag(in_bio), already_known=_flag(already_known),
+        claim=text,
+        subject=_clean(subject, MAX_FACT_TERM),
+        predicate=_clean(predicate, MAX_FACT_TERM),
+        object=_clean(object, MAX_FACT_TERM),
+        kind=kind_text.lower() if kind_text else None,
+        in_bio=_flag(in_bio),
+        already_known=_flag(already_known),
     )
 
 
 def _fact_from_xml(xml: str) -> ExtractedFact | None:
-    return _fact(*(parse_tag(xml, t) for t in ("claim", "subject", "predicate", "object", "type", "in_bio",
-                                                "already_known")))
+    return _fact(
+        *(parse_tag(xml, t) for t in ("claim", "subject", "predicate", "object", "type", "in_bio", "already_known"))
+    )
 
 
 def _relationship(source: Any, target: Any, tags: Any) -> ExtractedRelationship | None:
@@ -257,16 +268,36 @@ def _parse_json(body: str) -> ReflectionAnswer | None:
         data = json.loads(match.group(0))
     except ValueError:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("facts"), list) \
-            or not isinstance(data.get("relationships"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("facts"), list)
+        or not isinstance(data.get("relationships"), list)
+    ):
         return None
-    facts = [_fact(f.get("claim"), f.get("subject"), f.get("predicate"), f.get("object"), f.get("type"),
-                   f.get("in_bio"), f.get("already_known")) for f in data["facts"] if isinstance(f, dict)]
-    relationships = [_relationship(r.get("sourceEntityId"), r.get("targetEntityId"), r.get("tags"))
-                     for r in data["relationships"] if isinstance(r, dict)]
+    facts = [
+        _fact(
+            f.get("claim"),
+            f.get("subject"),
+            f.get("predicate"),
+            f.get("object"),
+            f.get("type"),
+            f.get("in_bio"),
+            f.get("already_known"),
+        )
+        for f in data["facts"]
+        if isinstance(f, dict)
+    ]
+    relationships = [
+        _relationship(r.get("sourceEntityId"), r.get("targetEntityId"), r.get("tags"))
+        for r in data["relationships"]
+        if isinstance(r, dict)
+    ]
     thought = data.get("thought")
-    return ReflectionAnswer(thought=thought if isinstance(thought, str) else "",
-                            facts=tuple(f for f in facts if f), relationships=tuple(r for r in relationships if r))
+    return ReflectionAnswer(
+        thought=thought if isinstance(thought, str) else "",
+        facts=tuple(f for f in facts if f),
+        relationships=tuple(r for r in relationships if r),
+    )
 
 
 # -- settings and marker ---------------------------------------------------------------------
@@ -335,8 +366,12 @@ async def validate(runtime: AgentRuntime, message: Memory, state: State | None =
     if recent is not None and len(recent) >= interval:
         return sum(1 for m in recent if since is None or m.created_at > since) >= interval
     page = await runtime.adapter.list_memories(
-        runtime.agent_id, table="messages", room_id=message.room_id,
-        start_ms=since + 1 if since is not None else None, limit=interval)
+        runtime.agent_id,
+        table="messages",
+        room_id=message.room_id,
+        start_ms=since + 1 if since is not None else None,
+        limit=interval,
+    )
     return len(page.memories) >= interval
 
 
@@ -378,9 +413,14 @@ class ReflectionReport:
     ties: list[Relationship] = field(default_factory=list)
 
 
-async def handler(runtime: AgentRuntime, message: Memory, state: State | None = None,
-                  options: Mapping[str, Any] | None = None, callback: Any = None,
-                  responses: Sequence[Memory] | None = None) -> None:
+async def handler(
+    runtime: AgentRuntime,
+    message: Memory,
+    state: State | None = None,
+    options: Mapping[str, Any] | None = None,
+    callback: Any = None,
+    responses: Sequence[Memory] | None = None,
+) -> None:
     """The evaluator's handler (elizaOS signature). Never raises; logs one line per reflection."""
     try:
         report = await reflect(runtime, message)
@@ -388,10 +428,16 @@ async def handler(runtime: AgentRuntime, message: Memory, state: State | None = 
         logger.exception("reflection in room %s of agent %s failed", message.room_id, runtime.agent_id)
         return
     logger.info(
-        "reflection in room %s of agent %s: %d new fact(s), %d confirmed, %d skipped; %d relationship(s),"
-        " %d skipped%s", message.room_id, runtime.agent_id, report.facts_created, report.facts_confirmed,
-        report.facts_skipped, report.relationships, report.relationships_skipped,
-        "; answer malformed" if report.malformed else "; model failed" if report.model_failed else "")
+        "reflection in room %s of agent %s: %d new fact(s), %d confirmed, %d skipped; %d relationship(s), %d skipped%s",
+        message.room_id,
+        runtime.agent_id,
+        report.facts_created,
+        report.facts_confirmed,
+        report.facts_skipped,
+        report.relationships,
+        report.relationships_skipped,
+        "; answer malformed" if report.malformed else "; model failed" if report.model_failed else "",
+    )
 
 
 async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
@@ -425,16 +471,19 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
     _remember_marker(agent_id, message.room_id, newest)
 
     people = _People(runtime, entities)
-    prompt = compose_prompt(runtime.character.templates.get("reflectionTemplate") or REFLECTION_TEMPLATE, {
-        "agentName": runtime.character.name,
-        "roomType": (room.type.value if room else message.content.channel_type) or "unknown",
-        "senderName": people.name(message.entity_id),
-        "senderId": str(message.entity_id),
-        "entitiesInRoom": people.listing(message.entity_id, messages),
-        "existingRelationships": people.format_relationships(relationships) or "None yet.",
-        "recentMessages": people.transcript(messages) or "(no messages)",
-        "knownFacts": "\n".join(f"- {m.text}" for m in reversed(known.memories)) or "None yet.",
-    })
+    prompt = compose_prompt(
+        runtime.character.templates.get("reflectionTemplate") or REFLECTION_TEMPLATE,
+        {
+            "agentName": runtime.character.name,
+            "roomType": (room.type.value if room else message.content.channel_type) or "unknown",
+            "senderName": people.name(message.entity_id),
+            "senderId": str(message.entity_id),
+            "entitiesInRoom": people.listing(message.entity_id, messages),
+            "existingRelationships": people.format_relationships(relationships) or "None yet.",
+            "recentMessages": people.transcript(messages) or "(no messages)",
+            "knownFacts": "\n".join(f"- {m.text}" for m in reversed(known.memories)) or "None yet.",
+        },
+    )
     report = ReflectionReport()
     try:
         raw = await runtime.use_model(ModelType.TEXT_SMALL, {"prompt": prompt})
@@ -444,8 +493,11 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
         return report
     answer = parse_reflection(raw if isinstance(raw, str) else "")
     if answer is None:
-        logger.warning("reflection answer of agent %s is malformed (no <facts> and <relationships>); nothing"
-                       " stored: %.200r", agent_id, raw)
+        logger.warning(
+            "reflection answer of agent %s is malformed (no <facts> and <relationships>); nothing stored: %.200r",
+            agent_id,
+            raw,
+        )
         report.malformed = True
         return report
     report.thought = answer.thought
@@ -454,21 +506,36 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
     return report
 
 
-async def _store_facts(runtime: AgentRuntime, message: Memory, extracted: Iterable[ExtractedFact],
-                       people: _People, report: ReflectionReport) -> None:
+async def _store_facts(
+    runtime: AgentRuntime,
+    message: Memory,
+    extracted: Iterable[ExtractedFact],
+    people: _People,
+    report: ReflectionReport,
+) -> None:
     facts: list[Fact] = []
     for item in list(extracted)[:MAX_FACTS_PER_REFLECTION]:
         if item.in_bio or item.already_known:
             report.facts_skipped += 1
             continue
         try:
-            facts.append(Fact(
-                agent_id=runtime.agent_id, room_id=message.room_id, world_id=message.world_id,
-                entity_id=people.resolve(item.subject), object_entity_id=people.resolve(item.object),
-                text=item.claim, subject=item.subject, predicate=item.predicate, object=item.object,
-                confidence=REFLECTION_FACT_CONFIDENCE, kind=fact_kind(item.kind),
-                source="reflection", source_message_id=message.id,
-            ))
+            facts.append(
+                Fact(
+                    agent_id=runtime.agent_id,
+                    room_id=message.room_id,
+                    world_id=message.world_id,
+                    entity_id=people.resolve(item.subject),
+                    object_entity_id=people.resolve(item.object),
+                    text=item.claim,
+                    subject=item.subject,
+                    predicate=item.predicate,
+                    object=item.object,
+                    confidence=REFLECTION_FACT_CONFIDENCE,
+                    kind=fact_kind(item.kind),
+                    source="reflection",
+                    source_message_id=message.id,
+                )
+            )
         except ValidationError as exc:
             logger.warning("reflection fact skipped (%s): %.200r", exc.errors()[0].get("msg"), item.claim)
             report.facts_skipped += 1
@@ -482,15 +549,23 @@ async def _store_facts(runtime: AgentRuntime, message: Memory, extracted: Iterab
             report.facts_confirmed += 1
 
 
-async def _store_relationships(runtime: AgentRuntime, extracted: Iterable[ExtractedRelationship], people: _People,
-                               room_type: str | None, report: ReflectionReport) -> None:
+async def _store_relationships(
+    runtime: AgentRuntime,
+    extracted: Iterable[ExtractedRelationship],
+    people: _People,
+    room_type: str | None,
+    report: ReflectionReport,
+) -> None:
     adapter, agent_id = runtime.adapter, runtime.agent_id
     agent_entity_ready = False
     for item in list(extracted)[:MAX_RELATIONSHIPS_PER_REFLECTION]:
         source, target = people.resolve(item.source), people.resolve(item.target)
         if source is None or target is None or source == target:
-            logger.info("reflection relationship skipped: %r -> %r does not resolve to two participants",
-                        item.source, item.target)
+            logger.info(
+                "reflection relationship skipped: %r -> %r does not resolve to two participants",
+                item.source,
+                item.target,
+            )
             report.relationships_skipped += 1
             continue
         if agent_id in (source, target) and not agent_entity_ready:
@@ -571,7 +646,7 @@ class _People:
 reflection = Evaluator(
     name="REFLECTION",
     description="Generate a self-reflective thought on the conversation, then extract facts and relationships"
-                " between the people in it.",
+    " between the people in it.",
     handler=handler,
     validate=validate,
     # Learn from group conversations where the agent stays quiet too; ``validate`` keeps it

@@ -142,8 +142,9 @@ class _Chunk(NamedTuple):
         return uuid.uuid5(first.agent_id, "compression:" + ",".join(str(m.id) for m in self.messages))
 
 
-async def compress_messages(runtime: AgentRuntime, options: Mapping[str, Any] | None = None,
-                            task: Task | None = None) -> RetentionReport:
+async def compress_messages(
+    runtime: AgentRuntime, options: Mapping[str, Any] | None = None, task: Task | None = None
+) -> RetentionReport:
     """MESSAGE_RETENTION: summarise (optionally) and delete messages past the retention age.
 
     Returns:
@@ -159,8 +160,9 @@ async def compress_messages(runtime: AgentRuntime, options: Mapping[str, Any] | 
         return _emit(runtime, report)
     adapter, agent_id = runtime.adapter, runtime.agent_id
     cutoff = now_ms() - int(settings.message_retention_days * _DAY_MS)
-    page = await adapter.list_memories(agent_id, table="messages", end_ms=cutoff, newest_first=False,
-                                       limit=settings.max_rows)
+    page = await adapter.list_memories(
+        agent_id, table="messages", end_ms=cutoff, newest_first=False, limit=settings.max_rows
+    )
     report.scanned, report.more = len(page.memories), page.next_cursor is not None
     if not page.memories:
         return _emit(runtime, report)
@@ -179,8 +181,9 @@ def _chunks(messages: Sequence[Memory]) -> list[_Chunk]:
     for message in messages:
         groups = by_room.setdefault(message.room_id, [[]])
         size = min(len(message.text), MAX_MESSAGE_CHARS)
-        if groups[-1] and (len(groups[-1]) >= SUMMARY_CHUNK_MESSAGES
-                           or sizes[message.room_id] + size > SUMMARY_CHUNK_CHARS):
+        if groups[-1] and (
+            len(groups[-1]) >= SUMMARY_CHUNK_MESSAGES or sizes[message.room_id] + size > SUMMARY_CHUNK_CHARS
+        ):
             groups.append([])
             sizes[message.room_id] = 0
         groups[-1].append(message)
@@ -188,8 +191,9 @@ def _chunks(messages: Sequence[Memory]) -> list[_Chunk]:
     return [_Chunk(room, tuple(group)) for room, groups in by_room.items() for group in groups]
 
 
-async def _summarise_chunks(runtime: AgentRuntime, chunks: list[_Chunk], settings: RetentionSettings,
-                            report: RetentionReport) -> list[UUID]:
+async def _summarise_chunks(
+    runtime: AgentRuntime, chunks: list[_Chunk], settings: RetentionSettings, report: RetentionReport
+) -> list[UUID]:
     """Write a summary per chunk (reusing one a previous run wrote); the ids of messages now covered."""
     adapter, agent_id = runtime.adapter, runtime.agent_id
     written = await adapter.get_memories_by_ids(agent_id, [c.summary_id for c in chunks], table=SUMMARY_TABLE)
@@ -220,17 +224,25 @@ async def _summarise_chunks(runtime: AgentRuntime, chunks: list[_Chunk], setting
 async def _summarise(runtime: AgentRuntime, chunk: _Chunk, names: Mapping[UUID, str]) -> Memory | None:
     messages = chunk.messages
     start, end = messages[0].created_at, messages[-1].created_at
-    lines = [f"[{_when(m.created_at)}] {names.get(m.entity_id, 'User')}: {m.text[:MAX_MESSAGE_CHARS]}"
-             for m in messages if m.text]
-    prompt = compose_prompt(runtime.character.templates.get("summaryTemplate") or SUMMARY_TEMPLATE, {
-        "agentName": runtime.character.name, "count": len(messages), "start": _when(start), "end": _when(end),
-        "messages": "\n".join(lines) or "(no text)",
-    })
+    lines = [
+        f"[{_when(m.created_at)}] {names.get(m.entity_id, 'User')}: {m.text[:MAX_MESSAGE_CHARS]}"
+        for m in messages
+        if m.text
+    ]
+    prompt = compose_prompt(
+        runtime.character.templates.get("summaryTemplate") or SUMMARY_TEMPLATE,
+        {
+            "agentName": runtime.character.name,
+            "count": len(messages),
+            "start": _when(start),
+            "end": _when(end),
+            "messages": "\n".join(lines) or "(no text)",
+        },
+    )
     try:
         raw = await runtime.use_model(ModelType.TEXT_SMALL, {"prompt": prompt})
     except Exception as exc:
-        logger.warning("summary of %d messages of room %s failed: %s; they are kept", len(messages),
-                       chunk.room_id, exc)
+        logger.warning("summary of %d messages of room %s failed: %s; they are kept", len(messages), chunk.room_id, exc)
         return None
     raw = raw if isinstance(raw, str) else ""
     text = " ".join((parse_tag(raw, "summary") or parse_tag(raw, "text") or raw).split())[:MAX_SUMMARY_CHARS]
@@ -239,14 +251,26 @@ async def _summarise(runtime: AgentRuntime, chunk: _Chunk, names: Mapping[UUID, 
         return None
     header = f"Summary of {len(messages)} messages from {_when(start)} to {_when(end)} UTC: "
     return Memory(
-        id=chunk.summary_id, agent_id=runtime.agent_id, room_id=chunk.room_id, world_id=messages[0].world_id,
-        entity_id=runtime.agent_id, content=Content(text=header + text, source="compression"),
+        id=chunk.summary_id,
+        agent_id=runtime.agent_id,
+        room_id=chunk.room_id,
+        world_id=messages[0].world_id,
+        entity_id=runtime.agent_id,
+        content=Content(text=header + text, source="compression"),
         # created_at is now (not the range's end): the lost-embedding sweep looks at recent memories only.
-        metadata=MemoryMetadata.model_validate({
-            "type": "document", "source": "compression", "scope": "room", "timestamp": end,
-            "startMs": start, "endMs": end, "messageCount": len(messages),
-            "firstMessageId": str(messages[0].id), "lastMessageId": str(messages[-1].id),
-        }),
+        metadata=MemoryMetadata.model_validate(
+            {
+                "type": "document",
+                "source": "compression",
+                "scope": "room",
+                "timestamp": end,
+                "startMs": start,
+                "endMs": end,
+                "messageCount": len(messages),
+                "firstMessageId": str(messages[0].id),
+                "lastMessageId": str(messages[-1].id),
+            }
+        ),
     )
 
 
@@ -257,8 +281,9 @@ def _when(ms: int) -> str:
 # -- fact consolidation --------------------------------------------------------------------------
 
 
-async def consolidate_facts(runtime: AgentRuntime, options: Mapping[str, Any] | None = None,
-                            task: Task | None = None) -> RetentionReport:
+async def consolidate_facts(
+    runtime: AgentRuntime, options: Mapping[str, Any] | None = None, task: Task | None = None
+) -> RetentionReport:
     """FACT_CONSOLIDATION: keep each room's best ``FACTS_MAX_PER_ROOM`` facts among rooms with new facts.
 
     Args:
@@ -279,14 +304,14 @@ async def consolidate_facts(runtime: AgentRuntime, options: Mapping[str, Any] | 
     started = now_ms()
     cap = settings.facts_max_per_room
     cursor = options.get("factCursor")
-    since = cursor if isinstance(cursor, int) and not isinstance(cursor, bool) and options.get("factCap") == cap \
-        else 0
+    since = cursor if isinstance(cursor, int) and not isinstance(cursor, bool) and options.get("factCap") == cap else 0
     rooms = await runtime.adapter.get_fact_rooms_since(runtime.agent_id, since, limit=ROOMS_PER_RUN)
     budget = settings.max_rows
     reached = since
     for room_id, newest in rooms:
         deleted = await runtime.adapter.delete_excess_facts(
-            runtime.agent_id, room_id, keep=cap, half_life_ms=settings.fact_half_life_days * _DAY_MS, limit=budget)
+            runtime.agent_id, room_id, keep=cap, half_life_ms=settings.fact_half_life_days * _DAY_MS, limit=budget
+        )
         report.scanned += 1
         report.deleted += deleted
         budget -= deleted
@@ -304,8 +329,9 @@ async def consolidate_facts(runtime: AgentRuntime, options: Mapping[str, Any] | 
 # -- orphans -------------------------------------------------------------------------------------
 
 
-async def remove_orphans(runtime: AgentRuntime, options: Mapping[str, Any] | None = None,
-                         task: Task | None = None) -> RetentionReport:
+async def remove_orphans(
+    runtime: AgentRuntime, options: Mapping[str, Any] | None = None, task: Task | None = None
+) -> RetentionReport:
     """ORPHAN_CLEANUP: delete facts about or naming entities that are gone, one bounded window per run.
 
     Args:
@@ -324,7 +350,8 @@ async def remove_orphans(runtime: AgentRuntime, options: Mapping[str, Any] | Non
     cursor = (options or {}).get("orphanCursor")
     try:
         sweep = await runtime.adapter.delete_orphan_facts(
-            runtime.agent_id, cursor=cursor if isinstance(cursor, str) else None, scan_limit=settings.max_rows)
+            runtime.agent_id, cursor=cursor if isinstance(cursor, str) else None, scan_limit=settings.max_rows
+        )
     except ValueError:  # a cursor this code did not write: start over
         logger.warning("ORPHAN_CLEANUP of agent %s: invalid cursor %.60r; starting over", runtime.agent_id, cursor)
         sweep = await runtime.adapter.delete_orphan_facts(runtime.agent_id, scan_limit=settings.max_rows)
@@ -338,17 +365,29 @@ async def remove_orphans(runtime: AgentRuntime, options: Mapping[str, Any] | Non
 
 
 def _emit(runtime: AgentRuntime, report: RetentionReport) -> RetentionReport:
-    logger.info("%s of agent %s: scanned=%d deleted=%d summaries=%d summary_failures=%d more=%s%s", report.task,
-                runtime.agent_id, report.scanned, report.deleted, report.summaries, report.summary_failures,
-                report.more, " (disabled: MESSAGE_RETENTION_DAYS unset)" if report.disabled else "")
+    logger.info(
+        "%s of agent %s: scanned=%d deleted=%d summaries=%d summary_failures=%d more=%s%s",
+        report.task,
+        runtime.agent_id,
+        report.scanned,
+        report.deleted,
+        report.summaries,
+        report.summary_failures,
+        report.more,
+        " (disabled: MESSAGE_RETENTION_DAYS unset)" if report.disabled else "",
+    )
     if is_metrics_disabled():
         return report
     try:
         metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
         metrics.add_dimension(name="Task", value=report.task)
-        for name, value in (("RowsScanned", report.scanned), ("RowsDeleted", report.deleted),
-                            ("SummariesWritten", report.summaries), ("SummaryFailures", report.summary_failures),
-                            ("MoreWork", int(report.more))):
+        for name, value in (
+            ("RowsScanned", report.scanned),
+            ("RowsDeleted", report.deleted),
+            ("SummariesWritten", report.summaries),
+            ("SummaryFailures", report.summary_failures),
+            ("MoreWork", int(report.more)),
+        ):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.add_metadata(key="agentId", value=str(runtime.agent_id))
         metrics.flush_metrics()
@@ -362,8 +401,7 @@ def _emit(runtime: AgentRuntime, report: RetentionReport) -> RetentionReport:
 message_retention_worker = TaskWorker(name=MESSAGE_RETENTION_TASK, execute=compress_messages)
 fact_consolidation_worker = TaskWorker(name=FACT_CONSOLIDATION_TASK, execute=consolidate_facts)
 orphan_cleanup_worker = TaskWorker(name=ORPHAN_CLEANUP_TASK, execute=remove_orphans)
-RETENTION_WORKERS: tuple[TaskWorker, ...] = (message_retention_worker, fact_consolidation_worker,
-                                             orphan_cleanup_worker)
+RETENTION_WORKERS: tuple[TaskWorker, ...] = (message_retention_worker, fact_consolidation_worker, orphan_cleanup_worker)
 _DESCRIPTIONS = {
     MESSAGE_RETENTION_TASK: "Summarise and delete messages older than MESSAGE_RETENTION_DAYS.",
     FACT_CONSOLIDATION_TASK: "Keep the best FACTS_MAX_PER_ROOM facts of each room.",
@@ -397,8 +435,11 @@ async def ensure_retention_tasks(runtime: AgentRuntime) -> list[UUID]:
         if worker.name in existing:
             continue
         task = Task(
-            id=retention_task_id(runtime.agent_id, worker.name), agent_id=runtime.agent_id, name=worker.name,
-            description=_DESCRIPTIONS[worker.name], tags=["queue", "repeat", RETENTION_TAG],
+            id=retention_task_id(runtime.agent_id, worker.name),
+            agent_id=runtime.agent_id,
+            name=worker.name,
+            description=_DESCRIPTIONS[worker.name],
+            tags=["queue", "repeat", RETENTION_TAG],
             metadata=TaskMetadata(update_interval=int(settings.interval_s * 1000)),
         )
         try:

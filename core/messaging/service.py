@@ -137,8 +137,14 @@ async def _before_message(runtime: AgentRuntime, message: Memory) -> Memory | Re
 class _Turn:
     """One response to one stored message."""
 
-    def __init__(self, runtime: AgentRuntime, message: Memory, channel_type: ChannelType,
-                 on_stream_chunk: StreamCallback | None, on_response: ResponseCallback | None) -> None:
+    def __init__(
+        self,
+        runtime: AgentRuntime,
+        message: Memory,
+        channel_type: ChannelType,
+        on_stream_chunk: StreamCallback | None,
+        on_response: ResponseCallback | None,
+    ) -> None:
         self.runtime = runtime
         self.message = message
         self.channel_type = channel_type
@@ -164,14 +170,25 @@ class _Turn:
             if parsed.text:
                 await self.deliver(_content(parsed, self.message))
             return self._result("simple")
-        plan = Memory(entity_id=self.runtime.agent_id, agent_id=self.runtime.agent_id,
-                      room_id=self.message.room_id, content=_content(parsed, self.message))
+        plan = Memory(
+            entity_id=self.runtime.agent_id,
+            agent_id=self.runtime.agent_id,
+            room_id=self.message.room_id,
+            content=_content(parsed, self.message),
+        )
         await self.runtime.process_actions(self.message, [plan], state, self.deliver)
         return self._result("actions")
 
     def _result(self, mode: Mode, *, stopped: bool = False) -> MessageResult:
-        return MessageResult(self.message.id, self.message.room_id, did_respond=bool(self.replies), mode=mode,
-                             responses=self.replies, superseded=self.superseded, stopped=stopped)
+        return MessageResult(
+            self.message.id,
+            self.message.room_id,
+            did_respond=bool(self.replies),
+            mode=mode,
+            responses=self.replies,
+            superseded=self.superseded,
+            stopped=stopped,
+        )
 
     async def deliver(self, content: Content) -> list[Memory]:
         """The action callback: store a reply (unless superseded) and hand it to ``on_response``."""
@@ -179,14 +196,16 @@ class _Turn:
             return []
         reply = _reply_memory(self.runtime, self.message, content)
         if not await self.runtime.adapter.create_reply(reply, "messages", answering=self.message):
-            logger.info("a newer message arrived in room %s; the reply to %s is dropped",
-                        self.message.room_id, self.message.id)
+            logger.info(
+                "a newer message arrived in room %s; the reply to %s is dropped", self.message.room_id, self.message.id
+            )
             self.superseded = True
             return []
         self.runtime.queue_embedding_generation(reply, "normal")
         self.replies.append(reply)
-        await self.runtime.emit_event(EventType.MESSAGE_SENT,
-                                      {"message": reply, "runId": self.runtime.get_current_run_id()})
+        await self.runtime.emit_event(
+            EventType.MESSAGE_SENT, {"message": reply, "runId": self.runtime.get_current_run_id()}
+        )
         if self.on_response is not None:
             await call(self.on_response, content)
         return [reply]
@@ -207,10 +226,17 @@ class _Turn:
         turn cleanly (the user's message is already stored).
         """
         plan = await self.runtime.get_object(
-            ResponsePlan, compose_prompt(MESSAGE_HANDLER_OBJECT_TEMPLATE, state.values),
-            model_type=ModelType.OBJECT_LARGE, system=state.values.get("system"))
-        return ParsedResponse(thought=plan.thought, actions=[a.strip().upper() for a in plan.actions if a.strip()],
-                              providers=plan.providers, text=plan.text)
+            ResponsePlan,
+            compose_prompt(MESSAGE_HANDLER_OBJECT_TEMPLATE, state.values),
+            model_type=ModelType.OBJECT_LARGE,
+            system=state.values.get("system"),
+        )
+        return ParsedResponse(
+            thought=plan.thought,
+            actions=[a.strip().upper() for a in plan.actions if a.strip()],
+            providers=plan.providers,
+            text=plan.text,
+        )
 
     async def _generate_structured(self, state: State) -> ParsedResponse:
         prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
@@ -241,8 +267,12 @@ class _Turn:
             for m in recent[-(PLAIN_HISTORY_TURNS * 2) :]
             if m.text
         ]
-        params = {"system": _plain_system_prompt(self.runtime), "messages": chat, "repeat_penalty": 1.3,
-                  "max_tokens": 120}
+        params = {
+            "system": _plain_system_prompt(self.runtime),
+            "messages": chat,
+            "repeat_penalty": 1.3,
+            "max_tokens": 120,
+        }
         if self.on_stream_chunk is not None:
             params["on_stream_chunk"] = plain_stream(self.on_stream_chunk)
         text = await self.runtime.use_model(ModelType.TEXT_LARGE, params)
@@ -253,14 +283,15 @@ class ResponsePlan(BaseModel):
     """What the model answers with when it takes a JSON schema (the XML block's fields)."""
 
     thought: str = ""
-    actions: list[str] = Field(min_length=1, description="Action names in order, e.g. [\"REPLY\"]")
+    actions: list[str] = Field(min_length=1, description='Action names in order, e.g. ["REPLY"]')
     providers: list[str] = []
     text: str = ""
 
 
 def _takes_json_schema(runtime: AgentRuntime) -> bool:
-    return (runtime.blueprint.models.has(ModelType.OBJECT_LARGE)
-            and "structured_output" in runtime.model_capabilities(ModelType.OBJECT_LARGE))
+    return runtime.blueprint.models.has(ModelType.OBJECT_LARGE) and "structured_output" in runtime.model_capabilities(
+        ModelType.OBJECT_LARGE
+    )
 
 
 def _plain_system_prompt(runtime: AgentRuntime) -> str:
@@ -274,8 +305,11 @@ def _plain_system_prompt(runtime: AgentRuntime) -> str:
 
 def _content(parsed: ParsedResponse, message: Memory) -> Content:
     return Content(
-        text=parsed.text, thought=parsed.thought or None, actions=parsed.actions,
-        providers=parsed.providers or None, source=message.content.source,
+        text=parsed.text,
+        thought=parsed.thought or None,
+        actions=parsed.actions,
+        providers=parsed.providers or None,
+        source=message.content.source,
     )
 
 
@@ -283,8 +317,11 @@ def _reply_memory(runtime: AgentRuntime, message: Memory, content: Content) -> M
     content.in_reply_to = message.id
     content.channel_type = message.content.channel_type
     reply = Memory(
-        entity_id=runtime.agent_id, agent_id=runtime.agent_id, room_id=message.room_id,
-        world_id=message.world_id, content=content,
+        entity_id=runtime.agent_id,
+        agent_id=runtime.agent_id,
+        room_id=message.room_id,
+        world_id=message.world_id,
+        content=content,
     )
     # A reply stored in the same millisecond as its message must still sort after it.
     reply.created_at = max(reply.created_at, message.created_at + 1)

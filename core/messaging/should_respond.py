@@ -23,9 +23,7 @@ class Decision(StrEnum):
     STOP = "STOP"
 
 
-async def should_respond(
-    runtime: AgentRuntime, message: Memory, state: State, channel_type: ChannelType
-) -> Decision:
+async def should_respond(runtime: AgentRuntime, message: Memory, state: State, channel_type: ChannelType) -> Decision:
     """Decide whether to answer.
 
     Direct channels (DM, API, self) and messages naming the agent always get an answer,

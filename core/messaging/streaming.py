@@ -52,7 +52,7 @@ class TextElementStream:
         end = self._buffer.find(_CLOSE, self._forwarded)
         if end >= 0:
             self._done = True
-            await self._send(self._buffer[self._forwarded:end])
+            await self._send(self._buffer[self._forwarded : end])
             return
         # Hold back what could be the start of "</text>" or of an entity ("&amp;").
         safe = len(self._buffer) - len(_CLOSE)
@@ -60,7 +60,7 @@ class TextElementStream:
         if amp >= 0 and self._buffer.find(";", amp) not in range(amp, safe):
             safe = amp  # an entity cut in two would be unescaped wrongly
         if safe > self._forwarded:
-            piece, self._forwarded = self._buffer[self._forwarded:safe], safe
+            piece, self._forwarded = self._buffer[self._forwarded : safe], safe
             await self._send(piece)
 
     async def _send(self, raw: str) -> None:

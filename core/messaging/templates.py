@@ -31,11 +31,14 @@ Respond with only this XML block, nothing before or after it:
 </output>"""
 
 #: The same task for providers that take a JSON schema (the schema says what to return).
-MESSAGE_HANDLER_OBJECT_TEMPLATE = MESSAGE_HANDLER_TEMPLATE.split("<output>")[0].rstrip() + """
+MESSAGE_HANDLER_OBJECT_TEMPLATE = (
+    MESSAGE_HANDLER_TEMPLATE.split("<output>")[0].rstrip()
+    + """
 
 <output>
 Answer with the thought, the actions (names, in order) and the text of the reply.
 </output>"""
+)
 
 SHOULD_RESPOND_TEMPLATE = """<task>Decide on behalf of {{agentName}} whether to respond to the last message.</task>
 

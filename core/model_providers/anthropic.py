@@ -56,8 +56,9 @@ class AnthropicProvider(HostedProvider):
             return None
         return "ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY_SECRET_ID / _PARAMETER) is not set"
 
-    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
-                   object_mode: bool) -> ModelResult:
+    async def chat(
+        self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool
+    ) -> ModelResult:
         key = await self.resources.secrets.resolve(runtime, "ANTHROPIC_API_KEY", provider=PROVIDER)
         if not key:
             raise ModelError(f"{PROVIDER}: ANTHROPIC_API_KEY is not set", provider=PROVIDER)
@@ -70,11 +71,20 @@ class AnthropicProvider(HostedProvider):
             return _message(data, model, tool)
         return await self._stream(url, body, headers, [key, *texts], model, tool, callback)
 
-    async def _stream(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str],
-                      model: str, tool: str | None, callback: Callable[[str], Any]) -> ModelResult:
+    async def _stream(
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        hidden: list[str],
+        model: str,
+        tool: str | None,
+        callback: Callable[[str], Any],
+    ) -> ModelResult:
         reader = _StreamReader(model, tool)
-        async with self.http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"},
-                                         secrets=hidden) as response:
+        async with self.http.stream_post(
+            PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"}, secrets=hidden
+        ) as response:
             async for event in http.iter_sse(response):
                 data = http.parse_json_object(PROVIDER, event.data)
                 kind = data.get("type") or event.event
@@ -107,8 +117,11 @@ class _StreamReader:
             self.prompt_tokens = start_usage.prompt_tokens if start_usage else None
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
-            piece = delta.get("text") if delta.get("type") == "text_delta" else (
-                delta.get("partial_json") if delta.get("type") == "input_json_delta" and self.tool else None)
+            piece = (
+                delta.get("text")
+                if delta.get("type") == "text_delta"
+                else (delta.get("partial_json") if delta.get("type") == "input_json_delta" and self.tool else None)
+            )
             if piece:
                 self.parts.append(piece)
                 return str(piece)
@@ -120,12 +133,16 @@ class _StreamReader:
         return ModelResult("".join(self.parts), str(self.model), Usage(self.prompt_tokens, self.completion_tokens))
 
 
-def request_body(params: Mapping[str, Any], model: str, *, object_mode: bool,
-                 stream: bool) -> tuple[dict[str, Any], list[str], str | None]:
+def request_body(
+    params: Mapping[str, Any], model: str, *, object_mode: bool, stream: bool
+) -> tuple[dict[str, Any], list[str], str | None]:
     """The Messages API body, the texts sent (to scrub), and the forced tool's name."""
     chat = base.chat_input(params, PROVIDER, alternate=True)
-    body: dict[str, Any] = {"model": model, "max_tokens": base.max_tokens(params, DEFAULT_MAX_TOKENS),
-                            "messages": chat.messages}
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": base.max_tokens(params, DEFAULT_MAX_TOKENS),
+        "messages": chat.messages,
+    }
     if chat.system:
         body["system"] = chat.system
     if (value := base.temperature(params)) is not None:
@@ -135,8 +152,9 @@ def request_body(params: Mapping[str, Any], model: str, *, object_mode: bool,
     tool = None
     if schema := base.output_schema(params, PROVIDER, required=object_mode):
         tool, definition = schema
-        body["tools"] = [{"name": tool, "description": "Give the answer in this structure.",
-                          "input_schema": definition}]
+        body["tools"] = [
+            {"name": tool, "description": "Give the answer in this structure.", "input_schema": definition}
+        ]
         body["tool_choice"] = {"type": "tool", "name": tool}
     if stream:
         body["stream"] = True
@@ -149,8 +167,9 @@ def _usage(raw: Mapping[str, Any] | None, prompt: int | None = None) -> Usage | 
     raw = raw or {}
     if prompt is None and raw.get("input_tokens") is not None:
         # Cached prompt tokens are prompt tokens too (billed at other rates).
-        prompt = sum(int(raw.get(k) or 0) for k in
-                     ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+        prompt = sum(
+            int(raw.get(k) or 0) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+        )
     return Usage(prompt, raw.get("output_tokens"))
 
 
@@ -159,10 +178,14 @@ def _message(data: Mapping[str, Any], model: str, tool: str | None) -> ModelResu
     if tool is not None:
         for block in blocks:
             if block.get("type") == "tool_use":
-                return ModelResult(json.dumps(block.get("input"), ensure_ascii=False),
-                                   str(data.get("model") or model), _usage(data.get("usage")))
-        raise ModelError(f"{PROVIDER}: the model did not call the structured-output tool", provider=PROVIDER,
-                         retryable=True)
+                return ModelResult(
+                    json.dumps(block.get("input"), ensure_ascii=False),
+                    str(data.get("model") or model),
+                    _usage(data.get("usage")),
+                )
+        raise ModelError(
+            f"{PROVIDER}: the model did not call the structured-output tool", provider=PROVIDER, retryable=True
+        )
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     return ModelResult(text, str(data.get("model") or model), _usage(data.get("usage")))
 
@@ -171,8 +194,12 @@ def _stream_error(data: Mapping[str, Any], hidden: list[str]) -> ModelError:
     error = data.get("error") or {}
     code = str(error.get("type") or "error")
     message = http.scrub(str(error.get("message") or ""), hidden)
-    return http.ProviderError(f"{PROVIDER}: stream error {code}: {message}", provider=PROVIDER,
-                              retryable=code in _RETRYABLE_STREAM_ERRORS, code=code)
+    return http.ProviderError(
+        f"{PROVIDER}: stream error {code}: {message}",
+        provider=PROVIDER,
+        retryable=code in _RETRYABLE_STREAM_ERRORS,
+        code=code,
+    )
 
 
 def build_plugin(environ: Mapping[str, str] | None = None, resources: ProviderResources | None = None) -> Plugin:

@@ -46,17 +46,37 @@ from core.types import ModelType
 from core.types.model_runtime import ModelRuntime
 
 __all__ = [
-    "ANY_OBJECT", "OBJECT_TYPES", "STRUCTURED", "TEXT_TYPES", "ChatInput", "HostedProvider", "ModelResult",
-    "ProviderCall", "chat_input", "embedding_texts", "emit", "instrument", "max_tokens", "model_name",
-    "output_schema", "parse_object", "provider_plugin", "stop_sequences", "stream_callback", "temperature",
+    "ANY_OBJECT",
+    "OBJECT_TYPES",
+    "STRUCTURED",
+    "TEXT_TYPES",
+    "ChatInput",
+    "HostedProvider",
+    "ModelResult",
+    "ProviderCall",
+    "chat_input",
+    "embedding_texts",
+    "emit",
+    "instrument",
+    "max_tokens",
+    "model_name",
+    "output_schema",
+    "parse_object",
+    "provider_plugin",
+    "stop_sequences",
+    "stream_callback",
+    "temperature",
 ]
 
 STRUCTURED = frozenset({"structured_output"})
 TEXT_TYPES = (ModelType.TEXT_SMALL, ModelType.TEXT_LARGE)
 OBJECT_TYPES = (ModelType.OBJECT_SMALL, ModelType.OBJECT_LARGE)
 _SIZE = {
-    ModelType.TEXT_SMALL: "SMALL", ModelType.TEXT_LARGE: "LARGE", ModelType.OBJECT_SMALL: "SMALL",
-    ModelType.OBJECT_LARGE: "LARGE", ModelType.TEXT_EMBEDDING: "EMBEDDING",
+    ModelType.TEXT_SMALL: "SMALL",
+    ModelType.TEXT_LARGE: "LARGE",
+    ModelType.OBJECT_SMALL: "SMALL",
+    ModelType.OBJECT_LARGE: "LARGE",
+    ModelType.TEXT_EMBEDDING: "EMBEDDING",
 }
 _GENERIC = {"SMALL": "TEXT_SMALL_MODEL", "LARGE": "TEXT_LARGE_MODEL", "EMBEDDING": "TEXT_EMBEDDING_MODEL"}
 #: The settings of a call made without a runtime: the process environment alone.
@@ -87,6 +107,7 @@ Handler = Callable[[ModelRuntime | None, Mapping[str, Any]], Awaitable[Any]]
 
 
 # -- the provider skeleton ------------------------------------------------------------------
+
 
 class HostedProvider(ABC):
     """A hosted model provider: its wire format in the subclass, the plugin and the instrumentation here.
@@ -124,8 +145,9 @@ class HostedProvider(ABC):
         """Why the provider cannot work in ``environ`` (logged once), or ``None`` when it can."""
 
     @abstractmethod
-    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
-                   object_mode: bool) -> ModelResult:
+    async def chat(
+        self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool
+    ) -> ModelResult:
         """One TEXT_* (``object_mode`` false) or OBJECT_* (true: a JSON object is wanted) call.
 
         Returns:
@@ -166,17 +188,26 @@ class HostedProvider(ABC):
         if not types:
             self.resources.announce_disabled(self.name, reason or "no model type is configured")
             return Plugin(name=self.name, description=self.description)
-        options = RegistrationSettings.from_env(env, self.prefix, priority=self.default_priority,
-                                                structured=self.default_structured)
-        return Plugin(name=self.name, description=self.description,
-                      models=tuple(self._registration(t, options) for t in types))
+        options = RegistrationSettings.from_env(
+            env, self.prefix, priority=self.default_priority, structured=self.default_structured
+        )
+        return Plugin(
+            name=self.name, description=self.description, models=tuple(self._registration(t, options) for t in types)
+        )
 
     def _registration(self, model_type: ModelType, options: RegistrationSettings) -> ModelRegistration:
         structured = options.structured and model_type in TEXT_TYPES + OBJECT_TYPES
-        handler = instrument(self.name, model_type, self._call(model_type), self._resolver(model_type),
-                             post=self._parser(model_type), breaker=self.resources.breakers.get(self.name))
-        return ModelRegistration(model_type, handler, priority=options.priority,
-                                 capabilities=STRUCTURED if structured else frozenset())
+        handler = instrument(
+            self.name,
+            model_type,
+            self._call(model_type),
+            self._resolver(model_type),
+            post=self._parser(model_type),
+            breaker=self.resources.breakers.get(self.name),
+        )
+        return ModelRegistration(
+            model_type, handler, priority=options.priority, capabilities=STRUCTURED if structured else frozenset()
+        )
 
     def _call(self, model_type: ModelType) -> ProviderCall:
         if model_type is ModelType.TEXT_EMBEDDING:
@@ -196,8 +227,9 @@ class HostedProvider(ABC):
         return (lambda text: parse_object(self.name, text)) if model_type in OBJECT_TYPES else None
 
 
-def provider_plugin(provider: type[HostedProvider], environ: Mapping[str, str] | None = None,
-                    resources: ProviderResources | None = None) -> Plugin:
+def provider_plugin(
+    provider: type[HostedProvider], environ: Mapping[str, str] | None = None, resources: ProviderResources | None = None
+) -> Plugin:
     """``provider(resources).plugin(environ)``: the process's resources and environment by default.
 
     Raises:
@@ -208,8 +240,10 @@ def provider_plugin(provider: type[HostedProvider], environ: Mapping[str, str] |
 
 # -- settings -------------------------------------------------------------------------------
 
-def model_name(runtime: ModelRuntime, params: Mapping[str, Any], prefix: str, model_type: ModelType,
-               defaults: Mapping[str, str]) -> str:
+
+def model_name(
+    runtime: ModelRuntime, params: Mapping[str, Any], prefix: str, model_type: ModelType, defaults: Mapping[str, str]
+) -> str:
     """The model id for a call (see the module docstring for the order).
 
     Raises:
@@ -218,15 +252,21 @@ def model_name(runtime: ModelRuntime, params: Mapping[str, Any], prefix: str, mo
     if params.get("model"):
         return str(params["model"])
     size = _SIZE.get(model_type, "LARGE")
-    name = (runtime.setting(f"{prefix}_{size}_MODEL", str, "") or runtime.setting(_GENERIC[size], str, "")
-            or defaults.get(size))
+    name = (
+        runtime.setting(f"{prefix}_{size}_MODEL", str, "")
+        or runtime.setting(_GENERIC[size], str, "")
+        or defaults.get(size)
+    )
     if not name:
-        raise ModelError(f"{prefix.lower()}: no model set for {model_type.value} "
-                         f"(set {prefix}_{size}_MODEL)", provider=prefix.lower())
+        raise ModelError(
+            f"{prefix.lower()}: no model set for {model_type.value} (set {prefix}_{size}_MODEL)",
+            provider=prefix.lower(),
+        )
     return name
 
 
 # -- chat input -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ChatInput:
@@ -308,8 +348,9 @@ def stop_sequences(params: Mapping[str, Any]) -> list[str]:
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
-def output_schema(params: Mapping[str, Any], provider: str, *, required: bool = False
-                  ) -> tuple[str, dict[str, Any]] | None:
+def output_schema(
+    params: Mapping[str, Any], provider: str, *, required: bool = False
+) -> tuple[str, dict[str, Any]] | None:
     """``(name, JSON schema)`` when the call asks for structured output.
 
     Args:
@@ -352,11 +393,13 @@ def parse_object(provider: str, text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise ModelError(f"{provider}: the model's structured answer is not valid JSON", provider=provider,
-                         retryable=True) from None
+        raise ModelError(
+            f"{provider}: the model's structured answer is not valid JSON", provider=provider, retryable=True
+        ) from None
 
 
 # -- the instrumented handler ---------------------------------------------------------------
+
 
 def instrument(
     provider: str,
@@ -394,8 +437,15 @@ def instrument(
             hit = await cache.get(caller, key)
             if hit is not None:
                 await emit(stream_callback(params), hit)
-                await record_usage(caller, provider=provider, model_type=model_type, model=model, usage=None,
-                                   duration_ms=0.0, cached=True)
+                await record_usage(
+                    caller,
+                    provider=provider,
+                    model_type=model_type,
+                    model=model,
+                    usage=None,
+                    duration_ms=0.0,
+                    cached=True,
+                )
                 return post(hit) if post else hit
         result = await _guarded(circuit, call, caller, params, model_type, model)
         if key is not None and isinstance(result.value, str):
@@ -407,8 +457,14 @@ def instrument(
     return handler
 
 
-async def _guarded(breaker: CircuitBreaker, call: ProviderCall, runtime: ModelRuntime, params: Mapping[str, Any],
-                   model_type: ModelType, model: str) -> ModelResult:
+async def _guarded(
+    breaker: CircuitBreaker,
+    call: ProviderCall,
+    runtime: ModelRuntime,
+    params: Mapping[str, Any],
+    model_type: ModelType,
+    model: str,
+) -> ModelResult:
     """Make the call through the breaker, timed, with its usage (or its failure) recorded.
 
     Raises:
@@ -433,12 +489,26 @@ async def _guarded(breaker: CircuitBreaker, call: ProviderCall, runtime: ModelRu
         breaker.record_neutral()  # cancelled: no verdict on the provider, but free the probe
         raise
     breaker.record_success()
-    await record_usage(runtime, provider=provider, model_type=model_type, model=result.model,
-                       usage=result.usage, duration_ms=(time.perf_counter() - started) * 1000.0)
+    await record_usage(
+        runtime,
+        provider=provider,
+        model_type=model_type,
+        model=result.model,
+        usage=result.usage,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+    )
     return result
 
 
-async def _record_failure(runtime: ModelRuntime, provider: str, model_type: ModelType, model: str, started: float,
-                          message: str) -> None:
-    await record_usage(runtime, provider=provider, model_type=model_type, model=model, usage=None,
-                       duration_ms=(time.perf_counter() - started) * 1000.0, error=scrub(message))
+async def _record_failure(
+    runtime: ModelRuntime, provider: str, model_type: ModelType, model: str, started: float, message: str
+) -> None:
+    await record_usage(
+        runtime,
+        provider=provider,
+        model_type=model_type,
+        model=model,
+        usage=None,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+        error=scrub(message),
+    )

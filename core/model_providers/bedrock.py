@@ -49,10 +49,17 @@ DEFAULT_MAX_TOKENS = 4096
 TITAN_DIMENSIONS = (256, 512, 1024)
 COHERE_MAX_TEXTS = 96
 #: Error codes another attempt (or another provider) may not get.
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "ServiceUnavailableException", "InternalServerException", "ModelTimeoutException",
-    "ModelNotReadyException", "ModelStreamErrorException", "TooManyRequestsException",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelTimeoutException",
+        "ModelNotReadyException",
+        "ModelStreamErrorException",
+        "TooManyRequestsException",
+    }
+)
 _TEXT_MODEL_IDS = ("BEDROCK_TEXT_MODEL_ID", "BEDROCK_SMALL_MODEL_ID", "BEDROCK_LARGE_MODEL_ID")
 
 
@@ -83,15 +90,19 @@ class BedrockProvider(HostedProvider):
         if params.get("model"):
             return str(params["model"])
         size = "SMALL" if model_type in (ModelType.TEXT_SMALL, ModelType.OBJECT_SMALL) else "LARGE"
-        names = (("BEDROCK_EMBEDDING_MODEL_ID",) if model_type is ModelType.TEXT_EMBEDDING
-                 else (f"BEDROCK_{size}_MODEL_ID", "BEDROCK_TEXT_MODEL_ID", f"TEXT_{size}_MODEL"))
+        names = (
+            ("BEDROCK_EMBEDDING_MODEL_ID",)
+            if model_type is ModelType.TEXT_EMBEDDING
+            else (f"BEDROCK_{size}_MODEL_ID", "BEDROCK_TEXT_MODEL_ID", f"TEXT_{size}_MODEL")
+        )
         found = next((value for value in (runtime.setting(n, str, "") for n in names) if value), None)
         if not found:
             raise ModelError(f"{PROVIDER}: no model id set for {model_type.value}", provider=PROVIDER)
         return found
 
-    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
-                   object_mode: bool) -> ModelResult:
+    async def chat(
+        self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool
+    ) -> ModelResult:
         request, texts, tool = converse_request(params, model, object_mode=object_mode)
         client = self.resources.bedrock_client()
         callback = base.stream_callback(params)
@@ -104,21 +115,22 @@ class BedrockProvider(HostedProvider):
             for block in blocks:
                 if "toolUse" in block:
                     return ModelResult(json.dumps(block["toolUse"].get("input"), ensure_ascii=False), model, usage)
-            raise ModelError(f"{PROVIDER}: the model did not call the structured-output tool", provider=PROVIDER,
-                             retryable=True)
+            raise ModelError(
+                f"{PROVIDER}: the model did not call the structured-output tool", provider=PROVIDER, retryable=True
+            )
         return ModelResult("".join(b.get("text", "") for b in blocks), model, usage)
 
     async def embed(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
         texts, batch = base.embedding_texts(params)
         if "cohere.embed" in model:
-            vectors, tokens = await self._embed_cohere(model, texts, str(params.get("input_type")
-                                                                         or "search_document"))
+            vectors, tokens = await self._embed_cohere(model, texts, str(params.get("input_type") or "search_document"))
         else:
             vectors, tokens = await self._embed_titan(runtime, model, texts)
         return ModelResult(vectors if batch else vectors[0], model, Usage(tokens, 0, tokens))
 
     async def _aws(self, fn: Callable[..., Any], hidden: list[str], **kwargs: Any) -> Any:
         """Call a blocking boto3 method in a thread, with our retries and typed errors."""
+
         async def attempt() -> Any:
             try:
                 return await asyncio.to_thread(fn, **kwargs)
@@ -127,14 +139,22 @@ class BedrockProvider(HostedProvider):
 
         return await self.http.with_retries(attempt)
 
-    async def _converse_stream(self, client: Any, request: Mapping[str, Any], hidden: list[str], model: str,
-                               tool: str | None, callback: Callable[[str], Any]) -> ModelResult:
+    async def _converse_stream(
+        self,
+        client: Any,
+        request: Mapping[str, Any],
+        hidden: list[str],
+        model: str,
+        tool: str | None,
+        callback: Callable[[str], Any],
+    ) -> ModelResult:
         # The call itself (until the stream opens) is retried; events are read in a thread and
         # handed to the loop through a queue, so chunks reach the callback as they arrive.
         response = await self._aws(client.converse_stream, hidden, **request)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        reader = asyncio.ensure_future(asyncio.to_thread(_pump, response["stream"], asyncio.get_running_loop(),
-                                                         queue, hidden))
+        reader = asyncio.ensure_future(
+            asyncio.to_thread(_pump, response["stream"], asyncio.get_running_loop(), queue, hidden)
+        )
         parts: list[str] = []
         usage: Usage | None = None
         finished = False
@@ -160,15 +180,17 @@ class BedrockProvider(HostedProvider):
             await asyncio.gather(reader, return_exceptions=True)
         return ModelResult("".join(parts), model, usage)
 
-    async def _invoke(self, model: str, body: Mapping[str, Any], hidden: list[str]
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _invoke(
+        self, model: str, body: Mapping[str, Any], hidden: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """InvokeModel: (the JSON body answered, the response headers). Reading and parsing the
         body are part of the retried attempt, like ``HttpClient.post_json``."""
         client = self.resources.bedrock_client()
 
         def call() -> tuple[bytes, dict[str, Any]]:
-            response = client.invoke_model(modelId=model, body=json.dumps(body), contentType="application/json",
-                                           accept="application/json")
+            response = client.invoke_model(
+                modelId=model, body=json.dumps(body), contentType="application/json", accept="application/json"
+            )
             return response["body"].read(), response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
 
         async def attempt() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,8 +202,7 @@ class BedrockProvider(HostedProvider):
 
         return await self.http.with_retries(attempt)
 
-    async def _embed_titan(self, runtime: ModelRuntime, model: str, texts: list[str]
-                           ) -> tuple[list[list[float]], int]:
+    async def _embed_titan(self, runtime: ModelRuntime, model: str, texts: list[str]) -> tuple[list[list[float]], int]:
         dimensions = _titan_dimensions(runtime) if "v2" in model else None
         limit = asyncio.Semaphore(runtime.setting("BEDROCK_EMBEDDING_CONCURRENCY", int, 8, minimum=1))
 
@@ -203,21 +224,26 @@ class BedrockProvider(HostedProvider):
         tokens = 0
         for start in range(0, len(texts), COHERE_MAX_TEXTS):
             chunk = [t or " " for t in texts[start : start + COHERE_MAX_TEXTS]]
-            data, headers = await self._invoke(model, {"texts": chunk, "input_type": input_type,
-                                                       "truncate": "END"}, chunk)
+            data, headers = await self._invoke(
+                model, {"texts": chunk, "input_type": input_type, "truncate": "END"}, chunk
+            )
             embeddings = data["embeddings"]
             if isinstance(embeddings, Mapping):  # asked with embedding_types: {"float": [...]}
                 embeddings = embeddings["float"]
             if len(embeddings) != len(chunk):
-                raise ModelError(f"{PROVIDER}: asked for {len(chunk)} embeddings, got {len(embeddings)}",
-                                 provider=PROVIDER, retryable=True)
+                raise ModelError(
+                    f"{PROVIDER}: asked for {len(chunk)} embeddings, got {len(embeddings)}",
+                    provider=PROVIDER,
+                    retryable=True,
+                )
             vectors.extend([float(v) for v in e] for e in embeddings)
             tokens += int(headers.get("x-amzn-bedrock-input-token-count") or 0)
         return vectors, tokens
 
 
-def _pump(stream: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]],
-          hidden: list[str]) -> None:
+def _pump(
+    stream: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]], hidden: list[str]
+) -> None:
     """Read a ConverseStream's events in a worker thread and hand each to the loop: ``("event", event)``,
     ``("error", exception)``, then ``("end", None)``."""
     try:
@@ -239,18 +265,25 @@ def error_from_exception(exc: Exception, hidden: list[str]) -> ModelError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         retryable = code in RETRYABLE_CODES or (status is not None and (status == 429 or status >= 500))
         detail = http.scrub(str(error.get("Message") or ""), hidden)
-        return http.ProviderError(f"{PROVIDER}: {code}" + (f": {detail}" if detail else ""), provider=PROVIDER,
-                                  retryable=retryable, status=status, code=code)
+        return http.ProviderError(
+            f"{PROVIDER}: {code}" + (f": {detail}" if detail else ""),
+            provider=PROVIDER,
+            retryable=retryable,
+            status=status,
+            code=code,
+        )
     if isinstance(exc, ConnectionError | HTTPClientError):
-        return http.ProviderError(f"{PROVIDER}: {type(exc).__name__} talking to the provider", provider=PROVIDER,
-                                  retryable=True)
+        return http.ProviderError(
+            f"{PROVIDER}: {type(exc).__name__} talking to the provider", provider=PROVIDER, retryable=True
+        )
     if isinstance(exc, BotoCoreError):  # no credentials, bad parameters: not fixed by retrying
         return http.ProviderError(f"{PROVIDER}: {type(exc).__name__}", provider=PROVIDER, retryable=False)
     raise exc
 
 
-def converse_request(params: Mapping[str, Any], model: str, *, object_mode: bool
-                     ) -> tuple[dict[str, Any], list[str], str | None]:
+def converse_request(
+    params: Mapping[str, Any], model: str, *, object_mode: bool
+) -> tuple[dict[str, Any], list[str], str | None]:
     """Converse keyword arguments, the texts sent (to scrub), and the forced tool's name."""
     chat = base.chat_input(params, PROVIDER, alternate=True)
     request: dict[str, Any] = {
@@ -269,8 +302,15 @@ def converse_request(params: Mapping[str, Any], model: str, *, object_mode: bool
     if schema := base.output_schema(params, PROVIDER, required=object_mode):
         tool, definition = schema
         request["toolConfig"] = {
-            "tools": [{"toolSpec": {"name": tool, "description": "Give the answer in this structure.",
-                                    "inputSchema": {"json": definition}}}],
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": tool,
+                        "description": "Give the answer in this structure.",
+                        "inputSchema": {"json": definition},
+                    }
+                }
+            ],
             "toolChoice": {"tool": {"name": tool}},
         }
     return request, chat.texts(), tool

@@ -25,8 +25,20 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "model-response:"
 DEFAULT_TTL_S = 3600.0
 #: Params that change the answer; anything else (callbacks, run ids) does not.
-_KEYED_PARAMS = ("system", "messages", "prompt", "max_tokens", "maxTokens", "stop_sequences", "stopSequences",
-                 "schema", "schema_name", "temperature", "top_p", "dimensions")
+_KEYED_PARAMS = (
+    "system",
+    "messages",
+    "prompt",
+    "max_tokens",
+    "maxTokens",
+    "stop_sequences",
+    "stopSequences",
+    "schema",
+    "schema_name",
+    "temperature",
+    "top_p",
+    "dimensions",
+)
 
 
 def is_enabled(runtime: ModelRuntime) -> bool:
@@ -35,8 +47,11 @@ def is_enabled(runtime: ModelRuntime) -> bool:
     Raises:
         ConfigurationError: ``MODEL_RESPONSE_CACHE`` is not a boolean.
     """
-    return (runtime.setting("MODEL_RESPONSE_CACHE", bool, False) and runtime.adapter is not None
-            and runtime.agent_id is not None)
+    return (
+        runtime.setting("MODEL_RESPONSE_CACHE", bool, False)
+        and runtime.adapter is not None
+        and runtime.agent_id is not None
+    )
 
 
 def is_deterministic(params: Mapping[str, Any]) -> bool:
@@ -48,8 +63,9 @@ def is_deterministic(params: Mapping[str, Any]) -> bool:
 def cache_key(provider: str, model: str, model_type: str, params: Mapping[str, Any]) -> str:
     """The cache key of a call: ``model-response:`` + SHA-256 hex of its canonical JSON."""
     shaped = {k: params[k] for k in _KEYED_PARAMS if params.get(k) is not None}
-    text = json.dumps([provider, model, model_type, shaped], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, default=str)
+    text = json.dumps(
+        [provider, model, model_type, shaped], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -36,8 +36,11 @@ class CircuitOpenError(ModelError):
     """The provider is being skipped for a cool-down (retryable: the registry falls back)."""
 
     def __init__(self, provider: str, retry_in_s: float) -> None:
-        super().__init__(f"{provider}: circuit open after repeated failures; skipped for {retry_in_s:.1f} s",
-                         provider=provider, retryable=True)
+        super().__init__(
+            f"{provider}: circuit open after repeated failures; skipped for {retry_in_s:.1f} s",
+            provider=provider,
+            retryable=True,
+        )
         self.retry_in_s = retry_in_s
 
 
@@ -113,8 +116,12 @@ class CircuitBreaker:
         retry_in = 0.0
         if state is CircuitState.OPEN and self._opened_at is not None:
             retry_in = round(self.cool_down_s - (self._clock() - self._opened_at), 3)
-        return {"state": state.value, "consecutive_failures": self._failures, "retry_in_s": retry_in,
-                "times_opened": self.opened_count}
+        return {
+            "state": state.value,
+            "consecutive_failures": self._failures,
+            "retry_in_s": retry_in,
+            "times_opened": self.opened_count,
+        }
 
 
 class CircuitBreakers:
@@ -126,8 +133,9 @@ class CircuitBreakers:
         clock: Monotonic clock in seconds (tests pass a fake).
     """
 
-    def __init__(self, failure_threshold: int = 3, cool_down_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, failure_threshold: int = 3, cool_down_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.failure_threshold = failure_threshold
         self.cool_down_s = cool_down_s
         self._clock = clock
@@ -138,7 +146,8 @@ class CircuitBreakers:
         found = self._by_provider.get(provider)
         if found is None:
             found = self._by_provider[provider] = CircuitBreaker(
-                provider, self.failure_threshold, self.cool_down_s, self._clock)
+                provider, self.failure_threshold, self.cool_down_s, self._clock
+            )
         return found
 
     def health(self) -> dict[str, dict[str, Any]]:

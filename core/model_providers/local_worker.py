@@ -111,7 +111,7 @@ def write_message(fd: int, message: dict[str, Any]) -> None:
     """Write one protocol line to ``fd``, whole (raises ``BrokenPipeError`` when the reader is gone)."""
     data = (json.dumps(message, ensure_ascii=False) + "\n").encode()
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -165,9 +165,12 @@ def serve_chat(model: Any, request: dict[str, Any], reader: LineReader, out: int
     write_message(out, {"event": "started"})
     try:
         stream = model.create_chat_completion(
-            messages=request["messages"], max_tokens=int(request["max_tokens"]),
-            temperature=float(request["temperature"]), repeat_penalty=float(request["repeat_penalty"]),
-            stop=request.get("stop") or None, stream=True,
+            messages=request["messages"],
+            max_tokens=int(request["max_tokens"]),
+            temperature=float(request["temperature"]),
+            repeat_penalty=float(request["repeat_penalty"]),
+            stop=request.get("stop") or None,
+            stream=True,
         )
         cancelled = False
         for piece in stream:
@@ -203,8 +206,14 @@ def main() -> int:
     except Exception as exc:  # whatever the loader raises, the parent gets one readable line
         write_message(out, {"event": "error", "kind": "load", "message": f"{type(exc).__name__}: {exc}"})
         return 1
-    write_message(out, {"event": "ready", "load_ms": (loaded - started) * 1000.0,
-                        "warm_up_ms": (time.perf_counter() - loaded) * 1000.0})
+    write_message(
+        out,
+        {
+            "event": "ready",
+            "load_ms": (loaded - started) * 1000.0,
+            "warm_up_ms": (time.perf_counter() - loaded) * 1000.0,
+        },
+    )
     while (line := reader.readline()) is not None:
         request = json.loads(line)
         if request.get("op") == "chat" and not serve_chat(model, request, reader, out):

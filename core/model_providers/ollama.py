@@ -48,8 +48,9 @@ class OllamaProvider(HostedProvider):
             return None
         return "OLLAMA_BASE_URL is not set"
 
-    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
-                   object_mode: bool) -> ModelResult:
+    async def chat(
+        self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool
+    ) -> ModelResult:
         url = f"{_base_url(runtime)}/api/chat"
         headers, hidden = _headers(runtime)
         callback = base.stream_callback(params)
@@ -57,8 +58,7 @@ class OllamaProvider(HostedProvider):
         if callback is None:
             data = await self.http.post_json(PROVIDER, url, body, headers=headers, secrets=hidden + texts)
             _raise_for_error(data, hidden + texts)
-            return ModelResult(str(data["message"].get("content") or ""), str(data.get("model") or model),
-                               _usage(data))
+            return ModelResult(str(data["message"].get("content") or ""), str(data.get("model") or model), _usage(data))
         return await self._stream(url, body, headers, hidden + texts, model, callback)
 
     async def embed(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
@@ -67,24 +67,37 @@ class OllamaProvider(HostedProvider):
         body: dict[str, Any] = {"model": model, "input": texts}
         if params.get("dimensions"):
             body["dimensions"] = int(params["dimensions"])
-        data = await self.http.post_json(PROVIDER, f"{_base_url(runtime)}/api/embed", body, headers=headers,
-                                         secrets=hidden + texts)
+        data = await self.http.post_json(
+            PROVIDER, f"{_base_url(runtime)}/api/embed", body, headers=headers, secrets=hidden + texts
+        )
         _raise_for_error(data, hidden + texts)
         vectors = [[float(v) for v in e] for e in data["embeddings"]]
         if len(vectors) != len(texts):
-            raise ModelError(f"{PROVIDER}: asked for {len(texts)} embeddings, got {len(vectors)}",
-                             provider=PROVIDER, retryable=True)
+            raise ModelError(
+                f"{PROVIDER}: asked for {len(texts)} embeddings, got {len(vectors)}", provider=PROVIDER, retryable=True
+            )
         tokens = data.get("prompt_eval_count")
-        return ModelResult(vectors if batch else vectors[0], str(data.get("model") or model),
-                           Usage(tokens, 0, tokens) if tokens is not None else None)
+        return ModelResult(
+            vectors if batch else vectors[0],
+            str(data.get("model") or model),
+            Usage(tokens, 0, tokens) if tokens is not None else None,
+        )
 
-    async def _stream(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str],
-                      model: str, callback: Callable[[str], Any]) -> ModelResult:
+    async def _stream(
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        hidden: list[str],
+        model: str,
+        callback: Callable[[str], Any],
+    ) -> ModelResult:
         parts: list[str] = []
         usage: Usage | None = None
         reported = model
-        async with self.http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "application/x-ndjson"},
-                                         secrets=hidden) as response:
+        async with self.http.stream_post(
+            PROVIDER, url, body, headers={**headers, "accept": "application/x-ndjson"}, secrets=hidden
+        ) as response:
             async for line in response.aiter_lines():  # one JSON object per line
                 if not line.strip():
                     continue
@@ -120,8 +133,9 @@ def _headers(runtime: ModelRuntime) -> tuple[dict[str, str], list[str]]:
     return ({"authorization": f"Bearer {key}"}, [key]) if key else ({}, [])
 
 
-def chat_body(params: Mapping[str, Any], model: str, *, object_mode: bool, stream: bool
-              ) -> tuple[dict[str, Any], list[str]]:
+def chat_body(
+    params: Mapping[str, Any], model: str, *, object_mode: bool, stream: bool
+) -> tuple[dict[str, Any], list[str]]:
     """The ``/api/chat`` body and the texts sent (to scrub)."""
     chat = base.chat_input(params, PROVIDER)
     messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + chat.messages
@@ -147,8 +161,9 @@ def _usage(data: Mapping[str, Any]) -> Usage | None:
 def _raise_for_error(data: Mapping[str, Any], hidden: list[str]) -> None:
     # Ollama reports some failures inside a 200 body (a stream that fails half way).
     if data.get("error"):
-        raise http.ProviderError(f"{PROVIDER}: {http.scrub(str(data['error']), hidden)}", provider=PROVIDER,
-                                 retryable=True)
+        raise http.ProviderError(
+            f"{PROVIDER}: {http.scrub(str(data['error']), hidden)}", provider=PROVIDER, retryable=True
+        )
 
 
 def build_plugin(environ: Mapping[str, str] | None = None, resources: ProviderResources | None = None) -> Plugin:

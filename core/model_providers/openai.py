@@ -70,8 +70,9 @@ class OpenAIProvider(HostedProvider):
             return None
         return "neither OPENAI_API_KEY (or OPENAI_API_KEY_SECRET_ID / _PARAMETER) nor OPENAI_BASE_URL is set"
 
-    async def chat(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *,
-                   object_mode: bool) -> ModelResult:
+    async def chat(
+        self, runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool
+    ) -> ModelResult:
         base_url = _base_url(runtime)
         headers, hidden = await self._auth(runtime, base_url)
         callback = base.stream_callback(params)
@@ -88,8 +89,9 @@ class OpenAIProvider(HostedProvider):
             return ModelResult([], model, Usage(0, 0, 0))
         base_url = _base_url(runtime)
         headers, hidden = await self._auth(runtime, base_url)
-        size = runtime.setting("OPENAI_EMBEDDING_BATCH_SIZE", int, DEFAULT_EMBEDDING_BATCH, minimum=1,
-                               maximum=MAX_EMBEDDING_BATCH)
+        size = runtime.setting(
+            "OPENAI_EMBEDDING_BATCH_SIZE", int, DEFAULT_EMBEDDING_BATCH, minimum=1, maximum=MAX_EMBEDDING_BATCH
+        )
         template = _embedding_body(runtime, params, model)
         vectors: list[list[float]] = []
         prompt_tokens = 0
@@ -97,8 +99,13 @@ class OpenAIProvider(HostedProvider):
         for start in range(0, len(texts), size):
             # The API refuses empty strings; an empty text still needs a vector of its own.
             chunk = [t if t.strip() else " " for t in texts[start : start + size]]
-            data = await self.http.post_json(PROVIDER, f"{base_url}/embeddings", {**template, "input": chunk},
-                                             headers=headers, secrets=hidden + chunk)
+            data = await self.http.post_json(
+                PROVIDER,
+                f"{base_url}/embeddings",
+                {**template, "input": chunk},
+                headers=headers,
+                secrets=hidden + chunk,
+            )
             vectors.extend(_vectors(data, len(chunk)))
             prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
             reported = data.get("model") or reported
@@ -117,13 +124,21 @@ class OpenAIProvider(HostedProvider):
             raise ModelError(f"{PROVIDER}: OPENAI_API_KEY is not set", provider=PROVIDER)
         return {}, []
 
-    async def _stream(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str], hidden: list[str],
-                      model: str, callback: Callable[[str], Any]) -> ModelResult:
+    async def _stream(
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        hidden: list[str],
+        model: str,
+        callback: Callable[[str], Any],
+    ) -> ModelResult:
         parts: list[str] = []
         usage: Usage | None = None
         reported = model
-        async with self.http.stream_post(PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"},
-                                         secrets=hidden) as response:
+        async with self.http.stream_post(
+            PROVIDER, url, body, headers={**headers, "accept": "text/event-stream"}, secrets=hidden
+        ) as response:
             async for event in http.iter_sse(response):
                 if event.data.strip() == "[DONE]":
                     break
@@ -145,8 +160,9 @@ def _base_url(runtime: ModelRuntime) -> str:
     return runtime.setting("OPENAI_BASE_URL", str, DEFAULT_BASE_URL).rstrip("/")
 
 
-def chat_body(runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool,
-              stream: bool) -> tuple[dict[str, Any], list[str]]:
+def chat_body(
+    runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, object_mode: bool, stream: bool
+) -> tuple[dict[str, Any], list[str]]:
     """The chat completions request body, and the texts sent (for scrubbing)."""
     chat = base.chat_input(params, PROVIDER)
     messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + chat.messages
@@ -160,8 +176,10 @@ def chat_body(runtime: ModelRuntime, params: Mapping[str, Any], model: str, *, o
         body["stop"] = stops
     if schema := base.output_schema(params, PROVIDER):
         name, definition = schema
-        body["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": name, "schema": definition, "strict": bool(params.get("strict", False))}}
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": definition, "strict": bool(params.get("strict", False))},
+        }
     elif object_mode:
         body["response_format"] = {"type": "json_object"}
     if stream:
@@ -191,6 +209,7 @@ def _completion(data: Mapping[str, Any], model: str) -> ModelResult:
 
 # -- embeddings -----------------------------------------------------------------------------
 
+
 def decode_embedding(value: Any) -> list[float]:
     """A vector from the API: a list of floats, or base64 of little-endian float32."""
     if isinstance(value, list):
@@ -203,8 +222,10 @@ def decode_embedding(value: Any) -> list[float]:
 
 def _embedding_body(runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> dict[str, Any]:
     """Every field of an embeddings request but ``input``."""
-    body: dict[str, Any] = {"model": model,
-                            "encoding_format": runtime.setting("OPENAI_EMBEDDING_ENCODING", str, "base64")}
+    body: dict[str, Any] = {
+        "model": model,
+        "encoding_format": runtime.setting("OPENAI_EMBEDDING_ENCODING", str, "base64"),
+    }
     dimensions = params.get("dimensions") or _dimensions(runtime, model)
     if dimensions:
         body["dimensions"] = int(dimensions)
@@ -228,12 +249,14 @@ def _vectors(data: Mapping[str, Any], expected: int) -> list[list[float]]:
     """
     items = sorted(data["data"], key=lambda item: item.get("index", 0))
     if len(items) != expected:
-        raise ModelError(f"{PROVIDER}: asked for {expected} embeddings, got {len(items)}", provider=PROVIDER,
-                         retryable=True)
+        raise ModelError(
+            f"{PROVIDER}: asked for {expected} embeddings, got {len(items)}", provider=PROVIDER, retryable=True
+        )
     return [decode_embedding(item["embedding"]) for item in items]
 
 
 # -- the plugin -----------------------------------------------------------------------------
+
 
 def build_plugin(environ: Mapping[str, str] | None = None, resources: ProviderResources | None = None) -> Plugin:
     """The plugin for ``environ`` (``os.environ`` by default): no models without credentials.

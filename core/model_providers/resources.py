@@ -65,8 +65,9 @@ class ProviderResources:
         self.settings = settings or ProviderSettings()
         self.http = HttpClient.from_settings(self.settings, transport=transport, sleep=sleep, clock=clock)
         self.breakers = CircuitBreakers(self.settings.circuit_failures, self.settings.circuit_cooldown_s, clock)
-        self.secrets = SecretStore(self.settings.secrets_max_age_s, secrets_client=secrets_client,
-                                   ssm_client=ssm_client, clock=clock)
+        self.secrets = SecretStore(
+            self.settings.secrets_max_age_s, secrets_client=secrets_client, ssm_client=ssm_client, clock=clock
+        )
         self._bedrock_client = bedrock_client
         self._bedrock_lock = threading.Lock()
         self._announced: set[str] = set()
@@ -97,8 +98,12 @@ def _make_bedrock_client(settings: ProviderSettings) -> Any:
         "bedrock-runtime",
         region_name=settings.bedrock_region or None,
         endpoint_url=settings.bedrock_endpoint_url or None,
-        config=Config(connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s,
-                      retries={"total_max_attempts": 1}, max_pool_connections=16),
+        config=Config(
+            connect_timeout=settings.connect_timeout_s,
+            read_timeout=settings.read_timeout_s,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=16,
+        ),
     )
 
 

@@ -78,9 +78,11 @@ class ScriptedModels:
 
     def plugin(self, priority: int = 0) -> Plugin:
         """A plugin serving TEXT_SMALL, TEXT_LARGE (structured output) and TEXT_EMBEDDING."""
+
         def text_handler(model_type: ModelType) -> Callable[[ModelRuntime | None, Mapping[str, Any]], Awaitable[str]]:
             async def handler(runtime: ModelRuntime | None, params: Mapping[str, Any]) -> str:
                 return await self.text(model_type, params)
+
             return handler
 
         async def embed_handler(runtime: ModelRuntime | None, params: Mapping[str, Any]) -> Any:

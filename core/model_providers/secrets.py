@@ -43,8 +43,14 @@ class SecretStore:
         clock: Monotonic clock in seconds.
     """
 
-    def __init__(self, max_age_s: float = DEFAULT_MAX_AGE_S, *, secrets_client: Any = None, ssm_client: Any = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        *,
+        secrets_client: Any = None,
+        ssm_client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_age_s = max_age_s
         self._clients = {"secretsmanager": secrets_client, "ssm": ssm_client}
         self._providers: dict[str, Any] = {}
@@ -73,8 +79,9 @@ class SecretStore:
                 return await self._cached(name, suffix, ref, fetch, provider)
         return None
 
-    async def _cached(self, name: str, suffix: str, ref: str, fetch: Callable[[str], str | bytes],
-                      provider: str) -> str:
+    async def _cached(
+        self, name: str, suffix: str, ref: str, fetch: Callable[[str], str | bytes], provider: str
+    ) -> str:
         cached = self._cache.get((suffix, ref))
         if cached and cached[1] > self._clock():
             return cached[0]

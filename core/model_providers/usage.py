@@ -79,12 +79,14 @@ def estimate_cost(prices: Any, model: str | None, usage: Usage) -> float | None:
     if not table or not model or usage.prompt_tokens is None:
         return None
     price = table.get(model) or next(
-        (table[k] for k in sorted(table, key=len, reverse=True) if model.startswith(k)), None)
+        (table[k] for k in sorted(table, key=len, reverse=True) if model.startswith(k)), None
+    )
     if not isinstance(price, Mapping):
         return None
     try:
         cost = usage.prompt_tokens * float(price.get("input", 0)) + (usage.completion_tokens or 0) * float(
-            price.get("output", 0))
+            price.get("output", 0)
+        )
     except (TypeError, ValueError):
         return None
     return round(cost / 1_000_000, 8)
@@ -137,9 +139,16 @@ async def record_usage(
     if cached:
         extra["cached"] = True
     body = ModelUsageBody(
-        model_type=model_type.value, provider=provider, model=model, duration_ms=max(duration_ms, 0.0),
-        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens, run_id=_run_id(runtime), error=error, **extra,
+        model_type=model_type.value,
+        provider=provider,
+        model=model,
+        duration_ms=max(duration_ms, 0.0),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        run_id=_run_id(runtime),
+        error=error,
+        **extra,
     )
     collected = _collected.get()
     if collected is not None:
@@ -151,8 +160,7 @@ async def record_usage(
         try:
             await adapter.log(model_usage_log(agent_id, body))
         except Exception:  # accounting must never fail the reply
-            logger.warning("could not write the model usage log of %s/%s", provider, model_type.value,
-                           exc_info=True)
+            logger.warning("could not write the model usage log of %s/%s", provider, model_type.value, exc_info=True)
     return body
 
 
@@ -192,8 +200,11 @@ def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:
         metrics.add_dimension(name="Provider", value=body.provider)
         metrics.add_dimension(name="ModelType", value=body.model_type)
         metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=body.duration_ms)
-        for name, value in (("PromptTokens", body.prompt_tokens), ("CompletionTokens", body.completion_tokens),
-                            ("TotalTokens", body.total_tokens)):
+        for name, value in (
+            ("PromptTokens", body.prompt_tokens),
+            ("CompletionTokens", body.completion_tokens),
+            ("TotalTokens", body.total_tokens),
+        ):
             if value is not None:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         if body.error:
@@ -205,4 +216,3 @@ def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:
         metrics.flush_metrics()
     except Exception:
         logger.warning("could not emit model usage metrics", exc_info=True)
-

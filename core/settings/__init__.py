@@ -35,8 +35,15 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
-def parse_setting(name: str, raw: object, kind: type[SettingT], default: SettingT, *,
-                  minimum: float | None = None, maximum: float | None = None) -> SettingT:
+def parse_setting(
+    name: str,
+    raw: object,
+    kind: type[SettingT],
+    default: SettingT,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> SettingT:
     """Read one setting by the rule in the module docstring.
 
     Args:

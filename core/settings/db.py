@@ -55,8 +55,9 @@ class DatabaseSettings(SettingsGroup):
     database_secret_arn: str = Field(default="", validation_alias="DATABASE_SECRET_ARN")
     database_host: str = Field(default="", validation_alias="DATABASE_HOST")
     database_name: str = Field(default="", validation_alias="DATABASE_NAME")
-    database_sslmode: str = Field(default="require", pattern=f"^({'|'.join(SSLMODES)})$",
-                                  validation_alias="DATABASE_SSLMODE")
+    database_sslmode: str = Field(
+        default="require", pattern=f"^({'|'.join(SSLMODES)})$", validation_alias="DATABASE_SSLMODE"
+    )
     database_secret_max_age_s: int = Field(default=300, ge=0, validation_alias="DATABASE_SECRET_MAX_AGE_S")
     pool_min_size: int = Field(default=0, ge=0, validation_alias="DB_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=1, ge=1, validation_alias="DB_POOL_MAX_SIZE")
@@ -66,8 +67,9 @@ class DatabaseSettings(SettingsGroup):
     @model_validator(mode="after")
     def _pool_sizes_ordered(self) -> Self:
         if self.pool_max_size < self.pool_min_size:
-            raise ValueError(f"DB_POOL_MAX_SIZE: must be at least DB_POOL_MIN_SIZE ({self.pool_min_size}),"
-                             f" got {self.pool_max_size}")
+            raise ValueError(
+                f"DB_POOL_MAX_SIZE: must be at least DB_POOL_MIN_SIZE ({self.pool_min_size}), got {self.pool_max_size}"
+            )
         return self
 
 
@@ -87,6 +89,8 @@ class RetrySettings(SettingsGroup):
     @model_validator(mode="after")
     def _delays_ordered(self) -> Self:
         if self.max_delay_ms < self.base_delay_ms:
-            raise ValueError(f"DB_RETRY_MAX_DELAY_MS: must be at least DB_RETRY_BASE_DELAY_MS"
-                             f" ({self.base_delay_ms:g}), got {self.max_delay_ms:g}")
+            raise ValueError(
+                f"DB_RETRY_MAX_DELAY_MS: must be at least DB_RETRY_BASE_DELAY_MS"
+                f" ({self.base_delay_ms:g}), got {self.max_delay_ms:g}"
+            )
         return self

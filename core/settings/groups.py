@@ -45,8 +45,15 @@ class SettingsSource(Protocol):
 class TypedSettingsSource(Protocol):
     """Anything with the typed per-agent accessor (``AgentRuntime.setting``)."""
 
-    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
-                minimum: float | None = None, maximum: float | None = None) -> SettingT: ...
+    def setting(
+        self,
+        name: str,
+        kind: type[SettingT],
+        default: SettingT,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> SettingT: ...
 
 
 class SettingsGroup(BaseModel):
@@ -57,8 +64,9 @@ class SettingsGroup(BaseModel):
     SnapStart builds them before the snapshot).
     """
 
-    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, allow_inf_nan=False,
-                              defer_build=True)
+    model_config = ConfigDict(
+        frozen=True, validate_by_name=True, validate_by_alias=True, allow_inf_nan=False, defer_build=True
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -131,8 +139,12 @@ def _scalar_kind(annotation: object) -> type | None:
 
 
 #: pydantic's bound errors in the rule's words, with the key of the bound in the error's context.
-_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "less_than_equal": ("at most", "le"),
+    "greater_than": ("more than", "gt"),
+    "less_than": ("less than", "lt"),
+}
 
 
 def describe_errors(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:

@@ -47,19 +47,24 @@ class KnowledgeSettings(SettingsGroup):
 
     chunk_chars: int = Field(default=DEFAULT_CHUNK_CHARS, ge=MIN_CHUNK_CHARS, validation_alias="KNOWLEDGE_CHUNK_CHARS")
     overlap_chars: int = Field(default=DEFAULT_OVERLAP_CHARS, ge=0, validation_alias="KNOWLEDGE_CHUNK_OVERLAP_CHARS")
-    match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0,
-                                   validation_alias="KNOWLEDGE_MATCH_THRESHOLD")
-    match_count: int = Field(default=DEFAULT_MATCH_COUNT, ge=1, le=MAX_MATCH_COUNT,
-                             validation_alias="KNOWLEDGE_MATCH_COUNT")
-    max_document_bytes: int = Field(default=DEFAULT_MAX_DOCUMENT_BYTES, ge=1,
-                                    validation_alias="KNOWLEDGE_MAX_DOCUMENT_BYTES")
+    match_threshold: float = Field(
+        default=DEFAULT_MATCH_THRESHOLD, ge=-1.0, le=1.0, validation_alias="KNOWLEDGE_MATCH_THRESHOLD"
+    )
+    match_count: int = Field(
+        default=DEFAULT_MATCH_COUNT, ge=1, le=MAX_MATCH_COUNT, validation_alias="KNOWLEDGE_MATCH_COUNT"
+    )
+    max_document_bytes: int = Field(
+        default=DEFAULT_MAX_DOCUMENT_BYTES, ge=1, validation_alias="KNOWLEDGE_MAX_DOCUMENT_BYTES"
+    )
 
     @model_validator(mode="after")
     def _overlap_within_half(self) -> KnowledgeSettings:
         # More overlap than half a fragment would make each fragment mostly a copy of the last.
         if self.overlap_chars > self.chunk_chars // 2:
-            raise ValueError(f"KNOWLEDGE_CHUNK_OVERLAP_CHARS: must be at most half of KNOWLEDGE_CHUNK_CHARS "
-                             f"({self.chunk_chars // 2}), got {self.overlap_chars}")
+            raise ValueError(
+                f"KNOWLEDGE_CHUNK_OVERLAP_CHARS: must be at most half of KNOWLEDGE_CHUNK_CHARS "
+                f"({self.chunk_chars // 2}), got {self.overlap_chars}"
+            )
         return self
 
 

@@ -84,15 +84,21 @@ class ProviderSettings:
             read_timeout_s=seconds("MODEL_HTTP_READ_TIMEOUT_S", d.read_timeout_s),
             write_timeout_s=seconds("MODEL_HTTP_WRITE_TIMEOUT_S", d.write_timeout_s),
             pool_timeout_s=seconds("MODEL_HTTP_POOL_TIMEOUT_S", d.pool_timeout_s),
-            max_attempts=parse_setting("MODEL_HTTP_MAX_ATTEMPTS", env.get("MODEL_HTTP_MAX_ATTEMPTS"), int,
-                                       d.max_attempts, minimum=1, maximum=10),
+            max_attempts=parse_setting(
+                "MODEL_HTTP_MAX_ATTEMPTS",
+                env.get("MODEL_HTTP_MAX_ATTEMPTS"),
+                int,
+                d.max_attempts,
+                minimum=1,
+                maximum=10,
+            ),
             retry_budget_s=seconds("MODEL_HTTP_RETRY_BUDGET_S", d.retry_budget_s),
-            circuit_failures=parse_setting("MODEL_CIRCUIT_FAILURES", env.get("MODEL_CIRCUIT_FAILURES"), int,
-                                           d.circuit_failures, minimum=1),
+            circuit_failures=parse_setting(
+                "MODEL_CIRCUIT_FAILURES", env.get("MODEL_CIRCUIT_FAILURES"), int, d.circuit_failures, minimum=1
+            ),
             circuit_cooldown_s=seconds("MODEL_CIRCUIT_COOLDOWN_S", d.circuit_cooldown_s),
             secrets_max_age_s=seconds("MODEL_SECRETS_MAX_AGE_S", d.secrets_max_age_s),
-            bedrock_region=parse_setting("BEDROCK_REGION", env.get("BEDROCK_REGION") or env.get("AWS_REGION"),
-                                         str, ""),
+            bedrock_region=parse_setting("BEDROCK_REGION", env.get("BEDROCK_REGION") or env.get("AWS_REGION"), str, ""),
             bedrock_endpoint_url=parse_setting("BEDROCK_ENDPOINT_URL", env.get("BEDROCK_ENDPOINT_URL"), str, ""),
         )
 
@@ -110,8 +116,9 @@ class RegistrationSettings:
     structured: bool
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], prefix: str, *, priority: int,
-                 structured: bool) -> RegistrationSettings:
+    def from_env(
+        cls, environ: Mapping[str, str], prefix: str, *, priority: int, structured: bool
+    ) -> RegistrationSettings:
         """``{prefix}_PRIORITY`` and ``{prefix}_STRUCTURED_OUTPUT`` from ``environ``, else the provider's defaults.
 
         Args:
@@ -125,8 +132,9 @@ class RegistrationSettings:
         """
         return cls(
             priority=parse_setting(f"{prefix}_PRIORITY", environ.get(f"{prefix}_PRIORITY"), int, priority),
-            structured=parse_setting(f"{prefix}_STRUCTURED_OUTPUT", environ.get(f"{prefix}_STRUCTURED_OUTPUT"),
-                                     bool, structured),
+            structured=parse_setting(
+                f"{prefix}_STRUCTURED_OUTPUT", environ.get(f"{prefix}_STRUCTURED_OUTPUT"), bool, structured
+            ),
         )
 
 
@@ -154,7 +162,14 @@ class EnvironmentSettings:
             return value.lower() == "true"
         return value
 
-    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
-                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+    def setting(
+        self,
+        name: str,
+        kind: type[SettingT],
+        default: SettingT,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> SettingT:
         """The variable ``name`` read by ``parse_setting`` (raises ``ConfigurationError``)."""
         return parse_setting(name, self._environ.get(name), kind, default, minimum=minimum, maximum=maximum)

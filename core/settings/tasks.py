@@ -56,8 +56,10 @@ class TaskRunnerSettings(SettingsGroup):
     @model_validator(mode="after")
     def _delays_ordered(self) -> TaskRunnerSettings:
         if self.retry_max_delay_s < self.retry_base_delay_s:
-            raise ValueError(f"TASK_RETRY_MAX_DELAY_S: must be at least TASK_RETRY_BASE_DELAY_S "
-                             f"({self.retry_base_delay_s:g}), got {self.retry_max_delay_s:g}")
+            raise ValueError(
+                f"TASK_RETRY_MAX_DELAY_S: must be at least TASK_RETRY_BASE_DELAY_S "
+                f"({self.retry_base_delay_s:g}), got {self.retry_max_delay_s:g}"
+            )
         return self
 
     @property
@@ -95,6 +97,8 @@ class HousekeepingSettings(SettingsGroup):
     @model_validator(mode="after")
     def _window(self) -> HousekeepingSettings:
         if self.embedding_pending_max_age_s <= self.embedding_pending_after_s:
-            raise ValueError(f"EMBEDDING_PENDING_MAX_AGE_S: must be more than EMBEDDING_PENDING_AFTER_S "
-                             f"({self.embedding_pending_after_s:g}), got {self.embedding_pending_max_age_s:g}")
+            raise ValueError(
+                f"EMBEDDING_PENDING_MAX_AGE_S: must be more than EMBEDDING_PENDING_AFTER_S "
+                f"({self.embedding_pending_after_s:g}), got {self.embedding_pending_max_age_s:g}"
+            )
         return self

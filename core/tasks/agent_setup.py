@@ -42,8 +42,12 @@ class SetupReport:
     prepared: list[UUID] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"agents": self.agents, "tasksCreated": self.tasks_created,
-                "documentsAdded": self.documents_added, "failed": self.failed}
+        return {
+            "agents": self.agents,
+            "tasksCreated": self.tasks_created,
+            "documentsAdded": self.documents_added,
+            "failed": self.failed,
+        }
 
 
 async def prepare_agents(orchestrator: Orchestrator, *, skip: Container[UUID] = ()) -> SetupReport:

@@ -55,8 +55,12 @@ class Housekeeping:
         settings: Bounds (``HousekeepingSettings.from_env()`` by default).
     """
 
-    def __init__(self, adapter: DatabaseAdapter, embedding_queue: EmbeddingQueue | None,
-                 settings: HousekeepingSettings | None = None) -> None:
+    def __init__(
+        self,
+        adapter: DatabaseAdapter,
+        embedding_queue: EmbeddingQueue | None,
+        settings: HousekeepingSettings | None = None,
+    ) -> None:
         self.adapter = adapter
         self.embedding_queue = embedding_queue
         self.settings = settings or HousekeepingSettings.from_env()
@@ -76,8 +80,10 @@ class Housekeeping:
         settings = self.settings
         try:
             pending = await self.adapter.get_pending_embeddings(
-                settings.embedding_pending_after_s, settings.embedding_requeue_limit,
-                max_age_s=settings.embedding_pending_max_age_s)
+                settings.embedding_pending_after_s,
+                settings.embedding_requeue_limit,
+                max_age_s=settings.embedding_pending_max_age_s,
+            )
         except Exception:
             logger.exception("looking for pending embeddings failed")
             report.errors += 1
@@ -89,8 +95,7 @@ class Housekeeping:
         for memory in pending:
             batch.add(memory, "normal")
         report.requeued_embeddings = await batch.flush()  # SQS failures are logged, never raised
-        logger.info("re-queued %d of %d memories still without an embedding", report.requeued_embeddings,
-                    len(pending))
+        logger.info("re-queued %d of %d memories still without an embedding", report.requeued_embeddings, len(pending))
 
     async def sweep_cache(self, report: HousekeepingReport) -> None:
         """Delete up to ``CACHE_SWEEP_LIMIT`` expired cache rows."""

@@ -117,8 +117,9 @@ class TaskRunner:
         settings: Concurrency, timeouts, retries (``TaskRunnerSettings.from_env()`` by default).
     """
 
-    def __init__(self, adapter: DatabaseAdapter, agents: AgentSource,
-                 settings: TaskRunnerSettings | None = None) -> None:
+    def __init__(
+        self, adapter: DatabaseAdapter, agents: AgentSource, settings: TaskRunnerSettings | None = None
+    ) -> None:
         self.adapter = adapter
         self.agents = agents
         self.settings = settings or TaskRunnerSettings.from_env()
@@ -144,9 +145,12 @@ class TaskRunner:
         if not workers:
             return report
         if remaining_ms is not None and remaining_ms() < self.settings.claim_needs_ms:
-            logger.error("only %d ms left at the start of the run; TASK_TIMEOUT_S + TASK_TIME_RESERVE_S need %d ms:"
-                         " raise the function timeout or lower TASK_TIMEOUT_S", remaining_ms(),
-                         self.settings.claim_needs_ms)
+            logger.error(
+                "only %d ms left at the start of the run; TASK_TIMEOUT_S + TASK_TIME_RESERVE_S need %d ms:"
+                " raise the function timeout or lower TASK_TIMEOUT_S",
+                remaining_ms(),
+                self.settings.claim_needs_ms,
+            )
             report.stopped_for_time = True
             return report
         await self._claim_and_run(workers, remaining_ms, report)
@@ -157,7 +161,9 @@ class TaskRunner:
     async def _recover(self, agent_ids: list[UUID], report: RunReport) -> None:
         try:
             recovered = await self.adapter.recover_expired_task_leases(
-                agent_ids, max_attempts=self.settings.max_attempts, limit=RECOVER_LIMIT,
+                agent_ids,
+                max_attempts=self.settings.max_attempts,
+                limit=RECOVER_LIMIT,
                 retry_base_delay_ms=int(self.settings.retry_base_delay_s * 1000),
                 retry_max_delay_ms=int(self.settings.retry_max_delay_s * 1000),
             )
@@ -166,13 +172,19 @@ class TaskRunner:
             report.errors += 1
             return
         for task in recovered:
-            logger.warning("task %s (%s) of agent %s: lease expired after attempt %d; %s", task.id, task.name,
-                           task.agent_id, task.attempts,
-                           "marked failed" if task.status is TaskStatus.FAILED else "retried later")
+            logger.warning(
+                "task %s (%s) of agent %s: lease expired after attempt %d; %s",
+                task.id,
+                task.name,
+                task.agent_id,
+                task.attempts,
+                "marked failed" if task.status is TaskStatus.FAILED else "retried later",
+            )
         report.recovered = len(recovered)
 
-    async def _warn_without_worker(self, agent_ids: list[UUID], workers: list[tuple[UUID, str]],
-                                   report: RunReport) -> None:
+    async def _warn_without_worker(
+        self, agent_ids: list[UUID], workers: list[tuple[UUID, str]], report: RunReport
+    ) -> None:
         try:
             orphans = await self.adapter.count_due_tasks_without_worker(agent_ids, workers)
         except Exception:
@@ -180,12 +192,17 @@ class TaskRunner:
             report.errors += 1
             return
         for (agent_id, name), count in sorted(orphans.items(), key=lambda item: (str(item[0][0]), item[0][1])):
-            logger.warning("%d due task(s) %r of agent %s have no worker registered in this deployment;"
-                           " left alone", count, name, agent_id)
+            logger.warning(
+                "%d due task(s) %r of agent %s have no worker registered in this deployment; left alone",
+                count,
+                name,
+                agent_id,
+            )
         report.without_worker = sum(orphans.values())
 
-    async def _claim_and_run(self, workers: Mapping[tuple[UUID, str], TaskWorker], remaining_ms: RemainingMs | None,
-                             report: RunReport) -> None:
+    async def _claim_and_run(
+        self, workers: Mapping[tuple[UUID, str], TaskWorker], remaining_ms: RemainingMs | None, report: RunReport
+    ) -> None:
         settings = self.settings
         keys = list(workers)
         seen: list[UUID] = []
@@ -209,15 +226,26 @@ class TaskRunner:
                 return
             _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _claim(self, owner: str, keys: list[tuple[UUID, str]], limit: int, seen: list[UUID],
-                     remaining_ms: RemainingMs | None, report: RunReport) -> list[Task]:
+    async def _claim(
+        self,
+        owner: str,
+        keys: list[tuple[UUID, str]],
+        limit: int,
+        seen: list[UUID],
+        remaining_ms: RemainingMs | None,
+        report: RunReport,
+    ) -> list[Task]:
         # The lease outlives anything that can still run the task: in Lambda, the rest of the
         # invocation (it is killed at its deadline); elsewhere, the task's own timeout.
-        base_s = self.settings.task_timeout_s if remaining_ms is None else max(
-            remaining_ms() / 1000, self.settings.task_timeout_s)
+        base_s = (
+            self.settings.task_timeout_s
+            if remaining_ms is None
+            else max(remaining_ms() / 1000, self.settings.task_timeout_s)
+        )
         try:
             claimed = await self.adapter.claim_due_tasks(
-                owner, keys, limit=limit, lease_s=base_s + self.settings.lease_margin_s, exclude=seen)
+                owner, keys, limit=limit, lease_s=base_s + self.settings.lease_margin_s, exclude=seen
+            )
         except Exception:
             logger.exception("claiming due tasks failed; no more claims this run")
             report.errors += 1
@@ -250,8 +278,9 @@ class TaskRunner:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         await self._settle(task, report, error=error, elapsed_ms=elapsed_ms, skipped=skipped)
 
-    async def _settle(self, task: Task, report: RunReport, *, error: str | None = None, elapsed_ms: int = 0,
-                      skipped: bool = False) -> None:
+    async def _settle(
+        self, task: Task, report: RunReport, *, error: str | None = None, elapsed_ms: int = 0, skipped: bool = False
+    ) -> None:
         """Write the outcome under the lease; a database error is logged (the lease then lapses)."""
         adapter, owner = self.adapter, report.owner
         try:
@@ -269,21 +298,33 @@ class TaskRunner:
                 retry_in_ms = None if give_up else self.settings.retry_delay_ms(task.attempts)
                 held = await adapter.fail_task(task.agent_id, task.id, owner, error, retry_in_ms=retry_in_ms)
                 outcome = "failed" if give_up else "retried"
-                logger.warning("task %s (%s) of agent %s failed (attempt %d/%d): %s; %s", task.id, task.name,
-                               task.agent_id, task.attempts, self.settings.max_attempts, error,
-                               "marked failed" if give_up else f"retried in {retry_in_ms} ms")
+                logger.warning(
+                    "task %s (%s) of agent %s failed (attempt %d/%d): %s; %s",
+                    task.id,
+                    task.name,
+                    task.agent_id,
+                    task.attempts,
+                    self.settings.max_attempts,
+                    error,
+                    "marked failed" if give_up else f"retried in {retry_in_ms} ms",
+                )
         except Exception:
-            logger.exception("settling task %s (%s) failed; its lease will lapse and it will run again",
-                             task.id, task.name)
+            logger.exception(
+                "settling task %s (%s) failed; its lease will lapse and it will run again", task.id, task.name
+            )
             report.errors += 1
             return
         if held:
             setattr(report, outcome, getattr(report, outcome) + 1)
         else:
             report.lost += 1
-            logger.warning("task %s (%s) of agent %s was no longer held by this run when it ended (deleted"
-                           " meanwhile, or its lease lapsed and another runner took it): nothing written",
-                           task.id, task.name, task.agent_id)
+            logger.warning(
+                "task %s (%s) of agent %s was no longer held by this run when it ended (deleted"
+                " meanwhile, or its lease lapsed and another runner took it): nothing written",
+                task.id,
+                task.name,
+                task.agent_id,
+            )
 
 
 def _describe(exc: BaseException) -> str:

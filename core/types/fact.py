@@ -165,21 +165,41 @@ class Fact(ElizaModel):
         """The fact as the memory that stores it (metadata: triple, confidence, key, evidence)."""
         seen = self.last_seen_at or self.created_at
         extra: dict[str, Any] = {
-            "factKey": self.key, "confidence": self.confidence, "mentions": self.mentions,
-            "lastSeenAt": seen, "evidence": [self.evidence_id],
+            "factKey": self.key,
+            "confidence": self.confidence,
+            "mentions": self.mentions,
+            "lastSeenAt": seen,
+            "evidence": [self.evidence_id],
         }
-        for name, value in (("subject", self.subject), ("predicate", self.predicate), ("object", self.object),
-                            ("kind", self.kind), ("sourceMessageId", self.source_message_id),
-                            ("objectEntityId", self.object_entity_id)):
+        for name, value in (
+            ("subject", self.subject),
+            ("predicate", self.predicate),
+            ("object", self.object),
+            ("kind", self.kind),
+            ("sourceMessageId", self.source_message_id),
+            ("objectEntityId", self.object_entity_id),
+        ):
             if value is not None:
                 extra[name] = str(value)
-        metadata = MemoryMetadata.model_validate({
-            "type": MemoryType.CUSTOM, "source": self.source, "scope": "room", "timestamp": self.created_at, **extra,
-        })
+        metadata = MemoryMetadata.model_validate(
+            {
+                "type": MemoryType.CUSTOM,
+                "source": self.source,
+                "scope": "room",
+                "timestamp": self.created_at,
+                **extra,
+            }
+        )
         return Memory(
-            id=self.id, agent_id=self.agent_id, room_id=self.room_id, world_id=self.world_id,
-            entity_id=self.entity_id or self.agent_id, content=Content(text=self.text, source=self.source),
-            created_at=self.created_at, metadata=metadata, similarity=self.similarity,
+            id=self.id,
+            agent_id=self.agent_id,
+            room_id=self.room_id,
+            world_id=self.world_id,
+            entity_id=self.entity_id or self.agent_id,
+            content=Content(text=self.text, source=self.source),
+            created_at=self.created_at,
+            metadata=metadata,
+            similarity=self.similarity,
         )
 
     @classmethod
@@ -196,12 +216,24 @@ class Fact(ElizaModel):
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence <= 1:
             confidence = 0.5
         return cls(
-            id=memory.id, agent_id=memory.agent_id, room_id=memory.room_id, world_id=memory.world_id,
-            entity_id=memory.entity_id, text=text, subject=_term(meta.get("subject")),
-            predicate=_term(meta.get("predicate")), object=_term(meta.get("object")), confidence=float(confidence),
-            kind=kind, source=memory.metadata.source, source_message_id=_uuid(meta.get("sourceMessageId")),
-            object_entity_id=_uuid(meta.get("objectEntityId")), mentions=_positive(meta.get("mentions")),
-            created_at=memory.created_at, last_seen_at=_int(meta.get("lastSeenAt")), similarity=memory.similarity,
+            id=memory.id,
+            agent_id=memory.agent_id,
+            room_id=memory.room_id,
+            world_id=memory.world_id,
+            entity_id=memory.entity_id,
+            text=text,
+            subject=_term(meta.get("subject")),
+            predicate=_term(meta.get("predicate")),
+            object=_term(meta.get("object")),
+            confidence=float(confidence),
+            kind=kind,
+            source=memory.metadata.source,
+            source_message_id=_uuid(meta.get("sourceMessageId")),
+            object_entity_id=_uuid(meta.get("objectEntityId")),
+            mentions=_positive(meta.get("mentions")),
+            created_at=memory.created_at,
+            last_seen_at=_int(meta.get("lastSeenAt")),
+            similarity=memory.similarity,
         )
 
 

@@ -124,8 +124,13 @@ def model_usage_log(
     Returns:
         The log, ready for ``log`` / ``log_many``.
     """
-    return Log(agent_id=agent_id, entity_id=entity_id or agent_id, room_id=room_id,
-               type=LogType.USE_MODEL, body=body.to_json_dict())
+    return Log(
+        agent_id=agent_id,
+        entity_id=entity_id or agent_id,
+        room_id=room_id,
+        type=LogType.USE_MODEL,
+        body=body.to_json_dict(),
+    )
 
 
 def action_log(agent_id: UUID, body: ActionLogBody, *, entity_id: UUID, room_id: UUID | None = None) -> Log:
@@ -140,5 +145,4 @@ def action_log(agent_id: UUID, body: ActionLogBody, *, entity_id: UUID, room_id:
     Returns:
         The log, ready for ``log`` / ``log_many``.
     """
-    return Log(agent_id=agent_id, entity_id=entity_id, room_id=room_id, type=LogType.ACTION,
-               body=body.to_json_dict())
+    return Log(agent_id=agent_id, entity_id=entity_id, room_id=room_id, type=LogType.ACTION, body=body.to_json_dict())

@@ -49,7 +49,14 @@ class ModelRuntime(Protocol):
         """elizaOS ``getSetting``: the character's secrets and settings, then the process's; ``None`` when unset."""
         ...
 
-    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
-                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+    def setting(
+        self,
+        name: str,
+        kind: type[SettingT],
+        default: SettingT,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> SettingT:
         """``get_setting(name)`` read by ``core.settings.parse_setting`` (raises ``ConfigurationError``)."""
         ...

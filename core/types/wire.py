@@ -109,4 +109,3 @@ def query_tags(raw: str | None) -> list[str] | None:
 def task_json(task: Task) -> dict[str, Any]:
     """A task as the API returns it: elizaOS fields plus the scheduler state, without the lease owner."""
     return task.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"lease_owner"})
-

@@ -24,12 +24,18 @@ def list_agents() -> dict[str, Any]:
 def get_agent(agent: str) -> dict[str, Any]:
     """One agent (by id or name, any case) with its character, without its secrets."""
     blueprint = current().orchestrator.get_agent(agent)
-    return {**agent_json(blueprint),
-            "character": blueprint.character.model_dump(mode="json", by_alias=True, exclude={"secrets"})}
+    return {
+        **agent_json(blueprint),
+        "character": blueprint.character.model_dump(mode="json", by_alias=True, exclude={"secrets"}),
+    }
 
 
 def agent_json(blueprint: AgentBlueprint) -> dict[str, Any]:
     """An agent in a listing."""
     character = blueprint.character
-    return {"id": str(blueprint.agent_id), "name": character.name, "username": character.username,
-            "bio": character.bio[:1]}
+    return {
+        "id": str(blueprint.agent_id),
+        "name": character.name,
+        "username": character.username,
+        "bio": character.bio[:1],
+    }

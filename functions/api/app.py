@@ -78,9 +78,17 @@ def _register_error_handlers(app: APIGatewayHttpResolver, observability: Observa
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", "the request body is not valid JSON")
-        return invalid_fields([{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or e.get("loc", ("body",))[0],
-                                "location": e.get("loc", ("body",))[0], "type": e.get("type"),
-                                "message": e.get("msg")} for e in errors])
+        return invalid_fields(
+            [
+                {
+                    "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or e.get("loc", ("body",))[0],
+                    "location": e.get("loc", ("body",))[0],
+                    "type": e.get("type"),
+                    "message": e.get("msg"),
+                }
+                for e in errors
+            ]
+        )
 
     @app.exception_handler(plugins.MethodNotAllowedError)
     def method_not_allowed(exc: plugins.MethodNotAllowedError) -> Response[dict[str, Any]]:
@@ -146,8 +154,9 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = events.as_json(event)
     except ValueError:  # binascii.Error, UnicodeDecodeError
-        return events.plain_error(400, "invalid_json", "the request body is marked base64 but is not"
-                                  " base64-encoded UTF-8 text")
+        return events.plain_error(
+            400, "invalid_json", "the request body is marked base64 but is not base64-encoded UTF-8 text"
+        )
     # Agents stored since the last read (core.agent_refresh): no SQL unless due or unknown.
     container.run(orchestrator.before_request(events.agent_ref(event)))
     with serving(api):

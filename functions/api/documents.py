@@ -88,9 +88,18 @@ def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
     field = "file" if body.file is not None else "text"
     try:
         text = _file_text(body.file, settings) if body.file is not None else (body.text or "")
-        result = container.run(add_document(
-            runtime, text, name=body.name, shared=body.shared, content_type=body.content_type,
-            origin="api", metadata=body.metadata, settings=settings))
+        result = container.run(
+            add_document(
+                runtime,
+                text,
+                name=body.name,
+                shared=body.shared,
+                content_type=body.content_type,
+                origin="api",
+                metadata=body.metadata,
+                settings=settings,
+            )
+        )
     except DocumentTooLargeError as exc:
         return error_response(413, "payload_too_large", exc.reason)
     except DocumentError as exc:
@@ -100,8 +109,11 @@ def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
 
 
 @router.get("/agents/<agent>/documents")
-def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response[dict[str, Any]]:
+def get_documents(
+    agent: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response[dict[str, Any]]:
     """The agent's documents and the shared ones, newest first, without their text."""
     api = current()
     orchestrator, container = api.orchestrator, api.container
@@ -110,8 +122,11 @@ def get_documents(agent: str, limit: Annotated[int, Query(ge=1, le=500)] = 50,
         page = container.run(list_documents(runtime, limit=limit, cursor=cursor))
     except ValueError as exc:
         return invalid_field("cursor", "invalid_cursor", str(exc), location="query")
-    return Response(status_code=200, content_type="application/json",
-                    body={"documents": [document_json(d) for d in page.memories], "nextCursor": page.next_cursor})
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body={"documents": [document_json(d) for d in page.memories], "nextCursor": page.next_cursor},
+    )
 
 
 # Registered before ``/documents/<document_id>``: routes are tried in order, and "status" is no UUID.
@@ -160,19 +175,33 @@ def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
 
 # -- JSON shapes -----------------------------------------------------------------------------
 
+
 def _fragment_json(fragment: Memory) -> dict[str, Any]:
     meta = fragment.metadata.model_extra or {}
-    return {"id": str(fragment.id), "position": meta.get("position"), "start": meta.get("start"),
-            "end": meta.get("end"), "text": fragment.text}
+    return {
+        "id": str(fragment.id),
+        "position": meta.get("position"),
+        "start": meta.get("start"),
+        "end": meta.get("end"),
+        "text": fragment.text,
+    }
 
 
 def _result_json(result: DocumentResult) -> dict[str, Any]:
-    return {"id": str(result.document_id), "status": result.status.value, "name": result.name,
-            "shared": result.shared, "fragmentCount": result.fragment_count, "queued": result.queued,
-            "contentHash": result.content_hash, "size": result.size}
+    return {
+        "id": str(result.document_id),
+        "status": result.status.value,
+        "name": result.name,
+        "shared": result.shared,
+        "fragmentCount": result.fragment_count,
+        "queued": result.queued,
+        "contentHash": result.content_hash,
+        "size": result.size,
+    }
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
 
 def _file_text(encoded: str, settings: KnowledgeSettings) -> str:
     # Cheap bound before decoding: base64 is 4 characters per 3 bytes.

@@ -55,5 +55,8 @@ def is_message_post(event: dict[str, Any]) -> bool:
 
 def plain_error(status: int, error: str, message: str) -> dict[str, Any]:
     """An error response built without the resolver (before the request reaches it)."""
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"error": error, "message": message})}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": error, "message": message}),
+    }

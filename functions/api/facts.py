@@ -93,8 +93,9 @@ def create_fact(agent: str, body: FactBody) -> Response[dict[str, Any]]:
         return write
 
     write = container.run(store())
-    return Response(status_code=201 if write.created else 200, content_type="application/json",
-                    body=fact_json(write.fact))
+    return Response(
+        status_code=201 if write.created else 200, content_type="application/json", body=fact_json(write.fact)
+    )
 
 
 @router.get("/agents/<agent>/facts")
@@ -114,21 +115,37 @@ def list_facts(
 
     if query is not None:
         if cursor is not None:
-            return invalid_field("cursor", "value_error",
-                                 "cursor pages a listing; a query returns the best matches at once", location="query")
+            return invalid_field(
+                "cursor",
+                "value_error",
+                "cursor pages a listing; a query returns the best matches at once",
+                location="query",
+            )
 
         async def search() -> list[Any]:
             vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": query})
-            return await adapter.search_memories(runtime.agent_id, vector, table=FACTS_TABLE, room_id=roomId,
-                                                 entity_id=entityId, count=limit, query_text=query)
+            return await adapter.search_memories(
+                runtime.agent_id,
+                vector,
+                table=FACTS_TABLE,
+                room_id=roomId,
+                entity_id=entityId,
+                count=limit,
+                query_text=query,
+            )
 
         return json_response(200, {"facts": [fact_json(Fact.from_memory(m)) for m in container.run(search())]})
 
     try:
-        page = container.run(adapter.list_memories(runtime.agent_id, table=FACTS_TABLE, room_id=roomId,
-                                                   entity_id=entityId, limit=limit, cursor=cursor))
+        page = container.run(
+            adapter.list_memories(
+                runtime.agent_id, table=FACTS_TABLE, room_id=roomId, entity_id=entityId, limit=limit, cursor=cursor
+            )
+        )
     except ValueError:
-        return invalid_field("cursor", "value_error", "invalid cursor: pass nextCursor of the previous page",
-                             location="query")
-    return json_response(200, {"facts": [fact_json(Fact.from_memory(m)) for m in page.memories],
-                               "nextCursor": page.next_cursor})
+        return invalid_field(
+            "cursor", "value_error", "invalid cursor: pass nextCursor of the previous page", location="query"
+        )
+    return json_response(
+        200, {"facts": [fact_json(Fact.from_memory(m)) for m in page.memories], "nextCursor": page.next_cursor}
+    )

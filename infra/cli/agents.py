@@ -26,27 +26,37 @@ if TYPE_CHECKING:
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``agents list``, ``agents show`` and ``agents put``."""
-    parser = groups.add_parser("agents", help="agents stored in the database",
-                               description="Agents (characters) stored in the database: list, show, put.")
+    parser = groups.add_parser(
+        "agents",
+        help="agents stored in the database",
+        description="Agents (characters) stored in the database: list, show, put.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="every agent, enabled or not",
-                                  description="Every agent, enabled or not, by name.")
+    listing = commands.add_parser(
+        "list", help="every agent, enabled or not", description="Every agent, enabled or not, by name."
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=list_agents)
 
-    show = commands.add_parser("show", help="one agent and its character (without secrets)",
-                               description="One agent and its character document, secrets left out.")
+    show = commands.add_parser(
+        "show",
+        help="one agent and its character (without secrets)",
+        description="One agent and its character document, secrets left out.",
+    )
     show.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     show.add_argument("--json", action="store_true", help="the agent and its character as JSON")
     show.set_defaults(handler=show_agent)
 
-    put = commands.add_parser("put", help="create or update agents from a character file",
-                              description="Validate a character file (elizaOS 1.x or 0.x, one character or a"
-                              " list) and create or update its agents.",
-                              epilog="A running stack serves them without a restart: a new agent from the first"
-                              " request naming it, a changed or disabled one within AGENT_REFRESH_S seconds"
-                              " (default 5).")
+    put = commands.add_parser(
+        "put",
+        help="create or update agents from a character file",
+        description="Validate a character file (elizaOS 1.x or 0.x, one character or a"
+        " list) and create or update its agents.",
+        epilog="A running stack serves them without a restart: a new agent from the first"
+        " request naming it, a changed or disabled one within AGENT_REFRESH_S seconds"
+        " (default 5).",
+    )
     put.add_argument("file", metavar="CHARACTER_FILE", type=Path, help="a character JSON file")
     put.set_defaults(handler=put_agents)
 
@@ -59,8 +69,17 @@ def list_agents(args: argparse.Namespace, io: Io) -> int:
         for agent in agents:
             print(json.dumps(agent), file=io.out)
         return 0
-    rows = [[a["id"], a["name"], "yes" if a["enabled"] else "no", cell(a["username"], limit=20),
-             cell(a["plugins"], limit=40), cell(a["bio"][:1])] for a in agents]
+    rows = [
+        [
+            a["id"],
+            a["name"],
+            "yes" if a["enabled"] else "no",
+            cell(a["username"], limit=20),
+            cell(a["plugins"], limit=40),
+            cell(a["bio"][:1]),
+        ]
+        for a in agents
+    ]
     print_table(["ID", "NAME", "ENABLED", "USERNAME", "PLUGINS", "BIO"], rows, io.out)
     return 0
 
@@ -76,12 +95,19 @@ def show_agent(args: argparse.Namespace, io: Io) -> int:
         return 0
     secrets = _secret_count(agent.character)
     fields: list[tuple[str, Any]] = [
-        ("id", agent.id), ("name", agent.name), ("enabled", "yes" if agent.enabled else "no"),
-        ("username", character.get("username")), ("system", character.get("system")),
-        ("plugins", character.get("plugins")), ("topics", character.get("topics")),
+        ("id", agent.id),
+        ("name", agent.name),
+        ("enabled", "yes" if agent.enabled else "no"),
+        ("username", character.get("username")),
+        ("system", character.get("system")),
+        ("plugins", character.get("plugins")),
+        ("topics", character.get("topics")),
         ("adjectives", character.get("adjectives")),
-        ("examples", f"{len(_as_list(character.get('messageExamples')))} conversations,"
-                     f" {len(_as_list(character.get('postExamples')))} posts"),
+        (
+            "examples",
+            f"{len(_as_list(character.get('messageExamples')))} conversations,"
+            f" {len(_as_list(character.get('postExamples')))} posts",
+        ),
         ("knowledge", f"{len(_as_list(character.get('knowledge')))} items"),
         ("settings", sorted(s) if isinstance(s := character.get("settings"), dict) else s),
         ("secrets", f"{secrets} set (not shown)" if secrets else None),
@@ -116,8 +142,10 @@ def character_records(path: Path) -> list[AgentRecord]:
         CliError: two characters of the file share a name.
     """
     characters = load_characters(path)
-    records = [AgentRecord(c.id or string_to_uuid(c.name), c.name, c.model_dump(mode="json", by_alias=True))
-               for c in characters]
+    records = [
+        AgentRecord(c.id or string_to_uuid(c.name), c.name, c.model_dump(mode="json", by_alias=True))
+        for c in characters
+    ]
     _check_distinct(records, path)
     return records
 
@@ -132,8 +160,10 @@ async def store_agents(adapter: DatabaseAdapter, records: list[AgentRecord], sou
     for record in records:
         other = taken.get(record.name.lower())
         if other is not None and other.id != record.id:
-            raise CliError(f"{source}: the name {record.name!r} is taken by agent {other.id}"
-                           f" (names are unique, any case); rename it or give the character its id")
+            raise CliError(
+                f"{source}: the name {record.name!r} is taken by agent {other.id}"
+                f" (names are unique, any case); rename it or give the character its id"
+            )
     await adapter.upsert_agents(records)
 
 
@@ -146,9 +176,14 @@ def _check_distinct(records: list[AgentRecord], source: Path) -> None:
 
 def _summary(agent: AgentRecord) -> dict[str, Any]:
     character = agent.character
-    return {"id": str(agent.id), "name": agent.name, "enabled": agent.enabled,
-            "username": character.get("username"), "plugins": _as_list(character.get("plugins")),
-            "bio": _as_list(character.get("bio"))}
+    return {
+        "id": str(agent.id),
+        "name": agent.name,
+        "enabled": agent.enabled,
+        "username": character.get("username"),
+        "plugins": _as_list(character.get("plugins")),
+        "bio": _as_list(character.get("bio")),
+    }
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -38,14 +38,19 @@ EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``chat``."""
-    parser = groups.add_parser("chat", help="talk to an agent in the terminal (replies stream)",
-                               description="Talk to an agent in the terminal; its replies stream as they are"
-                               " written.", epilog="/exit, Ctrl-D or Ctrl-C ends the session.")
+    parser = groups.add_parser(
+        "chat",
+        help="talk to an agent in the terminal (replies stream)",
+        description="Talk to an agent in the terminal; its replies stream as they are written.",
+        epilog="/exit, Ctrl-D or Ctrl-C ends the session.",
+    )
     parser.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
-    parser.add_argument("--room-id", type=uuid_arg, metavar="UUID",
-                        help="talk in this room (default: your DM room with the agent)")
-    parser.add_argument("--user", help="your name (default: the login name); the same name continues the"
-                        " same conversation")
+    parser.add_argument(
+        "--room-id", type=uuid_arg, metavar="UUID", help="talk in this room (default: your DM room with the agent)"
+    )
+    parser.add_argument(
+        "--user", help="your name (default: the login name); the same name continues the same conversation"
+    )
     parser.set_defaults(handler=chat)
 
 
@@ -73,8 +78,16 @@ class ChatSession:
         room_id: The room to talk in (``None``: the user's DM room with the agent).
     """
 
-    def __init__(self, container: Container, orchestrator: Orchestrator, blueprint: AgentBlueprint, io: Io,
-                 *, user: str, room_id: UUID | None = None) -> None:
+    def __init__(
+        self,
+        container: Container,
+        orchestrator: Orchestrator,
+        blueprint: AgentBlueprint,
+        io: Io,
+        *,
+        user: str,
+        room_id: UUID | None = None,
+    ) -> None:
         self.container = container
         self.orchestrator = orchestrator
         self.blueprint = blueprint
@@ -115,12 +128,15 @@ class ChatSession:
         """
         from core.orchestrator import IncomingMessage
 
-        incoming = IncomingMessage(text=text, entity_id=self.entity_id, room_id=self.room_id, source="cli",
-                                   user_name=self.user)
+        incoming = IncomingMessage(
+            text=text, entity_id=self.entity_id, room_id=self.room_id, source="cli", user_name=self.user
+        )
         printer = ReplyPrinter(self.io.out, self.name)
         try:
-            result = interruptible(self.container, self.orchestrator.handle_message(
-                self.blueprint.agent_id, incoming, on_stream_chunk=printer.chunk))
+            result = interruptible(
+                self.container,
+                self.orchestrator.handle_message(self.blueprint.agent_id, incoming, on_stream_chunk=printer.chunk),
+            )
         except (ModelError, ModelNotFoundError) as exc:
             printer.end()
             print(f"error: the model failed: {exc}", file=self.io.err)
@@ -218,4 +234,3 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
-

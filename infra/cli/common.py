@@ -25,8 +25,11 @@ if TYPE_CHECKING:  # importing the container pulls in the database stack: only h
     from core.deployment.container import Container
 
 #: What boto3 needs to call the local stack's moto server when no AWS account is configured.
-LOCAL_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                         "AWS_DEFAULT_REGION": "us-east-1"}
+LOCAL_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 #: Seconds the reachability check waits for the database before giving up.
 CONNECT_TIMEOUT_S = 5
 #: SQLSTATE of a missing table: the database is not (fully) migrated.
@@ -67,6 +70,7 @@ class Io:
 
 # -- argument types (argparse turns their ValueError/ArgumentTypeError into exit status 2) ---
 
+
 def int_range(low: int, high: int) -> Any:
     """An argparse ``type`` accepting integers from ``low`` to ``high`` inclusive."""
     return _number_range(int, "an integer", low, high)
@@ -86,6 +90,7 @@ def _number_range(kind: type, name: str, low: float, high: float) -> Any:
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
         return value
+
     return parse
 
 
@@ -98,6 +103,7 @@ def uuid_arg(text: str) -> UUID:
 
 
 # -- the database -----------------------------------------------------------------------
+
 
 def database_url() -> str:
     """``DATABASE_URL``, else the running local stack's database, whose queues it also exports.
@@ -122,8 +128,10 @@ def database_url() -> str:
     except StackBusy as exc:
         raise CliError(str(exc)) from None
     if stack is None:
-        raise CliError(f"no local stack is running on {data_dir()}: start one with `make run` (or `agent run`),"
-                       " or set DATABASE_URL")
+        raise CliError(
+            f"no local stack is running on {data_dir()}: start one with `make run` (or `agent run`),"
+            " or set DATABASE_URL"
+        )
     for key, value in LOCAL_AWS_ENVIRONMENT.items():  # moto accepts any credentials; boto3 needs some
         os.environ.setdefault(key, value)
     os.environ.update(stack.environment())
@@ -218,6 +226,7 @@ def open_container(*, models: bool = False) -> Iterator[Container]:
 
 # -- agents -----------------------------------------------------------------------------
 
+
 async def find_agent(adapter: DatabaseAdapter, ref: str) -> AgentRecord:
     """An agent by id, or by name case-insensitively (enabled or not).
 
@@ -244,6 +253,7 @@ def public_character(character: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- output -----------------------------------------------------------------------------
+
 
 def print_table(headings: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
     """Left-aligned columns separated by two spaces, headings first."""

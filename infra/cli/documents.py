@@ -60,92 +60,126 @@ if TYPE_CHECKING:
 #: Documents read per query when listing (the adapter's page limit is 1000).
 _PAGE = 500
 #: Printed when there is no embedding queue and fragments were stored.
-NO_QUEUE_NOTE = ("embeddings: not queued (no EMBEDDINGS_*_QUEUE_URL set); the scheduled sweep queues"
-                 " the fragments still without a vector (up to EMBEDDING_PENDING_MAX_AGE_S old, default 24 h)")
+NO_QUEUE_NOTE = (
+    "embeddings: not queued (no EMBEDDINGS_*_QUEUE_URL set); the scheduled sweep queues"
+    " the fragments still without a vector (up to EMBEDDING_PENDING_MAX_AGE_S old, default 24 h)"
+)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``documents`` (also ``knowledge``): ``import``, ``status``, ``list``, ``show``, ``delete``, ``sync``."""
     parser = groups.add_parser(
-        "documents", aliases=["knowledge"], help="an agent's knowledge documents (import a folder, status, sync)",
+        "documents",
+        aliases=["knowledge"],
+        help="an agent's knowledge documents (import a folder, status, sync)",
         description="An agent's knowledge documents: import a folder, list, show, delete; sync the"
         " characters' knowledge. AGENT is an agent id or name (any case); DOCUMENT an id or a name"
-        " as listed.", epilog="No model is called here: new fragments are queued for embedding when"
-        " EMBEDDINGS_*_QUEUE_URL is set, else the scheduled sweep queues them.")
+        " as listed.",
+        epilog="No model is called here: new fragments are queued for embedding when"
+        " EMBEDDINGS_*_QUEUE_URL is set, else the scheduled sweep queues them.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imports = commands.add_parser(
-        "import", help="import every text file of a folder (progress bar, summary)",
+        "import",
+        help="import every text file of a folder (progress bar, summary)",
         description="Import every accepted file under FOLDER (.txt, .md, .json, .csv, .yaml, .html..."
         " recursively, hidden files skipped) as a document named by its path relative to FOLDER."
         " The same folder imported again leaves unchanged files alone and replaces edited ones."
         " Progress goes to stderr, the summary to stdout.",
         epilog="Exit status: 0 every file imported or unchanged; 1 some file was rejected (empty, not"
         " UTF-8 text, over KNOWLEDGE_MAX_DOCUMENT_BYTES, unsupported type: the summary says why),"
-        " or the folder or the agent does not exist.")
+        " or the folder or the agent does not exist.",
+    )
     imports.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     imports.add_argument("folder", metavar="FOLDER", type=Path, help="the folder to import")
-    imports.add_argument("--shared", action="store_true",
-                         help="store as shared knowledge, seen by every agent of the deployment")
+    imports.add_argument(
+        "--shared", action="store_true", help="store as shared knowledge, seen by every agent of the deployment"
+    )
     imports.add_argument("--json", action="store_true", help="the summary as one JSON object")
     imports.set_defaults(handler=import_documents)
 
-    listing = commands.add_parser("list", help="the agent's documents and the shared ones",
-                                  description="The agent's documents and the shared ones, newest first.")
+    listing = commands.add_parser(
+        "list",
+        help="the agent's documents and the shared ones",
+        description="The agent's documents and the shared ones, newest first.",
+    )
     listing.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line (as the API's)")
     listing.set_defaults(handler=list_documents)
 
-    show = commands.add_parser("show", help="one document with its text",
-                               description="One document (the agent's or a shared one) with its text.")
+    show = commands.add_parser(
+        "show",
+        help="one document with its text",
+        description="One document (the agent's or a shared one) with its text.",
+    )
     show.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     show.add_argument("document", metavar="DOCUMENT", help="document id, or name as listed")
     show.add_argument("--fragments", action="store_true", help="also its fragments, in order")
     show.add_argument("--json", action="store_true", help="as the API returns it")
     show.set_defaults(handler=show_document)
 
-    delete = commands.add_parser("delete", help="delete a document and its fragments",
-                                 description="Delete a document and its fragments; a shared document is"
-                                 " deleted for every agent.")
+    delete = commands.add_parser(
+        "delete",
+        help="delete a document and its fragments",
+        description="Delete a document and its fragments; a shared document is deleted for every agent.",
+    )
     delete.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     delete.add_argument("document", metavar="DOCUMENT", help="document id, or name as listed")
     delete.set_defaults(handler=delete_document)
 
     status = commands.add_parser(
-        "status", help="fragments embedded, queued and failed: how much is searchable",
+        "status",
+        help="fragments embedded, queued and failed: how much is searchable",
         description="How far knowledge is searchable: fragments embedded (searchable), queued (sent to"
         " the embedding queues, being retried, or waiting for the scheduled sweep) and failed (still no"
         " vector after EMBEDDING_PENDING_MAX_AGE_S, default 24 h: nothing retries them; importing their"
         " document again does). With AGENT: its own fragments, the shared ones, and both; without:"
         " every enabled agent and the shared knowledge.",
-        epilog="Exit status: 0 nothing failed; 1 some fragment failed, or AGENT is unknown.")
+        epilog="Exit status: 0 nothing failed; 1 some fragment failed, or AGENT is unknown.",
+    )
     status.add_argument("agent", metavar="AGENT", nargs="?", help="agent id or name (any case); default: every agent")
     status.add_argument("--agent", dest="agent_option", metavar="AGENT", help="the same as AGENT")
-    status.add_argument("--wait", action="store_true",
-                        help="with AGENT: keep going until nothing is queued, with a progress bar of embedded"
-                        " fragments on stderr (Ctrl-C stops)")
-    status.add_argument("--every", type=float_range(0.1, 3600.0), default=2.0, metavar="SECONDS",
-                        help="with --wait: seconds between two counts (default 2)")
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="with AGENT: keep going until nothing is queued, with a progress bar of embedded"
+        " fragments on stderr (Ctrl-C stops)",
+    )
+    status.add_argument(
+        "--every",
+        type=float_range(0.1, 3600.0),
+        default=2.0,
+        metavar="SECONDS",
+        help="with --wait: seconds between two counts (default 2)",
+    )
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     status.set_defaults(handler=documents_status)
 
     sync = commands.add_parser(
-        "sync", help="store the characters' knowledge entries as documents",
+        "sync",
+        help="store the characters' knowledge entries as documents",
         description="Store the `knowledge` entries of the configured characters (CHARACTERS, else"
         " Eliza) as documents, as the scheduled tasks function does after each deploy: strings, files"
         " and folders (relative paths from KNOWLEDGE_PATH, default the current directory). Entries"
         " already stored are left alone; private documents of entries no longer in the character are"
         " deleted. Safe to run again.",
         epilog="Exit status: 0 every entry stored or unchanged; 1 some entry was rejected (a missing"
-        " file...), or AGENT is unknown.")
-    sync.add_argument("agent", metavar="AGENT", nargs="?",
-                      help="only this agent: a configured character, or any agent stored in the database"
-                      " (default: every configured character)")
+        " file...), or AGENT is unknown.",
+    )
+    sync.add_argument(
+        "agent",
+        metavar="AGENT",
+        nargs="?",
+        help="only this agent: a configured character, or any agent stored in the database"
+        " (default: every configured character)",
+    )
     sync.add_argument("--json", action="store_true", help="one JSON object per agent, one a line")
     sync.set_defaults(handler=sync_documents)
 
 
 # -- import -----------------------------------------------------------------------------
+
 
 def import_documents(args: argparse.Namespace, io: Io) -> int:
     """``documents import``: the summary; exit status 1 when some file was rejected."""
@@ -160,19 +194,33 @@ def import_documents(args: argparse.Namespace, io: Io) -> int:
         queue = orchestrator.embedding_queue is not None
         summary = ImportSummary()
         with FileProgress(io, summary if queue else None) as progress:
-            interruptible(container, import_folder(runtime, folder, shared=args.shared, progress=progress,
-                                                   summary=summary))
+            interruptible(
+                container, import_folder(runtime, folder, shared=args.shared, progress=progress, summary=summary)
+            )
     if args.json:
-        print(json.dumps({"agentId": str(runtime.agent_id), "agent": runtime.character.name,
-                          "folder": str(folder), "shared": args.shared, **summary_json(summary),
-                          "embeddingQueue": queue}), file=io.out)
+        print(
+            json.dumps(
+                {
+                    "agentId": str(runtime.agent_id),
+                    "agent": runtime.character.name,
+                    "folder": str(folder),
+                    "shared": args.shared,
+                    **summary_json(summary),
+                    "embeddingQueue": queue,
+                }
+            ),
+            file=io.out,
+        )
     else:
         print(summary.describe(), file=io.out)
         if not queue and summary.fragments:
             print(NO_QUEUE_NOTE, file=io.out)
         elif summary.queued:
-            print(f"embeddings: queued at low priority; `agent documents status {runtime.character.name} --wait`"
-                  " follows them", file=io.out)
+            print(
+                f"embeddings: queued at low priority; `agent documents status {runtime.character.name} --wait`"
+                " follows them",
+                file=io.out,
+            )
     return 1 if summary.rejected else 0
 
 
@@ -203,20 +251,28 @@ class FileProgress:
     def __enter__(self) -> FileProgress:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.bar is not None:
             self.bar.__exit__(exc_type, exc, tb)
 
 
 def summary_json(summary: ImportSummary) -> dict[str, Any]:
     """An import's counts in camelCase, rejected files as ``{"path", "reason"}``."""
-    return {"added": summary.added, "unchanged": summary.unchanged, "replaced": summary.replaced,
-            "rejected": [{"path": r.path, "reason": r.reason} for r in summary.rejected],
-            "fragments": summary.fragments, "queued": summary.queued, "removed": summary.removed}
+    return {
+        "added": summary.added,
+        "unchanged": summary.unchanged,
+        "replaced": summary.replaced,
+        "rejected": [{"path": r.path, "reason": r.reason} for r in summary.rejected],
+        "fragments": summary.fragments,
+        "queued": summary.queued,
+        "removed": summary.removed,
+    }
 
 
 # -- status -----------------------------------------------------------------------------
+
 
 def documents_status(args: argparse.Namespace, io: Io) -> int:
     """``documents status``: a table (or JSON lines) of fragments by embedding state; 1 when some failed."""
@@ -231,8 +287,11 @@ def documents_status(args: argparse.Namespace, io: Io) -> int:
             rows = container.run(_every_agent_status(container, age))
         else:
             agent = container.run(find_agent(container.adapter, ref))
-            status = _wait(container, agent, age, io, args.every) if args.wait else \
-                container.run(_status(container, agent.id, age))
+            status = (
+                _wait(container, agent, age, io, args.every)
+                if args.wait
+                else container.run(_status(container, agent.id, age))
+            )
             rows = [(agent.name, agent.id, status)]
     failed = _print_status(io, rows, json_lines=args.json)
     return 1 if failed else 0
@@ -259,9 +318,10 @@ async def _every_agent_status(container: Container, age: float) -> list[tuple[st
     agents = await container.adapter.get_agents()
     rows = []
     for start in range(0, len(agents), MAX_OWNERS - 1):
-        chunk = agents[start:start + MAX_OWNERS - 1]
+        chunk = agents[start : start + MAX_OWNERS - 1]
         counts = await container.adapter.knowledge_embedding_counts(
-            [a.id for a in chunk] + [SHARED_KNOWLEDGE_ID], given_up_after_s=age)
+            [a.id for a in chunk] + [SHARED_KNOWLEDGE_ID], given_up_after_s=age
+        )
         rows += [(a.name, a.id, KnowledgeStatus(c, counts[-1], age)) for a, c in zip(chunk, counts, strict=False)]
     return rows
 
@@ -289,8 +349,11 @@ def _print_status(io: Io, rows: list[tuple[str, UUID, KnowledgeStatus]], *, json
             print(json.dumps({"agentId": str(agent_id), "agent": name, **status.as_json()}), file=io.out)
     elif len(rows) == 1:
         _, _, status = rows[0]
-        table = [["private", *_counts(status.private)], ["shared", *_counts(status.shared)],
-                 ["total", *_counts(status.private, status.shared)]]
+        table = [
+            ["private", *_counts(status.private)],
+            ["shared", *_counts(status.shared)],
+            ["total", *_counts(status.private, status.shared)],
+        ]
         print_table(["SCOPE", "FRAGMENTS", "EMBEDDED", "QUEUED", "FAILED", "SEARCHABLE"], table, io.out)
     else:
         table = [[name, *_counts(status.private)] for name, _, status in rows]
@@ -302,13 +365,15 @@ def _print_status(io: Io, rows: list[tuple[str, UUID, KnowledgeStatus]], *, json
 
 
 def _counts(*parts: Any) -> list[str]:
-    fragments, embedded, queued, failed = (sum(getattr(p, f) for p in parts)
-                                           for f in ("fragments", "embedded", "queued", "failed"))
+    fragments, embedded, queued, failed = (
+        sum(getattr(p, f) for p in parts) for f in ("fragments", "embedded", "queued", "failed")
+    )
     searchable = f"{embedded / fragments:.0%}" if fragments else "-"
     return [str(fragments), str(embedded), str(queued), str(failed), searchable]
 
 
 # -- list, show, delete -----------------------------------------------------------------
+
 
 def list_documents(args: argparse.Namespace, io: Io) -> int:
     """``documents list``: a table, or JSON lines shaped as ``GET /agents/{agent}/documents``'s."""
@@ -331,11 +396,15 @@ def show_document(args: argparse.Namespace, io: Io) -> int:
     from core.knowledge.documents import document_json
 
     with open_container() as container:
+
         async def read() -> tuple[Memory, list[Memory]]:
             agent = await find_agent(container.adapter, args.agent)
             document = await _find_document(container, agent.id, agent.name, args.document)
-            fragments = await container.adapter.get_knowledge_fragments(document.agent_id, document.id) \
-                if args.fragments else []
+            fragments = (
+                await container.adapter.get_knowledge_fragments(document.agent_id, document.id)
+                if args.fragments
+                else []
+            )
             return document, fragments
 
         document, fragments = container.run(read())
@@ -347,10 +416,16 @@ def show_document(args: argparse.Namespace, io: Io) -> int:
         return 0
     meta = document.metadata.model_extra or {}
     fields: list[tuple[str, Any]] = [
-        ("id", document.id), ("name", meta.get("title")), ("scope", _scope(document)),
-        ("source", document.metadata.source), ("type", meta.get("contentType")), ("bytes", meta.get("size")),
-        ("fragments", meta.get("fragmentCount")), ("origin", meta.get("origin")),
-        ("created", f"{utc(document.created_at)} UTC"), ("sha256", meta.get("contentHash")),
+        ("id", document.id),
+        ("name", meta.get("title")),
+        ("scope", _scope(document)),
+        ("source", document.metadata.source),
+        ("type", meta.get("contentType")),
+        ("bytes", meta.get("size")),
+        ("fragments", meta.get("fragmentCount")),
+        ("origin", meta.get("origin")),
+        ("created", f"{utc(document.created_at)} UTC"),
+        ("sha256", meta.get("contentHash")),
     ]
     for name, value in fields:
         print(f"{name + ':':<11}{cell(value, limit=100)}", file=io.out)
@@ -366,6 +441,7 @@ def show_document(args: argparse.Namespace, io: Io) -> int:
 def delete_document(args: argparse.Namespace, io: Io) -> int:
     """``documents delete``: one line saying what was deleted."""
     with open_container() as container:
+
         async def delete() -> Memory:
             agent = await find_agent(container.adapter, args.agent)
             document = await _find_document(container, agent.id, agent.name, args.document)
@@ -385,8 +461,9 @@ async def _all_documents(container: Container, agent_id: UUID) -> list[Memory]:
     documents: list[Memory] = []
     cursor: str | None = None
     while True:
-        page = await container.adapter.list_knowledge_documents([agent_id, SHARED_KNOWLEDGE_ID],
-                                                                limit=_PAGE, cursor=cursor)
+        page = await container.adapter.list_knowledge_documents(
+            [agent_id, SHARED_KNOWLEDGE_ID], limit=_PAGE, cursor=cursor
+        )
         documents += page.memories
         if page.next_cursor is None:
             return documents
@@ -413,8 +490,15 @@ async def _find_document(container: Container, agent_id: UUID, agent_name: str, 
 
 def _row(document: Memory) -> list[str]:
     meta = document.metadata.model_extra or {}
-    return [str(document.id), cell(meta.get("title"), limit=50), _scope(document), cell(meta.get("size")),
-            cell(meta.get("fragmentCount")), cell(meta.get("origin")), utc(document.created_at)]
+    return [
+        str(document.id),
+        cell(meta.get("title"), limit=50),
+        _scope(document),
+        cell(meta.get("size")),
+        cell(meta.get("fragmentCount")),
+        cell(meta.get("origin")),
+        utc(document.created_at),
+    ]
 
 
 def _scope(document: Memory) -> str:
@@ -423,11 +507,17 @@ def _scope(document: Memory) -> str:
 
 def _fragment_json(fragment: Memory) -> dict[str, Any]:
     meta = fragment.metadata.model_extra or {}
-    return {"id": str(fragment.id), "position": meta.get("position"), "start": meta.get("start"),
-            "end": meta.get("end"), "text": fragment.text}
+    return {
+        "id": str(fragment.id),
+        "position": meta.get("position"),
+        "start": meta.get("start"),
+        "end": meta.get("end"),
+        "text": fragment.text,
+    }
 
 
 # -- sync -------------------------------------------------------------------------------
+
 
 def sync_documents(args: argparse.Namespace, io: Io) -> int:
     """``documents sync``: one summary per agent; exit status 1 when some entry was rejected."""
@@ -468,8 +558,17 @@ def _is(character: Character, ref: str) -> bool:
 
 def _print_sync(io: Io, runtime: AgentRuntime, summary: ImportSummary, *, json_lines: bool, queue: bool) -> None:
     if json_lines:
-        print(json.dumps({"agentId": str(runtime.agent_id), "agent": runtime.character.name,
-                          **summary_json(summary), "embeddingQueue": queue}), file=io.out)
+        print(
+            json.dumps(
+                {
+                    "agentId": str(runtime.agent_id),
+                    "agent": runtime.character.name,
+                    **summary_json(summary),
+                    "embeddingQueue": queue,
+                }
+            ),
+            file=io.out,
+        )
         return
     print(f"{runtime.character.name} ({runtime.agent_id}):", file=io.out)
     for line in summary.describe().splitlines():
@@ -479,6 +578,7 @@ def _print_sync(io: Io, runtime: AgentRuntime, summary: ImportSummary, *, json_l
 
 
 # -- runtimes ---------------------------------------------------------------------------
+
 
 def _orchestrator(container: Container) -> Orchestrator:
     """An orchestrator with the built-in plugins and the SQS queues when configured.

@@ -40,30 +40,43 @@ SEARCHABLE_TABLES = ("messages", FACTS_TABLE, FRAGMENTS_TABLE, "summaries")
 
 def _table(text: str) -> str:
     if text not in SEARCHABLE_TABLES:
-        hint = f" (a document's text is searched in table {FRAGMENTS_TABLE!r})" if text in {
-            "documents", "fragments"} else ""
+        hint = (
+            f" (a document's text is searched in table {FRAGMENTS_TABLE!r})"
+            if text in {"documents", "fragments"}
+            else ""
+        )
         raise argparse.ArgumentTypeError(f"unknown table {text!r}; one of {', '.join(SEARCHABLE_TABLES)}{hint}")
     return text
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``memories search``."""
-    parser = groups.add_parser("memories", help="an agent's memories",
-                               description="An agent's memories: search by meaning.")
+    parser = groups.add_parser(
+        "memories", help="an agent's memories", description="An agent's memories: search by meaning."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    search = commands.add_parser("search", help="memories nearest in meaning to a query",
-                                 description="Memories of an agent nearest in meaning to QUERY, best first"
-                                 " (only memories whose embedding has been computed).")
+    search = commands.add_parser(
+        "search",
+        help="memories nearest in meaning to a query",
+        description="Memories of an agent nearest in meaning to QUERY, best first"
+        " (only memories whose embedding has been computed).",
+    )
     search.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
     search.add_argument("query", metavar="QUERY", help="what to look for")
     search.add_argument("--room-id", type=uuid_arg, metavar="UUID", help="only this room")
-    search.add_argument("--table", type=_table, default="messages", metavar="TABLE",
-                        help=f"memory table: {', '.join(SEARCHABLE_TABLES)} (default messages;"
-                        f" {FRAGMENTS_TABLE} holds the fragments of imported documents)")
+    search.add_argument(
+        "--table",
+        type=_table,
+        default="messages",
+        metavar="TABLE",
+        help=f"memory table: {', '.join(SEARCHABLE_TABLES)} (default messages;"
+        f" {FRAGMENTS_TABLE} holds the fragments of imported documents)",
+    )
     search.add_argument("--count", type=int_range(1, 100), default=10, help="most results (1-100, default 10)")
-    search.add_argument("--threshold", type=float_range(-1.0, 1.0), default=0.0,
-                        help="least cosine similarity (-1 to 1, default 0)")
+    search.add_argument(
+        "--threshold", type=float_range(-1.0, 1.0), default=0.0, help="least cosine similarity (-1 to 1, default 0)"
+    )
     search.add_argument("--json", action="store_true", help="one JSON object per line, with similarity")
     search.set_defaults(handler=search_memories)
 
@@ -79,8 +92,12 @@ def search_memories(args: argparse.Namespace, io: Io) -> int:
             agent = await find_agent(container.adapter, args.agent)
             vector = await registry.use(None, ModelType.TEXT_EMBEDDING, {"text": args.query})
             return await container.adapter.search_memories(
-                agent.id, vector, table=args.table, room_id=args.room_id,
-                count=args.count, match_threshold=args.threshold,
+                agent.id,
+                vector,
+                table=args.table,
+                room_id=args.room_id,
+                count=args.count,
+                match_threshold=args.threshold,
             )
 
         try:
@@ -100,5 +117,9 @@ def search_memories(args: argparse.Namespace, io: Io) -> int:
 
 def _row(memory: Memory) -> list[str]:
     similarity: Any = memory.similarity
-    return [f"{similarity:.3f}" if similarity is not None else "-", utc(memory.created_at), str(memory.room_id),
-            cell(memory.text, limit=80)]
+    return [
+        f"{similarity:.3f}" if similarity is not None else "-",
+        utc(memory.created_at),
+        str(memory.room_id),
+        cell(memory.text, limit=80),
+    ]

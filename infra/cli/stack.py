@@ -17,16 +17,22 @@ from infra.cli.common import CliError, Io, check_reachable, describe_database, i
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``run`` and ``migrate``."""
-    run = groups.add_parser("run", help="the local stack: gateway, SQS poller, scheduler, Postgres",
-                            description="Run the local stack (as `make run`): embedded Postgres (unless"
-                            " DATABASE_URL), migrations, moto's SQS, the HTTP gateway on 127.0.0.1:PORT, the"
-                            " embeddings poller and the tasks scheduler. Ctrl-C stops it.")
+    run = groups.add_parser(
+        "run",
+        help="the local stack: gateway, SQS poller, scheduler, Postgres",
+        description="Run the local stack (as `make run`): embedded Postgres (unless"
+        " DATABASE_URL), migrations, moto's SQS, the HTTP gateway on 127.0.0.1:PORT, the"
+        " embeddings poller and the tasks scheduler. Ctrl-C stops it.",
+    )
     run.add_argument("--port", type=int_range(1, 65535), help="gateway port (default: $PORT, else 3000)")
     run.set_defaults(handler=run_stack)
 
-    migrate = groups.add_parser("migrate", help="apply the database migrations",
-                                description="Apply pending migrations (core and plugins) to DATABASE_URL,"
-                                " else the embedded Postgres; prints what was applied.")
+    migrate = groups.add_parser(
+        "migrate",
+        help="apply the database migrations",
+        description="Apply pending migrations (core and plugins) to DATABASE_URL,"
+        " else the embedded Postgres; prints what was applied.",
+    )
     migrate.set_defaults(handler=migrate_database)
 
 

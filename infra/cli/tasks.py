@@ -19,26 +19,40 @@ from core.types.wire import TAG_PATTERN, TaskBody, task_json
 from infra.cli.common import CliError, Io, cell, find_agent, int_range, open_container, print_table, utc
 
 #: Columns of ``tasks list`` (JSON key, heading).
-_COLUMNS = (("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("attempts", "ATTEMPTS"),
-            ("nextRunAt", "NEXT RUN (UTC)"), ("tags", "TAGS"), ("lastError", "LAST ERROR"))
+_COLUMNS = (
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("status", "STATUS"),
+    ("attempts", "ATTEMPTS"),
+    ("nextRunAt", "NEXT RUN (UTC)"),
+    ("tags", "TAGS"),
+    ("lastError", "LAST ERROR"),
+)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``tasks list`` and ``tasks create``."""
-    parser = groups.add_parser("tasks", help="an agent's scheduled tasks",
-                               description="An agent's scheduled tasks: list, create.")
+    parser = groups.add_parser(
+        "tasks", help="an agent's scheduled tasks", description="An agent's scheduled tasks: list, create."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="tasks of an agent with their state",
-                                  description="Tasks of an agent with their scheduler state, soonest first.")
+    listing = commands.add_parser(
+        "list",
+        help="tasks of an agent with their state",
+        description="Tasks of an agent with their scheduler state, soonest first.",
+    )
     listing.add_argument("--agent", required=True, help="agent id or name (any case)")
     listing.add_argument("--tags", help="only tasks having all these tags (comma-separated)")
     listing.add_argument("--limit", type=int_range(1, 1000), default=100, help="most tasks (1-1000, default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=list_tasks)
 
-    create = commands.add_parser("create", help="create a task for an agent",
-                                 description="Create a task for an agent; prints the stored task as JSON.")
+    create = commands.add_parser(
+        "create",
+        help="create a task for an agent",
+        description="Create a task for an agent; prints the stored task as JSON.",
+    )
     create.add_argument("--agent", required=True, help="agent id or name (any case)")
     create.add_argument("--name", required=True, help="task name: the TaskWorker that runs it")
     create.add_argument("--description")
@@ -59,6 +73,7 @@ def list_tasks(args: argparse.Namespace, io: Io) -> int:
     if bad:
         raise CliError(f"--tags: not a tag: {bad[0]!r} (letters, digits and _.:- only, at most 64)", 2)
     with open_container() as container:
+
         async def fetch() -> list[Task]:
             agent = await find_agent(container.adapter, args.agent)
             return await container.adapter.get_tasks(agent.id, tags=tags, limit=args.limit)
@@ -80,6 +95,7 @@ def create_task(args: argparse.Namespace, io: Io) -> int:
     """``tasks create``: validated before any database work; prints the stored task."""
     body = _task_body(args)
     with open_container() as container:
+
         async def create() -> dict[str, Any]:
             agent = await find_agent(container.adapter, args.agent)
             task = Task(agent_id=agent.id, **body.model_dump(exclude_unset=True))
@@ -103,9 +119,16 @@ def _task_body(args: argparse.Namespace) -> TaskBody:
         raise CliError("--metadata must be a JSON object", 2)
     if args.interval_ms is not None:
         metadata["updateInterval"] = args.interval_ms
-    fields = {"name": args.name, "description": args.description, "roomId": args.room_id,
-              "worldId": args.world_id, "entityId": args.entity_id, "nextRunAt": args.next_run_at,
-              "tags": _tags(args.tags), "metadata": metadata}
+    fields = {
+        "name": args.name,
+        "description": args.description,
+        "roomId": args.room_id,
+        "worldId": args.world_id,
+        "entityId": args.entity_id,
+        "nextRunAt": args.next_run_at,
+        "tags": _tags(args.tags),
+        "metadata": metadata,
+    }
     try:
         return TaskBody.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:

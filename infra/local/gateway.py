@@ -102,11 +102,7 @@ def is_text_content_type(content_type: str | None) -> bool:
     if not content_type:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
-    return (
-        media_type.startswith("text/")
-        or media_type in _TEXT_TYPES
-        or media_type.endswith(("+json", "+xml"))
-    )
+    return media_type.startswith("text/") or media_type in _TEXT_TYPES or media_type.endswith(("+json", "+xml"))
 
 
 def _apigw_time(epoch_s: float) -> str:
@@ -365,7 +361,10 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             response = gateway.invoke(event)
         self._write(response)
         logger.info(
-            "%s %s -> %d (%.1f ms)", self.command, self.path, response.status,
+            "%s %s -> %d (%.1f ms)",
+            self.command,
+            self.path,
+            response.status,
             (time.monotonic() - started) * 1000,
         )
 
@@ -506,8 +505,10 @@ class LocalGateway:
             raise RuntimeError("gateway already started")
         self._server = _GatewayServer((self._host, self._port), self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"gateway-{self.function_name}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"gateway-{self.function_name}",
+            daemon=True,
         )
         self._thread.start()
         logger.info("gateway for %s listening on %s", self.function_name, self.url)
@@ -554,7 +555,9 @@ class LocalGateway:
         if elapsed_s > self.timeout_s:
             logger.warning(
                 "handler %s ran %.1f s, over its %.1f s timeout: Lambda would have stopped it",
-                self.function_name, elapsed_s, self.timeout_s,
+                self.function_name,
+                elapsed_s,
+                self.timeout_s,
             )
         try:
             response = response_from_result(result)

@@ -273,7 +273,9 @@ class SqsPoller(BackgroundLoop):
             # Lambda retries the whole batch after the visibility timeout: delete nothing.
             logger.exception(
                 "%s failed on %d message(s) from the %s queue; batch left for retry",
-                self.function_name, len(messages), priority,
+                self.function_name,
+                len(messages),
+                priority,
             )
             return
         ids = [m["MessageId"] for m in messages]
@@ -286,7 +288,10 @@ class SqsPoller(BackgroundLoop):
         self._release(url, [m for m in messages if m["MessageId"] in failed])
         logger.info(
             "%s: delivered %d message(s) from the %s queue, %d failed",
-            self.function_name, len(messages), priority, len(failed),
+            self.function_name,
+            len(messages),
+            priority,
+            len(failed),
         )
 
     def _delete(self, url: str, messages: Sequence[Mapping[str, Any]]) -> None:
@@ -300,8 +305,7 @@ class SqsPoller(BackgroundLoop):
         """Make messages visible again now, so their retry (or DLQ move) comes at once."""
         for chunk in _chunks(messages, _SQS_BATCH_LIMIT):
             entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(chunk)
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
             ]
             response = self._sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
             for failure in response.get("Failed", []):

@@ -253,4 +253,3 @@ def start_embedded_postgres(data_dir: Path, stop_at_exit: bool = False) -> Embed
         atexit.register(postgres.stop)
     logger.info("embedded postgres on %s: %s", data_dir, postgres.uri)
     return postgres
-

@@ -34,8 +34,9 @@ def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def scheduled_event(schedule_arn: str, *, region: str | None = None, account: str = LOCAL_ACCOUNT_ID,
-                    when: datetime | None = None) -> dict[str, Any]:
+def scheduled_event(
+    schedule_arn: str, *, region: str | None = None, account: str = LOCAL_ACCOUNT_ID, when: datetime | None = None
+) -> dict[str, Any]:
     """The scheduled event of one tick, as EventBridge delivers it to Lambda.
 
     Args:
@@ -82,9 +83,17 @@ class LocalScheduler(BackgroundLoop):
         ValueError: ``interval_s`` or ``timeout_s`` is not positive.
     """
 
-    def __init__(self, handler: Handler, *, interval_s: float = 60.0, function_name: str = "tasks",
-                 timeout_s: float = 120.0, memory_mb: int = 1024, schedule_name: str = "tasks-schedule",
-                 first_tick_s: float | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        interval_s: float = 60.0,
+        function_name: str = "tasks",
+        timeout_s: float = 120.0,
+        memory_mb: int = 1024,
+        schedule_name: str = "tasks-schedule",
+        first_tick_s: float | None = None,
+    ) -> None:
         if interval_s <= 0 or timeout_s <= 0:
             raise ValueError("interval_s and timeout_s must be positive")
         self._handler = handler

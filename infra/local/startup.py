@@ -67,8 +67,9 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise StartupError(f"PORT: {host}:{port} is already in use (stop what listens there, or set"
-                                   " PORT to another port)") from None
+                raise StartupError(
+                    f"PORT: {host}:{port} is already in use (stop what listens there, or set PORT to another port)"
+                ) from None
             raise StartupError(f"PORT: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
@@ -117,8 +118,9 @@ def describe_startup_error(exc: BaseException) -> str:
     if isinstance(exc, StartupError | CharacterError | AgentRuntimeError | StackBusy):
         return _one_line(str(exc))
     if isinstance(exc, subprocess.CalledProcessError):
-        return _one_line(f"{exc.cmd[0] if isinstance(exc.cmd, list) else exc.cmd} failed (exit status"
-                         f" {exc.returncode})")
+        return _one_line(
+            f"{exc.cmd[0] if isinstance(exc.cmd, list) else exc.cmd} failed (exit status {exc.returncode})"
+        )
     if isinstance(exc, ImportError):
         return _one_line(f"a module is missing ({exc}): run `make install`")
     return _one_line(f"{type(exc).__name__}: {exc} (LOG_LEVEL=DEBUG shows the traceback)")

@@ -57,7 +57,8 @@ class StackState:
     def environment(self) -> dict[str, str]:
         """The variables a process sets to use this stack: database, SQS endpoint, queues, local credentials."""
         return {
-            "DATABASE_URL": self.database_url, "AWS_ENDPOINT_URL_SQS": self.sqs_endpoint,
+            "DATABASE_URL": self.database_url,
+            "AWS_ENDPOINT_URL_SQS": self.sqs_endpoint,
             **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": url for p, url in self.queue_urls.items()},
         }
 

@@ -70,7 +70,10 @@ class Watchdog:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         process = subprocess.Popen(  # stdout/stderr inherited: its few lines go where the stack's go
             [sys.executable, "-m", "infra.local.watchdog", str(os.getpid())],
-            stdin=subprocess.PIPE, pass_fds=pass_fds, env=env, close_fds=True,
+            stdin=subprocess.PIPE,
+            pass_fds=pass_fds,
+            env=env,
+            close_fds=True,
             start_new_session=True,  # out of the stack's process group: a `kill -9 -<pgid>` spares it
         )
         return cls(process)
@@ -110,6 +113,7 @@ class Watchdog:
 
 
 # -- the watchdog process -------------------------------------------------------------------
+
 
 class _Guard:
     """What the watchdog knows: the stack's pid, what to clean, its descendants seen so far."""
@@ -163,8 +167,7 @@ class _Guard:
                 if process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE:
                     process.send_signal(sig)
                     signalled.append(pid)
-                    logger.warning("watchdog: sent %s to pid %d (%s), left by the stack", sig.name, pid,
-                                   process.name())
+                    logger.warning("watchdog: sent %s to pid %d (%s), left by the stack", sig.name, pid, process.name())
         return signalled
 
 

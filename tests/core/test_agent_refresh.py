@@ -40,8 +40,7 @@ def clock() -> Clock:
 @pytest.fixture
 async def orchestrator(adapter, scripted, clock):
     orchestrator = Orchestrator(adapter, plugins=[bootstrap, scripted.plugin()])
-    orchestrator.refresher = AgentRefresher(orchestrator, RefreshSettings(interval_s=5, miss_interval_s=1),
-                                            clock=clock)
+    orchestrator.refresher = AgentRefresher(orchestrator, RefreshSettings(interval_s=5, miss_interval_s=1), clock=clock)
     await orchestrator.refresher.refresh()  # the init phase's read
     return orchestrator
 
@@ -176,8 +175,7 @@ async def test_a_disabled_or_deleted_agent_stops_being_served(orchestrator, adap
     assert orchestrator.has_agent(disabled.id)
 
 
-async def test_an_agent_added_with_its_own_plugins_keeps_them_when_its_character_changes(
-        orchestrator, adapter, clock):
+async def test_an_agent_added_with_its_own_plugins_keeps_them_when_its_character_changes(orchestrator, adapter, clock):
     async def wave(runtime, message, state=None, options=None, callback=None):
         return None
 
@@ -194,8 +192,9 @@ async def test_an_agent_added_with_its_own_plugins_keeps_them_when_its_character
 
 
 async def test_an_agent_registered_without_a_row_is_never_removed(orchestrator, clock):
-    [agent_id] = await orchestrator.add_agents([load_character_dict({"name": f"Local-{uuid.uuid4().hex[:8]}"})],
-                                               persist=False)
+    [agent_id] = await orchestrator.add_agents(
+        [load_character_dict({"name": f"Local-{uuid.uuid4().hex[:8]}"})], persist=False
+    )
     clock.now += 5
     await orchestrator.before_request(None)
     assert orchestrator.has_agent(agent_id)
@@ -215,7 +214,8 @@ async def test_an_invalid_stored_character_is_skipped_with_one_warning(orchestra
 
 
 async def test_a_stored_agent_naming_a_missing_plugin_is_skipped_and_the_others_served(
-        orchestrator, adapter, clock, caplog):
+    orchestrator, adapter, clock, caplog
+):
     broken, fine = _record(plugins=["no_such_module_anywhere:plugin"]), _record()
     await adapter.upsert_agents([broken, fine])
     clock.now += 5
@@ -272,22 +272,30 @@ async def test_without_a_refresher_before_request_does_nothing(adapter, scripted
     await orchestrator.before_request("anyone")  # no SQL: it would fail on a closed pool
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
-    ({"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"},
-     RefreshSettings(interval_s=2.5, miss_interval_s=0.0)),
-    ({"AGENT_REFRESH_S": ""}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
-])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
+        (
+            {"AGENT_REFRESH_S": " 2.5 ", "AGENT_REFRESH_ON_MISS_S": "0"},
+            RefreshSettings(interval_s=2.5, miss_interval_s=0.0),
+        ),
+        ({"AGENT_REFRESH_S": ""}, RefreshSettings(interval_s=5.0, miss_interval_s=1.0)),
+    ],
+)
 def test_refresh_settings_from_the_environment(environ, expected):
     assert RefreshSettings.from_env(environ) == expected
 
 
-@pytest.mark.parametrize(("environ", "variable"), [
-    ({"AGENT_REFRESH_S": "soon"}, "AGENT_REFRESH_S"),
-    ({"AGENT_REFRESH_S": "-1"}, "AGENT_REFRESH_S"),
-    ({"AGENT_REFRESH_S": "nan"}, "AGENT_REFRESH_S"),
-    ({"AGENT_REFRESH_ON_MISS_S": "1e9"}, "AGENT_REFRESH_ON_MISS_S"),
-])
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"AGENT_REFRESH_S": "soon"}, "AGENT_REFRESH_S"),
+        ({"AGENT_REFRESH_S": "-1"}, "AGENT_REFRESH_S"),
+        ({"AGENT_REFRESH_S": "nan"}, "AGENT_REFRESH_S"),
+        ({"AGENT_REFRESH_ON_MISS_S": "1e9"}, "AGENT_REFRESH_ON_MISS_S"),
+    ],
+)
 def test_a_bad_refresh_setting_names_the_variable(environ, variable):
     with pytest.raises(ConfigurationError, match=variable):
         RefreshSettings.from_env(environ)
@@ -305,5 +313,6 @@ def test_every_bad_refresh_setting_is_named_at_once():
     assert str(caught.value) == "AGENT_REFRESH_S: must be a number, got 'soon'"
     with pytest.raises(ConfigurationError) as caught:
         RefreshSettings.from_env({"AGENT_REFRESH_S": "86401", "AGENT_REFRESH_ON_MISS_S": "-1"})
-    assert str(caught.value) == ("AGENT_REFRESH_S: must be at most 86400, got 86401.0; "
-                                 "AGENT_REFRESH_ON_MISS_S: must be at least 0, got -1.0")
+    assert str(caught.value) == (
+        "AGENT_REFRESH_S: must be at most 86400, got 86401.0; AGENT_REFRESH_ON_MISS_S: must be at least 0, got -1.0"
+    )

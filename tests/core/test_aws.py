@@ -78,7 +78,6 @@ def test_an_unknown_service_is_a_typed_error(clients):
         clients.client("no-such-service", region_name="us-east-1")
 
 
-
 def test_the_module_function_uses_the_process_clients():
     assert isinstance(aws.PROCESS, aws.AwsClients)
     with mock_aws():

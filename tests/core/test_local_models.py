@@ -25,10 +25,15 @@ def test_embeddings_are_384_finite_unit_vectors(embedding_model):
 
 
 def test_paraphrases_are_closer_than_unrelated_text(embedding_model):
-    a, b, c = np.array(embedding_model.embed([
-        "How do I reset my password?", "I forgot my password, how can I change it?",
-        "The volcano erupted last night near the village.",
-    ]))
+    a, b, c = np.array(
+        embedding_model.embed(
+            [
+                "How do I reset my password?",
+                "I forgot my password, how can I change it?",
+                "The volcano erupted last night near the village.",
+            ]
+        )
+    )
     assert float(a @ b) > 0.6
     assert float(a @ b) > float(a @ c) + 0.3
 
@@ -43,11 +48,15 @@ def test_batch_and_single_calls_agree(embedding_model):
 async def test_the_local_text_model_replies_in_text():
     from core.model_providers.local_text import generate_text
 
-    reply = await generate_text(None, {
-        "system": "You are Eliza, a friendly AI. Answer in one sentence.",
-        "messages": [{"role": "user", "content": "Hello, who are you?"}],
-        "max_tokens": 60, "repeat_penalty": 1.3,
-    })
+    reply = await generate_text(
+        None,
+        {
+            "system": "You are Eliza, a friendly AI. Answer in one sentence.",
+            "messages": [{"role": "user", "content": "Hello, who are you?"}],
+            "max_tokens": 60,
+            "repeat_penalty": 1.3,
+        },
+    )
     assert isinstance(reply, str) and len(reply.split()) >= 2
 
 
@@ -59,8 +68,12 @@ async def test_the_local_text_model_needs_a_prompt():
         await generate_text(None, {})
 
 
-ELIZA = {"system": "You are Eliza, a friendly AI. Answer in one sentence.",
-         "messages": [{"role": "user", "content": "Hello, who are you?"}], "max_tokens": 60, "repeat_penalty": 1.3}
+ELIZA = {
+    "system": "You are Eliza, a friendly AI. Answer in one sentence.",
+    "messages": [{"role": "user", "content": "Hello, who are you?"}],
+    "max_tokens": 60,
+    "repeat_penalty": 1.3,
+}
 
 
 async def test_the_local_text_model_streams_chunks_that_join_to_the_returned_text():

@@ -23,8 +23,10 @@ from core.model_providers.local_text import LocalTextModel, model_path
 
 pytestmark = pytest.mark.local_models
 
-HELLO = [{"role": "system", "content": "You are Eliza, a friendly AI. Answer in one sentence."},
-         {"role": "user", "content": "Hello, who are you?"}]
+HELLO = [
+    {"role": "system", "content": "You are Eliza, a friendly AI. Answer in one sentence."},
+    {"role": "user", "content": "Hello, who are you?"},
+]
 #: A reply long enough to be interrupted after its first chunk.
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon and a knight."}]
 
@@ -179,7 +181,8 @@ def fresh_global_model(monkeypatch):
 
 
 def test_a_missing_model_file_fails_preload_with_a_configuration_error_naming_the_path(
-        fresh_global_model, monkeypatch, tmp_path):
+    fresh_global_model, monkeypatch, tmp_path
+):
     missing = tmp_path / "nowhere" / "model.gguf"
     monkeypatch.setenv("LOCAL_TEXT_MODEL_PATH", str(missing))
     started = time.monotonic()
@@ -188,15 +191,19 @@ def test_a_missing_model_file_fails_preload_with_a_configuration_error_naming_th
     assert time.monotonic() - started < 5  # a clear error, not a hang
 
 
-@pytest.mark.parametrize(("content", "error"), [
-    ("directory", "is not a regular file"),
-    ("fifo", "is not a regular file"),  # reading it would block start-up forever
-    ("unreadable", "cannot read the local text model file"),
-    (b"not a model at all", "is not a GGUF file"),
-    (b"GGUF" + b"\x00" * 64, "cannot load the local text model"),  # llama.cpp refuses it, in the child
-])
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("directory", "is not a regular file"),
+        ("fifo", "is not a regular file"),  # reading it would block start-up forever
+        ("unreadable", "cannot read the local text model file"),
+        (b"not a model at all", "is not a GGUF file"),
+        (b"GGUF" + b"\x00" * 64, "cannot load the local text model"),  # llama.cpp refuses it, in the child
+    ],
+)
 def test_an_unusable_model_file_fails_preload_with_a_configuration_error_naming_the_path(
-        fresh_global_model, monkeypatch, tmp_path, content, error):
+    fresh_global_model, monkeypatch, tmp_path, content, error
+):
     path = tmp_path / "model.gguf"
     if content == "directory":
         path.mkdir()
@@ -258,8 +265,9 @@ async def test_a_model_that_cannot_start_fails_the_call_with_a_model_error(fresh
 
 @pytest.mark.parametrize("name", ["LOCAL_TEXT_TIMEOUT_S", "LOCAL_TEXT_START_TIMEOUT_S"])
 @pytest.mark.parametrize("value", ["soon", "0", "-3", "inf"])
-def test_a_bad_timeout_setting_is_a_configuration_error_naming_the_variable(fresh_global_model, monkeypatch,
-                                                                            name, value):
+def test_a_bad_timeout_setting_is_a_configuration_error_naming_the_variable(
+    fresh_global_model, monkeypatch, name, value
+):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=f"{name}: must be"):
         local_text.get_model()
@@ -285,8 +293,12 @@ PARENT = textwrap.dedent("""
 
 @pytest.mark.parametrize("child_state", ["idle", "stopped"])
 def test_the_model_process_dies_with_its_parent_killed_by_sigkill(child_state):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, child_state], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(local_text.__file__).parents[2])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, child_state],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(local_text.__file__).parents[2],
+    )
     try:
         child_pid = int(parent.stdout.readline())
         assert not gone(child_pid)
@@ -320,8 +332,13 @@ EXITING = textwrap.dedent("""
 
 @pytest.mark.parametrize("when", ["idle", "mid-reply"])
 def test_a_process_that_exits_stops_its_model_process_without_a_traceback(when):
-    done = subprocess.run([sys.executable, "-c", EXITING, when], capture_output=True, text=True, timeout=120,
-                          cwd=Path(local_text.__file__).parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, when],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(local_text.__file__).parents[2],
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
     assert wait_gone(int(done.stdout.split()[0]), within_s=3.0)

@@ -126,8 +126,12 @@ async def test_tasks_started_by_a_run_inherit_its_keys_and_its_caller_never_sees
     first, second = await asyncio.gather(asyncio.create_task(run("r1")), asyncio.create_task(run("r2")))
     assert [k["room_id"] for k in first] == ["r1", "r1"] and [k["room_id"] for k in second] == ["r2", "r2"]
     assert current_log_keys() == {}
-    assert sorted((r.room_id, r.run_id) for r in records) == [("r1", "run-r1"), ("r1", "run-r1"),
-                                                             ("r2", "run-r2"), ("r2", "run-r2")]
+    assert sorted((r.room_id, r.run_id) for r in records) == [
+        ("r1", "run-r1"),
+        ("r1", "run-r1"),
+        ("r2", "run-r2"),
+        ("r2", "run-r2"),
+    ]
 
 
 async def test_a_token_cannot_be_reset_from_another_task():

@@ -33,28 +33,33 @@ def clean_model_settings(monkeypatch):
 @pytest.fixture
 def build(adapter, agent_id):
     """``build(*plugins, settings={...})``: a runtime of a fresh agent, on real Postgres."""
+
     def _build(*plugins, settings=None):
-        character = load_character_dict({"id": str(agent_id), "name": f"agent-{agent_id}",
-                                         "settings": settings or {}})
+        character = load_character_dict({"id": str(agent_id), "name": f"agent-{agent_id}", "settings": settings or {}})
         return AgentRuntime(AgentBlueprint.build(character, plugins), adapter)
+
     return _build
 
 
 def _answer(answer, calls: list, name: str):
     """A model handler that records ``(name, params)`` and answers (or raises ``answer``)."""
+
     async def handler(runtime, params):
         calls.append((name, dict(params)))
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
     return handler
 
 
 def _models(*entries, model_type=ModelType.TEXT_LARGE) -> tuple[list, list[Plugin]]:
     """One plugin per ``(provider, answer, priority)``, in that order; returns (calls, plugins)."""
     calls: list = []
-    plugins = [Plugin(name=name, models=(ModelRegistration(model_type, _answer(answer, calls, name), priority),))
-               for name, answer, priority in entries]
+    plugins = [
+        Plugin(name=name, models=(ModelRegistration(model_type, _answer(answer, calls, name), priority),))
+        for name, answer, priority in entries
+    ]
     return calls, plugins
 
 
@@ -76,12 +81,12 @@ async def _usage_rows(adapter, agent_id) -> list[ModelUsageBody]:
 
 # -- order, providers, fallback ---------------------------------------------------------------
 
+
 async def test_highest_priority_wins_then_registration_order(build):
     calls, plugins = _models(("low", "low", 0), ("first", "first", 5), ("second", "second", 5))
     runtime = build(*plugins)
     assert await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"}) == "first"
-    assert [e.provider for e in runtime.blueprint.models.candidates(ModelType.TEXT_LARGE)] == \
-        ["first", "second", "low"]
+    assert [e.provider for e in runtime.blueprint.models.candidates(ModelType.TEXT_LARGE)] == ["first", "second", "low"]
 
 
 async def test_a_named_provider_is_used_even_when_it_is_not_the_best(build):
@@ -94,8 +99,13 @@ async def test_a_named_provider_is_used_even_when_it_is_not_the_best(build):
 async def test_register_model_lasts_for_the_blueprint_and_respects_priority(build, adapter):
     calls, plugins = _models(("plugin", "from plugin", 1))
     runtime = build(*plugins)
-    runtime.register_model(ModelType.TEXT_LARGE, _answer("registered", calls, "mine"), "mine", priority=2,
-                           capabilities=["structured_output"])
+    runtime.register_model(
+        ModelType.TEXT_LARGE,
+        _answer("registered", calls, "mine"),
+        "mine",
+        priority=2,
+        capabilities=["structured_output"],
+    )
     later = AgentRuntime(runtime.blueprint, adapter)  # the next invocation's runtime
     assert await later.use_model(ModelType.TEXT_LARGE, {"prompt": "x"}) == "registered"
     assert later.model_capabilities(ModelType.TEXT_LARGE) == frozenset({"structured_output"})
@@ -103,16 +113,16 @@ async def test_register_model_lasts_for_the_blueprint_and_respects_priority(buil
 
 
 async def test_falls_back_on_retryable_errors(build):
-    calls, plugins = _models(("flaky", ModelError("HTTP 429", provider="flaky", retryable=True), 2),
-                             ("backup", "ok", 1))
+    calls, plugins = _models(
+        ("flaky", ModelError("HTTP 429", provider="flaky", retryable=True), 2), ("backup", "ok", 1)
+    )
     runtime = build(*plugins)
     assert await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"}) == "ok"
     assert [name for name, _ in calls] == ["flaky", "backup"]
 
 
 async def test_a_bad_request_is_raised_without_trying_the_next_provider(build):
-    calls, plugins = _models(("strict", ModelError("HTTP 400 bad request", provider="strict"), 2),
-                             ("backup", "ok", 1))
+    calls, plugins = _models(("strict", ModelError("HTTP 400 bad request", provider="strict"), 2), ("backup", "ok", 1))
     runtime = build(*plugins)
     with pytest.raises(ModelError, match="400") as caught:
         await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"})
@@ -129,8 +139,9 @@ async def test_an_unexpected_exception_is_not_a_reason_to_fall_back(build):
 
 
 async def test_every_provider_failing_raises_the_last_error(build):
-    calls, plugins = _models(("a", ModelError("a timed out", retryable=True), 1),
-                             ("b", ModelError("b HTTP 503", retryable=True), 0))
+    calls, plugins = _models(
+        ("a", ModelError("a timed out", retryable=True), 1), ("b", ModelError("b HTTP 503", retryable=True), 0)
+    )
     runtime = build(*plugins)
     with pytest.raises(ModelError, match="b HTTP 503"):
         await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"})
@@ -159,10 +170,13 @@ async def test_no_handler_names_the_type_and_the_provider(build):
 def test_capabilities_given_as_any_iterable_are_a_frozenset():
     async def handler(runtime, params):
         return ""
-    assert ModelRegistration(ModelType.TEXT_SMALL, handler, capabilities=["structured_output"]).capabilities == \
-        frozenset({"structured_output"})
-    assert ModelRegistration(ModelType.TEXT_SMALL, handler, capabilities="structured_output").capabilities == \
-        frozenset({"structured_output"})
+
+    assert ModelRegistration(
+        ModelType.TEXT_SMALL, handler, capabilities=["structured_output"]
+    ).capabilities == frozenset({"structured_output"})
+    assert ModelRegistration(ModelType.TEXT_SMALL, handler, capabilities="structured_output").capabilities == frozenset(
+        {"structured_output"}
+    )
 
 
 async def test_the_registry_works_without_a_runtime():
@@ -176,18 +190,32 @@ async def test_the_registry_works_without_a_runtime():
 
 # -- defaults from settings ---------------------------------------------------------------------
 
+
 async def test_explicit_params_win_over_type_settings_which_win_over_defaults(build):
     calls, plugins = _models(("p", "ok", 0))
-    runtime = build(*plugins, settings={
-        "TEXT_LARGE_TEMPERATURE": "0.2", "DEFAULT_TEMPERATURE": 0.9,
-        "DEFAULT_MAX_TOKENS": "300", "TEXT_SMALL_MAX_TOKENS": 10,
-        "DEFAULT_TOP_P": 0.5, "DEFAULT_FREQUENCY_PENALTY": 0.1, "TEXT_LARGE_PRESENCE_PENALTY": "-0.5",
-    })
+    runtime = build(
+        *plugins,
+        settings={
+            "TEXT_LARGE_TEMPERATURE": "0.2",
+            "DEFAULT_TEMPERATURE": 0.9,
+            "DEFAULT_MAX_TOKENS": "300",
+            "TEXT_SMALL_MAX_TOKENS": 10,
+            "DEFAULT_TOP_P": 0.5,
+            "DEFAULT_FREQUENCY_PENALTY": 0.1,
+            "TEXT_LARGE_PRESENCE_PENALTY": "-0.5",
+        },
+    )
     params = {"prompt": "x", "top_p": 0.99}
     await runtime.use_model(ModelType.TEXT_LARGE, params)
-    (_, sent), = calls
-    assert sent == {"prompt": "x", "temperature": 0.2, "max_tokens": 300, "top_p": 0.99,
-                    "frequency_penalty": 0.1, "presence_penalty": -0.5}
+    ((_, sent),) = calls
+    assert sent == {
+        "prompt": "x",
+        "temperature": 0.2,
+        "max_tokens": 300,
+        "top_p": 0.99,
+        "frequency_penalty": 0.1,
+        "presence_penalty": -0.5,
+    }
     assert isinstance(sent["max_tokens"], int)
     assert params == {"prompt": "x", "top_p": 0.99}  # the caller's dict is not modified
 
@@ -196,7 +224,7 @@ async def test_camel_case_params_count_as_given_and_none_takes_the_default(build
     calls, plugins = _models(("p", "ok", 0))
     runtime = build(*plugins, settings={"DEFAULT_MAX_TOKENS": 300, "DEFAULT_TEMPERATURE": 0.4})
     await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x", "maxTokens": 50, "temperature": None})
-    (_, sent), = calls
+    ((_, sent),) = calls
     assert "max_tokens" not in sent and sent["maxTokens"] == 50
     assert sent["temperature"] == 0.4
 
@@ -204,10 +232,17 @@ async def test_camel_case_params_count_as_given_and_none_takes_the_default(build
 async def test_an_invalid_setting_falls_through_to_the_default(build, caplog):
     caplog.set_level(logging.WARNING)
     calls, plugins = _models(("p", "ok", 0))
-    runtime = build(*plugins, settings={"TEXT_LARGE_TEMPERATURE": "warm", "DEFAULT_TEMPERATURE": "0.3",
-                                        "DEFAULT_MAX_TOKENS": "12.5", "DEFAULT_TOP_P": "true"})
+    runtime = build(
+        *plugins,
+        settings={
+            "TEXT_LARGE_TEMPERATURE": "warm",
+            "DEFAULT_TEMPERATURE": "0.3",
+            "DEFAULT_MAX_TOKENS": "12.5",
+            "DEFAULT_TOP_P": "true",
+        },
+    )
     await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"})
-    (_, sent), = calls
+    ((_, sent),) = calls
     assert sent == {"prompt": "x", "temperature": 0.3}
     assert "TEXT_LARGE_TEMPERATURE='warm' is not a number" in caplog.text
 
@@ -226,6 +261,7 @@ async def test_defaults_come_from_the_environment_too_and_only_for_text_and_obje
 
 
 # -- streaming ----------------------------------------------------------------------------------
+
 
 async def test_a_streaming_handler_delivers_its_chunks_once(build):
     async def streaming(runtime, params):  # a plugin's own handler with a sync-only view of the callback
@@ -267,8 +303,9 @@ async def test_a_sync_callback_reaches_a_provider_handler_that_streams(build):
         return ModelResult("ab", model)
 
     runtime = build()
-    runtime.register_model(ModelType.TEXT_SMALL, instrument(f"p{uuid.uuid4().hex[:6]}", ModelType.TEXT_SMALL, call,
-                                                            lambda r, p: "m"), "p")
+    runtime.register_model(
+        ModelType.TEXT_SMALL, instrument(f"p{uuid.uuid4().hex[:6]}", ModelType.TEXT_SMALL, call, lambda r, p: "m"), "p"
+    )
     chunks: list[str] = []
     assert await runtime.use_model(ModelType.TEXT_SMALL, {"prompt": "x"}, on_stream_chunk=chunks.append) == "ab"
     assert chunks == ["a", "b"]
@@ -298,8 +335,9 @@ async def test_no_fallback_once_text_has_reached_the_caller(build):
 
     runtime.register_model(ModelType.TEXT_SMALL, fails, "first", priority=1)
     runtime.register_model(ModelType.TEXT_SMALL, _answer("backup text", calls, "backup"), "backup")
-    assert await runtime.use_model(ModelType.TEXT_SMALL, {"prompt": "x"}, on_stream_chunk=chunks.append) == \
-        "backup text"
+    assert (
+        await runtime.use_model(ModelType.TEXT_SMALL, {"prompt": "x"}, on_stream_chunk=chunks.append) == "backup text"
+    )
     assert chunks == ["The answer is", "backup text"]
 
 
@@ -313,6 +351,7 @@ async def test_a_non_text_result_is_not_streamed(build):
 
 # -- usage rows and MODEL_USED ------------------------------------------------------------------
 
+
 async def test_model_used_and_the_usage_row_carry_the_run_id(build, adapter, agent_id):
     calls, plugins = _models(("p", "hello", 0))
     runtime = build(*plugins)
@@ -325,8 +364,15 @@ async def test_model_used_and_the_usage_row_carry_the_run_id(build, adapter, age
     (event,) = seen
     assert event["runtime"] is runtime
     assert {k: event[k] for k in ("type", "provider", "source", "model", "runId", "tokens", "success", "error")} == {
-        "type": "TEXT_LARGE", "provider": "p", "source": "p", "model": None, "runId": run_id, "tokens": None,
-        "success": True, "error": None}
+        "type": "TEXT_LARGE",
+        "provider": "p",
+        "source": "p",
+        "model": None,
+        "runId": run_id,
+        "tokens": None,
+        "success": True,
+        "error": None,
+    }
     assert event["durationMs"] >= 0 and "secret prompt text" not in repr(event)
     (row,) = await _usage_rows(adapter, agent_id)
     assert (row.model_type, row.provider, row.run_id, row.error) == ("TEXT_LARGE", "p", run_id, None)
@@ -339,7 +385,9 @@ async def test_every_attempt_of_a_fallback_is_logged_and_emitted(build, adapter,
     seen = _listen(runtime)
     await runtime.use_model(ModelType.TEXT_LARGE, {"prompt": "x"})
     assert [(e["provider"], e["success"], e["error"]) for e in seen] == [
-        ("flaky", False, "flaky: HTTP 429"), ("backup", True, None)]
+        ("flaky", False, "flaky: HTTP 429"),
+        ("backup", True, None),
+    ]
     assert all(e["runId"] is None for e in seen)  # outside a run
     rows = await _usage_rows(adapter, agent_id)
     assert [(r.provider, r.error) for r in rows] == [("flaky", "flaky: HTTP 429"), ("backup", None)]
@@ -363,8 +411,9 @@ async def test_an_instrumented_handler_writes_the_only_row_and_its_tokens_reach_
         return ModelResult("Paris.", "model-7", Usage(12, 3))
 
     runtime = build()
-    runtime.register_model(ModelType.TEXT_LARGE, instrument(provider, ModelType.TEXT_LARGE, call,
-                                                            lambda r, p: "model-7"), provider)
+    runtime.register_model(
+        ModelType.TEXT_LARGE, instrument(provider, ModelType.TEXT_LARGE, call, lambda r, p: "model-7"), provider
+    )
     seen = _listen(runtime)
     run_id = runtime.start_run()
     try:

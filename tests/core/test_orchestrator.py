@@ -60,9 +60,10 @@ async def test_lifecycle_runs_init_services_start_and_stop_once(orchestrator):
     async def broken_init(config, runtime):
         raise RuntimeError("init bug")
 
-    plugins = [Plugin(name="broken-init", init=broken_init),
-               Plugin(name="life", init=init, start=start, stop=stop, config={"GREETING": "hi"},
-                      services=(Clock, Broken))]
+    plugins = [
+        Plugin(name="broken-init", init=broken_init),
+        Plugin(name="life", init=init, start=start, stop=stop, config={"GREETING": "hi"}, services=(Clock, Broken)),
+    ]
     events: list[str] = []
     for name in ("agent:added", "agent:started", "agent:stopped", "agent:deleted"):
         orchestrator.events.register(name, lambda payload, name=name: _append(events, name))
@@ -93,7 +94,8 @@ async def test_lookups_by_ids_and_names(orchestrator):
     first, second = _character("Ann"), _character("Bob")
     ids = await orchestrator.add_agents([first, second])
     assert [b.character.name for b in orchestrator.get_agents_by_names([second.name.upper(), "nobody"])] == [
-        second.name]
+        second.name
+    ]
     assert [b.agent_id for b in orchestrator.get_agents_by_ids([ids[1], uuid.uuid4(), ids[0]])] == [ids[1], ids[0]]
     assert orchestrator.get_agent_by_name(first.name.lower()).agent_id == ids[0]
 
@@ -111,10 +113,13 @@ async def test_handle_messages_returns_each_result_or_error(orchestrator, script
     a, b = _character(), _character()
     await orchestrator.add_agents([a, b])
     scripted.script(ModelType.TEXT_LARGE, REPLY, ModelError("provider down", retryable=False))
-    outcomes = await orchestrator.handle_messages([
-        (a.name, IncomingMessage(text="one")), (b.name, IncomingMessage(text="two")),
-        ("nobody", IncomingMessage(text="three")),
-    ])
+    outcomes = await orchestrator.handle_messages(
+        [
+            (a.name, IncomingMessage(text="one")),
+            (b.name, IncomingMessage(text="two")),
+            ("nobody", IncomingMessage(text="three")),
+        ]
+    )
     kinds = sorted(type(o).__name__ for o in outcomes)
     assert kinds == ["MessageResult", "ModelError", "NotFoundError"]
     assert isinstance(outcomes[2], NotFoundError)
@@ -145,8 +150,7 @@ async def test_agent_to_agent_messages_stop_at_the_hop_limit(orchestrator, scrip
     assert stored.content.source == "agent" and stored.content.model_extra["hops"] == 1
     second = await orchestrator.send_agent_message(sender, bob.name, "again", replying_to=stored)
     assert second.did_respond
-    stored2 = await orchestrator.adapter.get_memory_by_id(orchestrator.get_agent(bob.name).agent_id,
-                                                          second.message_id)
+    stored2 = await orchestrator.adapter.get_memory_by_id(orchestrator.get_agent(bob.name).agent_id, second.message_id)
     with pytest.raises(AgentLoopError, match="MAX_AGENT_HOPS=2"):
         await orchestrator.send_agent_message(sender, bob.name, "and again", replying_to=stored2)
 

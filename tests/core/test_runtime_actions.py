@@ -17,6 +17,7 @@ from core.types import Content, Memory, State
 def _action(name, handler=None, similes=()):
     async def default(runtime, message, state, options, callback, responses):
         return ActionResult(text=f"{name} done", values={name.lower(): True})
+
     return Action(name=name, description=name, handler=handler or default, similes=tuple(similes))
 
 
@@ -25,19 +26,25 @@ def build(adapter, agent_id):
     def _build(*plugins):
         character = load_character_dict({"id": str(agent_id), "name": f"agent-{agent_id}"})
         return AgentRuntime(AgentBlueprint.build(character, plugins), adapter)
+
     return _build
 
 
 async def _message(runtime, text="do it"):
-    message = Memory(entity_id=uuid.uuid4(), agent_id=runtime.agent_id, room_id=uuid.uuid4(),
-                     content=Content(text=text))
+    message = Memory(
+        entity_id=uuid.uuid4(), agent_id=runtime.agent_id, room_id=uuid.uuid4(), content=Content(text=text)
+    )
     await runtime.ensure_connection(entity_id=message.entity_id, room_id=message.room_id)
     return message
 
 
 def _plan(runtime, message, *actions):
-    return Memory(entity_id=runtime.agent_id, agent_id=runtime.agent_id, room_id=message.room_id,
-                  content=Content(text="plan", actions=list(actions)))
+    return Memory(
+        entity_id=runtime.agent_id,
+        agent_id=runtime.agent_id,
+        room_id=message.room_id,
+        content=Content(text="plan", actions=list(actions)),
+    )
 
 
 async def _noop_callback(content):
@@ -65,8 +72,9 @@ async def test_plan_runs_in_order_chains_values_and_stores_results(build, adapte
     runtime = build(Plugin(name="p", actions=(_action("FIRST"), _action("SECOND", second))))
     message = await _message(runtime)
     state = State()
-    results = await runtime.process_actions(message, [_plan(runtime, message, "FIRST", "SECOND", "UNKNOWN")],
-                                            state, _noop_callback)
+    results = await runtime.process_actions(
+        message, [_plan(runtime, message, "FIRST", "SECOND", "UNKNOWN")], state, _noop_callback
+    )
 
     assert [r.success for r in results] == [True, True, False]
     assert results[1].text == "after FIRST done" and results[1].data == {"extra": 1}
@@ -85,8 +93,9 @@ async def test_failing_action_is_recorded_and_does_not_stop_the_plan(build):
 
     runtime = build(Plugin(name="p", actions=(_action("BOOM", boom), _action("AFTER"))))
     message = await _message(runtime)
-    results = await runtime.process_actions(message, [_plan(runtime, message, "BOOM", "AFTER")], State(),
-                                            _noop_callback)
+    results = await runtime.process_actions(
+        message, [_plan(runtime, message, "BOOM", "AFTER")], State(), _noop_callback
+    )
     assert results[0].success is False and "exploded" in results[0].error
     assert results[1].success is True
 
@@ -106,24 +115,32 @@ async def test_events_and_hooks_around_actions(build):
     async def after_action(runtime, action, message, result):
         after.append((action.name, result.success))
 
-    plugin = Plugin(name="p", actions=(_action("ALLOWED"), _action("FORBIDDEN")), before_action=veto,
-                    after_action=after_action,
-                    events={EventType.ACTION_STARTED: (on_event,), EventType.ACTION_COMPLETED: (on_event,)})
+    plugin = Plugin(
+        name="p",
+        actions=(_action("ALLOWED"), _action("FORBIDDEN")),
+        before_action=veto,
+        after_action=after_action,
+        events={EventType.ACTION_STARTED: (on_event,), EventType.ACTION_COMPLETED: (on_event,)},
+    )
     runtime = build(plugin, Plugin(name="broken", before_action=broken, after_action=broken))
     message = await _message(runtime)
-    results = await runtime.process_actions(message, [_plan(runtime, message, "FORBIDDEN", "ALLOWED")], State(),
-                                            _noop_callback)
+    results = await runtime.process_actions(
+        message, [_plan(runtime, message, "FORBIDDEN", "ALLOWED")], State(), _noop_callback
+    )
     assert results[0].success is False and "vetoed" in results[0].error
     assert events == [("ALLOWED", False), ("ALLOWED", True)]
     assert after == [("ALLOWED", True)]
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (None, ActionResult()),
-    (True, ActionResult()),
-    (False, ActionResult(success=False)),
-    ({"text": "t", "values": {"a": 1}, "foo": 2}, ActionResult(text="t", values={"a": 1}, data={"foo": 2})),
-    ("plain", ActionResult(data={"value": "plain"})),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, ActionResult()),
+        (True, ActionResult()),
+        (False, ActionResult(success=False)),
+        ({"text": "t", "values": {"a": 1}, "foo": 2}, ActionResult(text="t", values={"a": 1}, data={"foo": 2})),
+        ("plain", ActionResult(data={"value": "plain"})),
+    ],
+)
 def test_handler_results_are_normalised(raw, expected):
     assert normalise_action_result(raw) == expected

@@ -25,6 +25,7 @@ def _provider(name, position=0, *, dynamic=False, private=False, calls=None, del
         if fail:
             raise RuntimeError(f"{name} broke")
         return ProviderResult(text=f"[{name}]", values={name: True})
+
     return Provider(name=name, get=get, position=position, dynamic=dynamic, private=private)
 
 
@@ -38,8 +39,9 @@ def _message():
 
 
 async def test_default_set_excludes_dynamic_and_private_and_orders_by_position():
-    runtime = _runtime(_provider("LATE", 10), _provider("EARLY", -5), _provider("DYN", dynamic=True),
-                       _provider("SECRET", private=True))
+    runtime = _runtime(
+        _provider("LATE", 10), _provider("EARLY", -5), _provider("DYN", dynamic=True), _provider("SECRET", private=True)
+    )
     state = await runtime.compose_state(_message())
     assert state.text == "[EARLY]\n\n[LATE]"
     assert set(state.data["providers"]) == {"EARLY", "LATE"}
@@ -56,17 +58,24 @@ async def test_include_list_and_only_include():
 
 
 async def test_slow_or_failing_provider_yields_nothing_and_never_fails_the_turn():
-    runtime = _runtime(_provider("OK"), _provider("SLOW", delay=1.0), _provider("BROKEN", fail=True),
-                       settings={"PROVIDER_TIMEOUT_S": "0.05"})
+    runtime = _runtime(
+        _provider("OK"),
+        _provider("SLOW", delay=1.0),
+        _provider("BROKEN", fail=True),
+        settings={"PROVIDER_TIMEOUT_S": "0.05"},
+    )
     state = await runtime.compose_state(_message())
     assert state.text == "[OK]"
     assert state.data["providers"]["SLOW"] == ProviderResult()
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("soon", "PROVIDER_TIMEOUT_S: must be a number, got 'soon'"),
-    ("0", "PROVIDER_TIMEOUT_S: must be at least 0.01, got 0.0"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", "PROVIDER_TIMEOUT_S: must be a number, got 'soon'"),
+        ("0", "PROVIDER_TIMEOUT_S: must be at least 0.01, got 0.0"),
+    ],
+)
 async def test_a_malformed_provider_timeout_fails_the_turn_naming_it(value, message):
     # Read once before the providers' isolation: a typo is not every provider "timing out".
     runtime = _runtime(_provider("OK"), settings={"PROVIDER_TIMEOUT_S": value})

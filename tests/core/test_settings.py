@@ -46,6 +46,7 @@ def test_direct_construction_validates_too():
 
 # -- the one rule: parse_setting ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("raw", [None, "", "   "])
 def test_an_unset_or_blank_setting_is_its_default(raw):
     from core.settings import parse_setting
@@ -54,23 +55,38 @@ def test_an_unset_or_blank_setting_is_its_default(raw):
     assert parse_setting("X", raw, bool, True) is True
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("YES", True), ("1", True), (" on ", True),
-                                               ("false", False), ("No", False), ("0", False), ("off", False),
-                                               (True, True), (False, False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("true", True),
+        ("YES", True),
+        ("1", True),
+        (" on ", True),
+        ("false", False),
+        ("No", False),
+        ("0", False),
+        ("off", False),
+        (True, True),
+        (False, False),
+    ],
+)
 def test_booleans_from_the_environment_or_a_character_read_the_same(raw, expected):
     from core.settings import parse_setting
 
     assert parse_setting("FLAG", raw, bool, not expected) is expected
 
 
-@pytest.mark.parametrize(("raw", "kind", "message"), [
-    ("maybe", bool, "FLAG: must be true or false, got 'maybe'"),
-    ("ten", int, "FLAG: must be an integer, got 'ten'"),
-    ("1.5", int, "FLAG: must be an integer, got '1.5'"),
-    (True, int, "FLAG: must be an integer, got True"),
-    ("nan", float, "FLAG: must be a finite number"),
-    ("inf", float, "FLAG: must be a finite number"),
-])
+@pytest.mark.parametrize(
+    ("raw", "kind", "message"),
+    [
+        ("maybe", bool, "FLAG: must be true or false, got 'maybe'"),
+        ("ten", int, "FLAG: must be an integer, got 'ten'"),
+        ("1.5", int, "FLAG: must be an integer, got '1.5'"),
+        (True, int, "FLAG: must be an integer, got True"),
+        ("nan", float, "FLAG: must be a finite number"),
+        ("inf", float, "FLAG: must be a finite number"),
+    ],
+)
 def test_a_malformed_setting_is_an_error_naming_it(raw, kind, message):
     from core.errors import ConfigurationError
     from core.settings import parse_setting
@@ -115,6 +131,7 @@ def test_a_whole_number_is_an_integer_but_a_fraction_is_not():
 
 # -- settings groups: one loader, one formatter ------------------------------------------------------
 
+
 class _Group(SettingsGroup):
     count: int = Field(default=3, ge=1, le=10, validation_alias="TEST_COUNT")
     ratio: float | None = Field(default=None, gt=0, validation_alias="TEST_RATIO")
@@ -144,17 +161,22 @@ def test_a_group_reads_an_agents_settings_as_json_values():
     assert (group.count, group.flag, group.ratio) == (4, False, 1.0)
 
 
-@pytest.mark.parametrize(("environ", "message"), [
-    ({"TEST_COUNT": "many"}, "TEST_COUNT: must be an integer, got 'many'"),
-    ({"TEST_FLAG": "maybe"}, "TEST_FLAG: must be true or false, got 'maybe'"),
-    ({"TEST_RATIO": "nan"}, "TEST_RATIO: must be a finite number, got 'nan'"),
-    ({"TEST_COUNT": "0"}, "TEST_COUNT: must be at least 1, got 0"),
-    ({"TEST_COUNT": "11"}, "TEST_COUNT: must be at most 10, got 11"),
-    ({"TEST_RATIO": "0"}, "TEST_RATIO: must be more than 0, got 0.0"),
-    ({"TEST_COUNT": "2", "TEST_RATIO": "3"}, "TEST_RATIO: must be at most TEST_COUNT (2), got 3"),
-    ({"TEST_COUNT": "many", "TEST_FLAG": "maybe"},
-     "TEST_COUNT: must be an integer, got 'many'; TEST_FLAG: must be true or false, got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"TEST_COUNT": "many"}, "TEST_COUNT: must be an integer, got 'many'"),
+        ({"TEST_FLAG": "maybe"}, "TEST_FLAG: must be true or false, got 'maybe'"),
+        ({"TEST_RATIO": "nan"}, "TEST_RATIO: must be a finite number, got 'nan'"),
+        ({"TEST_COUNT": "0"}, "TEST_COUNT: must be at least 1, got 0"),
+        ({"TEST_COUNT": "11"}, "TEST_COUNT: must be at most 10, got 11"),
+        ({"TEST_RATIO": "0"}, "TEST_RATIO: must be more than 0, got 0.0"),
+        ({"TEST_COUNT": "2", "TEST_RATIO": "3"}, "TEST_RATIO: must be at most TEST_COUNT (2), got 3"),
+        (
+            {"TEST_COUNT": "many", "TEST_FLAG": "maybe"},
+            "TEST_COUNT: must be an integer, got 'many'; TEST_FLAG: must be true or false, got 'maybe'",
+        ),
+    ],
+)
 def test_a_malformed_group_value_is_an_error_naming_the_variable(environ, message):
     with pytest.raises(ConfigurationError) as caught:
         _Group.from_env(environ)
@@ -174,8 +196,9 @@ def _declared_variables() -> list[str]:
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, SettingsGroup) and value.__module__ == module.__name__:
                 own = value.__dict__.get("__annotations__", {})  # inherited fields are counted with their class
-                names += [str(f.validation_alias) for n, f in value.model_fields.items()
-                          if n in own and f.validation_alias]
+                names += [
+                    str(f.validation_alias) for n, f in value.model_fields.items() if n in own and f.validation_alias
+                ]
             elif isinstance(value, AgentSetting):
                 names.append(value.name)
     return names

@@ -28,6 +28,7 @@ def build(adapter, agent_id):
     def _build(*plugins):
         character = load_character_dict({"id": str(agent_id), "name": f"agent-{agent_id}"})
         return AgentRuntime(AgentBlueprint.build(character, plugins), adapter)
+
     return _build
 
 
@@ -49,6 +50,7 @@ def _plugin(model_type: ModelType, *answers, structured: bool = False, name: str
 
 # -- structured path ----------------------------------------------------------------------------
 
+
 async def test_structured_output_gets_the_schema_and_an_unchanged_prompt(build):
     plugin, calls = _plugin(ModelType.OBJECT_SMALL, {"city": "Paris", "temperature_c": 21.5}, structured=True)
     runtime = build(plugin)
@@ -60,10 +62,12 @@ async def test_structured_output_gets_the_schema_and_an_unchanged_prompt(build):
 
 
 async def test_object_large_is_used_when_asked(build):
-    small, small_calls = _plugin(ModelType.OBJECT_SMALL, {"city": "x", "temperature_c": 0}, structured=True,
-                                 name="small")
-    large, large_calls = _plugin(ModelType.OBJECT_LARGE, {"city": "Oslo", "temperature_c": -3}, structured=True,
-                                 name="large")
+    small, small_calls = _plugin(
+        ModelType.OBJECT_SMALL, {"city": "x", "temperature_c": 0}, structured=True, name="small"
+    )
+    large, large_calls = _plugin(
+        ModelType.OBJECT_LARGE, {"city": "Oslo", "temperature_c": -3}, structured=True, name="large"
+    )
     runtime = build(small, large)
     assert (await runtime.get_object(Weather, "?", model_type=ModelType.OBJECT_LARGE)).city == "Oslo"
     assert small_calls == [] and len(large_calls) == 1
@@ -71,12 +75,14 @@ async def test_object_large_is_used_when_asked(build):
 
 # -- prompted path ------------------------------------------------------------------------------
 
+
 async def test_without_structured_output_the_prompt_asks_for_json_and_fenced_json_is_read(build):
     answer = 'Sure! Here it is:\n```json\n{"city": "Lima", "temperature_c": "18", "conditions": ["fog"]}\n```\nBye.'
     plugin, calls = _plugin(ModelType.OBJECT_SMALL, answer)
     runtime = build(plugin)
-    assert await runtime.get_object(Weather, "Weather in Lima?") == \
-        Weather(city="Lima", temperature_c=18, conditions=["fog"])
+    assert await runtime.get_object(Weather, "Weather in Lima?") == Weather(
+        city="Lima", temperature_c=18, conditions=["fog"]
+    )
     (sent,) = calls
     assert sent["prompt"].startswith("Weather in Lima?\n\nRespond with a single JSON object")
     assert json.dumps(Weather.model_json_schema(), ensure_ascii=False) in sent["prompt"]
@@ -106,6 +112,7 @@ async def test_no_handler_at_all_names_both_types(build):
 
 # -- repair and failure -------------------------------------------------------------------------
 
+
 async def test_an_invalid_answer_gets_one_repair_call_with_the_errors(build):
     plugin, calls = _plugin(ModelType.OBJECT_SMALL, '{"city": "Quito"}', '{"city": "Quito", "temperature_c": 14}')
     runtime = build(plugin)
@@ -117,8 +124,12 @@ async def test_an_invalid_answer_gets_one_repair_call_with_the_errors(build):
 
 
 async def test_an_answer_without_json_is_repaired_too(build):
-    plugin, calls = _plugin(ModelType.OBJECT_SMALL, "I think it is sunny.",
-                            {"city": "Nice", "temperature_c": 25, "conditions": ["sun"]}, structured=True)
+    plugin, calls = _plugin(
+        ModelType.OBJECT_SMALL,
+        "I think it is sunny.",
+        {"city": "Nice", "temperature_c": 25, "conditions": ["sun"]},
+        structured=True,
+    )
     runtime = build(plugin)
     assert (await runtime.get_object(Weather, "Nice?")).conditions == ["sun"]
     assert "the answer holds no JSON object" in calls[1]["prompt"]
@@ -126,8 +137,9 @@ async def test_an_answer_without_json_is_repaired_too(build):
 
 
 async def test_two_invalid_answers_raise_a_typed_error(build):
-    plugin, calls = _plugin(ModelType.OBJECT_SMALL, {"city": 3}, {"city": "Bern", "temperature_c": "cold"},
-                            structured=True)
+    plugin, calls = _plugin(
+        ModelType.OBJECT_SMALL, {"city": 3}, {"city": "Bern", "temperature_c": "cold"}, structured=True
+    )
     runtime = build(plugin)
     with pytest.raises(StructuredOutputError) as caught:
         await runtime.get_object(Weather, "Bern?")
@@ -150,13 +162,17 @@ async def test_a_failing_model_call_is_raised_as_it_is(build):
 
 # -- extraction and validation ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"a": 1}', {"a": 1}),
-    ('```\n{"a": 1}\n```', {"a": 1}),
-    ('```json\n{"a": "}"}\n```', {"a": "}"}),
-    ('text {not json} then {"a": {"b": [1, 2]}} and {"c": 3}', {"a": {"b": [1, 2]}}),
-    ('```python\nprint(1)\n```\n```json\n{"a": 2}\n```', {"a": 2}),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('```\n{"a": 1}\n```', {"a": 1}),
+        ('```json\n{"a": "}"}\n```', {"a": "}"}),
+        ('text {not json} then {"a": {"b": [1, 2]}} and {"c": 3}', {"a": {"b": [1, 2]}}),
+        ('```python\nprint(1)\n```\n```json\n{"a": 2}\n```', {"a": 2}),
+    ],
+)
 def test_extract_json(text, expected):
     assert extract_json(text) == expected
 

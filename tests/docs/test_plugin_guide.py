@@ -50,9 +50,11 @@ async def setup(database_url, notes):
 
 async def test_the_example_plugin_works_end_to_end(setup, notes):
     orchestrator, scripted, agent_id = setup
-    scripted.script(ModelType.TEXT_LARGE,
-                    "<response><actions>TAKE_NOTE</actions><text></text></response>",
-                    "<response><actions>REPLY</actions><text>You asked me to buy milk.</text></response>")
+    scripted.script(
+        ModelType.TEXT_LARGE,
+        "<response><actions>TAKE_NOTE</actions><text></text></response>",
+        "<response><actions>REPLY</actions><text>You asked me to buy milk.</text></response>",
+    )
     first = await orchestrator.handle_message(agent_id, IncomingMessage(text="note: buy milk"))
     assert first.mode == "actions" and [r.text for r in first.responses] == ["Noted: buy milk"]
     runtime = orchestrator.runtime(agent_id)

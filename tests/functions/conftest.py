@@ -26,12 +26,14 @@ def sqs_server():
 @pytest.fixture(scope="session")
 def function_env(database_url, sqs_server):
     _, urls, endpoint = sqs_server
-    os.environ.update({
-        "DATABASE_URL": database_url,
-        "MODEL_PLUGINS": "core.model_providers.scripted",
-        "AWS_ENDPOINT_URL_SQS": endpoint,
-        **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in urls.items()},
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "MODEL_PLUGINS": "core.model_providers.scripted",
+            "AWS_ENDPOINT_URL_SQS": endpoint,
+            **{f"EMBEDDINGS_{p.upper()}_QUEUE_URL": u for p, u in urls.items()},
+        }
+    )
 
 
 def _function(name: str):
@@ -65,5 +67,6 @@ def purge(sqs_server):
         for url in urls.values():
             while client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
                 pass
+
     _purge()
     return _purge

@@ -61,10 +61,12 @@ def call(fn, method, path, body=None):
 @pytest.fixture
 def put(tmp_path, database_url):
     """``agent agents put FILE``'s code (validation, name check, upsert) on its own pool of the same database."""
+
     def put_(character: dict) -> None:
         path = tmp_path / f"{uuid.uuid4().hex}.character.json"
         path.write_text(json.dumps(character))
         asyncio.run(_store(database_url, character_records(path), path))
+
     return put_
 
 
@@ -86,8 +88,7 @@ def until(check, limit_s: float) -> float:
     return time.monotonic() - started
 
 
-def test_an_agent_put_while_the_container_is_warm_answers_within_the_miss_bound(
-        messages_fn, refresher, scripted, put):
+def test_an_agent_put_while_the_container_is_warm_answers_within_the_miss_bound(messages_fn, refresher, scripted, put):
     name = f"Warm-{uuid.uuid4().hex[:8]}"
     assert call(messages_fn, "POST", f"/agents/{name}/messages", {"text": "hi"})[0] == 404
     put({"name": name, "bio": ["stored while the stack runs"]})
@@ -123,8 +124,10 @@ def test_a_changed_bio_is_served_within_the_refresh_bound(messages_fn, refresher
     put({"name": name, "bio": ["the first biography"]})
     until(lambda: call(messages_fn, "GET", f"/agents/{name}")[0] == 200, limit_s=MISS_S + 2)
     put({"name": name, "bio": ["the second biography"]})
-    waited = until(lambda: call(messages_fn, "GET", f"/agents/{name}")[1]["bio"] == ["the second biography"],
-                   limit_s=INTERVAL_S + 2)
+    waited = until(
+        lambda: call(messages_fn, "GET", f"/agents/{name}")[1]["bio"] == ["the second biography"],
+        limit_s=INTERVAL_S + 2,
+    )
     assert waited <= INTERVAL_S + 0.5
 
 

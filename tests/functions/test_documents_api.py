@@ -36,19 +36,35 @@ class Harness:
         self.run(self.pool.open())
         self.sqs, self.queue_urls = sqs_client, queue_urls
         self.orchestrator = Orchestrator(
-            PostgresAdapter(self.pool), embedding_queue=EmbeddingQueue(sqs_client, queue_urls),
-            plugins=[bootstrap, ScriptedModels().plugin(), knowledge_plugin])
+            PostgresAdapter(self.pool),
+            embedding_queue=EmbeddingQueue(sqs_client, queue_urls),
+            plugins=[bootstrap, ScriptedModels().plugin(), knowledge_plugin],
+        )
         tag = uuid.uuid4().hex[:10]
         self.alice, self.bob = f"alice-{tag}", f"bob-{tag}"
-        self.run(self.orchestrator.add_agents([
-            load_character_dict({"name": self.alice, "settings": {"KNOWLEDGE_MAX_DOCUMENT_BYTES": 200,
-                                                                  "KNOWLEDGE_CHUNK_CHARS": 60,
-                                                                  "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0}}),
-            load_character_dict({"name": self.bob}),
-        ]))
+        self.run(
+            self.orchestrator.add_agents(
+                [
+                    load_character_dict(
+                        {
+                            "name": self.alice,
+                            "settings": {
+                                "KNOWLEDGE_MAX_DOCUMENT_BYTES": 200,
+                                "KNOWLEDGE_CHUNK_CHARS": 60,
+                                "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0,
+                            },
+                        }
+                    ),
+                    load_character_dict({"name": self.bob}),
+                ]
+            )
+        )
         self.app = app_module.create_app(app_module.observability)
-        self.context = Api(container=self, orchestrator=self.orchestrator,  # type: ignore[arg-type]
-                           observability=app_module.observability)
+        self.context = Api(
+            container=self,
+            orchestrator=self.orchestrator,  # type: ignore[arg-type]
+            observability=app_module.observability,
+        )
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -66,7 +82,8 @@ class Harness:
     def queued(self, priority: str = "low") -> list[EmbeddingRequest]:
         found = []
         while got := self.sqs.receive_message(QueueUrl=self.queue_urls[priority], MaxNumberOfMessages=10).get(
-                "Messages", []):
+            "Messages", []
+        ):
             found += [EmbeddingRequest.model_validate(json.loads(m["Body"])) for m in got]
             for m in got:
                 self.sqs.delete_message(QueueUrl=self.queue_urls[priority], ReceiptHandle=m["ReceiptHandle"])
@@ -83,8 +100,10 @@ def api(database_url, sqs_server, messages_fn):
     # state with that server (same process) and resets it, so the messages function's queues
     # would vanish under the tests that run after these.
     client = sqs_server[0]
-    urls = {p: client.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-            for p in ("high", "normal", "low")}
+    urls = {
+        p: client.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        for p in ("high", "normal", "low")
+    }
     harness = Harness(database_url, client, urls, messages_fn)
     try:
         yield harness
@@ -109,8 +128,9 @@ def test_post_text_adds_then_the_same_text_is_unchanged(api):
 
 def test_post_with_the_same_name_and_new_text_replaces(api):
     _, first = api.call("POST", f"/agents/{api.alice}/documents", {"text": NOTES, "name": "house.md"})
-    status, body = api.call("POST", f"/agents/{api.alice}/documents", {"text": "Bins go out on Friday now.",
-                                                                        "name": "house.md"})
+    status, body = api.call(
+        "POST", f"/agents/{api.alice}/documents", {"text": "Bins go out on Friday now.", "name": "house.md"}
+    )
     assert (status, body["status"], body["id"], body["fragmentCount"]) == (200, "replaced", first["id"], 1)
     _, document = api.call("GET", f"/agents/{api.alice}/documents/{first['id']}", query={"fragments": "true"})
     assert document["text"] == "Bins go out on Friday now."
@@ -119,21 +139,30 @@ def test_post_with_the_same_name_and_new_text_replaces(api):
 
 def test_post_a_file_keeps_its_content_type_and_metadata(api):
     encoded = base64.b64encode("# Café menu\n\nCroissants at eight.".encode()).decode()
-    status, body = api.call("POST", f"/agents/{api.bob}/documents", {
-        "file": encoded, "name": "menu.md", "contentType": "text/markdown", "metadata": {"tags": ["food"]}})
+    status, body = api.call(
+        "POST",
+        f"/agents/{api.bob}/documents",
+        {"file": encoded, "name": "menu.md", "contentType": "text/markdown", "metadata": {"tags": ["food"]}},
+    )
     assert status == 201
     _, document = api.call("GET", f"/agents/{api.bob}/documents/{body['id']}")
     assert document["text"] == "# Café menu\n\nCroissants at eight."
     assert (document["contentType"], document["metadata"], document["origin"]) == (
-        "text/markdown", {"tags": ["food"]}, "api")
+        "text/markdown",
+        {"tags": ["food"]},
+        "api",
+    )
 
 
-@pytest.mark.parametrize(("body", "field", "message"), [
-    ({"file": base64.b64encode(b"caf\xe9").decode()}, "file", "not UTF-8 text (byte 3)"),
-    ({"file": "not base64!!"}, "file", "not base64"),
-    ({"file": base64.b64encode(b"\x00\x01binary").decode()}, "file", "NUL"),
-    ({"text": "   \n\n  "}, "text", "empty document"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"file": base64.b64encode(b"caf\xe9").decode()}, "file", "not UTF-8 text (byte 3)"),
+        ({"file": "not base64!!"}, "file", "not base64"),
+        ({"file": base64.b64encode(b"\x00\x01binary").decode()}, "file", "NUL"),
+        ({"text": "   \n\n  "}, "text", "empty document"),
+    ],
+)
 def test_documents_that_are_not_text_are_422_naming_the_field(api, body, field, message):
     status, answer = api.call("POST", f"/agents/{api.bob}/documents", body)
     assert status == 422 and answer["error"] == "validation_error"
@@ -141,10 +170,17 @@ def test_documents_that_are_not_text_are_422_naming_the_field(api, body, field, 
     assert api.queued() == []
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"text": ""}, {"text": "a", "file": "YQ=="}, {"text": "a", "unknown": 1}, {"text": "a", "name": "  "},
-    {"text": "a", "contentType": "not a type"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"text": ""},
+        {"text": "a", "file": "YQ=="},
+        {"text": "a", "unknown": 1},
+        {"text": "a", "name": "  "},
+        {"text": "a", "contentType": "not a type"},
+    ],
+)
 def test_bad_bodies_are_422(api, body):
     status, answer = api.call("POST", f"/agents/{api.bob}/documents", body)
     assert status == 422 and answer["fields"]
@@ -163,8 +199,9 @@ def test_list_pages_without_text_and_refuses_a_bad_cursor(api):
         api.call("POST", f"/agents/{api.bob}/documents", {"text": f"Fact number {i}.", "name": f"f{i}.txt"})
     seen, cursor = [], None
     while True:
-        status, page = api.call("GET", f"/agents/{api.bob}/documents",
-                                query={"limit": "1", **({"cursor": cursor} if cursor else {})})
+        status, page = api.call(
+            "GET", f"/agents/{api.bob}/documents", query={"limit": "1", **({"cursor": cursor} if cursor else {})}
+        )
         assert status == 200
         seen += [d for d in page["documents"] if not d["shared"]]
         cursor = page["nextCursor"]
@@ -179,8 +216,11 @@ def test_list_pages_without_text_and_refuses_a_bad_cursor(api):
 
 def test_private_documents_are_invisible_to_other_agents_shared_ones_are_not(api):
     _, private = api.call("POST", f"/agents/{api.alice}/documents", {"text": "Alice's secret.", "name": "s.txt"})
-    _, shared = api.call("POST", f"/agents/{api.alice}/documents",
-                         {"text": f"Shared memo {uuid.uuid4()}.", "name": "memo.txt", "shared": True})
+    _, shared = api.call(
+        "POST",
+        f"/agents/{api.alice}/documents",
+        {"text": f"Shared memo {uuid.uuid4()}.", "name": "memo.txt", "shared": True},
+    )
     assert shared["shared"] is True
     assert api.call("GET", f"/agents/{api.bob}/documents/{private['id']}")[0] == 404
     assert api.call("DELETE", f"/agents/{api.bob}/documents/{private['id']}")[0] == 404

@@ -18,10 +18,15 @@ TEXT = " ".join(f"Fact number {i}: the greenhouse door sticks when it rains on d
 @pytest.fixture
 def agent(messages_fn, monkeypatch):
     """A fresh agent stored in the table, served at once (no read has to wait for the miss interval)."""
-    monkeypatch.setattr(messages_fn.orchestrator.refresher, "settings", RefreshSettings(interval_s=5.0, miss_interval_s=0.0))
+    monkeypatch.setattr(
+        messages_fn.orchestrator.refresher, "settings", RefreshSettings(interval_s=5.0, miss_interval_s=0.0)
+    )
     name = f"Status-{uuid.uuid4().hex[:8]}"
-    record = AgentRecord(uuid.uuid4(), name, {"name": name, "bio": ["keeps a greenhouse log"],
-                                               "settings": {"KNOWLEDGE_CHUNK_CHARS": 200}})
+    record = AgentRecord(
+        uuid.uuid4(),
+        name,
+        {"name": name, "bio": ["keeps a greenhouse log"], "settings": {"KNOWLEDGE_CHUNK_CHARS": 200}},
+    )
     messages_fn.container.run(messages_fn.container.adapter.upsert_agents([record]))
     return name
 
@@ -41,26 +46,34 @@ def receive_all(client, url) -> list[dict]:
 
 
 def test_an_added_document_is_queued_low_then_embedded_by_the_embeddings_function(
-        messages_fn, embeddings_fn, sqs_server, purge, scripted, agent):
+    messages_fn, embeddings_fn, sqs_server, purge, scripted, agent
+):
     client, urls, _ = sqs_server
     status, added = call(messages_fn, "POST", f"/agents/{agent}/documents", {"name": "log.md", "text": TEXT})
     assert status == 201 and added["fragmentCount"] > 3 and added["queued"] == added["fragmentCount"]
     fragments = added["fragmentCount"]
 
     status, before = call(messages_fn, "GET", f"/agents/{agent}/documents/status")
-    assert status == 200 and before["private"] == {"fragments": fragments, "embedded": 0, "queued": fragments,
-                                                   "failed": 0}
+    assert status == 200 and before["private"] == {
+        "fragments": fragments,
+        "embedded": 0,
+        "queued": fragments,
+        "failed": 0,
+    }
     assert before["failedAfterSeconds"] == 86_400.0
 
     low = receive_all(client, urls["low"])
     assert len(low) == fragments and receive_all(client, urls["high"]) == receive_all(client, urls["normal"]) == []
-    response = embeddings_fn.handler(sqs_event([m["Body"] for m in low], queue="fn-test-embeddings-low"),
-                                     FakeContext())
+    response = embeddings_fn.handler(sqs_event([m["Body"] for m in low], queue="fn-test-embeddings-low"), FakeContext())
     assert response == {"batchItemFailures": []}
 
     status, after = call(messages_fn, "GET", f"/agents/{agent}/documents/status")
-    assert status == 200 and after["private"] == {"fragments": fragments, "embedded": fragments, "queued": 0,
-                                                  "failed": 0}
+    assert status == 200 and after["private"] == {
+        "fragments": fragments,
+        "embedded": fragments,
+        "queued": 0,
+        "failed": 0,
+    }
     assert after["embedded"] == after["fragments"] - after["shared"]["fragments"] + after["shared"]["embedded"]
 
 

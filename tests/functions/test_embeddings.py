@@ -20,8 +20,9 @@ def _request_body(messages_fn, message_id: str, text: str) -> str:
     agent = messages_fn.orchestrator.get_agent("eliza")
     from core.types.memory import content_hash
 
-    return EmbeddingRequest(memory_id=uuid.UUID(message_id), agent_id=agent.agent_id,
-                            content_hash=content_hash(text), priority="high").model_dump_json(by_alias=True)
+    return EmbeddingRequest(
+        memory_id=uuid.UUID(message_id), agent_id=agent.agent_id, content_hash=content_hash(text), priority="high"
+    ).model_dump_json(by_alias=True)
 
 
 def _embedded_hash(fn, memory_id: str):

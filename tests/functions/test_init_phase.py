@@ -26,12 +26,12 @@ def _run(code: str, database_url: str) -> subprocess.CompletedProcess:
     for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
         del env[name]
     env.pop("DATABASE_SECRET_ARN", None)
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["functions.api.app", "functions.tasks", "functions.embeddings",
-                                    "functions.migrate"])
+@pytest.mark.parametrize(
+    "module", ["functions.api.app", "functions.tasks", "functions.embeddings", "functions.migrate"]
+)
 def test_the_collector_runs_again_once_a_handler_init_phase_is_over(module, database_url):
     done = _run(PROBE.format(module=module), database_url)
     assert done.returncode == 0, done.stderr
@@ -55,5 +55,7 @@ print(json.dumps({"paused_after_failure": paused_after_failure, "enabled_at_the_
 def test_a_failed_init_leaves_the_collector_paused_until_the_next_init_ends(database_url):
     done = _run(FAILED_THEN_FINE, database_url)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"paused_after_failure": True,
-                                                                 "enabled_at_the_end": True}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "paused_after_failure": True,
+        "enabled_at_the_end": True,
+    }

@@ -71,15 +71,20 @@ def kill_the_model_once_it_generates(timeout_s: float = 60.0) -> tuple[threading
 def test_a_model_process_crash_mid_reply_is_a_502_json_error_and_the_next_request_is_served(local_messages_fn):
     user = str(uuid.uuid4())
     watcher, killed = kill_the_model_once_it_generates()
-    status, body = call(local_messages_fn, "POST", "/agents/eliza/messages",
-                        {"text": "Hello, who are you? Tell me a long story.", "entityId": user})
+    status, body = call(
+        local_messages_fn,
+        "POST",
+        "/agents/eliza/messages",
+        {"text": "Hello, who are you? Tell me a long story.", "entityId": user},
+    )
     watcher.join()
     assert killed, "the model never started generating"
     assert status == 502, body
     assert body["error"] == "model_error" and "your message was stored" in body["message"]
 
-    status, body = call(local_messages_fn, "POST", "/agents/eliza/messages",
-                        {"text": "Are you there?", "entityId": user})
+    status, body = call(
+        local_messages_fn, "POST", "/agents/eliza/messages", {"text": "Are you there?", "entityId": user}
+    )
     assert status == 200, body
     assert body["didRespond"] is True and body["responses"][0]["text"]
     assert local_text.get_model().pid not in (None, killed[0])
@@ -94,6 +99,7 @@ def test_a_model_process_killed_between_requests_costs_no_request(local_messages
     model = local_text.get_model()
     model.start()
     os.kill(model.pid, signal.SIGKILL)
-    status, body = call(local_messages_fn, "POST", "/agents/eliza/messages",
-                        {"text": "Hi!", "entityId": str(uuid.uuid4())})
+    status, body = call(
+        local_messages_fn, "POST", "/agents/eliza/messages", {"text": "Hi!", "entityId": str(uuid.uuid4())}
+    )
     assert status == 200 and body["responses"][0]["text"]

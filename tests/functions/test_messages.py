@@ -26,9 +26,11 @@ def call(fn, method, path, body=None, query=None):
 def count_messages(fn, room_id) -> int:
     async def count() -> int:
         async with fn.container.pool.connection() as conn:
-            row = await (await conn.execute("SELECT count(*) AS n FROM memories WHERE room_id = %s",
-                                            (room_id,))).fetchone()
+            row = await (
+                await conn.execute("SELECT count(*) AS n FROM memories WHERE room_id = %s", (room_id,))
+            ).fetchone()
             return row["n"]
+
     return fn.container.run(count())
 
 
@@ -148,14 +150,20 @@ def test_health_checks_the_database_and_reports_versions(messages_fn):
 
     async def server() -> dict:
         async with messages_fn.container.pool.connection() as conn:
-            return await (await conn.execute(
-                "SELECT current_setting('server_version') AS postgres,"
-                " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,"
-                " (SELECT max(name) FROM schema_migrations WHERE namespace = 'core') AS schema")).fetchone()
+            return await (
+                await conn.execute(
+                    "SELECT current_setting('server_version') AS postgres,"
+                    " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,"
+                    " (SELECT max(name) FROM schema_migrations WHERE namespace = 'core') AS schema"
+                )
+            ).fetchone()
 
     expected = messages_fn.container.run(server())
     assert (versions["postgres"], versions["pgvector"], versions["schema"]) == (
-        expected["postgres"], expected["pgvector"], expected["schema"])
+        expected["postgres"],
+        expected["pgvector"],
+        expected["schema"],
+    )
     assert versions["schema"] == core_migrations()[-1].name  # the test database is fully migrated
 
 
@@ -168,8 +176,9 @@ def unreachable_database(messages_fn, monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     container = messages_fn.container
-    dead = AsyncConnectionPool(f"host=127.0.0.1 port={port} dbname=x user=x connect_timeout=1",
-                               min_size=0, max_size=1, open=False)
+    dead = AsyncConnectionPool(
+        f"host=127.0.0.1 port={port} dbname=x user=x connect_timeout=1", min_size=0, max_size=1, open=False
+    )
     container.run(dead.open())
     monkeypatch.setattr(container, "pool", dead)
     monkeypatch.setattr(health, "HEALTH_DB_TIMEOUT_S", 0.5)
@@ -223,9 +232,13 @@ def test_openapi_lists_every_route_with_its_request_body(messages_fn, monkeypatc
     registered = {(r.method, r.openapi_path) for r in app._static_routes + app._dynamic_routes if r.include_in_schema}
     assert routes == registered  # every route the function serves, routers included
     assert {
-        ("GET", "/health"), ("GET", "/agents"), ("GET", "/agents/{agent}"),
-        ("POST", "/agents/{agent}/messages"), ("GET", "/agents/{agent}/rooms/{room_id}/messages"),
-        ("POST", "/agents/{agent}/memories/search"), ("GET", "/agents/{agent}/tasks"),
+        ("GET", "/health"),
+        ("GET", "/agents"),
+        ("GET", "/agents/{agent}"),
+        ("POST", "/agents/{agent}/messages"),
+        ("GET", "/agents/{agent}/rooms/{room_id}/messages"),
+        ("POST", "/agents/{agent}/memories/search"),
+        ("GET", "/agents/{agent}/tasks"),
         ("POST", "/agents/{agent}/tasks"),
     } <= routes
     assert ("GET", "/openapi.json") not in routes
@@ -236,9 +249,11 @@ def test_openapi_lists_every_route_with_its_request_body(messages_fn, monkeypatc
         assert body["required"] is True, path
         model = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
         assert schemas[model]["properties"], path
-    for path, model, required in (("/agents/{agent}/messages", "MessageBody", ["text"]),
-                                  ("/agents/{agent}/memories/search", "SearchBody", ["query"]),
-                                  ("/agents/{agent}/tasks", "TaskBody", ["name"])):
+    for path, model, required in (
+        ("/agents/{agent}/messages", "MessageBody", ["text"]),
+        ("/agents/{agent}/memories/search", "SearchBody", ["query"]),
+        ("/agents/{agent}/tasks", "TaskBody", ["name"]),
+    ):
         ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.rsplit("/", 1)[-1] == model
         assert schemas[model]["required"] == required
@@ -263,8 +278,12 @@ def test_search_finds_the_message_once_embedded(messages_fn, embeddings_fn, scri
     result = embeddings_fn.handler(sqs_event([m["Body"] for m in received]), FakeContext())
     assert result == {"batchItemFailures": []}
 
-    status, body = call(messages_fn, "POST", "/agents/eliza/memories/search",
-                        {"query": "Where is the library?", "roomId": posted["roomId"]})
+    status, body = call(
+        messages_fn,
+        "POST",
+        "/agents/eliza/memories/search",
+        {"query": "Where is the library?", "roomId": posted["roomId"]},
+    )
     assert status == 200
     assert body["memories"][0]["id"] == posted["messageId"]
     assert body["memories"][0]["similarity"] > 0.95

@@ -41,8 +41,15 @@ class _Recorder(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
         length = int(self.headers["Content-Length"])
         raw = self.rfile.read(length)
-        self.server.received.put(Received(self.command, self.path, self.headers.get("Content-Type"),  # type: ignore[attr-defined]
-                                          length, json.loads(raw)))
+        self.server.received.put(
+            Received(
+                self.command,
+                self.path,
+                self.headers.get("Content-Type"),  # type: ignore[attr-defined]
+                length,
+                json.loads(raw),
+            )
+        )
         statuses = self.server.statuses  # type: ignore[attr-defined]
         self.send_response(statuses.pop(0) if statuses else 200)
         self.send_header("Content-Length", "0")
@@ -119,8 +126,11 @@ def test_create_migrates_and_update_keeps_the_physical_id(cfn, scratch_db, monke
     physical_id = answer.body["PhysicalResourceId"]
     assert physical_id == f"{create['LogicalResourceId']}-schema-migrations"
     every = core_migrations()
-    assert answer.body["Data"] == {"Applied": ", ".join(m.name for m in every), "AppliedCount": str(len(every)),
-                                   "SchemaVersion": "0001"}
+    assert answer.body["Data"] == {
+        "Applied": ", ".join(m.name for m in every),
+        "AppliedCount": str(len(every)),
+        "SchemaVersion": "0001",
+    }
     assert _applied_versions(scratch_db) == [m.version for m in every]
 
     update = _event(cfn, "Update", SchemaVersion="0002")
@@ -264,7 +274,13 @@ def test_the_response_fits_cloudformation_4_kib_limit(cfn):
 
 def test_make_migrate_applies_nothing_when_up_to_date(database_url):
     env = {**os.environ, "DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "infra.local.stack", "migrate"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.local.stack", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "migrations applied: none (up to date)" in done.stderr

@@ -36,6 +36,7 @@ HANDLERS = ("functions.api.app", "functions.embeddings", "functions.tasks", "fun
 
 # -- helpers ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def json_logs():
     """Lambda's logging set-up on a function (``core`` routed through its Powertools handler, INFO and
@@ -91,8 +92,7 @@ def _post(fn, body: dict) -> tuple[dict, dict]:
 
 
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def _last_json(result: subprocess.CompletedProcess) -> dict:
@@ -103,13 +103,25 @@ def _last_json(result: subprocess.CompletedProcess) -> dict:
 @pytest.fixture
 def child_env(function_env):
     """The functions' environment for a fresh interpreter, without any tracing switch."""
-    env = {k: v for k, v in os.environ.items() if k not in {
-        "AWS_LAMBDA_FUNCTION_NAME", "AWS_XRAY_DAEMON_ADDRESS", "_X_AMZN_TRACE_ID", "TRACING_ENABLED",
-        "POWERTOOLS_TRACE_DISABLED", "LAMBDA_TASK_ROOT", "CORE_LOGS_JSON"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_XRAY_DAEMON_ADDRESS",
+            "_X_AMZN_TRACE_ID",
+            "TRACING_ENABLED",
+            "POWERTOOLS_TRACE_DISABLED",
+            "LAMBDA_TASK_ROOT",
+            "CORE_LOGS_JSON",
+        }
+    }
     return {**env, "PYTHONPATH": str(ROOT), "CORE_LOGS_JSON": "false"}
 
 
 # -- rules ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("env", "enabled"),
@@ -118,8 +130,10 @@ def child_env(function_env):
         ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, False),  # Lambda without X-Ray
         ({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000"}, True),
         ({"AWS_LAMBDA_FUNCTION_NAME": "f", "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793"}, True),
-        ({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_XRAY_DAEMON_ADDRESS": "a:1", "POWERTOOLS_TRACE_DISABLED": "true"},
-         False),  # template.yaml with Tracing=PassThrough
+        (
+            {"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_XRAY_DAEMON_ADDRESS": "a:1", "POWERTOOLS_TRACE_DISABLED": "true"},
+            False,
+        ),  # template.yaml with Tracing=PassThrough
         ({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_XRAY_DAEMON_ADDRESS": "a:1", "AWS_SAM_LOCAL": "true"}, False),
         ({"TRACING_ENABLED": "true"}, True),  # explicit opt-in, e.g. a local X-Ray daemon
         ({"TRACING_ENABLED": "TRUE", "POWERTOOLS_TRACE_DISABLED": "1"}, False),  # disabled always wins
@@ -132,8 +146,12 @@ def test_when_tracing_is_enabled(env, enabled):
 
 @pytest.mark.parametrize(
     ("env", "routed"),
-    [({}, False), ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, True), ({"CORE_LOGS_JSON": "true"}, True),
-     ({"AWS_LAMBDA_FUNCTION_NAME": "f", "CORE_LOGS_JSON": "false"}, False)],
+    [
+        ({}, False),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, True),
+        ({"CORE_LOGS_JSON": "true"}, True),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f", "CORE_LOGS_JSON": "false"}, False),
+    ],
 )
 def test_when_core_logs_are_routed(env, routed):
     assert routes_core_logs(env) is routed
@@ -168,6 +186,7 @@ def test_the_log_context_filter_is_installed_once_and_routing_is_idempotent():
 
 
 # -- logs -------------------------------------------------------------------------------------
+
 
 def test_core_lines_of_a_turn_carry_the_request_id_and_the_run_keys(messages_fn, scripted, json_logs):
     lines = json_logs(messages_fn)
@@ -242,6 +261,7 @@ def test_a_scheduled_run_is_correlated_by_its_event_id(tasks_fn, json_logs, emf)
 
 # -- metrics ----------------------------------------------------------------------------------
 
+
 def test_messages_handled_are_counted_by_mode_and_answer(messages_fn, scripted, emf):
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     assert _post(messages_fn, {"text": "Hello"})[1]["status"] == 200
@@ -251,7 +271,11 @@ def test_messages_handled_are_counted_by_mode_and_answer(messages_fn, scripted, 
     # One value, published as the total (service) and split (service, Mode, DidRespond).
     assert directive["Dimensions"] == [["service"], ["service", "Mode", "DidRespond"]]
     assert (blob["service"], blob["Mode"], blob["DidRespond"], blob["MessagesHandled"]) == (
-        "agent-messages", "simple", "true", [1.0])
+        "agent-messages",
+        "simple",
+        "true",
+        [1.0],
+    )
 
 
 def test_message_errors_are_counted_by_status_class(messages_fn, scripted, emf):
@@ -271,8 +295,12 @@ def test_an_embedding_batch_emits_its_figures(messages_fn, embeddings_fn, script
     embeddings_fn.handler(sqs_event([request, "not json"]), FakeContext())
     [blob] = _metric(emf(), "EmbeddingsStored")
     assert blob["service"] == "agent-embeddings"
-    assert (blob["BatchSize"], blob["EmbeddingsStored"], blob["InvalidEmbeddingRequests"], blob["EmbeddingsFailed"]) \
-        == ([2.0], [1.0], [1.0], [0.0])
+    assert (
+        blob["BatchSize"],
+        blob["EmbeddingsStored"],
+        blob["InvalidEmbeddingRequests"],
+        blob["EmbeddingsFailed"],
+    ) == ([2.0], [1.0], [1.0], [0.0])
 
 
 def test_metrics_stay_silent_when_disabled(messages_fn, scripted, capsys):
@@ -312,8 +340,9 @@ def response_url():
     server.server_close()
 
 
-def test_migrations_are_counted_and_correlated_by_the_cloudformation_request(database_url, response_url, emf,
-                                                                            json_logs, monkeypatch):
+def test_migrations_are_counted_and_correlated_by_the_cloudformation_request(
+    database_url, response_url, emf, json_logs, monkeypatch
+):
     from functions import migrate as migrate_fn
 
     lines = json_logs(migrate_fn)
@@ -332,14 +361,17 @@ def test_migrations_are_counted_and_correlated_by_the_cloudformation_request(dat
 
 # -- traces -----------------------------------------------------------------------------------
 
+
 def test_with_tracing_off_no_handler_imports_the_xray_sdk(child_env):
-    code = ("import json, sys\n"
-            f"for name in {HANDLERS!r}:\n"
-            "    __import__(name)\n"
-            "print(json.dumps({'xray': sorted(m for m in sys.modules if m.startswith('aws_xray_sdk')),"
-            " 'tracer_module': 'aws_lambda_powertools.tracing' in sys.modules}))\n"
-            "for name in ('functions.api.app', 'functions.embeddings', 'functions.tasks'):\n"
-            "    sys.modules[name].container.close()\n")
+    code = (
+        "import json, sys\n"
+        f"for name in {HANDLERS!r}:\n"
+        "    __import__(name)\n"
+        "print(json.dumps({'xray': sorted(m for m in sys.modules if m.startswith('aws_xray_sdk')),"
+        " 'tracer_module': 'aws_lambda_powertools.tracing' in sys.modules}))\n"
+        "for name in ('functions.api.app', 'functions.embeddings', 'functions.tasks'):\n"
+        "    sys.modules[name].container.close()\n"
+    )
     found = _last_json(_run(code, child_env))
     assert found["xray"] == []
     # Powertools' package always imports its Tracer class (a few ms, no SDK): only the SDK is lazy.
@@ -394,6 +426,10 @@ def _queued_request(messages_fn, scripted, text: str) -> tuple[str, str]:
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     _, posted = _post(messages_fn, {"text": text})
     agent = messages_fn.orchestrator.get_agent("eliza")
-    request = EmbeddingRequest(memory_id=uuid.UUID(posted["messageId"]), agent_id=agent.agent_id,
-                               content_hash=content_hash(text), priority="high")
+    request = EmbeddingRequest(
+        memory_id=uuid.UUID(posted["messageId"]),
+        agent_id=agent.agent_id,
+        content_hash=content_hash(text),
+        priority="high",
+    )
     return posted["messageId"], request.model_dump_json(by_alias=True)

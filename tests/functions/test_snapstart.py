@@ -66,8 +66,9 @@ def container(database_url, hook_registries):
 
 def open_connections(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                           (APPLICATION_NAME,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (APPLICATION_NAME,)
+        ).fetchone()
     return row[0]
 
 
@@ -84,7 +85,9 @@ def test_no_hooks_without_snapstart(monkeypatch, container, initialization_type)
 
 def test_container_registers_its_hooks_under_snapstart(snap_start, container):
     assert [hook for hook, _, _ in snapshot_restore_py.get_before_snapshot()] == [
-        build_deferred_validators, container.before_snapshot]  # run in reverse: the pool closes last
+        build_deferred_validators,
+        container.before_snapshot,
+    ]  # run in reverse: the pool closes last
     assert [hook for hook, _, _ in snapshot_restore_py.get_after_restore()] == [container.after_restore]
 
 
@@ -143,13 +146,18 @@ print(json.dumps({"snapshot_pool_closed": snapshot_pool_closed, "status": answer
 
 
 def test_messages_function_answers_after_a_restore(database_url):
-    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted",
-           "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MODEL_PLUGINS": "core.model_providers.scripted",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+    }
     for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
         del env[name]  # no SQS needed: embeddings stay pending
     env.pop("DATABASE_SECRET_ARN", None)
-    result = subprocess.run([sys.executable, "-c", MESSAGES_UNDER_SNAPSTART], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", MESSAGES_UNDER_SNAPSTART], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["snapshot_pool_closed"] is True
@@ -174,4 +182,3 @@ def test_build_deferred_validators_builds_only_the_named_packages():
     assert Deferred.__pydantic_complete__
     assert Deferred(text="built").text == "built"
     assert build_deferred_validators(packages=("tests",)) == 0  # nothing left to build
-

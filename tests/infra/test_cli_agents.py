@@ -107,8 +107,10 @@ def test_put_keeps_the_id_a_character_gives(db, tmp_path):
 def test_list_shows_disabled_agents(db):
     agent_id, name = uuid.uuid4(), f"Off-{uuid.uuid4()}"
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, false)",
-                     (agent_id, name, json.dumps({"name": name, "bio": "Asleep."})))
+        conn.execute(
+            "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, false)",
+            (agent_id, name, json.dumps({"name": name, "bio": "Asleep."})),
+        )
     _, out, _ = run("agents", "list")
     assert any(line.startswith(f"{agent_id}  {name}") and " no " in line for line in out.splitlines())
     _, out, _ = run("agents", "list", "--json")
@@ -122,8 +124,10 @@ def test_list_and_show_survive_a_stored_character_that_is_not_valid(db):
     """Rows written by other code (or an older version) may not validate: shown as they are, never a crash."""
     agent_id, name = uuid.uuid4(), f"Odd-{uuid.uuid4()}"
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
-                     (agent_id, name, json.dumps({"name": name, "bio": 42, "plugins": "solo", "settings": [1]})))
+        conn.execute(
+            "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
+            (agent_id, name, json.dumps({"name": name, "bio": 42, "plugins": "solo", "settings": [1]})),
+        )
     status, out, err = run("agents", "list", "--json")
     [row] = [a for a in map(json.loads, out.splitlines()) if a["id"] == str(agent_id)]
     assert (status, err) == (0, "") and row["bio"] == [42] and row["plugins"] == ["solo"]

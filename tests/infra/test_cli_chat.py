@@ -38,7 +38,7 @@ async def _streamed_text(runtime: Any, params: Mapping[str, Any]) -> str:
     answer = await scripted_models.text(ModelType.TEXT_LARGE, params)
     callback = stream_callback(params)
     for start in range(0, len(answer), 6):
-        await emit(callback, answer[start:start + 6])
+        await emit(callback, answer[start : start + 6])
     return answer
 
 
@@ -47,10 +47,13 @@ async def _embed(runtime: Any, params: Mapping[str, Any]) -> Any:
 
 
 #: ``MODEL_PLUGINS=tests.infra.test_cli_chat:streaming_plugin``.
-streaming_plugin = Plugin(name="streaming-scripted", models=(
-    ModelRegistration(ModelType.TEXT_LARGE, _streamed_text, 0, frozenset({"structured_output"})),
-    ModelRegistration(ModelType.TEXT_EMBEDDING, _embed, 0),
-))
+streaming_plugin = Plugin(
+    name="streaming-scripted",
+    models=(
+        ModelRegistration(ModelType.TEXT_LARGE, _streamed_text, 0, frozenset({"structured_output"})),
+        ModelRegistration(ModelType.TEXT_EMBEDDING, _embed, 0),
+    ),
+)
 
 
 class Terminal(io.StringIO):
@@ -99,8 +102,11 @@ def chat(*argv: str, stdin: io.StringIO) -> tuple[int, Terminal, str]:
 
 def stored_messages(database_url: str, agent_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT room_id, entity_id, content->>'text' FROM memories"
-                            " WHERE agent_id = %s AND type = 'messages' ORDER BY created_at", (agent_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT room_id, entity_id, content->>'text' FROM memories"
+            " WHERE agent_id = %s AND type = 'messages' ORDER BY created_at",
+            (agent_id,),
+        ).fetchall()
     return [tuple(row) for row in rows]
 
 
@@ -116,14 +122,18 @@ def test_two_line_session_streams_each_reply(character, database_url):
     )
     # streamed: the first reply reached the terminal in pieces, before the turn ended
     first = out.writes.index(f"{character}: ")
-    pieces = out.writes[first + 1:out.writes.index("\n", first)]
+    pieces = out.writes[first + 1 : out.writes.index("\n", first)]
     assert len(pieces) > 2 and "".join(pieces) == "Hello Alice, nice to meet you!"
     assert err == f"Chatting with {character} as alice. /exit or Ctrl-D ends.\n"
 
     agent_id = string_to_uuid(character)
     messages = stored_messages(database_url, agent_id)
-    assert [text for _, _, text in messages] == ["hello there", "Hello Alice, nice to meet you!", "how are you?",
-                                                 "Fine & you?"]
+    assert [text for _, _, text in messages] == [
+        "hello there",
+        "Hello Alice, nice to meet you!",
+        "how are you?",
+        "Fine & you?",
+    ]
     alice = create_unique_uuid(agent_id, string_to_uuid("cli-user:alice"))
     assert {room for room, _, _ in messages} == {create_unique_uuid(agent_id, f"dm:{string_to_uuid('cli-user:alice')}")}
     assert [entity for _, entity, _ in messages] == [alice, agent_id, alice, agent_id]
@@ -178,15 +188,19 @@ def test_a_model_that_does_not_stream_prints_the_reply_once(character, monkeypat
     scripted_models.script(ModelType.TEXT_LARGE, reply("All at once."), reply("", actions="IGNORE"))
     status, out, _ = chat(character, "--user", "gus", stdin=io.StringIO("hi\nignore me\n"))
     assert status == 0
-    assert out.getvalue() == (f"gus@{character}> hi\n{character}: All at once.\n"
-                              f"gus@{character}> ignore me\n({character} did not reply)\ngus@{character}> \n")
+    assert out.getvalue() == (
+        f"gus@{character}> hi\n{character}: All at once.\n"
+        f"gus@{character}> ignore me\n({character} did not reply)\ngus@{character}> \n"
+    )
 
 
 def test_replies_that_did_not_stream_are_printed_whole():
     """Replies sent by actions (not the model's streamed text) are printed when the turn ends."""
     agent, room = uuid.uuid4(), uuid.uuid4()
-    replies = [Memory(entity_id=agent, agent_id=agent, room_id=room, content=Content(text=text))
-               for text in ("First part.", "", "Second part.")]
+    replies = [
+        Memory(entity_id=agent, agent_id=agent, room_id=room, content=Content(text=text))
+        for text in ("First part.", "", "Second part.")
+    ]
     out = Terminal()
     ReplyPrinter(out, "Ada").finish(MessageResult(uuid.uuid4(), room, True, "actions", responses=replies))
     assert out.getvalue() == "Ada: First part.\nAda: Second part.\n"
@@ -227,8 +241,10 @@ def test_unknown_agent(character):
 def test_an_invalid_stored_character(character, database_url):
     agent_id, name = uuid.uuid4(), f"Broken-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
-                     (agent_id, name, json.dumps({"name": name, "bio": 5})))
+        conn.execute(
+            "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
+            (agent_id, name, json.dumps({"name": name, "bio": 5})),
+        )
     status, _, err = chat(name, stdin=io.StringIO("hello\n"))
     assert status == 1 and err.startswith(f"error: the stored character is invalid: agent {name}: bio:")
 
@@ -254,6 +270,6 @@ def test_the_local_model_streams_its_reply_to_the_terminal_token_by_token(charac
     assert status == 0, err
     assert "error" not in err
     first = out.writes.index(f"{character}: ")  # written alone only when the reply streams
-    pieces = out.writes[first + 1:out.writes.index("\n", first)]
+    pieces = out.writes[first + 1 : out.writes.index("\n", first)]
     assert len(pieces) > 2, pieces
     assert "".join(pieces).strip() and "".join(pieces) == "".join(pieces).strip()

@@ -50,11 +50,17 @@ def db(database_url, monkeypatch):
 
 def store_agent(database_url: str, **character: Any) -> tuple[str, uuid.UUID]:
     agent_id, name = uuid.uuid4(), f"Docs-{uuid.uuid4().hex[:12]}"
-    document = {"name": name, "bio": ["Keeps documents."], "settings": {"KNOWLEDGE_MAX_DOCUMENT_BYTES": LIMIT},
-                **character}
+    document = {
+        "name": name,
+        "bio": ["Keeps documents."],
+        "settings": {"KNOWLEDGE_MAX_DOCUMENT_BYTES": LIMIT},
+        **character,
+    }
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
-                     (agent_id, name, json.dumps({**document, "name": name})))
+        conn.execute(
+            "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)",
+            (agent_id, name, json.dumps({**document, "name": name})),
+        )
     return name, agent_id
 
 
@@ -90,7 +96,9 @@ def stored(database_url: str, agent_id: uuid.UUID) -> dict[str, int]:
         rows = conn.execute(
             "SELECT d.metadata->>'title', (SELECT count(*) FROM memories f WHERE f.agent_id = d.agent_id"
             " AND f.type = 'knowledge' AND f.metadata->>'documentId' = d.id::text)"
-            " FROM memories d WHERE d.agent_id = %s AND d.type = 'documents'", (agent_id,)).fetchall()
+            " FROM memories d WHERE d.agent_id = %s AND d.type = 'documents'",
+            (agent_id,),
+        ).fetchall()
     return dict(rows)
 
 
@@ -100,6 +108,7 @@ def figures(out: str) -> dict[str, str]:
 
 # -- import ----------------------------------------------------------------------------------
 
+
 def test_import_reports_every_outcome_with_reasons_and_a_progress_bar(db, agent, folder):
     name, agent_id = agent
     status, out, err = run("documents", "import", name.upper(), folder)  # the agent by name, any case
@@ -108,9 +117,15 @@ def test_import_reports_every_outcome_with_reasons_and_a_progress_bar(db, agent,
     assert set(documents) == {"notes.md", "plain.txt", "sub/deep.md"}  # hidden files are skipped
     fragments = sum(documents.values())
     assert documents["notes.md"] > 1 and fragments >= 5
-    assert figures(out) == {"added": "3", "unchanged": "0", "replaced": "0", "rejected": "4",
-                            "fragments stored": str(fragments), "embeddings queued": "0",
-                            "embeddings": NO_QUEUE_NOTE.split(": ", 1)[1]}
+    assert figures(out) == {
+        "added": "3",
+        "unchanged": "0",
+        "replaced": "0",
+        "rejected": "4",
+        "fragments stored": str(fragments),
+        "embeddings queued": "0",
+        "embeddings": NO_QUEUE_NOTE.split(": ", 1)[1],
+    }
     assert [line for line in out.splitlines() if line.startswith("  ")] == REJECTED
     assert out.splitlines()[-1] == NO_QUEUE_NOTE
     lines = err.splitlines()  # not a terminal: plain lines, the last one final
@@ -124,8 +139,14 @@ def test_importing_again_reports_unchanged_then_an_edited_file_replaced(db, agen
     before = stored(db, agent_id)
 
     status, out, _ = run("documents", "import", name, folder)
-    assert status == 1 and figures(out) == {"added": "0", "unchanged": "3", "replaced": "0", "rejected": "4",
-                                            "fragments stored": "0", "embeddings queued": "0"}
+    assert status == 1 and figures(out) == {
+        "added": "0",
+        "unchanged": "3",
+        "replaced": "0",
+        "rejected": "4",
+        "fragments stored": "0",
+        "embeddings queued": "0",
+    }
     assert NO_QUEUE_NOTE not in out  # nothing new waits for an embedding
 
     (folder / "plain.txt").write_text("Plain notes: the fern needs water on Mondays.")
@@ -147,9 +168,20 @@ def test_a_clean_import_exits_0_with_a_json_summary(db, agent, tmp_path):
     status, out, err = run("documents", "import", str(agent_id), tmp_path, "--json")
     assert status == 0, err
     summary = json.loads(out)
-    assert summary == {"agentId": str(agent_id), "agent": name, "folder": str(tmp_path), "shared": False,
-                       "added": 2, "unchanged": 0, "replaced": 0, "rejected": [], "fragments": 2, "queued": 0,
-                       "removed": 0, "embeddingQueue": False}
+    assert summary == {
+        "agentId": str(agent_id),
+        "agent": name,
+        "folder": str(tmp_path),
+        "shared": False,
+        "added": 2,
+        "unchanged": 0,
+        "replaced": 0,
+        "rejected": [],
+        "fragments": 2,
+        "queued": 0,
+        "removed": 0,
+        "embeddingQueue": False,
+    }
     assert err.splitlines()[-1].startswith("importing  2/2  100%")
 
 
@@ -182,8 +214,9 @@ def test_an_agent_whose_stored_character_is_invalid(db, folder):
 
 def test_import_queues_every_new_fragment_at_low_priority(db, agent, folder, sqs, moto, monkeypatch):
     name, agent_id = agent
-    urls = {p: sqs.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-            for p in ("high", "normal", "low")}
+    urls = {
+        p: sqs.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for p in ("high", "normal", "low")
+    }
     for priority, url in urls.items():
         monkeypatch.setenv(f"EMBEDDINGS_{priority.upper()}_QUEUE_URL", url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # the container's boto3 client
@@ -273,18 +306,30 @@ def test_help_says_a_rejected_file_exits_1():
 
 # -- list, show, delete ----------------------------------------------------------------------
 
+
 def test_list_show_and_delete(db, agent, folder):
     name, agent_id = agent
     run("knowledge", "import", name, folder)  # `knowledge` is the group's other name
     status, out, _ = run("documents", "list", name)
     lines = out.splitlines()
-    assert status == 0 and lines[0].split() == ["ID", "NAME", "SCOPE", "BYTES", "FRAGMENTS", "ORIGIN", "CREATED",
-                                                "(UTC)"]
+    assert status == 0 and lines[0].split() == [
+        "ID",
+        "NAME",
+        "SCOPE",
+        "BYTES",
+        "FRAGMENTS",
+        "ORIGIN",
+        "CREATED",
+        "(UTC)",
+    ]
     deep = next(line.split() for line in lines if " sub/deep.md " in line)
     assert deep[2:6] == ["private", str(len(DEEP)), "1", "import"]
 
-    listed = {d["name"]: d for d in (json.loads(line) for line in run("documents", "list", name, "--json")[1]
-                                     .splitlines()) if not d["shared"]}
+    listed = {
+        d["name"]: d
+        for d in (json.loads(line) for line in run("documents", "list", name, "--json")[1].splitlines())
+        if not d["shared"]
+    }
     assert set(listed) == {"notes.md", "plain.txt", "sub/deep.md"}
     assert listed["notes.md"]["contentType"] == "text/markdown" and "text" not in listed["notes.md"]
     doc_id = listed["notes.md"]["id"]
@@ -302,13 +347,16 @@ def test_list_show_and_delete(db, agent, folder):
 
     shown = json.loads(run("documents", "show", name, doc_id, "--json", "--fragments")[1])
     assert shown["text"] == NOTES and [f["position"] for f in shown["fragments"]] == list(
-        range(listed["notes.md"]["fragmentCount"]))
+        range(listed["notes.md"]["fragmentCount"])
+    )
 
     assert run("documents", "delete", name, doc_id) == (0, f"deleted document notes.md ({doc_id})\n", "")
     assert set(stored(db, agent_id)) == {"plain.txt", "sub/deep.md"}
     with psycopg.connect(db) as conn:  # its fragments went with it
-        assert conn.execute("SELECT count(*) FROM memories WHERE metadata->>'documentId' = %s",
-                            (doc_id,)).fetchone()[0] == 0
+        assert (
+            conn.execute("SELECT count(*) FROM memories WHERE metadata->>'documentId' = %s", (doc_id,)).fetchone()[0]
+            == 0
+        )
     status, out, err = run("documents", "delete", name, doc_id)
     assert (status, out) == (1, "")
     assert err == f"error: no document {doc_id!r} for agent {name} (see `agent documents list {name}`)\n"
@@ -318,8 +366,11 @@ def test_another_agents_private_document_is_not_found(db, agent, folder):
     name, _ = agent
     other, other_id = store_agent(db)
     run("documents", "import", other, folder)
-    other_doc = next(d for d in map(json.loads, run("documents", "list", other, "--json")[1].splitlines())
-                     if d["name"] == "plain.txt")
+    other_doc = next(
+        d
+        for d in map(json.loads, run("documents", "list", other, "--json")[1].splitlines())
+        if d["name"] == "plain.txt"
+    )
     for verb in ("show", "delete"):
         status, _, err = run("documents", verb, name, other_doc["id"])
         assert status == 1 and err.startswith(f"error: no document {other_doc['id']!r} for agent {name}")
@@ -335,6 +386,7 @@ def test_list_of_an_agent_without_documents(db, agent):
 
 # -- sync ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def configured(db, tmp_path, monkeypatch) -> tuple[str, Path]:
     """A configured character whose knowledge is a string, a file, a missing file and a folder."""
@@ -342,9 +394,16 @@ def configured(db, tmp_path, monkeypatch) -> tuple[str, Path]:
     (tmp_path / "facts.md").write_text("The office opens at nine.")
     (tmp_path / "guides").mkdir()
     (tmp_path / "guides" / "setup.md").write_text(DEEP)
-    character = {"name": name, "bio": ["Knows things."], "knowledge": [
-        "The password policy asks for 12 characters.", {"path": "facts.md"}, {"path": "later.md"},
-        {"directory": "guides"}]}
+    character = {
+        "name": name,
+        "bio": ["Knows things."],
+        "knowledge": [
+            "The password policy asks for 12 characters.",
+            {"path": "facts.md"},
+            {"path": "later.md"},
+            {"directory": "guides"},
+        ],
+    }
     path = tmp_path / "sync.character.json"
     path.write_text(json.dumps(character))
     monkeypatch.setenv("CHARACTERS", str(path))
@@ -360,8 +419,13 @@ def test_sync_stores_the_configured_knowledge_then_leaves_it_alone(db, configure
     assert status == 1  # later.md does not exist yet
     assert lines[0] == f"{name} ({agent_id}):"
     assert dict(line.strip().split(": ", 1) for line in lines[1:7]) == {
-        "added": "3", "unchanged": "0", "replaced": "0", "rejected": "1", "fragments stored": "3",
-        "embeddings queued": "0"}
+        "added": "3",
+        "unchanged": "0",
+        "replaced": "0",
+        "rejected": "1",
+        "fragments stored": "3",
+        "embeddings queued": "0",
+    }
     assert f"    knowledge[2] later.md: file not found: {base / 'later.md'}" in lines
     assert lines[-1] == f"  {NO_QUEUE_NOTE}"
     assert set(stored(db, agent_id)) == {None, "facts.md", "guides/setup.md"}  # the string has no name
@@ -397,10 +461,12 @@ def test_sync_with_an_invalid_character_file(db, tmp_path, monkeypatch):
 
 # -- progress and status -----------------------------------------------------------------------
 
+
 def use_queues(sqs: Any, moto: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fresh embedding queues on moto's server, configured as the running stack exports them."""
-    urls = {p: sqs.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-            for p in ("high", "normal", "low")}
+    urls = {
+        p: sqs.create_queue(QueueName=f"docs-{p}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for p in ("high", "normal", "low")
+    }
     for priority, url in urls.items():
         monkeypatch.setenv(f"EMBEDDINGS_{priority.upper()}_QUEUE_URL", url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
@@ -412,8 +478,9 @@ def test_the_import_progress_counts_the_embeddings_queued(db, agent, folder, sqs
     status, out, err = run("documents", "import", agent[0], folder)
     queued = figures(out)["embeddings queued"]
     assert int(queued) == len(drain(sqs, urls["low"])) > 0
-    assert out.splitlines()[-1] == (f"embeddings: queued at low priority; `agent documents status {agent[0]} --wait`"
-                                    " follows them")
+    assert out.splitlines()[-1] == (
+        f"embeddings: queued at low priority; `agent documents status {agent[0]} --wait` follows them"
+    )
     assert err.splitlines()[0].startswith("importing, 0 embeddings queued  0/7")
     assert err.splitlines()[-1].startswith(f"importing, {queued} embeddings queued  7/7  100%")
 
@@ -440,13 +507,19 @@ def embed(database_url: str, agent_id: uuid.UUID, count: int | None = None) -> i
         try:
             adapter = PostgresAdapter(pool)
             async with pool.connection() as conn:
-                rows = await (await conn.execute(
-                    "SELECT id, content_hash FROM memories m WHERE agent_id = %s AND type = 'knowledge' AND NOT EXISTS"
-                    " (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
-                    "  AND e.content_hash = m.content_hash AND e.dim_384 IS NOT NULL) ORDER BY id",
-                    (agent_id,))).fetchall()
-            requests = [EmbeddingRequest(memory_id=r["id"], agent_id=agent_id, content_hash=r["content_hash"],
-                                         priority="low") for r in rows[:count]]
+                rows = await (
+                    await conn.execute(
+                        "SELECT id, content_hash FROM memories m WHERE agent_id = %s AND type = 'knowledge'"
+                        " AND NOT EXISTS (SELECT 1 FROM embeddings e"
+                        " WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
+                        "  AND e.content_hash = m.content_hash AND e.dim_384 IS NOT NULL) ORDER BY id",
+                        (agent_id,),
+                    )
+                ).fetchall()
+            requests = [
+                EmbeddingRequest(memory_id=r["id"], agent_id=agent_id, content_hash=r["content_hash"], priority="low")
+                for r in rows[:count]
+            ]
 
             async def vectors(texts: list[str]) -> list[list[float]]:
                 return [scripted.vector(t) for t in texts]
@@ -467,16 +540,27 @@ def test_status_moves_from_queued_to_embedded_and_a_given_up_fragment_is_failed(
     fragments = stored(db, agent_id)["notes.md"]
 
     status, before = status_json(name)
-    assert status == 0 and before["private"] == {"fragments": fragments, "embedded": 0, "queued": fragments,
-                                                 "failed": 0}
+    assert status == 0 and before["private"] == {
+        "fragments": fragments,
+        "embedded": 0,
+        "queued": fragments,
+        "failed": 0,
+    }
     assert embed(db, agent_id, count=fragments - 1) == fragments - 1
     status, after = status_json("--agent", name)
-    assert status == 0 and after["private"] == {"fragments": fragments, "embedded": fragments - 1, "queued": 1,
-                                                "failed": 0}
+    assert status == 0 and after["private"] == {
+        "fragments": fragments,
+        "embedded": fragments - 1,
+        "queued": 1,
+        "failed": 0,
+    }
     with psycopg.connect(db, autocommit=True) as conn:  # the last one is older than the sweep's window
-        conn.execute("UPDATE memories m SET created_at = now() - interval '2 days' WHERE agent_id = %s"
-                     " AND type = 'knowledge' AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id"
-                     " AND e.agent_id = m.agent_id)", (agent_id,))
+        conn.execute(
+            "UPDATE memories m SET created_at = now() - interval '2 days' WHERE agent_id = %s"
+            " AND type = 'knowledge' AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id"
+            " AND e.agent_id = m.agent_id)",
+            (agent_id,),
+        )
     status, failed = status_json(name)
     assert status == 1 and failed["private"]["failed"] == 1 and failed["private"]["queued"] == 0
 
@@ -520,14 +604,20 @@ def test_status_wait_draws_the_embedding_until_nothing_is_queued(db, agent, tmp_
     assert out.splitlines()[-1].split() == ["total", str(total), str(total), "0", "0", "100%"]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--wait"], "error: --wait needs AGENT\n"),
-    (["one", "--agent", "two"], "error: give AGENT once (as AGENT or --agent)\n"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--wait"], "error: --wait needs AGENT\n"),
+        (["one", "--agent", "two"], "error: give AGENT once (as AGENT or --agent)\n"),
+    ],
+)
 def test_status_refuses_contradictory_arguments(argv, message):
     assert run("documents", "status", *argv) == (2, "", message)
 
 
 def test_status_of_an_unknown_agent(db):
     assert run("documents", "status", "nobody-at-all") == (
-        1, "", "error: no agent 'nobody-at-all' (see `agent agents list`)\n")
+        1,
+        "",
+        "error: no agent 'nobody-at-all' (see `agent agents list`)\n",
+    )

@@ -22,8 +22,11 @@ from core.types import Content, Entity, Memory, ModelType, Room
 from infra.cli import main
 
 TEXTS = {
-    "messages": ["the best pizza toppings are mushrooms and olives", "my cat sleeps all day long",
-                 "deploy the stack with sam deploy"],
+    "messages": [
+        "the best pizza toppings are mushrooms and olives",
+        "my cat sleeps all day long",
+        "deploy the stack with sam deploy",
+    ],
     "facts": ["alice prefers pizza with pineapple"],
 }
 
@@ -51,16 +54,29 @@ async def agent(database_url, monkeypatch):
         await adapter.upsert_agents([AgentRecord(agent_id, name, {"name": name})])
         rooms = [uuid.uuid4(), uuid.uuid4()]
         for room in rooms:
-            await adapter.ensure_connection(Entity(id=user, agent_id=agent_id, names=["alice"]),
-                                            Room(id=room, agent_id=agent_id), None)
+            await adapter.ensure_connection(
+                Entity(id=user, agent_id=agent_id, names=["alice"]), Room(id=room, agent_id=agent_id), None
+            )
         stored: dict[str, Memory] = {}
         for table, texts in TEXTS.items():
-            memories = [Memory(entity_id=user, agent_id=agent_id, room_id=rooms[i % 2], content=Content(text=t),
-                               created_at=1_700_000_000_000 + i) for i, t in enumerate(texts)]
+            memories = [
+                Memory(
+                    entity_id=user,
+                    agent_id=agent_id,
+                    room_id=rooms[i % 2],
+                    content=Content(text=t),
+                    created_at=1_700_000_000_000 + i,
+                )
+                for i, t in enumerate(texts)
+            ]
             await adapter.create_memories(memories, table)
             stored.update({m.text: m for m in memories})
-        await adapter.upsert_embeddings([EmbeddingRow(m.id, agent_id, m.content_hash, "scripted",
-                                                      scripted_models.vector(m.text)) for m in stored.values()])
+        await adapter.upsert_embeddings(
+            [
+                EmbeddingRow(m.id, agent_id, m.content_hash, "scripted", scripted_models.vector(m.text))
+                for m in stored.values()
+            ]
+        )
         yield name, agent_id, rooms, stored
     finally:
         await pool.close()
@@ -182,8 +198,12 @@ def test_every_listed_table_is_the_name_its_writer_uses_and_is_embedded():
 
 def test_the_knowledge_table_finds_a_fragment(agent, database_url):
     name, agent_id, rooms, _ = agent
-    fragment = Memory(entity_id=agent_id, agent_id=agent_id, room_id=rooms[0],
-                      content=Content(text="olives grow on trees in the mediterranean"))
+    fragment = Memory(
+        entity_id=agent_id,
+        agent_id=agent_id,
+        room_id=rooms[0],
+        content=Content(text="olives grow on trees in the mediterranean"),
+    )
     asyncio.run(_store_embedded(database_url, fragment, "knowledge"))
     status, out, err = run("memories", "search", name, "olives trees", "--table", "knowledge", "--json")
     assert (status, err) == (0, "")
@@ -196,7 +216,12 @@ async def _store_embedded(database_url: str, memory: Memory, table: str) -> None
     try:
         adapter = PostgresAdapter(pool)
         await adapter.create_memories([memory], table)
-        await adapter.upsert_embeddings([EmbeddingRow(memory.id, memory.agent_id, memory.content_hash, "scripted",
-                                                      scripted_models.vector(memory.text))])
+        await adapter.upsert_embeddings(
+            [
+                EmbeddingRow(
+                    memory.id, memory.agent_id, memory.content_hash, "scripted", scripted_models.vector(memory.text)
+                )
+            ]
+        )
     finally:
         await pool.close()

@@ -72,7 +72,8 @@ def test_terminal_line_never_wraps_and_shorter_frames_blank_the_rest():
     clock.now += 1
     progress.advance()
     assert stream.getvalue().split("\r")[-1].startswith("short  6 items") and len(
-        stream.getvalue().split("\r")[-1]) == len(frames[-1])  # padded over the longer frame
+        stream.getvalue().split("\r")[-1]
+    ) == len(frames[-1])  # padded over the longer frame
 
 
 def test_not_a_terminal_gives_periodic_plain_lines():
@@ -159,8 +160,18 @@ def test_defaults_to_stderr_and_a_stream_without_isatty_is_not_a_terminal(capsys
     assert bare.text.endswith("done\n")
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0:00"), (59.6, "1:00"), (61, "1:01"), (3600, "1:00:00"),
-                                               (86399, "23:59:59"), (-1, "?"), (float("inf"), "?"),
-                                               (float("nan"), "?")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0:00"),
+        (59.6, "1:00"),
+        (61, "1:01"),
+        (3600, "1:00:00"),
+        (86399, "23:59:59"),
+        (-1, "?"),
+        (float("inf"), "?"),
+        (float("nan"), "?"),
+    ],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text

@@ -17,8 +17,16 @@ from infra.local.gateway import API_GATEWAY_MAX_BODY_BYTES, LocalGateway
 from infra.local.lambda_context import LambdaContext
 
 REQUEST_CONTEXT_KEYS = {
-    "accountId", "apiId", "domainName", "domainPrefix", "http", "requestId",
-    "routeKey", "stage", "time", "timeEpoch",
+    "accountId",
+    "apiId",
+    "domainName",
+    "domainPrefix",
+    "http",
+    "requestId",
+    "routeKey",
+    "stage",
+    "time",
+    "timeEpoch",
 }
 
 
@@ -136,9 +144,7 @@ def test_chunked_request_body_is_decoded(client: httpx.Client, recorder: Recorde
     assert json.loads(event["body"]) == {"text": "streamed"}
 
 
-def test_response_status_headers_cookies_and_body_are_written_back(
-    client: httpx.Client, recorder: Recorder
-) -> None:
+def test_response_status_headers_cookies_and_body_are_written_back(client: httpx.Client, recorder: Recorder) -> None:
     recorder.result = {
         "statusCode": 201,
         "headers": {"content-type": "application/json", "x-answer": 42},

@@ -60,8 +60,11 @@ def test_the_installed_environment_is_the_locked_one():
     """``make install`` installed exactly the lock's versions (this venv is what the tests run on)."""
     locked = pins("requirements.lock")
     installed = {_canonical(d.metadata["Name"]): d.version for d in distributions()}
-    differing = {name: (installed[name], versions) for name, versions in locked.items()
-                 if name in installed and installed[name] not in versions}
+    differing = {
+        name: (installed[name], versions)
+        for name, versions in locked.items()
+        if name in installed and installed[name] not in versions
+    }
     assert not differing, f"installed vs locked: {differing}"
     for name in ("psycopg", "pydantic", "llama-cpp-python", "moto"):
         assert name in installed, f"{name} is locked but not installed"

@@ -16,8 +16,15 @@ from infra.local.poller import SqsPoller
 from infra.local.sqs import create_embedding_queues
 
 RECORD_KEYS = {
-    "messageId", "receiptHandle", "body", "attributes", "messageAttributes",
-    "md5OfBody", "eventSource", "eventSourceARN", "awsRegion",
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
 }
 ATTRIBUTE_KEYS = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
 MAX_RECEIVE_COUNT = 3
@@ -45,9 +52,7 @@ def queues(sqs: Any) -> dict[str, str]:
     # Fresh queues per test (moto's state is process-wide); a 1 s visibility timeout keeps
     # the "comes back after the timeout" test short, since moto's clock is real time.
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    return create_embedding_queues(
-        sqs, prefix=prefix, max_receive_count=MAX_RECEIVE_COUNT, visibility_timeout_s=1
-    )
+    return create_embedding_queues(sqs, prefix=prefix, max_receive_count=MAX_RECEIVE_COUNT, visibility_timeout_s=1)
 
 
 def counts(sqs: Any, url: str) -> tuple[int, int]:
@@ -83,7 +88,9 @@ def test_high_priority_drains_first(sqs: Any, queues: dict[str, str]) -> None:
     assert handler.bodies(1) == ["normal-1"]
     assert sorted(handler.bodies(2)) == ["low-1", "low-2"]
     assert [e["Records"][0]["eventSourceARN"].rsplit("-", 1)[1] for e in handler.events] == [
-        "high", "normal", "low",
+        "high",
+        "normal",
+        "low",
     ]
     assert all(counts(sqs, url) == (0, 0) for url in queues.values())  # successes are deleted
 
@@ -109,9 +116,10 @@ def test_event_has_lambdas_sqs_shape(sqs: Any, queues: dict[str, str]) -> None:
     assert record["body"] == '{"memoryId": "m1"}'
     assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
     assert record["eventSource"] == "aws:sqs"
-    assert record["eventSourceARN"] == sqs.get_queue_attributes(
-        QueueUrl=queues["normal"], AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
+    assert (
+        record["eventSourceARN"]
+        == sqs.get_queue_attributes(QueueUrl=queues["normal"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    )
     assert record["awsRegion"] == "us-east-1"
     no_lists = {"stringListValues": [], "binaryListValues": []}
     assert record["messageAttributes"] == {
@@ -124,16 +132,12 @@ def test_event_has_lambdas_sqs_shape(sqs: Any, queues: dict[str, str]) -> None:
     assert context.get_remaining_time_in_millis() > 0
 
 
-def test_batch_item_failures_retry_only_failed_messages_then_dead_letter(
-    sqs: Any, queues: dict[str, str]
-) -> None:
+def test_batch_item_failures_retry_only_failed_messages_then_dead_letter(sqs: Any, queues: dict[str, str]) -> None:
     send(sqs, queues["normal"], "ok-1", "poison", "ok-2")
 
     def fail_poison(event: dict[str, Any]) -> dict[str, Any]:
         return {
-            "batchItemFailures": [
-                {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "poison"
-            ]
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "poison"]
         }
 
     handler = Recorder(fail_poison)

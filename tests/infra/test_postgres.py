@@ -65,8 +65,9 @@ def test_stop_ignores_a_pid_file_whose_pid_is_not_a_postgres(tmp_path: Path) -> 
     import subprocess
     import sys
 
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     for pid in (os.getpid(), dead):  # this (python) process; a process that has exited
         (tmp_path / "postmaster.pid").write_text(f"{pid}\n{tmp_path}\n")
         assert stop_embedded_postgres(tmp_path) is False

@@ -17,8 +17,9 @@ SAMPLE = json.loads((Path(__file__).parents[1] / "events" / "rust.example-eventb
 
 def test_scheduled_event_has_the_shape_aws_delivers():
     when = datetime(2026, 3, 1, 12, 30, 15, 999_000, tzinfo=UTC)
-    event = scheduled_event("arn:aws:scheduler:us-east-1:123456789012:schedule/default/tick", region="eu-west-1",
-                            when=when)
+    event = scheduled_event(
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/default/tick", region="eu-west-1", when=when
+    )
     assert set(event) == set(SAMPLE)
     assert {k: type(v) for k, v in event.items()} == {k: type(v) for k, v in SAMPLE.items()}
     assert (event["version"], event["detail-type"], event["detail"]) == ("0", "Scheduled Event", {})

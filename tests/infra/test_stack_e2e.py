@@ -32,8 +32,9 @@ def stack():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "EMBEDDINGS_", "AWS_ENDPOINT"))}
     env.update({"PORT": str(port), "LOCAL_DATA_DIR": str(data_dir), "MODEL_PLUGINS": "core.model_providers.local"})
     log = (data_dir / "stack.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local.stack", "serve"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.stack", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -69,8 +70,9 @@ def test_message_reply_history_embedding_and_search(stack):
     deadline = time.monotonic() + 15
     found = []
     while time.monotonic() < deadline:
-        found = httpx.post(f"{url}/agents/eliza/memories/search",
-                           json={"query": "Hello, who are you?", "roomId": body["roomId"]}).json()["memories"]
+        found = httpx.post(
+            f"{url}/agents/eliza/memories/search", json={"query": "Hello, who are you?", "roomId": body["roomId"]}
+        ).json()["memories"]
         if found and found[0]["id"] == body["messageId"]:
             break
         time.sleep(0.3)

@@ -31,10 +31,19 @@ GONE_S = 10
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_URL", "EMBEDDINGS_", "AWS_ENDPOINT", "LOG_", "PYTEST"))}
-    env.update({"LOCAL_DATA_DIR": str(data_dir), "MODEL_PLUGINS": "core.model_providers.scripted", "PORT": "0",
-                "TASKS_INTERVAL_S": "3600"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "EMBEDDINGS_", "AWS_ENDPOINT", "LOG_", "PYTEST"))
+    }
+    env.update(
+        {
+            "LOCAL_DATA_DIR": str(data_dir),
+            "MODEL_PLUGINS": "core.model_providers.scripted",
+            "PORT": "0",
+            "TASKS_INTERVAL_S": "3600",
+        }
+    )
     env.update(extra)
     return env
 
@@ -70,8 +79,9 @@ def _assert_nothing_left(data_dir: Path, within_s: float = GONE_S) -> None:
 
 
 def _run(data_dir: Path, *args: str, cwd: Path = ROOT, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=_env(data_dir, **extra), capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=_env(data_dir, **extra), capture_output=True, text=True, timeout=120
+    )
 
 
 class Stack:
@@ -85,8 +95,13 @@ class Stack:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.out_path, self.err_path = data_dir.parent / "stdout", data_dir.parent / "stderr"
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "infra.local.stack", "serve"], cwd=ROOT,
-                                         env=_env(data_dir, **extra), stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.local.stack", "serve"],
+                cwd=ROOT,
+                env=_env(data_dir, **extra),
+                stdout=out,
+                stderr=err,
+            )
         self.state = self._wait_ready()
 
     def _wait_ready(self) -> dict:
@@ -138,6 +153,7 @@ def stack() -> Iterator[Stack]:
 
 # -- a start that fails: one line naming the variable or file, nothing left ---------------------
 
+
 def _assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> str:
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -148,10 +164,18 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> 
     return lines[0]
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("PORT", "abc"), ("PORT", "70000"), ("EMBEDDING_DIMENSION", "7"), ("LOG_FORMAT", "xml"),
-    ("TASKS_INTERVAL_S", "-1"), ("DB_POOL_MAX_SIZE", "zero"), ("MODEL_PLUGINS", "no.such.plugin"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("EMBEDDING_DIMENSION", "7"),
+        ("LOG_FORMAT", "xml"),
+        ("TASKS_INTERVAL_S", "-1"),
+        ("DB_POOL_MAX_SIZE", "zero"),
+        ("MODEL_PLUGINS", "no.such.plugin"),
+    ],
+)
 def test_a_bad_setting_is_one_line_naming_the_variable_and_nothing_starts(variable, value):
     data_dir = _data_dir()
     result = _run(data_dir, "-m", "infra.local.stack", "serve", **{variable: value})
@@ -160,11 +184,15 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_nothing_starts(variab
     _assert_nothing_left(data_dir, within_s=0)
 
 
-@pytest.mark.parametrize(("content", "field"), [
-    ('{"name": "Broken", "bio": [', "invalid JSON"),
-    ('{"bio": "no name", "unknown": 1}', "name"),
-    (None, "cannot read"),
-], ids=["invalid JSON", "not a character", "missing file"])
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"name": "Broken", "bio": [', "invalid JSON"),
+        ('{"bio": "no name", "unknown": 1}', "name"),
+        (None, "cannot read"),
+    ],
+    ids=["invalid JSON", "not a character", "missing file"],
+)
 def test_a_bad_character_file_is_one_line_naming_the_file_and_field_and_nothing_starts(tmp_path, content, field):
     path = tmp_path / "bad.character.json"
     if content is not None:
@@ -177,8 +205,14 @@ def test_a_bad_character_file_is_one_line_naming_the_file_and_field_and_nothing_
 
 def test_a_missing_model_file_is_one_line_naming_the_variable():
     data_dir = _data_dir()
-    result = _run(data_dir, "-m", "infra.local.stack", "serve", MODEL_PLUGINS="core.model_providers.local",
-                  LOCAL_TEXT_MODEL_PATH="/nonexistent/model.gguf")
+    result = _run(
+        data_dir,
+        "-m",
+        "infra.local.stack",
+        "serve",
+        MODEL_PLUGINS="core.model_providers.local",
+        LOCAL_TEXT_MODEL_PATH="/nonexistent/model.gguf",
+    )
     _assert_one_line_error(result, "LOCAL_TEXT_MODEL_PATH", "/nonexistent/model.gguf")
     _assert_nothing_left(data_dir, within_s=0)
 
@@ -209,8 +243,13 @@ def test_a_failure_after_postgres_started_stops_postgres_and_the_watchdog():
 
 def test_an_unreachable_database_url_is_one_line_without_the_password():
     data_dir = _data_dir()
-    result = _run(data_dir, "-m", "infra.local.stack", "serve",
-                  DATABASE_URL="postgresql://bob:s3cret@127.0.0.1:9/agents?connect_timeout=3")
+    result = _run(
+        data_dir,
+        "-m",
+        "infra.local.stack",
+        "serve",
+        DATABASE_URL="postgresql://bob:s3cret@127.0.0.1:9/agents?connect_timeout=3",
+    )
     line = _assert_one_line_error(result, "cannot connect", "127.0.0.1:9")
     assert "s3cret" not in line
     _assert_nothing_left(data_dir)
@@ -223,6 +262,7 @@ def test_a_second_stack_on_the_same_data_is_refused_in_one_line(stack):
 
 
 # -- stopping: in order, no traceback, nothing left; kill -9: the watchdog cleans up ------------
+
 
 def test_kill_9_leaves_nothing_running_and_the_next_start_on_the_same_data_works():
     data_dir = _data_dir()
@@ -264,9 +304,16 @@ def test_the_watchdog_terminates_a_child_process_the_stack_left_behind(tmp_path)
         "child = subprocess.Popen(['sleep', '300'])\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(2.5)\n"  # the watchdog records descendants every second
-        "os.kill(os.getpid(), signal.SIGKILL)\n")
-    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == -signal.SIGKILL
     child = int(result.stdout.split()[0])
     deadline = time.monotonic() + GONE_S
@@ -296,18 +343,31 @@ def test_a_dismissed_watchdog_exits_and_cleans_nothing(tmp_path):
 
 # -- the CLI finds the running stack, or says none runs --------------------------------------------
 
+
 def test_the_cli_finds_the_running_stack_from_another_directory_and_queues_embeddings(stack, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "lighthouse.txt").write_text("The lighthouse keeper painted the door ultramarine in 1911.")
-    result = _run(stack.data_dir, "-m", "infra.cli", "documents", "import", "eliza", str(folder), "--json",
-                  cwd=tmp_path, PYTHONPATH=str(ROOT))
+    result = _run(
+        stack.data_dir,
+        "-m",
+        "infra.cli",
+        "documents",
+        "import",
+        "eliza",
+        str(folder),
+        "--json",
+        cwd=tmp_path,
+        PYTHONPATH=str(ROOT),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["embeddingQueue"] is True and summary["queued"] == summary["fragments"] >= 1
     deadline = time.monotonic() + 30  # the stack's poller embeds them: they went to its queues
-    query = ("SELECT count(*), count(e.memory_id) FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id"
-             " WHERE m.type = 'knowledge' AND m.content->>'text' LIKE '%ultramarine%'")
+    query = (
+        "SELECT count(*), count(e.memory_id) FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id"
+        " WHERE m.type = 'knowledge' AND m.content->>'text' LIKE '%ultramarine%'"
+    )
     with psycopg.connect(stack.state["database_url"], autocommit=True) as conn:
         while time.monotonic() < deadline:
             fragments, embedded = conn.execute(query).fetchone()
@@ -347,6 +407,7 @@ def test_migrate_without_a_stack_starts_its_postgres_and_stops_it_after():
 
 
 # -- logs -----------------------------------------------------------------------------------------
+
 
 def test_logs_are_json_lines_when_not_on_a_terminal(stack):
     import httpx

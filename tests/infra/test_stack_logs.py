@@ -26,14 +26,18 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("environ", "terminal", "expected"), [
-    ({}, True, False),
-    ({}, False, True),
-    ({"AWS_LAMBDA_FUNCTION_NAME": "messages"}, True, True),
-    ({"LOG_FORMAT": "json"}, True, True),
-    ({"LOG_FORMAT": "TEXT"}, False, False),
-    ({"LOG_FORMAT": "text", "AWS_LAMBDA_FUNCTION_NAME": "messages"}, False, False),
-], ids=["terminal", "pipe", "lambda", "forced json", "forced text", "forced text in lambda"])
+@pytest.mark.parametrize(
+    ("environ", "terminal", "expected"),
+    [
+        ({}, True, False),
+        ({}, False, True),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "messages"}, True, True),
+        ({"LOG_FORMAT": "json"}, True, True),
+        ({"LOG_FORMAT": "TEXT"}, False, False),
+        ({"LOG_FORMAT": "text", "AWS_LAMBDA_FUNCTION_NAME": "messages"}, False, False),
+    ],
+    ids=["terminal", "pipe", "lambda", "forced json", "forced text", "forced text in lambda"],
+)
 def test_json_logs_follows_the_rule(environ, terminal, expected):
     stream = _Terminal() if terminal else io.StringIO()
     assert json_logs(environ, stream) is expected
@@ -99,13 +103,14 @@ def test_log_level_defaults_to_warning_and_ignores_unknown_names():
 
 def test_a_handler_logs_one_short_line_in_a_real_terminal():
     """A function's Powertools logger, stdout on a pseudo-terminal: no JSON."""
-    code = ("from functions.observability import Observability\n"
-            "Observability('agent-messages').logger.info('hello', extra={'room_id': 'r1'})\n")
+    code = (
+        "from functions.observability import Observability\n"
+        "Observability('agent-messages').logger.info('hello', extra={'room_id': 'r1'})\n"
+    )
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOG_FORMAT", "AWS_LAMBDA"))}
     env["POWERTOOLS_LOG_LEVEL"] = "INFO"  # the test session's conftest sets WARNING
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=follower, stderr=subprocess.PIPE,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=follower, stderr=subprocess.PIPE, env=env)
     os.close(follower)
     output = b""
     try:

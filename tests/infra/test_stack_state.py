@@ -24,9 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _state(pid: int) -> StackState:
-    return StackState(pid=pid, database_url="postgresql://postgres:@/agents?host=/d", sqs_endpoint="http://127.0.0.1:9",
-                      queue_urls={"high": "http://q/h", "normal": "http://q/n", "low": "http://q/l"},
-                      gateway_url="http://127.0.0.1:3000")
+    return StackState(
+        pid=pid,
+        database_url="postgresql://postgres:@/agents?host=/d",
+        sqs_endpoint="http://127.0.0.1:9",
+        queue_urls={"high": "http://q/h", "normal": "http://q/n", "low": "http://q/l"},
+        gateway_url="http://127.0.0.1:3000",
+    )
 
 
 def test_the_default_data_directory_is_the_projects_whatever_the_working_directory(monkeypatch, tmp_path):
@@ -46,8 +50,10 @@ def test_the_state_round_trips_and_gives_the_environment_of_the_stack(tmp_path):
     state.write(tmp_path)
     assert StackState.read(tmp_path) == state
     assert state.environment() == {
-        "DATABASE_URL": state.database_url, "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:9",
-        "EMBEDDINGS_HIGH_QUEUE_URL": "http://q/h", "EMBEDDINGS_NORMAL_QUEUE_URL": "http://q/n",
+        "DATABASE_URL": state.database_url,
+        "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:9",
+        "EMBEDDINGS_HIGH_QUEUE_URL": "http://q/h",
+        "EMBEDDINGS_NORMAL_QUEUE_URL": "http://q/n",
         "EMBEDDINGS_LOW_QUEUE_URL": "http://q/l",
     }
     remove_state(tmp_path)
@@ -90,10 +96,18 @@ def test_a_locked_directory_whose_stack_died_is_busy_not_running(tmp_path):
 
 
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom infra.local.state import DataDirLock\n"
-                               f"DataDirLock(__import__('pathlib').Path({str(tmp_path)!r})).acquire()\n"
-                               "print('locked', flush=True); time.sleep(60)"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom infra.local.state import DataDirLock\n"
+            f"DataDirLock(__import__('pathlib').Path({str(tmp_path)!r})).acquire()\n"
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     assert is_locked(tmp_path)
     holder.kill()

@@ -28,8 +28,17 @@ from core.db.retry import RetryPolicy, retry_public_methods
 # Every public async method retries transient errors (core.db.retry: what, when, why it is safe).
 @retry_public_methods
 class PostgresAdapter(
-    AgentsMixin, ConnectionsMixin, ComponentsMixin, RelationshipsMixin, MemoriesMixin, EmbeddingsMixin,
-    LogsMixin, CacheMixin, TasksMixin, KnowledgeMixin, FactsMixin,
+    AgentsMixin,
+    ConnectionsMixin,
+    ComponentsMixin,
+    RelationshipsMixin,
+    MemoriesMixin,
+    EmbeddingsMixin,
+    LogsMixin,
+    CacheMixin,
+    TasksMixin,
+    KnowledgeMixin,
+    FactsMixin,
 ):
     """Postgres implementation of ``core.db.adapter.DatabaseAdapter``.
 

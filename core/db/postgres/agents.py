@@ -89,10 +89,13 @@ class AgentsMixin(PostgresBase):
             True when created; False when an agent with this id or name already exists
             (the stored one is left untouched).
         """
-        return await self._execute(
-            "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
-        ) == 1
+        return (
+            await self._execute(
+                "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
+            )
+            == 1
+        )
 
     async def get_agent(self, agent_id: UUID) -> AgentRecord | None:
         """The agent, enabled or not, or ``None`` when there is no such agent."""

@@ -64,13 +64,17 @@ class PostgresBase:
 
     def _vector_search_settings(self) -> dict[str, str]:
         """``SET LOCAL`` values of a vector search: pgvector's iterative scan, bounded by the attributes."""
-        return {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(self.hnsw_ef_search),
-                "hnsw.max_scan_tuples": str(self.hnsw_max_scan_tuples)}
+        return {
+            "hnsw.iterative_scan": "relaxed_order",
+            "hnsw.ef_search": str(self.hnsw_ef_search),
+            "hnsw.max_scan_tuples": str(self.hnsw_max_scan_tuples),
+        }
 
     # -- running statements -------------------------------------------------------------------
 
-    async def _fetch_all(self, query: Query, params: Params | None = None, *,
-                         local: Mapping[str, str] | None = None) -> list[DictRow]:
+    async def _fetch_all(
+        self, query: Query, params: Params | None = None, *, local: Mapping[str, str] | None = None
+    ) -> list[DictRow]:
         """Every row of one statement.
 
         Args:
@@ -121,8 +125,9 @@ class PostgresBase:
             yield conn
 
 
-async def _fetch_all_local(conn: Connection, local: Mapping[str, str], query: Query,
-                           params: Params | None) -> list[DictRow]:
+async def _fetch_all_local(
+    conn: Connection, local: Mapping[str, str], query: Query, params: Params | None
+) -> list[DictRow]:
     """``query``'s rows after setting ``local`` for its transaction only, in one round trip.
 
     ``set_config(name, value, true)`` is ``SET LOCAL`` with bound values, and it ends with the

@@ -25,8 +25,12 @@ MAX_TTL_S = 100 * 365 * 24 * 3600
 def _check_ttl(ttl_s: float | None) -> float | None:
     if ttl_s is None:
         return None
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not math.isfinite(ttl_s) \
-            or not 0 < ttl_s <= MAX_TTL_S:
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int | float)
+        or not math.isfinite(ttl_s)
+        or not 0 < ttl_s <= MAX_TTL_S
+    ):
         raise ValueError(f"ttl_s must be a number of seconds in (0, {MAX_TTL_S}], got {ttl_s!r}")
     return float(ttl_s)
 
@@ -48,8 +52,7 @@ class CacheMixin(PostgresBase):
         """
         check_name(key, "cache key")
         row = await self._fetch_one(
-            "SELECT value FROM cache WHERE agent_id = %s AND key = %s"
-            " AND (expires_at IS NULL OR expires_at > now())",
+            "SELECT value FROM cache WHERE agent_id = %s AND key = %s AND (expires_at IS NULL OR expires_at > now())",
             (agent_id, key),
         )
         return row["value"] if row else None

@@ -17,14 +17,9 @@ _CREATED_MS = "(extract(epoch FROM c.created_at) * 1000)::bigint"
 #: Columns of a component row (alias ``c``), ``created_at`` in epoch milliseconds.
 COMPONENT_COLUMNS = ", ".join(f"c.{f}" for f in _FIELDS) + f", {_CREATED_MS} AS created_at"
 #: One component row (alias ``c``) as a JSON object ``Component.model_validate`` reads.
-COMPONENT_JSON = (
-    "jsonb_build_object(" + ", ".join(f"'{f}', c.{f}" for f in _FIELDS) + f", 'created_at', {_CREATED_MS})"
-)
+COMPONENT_JSON = "jsonb_build_object(" + ", ".join(f"'{f}', c.{f}" for f in _FIELDS) + f", 'created_at', {_CREATED_MS})"
 #: Optional filters of get_component(s): a NULL parameter means "any".
-_FILTERS = (
-    " AND (%(w)s::uuid IS NULL OR c.world_id = %(w)s)"
-    " AND (%(s)s::uuid IS NULL OR c.source_entity_id = %(s)s)"
-)
+_FILTERS = " AND (%(w)s::uuid IS NULL OR c.world_id = %(w)s) AND (%(s)s::uuid IS NULL OR c.source_entity_id = %(s)s)"
 
 
 class ComponentsMixin(PostgresBase):
@@ -36,14 +31,25 @@ class ComponentsMixin(PostgresBase):
             untouched) or the entity, room, world or source entity is unknown to the agent.
         """
         try:
-            return await self._execute(
-                "INSERT INTO components (agent_id, id, entity_id, room_id, world_id, source_entity_id, type,"
-                " data, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (agent_id, id) DO NOTHING",
-                (component.agent_id, component.id, component.entity_id, component.room_id, component.world_id,
-                 component.source_entity_id, component.type, Jsonb(component.data),
-                 datetime.fromtimestamp(component.created_at / 1000, UTC)),
-            ) == 1
+            return (
+                await self._execute(
+                    "INSERT INTO components (agent_id, id, entity_id, room_id, world_id, source_entity_id, type,"
+                    " data, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (agent_id, id) DO NOTHING",
+                    (
+                        component.agent_id,
+                        component.id,
+                        component.entity_id,
+                        component.room_id,
+                        component.world_id,
+                        component.source_entity_id,
+                        component.type,
+                        Jsonb(component.data),
+                        datetime.fromtimestamp(component.created_at / 1000, UTC),
+                    ),
+                )
+                == 1
+            )
         except ForeignKeyViolation:
             return False
 
@@ -105,12 +111,23 @@ class ComponentsMixin(PostgresBase):
             entity, or the new room, world or source entity is unknown to the agent.
         """
         try:
-            return await self._execute(
-                "UPDATE components SET type = %s, data = %s, room_id = %s, world_id = %s, source_entity_id = %s"
-                " WHERE agent_id = %s AND id = %s AND entity_id = %s",
-                (component.type, Jsonb(component.data), component.room_id, component.world_id,
-                 component.source_entity_id, component.agent_id, component.id, component.entity_id),
-            ) == 1
+            return (
+                await self._execute(
+                    "UPDATE components SET type = %s, data = %s, room_id = %s, world_id = %s, source_entity_id = %s"
+                    " WHERE agent_id = %s AND id = %s AND entity_id = %s",
+                    (
+                        component.type,
+                        Jsonb(component.data),
+                        component.room_id,
+                        component.world_id,
+                        component.source_entity_id,
+                        component.agent_id,
+                        component.id,
+                        component.entity_id,
+                    ),
+                )
+                == 1
+            )
         except ForeignKeyViolation:
             return False
 
@@ -120,6 +137,6 @@ class ComponentsMixin(PostgresBase):
         Returns:
             True when it existed.
         """
-        return await self._execute(
-            "DELETE FROM components WHERE agent_id = %s AND id = %s", (agent_id, component_id)
-        ) == 1
+        return (
+            await self._execute("DELETE FROM components WHERE agent_id = %s AND id = %s", (agent_id, component_id)) == 1
+        )

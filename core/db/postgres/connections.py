@@ -29,8 +29,11 @@ _MS = "(extract(epoch FROM {}) * 1000)::bigint"
 def _entity_from_row(row: Mapping[str, Any]) -> Entity:
     # ``Entity`` has no declared ``components`` field yet (elizaOS ``Entity.components``): it is
     # an extra attribute, dumped with the entity, present only when the query loaded them.
-    extra = {} if row.get("components") is None else {
-        "components": [Component.model_validate(c) for c in row["components"]]}
+    extra = (
+        {}
+        if row.get("components") is None
+        else {"components": [Component.model_validate(c) for c in row["components"]]}
+    )
     return Entity(id=row["id"], agent_id=row["agent_id"], names=row["names"], metadata=row["metadata"], **extra)
 
 
@@ -64,8 +67,17 @@ class ConnectionsMixin(PostgresBase):
             await conn.execute(
                 "INSERT INTO rooms (agent_id, id, world_id, name, source, type, channel_id, server_id, metadata)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (agent_id, id) DO NOTHING",
-                (agent_id, room.id, room.world_id, room.name, room.source, room.type.value,
-                 room.channel_id, room.server_id, Jsonb(room.metadata)),
+                (
+                    agent_id,
+                    room.id,
+                    room.world_id,
+                    room.name,
+                    room.source,
+                    room.type.value,
+                    room.channel_id,
+                    room.server_id,
+                    Jsonb(room.metadata),
+                ),
             )
             await conn.execute(
                 "INSERT INTO entities (agent_id, id, names, metadata)"
@@ -79,8 +91,7 @@ class ConnectionsMixin(PostgresBase):
                 {"a": agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
             )
             await conn.execute(
-                "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (agent_id, room.id, entity.id),
             )
 
@@ -107,8 +118,10 @@ class ConnectionsMixin(PostgresBase):
             " WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = e.agent_id)"
             " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
             (
-                [e.agent_id for e in entities], [e.id for e in entities],
-                [Jsonb(e.names) for e in entities], [Jsonb(e.metadata) for e in entities],
+                [e.agent_id for e in entities],
+                [e.id for e in entities],
+                [Jsonb(e.names) for e in entities],
+                [Jsonb(e.metadata) for e in entities],
             ),
         )
         return [r["id"] for r in rows]
@@ -136,7 +149,8 @@ class ConnectionsMixin(PostgresBase):
         components = (
             f", (SELECT coalesce(jsonb_agg({COMPONENT_JSON} ORDER BY c.created_at, c.id), '[]')"
             "    FROM components c WHERE c.agent_id = e.agent_id AND c.entity_id = e.id) AS components"
-            if include_components else ""
+            if include_components
+            else ""
         )
         rows = await self._fetch_all(
             f"SELECT {_ENTITY_COLUMNS}{components}"
@@ -159,20 +173,21 @@ class ConnectionsMixin(PostgresBase):
             True when the entity exists; False otherwise (nothing is created).
         """
         if merge:
-            sets = ("names = text_array_union(%(n)s::text[], names),"
-                    " metadata = jsonb_merge_per_key(metadata, %(m)s)")
+            sets = "names = text_array_union(%(n)s::text[], names), metadata = jsonb_merge_per_key(metadata, %(m)s)"
         else:
             sets = "names = text_array_union(%(n)s::text[], NULL), metadata = %(m)s"
-        return await self._execute(
-            f"UPDATE entities SET {sets} WHERE agent_id = %(a)s AND id = %(e)s",
-            {"a": entity.agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
-        ) == 1
+        return (
+            await self._execute(
+                f"UPDATE entities SET {sets} WHERE agent_id = %(a)s AND id = %(e)s",
+                {"a": entity.agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
+            )
+            == 1
+        )
 
     async def get_entity_names(self, agent_id: UUID, entity_ids: Sequence[UUID]) -> dict[UUID, str]:
         """First known name of each entity that has one."""
         rows = await self._fetch_all(
-            "SELECT id, names[1] AS name FROM entities"
-            " WHERE agent_id = %s AND id = ANY(%s) AND cardinality(names) > 0",
+            "SELECT id, names[1] AS name FROM entities WHERE agent_id = %s AND id = ANY(%s) AND cardinality(names) > 0",
             (agent_id, list(entity_ids)),
         )
         return {r["id"]: r["name"] for r in rows}
@@ -187,11 +202,14 @@ class ConnectionsMixin(PostgresBase):
             is unknown.
         """
         try:
-            return await self._execute(
-                "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (agent_id, id) DO NOTHING",
-                (world.agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
-            ) == 1
+            return (
+                await self._execute(
+                    "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (agent_id, id) DO NOTHING",
+                    (world.agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
+                )
+                == 1
+            )
         except ForeignKeyViolation:
             return False
 
@@ -216,10 +234,13 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when the world exists; False otherwise (nothing is created).
         """
-        return await self._execute(
-            "UPDATE worlds SET name = %s, server_id = %s, metadata = %s WHERE agent_id = %s AND id = %s",
-            (world.name, world.server_id, Jsonb(world.metadata), world.agent_id, world.id),
-        ) == 1
+        return (
+            await self._execute(
+                "UPDATE worlds SET name = %s, server_id = %s, metadata = %s WHERE agent_id = %s AND id = %s",
+                (world.name, world.server_id, Jsonb(world.metadata), world.agent_id, world.id),
+            )
+            == 1
+        )
 
     async def remove_world(self, agent_id: UUID, world_id: UUID) -> bool:
         """Delete a world and its rooms, with their memories, participants and components.
@@ -250,9 +271,14 @@ class ConnectionsMixin(PostgresBase):
             "        OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = r.agent_id AND w.id = r.world_id))"
             " ON CONFLICT (agent_id, id) DO NOTHING RETURNING id",
             (
-                [r.agent_id for r in rooms], [r.id for r in rooms], [r.world_id for r in rooms],
-                [r.name for r in rooms], [r.source for r in rooms], [r.type.value for r in rooms],
-                [r.channel_id for r in rooms], [r.server_id for r in rooms],
+                [r.agent_id for r in rooms],
+                [r.id for r in rooms],
+                [r.world_id for r in rooms],
+                [r.name for r in rooms],
+                [r.source for r in rooms],
+                [r.type.value for r in rooms],
+                [r.channel_id for r in rooms],
+                [r.server_id for r in rooms],
                 [Jsonb(r.metadata) for r in rooms],
             ),
         )
@@ -290,15 +316,27 @@ class ConnectionsMixin(PostgresBase):
             True when updated; False when there is no such room, or ``world_id`` names a
             world this agent does not have.
         """
-        return await self._execute(
-            "UPDATE rooms SET world_id = %(w)s, name = %(n)s, source = %(s)s, type = %(t)s,"
-            " channel_id = %(c)s, server_id = %(sv)s, metadata = %(m)s"
-            " WHERE agent_id = %(a)s AND id = %(r)s"
-            "   AND (%(w)s::uuid IS NULL OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = %(a)s"
-            "        AND w.id = %(w)s))",
-            {"a": room.agent_id, "r": room.id, "w": room.world_id, "n": room.name, "s": room.source,
-             "t": room.type.value, "c": room.channel_id, "sv": room.server_id, "m": Jsonb(room.metadata)},
-        ) == 1
+        return (
+            await self._execute(
+                "UPDATE rooms SET world_id = %(w)s, name = %(n)s, source = %(s)s, type = %(t)s,"
+                " channel_id = %(c)s, server_id = %(sv)s, metadata = %(m)s"
+                " WHERE agent_id = %(a)s AND id = %(r)s"
+                "   AND (%(w)s::uuid IS NULL OR EXISTS (SELECT 1 FROM worlds w WHERE w.agent_id = %(a)s"
+                "        AND w.id = %(w)s))",
+                {
+                    "a": room.agent_id,
+                    "r": room.id,
+                    "w": room.world_id,
+                    "n": room.name,
+                    "s": room.source,
+                    "t": room.type.value,
+                    "c": room.channel_id,
+                    "sv": room.server_id,
+                    "m": Jsonb(room.metadata),
+                },
+            )
+            == 1
+        )
 
     async def delete_room(self, agent_id: UUID, room_id: UUID) -> bool:
         """Delete a room with its memories (and their embeddings), participants and components.
@@ -353,16 +391,18 @@ class ConnectionsMixin(PostgresBase):
         Returns:
             True when it was a participant.
         """
-        return await self._execute(
-            "DELETE FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
-            (agent_id, room_id, entity_id),
-        ) == 1
+        return (
+            await self._execute(
+                "DELETE FROM participants WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+                (agent_id, room_id, entity_id),
+            )
+            == 1
+        )
 
     async def get_participants_for_room(self, agent_id: UUID, room_id: UUID) -> list[UUID]:
         """Ids of the room's participants, in the order they joined."""
         rows = await self._fetch_all(
-            "SELECT entity_id FROM participants WHERE agent_id = %s AND room_id = %s"
-            " ORDER BY created_at, entity_id",
+            "SELECT entity_id FROM participants WHERE agent_id = %s AND room_id = %s ORDER BY created_at, entity_id",
             (agent_id, room_id),
         )
         return [r["entity_id"] for r in rows]
@@ -376,7 +416,9 @@ class ConnectionsMixin(PostgresBase):
         )
         return [
             ParticipantRecord(
-                room_id=r["room_id"], entity_id=r["entity_id"], created_at=r["created_at"],
+                room_id=r["room_id"],
+                entity_id=r["entity_id"],
+                created_at=r["created_at"],
                 room_state=None if r["room_state"] is None else ParticipantUserState(r["room_state"]),
             )
             for r in rows
@@ -416,7 +458,10 @@ class ConnectionsMixin(PostgresBase):
             ValueError: ``state`` is not FOLLOWED, MUTED or ``None`` (checked before any SQL).
         """
         value = _user_state(state)
-        return await self._execute(
-            "UPDATE participants SET room_state = %s WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
-            (None if value is None else value.value, agent_id, room_id, entity_id),
-        ) == 1
+        return (
+            await self._execute(
+                "UPDATE participants SET room_state = %s WHERE agent_id = %s AND room_id = %s AND entity_id = %s",
+                (None if value is None else value.value, agent_id, room_id, entity_id),
+            )
+            == 1
+        )

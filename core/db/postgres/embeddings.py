@@ -96,8 +96,11 @@ class EmbeddingsMixin(PostgresBase):
         rows = await self._fetch_all(query, (list(memory_ids),))
         return [
             EmbeddingTarget(
-                memory_id=r["id"], agent_id=r["agent_id"], text=r["text"],
-                content_hash=r["content_hash"], embedded_hash=r["embedded_hash"],
+                memory_id=r["id"],
+                agent_id=r["agent_id"],
+                text=r["text"],
+                content_hash=r["content_hash"],
+                embedded_hash=r["embedded_hash"],
             )
             for r in rows
         ]
@@ -131,8 +134,10 @@ class EmbeddingsMixin(PostgresBase):
         return await self._execute(
             _upsert_sql(column),
             (
-                [r.memory_id for r in batch], [r.agent_id for r in batch],
-                [r.content_hash for r in batch], [r.model for r in batch],
+                [r.memory_id for r in batch],
+                [r.agent_id for r in batch],
+                [r.content_hash for r in batch],
+                [r.model for r in batch],
                 [column.literal(r.vector) for r in batch],
             ),
         )
@@ -167,8 +172,14 @@ class EmbeddingsMixin(PostgresBase):
             raise ValueError(f"need 0 <= older_than_s < max_age_s, got {older_than_s!r} and {max_age_s!r}")
         query = _pending_sql(self._vector_column())
         rows = await self._fetch_all(
-            query, {"older": float(older_than_s), "max_age": float(max_age_s), "limit": limit,
-                    "never_embedded": list(NEVER_EMBEDDED)})
+            query,
+            {
+                "older": float(older_than_s),
+                "max_age": float(max_age_s),
+                "limit": limit,
+                "never_embedded": list(NEVER_EMBEDDED),
+            },
+        )
         return [memory_from_row(r) for r in rows]
 
     async def search_memories(
@@ -224,8 +235,13 @@ class EmbeddingsMixin(PostgresBase):
         active = {name: value for name, value in filters.items() if value is not None}
         limit = count * self.rerank_pool if query_text else count
         params: dict[str, Any] = {
-            "q": column.literal(embedding), "agent": agent_id, "limit": limit,
-            "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG, **active,
+            "q": column.literal(embedding),
+            "agent": agent_id,
+            "limit": limit,
+            "threshold": match_threshold,
+            "text": query_text,
+            "config": TEXT_SEARCH_CONFIG,
+            **active,
         }
         query = _search_sql(column, list(active), rerank=bool(query_text))
         rows = await self._fetch_all(query, params, local=self._vector_search_settings())
@@ -301,7 +317,9 @@ def _upsert_sql(column: _VectorColumn) -> sql.Composed:
         "   OR embeddings.model IS DISTINCT FROM excluded.model"
         "   OR embeddings.{col} IS DISTINCT FROM excluded.{col}"
     ).format(
-        col=sql.Identifier(column.name), type=sql.SQL(column.pg_type), others=sql.SQL(", ").join(others),
+        col=sql.Identifier(column.name),
+        type=sql.SQL(column.pg_type),
+        others=sql.SQL(", ").join(others),
     )
 
 
@@ -323,6 +341,9 @@ def _search_sql(column: _VectorColumn, filters: list[str], *, rerank: bool) -> s
         " WHERE 1 - c.distance >= %(threshold)s"
         " ORDER BY c.distance, m.id"
     ).format(
-        col=sql.Identifier(column.name), type=sql.SQL(column.pg_type), where=where,
-        memory_columns=sql.SQL(MEMORY_COLUMNS), text_score=text_score,
+        col=sql.Identifier(column.name),
+        type=sql.SQL(column.pg_type),
+        where=where,
+        memory_columns=sql.SQL(MEMORY_COLUMNS),
+        text_score=text_score,
     )

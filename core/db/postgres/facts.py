@@ -24,17 +24,20 @@ from core.types.fact import FACTS_TABLE, MAX_EVIDENCE, Fact, FactWrite, OrphanSw
 from core.types.memory import now_ms
 
 #: A fact's stored confidence; NULL when missing or not a number (facts written by other code).
-_CONFIDENCE = "CASE WHEN jsonb_typeof({0}.metadata -> 'confidence') = 'number'" \
-              " THEN ({0}.metadata ->> 'confidence')::float8 END"
+_CONFIDENCE = (
+    "CASE WHEN jsonb_typeof({0}.metadata -> 'confidence') = 'number' THEN ({0}.metadata ->> 'confidence')::float8 END"
+)
 #: When a fact was last confirmed, ms since the epoch (its creation when never confirmed).
-_LAST_SEEN_MS = "coalesce(CASE WHEN jsonb_typeof({0}.metadata -> 'lastSeenAt') = 'number'" \
-                " THEN ({0}.metadata ->> 'lastSeenAt')::float8 END, extract(epoch FROM {0}.created_at) * 1000)"
+_LAST_SEEN_MS = (
+    "coalesce(CASE WHEN jsonb_typeof({0}.metadata -> 'lastSeenAt') = 'number'"
+    " THEN ({0}.metadata ->> 'lastSeenAt')::float8 END, extract(epoch FROM {0}.created_at) * 1000)"
+)
 _STORED = _CONFIDENCE.format("m")
 _EVIDENCE = "coalesce(m.metadata -> 'evidence', '[]'::jsonb)"
 
 _UPSERT_FACT = (
     "INSERT INTO memories AS m (id, agent_id, type, room_id, world_id, entity_id, content, metadata, content_hash,"
-    " \"unique\", created_at)"
+    ' "unique", created_at)'
     " VALUES (%(id)s, %(agent)s, %(table)s, %(room)s,"
     "  coalesce(%(world)s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %(agent)s AND id = %(room)s)),"
     "  %(entity)s, %(content)s, %(metadata)s, %(hash)s, true, %(created)s)"
@@ -142,11 +145,20 @@ class FactsMixin(PostgresBase):
     def _fact_params(fact: Fact, now: int) -> dict[str, Any]:
         memory = fact.to_memory()
         return {
-            "id": memory.id, "agent": memory.agent_id, "table": FACTS_TABLE, "room": memory.room_id,
-            "world": memory.world_id, "entity": memory.entity_id, "content": Jsonb(memory.content.to_json_dict()),
-            "metadata": Jsonb(memory.metadata.to_json_dict()), "hash": memory.content_hash,
-            "created": from_ms(memory.created_at, "created_at"), "evidence": fact.evidence_id,
-            "confidence": fact.confidence, "now": now, "max_evidence": MAX_EVIDENCE,
+            "id": memory.id,
+            "agent": memory.agent_id,
+            "table": FACTS_TABLE,
+            "room": memory.room_id,
+            "world": memory.world_id,
+            "entity": memory.entity_id,
+            "content": Jsonb(memory.content.to_json_dict()),
+            "metadata": Jsonb(memory.metadata.to_json_dict()),
+            "hash": memory.content_hash,
+            "created": from_ms(memory.created_at, "created_at"),
+            "evidence": fact.evidence_id,
+            "confidence": fact.confidence,
+            "now": now,
+            "max_evidence": MAX_EVIDENCE,
         }
 
     async def get_fact_rooms_since(self, agent_id: UUID, since_ms: int, limit: int = 100) -> list[tuple[UUID, int]]:
@@ -167,9 +179,15 @@ class FactsMixin(PostgresBase):
             ValueError: invalid ``limit`` or ``since_ms``.
         """
         check_page(limit)
-        rows = await self._fetch_all(_FACT_ROOMS_SINCE, {
-            "agent": agent_id, "table": FACTS_TABLE, "since": from_ms(since_ms, "since_ms"), "limit": limit,
-        })
+        rows = await self._fetch_all(
+            _FACT_ROOMS_SINCE,
+            {
+                "agent": agent_id,
+                "table": FACTS_TABLE,
+                "since": from_ms(since_ms, "since_ms"),
+                "limit": limit,
+            },
+        )
         return [(r["room_id"], to_ms(r["newest"])) for r in rows]
 
     @idempotent  # converges: a re-run after a lost connection finds the room already trimmed
@@ -209,14 +227,24 @@ class FactsMixin(PostgresBase):
         if not half_life_ms > 0:
             raise ValueError(f"half_life_ms must be > 0, got {half_life_ms!r}")
         check_page(limit)
-        return await self._execute(_DELETE_EXCESS, {
-            "agent": agent_id, "room": room_id, "table": FACTS_TABLE, "keep": keep, "limit": limit,
-            "half_life": float(half_life_ms), "now": float(now_ms()), "default_confidence": default_confidence,
-        })
+        return await self._execute(
+            _DELETE_EXCESS,
+            {
+                "agent": agent_id,
+                "room": room_id,
+                "table": FACTS_TABLE,
+                "keep": keep,
+                "limit": limit,
+                "half_life": float(half_life_ms),
+                "now": float(now_ms()),
+                "default_confidence": default_confidence,
+            },
+        )
 
     @idempotent  # converges: a re-run finds the orphans already gone
-    async def delete_orphan_facts(self, agent_id: UUID, *, cursor: str | None = None,
-                                  scan_limit: int = 500) -> OrphanSweep:
+    async def delete_orphan_facts(
+        self, agent_id: UUID, *, cursor: str | None = None, scan_limit: int = 500
+    ) -> OrphanSweep:
         """Delete facts about, or naming, entities the agent no longer has; one bounded window per call.
 
         Relationships and components need no such sweep: their entity columns are foreign
@@ -240,13 +268,22 @@ class FactsMixin(PostgresBase):
         after_id: UUID | None = None
         if cursor is not None:
             after_at, after_id = decode_cursor(cursor)
-        row = await self._fetch_row(_DELETE_ORPHANS, {
-            "agent": agent_id, "table": FACTS_TABLE, "after_at": after_at, "after_id": after_id,
-            "scan": scan_limit,
-        })
+        row = await self._fetch_row(
+            _DELETE_ORPHANS,
+            {
+                "agent": agent_id,
+                "table": FACTS_TABLE,
+                "after_at": after_at,
+                "after_id": after_id,
+                "scan": scan_limit,
+            },
+        )
         full = row["scanned"] == scan_limit and row["last_at"] is not None
-        return OrphanSweep(scanned=row["scanned"], deleted=row["deleted"],
-                           next_cursor=encode_cursor(row["last_at"], row["last_id"]) if full else None)
+        return OrphanSweep(
+            scanned=row["scanned"],
+            deleted=row["deleted"],
+            next_cursor=encode_cursor(row["last_at"], row["last_id"]) if full else None,
+        )
 
 
 __all__ = ["FactsMixin"]

@@ -91,52 +91,64 @@ class KnowledgeMixin(PostgresBase):
         fingerprint = (document.metadata.model_extra or {}).get("fingerprint")
         async with self._transaction() as conn:
             async with conn.pipeline():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                                   (f"knowledge:{owner}:{doc_id}",))
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"knowledge:{owner}:{doc_id}",)
+                )
                 found = await conn.execute(
                     "SELECT content_hash, metadata->>'fingerprint' AS fingerprint FROM memories"
-                    " WHERE agent_id = %s AND id = %s AND type = %s", (owner, doc_id, DOCUMENTS_TABLE))
+                    " WHERE agent_id = %s AND id = %s AND type = %s",
+                    (owner, doc_id, DOCUMENTS_TABLE),
+                )
             stored = await found.fetchone()
             if stored is not None and (stored["content_hash"], stored["fingerprint"]) == (
-                    document.content_hash, fingerprint):
+                document.content_hash,
+                fingerprint,
+            ):
                 pending = await self._unembedded_fragments(conn, owner, doc_id)
                 return KnowledgeWrite("unchanged", doc_id, pending)
             await self._write_version(conn, document, fragments)
         status = "added" if stored is None else "replaced"
         return KnowledgeWrite(status, doc_id, list(fragments))
 
-    async def _write_version(self, conn: psycopg.AsyncConnection[Any], document: Memory,
-                             fragments: Sequence[Memory]) -> None:
+    async def _write_version(
+        self, conn: psycopg.AsyncConnection[Any], document: Memory, fragments: Sequence[Memory]
+    ) -> None:
         owner = document.agent_id
         async with conn.pipeline():
             await conn.execute(
                 "INSERT INTO rooms (agent_id, id, name, source, type) VALUES (%s, %s, 'knowledge', 'knowledge', 'SELF')"
-                " ON CONFLICT DO NOTHING", (owner, document.room_id))
+                " ON CONFLICT DO NOTHING",
+                (owner, document.room_id),
+            )
             await conn.execute(
                 "DELETE FROM memories WHERE agent_id = %s AND type = %s AND metadata->>'documentId' = %s",
-                (owner, FRAGMENTS_TABLE, str(document.id)))
+                (owner, FRAGMENTS_TABLE, str(document.id)),
+            )
             # The id is the document's only if this owner's document holds it: another memory
             # with the id (another owner's, or not a document) is left alone and reported.
             upsert = await conn.execute(
                 "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-                " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)"
+                ' content_hash, "unique", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)'
                 " ON CONFLICT (id) DO UPDATE SET content = excluded.content, metadata = excluded.metadata,"
                 " content_hash = excluded.content_hash, room_id = excluded.room_id,"
                 " entity_id = excluded.entity_id, created_at = excluded.created_at"
                 " WHERE memories.agent_id = excluded.agent_id AND memories.type = excluded.type",
-                _row(document, DOCUMENTS_TABLE))
+                _row(document, DOCUMENTS_TABLE),
+            )
             if fragments:
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-                        " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)",
-                        [_row(f, FRAGMENTS_TABLE) for f in fragments])
+                        ' content_hash, "unique", created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s)',
+                        [_row(f, FRAGMENTS_TABLE) for f in fragments],
+                    )
         if upsert.rowcount != 1:
             # Raising inside the transaction rolls back the fragments written above.
             raise ValueError(f"memory id {document.id} is already used by another memory")
 
-    async def _unembedded_fragments(self, conn: psycopg.AsyncConnection[Any], owner: UUID,
-                                    doc_id: UUID) -> list[Memory]:
+    async def _unembedded_fragments(
+        self, conn: psycopg.AsyncConnection[Any], owner: UUID, doc_id: UUID
+    ) -> list[Memory]:
         column = vector_column(self.embedding_dimension).name
         query = sql.SQL(
             "SELECT {columns} FROM memories m"
@@ -183,8 +195,7 @@ class KnowledgeMixin(PostgresBase):
         """
         owners = _check_owners(owner_ids)
         row = await self._fetch_one(
-            f"SELECT {MEMORY_COLUMNS} FROM memories m"
-            " WHERE m.agent_id = ANY(%s) AND m.id = %s AND m.type = %s",
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = ANY(%s) AND m.id = %s AND m.type = %s",
             (owners, document_id, DOCUMENTS_TABLE),
         )
         return memory_from_row(row) if row else None
@@ -199,8 +210,9 @@ class KnowledgeMixin(PostgresBase):
         )
         return [memory_from_row(r) for r in rows]
 
-    async def knowledge_embedding_counts(self, owner_ids: Sequence[UUID], *,
-                                         given_up_after_s: float) -> list[FragmentCounts]:
+    async def knowledge_embedding_counts(
+        self, owner_ids: Sequence[UUID], *, given_up_after_s: float
+    ) -> list[FragmentCounts]:
         """How many of each owner's fragments are embedded, queued or failed, in one query.
 
         The schema records no attempts per memory: SQS counts receives and moves a message to
@@ -234,11 +246,16 @@ class KnowledgeMixin(PostgresBase):
             "   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL"
             " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(fragments)s GROUP BY m.agent_id"
         ).format(column=column)
-        rows = await self._fetch_all(query, {"owners": owners, "fragments": FRAGMENTS_TABLE,
-                                                 "age": float(given_up_after_s)})
+        rows = await self._fetch_all(
+            query, {"owners": owners, "fragments": FRAGMENTS_TABLE, "age": float(given_up_after_s)}
+        )
         found = {r["agent_id"]: r for r in rows}
-        return [FragmentCounts(o, *(int(found[o][k]) if o in found else 0
-                                    for k in ("fragments", "embedded", "queued", "failed"))) for o in owners]
+        return [
+            FragmentCounts(
+                o, *(int(found[o][k]) if o in found else 0 for k in ("fragments", "embedded", "queued", "failed"))
+            )
+            for o in owners
+        ]
 
     async def list_knowledge_documents(
         self, owner_ids: Sequence[UUID], *, limit: int = 50, cursor: str | None = None
@@ -271,8 +288,9 @@ class KnowledgeMixin(PostgresBase):
             " ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s"
         ).format(columns=sql.SQL(_DOCUMENT_LIST_COLUMNS), after=after)
         rows = await self._fetch_all(query, params)
-        next_cursor = encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) \
-            if len(rows) > limit else None
+        next_cursor = (
+            encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+        )
         return MemoryPage(memories=[memory_from_row(r) for r in rows[:limit]], next_cursor=next_cursor)
 
     async def search_knowledge(
@@ -314,8 +332,12 @@ class KnowledgeMixin(PostgresBase):
         column = vector_column(self.embedding_dimension)
         limit = count * self.rerank_pool if query_text else count
         params: dict[str, Any] = {
-            "q": column.literal(embedding), "type": FRAGMENTS_TABLE, "limit": limit,
-            "threshold": match_threshold, "text": query_text, "config": TEXT_SEARCH_CONFIG,
+            "q": column.literal(embedding),
+            "type": FRAGMENTS_TABLE,
+            "limit": limit,
+            "threshold": match_threshold,
+            "text": query_text,
+            "config": TEXT_SEARCH_CONFIG,
             **{f"owner{i}": owner for i, owner in enumerate(owners)},
         }
         query = _search_sql(column.name, column.pg_type, len(owners), rerank=bool(query_text))
@@ -326,9 +348,18 @@ class KnowledgeMixin(PostgresBase):
 
 
 def _row(memory: Memory, table: str) -> tuple[Any, ...]:
-    return (memory.id, memory.agent_id, table, memory.room_id, memory.world_id, memory.entity_id,
-            Jsonb(memory.content.to_json_dict()), Jsonb(memory.metadata.to_json_dict()), memory.content_hash,
-            from_ms(memory.created_at, "created_at"))
+    return (
+        memory.id,
+        memory.agent_id,
+        table,
+        memory.room_id,
+        memory.world_id,
+        memory.entity_id,
+        Jsonb(memory.content.to_json_dict()),
+        Jsonb(memory.metadata.to_json_dict()),
+        memory.content_hash,
+        from_ms(memory.created_at, "created_at"),
+    )
 
 
 def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> sql.Composed:

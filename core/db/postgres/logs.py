@@ -23,8 +23,15 @@ _LOG_COLUMNS = "id, agent_id, entity_id, room_id, type, body, created_at"
 
 
 def _log_from_row(row: dict[str, Any]) -> Log:
-    return Log(id=row["id"], agent_id=row["agent_id"], entity_id=row["entity_id"], room_id=row["room_id"],
-               type=row["type"], body=row["body"], created_at=to_ms(row["created_at"]))
+    return Log(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        entity_id=row["entity_id"],
+        room_id=row["room_id"],
+        type=row["type"],
+        body=row["body"],
+        created_at=to_ms(row["created_at"]),
+    )
 
 
 def _columns(entries: Sequence[Log]) -> tuple[list[Any], ...]:
@@ -34,8 +41,15 @@ def _columns(entries: Sequence[Log]) -> tuple[list[Any], ...]:
         check_name(entry.type, "log type")
         # coerce: UUIDs, datetimes... in a body become strings; NaN and NUL are still refused
         # (pydantic's own JSON dump would turn NaN into null without a word).
-        values = (entry.id, entry.agent_id, entry.entity_id, entry.room_id, str(entry.type),
-                  json_text(entry.body, "log body", coerce=True), from_ms(entry.created_at, "created_at"))
+        values = (
+            entry.id,
+            entry.agent_id,
+            entry.entity_id,
+            entry.room_id,
+            str(entry.type),
+            json_text(entry.body, "log body", coerce=True),
+            from_ms(entry.created_at, "created_at"),
+        )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return columns
@@ -125,9 +139,9 @@ class LogsMixin(PostgresBase):
         if room_id is not None:
             params["room"] = room_id
             where.append(sql.SQL("room_id = %(room)s"))
-        query = sql.SQL("SELECT {} FROM logs WHERE {} ORDER BY created_at DESC, id DESC"
-                        " LIMIT %(limit)s OFFSET %(offset)s").format(
-            sql.SQL(_LOG_COLUMNS), sql.SQL(" AND ").join(where))
+        query = sql.SQL(
+            "SELECT {} FROM logs WHERE {} ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(sql.SQL(_LOG_COLUMNS), sql.SQL(" AND ").join(where))
         rows = await self._fetch_all(query, params)
         return [_log_from_row(r) for r in rows]
 

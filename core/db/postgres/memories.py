@@ -68,15 +68,10 @@ class MemoriesMixin(PostgresBase):
             ValueError: ``table`` is empty or holds NUL.
         """
         check_name(table, "table")
-        params = [
-            (m.id, m.agent_id, table, m.room_id, m.world_id, m.agent_id, m.room_id, m.entity_id,
-             Jsonb(m.content.to_json_dict()), Jsonb(m.metadata.to_json_dict()), m.content_hash, m.unique,
-             from_ms(m.created_at, "created_at"))
-            for m in memories
-        ]
+        params = [_insert_values(m, table) for m in memories]
         await self._execute_many(
             "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-            " content_hash, \"unique\", created_at) VALUES (%s, %s, %s, %s,"
+            ' content_hash, "unique", created_at) VALUES (%s, %s, %s, %s,'
             " coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s AND id = %s)),"
             " %s, %s, %s, %s, %s, %s)",
             params,
@@ -99,18 +94,25 @@ class MemoriesMixin(PostgresBase):
         """
         check_name(table, "table")
         m = reply
-        return await self._execute(
-            "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-            " content_hash, \"unique\", created_at)"
-            " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
-            " AND id = %s)), %s, %s, %s, %s, %s, %s"
-            " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
-            " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
-            (m.id, m.agent_id, table, m.room_id, m.world_id, m.agent_id, m.room_id, m.entity_id,
-             Jsonb(m.content.to_json_dict()), Jsonb(m.metadata.to_json_dict()), m.content_hash, m.unique,
-             from_ms(m.created_at, "created_at"), m.agent_id, m.room_id, table, m.agent_id,
-             from_ms(answering.created_at, "created_at")),
-        ) == 1
+        return (
+            await self._execute(
+                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+                ' content_hash, "unique", created_at)'
+                " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
+                " AND id = %s)), %s, %s, %s, %s, %s, %s"
+                " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
+                " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
+                (
+                    *_insert_values(m, table),
+                    m.agent_id,
+                    m.room_id,
+                    table,
+                    m.agent_id,
+                    from_ms(answering.created_at, "created_at"),
+                ),
+            )
+            == 1
+        )
 
     @idempotent  # a re-run finds its own row (same id) and returns it
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID:
@@ -144,10 +146,17 @@ class MemoriesMixin(PostgresBase):
         check_name(table, "table")
         text_hash = memory.content_hash
         params = {
-            "id": memory.id, "agent": memory.agent_id, "type": table, "room": memory.room_id,
-            "world": memory.world_id, "entity": memory.entity_id,
-            "content": Jsonb(memory.content.to_json_dict()), "metadata": Jsonb(memory.metadata.to_json_dict()),
-            "hash": text_hash, "check": bool(memory.text), "dedupe": unique,
+            "id": memory.id,
+            "agent": memory.agent_id,
+            "type": table,
+            "room": memory.room_id,
+            "world": memory.world_id,
+            "entity": memory.entity_id,
+            "content": Jsonb(memory.content.to_json_dict()),
+            "metadata": Jsonb(memory.metadata.to_json_dict()),
+            "hash": text_hash,
+            "check": bool(memory.text),
+            "dedupe": unique,
             "created": from_ms(memory.created_at, "created_at"),
         }
         try:
@@ -210,7 +219,8 @@ class MemoriesMixin(PostgresBase):
             sets.append(sql.SQL("metadata = metadata || %(metadata)s::jsonb"))
             params["metadata"] = json_text(changes, "metadata", coerce=True)
         query = sql.SQL("UPDATE memories SET {} WHERE agent_id = %(agent)s AND id = %(id)s").format(
-            sql.SQL(", ").join(sets))
+            sql.SQL(", ").join(sets)
+        )
         return await self._execute(query, params) == 1
 
     async def delete_memory(self, agent_id: UUID, id: UUID) -> bool:
@@ -229,8 +239,7 @@ class MemoriesMixin(PostgresBase):
         """
         if not ids:
             return 0
-        return await self._execute(
-            "DELETE FROM memories WHERE agent_id = %s AND id = ANY(%s)", (agent_id, list(ids)))
+        return await self._execute("DELETE FROM memories WHERE agent_id = %s AND id = ANY(%s)", (agent_id, list(ids)))
 
     async def delete_all_memories(self, agent_id: UUID, room_id: UUID, table: str) -> int:
         """Delete every memory of one table in one room (elizaOS ``deleteAllMemories``).
@@ -267,9 +276,7 @@ class MemoriesMixin(PostgresBase):
         )
         return memory_from_row(row) if row else None
 
-    async def get_memories_by_ids(
-        self, agent_id: UUID, ids: Sequence[UUID], table: str | None = None
-    ) -> list[Memory]:
+    async def get_memories_by_ids(self, agent_id: UUID, ids: Sequence[UUID], table: str | None = None) -> list[Memory]:
         """Memories by id, in the order of ``ids`` (each once); missing or others' ids are skipped.
 
         Args:
@@ -397,16 +404,23 @@ class MemoriesMixin(PostgresBase):
             raise ValueError(f"start_ms ({start_ms}) is after end_ms ({end_ms})")
         if cursor is not None:
             params["c_at"], params["c_id"] = decode_cursor(cursor)
-            where.append(sql.SQL("(m.created_at, m.id) < (%(c_at)s, %(c_id)s)" if newest_first
-                                 else "(m.created_at, m.id) > (%(c_at)s, %(c_id)s)"))
+            where.append(
+                sql.SQL(
+                    "(m.created_at, m.id) < (%(c_at)s, %(c_id)s)"
+                    if newest_first
+                    else "(m.created_at, m.id) > (%(c_at)s, %(c_id)s)"
+                )
+            )
         order = sql.SQL("DESC" if newest_first else "ASC")
-        query = sql.SQL("SELECT {}, m.created_at AS exact_created_at FROM memories m WHERE {}"
-                        " ORDER BY m.created_at {}, m.id {} LIMIT %(limit)s").format(
-            sql.SQL(MEMORY_COLUMNS), sql.SQL(" AND ").join(where), order, order)
+        query = sql.SQL(
+            "SELECT {}, m.created_at AS exact_created_at FROM memories m WHERE {}"
+            " ORDER BY m.created_at {}, m.id {} LIMIT %(limit)s"
+        ).format(sql.SQL(MEMORY_COLUMNS), sql.SQL(" AND ").join(where), order, order)
         rows = await self._fetch_all(query, params)
         # One extra row was read to know whether another page exists without a second query.
-        next_cursor = encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) \
-            if len(rows) > limit else None
+        next_cursor = (
+            encode_cursor(rows[limit - 1]["exact_created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+        )
         return MemoryPage(memories=[memory_from_row(r) for r in rows[:limit]], next_cursor=next_cursor)
 
     async def count_memories(
@@ -429,7 +443,7 @@ class MemoriesMixin(PostgresBase):
             "SELECT count(*) FROM memories WHERE agent_id = %(agent)s"
             " AND (%(room)s::uuid IS NULL OR room_id = %(room)s)"
             " AND (%(table)s::text IS NULL OR type = %(table)s)"
-            " AND (NOT %(unique)s OR \"unique\")",
+            ' AND (NOT %(unique)s OR "unique")',
             {"agent": agent_id, "room": room_id, "table": table, "unique": unique_only},
         )
         return count
@@ -457,3 +471,23 @@ WITH dup AS (
 SELECT (SELECT id FROM ins) AS inserted, (SELECT id FROM dup) AS duplicate,
        (SELECT agent_id FROM memories WHERE id = %(id)s) AS owner
 """
+
+
+def _insert_values(m: Memory, table: str) -> tuple[Any, ...]:
+    """The values of one memory's INSERT: id, agent, type, room, world (else the room's: agent
+    and room again), entity, content, metadata, content hash, unique flag, creation time."""
+    return (
+        m.id,
+        m.agent_id,
+        table,
+        m.room_id,
+        m.world_id,
+        m.agent_id,
+        m.room_id,
+        m.entity_id,
+        Jsonb(m.content.to_json_dict()),
+        Jsonb(m.metadata.to_json_dict()),
+        m.content_hash,
+        m.unique,
+        from_ms(m.created_at, "created_at"),
+    )

@@ -100,8 +100,15 @@ class RelationshipsMixin(PostgresBase):
                 "  strength = coalesce(%(st)s::float8, relationships.strength),"
                 "  updated_at = now()"
                 f" RETURNING {_RELATIONSHIP_COLUMNS}",
-                {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
-                 "tags": tag_list, "m": Jsonb(dict(metadata or {})), "st": value},
+                {
+                    "a": agent_id,
+                    "id": uuid.uuid4(),
+                    "s": source_entity_id,
+                    "t": target_entity_id,
+                    "tags": tag_list,
+                    "m": Jsonb(dict(metadata or {})),
+                    "st": value,
+                },
             )
         except ForeignKeyViolation:
             return None
@@ -124,12 +131,21 @@ class RelationshipsMixin(PostgresBase):
         """
         strength = _check_unit("strength", relationship.strength)
         tags = _check_tags(relationship.tags)
-        return await self._execute(
-            "UPDATE relationships SET tags = text_array_union(%s::text[], NULL), metadata = %s, strength = %s,"
-            " updated_at = now() WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
-            (tags, Jsonb(relationship.metadata), strength, relationship.agent_id,
-             relationship.source_entity_id, relationship.target_entity_id),
-        ) == 1
+        return (
+            await self._execute(
+                "UPDATE relationships SET tags = text_array_union(%s::text[], NULL), metadata = %s, strength = %s,"
+                " updated_at = now() WHERE agent_id = %s AND source_entity_id = %s AND target_entity_id = %s",
+                (
+                    tags,
+                    Jsonb(relationship.metadata),
+                    strength,
+                    relationship.agent_id,
+                    relationship.source_entity_id,
+                    relationship.target_entity_id,
+                ),
+            )
+            == 1
+        )
 
     async def get_relationship(
         self, agent_id: UUID, source_entity_id: UUID, target_entity_id: UUID
@@ -204,8 +220,7 @@ class RelationshipsMixin(PostgresBase):
                 "  strength = least(1, relationships.strength + %(step)s * (1 - relationships.strength)),"
                 "  last_interaction_at = now(), updated_at = now()"
                 f" RETURNING {_RELATIONSHIP_COLUMNS}",
-                {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id,
-                 "step": value},
+                {"a": agent_id, "id": uuid.uuid4(), "s": source_entity_id, "t": target_entity_id, "step": value},
             )
         except ForeignKeyViolation:
             return None

@@ -37,8 +37,18 @@ _TASK_COLUMNS = (
 )
 # The allow-list of columns update_task may set (TaskUpdate fields of the same names);
 # metadata is merged, not set, and the lease columns are the scheduler's.
-_UPDATABLE = ("name", "description", "room_id", "world_id", "entity_id", "tags", "status", "next_run_at",
-              "attempts", "last_error")
+_UPDATABLE = (
+    "name",
+    "description",
+    "room_id",
+    "world_id",
+    "entity_id",
+    "tags",
+    "status",
+    "next_run_at",
+    "attempts",
+    "last_error",
+)
 
 
 def _optional_ms(moment: Any) -> int | None:
@@ -73,13 +83,23 @@ class TasksMixin(PostgresBase):
         """
         metadata = json_text(task.metadata.model_dump(by_alias=True, exclude_none=True), "task metadata", coerce=True)
         params = {
-            "id": task.id, "agent": task.agent_id, "name": task.name, "description": task.description,
-            "room": task.room_id, "world": task.world_id, "entity": task.entity_id, "tags": task.tags,
-            "metadata": metadata, "status": task.status.value,
+            "id": task.id,
+            "agent": task.agent_id,
+            "name": task.name,
+            "description": task.description,
+            "room": task.room_id,
+            "world": task.world_id,
+            "entity": task.entity_id,
+            "tags": task.tags,
+            "metadata": metadata,
+            "status": task.status.value,
             "next_run_at": None if task.next_run_at is None else from_ms(task.next_run_at, "next_run_at"),
             "delay_ms": None if task.next_run_at is not None else first_run_delay_ms(task),
-            "lease_owner": task.lease_owner, "attempts": task.attempts, "last_error": task.last_error,
-            "lease_expires_at": None if task.lease_expires_at is None
+            "lease_owner": task.lease_owner,
+            "attempts": task.attempts,
+            "last_error": task.last_error,
+            "lease_expires_at": None
+            if task.lease_expires_at is None
             else from_ms(task.lease_expires_at, "lease_expires_at"),
         }
         try:
@@ -94,8 +114,9 @@ class TasksMixin(PostgresBase):
 
     async def get_task(self, agent_id: UUID, id: UUID) -> Task | None:
         """The task, or ``None`` when this agent has no such task (elizaOS ``getTask``)."""
-        row = await self._fetch_one(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND id = %s",
-                                    (agent_id, id))
+        row = await self._fetch_one(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = %s AND id = %s", (agent_id, id)
+        )
         return _task_from_row(row) if row else None
 
     async def get_tasks(
@@ -129,8 +150,13 @@ class TasksMixin(PostgresBase):
             " AND (%(entity)s::uuid IS NULL OR entity_id = %(entity)s)"
             " AND (%(tags)s::text[] IS NULL OR tags @> %(tags)s::text[])"
             " ORDER BY created_at, id LIMIT %(limit)s",
-            {"agent": agent_id, "room": room_id, "entity": entity_id,
-             "tags": None if tags is None else list(tags), "limit": limit},
+            {
+                "agent": agent_id,
+                "room": room_id,
+                "entity": entity_id,
+                "tags": None if tags is None else list(tags),
+                "limit": limit,
+            },
         )
         return [_task_from_row(r) for r in rows]
 
@@ -176,7 +202,8 @@ class TasksMixin(PostgresBase):
             sets.append(sql.SQL("metadata = metadata || %(metadata)s::jsonb"))
             params["metadata"] = json_text(update.metadata, "task metadata", coerce=True)
         query = sql.SQL("UPDATE tasks SET {} WHERE agent_id = %(agent)s AND id = %(id)s").format(
-            sql.SQL(", ").join(sets))
+            sql.SQL(", ").join(sets)
+        )
         try:
             return await self._execute(query, params) == 1
         except psycopg.errors.CheckViolation as exc:
@@ -189,7 +216,6 @@ class TasksMixin(PostgresBase):
             True when this agent had it.
         """
         return await self._execute("DELETE FROM tasks WHERE agent_id = %s AND id = %s", (agent_id, id)) == 1
-
 
     # -- the scheduler's lease methods ---------------------------------------------------------
 
@@ -235,8 +261,12 @@ class TasksMixin(PostgresBase):
         if not workers:
             return []
         params = {
-            "owner": owner, "limit": limit, "lease_s": float(lease_s), "exclude": list(exclude),
-            "agents": [agent for agent, _ in workers], "names": [name for _, name in workers],
+            "owner": owner,
+            "limit": limit,
+            "lease_s": float(lease_s),
+            "exclude": list(exclude),
+            "agents": [agent for agent, _ in workers],
+            "names": [name for _, name in workers],
         }
         rows = await self._fetch_all(_CLAIM_DUE_TASKS, params)
         tasks = [_task_from_row(r) for r in rows]
@@ -252,10 +282,13 @@ class TasksMixin(PostgresBase):
             and another runner took it, or it was deleted meanwhile).
         """
         _check_owner(owner)
-        return await self._execute(
-            "DELETE FROM tasks WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
-            (agent_id, id, owner),
-        ) == 1
+        return (
+            await self._execute(
+                "DELETE FROM tasks WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+                (agent_id, id, owner),
+            )
+            == 1
+        )
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def reschedule_task(self, agent_id: UUID, id: UUID, owner: str, *, elapsed_ms: int = 0) -> bool:
@@ -276,8 +309,12 @@ class TasksMixin(PostgresBase):
             True when rescheduled; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        return await self._execute(_RESCHEDULE_TASK, {"agent": agent_id, "id": id, "owner": owner,
-                                                    "elapsed_ms": max(0, int(elapsed_ms))}) == 1
+        return (
+            await self._execute(
+                _RESCHEDULE_TASK, {"agent": agent_id, "id": id, "owner": owner, "elapsed_ms": max(0, int(elapsed_ms))}
+            )
+            == 1
+        )
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def fail_task(self, agent_id: UUID, id: UUID, owner: str, error: str, *, retry_in_ms: int | None) -> bool:
@@ -295,10 +332,19 @@ class TasksMixin(PostgresBase):
             True when recorded; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        return await self._execute(_FAIL_TASK, {
-            "agent": agent_id, "id": id, "owner": owner, "error": _error_text(error),
-            "retry_ms": None if retry_in_ms is None else max(0, int(retry_in_ms)),
-        }) == 1
+        return (
+            await self._execute(
+                _FAIL_TASK,
+                {
+                    "agent": agent_id,
+                    "id": id,
+                    "owner": owner,
+                    "error": _error_text(error),
+                    "retry_ms": None if retry_in_ms is None else max(0, int(retry_in_ms)),
+                },
+            )
+            == 1
+        )
 
     @idempotent  # guarded by the lease owner: a second run changes nothing
     async def release_task(self, agent_id: UUID, id: UUID, owner: str) -> bool:
@@ -310,12 +356,15 @@ class TasksMixin(PostgresBase):
             True when released; False when ``owner`` no longer holds the task.
         """
         _check_owner(owner)
-        return await self._execute(
-            "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
-            " attempts = greatest(attempts - 1, 0), updated_at = now()"
-            " WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
-            (agent_id, id, owner),
-        ) == 1
+        return (
+            await self._execute(
+                "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+                " attempts = greatest(attempts - 1, 0), updated_at = now()"
+                " WHERE agent_id = %s AND id = %s AND status = 'running' AND lease_owner = %s",
+                (agent_id, id, owner),
+            )
+            == 1
+        )
 
     @idempotent  # a second run finds no lapsed lease left
     async def recover_expired_task_leases(
@@ -352,11 +401,17 @@ class TasksMixin(PostgresBase):
             raise ValueError("need max_attempts >= 1 and 0 <= retry_base_delay_ms <= retry_max_delay_ms")
         if not agent_ids:
             return []
-        rows = await self._fetch_all(_RECOVER_EXPIRED, {
-            "agents": list(agent_ids), "max_attempts": max_attempts, "limit": limit,
-            "base_ms": float(retry_base_delay_ms), "max_ms": float(retry_max_delay_ms),
-            "error": LEASE_EXPIRED_ERROR,
-        })
+        rows = await self._fetch_all(
+            _RECOVER_EXPIRED,
+            {
+                "agents": list(agent_ids),
+                "max_attempts": max_attempts,
+                "limit": limit,
+                "base_ms": float(retry_base_delay_ms),
+                "max_ms": float(retry_max_delay_ms),
+                "error": LEASE_EXPIRED_ERROR,
+            },
+        )
         return [_task_from_row(r) for r in rows]
 
     async def count_due_tasks_without_worker(
@@ -377,10 +432,15 @@ class TasksMixin(PostgresBase):
         check_page(scan_limit)
         if not agent_ids:
             return {}
-        rows = await self._fetch_all(_DUE_WITHOUT_WORKER, {
-            "agents": list(agent_ids), "scan": scan_limit,
-            "w_agents": [agent for agent, _ in workers], "w_names": [name for _, name in workers],
-        })
+        rows = await self._fetch_all(
+            _DUE_WITHOUT_WORKER,
+            {
+                "agents": list(agent_ids),
+                "scan": scan_limit,
+                "w_agents": [agent for agent, _ in workers],
+                "w_names": [name for _, name in workers],
+            },
+        )
         return {(r["agent_id"], r["name"]): r["n"] for r in rows}
 
 
@@ -430,8 +490,10 @@ def _error_text(error: str) -> str:
 
 # Backoff after ``attempts`` runs: base x 2^(attempts-1), at most max (the exponent is capped so
 # power() cannot overflow). Same rule as TaskRunnerSettings.retry_delay_ms.
-_BACKOFF = ("make_interval(secs => least(%(max_ms)s::float8,"
-            " %(base_ms)s::float8 * power(2, least(greatest(t.attempts - 1, 0), 30))) / 1000)")
+_BACKOFF = (
+    "make_interval(secs => least(%(max_ms)s::float8,"
+    " %(base_ms)s::float8 * power(2, least(greatest(t.attempts - 1, 0), 30))) / 1000)"
+)
 
 # One statement: the CTE picks and locks due rows on the tasks_due index (status, next_run_at),
 # skipping rows other claimers hold; a row committed by another claimer meanwhile is re-checked

@@ -69,8 +69,7 @@ def json_text(value: Any, what: str = "value", *, coerce: bool = False) -> str:
         ValueError: not JSON-serialisable, NaN or infinity, or a string holding NUL.
     """
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"),
-                          default=to_jsonable_python if coerce else None)
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"), default=to_jsonable_python if coerce else None)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from exc
     if _JSON_NUL.search(text):

@@ -10,8 +10,14 @@ from core.types import ChannelType, Component, Content, Entity, Memory, Room, Wo
 
 #: Every table that holds agent data, with the column that scopes it.
 _AGENT_TABLES = {
-    "entities": "agent_id", "worlds": "agent_id", "rooms": "agent_id", "participants": "agent_id",
-    "memories": "agent_id", "embeddings": "agent_id", "components": "agent_id", "relationships": "agent_id",
+    "entities": "agent_id",
+    "worlds": "agent_id",
+    "rooms": "agent_id",
+    "participants": "agent_id",
+    "memories": "agent_id",
+    "embeddings": "agent_id",
+    "components": "agent_id",
+    "relationships": "agent_id",
 }
 
 
@@ -98,16 +104,22 @@ async def test_upsert_agents_keeps_the_enabled_flag(adapter):
 
 async def test_update_agent_replaces_top_level_keys_and_deep_merges_settings(adapter):
     record = _record(
-        bio=["old"], topics=["a", "b"],
+        bio=["old"],
+        topics=["a", "b"],
         settings={"model": "small", "voice": {"model": "v1", "speed": 1}, "secrets": {"A": "1", "B": "2"}},
         secrets={"TOKEN": "t", "OTHER": "o"},
     )
     await adapter.create_agent(record)
-    changed = await adapter.update_agent(record.id, {"character": {
-        "bio": ["new"],
-        "settings": {"voice": {"speed": 2}, "secrets": {"B": None, "C": "3"}, "model": None},
-        "secrets": {"OTHER": None},
-    }})
+    changed = await adapter.update_agent(
+        record.id,
+        {
+            "character": {
+                "bio": ["new"],
+                "settings": {"voice": {"speed": 2}, "secrets": {"B": None, "C": "3"}, "model": None},
+                "secrets": {"OTHER": None},
+            }
+        },
+    )
     assert changed is True
     character = (await adapter.get_agent(record.id)).character
     assert character["bio"] == ["new"]
@@ -176,10 +188,12 @@ async def test_update_agent_to_a_taken_name_raises_and_changes_nothing(adapter):
 async def test_concurrent_updates_of_different_settings_both_survive(adapter):
     record = _record(settings={"secrets": {}})
     await adapter.create_agent(record)
-    await asyncio.gather(*(
-        adapter.update_agent(record.id, {"character": {"settings": {"secrets": {f"K{i}": str(i)}}}})
-        for i in range(6)
-    ))
+    await asyncio.gather(
+        *(
+            adapter.update_agent(record.id, {"character": {"settings": {"secrets": {f"K{i}": str(i)}}}})
+            for i in range(6)
+        )
+    )
     secrets = (await adapter.get_agent(record.id)).character["settings"]["secrets"]
     assert secrets == {f"K{i}": str(i) for i in range(6)}
 

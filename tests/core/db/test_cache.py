@@ -24,7 +24,8 @@ async def _expire(adapter, agent_id, key, seconds_ago: int = 1) -> None:
     async with adapter.pool.connection() as conn:
         cur = await conn.execute(
             "UPDATE cache SET expires_at = now() - make_interval(secs => %s) WHERE agent_id = %s AND key = %s",
-            (seconds_ago, agent_id, key))
+            (seconds_ago, agent_id, key),
+        )
         assert cur.rowcount == 1
 
 
@@ -34,8 +35,21 @@ async def _rows(adapter, agent_id) -> int:
     return row["n"]
 
 
-@pytest.mark.parametrize("value", [{"a": [1, 2.5, None, True], "b": {"c": "d"}}, [1, "two"], "text", 42, 2.5,
-                                   True, False, {}, [], {"quote's \"key\"": "$$"}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, None, True], "b": {"c": "d"}},
+        [1, "two"],
+        "text",
+        42,
+        2.5,
+        True,
+        False,
+        {},
+        [],
+        {'quote\'s "key"': "$$"},
+    ],
+)
 async def test_set_then_get_round_trips_json(adapter, agent_id, value):
     await adapter.set_cache(agent_id, "k", value)
     assert await adapter.get_cache(agent_id, "k") == value
@@ -55,17 +69,21 @@ async def test_set_replaces_value_and_expiry(adapter, agent_id):
     await adapter.set_cache(agent_id, "k", 2)  # no ttl: never expires
     assert await adapter.get_cache(agent_id, "k") == 2
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute("SELECT expires_at FROM cache WHERE agent_id = %s AND key = 'k'",
-                                        (agent_id,))).fetchone()
+        row = await (
+            await conn.execute("SELECT expires_at FROM cache WHERE agent_id = %s AND key = 'k'", (agent_id,))
+        ).fetchone()
     assert row["expires_at"] is None
 
 
 async def test_ttl_sets_a_future_expiry_from_the_database_clock(adapter, agent_id):
     await adapter.set_cache(agent_id, "k", "v", ttl_s=90.5)
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT extract(epoch FROM expires_at - now()) AS left_s FROM cache WHERE agent_id = %s AND key = 'k'",
-            (agent_id,))).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT extract(epoch FROM expires_at - now()) AS left_s FROM cache WHERE agent_id = %s AND key = 'k'",
+                (agent_id,),
+            )
+        ).fetchone()
     assert 80 < float(row["left_s"]) <= 90.5
     assert await adapter.get_cache(agent_id, "k") == "v"
 
@@ -146,9 +164,9 @@ async def test_bad_input_is_refused(adapter, agent_id):
 async def test_keys_and_json_are_literal(adapter, agent_id):
     await adapter.set_cache(agent_id, "control", "c")
     for key in EVIL:
-        await adapter.set_cache(agent_id, key, {key: key, "q'uote": "\"$$\""}, ttl_s=60)
+        await adapter.set_cache(agent_id, key, {key: key, "q'uote": '"$$"'}, ttl_s=60)
     for key in EVIL:
-        assert await adapter.get_cache(agent_id, key) == {key: key, "q'uote": "\"$$\""}
+        assert await adapter.get_cache(agent_id, key) == {key: key, "q'uote": '"$$"'}
     # No pattern matching: "%" and "_" name themselves only.
     assert await adapter.get_cache(agent_id, "contro_") is None
     assert await adapter.delete_cache(agent_id, "%") is True

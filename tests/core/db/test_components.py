@@ -37,9 +37,16 @@ async def _component_count(adapter) -> int:
 
 async def test_create_and_get_component(adapter, agent_id, place):
     world_id, room_id, alice, bob = place
-    component = Component(entity_id=alice, agent_id=agent_id, room_id=room_id, world_id=world_id,
-                          source_entity_id=bob, type="profile", data={"bio": "hi", "n": [1, {"x": None}]},
-                          created_at=1_700_000_000_123)
+    component = Component(
+        entity_id=alice,
+        agent_id=agent_id,
+        room_id=room_id,
+        world_id=world_id,
+        source_entity_id=bob,
+        type="profile",
+        data={"bio": "hi", "n": [1, {"x": None}]},
+        created_at=1_700_000_000_123,
+    )
     assert await adapter.create_component(component) is True
     assert await adapter.get_component(agent_id, alice, "profile") == component
     assert await adapter.get_components(agent_id, alice) == [component]
@@ -65,9 +72,7 @@ async def test_create_component_twice_is_false_and_keeps_the_first(adapter, agen
 @pytest.mark.parametrize("field", ["entity_id", "room_id", "world_id", "source_entity_id", "agent_id"])
 async def test_create_component_with_an_unknown_reference_is_false(adapter, agent_id, place, field):
     _, _, alice, _ = place
-    component = Component(entity_id=alice, agent_id=agent_id, type="profile").model_copy(
-        update={field: uuid.uuid4()}
-    )
+    component = Component(entity_id=alice, agent_id=agent_id, type="profile").model_copy(update={field: uuid.uuid4()})
     before = await _component_count(adapter)
     assert await adapter.create_component(component) is False
     assert await _component_count(adapter) == before
@@ -92,10 +97,18 @@ async def test_get_component_filters_by_world_and_source(adapter, agent_id, plac
     world_id, room_id, alice, bob = place
     other_world = World(id=uuid.uuid4(), agent_id=agent_id)
     await adapter.create_world(other_world)
-    here = Component(entity_id=alice, agent_id=agent_id, world_id=world_id, source_entity_id=bob, type="role",
-                     data={"r": "admin"}, created_at=1_000)
-    there = Component(entity_id=alice, agent_id=agent_id, world_id=other_world.id, type="role",
-                      data={"r": "guest"}, created_at=2_000)
+    here = Component(
+        entity_id=alice,
+        agent_id=agent_id,
+        world_id=world_id,
+        source_entity_id=bob,
+        type="role",
+        data={"r": "admin"},
+        created_at=1_000,
+    )
+    there = Component(
+        entity_id=alice, agent_id=agent_id, world_id=other_world.id, type="role", data={"r": "guest"}, created_at=2_000
+    )
     for component in (here, there):
         assert await adapter.create_component(component)
     assert await adapter.get_component(agent_id, alice, "role", world_id=world_id) == here
@@ -124,8 +137,15 @@ async def test_update_component(adapter, agent_id, place):
     world_id, room_id, alice, bob = place
     component = Component(entity_id=alice, agent_id=agent_id, type="profile", data={"v": 1})
     await adapter.create_component(component)
-    changed = component.model_copy(update={"type": "bio", "data": {"v": 2, "more": [1]}, "room_id": room_id,
-                                           "world_id": world_id, "source_entity_id": bob})
+    changed = component.model_copy(
+        update={
+            "type": "bio",
+            "data": {"v": 2, "more": [1]},
+            "room_id": room_id,
+            "world_id": world_id,
+            "source_entity_id": bob,
+        }
+    )
     assert await adapter.update_component(changed) is True
     assert await adapter.get_component(agent_id, alice, "bio") == changed
     assert await adapter.get_component(agent_id, alice, "profile") is None
@@ -197,6 +217,7 @@ async def test_hostile_component_types_and_data_are_literal(adapter, agent_id, p
     assert len(await adapter.get_components(agent_id, alice)) == len(HOSTILE) + 1
     assert await _component_count(adapter) == before
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT to_regclass('memories') AS m, to_regclass('components') AS c")).fetchone()
+        row = await (
+            await conn.execute("SELECT to_regclass('memories') AS m, to_regclass('components') AS c")
+        ).fetchone()
     assert row == {"m": "memories", "c": "components"}

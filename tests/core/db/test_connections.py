@@ -33,18 +33,20 @@ async def _connect(adapter, agent_id, *, names=("alice",), metadata=None, world=
 
 async def _entity_row(adapter, agent_id, entity_id):
     async with adapter.pool.connection() as conn:
-        return await (await conn.execute(
-            "SELECT names, metadata, xmin::text AS version FROM entities WHERE agent_id = %s AND id = %s",
-            (agent_id, entity_id),
-        )).fetchone()
+        return await (
+            await conn.execute(
+                "SELECT names, metadata, xmin::text AS version FROM entities WHERE agent_id = %s AND id = %s",
+                (agent_id, entity_id),
+            )
+        ).fetchone()
 
 
 async def _table_counts(adapter) -> dict[str, int]:
     tables = ("agents", "entities", "worlds", "rooms", "participants", "memories", "components", "relationships")
     async with adapter.pool.connection() as conn:
-        return await (await conn.execute(
-            "SELECT " + ", ".join(f"(SELECT count(*) FROM {t}) AS {t}" for t in tables)
-        )).fetchone()
+        return await (
+            await conn.execute("SELECT " + ", ".join(f"(SELECT count(*) FROM {t}) AS {t}" for t in tables))
+        ).fetchone()
 
 
 async def _memory_with_vector(adapter, agent_id, room_id, entity_id) -> Memory:
@@ -107,7 +109,8 @@ async def test_ensure_connection_does_not_rewrite_an_unchanged_entity(adapter, a
     before = await _entity_row(adapter, agent_id, entity_id)
     await adapter.ensure_connection(
         Entity(id=entity_id, agent_id=agent_id, names=["alice"], metadata={"api": {"a": 1}}),
-        Room(id=room_id, agent_id=agent_id), None,
+        Room(id=room_id, agent_id=agent_id),
+        None,
     )
     after = await _entity_row(adapter, agent_id, entity_id)
     assert after == before  # same xmin: no new row version was written
@@ -153,9 +156,7 @@ async def test_create_entities_of_nothing_is_nothing(adapter):
     assert await adapter.create_entities([]) == []
 
 
-async def test_get_entities_by_ids_keeps_the_order_asked_and_skips_unknown_and_foreign(
-    adapter, agent_id, other_agent
-):
+async def test_get_entities_by_ids_keeps_the_order_asked_and_skips_unknown_and_foreign(adapter, agent_id, other_agent):
     a, b, c = (Entity(id=uuid.uuid4(), agent_id=agent_id, names=[n]) for n in "abc")
     foreign = Entity(id=uuid.uuid4(), agent_id=other_agent, names=["foreign"])
     await adapter.create_entities([a, b, c, foreign])
@@ -182,8 +183,16 @@ async def test_get_entities_for_room_with_components(adapter, agent_id):
     await adapter.create_entities([bob])
     await adapter.add_participants_room(agent_id, [bob.id], room_id)
     first = Component(entity_id=alice, agent_id=agent_id, type="profile", data={"n": 1}, created_at=1_700_000_000_000)
-    second = Component(entity_id=alice, agent_id=agent_id, world_id=world_id, room_id=room_id, source_entity_id=bob.id,
-                       type="role", data={"role": "admin"}, created_at=1_700_000_000_001)
+    second = Component(
+        entity_id=alice,
+        agent_id=agent_id,
+        world_id=world_id,
+        room_id=room_id,
+        source_entity_id=bob.id,
+        type="role",
+        data={"role": "admin"},
+        created_at=1_700_000_000_001,
+    )
     assert await adapter.create_component(second) and await adapter.create_component(first)
     entities = {e.id: e for e in await adapter.get_entities_for_room(agent_id, room_id, include_components=True)}
     assert entities[alice].components == [first, second]
@@ -195,9 +204,12 @@ async def test_get_entities_for_room_with_components(adapter, agent_id):
 async def test_update_entity_replaces_or_merges(adapter, agent_id):
     entity = Entity(id=uuid.uuid4(), agent_id=agent_id, names=["a", "b"], metadata={"api": {"x": 1, "y": 2}})
     await adapter.create_entities([entity])
-    assert await adapter.update_entity(
-        Entity(id=entity.id, agent_id=agent_id, names=["c", "c"], metadata={"api": {"x": 9}})
-    ) is True
+    assert (
+        await adapter.update_entity(
+            Entity(id=entity.id, agent_id=agent_id, names=["c", "c"], metadata={"api": {"x": 9}})
+        )
+        is True
+    )
     [stored] = await adapter.get_entities_by_ids(agent_id, [entity.id])
     assert (stored.names, stored.metadata) == (["c"], {"api": {"x": 9}})
     assert await adapter.update_entity(
@@ -279,8 +291,17 @@ async def test_create_rooms_in_one_batch(adapter, agent_id):
     world = World(id=uuid.uuid4(), agent_id=agent_id)
     await adapter.create_world(world)
     rooms = [
-        Room(id=uuid.uuid4(), agent_id=agent_id, world_id=world.id, name="general", source="discord",
-             type=ChannelType.GROUP, channel_id="c1", server_id="s1", metadata={"topic": "x"}),
+        Room(
+            id=uuid.uuid4(),
+            agent_id=agent_id,
+            world_id=world.id,
+            name="general",
+            source="discord",
+            type=ChannelType.GROUP,
+            channel_id="c1",
+            server_id="s1",
+            metadata={"topic": "x"},
+        ),
         Room(id=uuid.uuid4(), agent_id=agent_id),
     ]
     assert await adapter.create_rooms(rooms) == [r.id for r in rooms]
@@ -328,8 +349,17 @@ async def test_update_room(adapter, agent_id, other_agent):
     world_id, room_id, _ = await _connect(adapter, agent_id)
     other_world = World(id=uuid.uuid4(), agent_id=agent_id)
     await adapter.create_world(other_world)
-    changed = Room(id=room_id, agent_id=agent_id, world_id=other_world.id, name="new", source="slack",
-                   type=ChannelType.THREAD, channel_id="c", server_id="s", metadata={"a": [1]})
+    changed = Room(
+        id=room_id,
+        agent_id=agent_id,
+        world_id=other_world.id,
+        name="new",
+        source="slack",
+        type=ChannelType.THREAD,
+        channel_id="c",
+        server_id="s",
+        metadata={"a": [1]},
+    )
     assert await adapter.update_room(changed) is True
     assert await adapter.get_room(agent_id, room_id) == changed
     detached = changed.model_copy(update={"world_id": None})
@@ -422,7 +452,8 @@ async def test_get_participants_for_entity(adapter, agent_id, other_agent):
     await adapter.set_participant_user_state(agent_id, room_b, alice, ParticipantUserState.FOLLOWED)
     records = await adapter.get_participants_for_entity(agent_id, alice)
     assert [(r.room_id, r.entity_id, r.room_state) for r in records] == [
-        (room_a, alice, None), (room_b, alice, ParticipantUserState.FOLLOWED)
+        (room_a, alice, None),
+        (room_b, alice, ParticipantUserState.FOLLOWED),
     ]
     assert all(r.created_at > 1_600_000_000_000 for r in records)
     assert await adapter.get_participants_for_entity(other_agent, alice) == []
@@ -470,23 +501,32 @@ async def test_participant_user_state_of_non_participant(adapter, agent_id, othe
 async def test_hostile_names_metadata_and_room_fields_are_stored_literally(adapter, agent_id):
     before = await _table_counts(adapter)
     entity = Entity(
-        id=uuid.uuid4(), agent_id=agent_id, names=[*HOSTILE, HOSTILE[0]],
-        metadata={h: {h: h} for h in HOSTILE} | {"k'ey": {"in\"ner": "v"}, 'a"b': 1},
+        id=uuid.uuid4(),
+        agent_id=agent_id,
+        names=[*HOSTILE, HOSTILE[0]],
+        metadata={h: {h: h} for h in HOSTILE} | {"k'ey": {'in"ner': "v"}, 'a"b': 1},
     )
-    room = Room(id=uuid.uuid4(), agent_id=agent_id, name=HOSTILE[1], source=HOSTILE[0], channel_id=HOSTILE[2],
-                server_id=HOSTILE[3], metadata={HOSTILE[4]: HOSTILE[5]})
+    room = Room(
+        id=uuid.uuid4(),
+        agent_id=agent_id,
+        name=HOSTILE[1],
+        source=HOSTILE[0],
+        channel_id=HOSTILE[2],
+        server_id=HOSTILE[3],
+        metadata={HOSTILE[4]: HOSTILE[5]},
+    )
     world = World(id=uuid.uuid4(), agent_id=agent_id, name=HOSTILE[2], server_id=HOSTILE[6], metadata={"'": "$$"})
     room = room.model_copy(update={"world_id": world.id})
     await adapter.ensure_connection(entity, room, world)
     # A merge with hostile keys on both sides must still be literal.
-    later = {HOSTILE[0]: {"extra": HOSTILE[1]}, "k'ey": {"in\"ner": "w", "'": "$$"}}
+    later = {HOSTILE[0]: {"extra": HOSTILE[1]}, "k'ey": {'in"ner': "w", "'": "$$"}}
     await adapter.ensure_connection(
         Entity(id=entity.id, agent_id=agent_id, names=[HOSTILE[7]], metadata=later), room, world
     )
     [stored] = await adapter.get_entities_by_ids(agent_id, [entity.id])
     assert stored.names == [HOSTILE[7], *HOSTILE[:7]]
     assert stored.metadata[HOSTILE[0]] == {HOSTILE[0]: HOSTILE[0], "extra": HOSTILE[1]}
-    assert stored.metadata["k'ey"] == {"in\"ner": "w", "'": "$$"}
+    assert stored.metadata["k'ey"] == {'in"ner': "w", "'": "$$"}
     assert stored.metadata['a"b'] == 1
     assert await adapter.get_room(agent_id, room.id) == room
     assert await adapter.get_world(agent_id, world.id) == world

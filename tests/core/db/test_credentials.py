@@ -28,10 +28,15 @@ def _secret(client, value) -> str:
 
 async def test_the_pool_connects_with_the_secrets_credentials(secrets, database_url):
     target = conninfo_to_dict(database_url)  # the embedded server: socket directory as host
-    arn = _secret(secrets, {"username": "postgres", "password": "", "host": "db.invalid", "port": 5432,
-                            "dbname": "wrong"})
-    settings = Settings(database_secret_arn=arn, database_host=target["host"], database_name=target["dbname"],
-                        database_sslmode="disable")
+    arn = _secret(
+        secrets, {"username": "postgres", "password": "", "host": "db.invalid", "port": 5432, "dbname": "wrong"}
+    )
+    settings = Settings(
+        database_secret_arn=arn,
+        database_host=target["host"],
+        database_name=target["dbname"],
+        database_sslmode="disable",
+    )
     pool = create_pool(settings)
     await pool.open()
     try:
@@ -43,11 +48,18 @@ async def test_the_pool_connects_with_the_secrets_credentials(secrets, database_
 
 
 def test_secret_fields_fill_what_settings_leave_out(secrets):
-    arn = _secret(secrets, {"username": "app", "password": "s3cr3t", "host": "proxy.example", "port": 6432,
-                            "dbname": "agents"})
+    arn = _secret(
+        secrets, {"username": "app", "password": "s3cr3t", "host": "proxy.example", "port": 6432, "dbname": "agents"}
+    )
     info = conninfo_to_dict(SecretConninfo(Settings(database_secret_arn=arn))())
     assert (info["host"], info["port"], info["dbname"], info["user"], info["password"], info["sslmode"]) == (
-        "proxy.example", "6432", "agents", "app", "s3cr3t", "require")
+        "proxy.example",
+        "6432",
+        "agents",
+        "app",
+        "s3cr3t",
+        "require",
+    )
     assert info["connect_timeout"] == "10"
 
 
@@ -68,11 +80,21 @@ def test_no_database_configured_names_both_settings():
 
 
 def test_settings_read_the_secret_variables():
-    settings = Settings.from_env({"DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:db",
-                                  "DATABASE_HOST": "proxy", "DATABASE_NAME": "agents",
-                                  "DATABASE_SSLMODE": "verify-full", "DATABASE_SECRET_MAX_AGE_S": "60"})
-    assert (settings.database_host, settings.database_name, settings.database_sslmode,
-            settings.database_secret_max_age_s) == ("proxy", "agents", "verify-full", 60)
+    settings = Settings.from_env(
+        {
+            "DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:db",
+            "DATABASE_HOST": "proxy",
+            "DATABASE_NAME": "agents",
+            "DATABASE_SSLMODE": "verify-full",
+            "DATABASE_SECRET_MAX_AGE_S": "60",
+        }
+    )
+    assert (
+        settings.database_host,
+        settings.database_name,
+        settings.database_sslmode,
+        settings.database_secret_max_age_s,
+    ) == ("proxy", "agents", "verify-full", 60)
     with pytest.raises(ConfigurationError, match="DATABASE_SSLMODE"):
         Settings.from_env({"DATABASE_SSLMODE": "sometimes"})
 
@@ -91,8 +113,9 @@ class _CountingSecrets:
 
 async def test_the_pool_reads_the_secret_from_the_source_it_is_given(database_url):
     target = conninfo_to_dict(database_url)
-    source = _CountingSecrets({"username": "postgres", "password": "", "host": target["host"],
-                               "dbname": target["dbname"]})
+    source = _CountingSecrets(
+        {"username": "postgres", "password": "", "host": target["host"], "dbname": target["dbname"]}
+    )
     settings = Settings(database_secret_arn="arn:db", database_sslmode="disable", database_secret_max_age_s=42)
     pool = create_pool(settings, secrets=source)
     await pool.open()

@@ -51,19 +51,21 @@ async def _other_agent(adapter) -> uuid.UUID:
 
 
 def _memory(agent_id, room_id, entity_id, text, world_id=None) -> Memory:
-    return Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, world_id=world_id,
-                  content=Content(text=text))
+    return Memory(
+        agent_id=agent_id, room_id=room_id, entity_id=entity_id, world_id=world_id, content=Content(text=text)
+    )
 
 
-async def _stored(adapter, agent_id, vectors: dict[str, list[float]], *, table="messages",
-                  room=None) -> dict[str, Memory]:
+async def _stored(
+    adapter, agent_id, vectors: dict[str, list[float]], *, table="messages", room=None
+) -> dict[str, Memory]:
     """Memories named by their text, stored with their vectors, in one room."""
     room_id, entity_id, world_id = room or await _room(adapter, agent_id)
     memories = {text: _memory(agent_id, room_id, entity_id, text, world_id) for text in vectors}
     await adapter.create_memories(list(memories.values()), table)
-    written = await adapter.upsert_embeddings([
-        EmbeddingRow(m.id, agent_id, m.content_hash, "test", vectors[text]) for text, m in memories.items()
-    ])
+    written = await adapter.upsert_embeddings(
+        [EmbeddingRow(m.id, agent_id, m.content_hash, "test", vectors[text]) for text, m in memories.items()]
+    )
     assert written == len(vectors)
     return memories
 
@@ -88,11 +90,16 @@ async def test_each_supported_dimension_stores_and_searches(adapter, agent_id, d
     targets = await sized.get_embedding_targets([m.id for m in memories.values()])
     assert {t.embedded_hash for t in targets} == {m.content_hash for m in memories.values()}
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT count(*) FILTER (WHERE num_nonnulls(dim_384, dim_512, dim_768, dim_1024, dim_1536, dim_3072) = 1)"
-            " AS one_vector, count(*) FILTER (WHERE vector_dims(coalesce(dim_384, dim_512, dim_768, dim_1024,"
-            " dim_1536)) = %(dim)s OR (%(dim)s = 3072 AND dim_3072 IS NOT NULL)) AS right_column"
-            " FROM embeddings WHERE agent_id = %(agent)s", {"dim": dim, "agent": agent_id})).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FILTER (WHERE num_nonnulls(dim_384, dim_512, dim_768, dim_1024, dim_1536,"
+                " dim_3072) = 1) AS one_vector,"
+                " count(*) FILTER (WHERE vector_dims(coalesce(dim_384, dim_512, dim_768, dim_1024,"
+                " dim_1536)) = %(dim)s OR (%(dim)s = 3072 AND dim_3072 IS NOT NULL)) AS right_column"
+                " FROM embeddings WHERE agent_id = %(agent)s",
+                {"dim": dim, "agent": agent_id},
+            )
+        ).fetchone()
     assert row == {"one_vector": 3, "right_column": 3}
 
 
@@ -111,10 +118,12 @@ async def test_vectors_of_wrong_length_are_refused_and_nothing_is_written(adapte
     good, bad = _memory(agent_id, room_id, entity_id, "good"), _memory(agent_id, room_id, entity_id, "bad")
     await adapter.create_memories([good, bad], "messages")
     with pytest.raises(EmbeddingDimensionError, match=r"768 dimensions; EMBEDDING_DIMENSION is 384"):
-        await adapter.upsert_embeddings([
-            EmbeddingRow(good.id, agent_id, good.content_hash, "t", _unit(0)),
-            EmbeddingRow(bad.id, agent_id, bad.content_hash, "t", [0.1] * 768),
-        ])
+        await adapter.upsert_embeddings(
+            [
+                EmbeddingRow(good.id, agent_id, good.content_hash, "t", _unit(0)),
+                EmbeddingRow(bad.id, agent_id, bad.content_hash, "t", [0.1] * 768),
+            ]
+        )
     # Never silently dropped (an elizaOS bug), and never half written either.
     targets = await adapter.get_embedding_targets([good.id, bad.id])
     assert [t.embedded_hash for t in targets] == [None, None]
@@ -180,9 +189,16 @@ async def test_vectors_are_not_stored_under_another_agent(adapter, agent_id):
 
 
 async def test_threshold_and_count(adapter, agent_id):
-    await _stored(adapter, agent_id, {
-        "same": _unit(0), "close": _mix({0: 0.8, 1: 0.6}), "orthogonal": _unit(1), "opposite": [-x for x in _unit(0)],
-    })
+    await _stored(
+        adapter,
+        agent_id,
+        {
+            "same": _unit(0),
+            "close": _mix({0: 0.8, 1: 0.6}),
+            "orthogonal": _unit(1),
+            "opposite": [-x for x in _unit(0)],
+        },
+    )
     query = _unit(0)
     assert _texts(await adapter.search_memories(agent_id, query)) == ["same", "close", "orthogonal"]  # default 0.0
     assert _texts(await adapter.search_memories(agent_id, query, match_threshold=0.8 - 1e-6)) == ["same", "close"]
@@ -223,7 +239,8 @@ async def test_filters_by_room_table_world_and_entity(adapter, agent_id):
     assert _texts(await search(agent_id, q, world_id=world_a)) == ["a-message", "a-fact"]
     assert _texts(await search(agent_id, q, entity_id=bob)) == ["b-message"]
     assert _texts(await search(agent_id, q, table="facts", room_id=room_a, world_id=world_a, entity_id=alice)) == [
-        "a-fact"]
+        "a-fact"
+    ]
     assert await search(agent_id, q, table="facts", room_id=room_b) == []
     assert await search(agent_id, q, table="no'such; table") == []
 
@@ -232,8 +249,10 @@ async def test_filter_columns_follow_a_memory_that_moves(adapter, agent_id):
     memory = (await _stored(adapter, agent_id, {"mover": _unit(0)}))["mover"]
     new_room, _, new_world = await _room(adapter, agent_id)
     async with adapter.pool.connection() as conn:
-        await conn.execute("UPDATE memories SET room_id = %s, world_id = %s, type = 'facts' WHERE id = %s",
-                           (new_room, new_world, memory.id))
+        await conn.execute(
+            "UPDATE memories SET room_id = %s, world_id = %s, type = 'facts' WHERE id = %s",
+            (new_room, new_world, memory.id),
+        )
     assert await adapter.search_memories(agent_id, _unit(0), room_id=memory.room_id) == []
     moved = await adapter.search_memories(agent_id, _unit(0), room_id=new_room, world_id=new_world, table="facts")
     assert _texts(moved) == ["mover"]
@@ -248,9 +267,12 @@ async def test_search_settings_stay_inside_the_transaction(database_url, agent_i
         await _stored(adapter, agent_id, {"x": _unit(0)})
         assert _texts(await single.search_memories(agent_id, _unit(0))) == ["x"]
         async with pool.connection() as conn:  # the very connection the search used
-            row = await (await conn.execute(
-                "SELECT current_setting('hnsw.iterative_scan', true) AS scan,"
-                " current_setting('hnsw.ef_search', true) AS ef")).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT current_setting('hnsw.iterative_scan', true) AS scan,"
+                    " current_setting('hnsw.ef_search', true) AS ef"
+                )
+            ).fetchone()
     finally:
         await pool.close()
     # No session-level SET: nothing left behind to pin an RDS Proxy connection.
@@ -280,11 +302,15 @@ async def test_a_failed_search_leaves_its_connection_idle(database_url, agent_id
 
 
 async def test_query_text_reranks_candidates_by_words(adapter, agent_id):
-    await _stored(adapter, agent_id, {
-        "the weather is mild today": _unit(0),
-        "stocks fell on monday": _mix({0: 0.9, 1: 0.44}),
-        "my cat likes tuna and sardines": _mix({0: 0.8, 1: 0.6}),
-    })
+    await _stored(
+        adapter,
+        agent_id,
+        {
+            "the weather is mild today": _unit(0),
+            "stocks fell on monday": _mix({0: 0.9, 1: 0.44}),
+            "my cat likes tuna and sardines": _mix({0: 0.8, 1: 0.6}),
+        },
+    )
     q = _unit(0)
     by_vector = await adapter.search_memories(agent_id, q, count=3)
     assert _texts(by_vector) == ["the weather is mild today", "stocks fell on monday", "my cat likes tuna and sardines"]
@@ -297,15 +323,20 @@ async def test_query_text_reranks_candidates_by_words(adapter, agent_id):
     top = await adapter.search_memories(agent_id, q, count=1, query_text="tuna")
     assert _texts(top) == ["my cat likes tuna and sardines"]
     assert _texts(await adapter.search_memories(agent_id, q, count=1, query_text="tuna", match_threshold=0.85)) == [
-        "the weather is mild today"]
+        "the weather is mild today"
+    ]
     # No word matches (or only stop words): plain vector order.
     for text in ("zebra", "the and of", "", "'; DROP TABLE memories; --"):
         assert _texts(await adapter.search_memories(agent_id, q, count=3, query_text=text)) == _texts(by_vector)
 
 
 def test_fuse_ranks_formula():
-    rows = [{"id": "a", "text_score": 0.0}, {"id": "b", "text_score": 0.1}, {"id": "c", "text_score": 0.5},
-            {"id": "d", "text_score": 0.0}]
+    rows = [
+        {"id": "a", "text_score": 0.0},
+        {"id": "b", "text_score": 0.1},
+        {"id": "c", "text_score": 0.5},
+        {"id": "d", "text_score": 0.0},
+    ]
     # a: 1/61; b: 1/62 + 1/62; c: 1/63 + 1/61; d: 1/64.
     scores = {"a": 1 / (RRF_K + 1), "b": 2 / (RRF_K + 2), "c": 1 / (RRF_K + 3) + 1 / (RRF_K + 1), "d": 1 / (RRF_K + 4)}
     assert [r["id"] for r in fuse_ranks(rows)] == sorted(scores, key=lambda k: -scores[k])
@@ -325,32 +356,41 @@ async def test_upsert_is_idempotent(adapter, agent_id):
     assert await adapter.upsert_embeddings([same, changed]) == 1  # last row for a memory wins
     assert _texts(await adapter.search_memories(agent_id, _unit(1), match_threshold=0.99)) == ["m"]
     async with adapter.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT model FROM embeddings WHERE memory_id = %s", (memory.id,))).fetchall()
+        rows = await (await conn.execute("SELECT model FROM embeddings WHERE memory_id = %s", (memory.id,))).fetchall()
     assert rows == [{"model": "test-v2"}]
     assert await adapter.upsert_embeddings([]) == 0
 
 
 async def test_upsert_copies_the_memorys_filter_columns(adapter, agent_id):
     room_id, entity_id, world_id = await _room(adapter, agent_id)
-    memory = (await _stored(adapter, agent_id, {"m": _unit(0)}, table="documents",
-                            room=(room_id, entity_id, world_id)))["m"]
+    memory = (
+        await _stored(adapter, agent_id, {"m": _unit(0)}, table="documents", room=(room_id, entity_id, world_id))
+    )["m"]
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT agent_id, type, room_id, world_id, entity_id FROM embeddings WHERE memory_id = %s",
-            (memory.id,))).fetchone()
-    assert row == {"agent_id": agent_id, "type": "documents", "room_id": room_id, "world_id": world_id,
-                   "entity_id": entity_id}
+        row = await (
+            await conn.execute(
+                "SELECT agent_id, type, room_id, world_id, entity_id FROM embeddings WHERE memory_id = %s", (memory.id,)
+            )
+        ).fetchone()
+    assert row == {
+        "agent_id": agent_id,
+        "type": "documents",
+        "room_id": room_id,
+        "world_id": world_id,
+        "entity_id": entity_id,
+    }
 
 
 async def test_vectors_for_changed_or_deleted_text_are_not_stored(adapter, agent_id):
     room_id, entity_id, _ = await _room(adapter, agent_id)
     memory = _memory(agent_id, room_id, entity_id, "original")
     await adapter.create_memories([memory], "messages")
-    written = await adapter.upsert_embeddings([
-        EmbeddingRow(memory.id, agent_id, "hash-of-older-text", "t", _unit(1)),
-        EmbeddingRow(uuid.uuid4(), agent_id, "h", "t", _unit(2)),
-    ])
+    written = await adapter.upsert_embeddings(
+        [
+            EmbeddingRow(memory.id, agent_id, "hash-of-older-text", "t", _unit(1)),
+            EmbeddingRow(uuid.uuid4(), agent_id, "h", "t", _unit(2)),
+        ]
+    )
     assert written == 0
     target = (await adapter.get_embedding_targets([memory.id]))[0]
     assert (target.text, target.content_hash, target.embedded_hash) == ("original", memory.content_hash, None)
@@ -360,8 +400,9 @@ async def test_vectors_for_changed_or_deleted_text_are_not_stored(adapter, agent
 async def test_a_stale_vector_is_reported_by_its_hash(adapter, agent_id):
     memory = (await _stored(adapter, agent_id, {"before": _unit(0)}))["before"]
     async with adapter.pool.connection() as conn:
-        await conn.execute("UPDATE memories SET content = '{\"text\": \"after\"}', content_hash = 'h2' WHERE id = %s",
-                           (memory.id,))
+        await conn.execute(
+            "UPDATE memories SET content = '{\"text\": \"after\"}', content_hash = 'h2' WHERE id = %s", (memory.id,)
+        )
     target = (await adapter.get_embedding_targets([memory.id]))[0]
     assert (target.text, target.content_hash, target.embedded_hash) == ("after", "h2", memory.content_hash)
     # The old text's vector cannot overwrite a newer one: its hash no longer matches.
@@ -381,9 +422,11 @@ async def test_targets_of_unknown_memories_are_left_out(adapter, agent_id):
 
 async def test_every_dimension_has_an_hnsw_cosine_index(adapter):
     async with adapter.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef LIKE '%%hnsw%%'"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef LIKE '%%hnsw%%'"
+            )
+        ).fetchall()
     defs = {r["indexname"]: r["indexdef"] for r in rows}
     for dim in EMBEDDING_DIMENSIONS:
         ops = "halfvec_cosine_ops" if dim > 2000 else "vector_cosine_ops"
@@ -402,18 +445,25 @@ def test_migration_keeps_existing_384_vectors(postgres):
         register_vector(conn)
         conn.execute("INSERT INTO agents (id, name, character) VALUES (%s, 'old', '{}')", (agent,))
         conn.execute("INSERT INTO rooms (agent_id, id, source, type) VALUES (%s, %s, 'test', 'DM')", (agent, room))
-        conn.execute("INSERT INTO memories (id, agent_id, type, room_id, entity_id, content, content_hash, created_at)"
-                     " VALUES (%s, %s, 'messages', %s, %s, '{\"text\": \"kept\"}', 'h', now())",
-                     (memory_id, agent, room, entity))
-        conn.execute("INSERT INTO embeddings (memory_id, agent_id, content_hash, model, dim_384)"
-                     " VALUES (%s, %s, 'h', 'old-model', %s)", (memory_id, agent, vector))
+        conn.execute(
+            "INSERT INTO memories (id, agent_id, type, room_id, entity_id, content, content_hash, created_at)"
+            " VALUES (%s, %s, 'messages', %s, %s, '{\"text\": \"kept\"}', 'h', now())",
+            (memory_id, agent, room, entity),
+        )
+        conn.execute(
+            "INSERT INTO embeddings (memory_id, agent_id, content_hash, model, dim_384)"
+            " VALUES (%s, %s, 'h', 'old-model', %s)",
+            (memory_id, agent, vector),
+        )
     assert migrate(url) == [m.name for m in core_migrations() if m.version >= "0004"]
     with psycopg.connect(url, autocommit=True) as conn:
         register_vector(conn)
-        row = conn.execute("SELECT agent_id, type, room_id, entity_id, content_hash, model, dim_384"
-                           " FROM embeddings").fetchone()
-        partitions = conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'embeddings'::regclass"
-                                  ).fetchone()[0]
+        row = conn.execute(
+            "SELECT agent_id, type, room_id, entity_id, content_hash, model, dim_384 FROM embeddings"
+        ).fetchone()
+        partitions = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'embeddings'::regclass"
+        ).fetchone()[0]
     assert row[:6] == (agent, "messages", room, entity, "h", "old-model")
     assert np.array_equal(row[6].to_numpy(), vector)
     assert partitions == 16

@@ -13,22 +13,27 @@ from core.model_providers.scripted import ScriptedModels
 from core.types import Content, Memory
 
 SETTINGS = KnowledgeSettings(chunk_chars=60, overlap_chars=0)
-TEXT = ("Cats sleep sixteen hours a day. Dogs bark at the postman every morning. "
-        "Parrots can repeat words they hear. Goldfish remember things for months.")
+TEXT = (
+    "Cats sleep sixteen hours a day. Dogs bark at the postman every morning. "
+    "Parrots can repeat words they hear. Goldfish remember things for months."
+)
 models = ScriptedModels()
 
 
 def _document(owner, text=TEXT, name="animals.txt"):
-    return build_document(owner, text, name=name, shared=False, content_type="text/plain", origin="test",
-                          metadata=None, settings=SETTINGS)
+    return build_document(
+        owner, text, name=name, shared=False, content_type="text/plain", origin="test", metadata=None, settings=SETTINGS
+    )
 
 
 async def _embed(adapter, fragments):
     async def embed(texts):
         return [models.vector(t) for t in texts]
 
-    requests = [EmbeddingRequest(memory_id=f.id, agent_id=f.agent_id, content_hash=f.content_hash, priority="low")
-                for f in fragments]
+    requests = [
+        EmbeddingRequest(memory_id=f.id, agent_id=f.agent_id, content_hash=f.content_hash, priority="low")
+        for f in fragments
+    ]
     await EmbeddingWorker(adapter, embed, "scripted").process(requests)
 
 
@@ -63,7 +68,8 @@ async def test_a_new_version_replaces_fragments_and_their_vectors(adapter, agent
     write = await adapter.upsert_knowledge_document(new_doc, new_fragments)
     assert write.status == "replaced" and len(write.to_embed) == 1
     assert [f.text for f in await adapter.get_knowledge_fragments(agent_id, new_doc.id)] == [
-        "Whales sing long songs under the sea."]
+        "Whales sing long songs under the sea."
+    ]
     targets = await adapter.get_embedding_targets([f.id for f in old_fragments])
     assert targets == []  # old fragments and their vectors are gone
     stored = await adapter.get_knowledge_document([agent_id], new_doc.id)
@@ -72,8 +78,16 @@ async def test_a_new_version_replaces_fragments_and_their_vectors(adapter, agent
 
 async def test_other_splitting_settings_re_split_the_same_text(adapter, agent_id):
     await adapter.upsert_knowledge_document(*_document(agent_id))
-    document, fragments = build_document(agent_id, TEXT, name="animals.txt", shared=False, content_type="text/plain",
-                                         origin="test", metadata=None, settings=KnowledgeSettings(chunk_chars=500))
+    document, fragments = build_document(
+        agent_id,
+        TEXT,
+        name="animals.txt",
+        shared=False,
+        content_type="text/plain",
+        origin="test",
+        metadata=None,
+        settings=KnowledgeSettings(chunk_chars=500),
+    )
     write = await adapter.upsert_knowledge_document(document, fragments)
     assert write.status == "replaced" and len(fragments) == 1
     assert len(await adapter.get_knowledge_fragments(agent_id, document.id)) == 1
@@ -138,8 +152,11 @@ async def test_search_reads_only_the_owners_named(adapter, agent_id, other_agent
     third = uuid.uuid4()
     await adapter.create_agent(type(await adapter.get_agent(agent_id))(third, f"third-{third}", {}))
     by_owner = {}
-    for owner, text in ((agent_id, "Cats sleep all day long."), (other_agent, "Cats sleep in the sun."),
-                        (third, "Cats sleep on the sofa.")):
+    for owner, text in (
+        (agent_id, "Cats sleep all day long."),
+        (other_agent, "Cats sleep in the sun."),
+        (third, "Cats sleep on the sofa."),
+    ):
         document, fragments = _document(owner, text=text)
         await adapter.upsert_knowledge_document(document, fragments)
         await _embed(adapter, fragments)
@@ -167,8 +184,9 @@ async def test_search_applies_threshold_count_and_the_knowledge_table_only(adapt
     every = await adapter.search_knowledge([agent_id], query, count=10, match_threshold=-1)
     assert {m.id for m in every} == {f.id for f in fragments}
     assert await adapter.search_knowledge([agent_id], query, count=10, match_threshold=0.99) == []
-    words = await adapter.search_knowledge([agent_id], models.vector("parrots"), count=1, match_threshold=-1,
-                                           query_text="parrots repeat words")
+    words = await adapter.search_knowledge(
+        [agent_id], models.vector("parrots"), count=1, match_threshold=-1, query_text="parrots repeat words"
+    )
     assert words[0].text.startswith("Parrots")
 
 
@@ -186,9 +204,13 @@ async def test_the_fragment_index_serves_document_lookups(adapter, agent_id):
     await adapter.upsert_knowledge_document(document, fragments)
     async with adapter.pool.connection() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await (await conn.execute(
-            "EXPLAIN SELECT id FROM memories WHERE agent_id = %s AND type = 'knowledge'"
-            " AND metadata->>'documentId' = %s", (agent_id, str(document.id)))).fetchall()
+        plan = await (
+            await conn.execute(
+                "EXPLAIN SELECT id FROM memories WHERE agent_id = %s AND type = 'knowledge'"
+                " AND metadata->>'documentId' = %s",
+                (agent_id, str(document.id)),
+            )
+        ).fetchall()
     assert "memories_knowledge_document" in " ".join(str(r) for r in plan)
 
 

@@ -37,15 +37,19 @@ def _log(agent_id, i, **fields) -> Log:
 
 async def test_log_writes_one_and_reads_it_back(adapter, agent_id):
     entity, room, run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    entry = Log(agent_id=agent_id, entity_id=entity, room_id=room, type="custom", created_at=BASE_MS,
-                body={"run": run, "at": datetime(2024, 1, 2, tzinfo=UTC), "nested": {"list": [1, None, "x"]},
-                      "set": {3}})
+    entry = Log(
+        agent_id=agent_id,
+        entity_id=entity,
+        room_id=room,
+        type="custom",
+        created_at=BASE_MS,
+        body={"run": run, "at": datetime(2024, 1, 2, tzinfo=UTC), "nested": {"list": [1, None, "x"]}, "set": {3}},
+    )
     assert await adapter.log(entry) == entry.id
     [got] = await adapter.get_logs(agent_id)
     assert (got.id, got.entity_id, got.room_id, got.type, got.created_at) == (entry.id, entity, room, "custom", BASE_MS)
     # Non-JSON values in the body are stored as their JSON strings.
-    assert got.body == {"run": str(run), "at": "2024-01-02T00:00:00Z", "nested": {"list": [1, None, "x"]},
-                        "set": [3]}
+    assert got.body == {"run": str(run), "at": "2024-01-02T00:00:00Z", "nested": {"list": [1, None, "x"]}, "set": [3]}
     assert await adapter.get_logs(await _other_agent(adapter)) == []
 
 
@@ -76,13 +80,15 @@ async def test_log_bad_input_writes_nothing(adapter, agent_id):
 
 async def test_get_logs_filters_and_pages(adapter, agent_id):
     alice, bob, room = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await adapter.log_many([
-        _log(agent_id, 0, entity_id=alice, room_id=room, type=LogType.USE_MODEL),
-        _log(agent_id, 1, entity_id=bob, room_id=room, type=LogType.ACTION),
-        _log(agent_id, 2, entity_id=alice, type=LogType.ACTION),
-        _log(agent_id, 3, entity_id=bob, room_id=room, type=LogType.USE_MODEL),
-        _log(agent_id, 4, entity_id=alice, room_id=room, type=LogType.ACTION),
-    ])
+    await adapter.log_many(
+        [
+            _log(agent_id, 0, entity_id=alice, room_id=room, type=LogType.USE_MODEL),
+            _log(agent_id, 1, entity_id=bob, room_id=room, type=LogType.ACTION),
+            _log(agent_id, 2, entity_id=alice, type=LogType.ACTION),
+            _log(agent_id, 3, entity_id=bob, room_id=room, type=LogType.USE_MODEL),
+            _log(agent_id, 4, entity_id=alice, room_id=room, type=LogType.ACTION),
+        ]
+    )
 
     async def ids(**filters):
         return [g.body["i"] for g in await adapter.get_logs(agent_id, **filters)]
@@ -99,8 +105,9 @@ async def test_get_logs_filters_and_pages(adapter, agent_id):
     assert await ids(limit=5, offset=5) == []
 
 
-@pytest.mark.parametrize(("limit", "offset"), [(0, 0), (-1, 0), (MAX_PAGE_SIZE + 1, 0), (10, -1), ("10", 0),
-                                               (10, 1.5), (True, 0)])
+@pytest.mark.parametrize(
+    ("limit", "offset"), [(0, 0), (-1, 0), (MAX_PAGE_SIZE + 1, 0), (10, -1), ("10", 0), (10, 1.5), (True, 0)]
+)
 async def test_get_logs_invalid_page_is_refused(adapter, agent_id, limit, offset):
     with pytest.raises(ValueError, match="limit|offset"):
         await adapter.get_logs(agent_id, limit=limit, offset=offset)
@@ -125,12 +132,31 @@ async def test_logs_go_with_their_agent(adapter, agent_id):
 
 async def test_model_usage_and_action_logs_round_trip(adapter, agent_id):
     run, message, room, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    usage = model_usage_log(agent_id, ModelUsageBody(model_type="TEXT_SMALL", provider="openai", model="gpt-4o-mini",
-                                                     duration_ms=812.5, prompt_tokens=120, completion_tokens=30,
-                                                     run_id=run), room_id=room)
-    action = action_log(agent_id, ActionLogBody(action="REPLY", run_id=run, message_id=message, duration_ms=3,
-                                                result=ActionLogResult(success=True, text="hi")),
-                        entity_id=user, room_id=room)
+    usage = model_usage_log(
+        agent_id,
+        ModelUsageBody(
+            model_type="TEXT_SMALL",
+            provider="openai",
+            model="gpt-4o-mini",
+            duration_ms=812.5,
+            prompt_tokens=120,
+            completion_tokens=30,
+            run_id=run,
+        ),
+        room_id=room,
+    )
+    action = action_log(
+        agent_id,
+        ActionLogBody(
+            action="REPLY",
+            run_id=run,
+            message_id=message,
+            duration_ms=3,
+            result=ActionLogResult(success=True, text="hi"),
+        ),
+        entity_id=user,
+        room_id=room,
+    )
     await adapter.log_many([usage, action])
 
     [got_usage] = await adapter.get_logs(agent_id, type=LogType.USE_MODEL)
@@ -148,8 +174,9 @@ async def test_model_usage_and_action_logs_round_trip(adapter, agent_id):
 def test_model_usage_body_validation():
     partial = ModelUsageBody(model_type="TEXT_LARGE", provider="local", duration_ms=1, prompt_tokens=5)
     assert partial.total_tokens is None and "totalTokens" not in partial.to_json_dict()
-    given = ModelUsageBody(model_type="x", provider="p", duration_ms=1, prompt_tokens=1, completion_tokens=1,
-                           total_tokens=10)
+    given = ModelUsageBody(
+        model_type="x", provider="p", duration_ms=1, prompt_tokens=1, completion_tokens=1, total_tokens=10
+    )
     assert given.total_tokens == 10
     with pytest.raises(ValueError):
         ModelUsageBody(model_type="x", provider="p", duration_ms=-1)
@@ -161,10 +188,17 @@ async def test_log_types_and_body_keys_are_literal(adapter, agent_id):
     control = _log(agent_id, 0, type="control")
     await adapter.log(control)
     for i, evil in enumerate(EVIL, start=1):
-        await adapter.log(Log(agent_id=agent_id, entity_id=agent_id, type=evil, created_at=BASE_MS + i,
-                              body={evil: evil, "q'uote": "\"$$\""}))
+        await adapter.log(
+            Log(
+                agent_id=agent_id,
+                entity_id=agent_id,
+                type=evil,
+                created_at=BASE_MS + i,
+                body={evil: evil, "q'uote": '"$$"'},
+            )
+        )
         [got] = await adapter.get_logs(agent_id, type=evil)
-        assert got.type == evil and got.body == {evil: evil, "q'uote": "\"$$\""}
+        assert got.type == evil and got.body == {evil: evil, "q'uote": '"$$"'}
     assert len(await adapter.get_logs(agent_id)) == len(EVIL) + 1
     assert await adapter.get_logs(agent_id, type="x' OR '1'='1'") == []
     async with adapter.pool.connection() as conn:

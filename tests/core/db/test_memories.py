@@ -50,9 +50,12 @@ async def _store(adapter, agent_id, room_id, entity_id, n, table="messages", sta
 
 async def _tables_intact(adapter) -> None:
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT to_regclass('memories') IS NOT NULL AS memories, to_regclass('embeddings') IS NOT NULL AS e,"
-            " to_regclass('agents') IS NOT NULL AS agents")).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT to_regclass('memories') IS NOT NULL AS memories, to_regclass('embeddings') IS NOT NULL AS e,"
+                " to_regclass('agents') IS NOT NULL AS agents"
+            )
+        ).fetchone()
     assert row == {"memories": True, "e": True, "agents": True}
 
 
@@ -61,8 +64,14 @@ async def _tables_intact(adapter) -> None:
 
 async def test_create_memory_stores_and_reads_back_scoped_by_agent(adapter, agent_id):
     room_id, entity_id, world_id = await _room(adapter, agent_id)
-    memory = _memory(agent_id, room_id, entity_id, "hello", BASE_MS + 7,
-                     metadata=MemoryMetadata(type=MemoryType.DOCUMENT, source="api"))
+    memory = _memory(
+        agent_id,
+        room_id,
+        entity_id,
+        "hello",
+        BASE_MS + 7,
+        metadata=MemoryMetadata(type=MemoryType.DOCUMENT, source="api"),
+    )
     assert await adapter.create_memory(memory, "documents") == memory.id
     got = await adapter.get_memory_by_id(agent_id, memory.id)
     assert got is not None
@@ -77,8 +86,11 @@ async def test_create_memory_stores_and_reads_back_scoped_by_agent(adapter, agen
 async def test_create_memories_batch_still_works_and_fills_world(adapter, agent_id):
     room_id, entity_id, world_id = await _room(adapter, agent_id)
     explicit = uuid.uuid4()
-    await adapter.ensure_connection(Entity(id=entity_id, agent_id=agent_id), Room(id=uuid.uuid4(), agent_id=agent_id),
-                                    World(id=explicit, agent_id=agent_id))
+    await adapter.ensure_connection(
+        Entity(id=entity_id, agent_id=agent_id),
+        Room(id=uuid.uuid4(), agent_id=agent_id),
+        World(id=explicit, agent_id=agent_id),
+    )
     a = _memory(agent_id, room_id, entity_id, "a", BASE_MS)
     b = _memory(agent_id, room_id, entity_id, "b", BASE_MS + 1, world_id=explicit)
     await adapter.create_memories([a, b], "messages")
@@ -202,14 +214,21 @@ async def test_get_memories_by_room_ids_newest_first_across_rooms(adapter, agent
     r1, entity_id, _ = await _room(adapter, agent_id)
     r2, _, _ = await _room(adapter, agent_id)
     r3, _, _ = await _room(adapter, agent_id)
-    await adapter.create_memories([_memory(agent_id, r1, entity_id, "r1-old", BASE_MS),
-                                   _memory(agent_id, r2, entity_id, "r2-mid", BASE_MS + 5),
-                                   _memory(agent_id, r1, entity_id, "r1-new", BASE_MS + 9),
-                                   _memory(agent_id, r3, entity_id, "r3", BASE_MS + 20)], "messages")
+    await adapter.create_memories(
+        [
+            _memory(agent_id, r1, entity_id, "r1-old", BASE_MS),
+            _memory(agent_id, r2, entity_id, "r2-mid", BASE_MS + 5),
+            _memory(agent_id, r1, entity_id, "r1-new", BASE_MS + 9),
+            _memory(agent_id, r3, entity_id, "r3", BASE_MS + 20),
+        ],
+        "messages",
+    )
     got = await adapter.get_memories_by_room_ids(agent_id, [r1, r2], "messages", limit=10)
     assert [m.text for m in got] == ["r1-new", "r2-mid", "r1-old"]
-    assert [m.text for m in await adapter.get_memories_by_room_ids(agent_id, [r1, r2], "messages", 2)] == \
-        ["r1-new", "r2-mid"]
+    assert [m.text for m in await adapter.get_memories_by_room_ids(agent_id, [r1, r2], "messages", 2)] == [
+        "r1-new",
+        "r2-mid",
+    ]
     assert await adapter.get_memories_by_room_ids(agent_id, [r1], "facts") == []
     assert await adapter.get_memories_by_room_ids(agent_id, [], "messages") == []
     assert await adapter.get_memories_by_room_ids(await _other_agent(adapter), [r1, r2], "messages") == []
@@ -239,8 +258,9 @@ async def test_list_pages_cover_every_row_once_in_both_orders(adapter, agent_id)
     for newest_first, expected in ((True, [m.text for m in reversed(stored)]), (False, [m.text for m in stored])):
         seen, cursor, pages = [], None, 0
         while True:
-            page = await adapter.list_memories(agent_id, table="messages", limit=3, cursor=cursor,
-                                               newest_first=newest_first)
+            page = await adapter.list_memories(
+                agent_id, table="messages", limit=3, cursor=cursor, newest_first=newest_first
+            )
             seen += [m.text for m in page.memories]
             pages += 1
             if page.next_cursor is None:
@@ -264,7 +284,7 @@ async def test_list_exact_page_boundary_and_empty_page(adapter, agent_id):
     # A cursor past the last row gives an empty page.
     last = second.memories[-1]
     async with adapter.pool.connection() as conn:
-        at = (await (await conn.execute("SELECT created_at FROM memories WHERE id = %s", (last.id,))).fetchone())
+        at = await (await conn.execute("SELECT created_at FROM memories WHERE id = %s", (last.id,))).fetchone()
     past = await adapter.list_memories(agent_id, table="messages", cursor=encode_cursor(at["created_at"], last.id))
     assert past.memories == [] and past.next_cursor is None
 
@@ -294,12 +314,15 @@ async def test_list_pages_do_not_shift_when_rows_arrive(adapter, agent_id):
 async def test_list_filters(adapter, agent_id):
     r1, alice, world_id = await _room(adapter, agent_id)
     r2, bob, _ = await _room(adapter, agent_id)
-    await adapter.create_memories([
-        _memory(agent_id, r1, alice, "a1", BASE_MS),
-        _memory(agent_id, r1, bob, "b1", BASE_MS + 10),
-        _memory(agent_id, r2, bob, "b2", BASE_MS + 20),
-        _memory(agent_id, r1, alice, "a2", BASE_MS + 30),
-    ], "messages")
+    await adapter.create_memories(
+        [
+            _memory(agent_id, r1, alice, "a1", BASE_MS),
+            _memory(agent_id, r1, bob, "b1", BASE_MS + 10),
+            _memory(agent_id, r2, bob, "b2", BASE_MS + 20),
+            _memory(agent_id, r1, alice, "a2", BASE_MS + 30),
+        ],
+        "messages",
+    )
     await adapter.create_memories([_memory(agent_id, r1, alice, "fact", BASE_MS + 40)], "facts")
 
     async def texts(**filters):
@@ -347,12 +370,19 @@ async def test_list_page_reads_the_keyset_index_without_sorting(adapter, agent_i
         # the real question: can the keyset index serve this page in order on its own?
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("SET LOCAL enable_sort = off")
-        at = (await (await conn.execute("SELECT created_at FROM memories WHERE id = %s",
-                                        (stored[1].id,))).fetchone())["created_at"]
-        plan = " ".join(r["QUERY PLAN"] for r in await (await conn.execute(
-            "EXPLAIN SELECT id FROM memories m WHERE m.agent_id = %s AND m.type = 'messages'"
-            " AND (m.created_at, m.id) < (%s, %s) ORDER BY m.created_at DESC, m.id DESC LIMIT 51",
-            (agent_id, at, stored[1].id))).fetchall())
+        at = (await (await conn.execute("SELECT created_at FROM memories WHERE id = %s", (stored[1].id,))).fetchone())[
+            "created_at"
+        ]
+        plan = " ".join(
+            r["QUERY PLAN"]
+            for r in await (
+                await conn.execute(
+                    "EXPLAIN SELECT id FROM memories m WHERE m.agent_id = %s AND m.type = 'messages'"
+                    " AND (m.created_at, m.id) < (%s, %s) ORDER BY m.created_at DESC, m.id DESC LIMIT 51",
+                    (agent_id, at, stored[1].id),
+                )
+            ).fetchall()
+        )
     assert "memories_type_keyset" in plan and "Sort" not in plan
 
 
@@ -384,14 +414,19 @@ async def test_update_memory_recomputes_hash_so_the_embedding_is_stale(adapter, 
 
 async def test_update_memory_merges_metadata_and_accepts_dicts(adapter, agent_id):
     room_id, entity_id, _ = await _room(adapter, agent_id)
-    memory = _memory(agent_id, room_id, entity_id, "x",
-                     metadata=MemoryMetadata(type=MemoryType.FRAGMENT, source="discord", scope="room"))
+    memory = _memory(
+        agent_id,
+        room_id,
+        entity_id,
+        "x",
+        metadata=MemoryMetadata(type=MemoryType.FRAGMENT, source="discord", scope="room"),
+    )
     await adapter.create_memory(memory, "documents")
-    assert await adapter.update_memory(agent_id, memory.id, metadata={"source": "api", "tag's \"key\"": 1})
+    assert await adapter.update_memory(agent_id, memory.id, metadata={"source": "api", 'tag\'s "key"': 1})
     got = await adapter.get_memory_by_id(agent_id, memory.id)
     # Only the keys given change: type stays FRAGMENT (not MemoryMetadata's default "message").
     assert got.metadata.type is MemoryType.FRAGMENT and got.metadata.scope == "room"
-    assert got.metadata.source == "api" and got.metadata.model_extra == {"tag's \"key\"": 1}
+    assert got.metadata.source == "api" and got.metadata.model_extra == {'tag\'s "key"': 1}
     assert got.text == "x"
     assert await adapter.update_memory(agent_id, memory.id, content={"text": "y"})
     assert (await adapter.get_memory_by_id(agent_id, memory.id)).text == "y"
@@ -428,8 +463,9 @@ async def test_delete_memory_cascades_to_its_embedding(adapter, agent_id):
     assert await adapter.delete_memory(agent_id, memory.id) is True
     assert await adapter.delete_memory(agent_id, memory.id) is False
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute("SELECT count(*) AS n FROM embeddings WHERE memory_id = %s",
-                                        (memory.id,))).fetchone()
+        row = await (
+            await conn.execute("SELECT count(*) AS n FROM embeddings WHERE memory_id = %s", (memory.id,))
+        ).fetchone()
     assert row["n"] == 0
 
 
@@ -486,8 +522,13 @@ async def test_table_names_and_json_keys_are_literal(adapter, agent_id):
     room_id, entity_id, _ = await _room(adapter, agent_id)
     control = await _store(adapter, agent_id, room_id, entity_id, 2)
     for table in EVIL:
-        memory = _memory(agent_id, room_id, entity_id, f"in {table}",
-                         metadata=MemoryMetadata.model_validate({"source": table, table: "v'\"$$"}))
+        memory = _memory(
+            agent_id,
+            room_id,
+            entity_id,
+            f"in {table}",
+            metadata=MemoryMetadata.model_validate({"source": table, table: "v'\"$$"}),
+        )
         assert await adapter.create_memory(memory, table, unique=True) == memory.id
         page = await adapter.list_memories(agent_id, table=table)
         assert [m.text for m in page.memories] == [f"in {table}"]

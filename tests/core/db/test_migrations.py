@@ -108,8 +108,10 @@ def test_a_missing_plugin_migrations_folder_is_an_error(scratch_db, tmp_path):
 
 def test_a_ledger_keyed_by_version_alone_is_upgraded(scratch_db):
     with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
-                     " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
+            " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
     assert migrate(scratch_db) == [m.name for m in core_migrations()]
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("SELECT count(DISTINCT namespace) FROM schema_migrations").fetchone() == (1,)

@@ -80,6 +80,7 @@ async def _terminate(database_url: str, pid: int) -> None:
 
 # -- configuration ------------------------------------------------------------------------------
 
+
 def test_lambda_defaults(database_url):
     pool = create_pool(Settings.from_env({"DATABASE_URL": database_url}))
     assert (pool.min_size, pool.max_size) == (0, 1)
@@ -89,13 +90,15 @@ def test_lambda_defaults(database_url):
 
 
 def test_pool_sizes_come_from_the_environment(database_url):
-    settings = Settings.from_env({"DATABASE_URL": database_url, "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": "4",
-                                  "DB_POOL_TIMEOUT_S": "2.5"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": database_url, "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": "4", "DB_POOL_TIMEOUT_S": "2.5"}
+    )
     pool = create_pool(settings)
     assert (pool.min_size, pool.max_size, pool.timeout) == (1, 4, 2.5)
 
 
 # -- frozen containers --------------------------------------------------------------------------
+
 
 async def test_a_connection_killed_while_frozen_is_replaced_transparently(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="core.db.retry")
@@ -137,8 +140,11 @@ async def test_pgvector_types_cost_one_statement_per_pool_not_twelve_per_connect
         assert await _round_trips(first, types.register) == 1
         assert await _round_trips(second, types.register) == 0
         for conn in (first, second):  # both types load and dump on both connections
-            row = await (await conn.execute("SELECT %s::vector AS v, %s::halfvec AS h",
-                                            (Vector([1.0, 2.0]), HalfVector([0.5, 1.5])))).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT %s::vector AS v, %s::halfvec AS h", (Vector([1.0, 2.0]), HalfVector([0.5, 1.5]))
+                )
+            ).fetchone()
             assert row[0] == Vector([1.0, 2.0]) and row[1] == HalfVector([0.5, 1.5])
     finally:
         for conn in (baseline, first, second):
@@ -196,8 +202,9 @@ async def test_busy_connections_skip_the_check(database_url):
 
 async def test_without_the_check_the_killed_connection_would_reach_the_caller(database_url, lambda_pool):
     # The control for the test above: same pool settings but no check on checkout.
-    unchecked = AsyncConnectionPool(database_url, min_size=0, max_size=1, open=False,
-                                    kwargs={**lambda_pool.kwargs, "row_factory": dict_row})
+    unchecked = AsyncConnectionPool(
+        database_url, min_size=0, max_size=1, open=False, kwargs={**lambda_pool.kwargs, "row_factory": dict_row}
+    )
     await unchecked.open()
     try:
         adapter = PostgresAdapter(unchecked, retry_policy=RetryPolicy(attempts=1))
@@ -212,6 +219,7 @@ async def test_without_the_check_the_killed_connection_would_reach_the_caller(da
 
 # -- RDS Proxy / PgBouncer ----------------------------------------------------------------------
 
+
 async def test_no_server_side_prepared_statements(lambda_pool, database_url):
     adapter = PostgresAdapter(lambda_pool)
     pid = await _backend_pid(lambda_pool)
@@ -219,8 +227,11 @@ async def test_no_server_side_prepared_statements(lambda_pool, database_url):
         await adapter.get_agents()
         await adapter.get_entity_names(uuid.uuid4(), [uuid.uuid4()])
     async with lambda_pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements) AS prepared")).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements) AS prepared"
+            )
+        ).fetchone()
     assert row["pid"] == pid  # the same connection served every query
     assert row["prepared"] == 0
 
@@ -232,8 +243,9 @@ async def test_no_server_side_prepared_statements(lambda_pool, database_url):
 
 
 # SET [SESSION] name {= | TO} ... — not SET LOCAL (one transaction), SET TRANSACTION or SET CONSTRAINTS.
-_SESSION_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+)?(?!LOCAL\b|TRANSACTION\b|CONSTRAINTS\b)[\w.\"]+\s*(?:=|TO\b)",
-                          re.IGNORECASE)
+_SESSION_SET = re.compile(
+    r"^\s*SET\s+(?:SESSION\s+)?(?!LOCAL\b|TRANSACTION\b|CONSTRAINTS\b)[\w.\"]+\s*(?:=|TO\b)", re.IGNORECASE
+)
 _SESSION_SET_CONFIG = re.compile(r"set_config\s*\([^)]*,\s*false\s*\)", re.IGNORECASE)
 
 
@@ -247,9 +259,14 @@ def _session_sets(sql: str) -> list[str]:
 def _python_strings(path: Path) -> list[str]:
     """Every string literal of a module but its docstrings (prose, not SQL)."""
     tree = ast.parse(path.read_text())
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
     strings = []
     for node in ast.walk(tree):
         if id(node) in docstrings:
@@ -285,6 +302,7 @@ def test_no_session_level_set_anywhere_in_the_code():
 
 # -- who closes the pool ------------------------------------------------------------------------
 
+
 def _pool_closers() -> list[tuple[str, str]]:
     """(file, enclosing function) of every ``<...pool>.close()`` / ``.aclose()`` call in the code."""
     found = []
@@ -294,16 +312,21 @@ def _pool_closers() -> list[tuple[str, str]]:
             for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
                 for call in [n for n in ast.walk(func) if isinstance(n, ast.Call)]:
                     target = call.func
-                    if (isinstance(target, ast.Attribute) and target.attr in {"close", "aclose"}
-                            and ast.unparse(target.value).lower().endswith("pool")):
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and target.attr in {"close", "aclose"}
+                        and ast.unparse(target.value).lower().endswith("pool")
+                    ):
                         found.append((str(path.relative_to(ROOT)), func.name))
     return sorted(set(found))
 
 
 def test_only_the_container_closes_the_pool():
     # At process shutdown, and before a SnapStart snapshot (after which it opens a new one).
-    assert _pool_closers() == [("core/deployment/container.py", "before_snapshot"),
-                               ("core/deployment/container.py", "close")]
+    assert _pool_closers() == [
+        ("core/deployment/container.py", "before_snapshot"),
+        ("core/deployment/container.py", "close"),
+    ]
 
 
 async def test_many_runtimes_built_and_dropped_leave_the_pool_open(lambda_pool):

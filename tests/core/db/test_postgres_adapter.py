@@ -39,8 +39,9 @@ async def test_ensure_connection_is_idempotent_and_merges_names(adapter, agent_i
     names = await adapter.get_entity_names(agent_id, [entity_id])
     assert names[entity_id] in {"alice", "Alice A."}
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT names FROM entities WHERE agent_id = %s AND id = %s", (agent_id, entity_id))).fetchone()
+        row = await (
+            await conn.execute("SELECT names FROM entities WHERE agent_id = %s AND id = %s", (agent_id, entity_id))
+        ).fetchone()
         assert sorted(row["names"]) == ["Alice A.", "alice"]
 
 
@@ -68,10 +69,14 @@ async def test_deleting_an_agent_cascades(adapter, agent_id):
     await adapter.upsert_embeddings([EmbeddingRow(memory.id, agent_id, memory.content_hash, "t", _unit(3))])
     async with adapter.pool.connection() as conn:
         await conn.execute("DELETE FROM agents WHERE id = %s", (agent_id,))
-        counts = await (await conn.execute(
-            "SELECT (SELECT count(*) FROM memories WHERE agent_id = %(a)s) AS memories,"
-            " (SELECT count(*) FROM embeddings WHERE agent_id = %(a)s) AS embeddings,"
-            " (SELECT count(*) FROM rooms WHERE agent_id = %(a)s) AS rooms", {"a": agent_id})).fetchone()
+        counts = await (
+            await conn.execute(
+                "SELECT (SELECT count(*) FROM memories WHERE agent_id = %(a)s) AS memories,"
+                " (SELECT count(*) FROM embeddings WHERE agent_id = %(a)s) AS embeddings,"
+                " (SELECT count(*) FROM rooms WHERE agent_id = %(a)s) AS rooms",
+                {"a": agent_id},
+            )
+        ).fetchone()
     assert counts == {"memories": 0, "embeddings": 0, "rooms": 0}
 
 
@@ -87,8 +92,9 @@ async def test_statement_helpers(adapter, agent_id):
 
 async def test_local_settings_hold_for_their_statement_only(adapter):
     local = {"hnsw.ef_search": "77", "statement_timeout": "1234"}
-    [row] = await adapter._fetch_all("SELECT current_setting('hnsw.ef_search') AS ef,"
-                                     " current_setting('statement_timeout') AS timeout", local=local)
+    [row] = await adapter._fetch_all(
+        "SELECT current_setting('hnsw.ef_search') AS ef, current_setting('statement_timeout') AS timeout", local=local
+    )
     assert row == {"ef": "77", "timeout": "1234ms"}
     [after] = await adapter._fetch_all("SELECT current_setting('statement_timeout') AS timeout")
     assert after["timeout"] != "1234ms"

@@ -98,8 +98,9 @@ async def test_update_relationship_replaces_tags_metadata_and_strength(adapter, 
     alice, bob, *_ = people
     created = await adapter.create_relationship(agent_id, alice, bob, tags=["a", "b"], metadata={"k": {"x": 1}})
     await adapter.record_interaction(agent_id, alice, bob)
-    stale = created.model_copy(update={"tags": ["c", "c"], "metadata": {"k": {"y": 2}}, "strength": 0.75,
-                                       "id": uuid.uuid4()})  # found by pair, not by id
+    stale = created.model_copy(
+        update={"tags": ["c", "c"], "metadata": {"k": {"y": 2}}, "strength": 0.75, "id": uuid.uuid4()}
+    )  # found by pair, not by id
     assert await adapter.update_relationship(stale) is True
     stored = await adapter.get_relationship(agent_id, alice, bob)
     assert (stored.tags, stored.metadata, stored.strength) == (["c"], {"k": {"y": 2}}, 0.75)
@@ -229,6 +230,7 @@ async def test_hostile_tags_and_metadata_keys_are_literal(adapter, agent_id, peo
     assert merged.metadata[HOSTILE_TAGS[0]] == {HOSTILE_TAGS[0]: HOSTILE_TAGS[0], "more": "'"}
     assert await _relationship_count(adapter) == before
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT to_regclass('memories') AS m, to_regclass('relationships') AS r")).fetchone()
+        row = await (
+            await conn.execute("SELECT to_regclass('memories') AS m, to_regclass('relationships') AS r")
+        ).fetchone()
     assert row == {"m": "memories", "r": "relationships"}

@@ -58,9 +58,13 @@ async def _lock_waiter(watcher: psycopg.AsyncConnection, statement: str, *, not_
     """Pid of the backend waiting on a lock while running ``statement`` (polls up to 10 s)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        row = await (await watcher.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            " AND query LIKE %s AND pid <> coalesce(%s, 0)", (f"%{statement}%", not_pid))).fetchone()
+        row = await (
+            await watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND query LIKE %s AND pid <> coalesce(%s, 0)",
+                (f"%{statement}%", not_pid),
+            )
+        ).fetchone()
         if row:
             return row[0]
         await asyncio.sleep(0.02)
@@ -72,6 +76,7 @@ async def _terminate(watcher: psycopg.AsyncConnection, pid: int) -> None:
 
 
 # -- policy and classification ------------------------------------------------------------------
+
 
 def test_backoff_doubles_up_to_the_cap_and_jitter_stays_below_it():
     policy = RetryPolicy(attempts=5, base_delay_ms=50, max_delay_ms=300)
@@ -113,8 +118,11 @@ def test_classification_of_sqlstates():
 
 
 def test_every_public_async_method_of_the_adapter_retries():
-    wrapped = {name for name, member in inspect.getmembers(PostgresAdapter, inspect.iscoroutinefunction)
-               if not name.startswith("_")}
+    wrapped = {
+        name
+        for name, member in inspect.getmembers(PostgresAdapter, inspect.iscoroutinefunction)
+        if not name.startswith("_")
+    }
     assert {"create_memories", "get_memories", "ensure_connection", "upsert_agents"} <= wrapped
     for name in wrapped:
         assert getattr(getattr(PostgresAdapter, name), "__retries_transient_errors__", False), name
@@ -140,9 +148,11 @@ def test_only_reads_upserts_and_marked_methods_are_idempotent():
 
 # -- real failures -------------------------------------------------------------------------------
 
+
 async def test_a_real_serialization_failure_is_retried(adapter, agent_id, database_url, caplog):
     runs = 0
     async with await _connect(database_url) as other:
+
         async def touch_agent(conflict_until: int) -> int:
             nonlocal runs
             runs += 1
@@ -155,15 +165,20 @@ async def test_a_real_serialization_failure_is_retried(adapter, agent_id, databa
             return runs
 
         # Rolled back for sure: retried even though the operation is not idempotent.
-        got = await call_with_retries(lambda: touch_agent(1), operation="touch_agent", idempotent=False,
-                                      policy=RetryPolicy(attempts=3))
+        got = await call_with_retries(
+            lambda: touch_agent(1), operation="touch_agent", idempotent=False, policy=RetryPolicy(attempts=3)
+        )
         assert got == 2
         assert len(_retries(caplog)) == 1 and "SerializationFailure (SQLSTATE 40001)" in _retries(caplog)[0]
 
         runs = 0
         with pytest.raises(TransientDatabaseError) as raised:
-            await call_with_retries(lambda: touch_agent(99), operation="touch_agent", idempotent=False,
-                                    policy=RetryPolicy(attempts=3, base_delay_ms=1, max_delay_ms=5))
+            await call_with_retries(
+                lambda: touch_agent(99),
+                operation="touch_agent",
+                idempotent=False,
+                policy=RetryPolicy(attempts=3, base_delay_ms=1, max_delay_ms=5),
+            )
     assert runs == 3
     error = raised.value
     assert (error.sqlstate, error.attempts, error.outcome_unknown) == ("40001", 3, False)
@@ -176,14 +191,19 @@ async def test_a_real_deadlock_in_ensure_connection_is_retried(adapter, agent_id
     async with await _connect(database_url, autocommit=False) as blocker, await _connect(database_url) as watcher:
         # The blocker waits long before checking for deadlocks, so the adapter is always the victim.
         await blocker.execute("SET LOCAL deadlock_timeout = '30s'")
-        await blocker.execute("UPDATE entities SET metadata = metadata WHERE agent_id = %s AND id = %s",
-                              (agent_id, entity_id))
-        call = asyncio.create_task(adapter.ensure_connection(
-            Entity(id=entity_id, agent_id=agent_id, names=["Bob"]), Room(id=new_room, agent_id=agent_id), None))
+        await blocker.execute(
+            "UPDATE entities SET metadata = metadata WHERE agent_id = %s AND id = %s", (agent_id, entity_id)
+        )
+        call = asyncio.create_task(
+            adapter.ensure_connection(
+                Entity(id=entity_id, agent_id=agent_id, names=["Bob"]), Room(id=new_room, agent_id=agent_id), None
+            )
+        )
         await _lock_waiter(watcher, "INSERT INTO entities")  # holds its new room, waits for the entity
         # Now the blocker wants that room: a cycle. Returns once the adapter's transaction is aborted.
-        await blocker.execute("INSERT INTO rooms (agent_id, id, source, type) VALUES (%s, %s, 'test', 'GROUP')",
-                              (agent_id, new_room))
+        await blocker.execute(
+            "INSERT INTO rooms (agent_id, id, source, type) VALUES (%s, %s, 'test', 'GROUP')", (agent_id, new_room)
+        )
         await blocker.commit()
     await asyncio.wait_for(call, timeout=10)  # no error reaches the caller
 
@@ -191,21 +211,30 @@ async def test_a_real_deadlock_in_ensure_connection_is_retried(adapter, agent_id
     names = await adapter.get_entity_names(agent_id, [entity_id])
     assert names  # the entity is still there
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT e.names, (SELECT count(*) FROM participants p WHERE p.agent_id = e.agent_id"
-            "  AND p.room_id = %s AND p.entity_id = e.id) AS joined"
-            " FROM entities e WHERE e.agent_id = %s AND e.id = %s", (new_room, agent_id, entity_id))).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT e.names, (SELECT count(*) FROM participants p WHERE p.agent_id = e.agent_id"
+                "  AND p.room_id = %s AND p.entity_id = e.id) AS joined"
+                " FROM entities e WHERE e.agent_id = %s AND e.id = %s",
+                (new_room, agent_id, entity_id),
+            )
+        ).fetchone()
     assert "Bob" in row["names"] and row["joined"] == 1
 
 
 async def test_a_backend_terminated_mid_transaction_is_retried_for_an_idempotent_method(
-        adapter, agent_id, database_url, caplog):
+    adapter, agent_id, database_url, caplog
+):
     room_id, entity_id = await _room(adapter, agent_id)
     async with await _connect(database_url, autocommit=False) as blocker, await _connect(database_url) as watcher:
-        await blocker.execute("UPDATE entities SET metadata = metadata WHERE agent_id = %s AND id = %s",
-                              (agent_id, entity_id))
-        call = asyncio.create_task(adapter.ensure_connection(
-            Entity(id=entity_id, agent_id=agent_id, names=["Carol"]), Room(id=room_id, agent_id=agent_id), None))
+        await blocker.execute(
+            "UPDATE entities SET metadata = metadata WHERE agent_id = %s AND id = %s", (agent_id, entity_id)
+        )
+        call = asyncio.create_task(
+            adapter.ensure_connection(
+                Entity(id=entity_id, agent_id=agent_id, names=["Carol"]), Room(id=room_id, agent_id=agent_id), None
+            )
+        )
         first = await _lock_waiter(watcher, "INSERT INTO entities")
         await _terminate(watcher, first)  # mid-transaction: its world/room inserts are in flight
         second = await _lock_waiter(watcher, "INSERT INTO entities", not_pid=first)  # the retry, new connection
@@ -221,8 +250,12 @@ async def test_a_backend_terminated_mid_transaction_is_retried_for_an_idempotent
 
 async def _has_name(adapter, agent_id, entity_id, name) -> bool:
     async with adapter.pool.connection() as conn:
-        row = await (await conn.execute("SELECT %s = ANY(names) AS has FROM entities WHERE agent_id = %s AND id = %s",
-                                        (name, agent_id, entity_id))).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT %s = ANY(names) AS has FROM entities WHERE agent_id = %s AND id = %s",
+                (name, agent_id, entity_id),
+            )
+        ).fetchone()
     return row["has"]
 
 
@@ -234,7 +267,8 @@ async def test_a_lost_connection_is_not_retried_for_a_plain_insert(adapter, agen
         await blocker.execute(
             "INSERT INTO memories (id, agent_id, type, room_id, entity_id, content, content_hash, created_at)"
             " VALUES (%s, %s, 'messages', %s, %s, %s, 'h', now())",
-            (memory.id, agent_id, room_id, entity_id, Jsonb({"text": "other"})))
+            (memory.id, agent_id, room_id, entity_id, Jsonb({"text": "other"})),
+        )
         call = asyncio.create_task(adapter.create_memories([memory], "messages"))
         await _terminate(watcher, await _lock_waiter(watcher, "INSERT INTO memories"))
         with pytest.raises(TransientDatabaseError) as raised:

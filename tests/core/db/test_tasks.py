@@ -26,15 +26,27 @@ def _now_ms() -> int:
 
 async def test_create_and_get_round_trip(adapter, agent_id):
     room, world, entity = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    task = Task(agent_id=agent_id, name="FOLLOW_UP", description="ping later", room_id=room, world_id=world,
-                entity_id=entity, tags=["queue", "repeat"],
-                metadata={"updateInterval": 60_000, "options": [{"name": "yes", "description": "Do it"}],
-                          "values": {"k": "v"}})
+    task = Task(
+        agent_id=agent_id,
+        name="FOLLOW_UP",
+        description="ping later",
+        room_id=room,
+        world_id=world,
+        entity_id=entity,
+        tags=["queue", "repeat"],
+        metadata={"updateInterval": 60_000, "options": [{"name": "yes", "description": "Do it"}], "values": {"k": "v"}},
+    )
     assert await adapter.create_task(task) == task.id
     got = await adapter.get_task(agent_id, task.id)
     assert got is not None
-    assert (got.name, got.description, got.room_id, got.world_id, got.entity_id, got.tags) == \
-        ("FOLLOW_UP", "ping later", room, world, entity, ["queue", "repeat"])
+    assert (got.name, got.description, got.room_id, got.world_id, got.entity_id, got.tags) == (
+        "FOLLOW_UP",
+        "ping later",
+        room,
+        world,
+        entity,
+        ["queue", "repeat"],
+    )
     assert got.metadata.update_interval == 60_000 and got.metadata.options[0].name == "yes"
     assert got.metadata.model_extra == {"values": {"k": "v"}}
     assert got.status is TaskStatus.PENDING and got.attempts == 0 and got.lease_owner is None
@@ -49,8 +61,9 @@ async def test_next_run_at_follows_elizaos_rules(adapter, agent_id):
         "not queued": Task(agent_id=agent_id, name="A", tags=["approval"]),
         "once": Task(agent_id=agent_id, name="B", tags=["queue"]),
         "repeat": Task(agent_id=agent_id, name="C", tags=["queue", "repeat"], metadata={"updateInterval": HOUR_MS}),
-        "immediate": Task(agent_id=agent_id, name="D", tags=["queue", "repeat", "immediate"],
-                          metadata={"updateInterval": HOUR_MS}),
+        "immediate": Task(
+            agent_id=agent_id, name="D", tags=["queue", "repeat", "immediate"], metadata={"updateInterval": HOUR_MS}
+        ),
         "explicit": Task(agent_id=agent_id, name="E", tags=["queue"], next_run_at=before + 5 * HOUR_MS),
     }
     for task in cases.values():
@@ -82,9 +95,15 @@ async def test_create_bad_input(adapter, agent_id):
     # A running task must hold a lease (schema CHECK), so the scheduler can reclaim it.
     with pytest.raises(ValueError, match="tasks_running_has_lease"):
         await adapter.create_task(Task(agent_id=agent_id, name="X", status=TaskStatus.RUNNING))
-    for bad in ({"name": ""}, {"name": "a\x00"}, {"name": "x", "tags": [""]}, {"name": "x", "tags": ["a\x00"]},
-                {"name": "x", "metadata": {"updateInterval": 0}}, {"name": "x", "status": "done"},
-                {"name": "x", "attempts": -1}):
+    for bad in (
+        {"name": ""},
+        {"name": "a\x00"},
+        {"name": "x", "tags": [""]},
+        {"name": "x", "tags": ["a\x00"]},
+        {"name": "x", "metadata": {"updateInterval": 0}},
+        {"name": "x", "status": "done"},
+        {"name": "x", "attempts": -1},
+    ):
         with pytest.raises(ValueError):
             Task(agent_id=agent_id, **bad)
     for metadata in ({"k": "a\x00"}, {"k": float("nan")}, {"k": [float("-inf")]}):
@@ -136,22 +155,41 @@ async def test_get_tasks_by_name_is_exact_and_scoped(adapter, agent_id):
 
 
 async def test_update_task_merges_metadata_and_sets_fields(adapter, agent_id):
-    task = Task(agent_id=agent_id, name="T", description="d", tags=["queue"],
-                metadata={"updateInterval": 1000, "keep": 1, "nested": {"a": 1}})
+    task = Task(
+        agent_id=agent_id,
+        name="T",
+        description="d",
+        tags=["queue"],
+        metadata={"updateInterval": 1000, "keep": 1, "nested": {"a": 1}},
+    )
     await adapter.create_task(task)
     before = await adapter.get_task(agent_id, task.id)
     when = _now_ms() + HOUR_MS
-    assert await adapter.update_task(agent_id, task.id, {
-        "metadata": {"update_interval": 5000, "nested": {"b": 2}, "new": None},
-        "description": None, "tags": ["queue", "repeat"], "nextRunAt": when, "attempts": 2,
-        "last_error": "boom", "status": "failed",
-    })
+    assert await adapter.update_task(
+        agent_id,
+        task.id,
+        {
+            "metadata": {"update_interval": 5000, "nested": {"b": 2}, "new": None},
+            "description": None,
+            "tags": ["queue", "repeat"],
+            "nextRunAt": when,
+            "attempts": 2,
+            "last_error": "boom",
+            "status": "failed",
+        },
+    )
     got = await adapter.get_task(agent_id, task.id)
     assert got.metadata.update_interval == 5000
     # Shallow merge: untouched keys stay, a given key replaces its whole value.
     assert got.metadata.model_extra == {"keep": 1, "nested": {"b": 2}, "new": None}
-    assert (got.description, got.tags, got.next_run_at, got.attempts, got.last_error, got.status) == \
-        (None, ["queue", "repeat"], when, 2, "boom", TaskStatus.FAILED)
+    assert (got.description, got.tags, got.next_run_at, got.attempts, got.last_error, got.status) == (
+        None,
+        ["queue", "repeat"],
+        when,
+        2,
+        "boom",
+        TaskStatus.FAILED,
+    )
     assert got.name == "T" and got.updated_at >= before.updated_at
     assert await adapter.update_task(agent_id, task.id, TaskUpdate(next_run_at=None, status=TaskStatus.PENDING))
     got = await adapter.get_task(agent_id, task.id)
@@ -164,9 +202,21 @@ async def test_update_task_is_scoped_and_validated(adapter, agent_id):
     other = await _other_agent(adapter)
     assert await adapter.update_task(other, task.id, {"name": "hijacked"}) is False
     assert await adapter.update_task(agent_id, uuid.uuid4(), {"name": "x"}) is False
-    for bad in ({}, {"lease_owner": "me"}, {"leaseExpiresAt": 1}, {"agent_id": other}, {"id": uuid.uuid4()},
-                {"name": None}, {"tags": None}, {"metadata": None}, {"status": "done"}, {"attempts": -1},
-                {"metadata": {"updateInterval": -5}}, {"name": "a\x00"}, {"unknown": 1}):
+    for bad in (
+        {},
+        {"lease_owner": "me"},
+        {"leaseExpiresAt": 1},
+        {"agent_id": other},
+        {"id": uuid.uuid4()},
+        {"name": None},
+        {"tags": None},
+        {"metadata": None},
+        {"status": "done"},
+        {"attempts": -1},
+        {"metadata": {"updateInterval": -5}},
+        {"name": "a\x00"},
+        {"unknown": 1},
+    ):
         with pytest.raises(ValueError):
             await adapter.update_task(agent_id, task.id, bad)
     with pytest.raises(ValueError, match="tasks_running_has_lease"):
@@ -200,9 +250,12 @@ async def test_due_task_query_uses_the_due_index(adapter, agent_id):
     await adapter.create_task(Task(agent_id=agent_id, name="T", tags=["queue"]))
     async with adapter.pool.connection() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await (await conn.execute(
-            "EXPLAIN SELECT id FROM tasks WHERE status = 'pending' AND next_run_at <= now()"
-            " ORDER BY next_run_at LIMIT 10 FOR UPDATE SKIP LOCKED")).fetchall()
+        plan = await (
+            await conn.execute(
+                "EXPLAIN SELECT id FROM tasks WHERE status = 'pending' AND next_run_at <= now()"
+                " ORDER BY next_run_at LIMIT 10 FOR UPDATE SKIP LOCKED"
+            )
+        ).fetchall()
     assert "tasks_due" in " ".join(r["QUERY PLAN"] for r in plan)
 
 

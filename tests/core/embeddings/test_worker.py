@@ -35,8 +35,9 @@ async def stored(database_url):
     agent, room, entity = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await adapter.upsert_agents([AgentRecord(agent, f"w-{agent}", {})])
     await adapter.ensure_connection(Entity(id=entity, agent_id=agent), Room(id=room, agent_id=agent), None)
-    memories = [Memory(agent_id=agent, room_id=room, entity_id=entity, content=Content(text=f"text {i}"))
-                for i in range(3)]
+    memories = [
+        Memory(agent_id=agent, room_id=room, entity_id=entity, content=Content(text=f"text {i}")) for i in range(3)
+    ]
     await adapter.create_memories(memories, "messages")
     yield adapter, memories
     await pool.close()
@@ -65,10 +66,12 @@ async def test_one_model_call_for_the_batch_then_duplicates_are_free(stored):
 async def test_stale_requests_are_acknowledged_and_skipped(stored):
     adapter, memories = stored
     embed = CountingEmbedder()
-    report = await EmbeddingWorker(adapter, embed, "test").process([
-        _request(memories[0], content_hash="older-text"),
-        _request(memories[1], memory_id=uuid.uuid4()),
-    ])
+    report = await EmbeddingWorker(adapter, embed, "test").process(
+        [
+            _request(memories[0], content_hash="older-text"),
+            _request(memories[1], memory_id=uuid.uuid4()),
+        ]
+    )
     assert set(report.outcomes.values()) == {Outcome.STALE}
     assert embed.batches == []
 
@@ -76,7 +79,8 @@ async def test_stale_requests_are_acknowledged_and_skipped(stored):
 async def test_model_failure_fails_the_requests_for_retry(stored):
     adapter, memories = stored
     report = await EmbeddingWorker(adapter, CountingEmbedder(fail=True), "test").process(
-        [_request(m) for m in memories[:2]])
+        [_request(m) for m in memories[:2]]
+    )
     assert report.count(Outcome.FAILED) == 2
     assert "model crashed" in next(iter(report.errors.values()))
     assert all(t.embedded_hash is None for t in await adapter.get_embedding_targets([m.id for m in memories]))
@@ -96,14 +100,17 @@ async def test_events_are_emitted_per_embedded_and_failed_memory(stored):
     await EmbeddingWorker(adapter, CountingEmbedder(), "test", events=bus).process([_request(memories[0])])
     await EmbeddingWorker(adapter, CountingEmbedder(fail=True), "test", events=bus).process([_request(memories[1])])
     assert [(p["memoryId"], p["error"]) for p in seen] == [
-        (str(memories[0].id), None), (str(memories[1].id), "model crashed")]
+        (str(memories[0].id), None),
+        (str(memories[1].id), "model crashed"),
+    ]
 
 
 async def test_requests_for_another_dimension_are_stale(stored):
     adapter, memories = stored
     embed = CountingEmbedder()
     report = await EmbeddingWorker(adapter, embed, "test", dimension=384).process(
-        [_request(memories[0], dimension=768)])
+        [_request(memories[0], dimension=768)]
+    )
     assert report.outcomes[memories[0].id] is Outcome.STALE and embed.batches == []
 
 

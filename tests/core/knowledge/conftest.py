@@ -27,8 +27,11 @@ def make_runtime(adapter, sqs, scripted) -> Callable[..., Awaitable[AgentRuntime
     client, urls = sqs
 
     async def make(settings: dict | None = None, character: dict | None = None, models=None) -> AgentRuntime:
-        orchestrator = Orchestrator(adapter, embedding_queue=EmbeddingQueue(client, urls),
-                                    plugins=[bootstrap, models or scripted.plugin(), knowledge_plugin])
+        orchestrator = Orchestrator(
+            adapter,
+            embedding_queue=EmbeddingQueue(client, urls),
+            plugins=[bootstrap, models or scripted.plugin(), knowledge_plugin],
+        )
         data = {"bio": ["A test agent."], **(character or {})}
         data["name"] = f"{data.get('name', 'K')}-{uuid.uuid4().hex[:12]}"  # a fresh agent every time
         data["settings"] = {**data.get("settings", {}), **(settings or {})}
@@ -71,7 +74,7 @@ def run_worker(adapter, sqs, scripted):
         worker = EmbeddingWorker(adapter, embed or scripted_embed, model_name)
         report = BatchReport()
         for start in range(0, len(requests), LOW_BATCH):
-            part = await worker.process(requests[start:start + LOW_BATCH])
+            part = await worker.process(requests[start : start + LOW_BATCH])
             report.outcomes.update(part.outcomes)
         return report
 

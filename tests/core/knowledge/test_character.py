@@ -48,10 +48,15 @@ async def test_file_and_directory_entries(make_runtime, tmp_path):
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "leave.txt").write_text("Staff get 25 days of leave.")
     (tmp_path / "policies" / "photo.png").write_bytes(b"\x89PNG")
-    character = {"knowledge": [
-        {"path": "facts.md"}, {"path": "missing.md"}, {"directory": "policies"}, "",
-        {"path": str(tmp_path / "facts.md"), "shared": True},
-    ]}
+    character = {
+        "knowledge": [
+            {"path": "facts.md"},
+            {"path": "missing.md"},
+            {"directory": "policies"},
+            "",
+            {"path": str(tmp_path / "facts.md"), "shared": True},
+        ]
+    }
     runtime = await make_runtime({"KNOWLEDGE_PATH": str(tmp_path)}, character=character)
     summary = await ingest_character_knowledge(runtime)
     try:
@@ -64,8 +69,11 @@ async def test_file_and_directory_entries(make_runtime, tmp_path):
         names = {d.metadata.model_extra["title"] for d in await _documents(runtime)}
         assert names == {"facts.md", "policies/leave.txt"}
         other = await make_runtime()
-        shared = [d for d in (await list_documents(other, limit=1000)).memories
-                  if d.metadata.model_extra["title"] == str(tmp_path / "facts.md")]
+        shared = [
+            d
+            for d in (await list_documents(other, limit=1000)).memories
+            if d.metadata.model_extra["title"] == str(tmp_path / "facts.md")
+        ]
         assert len(shared) == 1 and (await get_document(other, shared[0].id)).text == "The office opens at nine."
 
         # The file changes and one entry goes away: replaced, removed; the missing file stays rejected.

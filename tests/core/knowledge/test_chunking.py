@@ -8,7 +8,7 @@ from tests.data import ARCHITECTURE_DOC
 
 def _check_slices(text: str, chunks, limit: int) -> None:
     for i, chunk in enumerate(chunks):
-        assert chunk.text == text[chunk.start:chunk.end]
+        assert chunk.text == text[chunk.start : chunk.end]
         assert chunk.position == i
         assert 0 < len(chunk.text) <= limit
         assert chunk.text == chunk.text.strip()

@@ -17,9 +17,11 @@ from core.knowledge.documents import (
     list_documents,
 )
 
-NOTES = ("The launch code is stored in the blue safe.\n\n"
-         "Lunch is served at noon in the garden room.\n\n"
-         "The wifi password is printed under the router.")
+NOTES = (
+    "The launch code is stored in the blue safe.\n\n"
+    "Lunch is served at noon in the garden room.\n\n"
+    "The wifi password is printed under the router."
+)
 SMALL = {"KNOWLEDGE_CHUNK_CHARS": 60, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0}
 
 
@@ -118,9 +120,15 @@ async def test_a_private_and_a_shared_document_may_share_a_name(make_runtime):
     await delete_document(runtime, shared.document_id)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "empty"), ("  \n\n\t", "empty"), ("bad\x00byte", "NUL"), ("half \ud800 pair", "surrogate"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("  \n\n\t", "empty"),
+        ("bad\x00byte", "NUL"),
+        ("half \ud800 pair", "surrogate"),
+    ],
+)
 async def test_documents_that_cannot_be_stored_are_refused(make_runtime, text, reason, adapter):
     runtime = await make_runtime()
     with pytest.raises(DocumentError, match=reason):
@@ -153,18 +161,21 @@ def test_decode_document_checks_size_and_encoding():
         decode_document(b"PK\x03\x04\x00\x00", max_bytes=100)
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"KNOWLEDGE_CHUNK_CHARS": "lots"}, "KNOWLEDGE_CHUNK_CHARS: must be an integer"),
-    ({"KNOWLEDGE_CHUNK_CHARS": 10}, "KNOWLEDGE_CHUNK_CHARS: must be at least 50"),
-    ({"KNOWLEDGE_CHUNK_CHARS": 100, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 60}, "KNOWLEDGE_CHUNK_OVERLAP_CHARS: .* half"),
-    ({"KNOWLEDGE_MATCH_THRESHOLD": 2}, "KNOWLEDGE_MATCH_THRESHOLD: must be at most 1"),
-    ({"KNOWLEDGE_MATCH_COUNT": 0}, "KNOWLEDGE_MATCH_COUNT: must be at least 1"),
-    ({"KNOWLEDGE_MATCH_COUNT": 51}, "KNOWLEDGE_MATCH_COUNT: must be at most 50"),
-    ({"KNOWLEDGE_MATCH_THRESHOLD": "nan"}, "KNOWLEDGE_MATCH_THRESHOLD: must be a finite number"),
-    ({"KNOWLEDGE_MATCH_COUNT": 2.5}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
-    ({"KNOWLEDGE_MAX_DOCUMENT_BYTES": 0}, "KNOWLEDGE_MAX_DOCUMENT_BYTES: must be at least 1"),
-    ({"KNOWLEDGE_MATCH_COUNT": True}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"KNOWLEDGE_CHUNK_CHARS": "lots"}, "KNOWLEDGE_CHUNK_CHARS: must be an integer"),
+        ({"KNOWLEDGE_CHUNK_CHARS": 10}, "KNOWLEDGE_CHUNK_CHARS: must be at least 50"),
+        ({"KNOWLEDGE_CHUNK_CHARS": 100, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 60}, "KNOWLEDGE_CHUNK_OVERLAP_CHARS: .* half"),
+        ({"KNOWLEDGE_MATCH_THRESHOLD": 2}, "KNOWLEDGE_MATCH_THRESHOLD: must be at most 1"),
+        ({"KNOWLEDGE_MATCH_COUNT": 0}, "KNOWLEDGE_MATCH_COUNT: must be at least 1"),
+        ({"KNOWLEDGE_MATCH_COUNT": 51}, "KNOWLEDGE_MATCH_COUNT: must be at most 50"),
+        ({"KNOWLEDGE_MATCH_THRESHOLD": "nan"}, "KNOWLEDGE_MATCH_THRESHOLD: must be a finite number"),
+        ({"KNOWLEDGE_MATCH_COUNT": 2.5}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
+        ({"KNOWLEDGE_MAX_DOCUMENT_BYTES": 0}, "KNOWLEDGE_MAX_DOCUMENT_BYTES: must be at least 1"),
+        ({"KNOWLEDGE_MATCH_COUNT": True}, "KNOWLEDGE_MATCH_COUNT: must be an integer"),
+    ],
+)
 async def test_invalid_settings_are_configuration_errors(make_runtime, settings, message):
     runtime = await make_runtime(settings)
     with pytest.raises(ConfigurationError, match=message):

@@ -53,8 +53,9 @@ async def test_importing_again_reports_unchanged_and_edited_files_replaced(make_
     summary = await import_folder(runtime, folder)
     assert (summary.added, summary.unchanged, summary.replaced, len(summary.rejected)) == (0, 2, 1, 5)
     assert summary.queued == 1
-    doc = next(d for d in (await list_documents(runtime, limit=100)).memories
-               if d.metadata.model_extra["title"] == "b.txt")
+    doc = next(
+        d for d in (await list_documents(runtime, limit=100)).memories if d.metadata.model_extra["title"] == "b.txt"
+    )
     stored = await get_document(runtime, doc.id)
     assert [f.text for f in await get_fragments(runtime, stored)] == ["Plain notes: the fern needs water on Mondays."]
 
@@ -65,10 +66,16 @@ async def test_shared_import_and_content_types(make_runtime, folder):
     try:
         assert summary.added == 3
         other = await make_runtime()
-        shared = [d for d in (await list_documents(other, limit=1000)).memories
-                  if d.metadata.model_extra["title"].startswith(f"test-{runtime.agent_id}/")]
+        shared = [
+            d
+            for d in (await list_documents(other, limit=1000)).memories
+            if d.metadata.model_extra["title"].startswith(f"test-{runtime.agent_id}/")
+        ]
         assert {d.metadata.model_extra["contentType"] for d in shared} == {
-            "text/markdown", "text/plain", "application/json"}
+            "text/markdown",
+            "text/plain",
+            "application/json",
+        }
     finally:
         for document in shared:
             await runtime.adapter.delete_knowledge_document([document.agent_id], document.id)

@@ -17,10 +17,14 @@ async def _ask(runtime, text):
 
 
 async def test_the_most_similar_fragments_come_first_with_their_source(make_runtime, run_worker):
-    runtime = await make_runtime({"KNOWLEDGE_CHUNK_CHARS": 60, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0,
-                                  "KNOWLEDGE_MATCH_THRESHOLD": 0.2})
-    await add_document(runtime, "Zebras have black and white stripes.\n\nPenguins cannot fly but swim fast.\n\n"
-                                "Owls hunt at night in silence.", name="animals.md")
+    runtime = await make_runtime(
+        {"KNOWLEDGE_CHUNK_CHARS": 60, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0, "KNOWLEDGE_MATCH_THRESHOLD": 0.2}
+    )
+    await add_document(
+        runtime,
+        "Zebras have black and white stripes.\n\nPenguins cannot fly but swim fast.\n\nOwls hunt at night in silence.",
+        name="animals.md",
+    )
     await run_worker()
     result = await _ask(runtime, "why do penguins swim so fast?")
     fragments = result.data["knowledge"]
@@ -43,8 +47,9 @@ async def test_count_and_threshold_settings(make_runtime, run_worker):
     assert (empty.text, empty.data["knowledge"]) == ("", [])
 
 
-async def test_shared_knowledge_is_found_by_every_agent_private_only_by_its_own(make_runtime, run_worker, adapter,
-                                                                               monkeypatch):
+async def test_shared_knowledge_is_found_by_every_agent_private_only_by_its_own(
+    make_runtime, run_worker, adapter, monkeypatch
+):
     # Every shared document of the session's database is a candidate too: enough room in the answer
     # that those whose hashed words happen to collide with the query's never crowd these two out.
     settings = {"KNOWLEDGE_MATCH_THRESHOLD": 0.1, "KNOWLEDGE_MATCH_COUNT": MAX_MATCH_COUNT}

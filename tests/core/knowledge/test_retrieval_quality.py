@@ -72,8 +72,9 @@ async def knowledge(make_runtime, run_worker, model, tmp_path):
 
     character = json.loads(TRUMP.read_text())
     character["knowledge"] = [*character["knowledge"], {"path": ARCHITECTURE_DOC.name, "shared": True}]
-    runtime = await make_runtime({"KNOWLEDGE_PATH": str(ARCHITECTURE_DOC.parent)}, character=character,
-                                 models=local_models)
+    runtime = await make_runtime(
+        {"KNOWLEDGE_PATH": str(ARCHITECTURE_DOC.parent)}, character=character, models=local_models
+    )
     for name in ("README.md", "LICENSE-data.txt"):
         shutil.copy(UBUNTU_IRC / name, tmp_path / name)
     ingested = await ingest_character_knowledge(runtime)
@@ -96,8 +97,9 @@ async def knowledge(make_runtime, run_worker, model, tmp_path):
 
 
 async def _ask(runtime, question: str):
-    message = Memory(agent_id=runtime.agent_id, room_id=uuid.uuid4(), entity_id=uuid.uuid4(),
-                     content=Content(text=question))
+    message = Memory(
+        agent_id=runtime.agent_id, room_id=uuid.uuid4(), entity_id=uuid.uuid4(), content=Content(text=question)
+    )
     return await KNOWLEDGE.get(runtime, message, State())
 
 

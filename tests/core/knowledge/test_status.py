@@ -12,25 +12,31 @@ from core.knowledge import SHARED_KNOWLEDGE_ID
 from core.knowledge.documents import add_document, delete_document
 from core.knowledge.status import given_up_after_s, knowledge_status
 
-NOTES = ("The launch code is stored in the blue safe.\n\n"
-         "Lunch is served at noon in the garden room.\n\n"
-         "The wifi password is printed under the router.")
+NOTES = (
+    "The launch code is stored in the blue safe.\n\n"
+    "Lunch is served at noon in the garden room.\n\n"
+    "The wifi password is printed under the router."
+)
 SMALL = {"KNOWLEDGE_CHUNK_CHARS": 60, "KNOWLEDGE_CHUNK_OVERLAP_CHARS": 0}
 DAY_S = 86_400.0
 
 
 async def _fragment_ids(adapter, owner) -> list[uuid.UUID]:
     async with adapter.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT id FROM memories WHERE agent_id = %s AND type = 'knowledge' ORDER BY created_at, id",
-            (owner,))).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT id FROM memories WHERE agent_id = %s AND type = 'knowledge' ORDER BY created_at, id", (owner,)
+            )
+        ).fetchall()
     return [r["id"] for r in rows]
 
 
 async def _backdate(adapter, ids, seconds: float) -> None:
     async with adapter.pool.connection() as conn:
-        await conn.execute("UPDATE memories SET created_at = now() - make_interval(secs => %s) WHERE id = ANY(%s)",
-                           (seconds, list(ids)))
+        await conn.execute(
+            "UPDATE memories SET created_at = now() - make_interval(secs => %s) WHERE id = ANY(%s)",
+            (seconds, list(ids)),
+        )
 
 
 async def test_fragments_move_from_queued_to_embedded_as_the_worker_stores_vectors(make_runtime, run_worker, adapter):
@@ -60,11 +66,17 @@ async def test_a_vector_of_older_text_or_of_another_dimension_does_not_count(mak
     await add_document(runtime, NOTES, name="notes.md")
     ids = await _fragment_ids(adapter, runtime.agent_id)
     targets = {t.memory_id: t for t in await adapter.get_embedding_targets(ids)}
-    await adapter.upsert_embeddings([EmbeddingRow(i, runtime.agent_id, targets[i].content_hash, "scripted",
-                                                  scripted.vector(targets[i].text)) for i in ids[:2]])
+    await adapter.upsert_embeddings(
+        [
+            EmbeddingRow(i, runtime.agent_id, targets[i].content_hash, "scripted", scripted.vector(targets[i].text))
+            for i in ids[:2]
+        ]
+    )
     async with adapter.pool.connection() as conn:  # the first one's text changed since its vector was made
-        await conn.execute("UPDATE memories SET content = content || '{\"text\": \"edited\"}',"
-                           " content_hash = 'edited' WHERE id = %s", (ids[0],))
+        await conn.execute(
+            "UPDATE memories SET content = content || '{\"text\": \"edited\"}', content_hash = 'edited' WHERE id = %s",
+            (ids[0],),
+        )
     status = await knowledge_status(adapter, runtime.agent_id, failed_after_s=DAY_S)
     assert status.private[1:] == (3, 1, 2, 0)
     adapter.embedding_dimension = 768  # a new model: the 384-d vectors are not its vectors

@@ -68,7 +68,7 @@ def _irc_log() -> tuple[IrcLine | None, ...]:
 
 def irc_lines(first: int = 1, last: int = 130) -> list[IrcLine]:
     """Messages of log lines ``first..last`` (1-based, inclusive); ``===`` system lines skipped."""
-    return [line for line in _irc_log()[first - 1:last] if line is not None]
+    return [line for line in _irc_log()[first - 1 : last] if line is not None]
 
 
 def fixture_text(name: str) -> str:
@@ -102,19 +102,34 @@ class SeededRoom:
     messages: list[Memory]
 
 
-async def seed_room(runtime: AgentRuntime, lines: list[IrcLine], *, room_id: uuid.UUID | None = None,
-                    channel_type: ChannelType = ChannelType.GROUP) -> SeededRoom:
+async def seed_room(
+    runtime: AgentRuntime,
+    lines: list[IrcLine],
+    *,
+    room_id: uuid.UUID | None = None,
+    channel_type: ChannelType = ChannelType.GROUP,
+) -> SeededRoom:
     """Store ``lines`` as the messages of a room whose participants are their speakers."""
     room_id = room_id or uuid.uuid4()
     people: dict[str, uuid.UUID] = {}
     for line in lines:
         if line.nick not in people:
             people[line.nick] = create_unique_uuid(runtime.agent_id, f"irc:{line.nick}")
-            await runtime.ensure_connection(entity_id=people[line.nick], room_id=room_id, user_name=line.nick,
-                                            source="irc", channel_type=channel_type)
+            await runtime.ensure_connection(
+                entity_id=people[line.nick],
+                room_id=room_id,
+                user_name=line.nick,
+                source="irc",
+                channel_type=channel_type,
+            )
     messages = [
-        Memory(agent_id=runtime.agent_id, room_id=room_id, entity_id=people[line.nick],
-               content=Content(text=line.text, source="irc", channel_type=channel_type.value), created_at=line.at_ms)
+        Memory(
+            agent_id=runtime.agent_id,
+            room_id=room_id,
+            entity_id=people[line.nick],
+            content=Content(text=line.text, source="irc", channel_type=channel_type.value),
+            created_at=line.at_ms,
+        )
         for line in lines
     ]
     await runtime.adapter.create_memories(messages, "messages")
@@ -123,8 +138,7 @@ async def seed_room(runtime: AgentRuntime, lines: list[IrcLine], *, room_id: uui
 
 async def embed_all(adapter: Any, memories: list[Memory], embed: Any) -> None:
     """Run the real embedding worker over ``memories`` with ``embed(texts) -> vectors``."""
-    requests = [EmbeddingRequest(memory_id=m.id, agent_id=m.agent_id, content_hash=m.content_hash)
-                for m in memories]
+    requests = [EmbeddingRequest(memory_id=m.id, agent_id=m.agent_id, content_hash=m.content_hash) for m in memories]
     await EmbeddingWorker(adapter, embed, "test-embedder").process(requests)
 
 

@@ -16,15 +16,24 @@ from tests.core.memory.conftest import drain, sql
 @pytest.fixture
 async def room(adapter, agent_id):
     room_id, entity = uuid.uuid4(), uuid.uuid4()
-    await adapter.ensure_connection(Entity(id=entity, agent_id=agent_id, names=["billytwowilly"]),
-                                    Room(id=room_id, agent_id=agent_id), None)
+    await adapter.ensure_connection(
+        Entity(id=entity, agent_id=agent_id, names=["billytwowilly"]), Room(id=room_id, agent_id=agent_id), None
+    )
     return room_id
 
 
 def kernel_fact(agent_id, room_id, **changes) -> Fact:
-    fields = {"agent_id": agent_id, "room_id": room_id, "text": "billytwowilly runs kernel 2.6.8.1-3-686",
-              "subject": "billytwowilly", "predicate": "runs kernel", "object": "2.6.8.1-3-686",
-              "confidence": 0.5, "source_message_id": uuid.uuid4(), **changes}
+    fields = {
+        "agent_id": agent_id,
+        "room_id": room_id,
+        "text": "billytwowilly runs kernel 2.6.8.1-3-686",
+        "subject": "billytwowilly",
+        "predicate": "runs kernel",
+        "object": "2.6.8.1-3-686",
+        "confidence": 0.5,
+        "source_message_id": uuid.uuid4(),
+        **changes,
+    }
     return Fact(**fields)
 
 
@@ -37,8 +46,9 @@ async def count_facts(adapter, agent_id, room_id=None) -> int:
 
 def test_the_key_ignores_case_spacing_and_outer_punctuation():
     assert normalise_term('  "Runs   Kernel." ') == "runs kernel"
-    assert fact_key("x", "Billytwowilly", "runs  kernel", "2.6.8.1-3-686.") == \
-        fact_key("other words", "billytwowilly", "Runs kernel", "2.6.8.1-3-686")
+    assert fact_key("x", "Billytwowilly", "runs  kernel", "2.6.8.1-3-686.") == fact_key(
+        "other words", "billytwowilly", "Runs kernel", "2.6.8.1-3-686"
+    )
     # Without a full triple, the text decides; a text never collides with a triple.
     assert fact_key("Tweaked is new to Linux.", "tweaked", None, None) == fact_key("tweaked is new to linux")
     assert fact_key("a b c") != fact_key("whatever", "a", "b", "c")
@@ -51,10 +61,18 @@ def test_confidence_combines_as_independent_evidence_and_never_passes_one():
     assert combine_confidence(1.0, 0.3) == 1.0
 
 
-@pytest.mark.parametrize("changes", [
-    {"text": "   "}, {"text": "a\x00b"}, {"confidence": 0.0}, {"confidence": 1.5}, {"kind": "rumour"},
-    {"subject": "x" * 501}, {"unknown_field": 1},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"text": "   "},
+        {"text": "a\x00b"},
+        {"confidence": 0.0},
+        {"confidence": 1.5},
+        {"kind": "rumour"},
+        {"subject": "x" * 501},
+        {"unknown_field": 1},
+    ],
+)
 def test_invalid_facts_are_refused(agent_id, changes):
     with pytest.raises(ValidationError):
         kernel_fact(agent_id, uuid.uuid4(), **changes)
@@ -67,13 +85,18 @@ def test_a_fact_round_trips_through_its_memory(agent_id):
     assert memory.metadata.model_extra["factKey"] == fact.key
     back = Fact.from_memory(memory)
     assert back.model_dump(exclude={"entity_id"}) == fact.model_dump(exclude={"entity_id"}) | {
-        "last_seen_at": fact.created_at}
+        "last_seen_at": fact.created_at
+    }
     assert back.entity_id == agent_id
 
 
 def test_an_elizaos_style_fact_memory_reads_without_triple_at_half_confidence(agent_id):
-    memory = Memory(agent_id=agent_id, room_id=uuid.uuid4(), entity_id=agent_id,
-                    content=Content(text="John is new to the community"))
+    memory = Memory(
+        agent_id=agent_id,
+        room_id=uuid.uuid4(),
+        entity_id=agent_id,
+        content=Content(text="John is new to the community"),
+    )
     fact = Fact.from_memory(memory)
     assert (fact.text, fact.subject, fact.confidence, fact.mentions) == ("John is new to the community", None, 0.5, 1)
 
@@ -135,9 +158,13 @@ async def test_evidence_remembered_is_bounded(adapter, agent_id, room):
 
 async def test_duplicates_within_one_batch_make_one_fact(adapter, agent_id, room):
     message = uuid.uuid4()
-    writes = await adapter.upsert_facts([kernel_fact(agent_id, room, source_message_id=message),
-                                         kernel_fact(agent_id, room, source_message_id=message),
-                                         kernel_fact(agent_id, room, text="tweaked is new to Linux", subject=None)])
+    writes = await adapter.upsert_facts(
+        [
+            kernel_fact(agent_id, room, source_message_id=message),
+            kernel_fact(agent_id, room, source_message_id=message),
+            kernel_fact(agent_id, room, text="tweaked is new to Linux", subject=None),
+        ]
+    )
     assert [w.created for w in writes] == [True, False, True]
     assert writes[1].fact.confidence == 0.5  # same message: one piece of evidence
     assert await count_facts(adapter, agent_id, room) == 2
@@ -148,15 +175,16 @@ async def test_concurrent_writers_of_one_fact_store_one_row_and_count_every_conf
     assert sum(w[0].created for w in writes) == 1
     assert await count_facts(adapter, agent_id, room) == 1
     (final,) = await adapter.upsert_facts([kernel_fact(agent_id, room, source_message_id=writes[0][0].fact.id)])
-    assert final.fact.mentions == 5 and final.fact.confidence == pytest.approx(1 - 0.5 ** 5)
+    assert final.fact.mentions == 5 and final.fact.confidence == pytest.approx(1 - 0.5**5)
 
 
 async def test_facts_are_scoped_by_room_and_agent(adapter, agent_id, other_agent, room):
     other_room = uuid.uuid4()
     await adapter.create_rooms([Room(id=other_room, agent_id=agent_id)])
     await adapter.create_rooms([Room(id=room, agent_id=other_agent)])
-    writes = await adapter.upsert_facts([kernel_fact(agent_id, room), kernel_fact(agent_id, other_room),
-                                         kernel_fact(other_agent, room)])
+    writes = await adapter.upsert_facts(
+        [kernel_fact(agent_id, room), kernel_fact(agent_id, other_room), kernel_fact(other_agent, room)]
+    )
     assert all(w.created for w in writes)
     assert await count_facts(adapter, agent_id) == 2 and await count_facts(adapter, other_agent) == 1
 

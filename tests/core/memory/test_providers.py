@@ -27,8 +27,9 @@ def message(runtime, room_id, entity_id, text: str) -> Memory:
 
 
 async def store_facts(runtime, room_id, texts, embed=None) -> list[Fact]:
-    writes = await runtime.adapter.upsert_facts([Fact(agent_id=runtime.agent_id, room_id=room_id, text=t)
-                                                 for t in texts])
+    writes = await runtime.adapter.upsert_facts(
+        [Fact(agent_id=runtime.agent_id, room_id=room_id, text=t) for t in texts]
+    )
     if embed:
         await embed_all(runtime.adapter, [w.fact.to_memory() for w in writes], embed)
     return [w.fact for w in writes]
@@ -100,8 +101,9 @@ async def test_relationships_list_the_other_side_with_strength_and_direction(mak
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 130))
     people, adapter, agent = room.people, runtime.adapter, runtime.agent_id
-    await adapter.create_relationship(agent, people["HrdwrBoB"], people["tweaked"], tags=["group_interaction",
-                                                                                          "helping"])
+    await adapter.create_relationship(
+        agent, people["HrdwrBoB"], people["tweaked"], tags=["group_interaction", "helping"]
+    )
     for _ in range(3):
         await adapter.record_interaction(agent, people["HrdwrBoB"], people["tweaked"])
     await adapter.record_interaction(agent, people["tweaked"], people["|trey|"])
@@ -120,8 +122,9 @@ async def test_names_with_commas_are_quoted(make_runtime):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 10))
     odd = uuid.uuid4()
-    await runtime.ensure_connection(entity_id=odd, room_id=room.room_id, user_name='Smith, "J"',
-                                    channel_type=ChannelType.GROUP)
+    await runtime.ensure_connection(
+        entity_id=odd, room_id=room.room_id, user_name='Smith, "J"', channel_type=ChannelType.GROUP
+    )
     await runtime.adapter.record_interaction(runtime.agent_id, room.people["epod"], odd)
     result = await RELATIONSHIPS.get(runtime, message(runtime, room.room_id, room.people["epod"], "x"), State())
     assert result.text.splitlines()[2] == '"Smith, ""J""",to,1,0.10,'
@@ -140,8 +143,9 @@ async def test_entities_list_the_sender_first_with_component_data(make_runtime):
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 30))
     sender = room.people["bob2"]
-    await runtime.adapter.create_component(Component(entity_id=sender, agent_id=runtime.agent_id, type="profile",
-                                                     data={"distro": "debian"}))
+    await runtime.adapter.create_component(
+        Component(entity_id=sender, agent_id=runtime.agent_id, type="profile", data={"distro": "debian"})
+    )
     result = await ENTITIES.get(runtime, message(runtime, room.room_id, sender, "hi"), State())
     blocks = result.text.split("\n\n")
     assert blocks[0].startswith(f'# People in the Room\n"bob2"\nID: {sender}\nData: ')

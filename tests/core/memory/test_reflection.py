@@ -33,7 +33,12 @@ def test_the_xml_answer_is_read_with_every_field():
     answer = parse_reflection(ANSWER)
     (fact,) = answer.facts
     assert (fact.claim, fact.subject, fact.predicate, fact.object, fact.kind) == (
-        "tweaked is new to Linux", "tweaked", "is new to", "Linux", "status")
+        "tweaked is new to Linux",
+        "tweaked",
+        "is new to",
+        "Linux",
+        "status",
+    )
     assert not fact.in_bio and not fact.already_known
     (tie,) = answer.relationships
     assert (tie.source, tie.target, tie.tags) == ("HrdwrBoB", "tweaked", ("group_interaction", "helping"))
@@ -53,27 +58,36 @@ def test_empty_sections_are_a_valid_answer_with_nothing_in_it():
 
 
 def test_a_json_answer_is_accepted():
-    answer = parse_reflection('{"thought": "t", "facts": [{"claim": "mdz uses MythTV", "already_known": true},'
-                              ' {"type": "fact"}], "relationships": [{"sourceEntityId": "a", "targetEntityId": "b",'
-                              ' "tags": ["group_interaction"]}, {"sourceEntityId": "a"}]}')
+    answer = parse_reflection(
+        '{"thought": "t", "facts": [{"claim": "mdz uses MythTV", "already_known": true},'
+        ' {"type": "fact"}], "relationships": [{"sourceEntityId": "a", "targetEntityId": "b",'
+        ' "tags": ["group_interaction"]}, {"sourceEntityId": "a"}]}'
+    )
     assert [f.claim for f in answer.facts] == ["mdz uses MythTV"] and answer.facts[0].already_known
     assert [(r.source, r.target, r.tags) for r in answer.relationships] == [("a", "b", ("group_interaction",))]
 
 
-@pytest.mark.parametrize("raw", [
-    "", "I could not find any facts in this conversation.",
-    "<response><thought>x</thought><facts><fact><claim>a</claim></fact></facts></response>",  # no relationships
-    "<response><facts><fact><claim>cut short",
-    '{"facts": "none"}', "{not json}",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "I could not find any facts in this conversation.",
+        "<response><thought>x</thought><facts><fact><claim>a</claim></fact></facts></response>",  # no relationships
+        "<response><facts><fact><claim>cut short",
+        '{"facts": "none"}',
+        "{not json}",
+    ],
+)
 def test_malformed_answers_parse_to_none(raw):
     assert parse_reflection(raw) is None
 
 
 def test_items_without_their_required_parts_are_dropped():
-    answer = parse_reflection("<facts><fact><subject>x</subject></fact><fact><claim> a\x00 b </claim></fact></facts>"
-                              "<relationships><relationship><sourceEntityId>a</sourceEntityId></relationship>"
-                              "</relationships>")
+    answer = parse_reflection(
+        "<facts><fact><subject>x</subject></fact><fact><claim> a\x00 b </claim></fact></facts>"
+        "<relationships><relationship><sourceEntityId>a</sourceEntityId></relationship>"
+        "</relationships>"
+    )
     assert [f.claim for f in answer.facts] == ["a b"] and answer.relationships == ()
 
 
@@ -86,12 +100,15 @@ def test_the_interval_follows_elizaos_unless_set(make_runtime):
     assert reflection_interval(make_runtime({"REFLECTION_INTERVAL": "5"})) == 5
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"REFLECTION_INTERVAL": "often"}, "REFLECTION_INTERVAL: must be an integer, got 'often'"),
-    ({"REFLECTION_INTERVAL": 0}, "REFLECTION_INTERVAL: must be at least 1, got 0"),
-    ({"REFLECTION_INTERVAL": 5000}, "REFLECTION_INTERVAL: must be at most 1000, got 5000"),
-    ({"CONVERSATION_LENGTH": "lots"}, "CONVERSATION_LENGTH: must be an integer, got 'lots'"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"REFLECTION_INTERVAL": "often"}, "REFLECTION_INTERVAL: must be an integer, got 'often'"),
+        ({"REFLECTION_INTERVAL": 0}, "REFLECTION_INTERVAL: must be at least 1, got 0"),
+        ({"REFLECTION_INTERVAL": 5000}, "REFLECTION_INTERVAL: must be at most 1000, got 5000"),
+        ({"CONVERSATION_LENGTH": "lots"}, "CONVERSATION_LENGTH: must be an integer, got 'lots'"),
+    ],
+)
 def test_an_invalid_interval_is_an_error_naming_the_setting(make_runtime, settings, message):
     with pytest.raises(ConfigurationError, match=message):
         reflection_interval(make_runtime(settings))
@@ -101,8 +118,9 @@ async def test_an_invalid_interval_skips_reflection_without_failing_the_turn(mak
     # The one rule raises; the runtime isolates evaluators, so the reply is already out and only
     # reflection is skipped, with the setting named in the log.
     runtime = make_runtime({"REFLECTION_INTERVAL": "often"})
-    message = Memory(entity_id=uuid.uuid4(), agent_id=runtime.agent_id, room_id=uuid.uuid4(),
-                     content=Content(text="hello"))
+    message = Memory(
+        entity_id=uuid.uuid4(), agent_id=runtime.agent_id, room_id=uuid.uuid4(), content=Content(text="hello")
+    )
     caplog.set_level(logging.ERROR)
     assert await runtime.evaluate(message, State()) == []
     assert "REFLECTION_INTERVAL: must be an integer" in caplog.text
@@ -177,8 +195,9 @@ async def test_reflection_on_a_real_group_conversation_stores_facts_and_relation
 async def test_reflecting_again_confirms_instead_of_duplicating(make_runtime, scripted):
     runtime = make_runtime({"CONVERSATION_LENGTH": 200})
     room = await seed_room(runtime, irc_lines(1, 130))
-    scripted.script(ModelType.TEXT_SMALL, fixture_text("ubuntu_irc_reflection.xml"),
-                    fixture_text("ubuntu_irc_reflection.xml"))
+    scripted.script(
+        ModelType.TEXT_SMALL, fixture_text("ubuntu_irc_reflection.xml"), fixture_text("ubuntu_irc_reflection.xml")
+    )
     await reflect(runtime, room.messages[-1])
     later = await seed_room(runtime, irc_lines(131, 140), room_id=room.room_id)
 
@@ -194,14 +213,18 @@ async def test_reflecting_again_confirms_instead_of_duplicating(make_runtime, sc
     assert tie.tags == ["group_interaction", "helping"]
 
 
-@pytest.mark.parametrize("answer", [
-    "Sorry, I cannot help with that.",
-    fixture_text("ubuntu_irc_reflection.xml").split("<relationships>")[0],  # cut short
-    "<response><thought>x</thought></response>",
-    ModelError("scripted outage", provider="scripted"),
-])
-async def test_a_malformed_answer_or_failed_call_stores_nothing_and_never_raises(make_runtime, scripted, caplog,
-                                                                                  answer):
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Sorry, I cannot help with that.",
+        fixture_text("ubuntu_irc_reflection.xml").split("<relationships>")[0],  # cut short
+        "<response><thought>x</thought></response>",
+        ModelError("scripted outage", provider="scripted"),
+    ],
+)
+async def test_a_malformed_answer_or_failed_call_stores_nothing_and_never_raises(
+    make_runtime, scripted, caplog, answer
+):
     caplog.set_level(logging.WARNING)
     runtime = make_runtime({"CONVERSATION_LENGTH": 200})
     room = await seed_room(runtime, irc_lines(1, 60))
@@ -217,13 +240,15 @@ async def test_a_malformed_answer_or_failed_call_stores_nothing_and_never_raises
 async def test_a_database_failure_is_logged_not_raised(make_runtime, caplog):
     caplog.set_level(logging.ERROR)
     runtime = make_runtime()
-    message = Memory(agent_id=runtime.agent_id, room_id=uuid.uuid4(), entity_id=uuid.uuid4(),
-                     content=Content(text="hi"))
+    message = Memory(
+        agent_id=runtime.agent_id, room_id=uuid.uuid4(), entity_id=uuid.uuid4(), content=Content(text="hi")
+    )
 
     class Broken:
         def __getattr__(self, name):
             async def fail(*args, **kwargs):
                 raise RuntimeError("database down")
+
             return fail
 
     runtime.adapter = Broken()
@@ -236,19 +261,22 @@ async def test_only_participants_and_the_agent_resolve(make_runtime, scripted, a
     room = await seed_room(runtime, irc_lines(1, 30))
     people = room.people
     made_up = uuid.uuid4()
-    scripted.script(ModelType.TEXT_SMALL, f"""<response><facts>
+    scripted.script(
+        ModelType.TEXT_SMALL,
+        f"""<response><facts>
       <fact><claim>Eliza welcomed bob2</claim><subject>eliza</subject><predicate>welcomed</predicate>
         <object>bob2</object></fact>
       <fact><claim>trey likes spyware counts</claim><subject>trey</subject><predicate>likes</predicate>
         <object>spyware counts</object><type>rumour</type></fact></facts>
       <relationships>
-      <relationship><sourceEntityId>{agent_id}</sourceEntityId><targetEntityId>{people['bob2']}</targetEntityId>
+      <relationship><sourceEntityId>{agent_id}</sourceEntityId><targetEntityId>{people["bob2"]}</targetEntityId>
         <tags></tags></relationship>
       <relationship><sourceEntityId>{made_up}</sourceEntityId><targetEntityId>bob2</targetEntityId>
         <tags>group_interaction</tags></relationship>
       <relationship><sourceEntityId>tre</sourceEntityId><targetEntityId>bob2</targetEntityId></relationship>
       <relationship><sourceEntityId>bob2</sourceEntityId><targetEntityId>BOB2</targetEntityId></relationship>
-      </relationships></response>""")
+      </relationships></response>""",
+    )
 
     report = await reflect(runtime, room.messages[-1])
 
@@ -267,11 +295,15 @@ async def test_a_name_two_participants_share_resolves_to_neither(make_runtime, s
     runtime = make_runtime()
     room = await seed_room(runtime, irc_lines(1, 10))
     impostor = uuid.uuid4()
-    await runtime.ensure_connection(entity_id=impostor, room_id=room.room_id, user_name="epod",
-                                    channel_type=ChannelType.GROUP)
-    scripted.script(ModelType.TEXT_SMALL, "<facts/><relationships><relationship><sourceEntityId>epod"
-                                          "</sourceEntityId><targetEntityId>Matt|</targetEntityId></relationship>"
-                                          "</relationships>")
+    await runtime.ensure_connection(
+        entity_id=impostor, room_id=room.room_id, user_name="epod", channel_type=ChannelType.GROUP
+    )
+    scripted.script(
+        ModelType.TEXT_SMALL,
+        "<facts/><relationships><relationship><sourceEntityId>epod"
+        "</sourceEntityId><targetEntityId>Matt|</targetEntityId></relationship>"
+        "</relationships>",
+    )
     report = await reflect(runtime, room.messages[-1])
     assert report.relationships == 0 and report.relationships_skipped == 1
 

@@ -62,8 +62,15 @@ async def summaries_of(runtime, room_id) -> list[Memory]:
 async def recent_messages(runtime, room, count: int) -> list[Memory]:
     """``count`` messages of today in ``room`` (kept by retention)."""
     speaker = next(iter(room.people.values()))
-    recent = [Memory(agent_id=runtime.agent_id, room_id=room.room_id, entity_id=speaker,
-                     content=Content(text=f"today's message {i}")) for i in range(count)]
+    recent = [
+        Memory(
+            agent_id=runtime.agent_id,
+            room_id=room.room_id,
+            entity_id=speaker,
+            content=Content(text=f"today's message {i}"),
+        )
+        for i in range(count)
+    ]
     await runtime.adapter.create_memories(recent, "messages")
     return recent
 
@@ -77,10 +84,17 @@ def test_settings_have_safe_defaults(make_runtime):
     assert (settings.max_rows, settings.max_summaries, settings.facts_max_per_room) == (500, 5, 200)
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("MESSAGE_RETENTION_DAYS", "0"), ("MESSAGE_RETENTION_DAYS", "soon"), ("RETENTION_MAX_ROWS", "5000"),
-    ("FACTS_MAX_PER_ROOM", "0"), ("RETENTION_INTERVAL_S", "1"), ("MESSAGE_RETENTION_SUMMARIZE", "maybe"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MESSAGE_RETENTION_DAYS", "0"),
+        ("MESSAGE_RETENTION_DAYS", "soon"),
+        ("RETENTION_MAX_ROWS", "5000"),
+        ("FACTS_MAX_PER_ROOM", "0"),
+        ("RETENTION_INTERVAL_S", "1"),
+        ("MESSAGE_RETENTION_SUMMARIZE", "maybe"),
+    ],
+)
 async def test_invalid_settings_fail_the_run_naming_the_setting(make_runtime, name, value):
     runtime = make_runtime({name: value})
     with pytest.raises(ConfigurationError, match=name):
@@ -98,8 +112,9 @@ async def test_without_a_retention_age_messages_are_kept(make_runtime, scripted)
     assert len(await messages_of(runtime, room.room_id)) == len(room.messages) and scripted.calls == []
 
 
-async def test_compression_summarises_old_messages_into_a_document_then_deletes_them(make_runtime, scripted, sqs,
-                                                                                     one_chunk):
+async def test_compression_summarises_old_messages_into_a_document_then_deletes_them(
+    make_runtime, scripted, sqs, one_chunk
+):
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": "30"})
     room = await seed_room(runtime, irc_lines(1, 130))
     kept = await recent_messages(runtime, room, 3)
@@ -114,8 +129,10 @@ async def test_compression_summarises_old_messages_into_a_document_then_deletes_
     meta = summary.metadata.model_extra
     assert summary.metadata.type == "document" and summary.metadata.source == "compression"
     assert (meta["startMs"], meta["endMs"], meta["messageCount"]) == (old[0].created_at, old[-1].created_at, len(old))
-    assert summary.text.startswith(f"Summary of {len(old)} messages from 2004-11-15 12:18 to 2004-11-15 12:29 UTC: "
-                                   "In #ubuntu, billytwowilly could not build a kernel module")
+    assert summary.text.startswith(
+        f"Summary of {len(old)} messages from 2004-11-15 12:18 to 2004-11-15 12:29 UTC: "
+        "In #ubuntu, billytwowilly could not build a kernel module"
+    )
     assert summary.entity_id == runtime.agent_id
     # The prompt carried the real lines with speakers and times.
     prompt = scripted.calls[-1][1]["prompt"]
@@ -164,9 +181,13 @@ async def test_recall_survives_compression_with_the_real_embedding_model(make_ru
     runtime = make_runtime({"MESSAGE_RETENTION_DAYS": "30"})
     room = await seed_room(runtime, irc_lines(1, 130))
     others = await seed_room(runtime, irc_lines(300, 420))
-    scripted.script(ModelType.TEXT_SMALL, SUMMARY, "<summary>epod and HrdwrBoB talked about formatting a disk as"
-                                                   " FAT with mkfs.vfat, which said the file system was too large."
-                                                   "</summary>")
+    scripted.script(
+        ModelType.TEXT_SMALL,
+        SUMMARY,
+        "<summary>epod and HrdwrBoB talked about formatting a disk as"
+        " FAT with mkfs.vfat, which said the file system was too large."
+        "</summary>",
+    )
     await compress_messages(runtime)
     documents = await summaries_of(runtime, room.room_id) + await summaries_of(runtime, others.room_id)
     await embed_all(adapter, documents, embed)
@@ -178,8 +199,9 @@ async def test_recall_survives_compression_with_the_real_embedding_model(make_ru
 
 
 async def test_a_run_is_bounded_and_leaves_the_rest_for_the_next(make_runtime, scripted):
-    runtime = make_runtime({"MESSAGE_RETENTION_DAYS": 1, "MESSAGE_RETENTION_SUMMARIZE": "false",
-                            "RETENTION_MAX_ROWS": 4})
+    runtime = make_runtime(
+        {"MESSAGE_RETENTION_DAYS": 1, "MESSAGE_RETENTION_SUMMARIZE": "false", "RETENTION_MAX_ROWS": 4}
+    )
     room = await seed_room(runtime, irc_lines(1, 11))
     assert len(room.messages) == 11
     kept = await recent_messages(runtime, room, 2)
@@ -218,9 +240,16 @@ async def test_a_run_that_died_after_its_summary_is_finished_without_a_second_on
     room = await seed_room(runtime, irc_lines(1, 11))
     # What a run that crashed after storing its summary left: the summary, and every message.
     (chunk,) = _chunks(room.messages)
-    await runtime.adapter.create_memory(Memory(id=chunk.summary_id, agent_id=runtime.agent_id, room_id=room.room_id,
-                                               entity_id=runtime.agent_id, content=Content(text="earlier summary")),
-                                        SUMMARY_TABLE)
+    await runtime.adapter.create_memory(
+        Memory(
+            id=chunk.summary_id,
+            agent_id=runtime.agent_id,
+            room_id=room.room_id,
+            entity_id=runtime.agent_id,
+            content=Content(text="earlier summary"),
+        ),
+        SUMMARY_TABLE,
+    )
     report = await compress_messages(runtime)  # no answer is scripted: a model call would fail
     assert (report.summaries, report.summary_failures, report.deleted) == (0, 0, len(room.messages))
     assert [s.text for s in await summaries_of(runtime, room.room_id)] == ["earlier summary"]
@@ -231,8 +260,10 @@ def test_chunks_follow_rooms_and_bounds(agent_id, monkeypatch):
 
     monkeypatch.setattr(retention, "SUMMARY_CHUNK_MESSAGES", 3)
     a, b = uuid.uuid4(), uuid.uuid4()
-    messages = [Memory(agent_id=agent_id, room_id=room, entity_id=agent_id, content=Content(text="x"))
-                for room in (a, b, a, a, a, b, a)]
+    messages = [
+        Memory(agent_id=agent_id, room_id=room, entity_id=agent_id, content=Content(text="x"))
+        for room in (a, b, a, a, a, b, a)
+    ]
     chunks = _chunks(messages)
     assert [(c.room_id, len(c.messages)) for c in chunks] == [(a, 3), (a, 2), (b, 2)]
     assert len({c.summary_id for c in chunks}) == 3 and _chunks(messages)[0].summary_id == chunks[0].summary_id
@@ -244,9 +275,17 @@ def test_chunks_follow_rooms_and_bounds(agent_id, monkeypatch):
 async def seed_facts(runtime, room_id, specs) -> dict[str, Fact]:
     """``specs``: (text, confidence, days since last confirmed)."""
     now = now_ms()
-    facts = [Fact(agent_id=runtime.agent_id, room_id=room_id, text=text, confidence=conf,
-                  created_at=now - int(age * DAY_MS) - 1000, last_seen_at=now - int(age * DAY_MS))
-             for text, conf, age in specs]
+    facts = [
+        Fact(
+            agent_id=runtime.agent_id,
+            room_id=room_id,
+            text=text,
+            confidence=conf,
+            created_at=now - int(age * DAY_MS) - 1000,
+            last_seen_at=now - int(age * DAY_MS),
+        )
+        for text, conf, age in specs
+    ]
     await runtime.adapter.upsert_facts(facts)
     return {f.text: f for f in facts}
 
@@ -261,8 +300,15 @@ async def task_named(runtime, name):
     return await runtime.get_task(retention_task_id(runtime.agent_id, name))
 
 
-SPECS = [("fresh and sure", 0.9, 0), ("fresh and unsure", 0.3, 0), ("old but sure", 0.9, 60),
-         ("month old", 0.5, 30), ("ancient", 0.9, 365), ("yesterday", 0.5, 1), ("week old", 0.6, 7)]
+SPECS = [
+    ("fresh and sure", 0.9, 0),
+    ("fresh and unsure", 0.3, 0),
+    ("old but sure", 0.9, 60),
+    ("month old", 0.5, 30),
+    ("ancient", 0.9, 365),
+    ("yesterday", 0.5, 1),
+    ("week old", 0.6, 7),
+]
 
 
 async def test_consolidation_keeps_the_best_facts_by_confidence_and_recency(make_runtime):
@@ -313,8 +359,12 @@ async def test_consolidation_reads_only_rooms_with_new_facts_and_starts_over_whe
 
     # Facts stored with old creation times (an import) land before the cursor: that room is not read.
     old = now_ms() - 10 * DAY_MS
-    await runtime.adapter.upsert_facts([Fact(agent_id=runtime.agent_id, room_id=quiet.room_id, text=f"imported {i}",
-                                             created_at=old + i) for i in range(6)])
+    await runtime.adapter.upsert_facts(
+        [
+            Fact(agent_id=runtime.agent_id, room_id=quiet.room_id, text=f"imported {i}", created_at=old + i)
+            for i in range(6)
+        ]
+    )
     report = await consolidate_facts(runtime, task.metadata.model_dump(by_alias=True), task)
     assert report.deleted == 0 and len(await fact_texts(runtime, quiet.room_id)) == 6
 
@@ -339,13 +389,22 @@ async def test_orphan_facts_go_and_relationships_and_components_go_with_their_en
     room = await seed_room(runtime, irc_lines(1, 130))
     people, agent = room.people, runtime.agent_id
     gone, stays = people["tweaked"], people["HrdwrBoB"]
-    await adapter.upsert_facts([
-        Fact(agent_id=agent, room_id=room.room_id, text="tweaked is new to Linux", entity_id=gone),
-        Fact(agent_id=agent, room_id=room.room_id, text="HrdwrBoB helped tweaked", entity_id=stays,
-             object_entity_id=gone),
-        Fact(agent_id=agent, room_id=room.room_id, text="HrdwrBoB uses /home/hrdwrbob/storage", entity_id=stays),
-        Fact(agent_id=agent, room_id=room.room_id, text="Ubuntu is a Linux distribution"),  # about no one: the agent
-    ])
+    await adapter.upsert_facts(
+        [
+            Fact(agent_id=agent, room_id=room.room_id, text="tweaked is new to Linux", entity_id=gone),
+            Fact(
+                agent_id=agent,
+                room_id=room.room_id,
+                text="HrdwrBoB helped tweaked",
+                entity_id=stays,
+                object_entity_id=gone,
+            ),
+            Fact(agent_id=agent, room_id=room.room_id, text="HrdwrBoB uses /home/hrdwrbob/storage", entity_id=stays),
+            Fact(
+                agent_id=agent, room_id=room.room_id, text="Ubuntu is a Linux distribution"
+            ),  # about no one: the agent
+        ]
+    )
     await adapter.create_relationship(agent, stays, gone, tags=["helping"])
     await adapter.create_component(Component(entity_id=gone, agent_id=agent, type="profile", data={"new": True}))
 
@@ -360,8 +419,10 @@ async def test_orphan_facts_go_and_relationships_and_components_go_with_their_en
     task = await task_named(runtime, ORPHAN_CLEANUP_TASK)
     report = await remove_orphans(runtime, {}, task)
     assert (report.scanned, report.deleted, report.more) == (4, 2, False)
-    assert await fact_texts(runtime, room.room_id) == {"HrdwrBoB uses /home/hrdwrbob/storage",
-                                                       "Ubuntu is a Linux distribution"}
+    assert await fact_texts(runtime, room.room_id) == {
+        "HrdwrBoB uses /home/hrdwrbob/storage",
+        "Ubuntu is a Linux distribution",
+    }
     again = await remove_orphans(runtime, {}, task)
     assert (again.scanned, again.deleted) == (2, 0)
 
@@ -371,8 +432,12 @@ async def test_the_orphan_sweep_is_bounded_and_resumes_where_it_stopped(make_run
     room = await seed_room(runtime, irc_lines(1, 20))
     gone = room.people["billytwowilly"]
     base = now_ms() - 1000
-    await adapter.upsert_facts([Fact(agent_id=runtime.agent_id, room_id=room.room_id, text=f"fact {i}",
-                                     entity_id=gone, created_at=base + i) for i in range(5)])
+    await adapter.upsert_facts(
+        [
+            Fact(agent_id=runtime.agent_id, room_id=room.room_id, text=f"fact {i}", entity_id=gone, created_at=base + i)
+            for i in range(5)
+        ]
+    )
     await sql(adapter, "DELETE FROM entities WHERE agent_id = %s AND id = %s", (runtime.agent_id, gone))
     task = await task_named(runtime, ORPHAN_CLEANUP_TASK)
 
@@ -380,8 +445,12 @@ async def test_the_orphan_sweep_is_bounded_and_resumes_where_it_stopped(make_run
     for _ in range(4):
         task = await runtime.get_task(task.id)
         reports.append(await remove_orphans(runtime, task.metadata.model_dump(by_alias=True, exclude_none=True), task))
-    assert [(r.scanned, r.deleted, r.more) for r in reports] == [(2, 2, True), (2, 2, True), (1, 1, False),
-                                                                 (0, 0, False)]
+    assert [(r.scanned, r.deleted, r.more) for r in reports] == [
+        (2, 2, True),
+        (2, 2, True),
+        (1, 1, False),
+        (0, 0, False),
+    ]
     assert await fact_texts(runtime, room.room_id) == set()
 
 
@@ -399,8 +468,9 @@ async def test_retention_tasks_are_created_once(make_runtime):
     assert len({task_id for ids in created for task_id in ids}) == 3
     assert await ensure_retention_tasks(runtime) == []
     tasks = await runtime.get_tasks(tags=[RETENTION_TAG])
-    assert sorted(t.name for t in tasks) == sorted([MESSAGE_RETENTION_TASK, FACT_CONSOLIDATION_TASK,
-                                                    ORPHAN_CLEANUP_TASK])
+    assert sorted(t.name for t in tasks) == sorted(
+        [MESSAGE_RETENTION_TASK, FACT_CONSOLIDATION_TASK, ORPHAN_CLEANUP_TASK]
+    )
     assert all(t.tags == ["queue", "repeat", RETENTION_TAG] and t.metadata.update_interval == 600_000 for t in tasks)
     assert all(t.next_run_at and t.next_run_at > now_ms() for t in tasks)  # first run after one interval
 
@@ -426,8 +496,9 @@ async def test_metrics_respect_the_off_switch(make_runtime, capsys):
 
 
 async def test_the_scheduled_runner_runs_the_three_tasks_and_reschedules_them(adapter, scripted):
-    orchestrator = Orchestrator(adapter, plugins=[memory_plugin, scripted.plugin()],
-                                settings={"MESSAGE_RETENTION_DAYS": "30"})
+    orchestrator = Orchestrator(
+        adapter, plugins=[memory_plugin, scripted.plugin()], settings={"MESSAGE_RETENTION_DAYS": "30"}
+    )
     (agent,) = await orchestrator.add_agents([Character(name=f"retention-{uuid.uuid4()}")])
     runtime = orchestrator.runtime(agent)
     room = await seed_room(runtime, irc_lines(1, 30))

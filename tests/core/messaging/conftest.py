@@ -17,8 +17,9 @@ async def orchestrator(database_url, sqs, scripted, request):
     client, urls = sqs
     pool = create_pool(Settings(database_url=database_url))
     await pool.open()
-    orch = Orchestrator(PostgresAdapter(pool), embedding_queue=EmbeddingQueue(client, urls),
-                        plugins=[bootstrap, scripted.plugin()])
+    orch = Orchestrator(
+        PostgresAdapter(pool), embedding_queue=EmbeddingQueue(client, urls), plugins=[bootstrap, scripted.plugin()]
+    )
     name = f"Ada-{request.node.name[:30]}"
     await orch.add_agents([load_character_dict({"name": name, "bio": ["A helpful test agent."]})])
     orch.test_agent_name = name  # type: ignore[attr-defined]

@@ -74,8 +74,10 @@ async def test_failing_hooks_are_isolated_and_after_message_sees_the_result(orch
     async def after(runtime, message, result):
         results.append((message.text, [r.text for r in result.responses]))
 
-    plugins = (Plugin(name="broken", before_message=broken, after_message=broken),
-               Plugin(name="watcher", after_message=after))
+    plugins = (
+        Plugin(name="broken", before_message=broken, after_message=broken),
+        Plugin(name="watcher", after_message=after),
+    )
     agent = await _agent(orchestrator, request, *plugins)
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
@@ -98,13 +100,17 @@ async def test_evaluators_run_after_the_reply_and_failures_do_not_fail_the_turn(
     async def never(runtime, message, state):
         return False
 
-    evaluators = (Evaluator("NOTE", "notes", evaluate), Evaluator("BROKEN", "fails", broken),
-                  Evaluator("SKIPPED", "never valid", evaluate, validate=never))
+    evaluators = (
+        Evaluator("NOTE", "notes", evaluate),
+        Evaluator("BROKEN", "fails", broken),
+        Evaluator("SKIPPED", "never valid", evaluate, validate=never),
+    )
     agent = await _agent(orchestrator, request, Plugin(name="evals", evaluators=evaluators))
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     completed = []
-    result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"), on_response=on_response,
-                                               on_complete=completed.append)
+    result = await orchestrator.handle_message(
+        agent, IncomingMessage(text="hi"), on_response=on_response, on_complete=completed.append
+    )
     assert result is not None and result.did_respond
     assert order == ["response:Hello & welcome.", "evaluated:['Hello & welcome.']"]
     assert completed == [result]
@@ -116,8 +122,14 @@ async def test_always_run_evaluator_runs_when_the_agent_stays_quiet(orchestrator
     async def evaluate(runtime, message, *_):
         ran.append(message.text)
 
-    agent = await _agent(orchestrator, request, Plugin(name="always", evaluators=(
-        Evaluator("ALWAYS", "x", evaluate, always_run=True), Evaluator("ONLY_REPLIES", "x", evaluate))))
+    agent = await _agent(
+        orchestrator,
+        request,
+        Plugin(
+            name="always",
+            evaluators=(Evaluator("ALWAYS", "x", evaluate, always_run=True), Evaluator("ONLY_REPLIES", "x", evaluate)),
+        ),
+    )
     scripted.script(ModelType.TEXT_LARGE, "<response><actions>IGNORE</actions><text></text></response>")
     result = await orchestrator.handle_message(agent, IncomingMessage(text="quiet please"))
     assert not result.did_respond and ran == ["quiet please"]
@@ -127,8 +139,8 @@ async def test_callback_mode_reports_errors_instead_of_raising(orchestrator, scr
     errors = []
     scripted.script(ModelType.TEXT_LARGE, "garbage", "garbage", "garbage")
     outcome = await orchestrator.handle_message(
-        orchestrator.test_agent_name, IncomingMessage(text="hi"), on_response=lambda c: None,
-        on_error=errors.append)
+        orchestrator.test_agent_name, IncomingMessage(text="hi"), on_response=lambda c: None, on_error=errors.append
+    )
     assert outcome is None and len(errors) == 1 and "could not be parsed" in str(errors[0])
 
 
@@ -143,24 +155,28 @@ async def test_max_parse_retries_bounds_the_model_calls(orchestrator, scripted, 
 
 async def test_a_malformed_max_parse_retries_fails_the_turn_naming_it(orchestrator, scripted):
     name = f"R-{uuid.uuid4().hex[:6]}"
-    await orchestrator.add_agents([load_character_dict({"name": name, "bio": ["x"],
-                                                        "settings": {"MAX_PARSE_RETRIES": "-1"}})])
+    await orchestrator.add_agents(
+        [load_character_dict({"name": name, "bio": ["x"], "settings": {"MAX_PARSE_RETRIES": "-1"}})]
+    )
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     with pytest.raises(ConfigurationError, match="MAX_PARSE_RETRIES: must be at least 0, got -1"):
         await orchestrator.handle_message(name, IncomingMessage(text="hi"))
 
 
 async def test_structured_answer_streams_only_the_text_element(orchestrator, request):
-    answer = ("<response><thought>secret plan</thought><actions>REPLY</actions>"
-              "<text>Hi there &amp; hello</text></response>")
+    answer = (
+        "<response><thought>secret plan</thought><actions>REPLY</actions><text>Hi there &amp; hello</text></response>"
+    )
 
     async def streaming_model(runtime, params):
         for i in range(0, len(answer), 5):
-            await params["on_stream_chunk"](answer[i:i + 5])
+            await params["on_stream_chunk"](answer[i : i + 5])
         return answer
 
-    models = Plugin(name="streamer", models=(
-        ModelRegistration(ModelType.TEXT_LARGE, streaming_model, 100, frozenset({"structured_output"})),))
+    models = Plugin(
+        name="streamer",
+        models=(ModelRegistration(ModelType.TEXT_LARGE, streaming_model, 100, frozenset({"structured_output"})),),
+    )
     agent = await _agent(orchestrator, request, models)
     chunks: list[str] = []
     result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"), on_stream_chunk=chunks.append)
@@ -207,7 +223,8 @@ async def test_stop_in_a_group_really_stops(orchestrator, scripted):
     scripted.script(ModelType.TEXT_SMALL, "<response><action>STOP</action></response>")
     result = await orchestrator.handle_message(
         orchestrator.test_agent_name,
-        IncomingMessage(text="please stop talking", channel_type=ChannelType.GROUP, room_id=uuid.uuid4()))
+        IncomingMessage(text="please stop talking", channel_type=ChannelType.GROUP, room_id=uuid.uuid4()),
+    )
     assert result.stopped and not result.did_respond
     assert [c[0] for c in scripted.calls] == [ModelType.TEXT_SMALL]  # no reply was generated
 
@@ -225,8 +242,13 @@ async def test_log_lines_of_a_run_carry_agent_room_and_run_ids(orchestrator, scr
     agent = await _agent(orchestrator, request, Plugin(name="peek", providers=(Provider("PEEK", peek),)))
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
-    assert seen == [{"agent_id": str(orchestrator.get_agent(agent).agent_id), "room_id": str(result.room_id),
-                     "run_id": str(result.run_id)}]
+    assert seen == [
+        {
+            "agent_id": str(orchestrator.get_agent(agent).agent_id),
+            "room_id": str(result.room_id),
+            "run_id": str(result.run_id),
+        }
+    ]
     assert current_log_keys() == {}
 
 
@@ -237,8 +259,10 @@ async def test_providers_that_take_a_json_schema_get_one_for_the_response(orches
         seen.append(params)
         return {"thought": "greet them", "actions": ["reply"], "text": "Hello from JSON."}
 
-    models = Plugin(name="schema-model", models=(
-        ModelRegistration(ModelType.OBJECT_LARGE, object_model, 100, frozenset({"structured_output"})),))
+    models = Plugin(
+        name="schema-model",
+        models=(ModelRegistration(ModelType.OBJECT_LARGE, object_model, 100, frozenset({"structured_output"})),),
+    )
     agent = await _agent(orchestrator, request, models)
     result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
 
@@ -255,8 +279,10 @@ async def test_a_schema_answer_that_stays_invalid_fails_the_turn_keeping_the_mes
     async def bad_model(runtime, params):
         return {"thought": "no actions"}
 
-    models = Plugin(name="bad-schema-model", models=(
-        ModelRegistration(ModelType.OBJECT_LARGE, bad_model, 100, frozenset({"structured_output"})),))
+    models = Plugin(
+        name="bad-schema-model",
+        models=(ModelRegistration(ModelType.OBJECT_LARGE, bad_model, 100, frozenset({"structured_output"})),),
+    )
     agent = await _agent(orchestrator, request, models)
     room = uuid.uuid4()
     with pytest.raises(StructuredOutputError):

@@ -23,6 +23,5 @@ async def test_plain_models_reply_without_the_action_format(orchestrator, script
     assert params["repeat_penalty"] > 1 and "A helpful test agent." in params["system"]
 
     scripted.script(ModelType.TEXT_LARGE, "Sure.")
-    await orchestrator.handle_message(orchestrator.test_agent_name,
-                                      IncomingMessage(text="And?", room_id=first.room_id))
+    await orchestrator.handle_message(orchestrator.test_agent_name, IncomingMessage(text="And?", room_id=first.room_id))
     assert [m["role"] for m in scripted.calls[-1][1]["messages"]] == ["user", "assistant", "user"]

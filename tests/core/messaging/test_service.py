@@ -44,10 +44,15 @@ async def test_conversation_continues_in_the_same_room(orchestrator, scripted):
     scripted.script(ModelType.TEXT_LARGE, REPLY, REPLY.replace("Hello, I am Ada.", "Still me."))
     first = await orchestrator.handle_message(orchestrator.test_agent_name, IncomingMessage(text="one"))
     second = await orchestrator.handle_message(
-        orchestrator.test_agent_name, IncomingMessage(text="two", room_id=first.room_id))
+        orchestrator.test_agent_name, IncomingMessage(text="two", room_id=first.room_id)
+    )
     assert second.room_id == first.room_id
     assert [m.text for m in await _history(orchestrator, first.room_id)] == [
-        "one", "Hello, I am Ada.", "two", "Still me."]
+        "one",
+        "Hello, I am Ada.",
+        "two",
+        "Still me.",
+    ]
     assert "Hello, I am Ada." in scripted.calls[-1][1]["prompt"]
 
 
@@ -80,21 +85,24 @@ async def test_model_failure_keeps_the_users_message(orchestrator, scripted):
     room = uuid.uuid4()
     with pytest.raises(ModelError):
         await orchestrator.handle_message(
-            orchestrator.test_agent_name, IncomingMessage(text="still here", room_id=room))
+            orchestrator.test_agent_name, IncomingMessage(text="still here", room_id=room)
+        )
     assert [m.text for m in await _history(orchestrator, room)] == ["still here"]
 
 
 async def test_group_messages_ask_the_small_model_and_stop_really_stops(orchestrator, scripted):
     scripted.script(ModelType.TEXT_SMALL, "<response><action>STOP</action></response>")
     result = await orchestrator.handle_message(
-        orchestrator.test_agent_name, IncomingMessage(text="please be quiet", channel_type=ChannelType.GROUP))
+        orchestrator.test_agent_name, IncomingMessage(text="please be quiet", channel_type=ChannelType.GROUP)
+    )
     assert not result.did_respond
     assert [t for t, _ in scripted.calls] == [ModelType.TEXT_SMALL]
 
     scripted.script(ModelType.TEXT_SMALL, "<response><action>RESPOND</action></response>")
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     result = await orchestrator.handle_message(
-        orchestrator.test_agent_name, IncomingMessage(text="what is up", channel_type=ChannelType.GROUP))
+        orchestrator.test_agent_name, IncomingMessage(text="what is up", channel_type=ChannelType.GROUP)
+    )
     assert result.did_respond
 
 
@@ -102,14 +110,16 @@ async def test_group_mention_bypasses_the_decision(orchestrator, scripted):
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     name = orchestrator.test_agent_name
     result = await orchestrator.handle_message(
-        name, IncomingMessage(text=f"hey {name.lower()}, hi", channel_type=ChannelType.GROUP))
+        name, IncomingMessage(text=f"hey {name.lower()}, hi", channel_type=ChannelType.GROUP)
+    )
     assert result.did_respond
     assert [t for t, _ in scripted.calls] == [ModelType.TEXT_LARGE]
 
 
 async def test_other_actions_run_through_their_handlers(orchestrator, scripted):
-    scripted.script(ModelType.TEXT_LARGE,
-                    "<response><actions>REPLY,NO_SUCH_ACTION</actions><text>done</text></response>")
+    scripted.script(
+        ModelType.TEXT_LARGE, "<response><actions>REPLY,NO_SUCH_ACTION</actions><text>done</text></response>"
+    )
     result = await orchestrator.handle_message(orchestrator.test_agent_name, IncomingMessage(text="do it"))
     assert result.mode == "actions"
     assert [r.text for r in result.responses] == ["done"]

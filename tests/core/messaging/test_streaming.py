@@ -4,8 +4,10 @@ import pytest
 
 from core.messaging.streaming import TextElementStream
 
-ANSWER = ("<response><thought>do not show &lt;this&gt;</thought><actions>REPLY</actions>"
-          "<text>\n  Tom &amp; Jerry say &quot;hi&quot; &lt;3</text></response>")
+ANSWER = (
+    "<response><thought>do not show &lt;this&gt;</thought><actions>REPLY</actions>"
+    "<text>\n  Tom &amp; Jerry say &quot;hi&quot; &lt;3</text></response>"
+)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 1000])
@@ -13,7 +15,7 @@ async def test_only_the_text_element_is_forwarded_whatever_the_chunking(size):
     chunks: list[str] = []
     stream = TextElementStream(chunks.append)
     for i in range(0, len(ANSWER), size):
-        await stream.feed(ANSWER[i:i + size])
+        await stream.feed(ANSWER[i : i + size])
     assert "".join(chunks) == 'Tom & Jerry say "hi" <3'
     assert stream.sent
 

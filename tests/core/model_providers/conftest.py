@@ -45,8 +45,9 @@ class FakeRuntime:
     exactly what it set.
     """
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, adapter: Any = None,
-                 agent_id: uuid.UUID | None = None) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any] | None = None, adapter: Any = None, agent_id: uuid.UUID | None = None
+    ) -> None:
         self.settings = dict(settings or {})
         self.adapter = adapter
         self.agent_id = agent_id
@@ -57,16 +58,24 @@ class FakeRuntime:
             return value.lower() == "true"
         return value
 
-    def setting(self, name: str, kind: type[SettingT], default: SettingT, *,
-                minimum: float | None = None, maximum: float | None = None) -> SettingT:
+    def setting(
+        self,
+        name: str,
+        kind: type[SettingT],
+        default: SettingT,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> SettingT:
         return parse_setting(name, self.get_setting(name), kind, default, minimum=minimum, maximum=maximum)
 
 
 class Recorder:
     """A ``MockTransport`` handler that answers from a queue and keeps the requests it saw."""
 
-    def __init__(self, *answers: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response],
-                 repeat: bool = False) -> None:
+    def __init__(
+        self, *answers: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response], repeat: bool = False
+    ) -> None:
         self.answers = list(answers)
         self.repeat = repeat  # keep giving the last answer
         self.requests: list[httpx.Request] = []
@@ -120,8 +129,10 @@ def delays() -> list[float]:
 
 def recording_sleep(delays: list[float]) -> Callable[[float], Any]:
     """A ``sleep`` that records each delay instead of waiting."""
+
     async def no_sleep(seconds: float) -> None:
         delays.append(seconds)
+
     return no_sleep
 
 
@@ -139,7 +150,9 @@ def resources(routes, delays) -> ProviderResources:
 @pytest.fixture
 def mock_http(routes) -> Callable[..., Recorder]:
     """``mock_http(*answers)``: route every provider HTTP call of the test's resources to a ``Recorder``."""
+
     def install(*answers: Any, repeat: bool = False) -> Recorder:
         routes.recorder = Recorder(*answers, repeat=repeat)
         return routes.recorder
+
     return install

@@ -26,18 +26,30 @@ SETTINGS = {"ANTHROPIC_API_KEY": KEY}
 
 # Shape from Anthropic's tool use docs: a forced tool call answers with one tool_use block.
 TOOL_ANSWER = {
-    "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
-    "content": [{"type": "tool_use", "id": "toolu_01", "name": "reply_plan",
-                 "input": {"actions": ["REPLY"], "text": "Bonjour!"}}],
-    "stop_reason": "tool_use", "usage": {"input_tokens": 400, "output_tokens": 30},
+    "id": "msg_01",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
+    "content": [
+        {
+            "type": "tool_use",
+            "id": "toolu_01",
+            "name": "reply_plan",
+            "input": {"actions": ["REPLY"], "text": "Bonjour!"},
+        }
+    ],
+    "stop_reason": "tool_use",
+    "usage": {"input_tokens": 400, "output_tokens": 30},
 }
 
 
 @pytest.fixture
 def handler(resources):
     """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+
     def find(model_type: ModelType):
         return next(m.handler for m in anthropic.build_plugin(SETTINGS, resources).models if m.model_type is model_type)
+
     return find
 
 
@@ -50,8 +62,12 @@ def test_no_key_registers_nothing_and_says_so_once(caplog, resources):
 
 def test_a_key_registers_text_and_object_models_with_structured_output(resources):
     plugin = anthropic.build_plugin({"ANTHROPIC_API_KEY_PARAMETER": "/prod/anthropic"}, resources)
-    assert {m.model_type for m in plugin.models} == {ModelType.TEXT_SMALL, ModelType.TEXT_LARGE,
-                                                       ModelType.OBJECT_SMALL, ModelType.OBJECT_LARGE}
+    assert {m.model_type for m in plugin.models} == {
+        ModelType.TEXT_SMALL,
+        ModelType.TEXT_LARGE,
+        ModelType.OBJECT_SMALL,
+        ModelType.OBJECT_LARGE,
+    }
     assert all("structured_output" in m.capabilities and m.priority == 10 for m in plugin.models)
 
 
@@ -66,16 +82,20 @@ async def test_non_streaming_text_with_system_prompt(mock_http, handler):
     sent = recorder.requests[0]
     assert str(sent.url) == "https://api.anthropic.com/v1/messages"
     assert sent.headers["x-api-key"] == KEY and sent.headers["anthropic-version"] == "2023-06-01"
-    assert recorder.json() == {"model": "claude-3-opus-latest", "max_tokens": 4096,
-                               "system": "You are a helpful assistant.\n\n",
-                               "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+    assert recorder.json() == {
+        "model": "claude-3-opus-latest",
+        "max_tokens": 4096,
+        "system": "You are a helpful assistant.\n\n",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    }
 
 
 async def test_streaming_recorded_response_with_padding_and_pings(mock_http, handler):
     recorder = mock_http(sse_response(recorded("anthropic/messages.stream.text.response.sse")))
     chunks: list[str] = []
-    text = await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {
-        "prompt": "What is 1+1? Answer with just the number.", "on_stream_chunk": chunks.append})
+    text = await handler(ModelType.TEXT_SMALL)(
+        FakeRuntime(SETTINGS), {"prompt": "What is 1+1? Answer with just the number.", "on_stream_chunk": chunks.append}
+    )
     assert text == "2" and chunks == ["2"]
     assert recorder.json()["stream"] is True and recorder.json()["model"] == "claude-haiku-4-5"
 
@@ -94,14 +114,16 @@ async def test_streaming_sdk_fixture_delivers_every_delta_and_usage(mock_http, a
 async def test_structured_output_is_a_forced_tool_call(mock_http, handler):
     recorder = mock_http(json_response(TOOL_ANSWER), json_response(TOOL_ANSWER))
     schema = {"type": "object", "properties": {"actions": {"type": "array"}, "text": {"type": "string"}}}
-    result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {
-        "prompt": "plan", "schema": schema, "schema_name": "reply_plan"})
+    result = await handler(ModelType.OBJECT_LARGE)(
+        FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema, "schema_name": "reply_plan"}
+    )
     assert result == {"actions": ["REPLY"], "text": "Bonjour!"}
     body = recorder.json()
     assert body["tools"][0]["name"] == "reply_plan" and body["tools"][0]["input_schema"] == schema
     assert body["tool_choice"] == {"type": "tool", "name": "reply_plan"}
-    text = await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema,
-                                                                        "schema_name": "reply_plan"})
+    text = await handler(ModelType.TEXT_LARGE)(
+        FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema, "schema_name": "reply_plan"}
+    )
     assert json.loads(text) == {"actions": ["REPLY"], "text": "Bonjour!"}
 
 
@@ -121,29 +143,57 @@ async def test_missing_tool_call_is_retryable(mock_http, handler):
 
 async def test_streamed_tool_input_is_assembled(mock_http, handler):
     events = [
-        ("message_start", {"type": "message_start", "message": {"model": "claude-sonnet-4-5", "usage": {
-            "input_tokens": 50, "output_tokens": 1}}}),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
-            "type": "tool_use", "id": "toolu_1", "name": "response", "input": {}}}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-            "type": "input_json_delta", "partial_json": '{"text": "Hi'}}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-            "type": "input_json_delta", "partial_json": ' there"}'}}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {
-            "output_tokens": 9}}),
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {"model": "claude-sonnet-4-5", "usage": {"input_tokens": 50, "output_tokens": 1}},
+            },
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "tool_use", "id": "toolu_1", "name": "response", "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"text": "Hi'},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": ' there"}'},
+            },
+        ),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
     body = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
     mock_http(sse_response(body))
     chunks: list[str] = []
-    result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "x",
-                                                                           "on_stream_chunk": chunks.append})
+    result = await handler(ModelType.OBJECT_LARGE)(
+        FakeRuntime(SETTINGS), {"prompt": "x", "on_stream_chunk": chunks.append}
+    )
     assert result == {"text": "Hi there"} and chunks == ['{"text": "Hi', ' there"}']
 
 
 async def test_stream_error_event_overloaded_is_retryable(mock_http, handler):
-    body = (b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5}}}\n\n'
-            b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+    body = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5}}}\n\n'
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    )
     mock_http(sse_response(body))
     with pytest.raises(ProviderError, match="overloaded_error") as caught:
         await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "x", "on_stream_chunk": print})
@@ -151,8 +201,10 @@ async def test_stream_error_event_overloaded_is_retryable(mock_http, handler):
 
 
 async def test_529_overloaded_exhausted_falls_back(mock_http, delays, resources):
-    recorder = mock_http(lambda r: json_response({"type": "error", "error": {
-        "type": "overloaded_error", "message": "Overloaded"}}, 529), repeat=True)
+    recorder = mock_http(
+        lambda r: json_response({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, 529),
+        repeat=True,
+    )
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "backup answer")
     registry = ModelRegistry()
@@ -165,11 +217,14 @@ async def test_529_overloaded_exhausted_falls_back(mock_http, delays, resources)
 
 async def test_429_then_success(mock_http, delays, handler):
     recorder = mock_http(
-        json_response({"type": "error", "error": {"type": "rate_limit_error", "message": "x"}}, 429,
-                      {"retry-after": "1"}),
-        json_response(recorded("anthropic/messages.nonstream.text.response.json")))
-    assert await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x"}) == \
-        "The capital of France is Paris."
+        json_response(
+            {"type": "error", "error": {"type": "rate_limit_error", "message": "x"}}, 429, {"retry-after": "1"}
+        ),
+        json_response(recorded("anthropic/messages.nonstream.text.response.json")),
+    )
+    assert (
+        await handler(ModelType.TEXT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x"}) == "The capital of France is Paris."
+    )
     assert len(recorder.requests) == 2 and delays[0] >= 1
 
 
@@ -182,10 +237,18 @@ async def test_malformed_json_is_retryable(mock_http, handler):
 
 async def test_turns_are_merged_to_alternate_and_start_with_the_user(mock_http, handler):
     recorder = mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
-    await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"system": "Be Eliza.", "messages": [
-        {"role": "assistant", "content": "Welcome!"},
-        {"role": "user", "content": "hi"}, {"role": "user", "content": "anyone?"},
-        {"role": "system", "content": "Keep it short."}]})
+    await handler(ModelType.TEXT_LARGE)(
+        FakeRuntime(SETTINGS),
+        {
+            "system": "Be Eliza.",
+            "messages": [
+                {"role": "assistant", "content": "Welcome!"},
+                {"role": "user", "content": "hi"},
+                {"role": "user", "content": "anyone?"},
+                {"role": "system", "content": "Keep it short."},
+            ],
+        },
+    )
     body = recorder.json()
     assert body["system"] == "Be Eliza.\n\nKeep it short."
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]

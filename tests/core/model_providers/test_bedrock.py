@@ -55,8 +55,10 @@ def stubber(client):
 @pytest.fixture
 def handler(resources):
     """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+
     def find(model_type: ModelType):
         return next(m.handler for m in bedrock.build_plugin(SETTINGS, resources).models if m.model_type is model_type)
+
     return find
 
 
@@ -81,9 +83,16 @@ def test_text_and_embedding_models_register_independently(resources):
 
 async def test_converse_recorded_response(stubber, adapter, agent_id, handler):
     request = recorded_json("bedrock/converse.nova_micro.request.json")
-    stubber.add_response("converse", recorded_json("bedrock/converse.nova_micro.response.json"), {
-        "modelId": NOVA, "messages": request["messages"], "system": request["system"],
-        "inferenceConfig": {"maxTokens": 4096}})
+    stubber.add_response(
+        "converse",
+        recorded_json("bedrock/converse.nova_micro.response.json"),
+        {
+            "modelId": NOVA,
+            "messages": request["messages"],
+            "system": request["system"],
+            "inferenceConfig": {"maxTokens": 4096},
+        },
+    )
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
     text = await handler(ModelType.TEXT_LARGE)(runtime, {"system": "You are a chatbot.", "prompt": "Hello!"})
     assert text.startswith("Hello! How can I assist you today?")
@@ -95,13 +104,20 @@ async def test_converse_recorded_response(stubber, adapter, agent_id, handler):
 async def test_small_and_large_model_ids_can_differ(client, stubber, handler):
     # The model id as the client was asked for it, before the stubber answers: proves each call happened.
     asked: list[str] = []
-    client.meta.events.register("provide-client-params.bedrock-runtime.Converse",
-                                lambda params, **_: asked.append(params["modelId"]))
+    client.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse", lambda params, **_: asked.append(params["modelId"])
+    )
     answer = recorded_json("bedrock/converse.nova_micro.response.json")
     for model_id in ("small-model", NOVA):  # BEDROCK_LARGE_MODEL_ID unset: large falls back to the text id
-        stubber.add_response("converse", answer, {
-            "modelId": model_id, "messages": [{"role": "user", "content": [{"text": "x"}]}],
-            "inferenceConfig": {"maxTokens": 10, "temperature": 0.0, "stopSequences": ["END"]}})
+        stubber.add_response(
+            "converse",
+            answer,
+            {
+                "modelId": model_id,
+                "messages": [{"role": "user", "content": [{"text": "x"}]}],
+                "inferenceConfig": {"maxTokens": 10, "temperature": 0.0, "stopSequences": ["END"]},
+            },
+        )
     runtime = FakeRuntime({**SETTINGS, "BEDROCK_SMALL_MODEL_ID": "small-model"})
     params = {"prompt": "x", "maxTokens": 10, "temperature": 0, "stopSequences": ["END"]}
     small = await handler(ModelType.TEXT_SMALL)(runtime, dict(params))
@@ -129,9 +145,15 @@ async def test_converse_stream_recorded_event_stream(client, adapter, agent_id, 
     serve_event_stream(client, recorded("bedrock/converse_stream.nova_micro.response.eventstream"), seen)
     chunks: list[str] = []
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
-    text = await handler(ModelType.TEXT_LARGE)(runtime, {
-        "system": "You are a helpful chatbot.", "prompt": "What is the capital of France?", "temperature": 0.0,
-        "on_stream_chunk": chunks.append})
+    text = await handler(ModelType.TEXT_LARGE)(
+        runtime,
+        {
+            "system": "You are a helpful chatbot.",
+            "prompt": "What is the capital of France?",
+            "temperature": 0.0,
+            "on_stream_chunk": chunks.append,
+        },
+    )
     decoded = recorded_json("bedrock/converse_stream.nova_micro.response.decoded.json")
     expected = [e["payload"]["delta"]["text"] for e in decoded if e["headers"][":event-type"] == "contentBlockDelta"]
     assert chunks == expected and text == "".join(expected)
@@ -145,27 +167,57 @@ async def test_converse_stream_recorded_event_stream(client, adapter, agent_id, 
 async def test_structured_output_through_tool_use(stubber, handler):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     # Shape from the Converse API reference: a toolUse content block carrying ``input``.
-    answer = {"output": {"message": {"role": "assistant", "content": [
-        {"toolUse": {"toolUseId": "tooluse_1", "name": "answer", "input": {"city": "Paris"}}}]}},
-        "stopReason": "tool_use", "usage": {"inputTokens": 300, "outputTokens": 20, "totalTokens": 320},
-        "metrics": {"latencyMs": 400}}
-    stubber.add_response("converse", answer, {
-        "modelId": NOVA, "messages": [{"role": "user", "content": [{"text": "capital?"}]}],
-        "inferenceConfig": {"maxTokens": 4096},
-        "toolConfig": {"tools": [{"toolSpec": {"name": "answer", "description": "Give the answer in this structure.",
-                                               "inputSchema": {"json": schema}}}],
-                       "toolChoice": {"tool": {"name": "answer"}}}})
-    result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "capital?", "schema": schema,
-                                                                           "schema_name": "answer"})
+    answer = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [{"toolUse": {"toolUseId": "tooluse_1", "name": "answer", "input": {"city": "Paris"}}}],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 300, "outputTokens": 20, "totalTokens": 320},
+        "metrics": {"latencyMs": 400},
+    }
+    stubber.add_response(
+        "converse",
+        answer,
+        {
+            "modelId": NOVA,
+            "messages": [{"role": "user", "content": [{"text": "capital?"}]}],
+            "inferenceConfig": {"maxTokens": 4096},
+            "toolConfig": {
+                "tools": [
+                    {
+                        "toolSpec": {
+                            "name": "answer",
+                            "description": "Give the answer in this structure.",
+                            "inputSchema": {"json": schema},
+                        }
+                    }
+                ],
+                "toolChoice": {"tool": {"name": "answer"}},
+            },
+        },
+    )
+    result = await handler(ModelType.OBJECT_LARGE)(
+        FakeRuntime(SETTINGS), {"prompt": "capital?", "schema": schema, "schema_name": "answer"}
+    )
     assert result == {"city": "Paris"}
 
 
 async def test_titan_embeddings_one_request_per_text(stubber, handler):
     raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
     for text in ("Hello, world!", "second"):
-        stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
-            "modelId": TITAN, "body": json.dumps({"inputText": text, "normalize": True, "dimensions": 1024}),
-            "contentType": "application/json", "accept": "application/json"})
+        stubber.add_response(
+            "invoke_model",
+            {"body": body(raw), "contentType": "application/json"},
+            {
+                "modelId": TITAN,
+                "body": json.dumps({"inputText": text, "normalize": True, "dimensions": 1024}),
+                "contentType": "application/json",
+                "accept": "application/json",
+            },
+        )
     runtime = FakeRuntime({**SETTINGS, "EMBEDDING_DIMENSION": "1024"})
     vectors = await handler(ModelType.TEXT_EMBEDDING)(runtime, {"texts": ["Hello, world!", "second"]})
     expected = json.loads(raw)["embedding"]
@@ -174,9 +226,16 @@ async def test_titan_embeddings_one_request_per_text(stubber, handler):
 
 async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber, handler):
     raw = recorded("bedrock/invoke_model.titan_embed_text_v2.default_1024.response.json")
-    stubber.add_response("invoke_model", {"body": body(raw), "contentType": "application/json"}, {
-        "modelId": TITAN, "body": json.dumps({"inputText": "Hello, world!", "normalize": True}),
-        "contentType": "application/json", "accept": "application/json"})
+    stubber.add_response(
+        "invoke_model",
+        {"body": body(raw), "contentType": "application/json"},
+        {
+            "modelId": TITAN,
+            "body": json.dumps({"inputText": "Hello, world!", "normalize": True}),
+            "contentType": "application/json",
+            "accept": "application/json",
+        },
+    )
     runtime = FakeRuntime({**SETTINGS, "EMBEDDING_DIMENSION": "384"})  # Titan has no 384
     vector = await handler(ModelType.TEXT_EMBEDDING)(runtime, {"text": "Hello, world!"})
     assert len(vector) == 1024 and vector[0] == pytest.approx(-0.05289186164736748)
@@ -184,15 +243,28 @@ async def test_titan_single_text_leaves_unsupported_dimensions_out(stubber, hand
 
 async def test_cohere_embeddings_are_batched(stubber, handler):
     # Shape from the Cohere Embed on Bedrock docs: {"embeddings": [[...], ...], "id", "texts"}.
-    answer = json.dumps({"embeddings": [[0.1, 0.2], [0.3, 0.4]], "id": "e1", "response_type": "embeddings_floats",
-                         "texts": ["a", "b"]}).encode()
-    stubber.add_response("invoke_model", {"body": body(answer), "contentType": "application/json", "ResponseMetadata": {
-        "HTTPHeaders": {"x-amzn-bedrock-input-token-count": "4"}}}, {
-        "modelId": COHERE, "body": json.dumps({"texts": ["a", "b"], "input_type": "search_query", "truncate": "END"}),
-        "contentType": "application/json", "accept": "application/json"})
+    answer = json.dumps(
+        {"embeddings": [[0.1, 0.2], [0.3, 0.4]], "id": "e1", "response_type": "embeddings_floats", "texts": ["a", "b"]}
+    ).encode()
+    stubber.add_response(
+        "invoke_model",
+        {
+            "body": body(answer),
+            "contentType": "application/json",
+            "ResponseMetadata": {"HTTPHeaders": {"x-amzn-bedrock-input-token-count": "4"}},
+        },
+        {
+            "modelId": COHERE,
+            "body": json.dumps({"texts": ["a", "b"], "input_type": "search_query", "truncate": "END"}),
+            "contentType": "application/json",
+            "accept": "application/json",
+        },
+    )
     runtime = FakeRuntime({**SETTINGS, "BEDROCK_EMBEDDING_MODEL_ID": COHERE})
     assert await handler(ModelType.TEXT_EMBEDDING)(runtime, {"texts": ["a", "b"], "input_type": "search_query"}) == [
-        [0.1, 0.2], [0.3, 0.4]]
+        [0.1, 0.2],
+        [0.3, 0.4],
+    ]
 
 
 async def test_throttling_then_success(stubber, delays, handler):

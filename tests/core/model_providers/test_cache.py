@@ -16,9 +16,14 @@ ON = {"OPENAI_API_KEY": "sk-x", "MODEL_RESPONSE_CACHE": "true"}
 @pytest.fixture
 def text_handler(resources):
     """``text_handler()``: OpenAI's TEXT_LARGE handler on the test's resources."""
+
     def find():
-        return next(m.handler for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
-                    if m.model_type is ModelType.TEXT_LARGE)
+        return next(
+            m.handler
+            for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
+            if m.model_type is ModelType.TEXT_LARGE
+        )
+
     return find
 
 

@@ -99,8 +99,9 @@ def test_provider_health_lists_breakers_from_the_settings():
 
 
 async def test_open_circuit_makes_the_registry_fall_back_without_calling_the_provider(mock_http, routes, delays):
-    resources = ProviderResources(ProviderSettings(circuit_failures=2), transport=httpx.MockTransport(routes),
-                                  sleep=recording_sleep(delays))
+    resources = ProviderResources(
+        ProviderSettings(circuit_failures=2), transport=httpx.MockTransport(routes), sleep=recording_sleep(delays)
+    )
     recorder = mock_http(lambda r: json_response({"error": {"type": "server_error"}}, 500), repeat=True)
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "b1", "b2", "b3")

@@ -69,15 +69,17 @@ def test_malformed_settings_name_the_variable():
 
 
 async def test_429_then_success(mock_http, delays, resources):
-    recorder = mock_http(json_response({"error": {"type": "rate_limit_error"}}, 429, {"retry-after": "1.5"}),
-                         json_response({"ok": True}))
+    recorder = mock_http(
+        json_response({"error": {"type": "rate_limit_error"}}, 429, {"retry-after": "1.5"}), json_response({"ok": True})
+    )
     assert await post(resources.http) == {"ok": True}
     assert len(recorder.requests) == 2 and delays[0] >= 1.5
 
 
 async def test_5xx_exhausted_raises_a_retryable_error(mock_http, delays, resources):
-    recorder = mock_http(lambda r: json_response({"error": {"message": "oops", "type": "server_error"}}, 503),
-                         repeat=True)
+    recorder = mock_http(
+        lambda r: json_response({"error": {"message": "oops", "type": "server_error"}}, 503), repeat=True
+    )
     with pytest.raises(ProviderError) as caught:
         await post(resources.http)
     assert caught.value.retryable and caught.value.status == 503 and caught.value.provider == "acme"
@@ -102,8 +104,9 @@ async def test_4xx_is_not_retried(mock_http, delays, resources):
 
 
 async def test_connection_errors_are_retried_then_retryable(mock_http, delays, resources):
-    recorder = mock_http(httpx.ConnectError("boom at https://models.example"), httpx.ReadTimeout("slow"),
-                         json_response({"ok": 1}))
+    recorder = mock_http(
+        httpx.ConnectError("boom at https://models.example"), httpx.ReadTimeout("slow"), json_response({"ok": 1})
+    )
     assert await post(resources.http) == {"ok": 1}
     assert len(recorder.requests) == 3 and len(delays) == 2
     mock_http(lambda r: (_ for _ in ()).throw(httpx.ConnectTimeout("t")), repeat=True)
@@ -147,8 +150,9 @@ async def test_stream_error_status_is_typed(mock_http, resources):
 
 
 async def test_sse_parser_follows_the_spec():
-    body = (b": comment\nevent: one\ndata: first\ndata:  second\nid: 7\n\n"
-            b"data:no-space\n\n\n\nevent: last\ndata: {\"x\": 1}")
+    body = (
+        b': comment\nevent: one\ndata: first\ndata:  second\nid: 7\n\ndata:no-space\n\n\n\nevent: last\ndata: {"x": 1}'
+    )
     response = httpx.Response(200, content=body)
     events = [(e.event, e.data) async for e in http.iter_sse(response)]
     assert events == [("one", "first\n second"), ("message", "no-space"), ("last", '{"x": 1}')]
@@ -176,16 +180,23 @@ def test_ollama_style_string_errors_are_kept():
 
 
 async def test_no_retry_once_the_budget_is_spent(delays):
-    recorder = Recorder(json_response({}, 503, {"retry-after": "2"}), json_response({}, 503, {"retry-after": "2"}),
-                        json_response({"ok": True}))
+    recorder = Recorder(
+        json_response({}, 503, {"retry-after": "2"}),
+        json_response({}, 503, {"retry-after": "2"}),
+        json_response({"ok": True}),
+    )
     clock = [0.0]
 
     async def fake_sleep(seconds: float) -> None:
         delays.append(seconds)
         clock[0] += seconds
 
-    client = HttpClient(policy=RetryPolicy(max_attempts=5, budget_s=3.0, max_retry_after_s=60.0),
-                        transport=httpx.MockTransport(recorder), sleep=fake_sleep, clock=lambda: clock[0])
+    client = HttpClient(
+        policy=RetryPolicy(max_attempts=5, budget_s=3.0, max_retry_after_s=60.0),
+        transport=httpx.MockTransport(recorder),
+        sleep=fake_sleep,
+        clock=lambda: clock[0],
+    )
     with pytest.raises(ProviderError) as caught:
         await post(client)
     # the first wait (2 s) fits in the 3 s budget; the second would end at 4 s: fall back instead

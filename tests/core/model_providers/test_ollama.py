@@ -22,14 +22,19 @@ SETTINGS = {"OLLAMA_BASE_URL": "http://127.0.0.1:11434"}
 @pytest.fixture
 def handler(resources):
     """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+
     def find(model_type: ModelType):
         return next(m.handler for m in ollama.build_plugin(SETTINGS, resources).models if m.model_type is model_type)
+
     return find
 
 
 def ndjson(*chunks: dict) -> httpx.Response:
-    return httpx.Response(200, content="".join(json.dumps(c) + "\n" for c in chunks).encode(),
-                          headers={"content-type": "application/x-ndjson"})
+    return httpx.Response(
+        200,
+        content="".join(json.dumps(c) + "\n" for c in chunks).encode(),
+        headers={"content-type": "application/x-ndjson"},
+    )
 
 
 def test_no_base_url_registers_nothing_and_says_so_once(caplog, resources):
@@ -48,13 +53,13 @@ def test_structured_output_capability_is_opt_in(resources):
 async def test_non_streaming_chat(mock_http, adapter, agent_id, handler):
     recorder = mock_http(json_response(recorded_json("ollama/api_chat.nonstream.response.json")))
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
-    text = await handler(ModelType.TEXT_LARGE)(runtime, {"prompt": "why is the sky blue?", "temperature": 0.2,
-                                                         "repeat_penalty": 1.3, "max_tokens": 120})
+    text = await handler(ModelType.TEXT_LARGE)(
+        runtime, {"prompt": "why is the sky blue?", "temperature": 0.2, "repeat_penalty": 1.3, "max_tokens": 120}
+    )
     assert text == "Hello! How are you today?"
     assert str(recorder.requests[0].url) == "http://127.0.0.1:11434/api/chat"
     request = recorded_json("ollama/api_chat.nonstream.request.json")
-    assert recorder.json() == {**request, "options": {"num_predict": 120, "temperature": 0.2,
-                                                       "repeat_penalty": 1.3}}
+    assert recorder.json() == {**request, "options": {"num_predict": 120, "temperature": 0.2, "repeat_penalty": 1.3}}
     (log,) = await adapter.get_logs(agent_id, type="useModel")
     assert (log.body["promptTokens"], log.body["completionTokens"], log.body["totalTokens"]) == (26, 298, 324)
 
@@ -79,12 +84,16 @@ async def test_error_line_in_a_stream_is_retryable(mock_http, handler):
 
 
 async def test_structured_output_uses_format(mock_http, handler):
-    answer = {**recorded_json("ollama/api_chat.nonstream.response.json"),
-              "message": {"role": "assistant", "content": '{"age": 22, "available": true}'}}
+    answer = {
+        **recorded_json("ollama/api_chat.nonstream.response.json"),
+        "message": {"role": "assistant", "content": '{"age": 22, "available": true}'},
+    }
     recorder = mock_http(json_response(answer))
     schema = {"type": "object", "properties": {"age": {"type": "integer"}, "available": {"type": "boolean"}}}
     assert await handler(ModelType.OBJECT_SMALL)(FakeRuntime(SETTINGS), {"prompt": "x", "schema": schema}) == {
-        "age": 22, "available": True}
+        "age": 22,
+        "available": True,
+    }
     assert recorder.json()["format"] == schema
 
 
@@ -120,8 +129,7 @@ async def test_missing_model_404_is_not_retryable_and_500_falls_back(mock_http, 
 
 async def test_api_key_is_sent_as_bearer(mock_http, handler):
     recorder = mock_http(json_response(recorded_json("ollama/api_chat.nonstream.response.json")))
-    await handler(ModelType.TEXT_LARGE)(FakeRuntime({**SETTINGS, "OLLAMA_API_KEY": "ollama-key-123"}),
-                                        {"prompt": "x"})
+    await handler(ModelType.TEXT_LARGE)(FakeRuntime({**SETTINGS, "OLLAMA_API_KEY": "ollama-key-123"}), {"prompt": "x"})
     assert recorder.requests[0].headers["authorization"] == "Bearer ollama-key-123"
 
 

@@ -32,9 +32,11 @@ SETTINGS = {"OPENAI_API_KEY": KEY}
 @pytest.fixture
 def handler(resources):
     """``handler(model_type)``: the handler the plugin registers for it, on the test's resources."""
+
     def find(model_type: ModelType, environ: dict | None = None):
         plugin = openai.build_plugin(environ or {"OPENAI_API_KEY": KEY}, resources)
         return next(m.handler for m in plugin.models if m.model_type is model_type)
+
     return find
 
 
@@ -51,13 +53,19 @@ def test_no_credentials_registers_nothing_and_says_so_once(caplog, resources):
 def test_credentials_register_every_type_with_priority_and_capabilities(resources):
     plugin = openai.build_plugin({"OPENAI_API_KEY_SECRET_ID": "prod/openai", "OPENAI_PRIORITY": "7"}, resources)
     by_type = {m.model_type: m for m in plugin.models}
-    assert set(by_type) == {ModelType.TEXT_SMALL, ModelType.TEXT_LARGE, ModelType.OBJECT_SMALL,
-                            ModelType.OBJECT_LARGE, ModelType.TEXT_EMBEDDING}
+    assert set(by_type) == {
+        ModelType.TEXT_SMALL,
+        ModelType.TEXT_LARGE,
+        ModelType.OBJECT_SMALL,
+        ModelType.OBJECT_LARGE,
+        ModelType.TEXT_EMBEDDING,
+    }
     assert {m.priority for m in plugin.models} == {7}
     assert "structured_output" in by_type[ModelType.TEXT_LARGE].capabilities
     assert by_type[ModelType.TEXT_EMBEDDING].capabilities == frozenset()
-    small = openai.build_plugin({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "OPENAI_STRUCTURED_OUTPUT": "false"},
-                                resources)
+    small = openai.build_plugin(
+        {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "OPENAI_STRUCTURED_OUTPUT": "false"}, resources
+    )
     assert all("structured_output" not in m.capabilities for m in small.models)
 
 
@@ -73,8 +81,13 @@ async def test_non_streaming_chat_returns_text_and_sends_a_well_formed_request(m
     recorder = mock_http(json_response(recorded("openai/chat_completions.nonstream.text.response.json")))
     text = await handler(ModelType.TEXT_LARGE)(
         FakeRuntime({**SETTINGS, "OPENAI_LARGE_MODEL": "o3-mini"}),
-        {"prompt": "Who are you?", "system": "You are a potato.", "max_tokens": 50, "temperature": 0,
-         "stop_sequences": ["</response>"]},
+        {
+            "prompt": "Who are you?",
+            "system": "You are a potato.",
+            "max_tokens": 50,
+            "temperature": 0,
+            "stop_sequences": ["</response>"],
+        },
     )
     assert text.startswith("That's right—I am a potato!")
     request = recorder.requests[0]
@@ -83,15 +96,18 @@ async def test_non_streaming_chat_returns_text_and_sends_a_well_formed_request(m
     assert recorder.json() == {
         "model": "o3-mini",
         "messages": [{"role": "system", "content": "You are a potato."}, {"role": "user", "content": "Who are you?"}],
-        "max_completion_tokens": 50, "temperature": 0.0, "stop": ["</response>"],
+        "max_completion_tokens": 50,
+        "temperature": 0.0,
+        "stop": ["</response>"],
     }
 
 
 async def test_compatible_server_needs_no_key_and_gets_max_tokens(mock_http, handler):
     recorder = mock_http(json_response(recorded("openai/chat_completions.nonstream.text.response.json")))
     runtime = FakeRuntime({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1/", "TEXT_SMALL_MODEL": "qwen2.5"})
-    await handler(ModelType.TEXT_SMALL, {"OPENAI_BASE_URL": "x"})(runtime, {"messages": [
-        {"role": "user", "content": "hi"}]})
+    await handler(ModelType.TEXT_SMALL, {"OPENAI_BASE_URL": "x"})(
+        runtime, {"messages": [{"role": "user", "content": "hi"}]}
+    )
     request = recorder.requests[0]
     assert str(request.url) == "http://127.0.0.1:8000/v1/chat/completions"
     assert "authorization" not in request.headers
@@ -126,17 +142,31 @@ async def test_streaming_usage_reaches_the_usage_log(mock_http, adapter, agent_i
 
 async def test_structured_output_sends_a_json_schema_and_object_calls_parse_it(mock_http, handler):
     # Shape from OpenAI's structured outputs guide: the JSON arrives as the message content.
-    answer = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": '{"thought":"greet","actions":["REPLY"],"text":"Hello!"}', "refusal": None}}],
-        "model": "gpt-4o-2024-08-06", "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}}
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": '{"thought":"greet","actions":["REPLY"],"text":"Hello!"}',
+                    "refusal": None,
+                },
+            }
+        ],
+        "model": "gpt-4o-2024-08-06",
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
+    }
     recorder = mock_http(json_response(answer), json_response(answer))
-    schema = {"type": "object", "title": "Reply plan", "properties": {"text": {"type": "string"}},
-              "required": ["text"]}
-    result = await handler(ModelType.OBJECT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema,
-                                                                            "strict": True})
+    schema = {"type": "object", "title": "Reply plan", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    result = await handler(ModelType.OBJECT_LARGE)(
+        FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema, "strict": True}
+    )
     assert result == {"thought": "greet", "actions": ["REPLY"], "text": "Hello!"}
     assert recorder.json(0)["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "Reply_plan", "schema": schema, "strict": True}}
+        "type": "json_schema",
+        "json_schema": {"name": "Reply_plan", "schema": schema, "strict": True},
+    }
     text = await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "plan", "schema": schema})
     assert json.loads(text)["text"] == "Hello!"
 
@@ -177,8 +207,11 @@ async def test_embeddings_batch_decodes_base64_in_input_order(mock_http, handler
     assert vectors == expected
     assert len(vectors) == 2 and all(len(v) == 1536 for v in vectors)
     assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-3  # OpenAI vectors are unit length
-    assert recorder.json() == {"model": "text-embedding-3-small", "input": ["hello", "world"],
-                               "encoding_format": "base64"}
+    assert recorder.json() == {
+        "model": "text-embedding-3-small",
+        "input": ["hello", "world"],
+        "encoding_format": "base64",
+    }
 
 
 async def test_embedding_single_text_returns_one_vector(mock_http, handler):
@@ -200,8 +233,14 @@ async def test_embeddings_are_batched_and_send_dimensions(mock_http, handler):
 async def test_embeddings_float_encoding_for_servers_without_base64(mock_http, handler):
     answer = {"data": [{"index": 0, "embedding": [0.5, -0.25]}], "model": "nomic", "usage": {"prompt_tokens": 1}}
     recorder = mock_http(json_response(answer))
-    runtime = FakeRuntime({"OPENAI_BASE_URL": "http://127.0.0.1:1234/v1", "OPENAI_EMBEDDING_ENCODING": "float",
-                           "OPENAI_EMBEDDING_MODEL": "nomic", "EMBEDDING_DIMENSION": "384"})
+    runtime = FakeRuntime(
+        {
+            "OPENAI_BASE_URL": "http://127.0.0.1:1234/v1",
+            "OPENAI_EMBEDDING_ENCODING": "float",
+            "OPENAI_EMBEDDING_MODEL": "nomic",
+            "EMBEDDING_DIMENSION": "384",
+        }
+    )
     assert await handler(ModelType.TEXT_EMBEDDING)(runtime, {"text": "x"}) == [0.5, -0.25]
     assert "dimensions" not in recorder.json()  # only text-embedding-3 models take it
     assert recorder.json()["encoding_format"] == "float"
@@ -235,8 +274,9 @@ async def test_429_then_success_waits_for_retry_after(mock_http, delays, handler
 
 
 async def test_500_exhausted_falls_back_to_the_next_provider(mock_http, delays, resources):
-    recorder = mock_http(lambda r: json_response({"error": {"message": "boom", "type": "server_error"}}, 500),
-                         repeat=True)
+    recorder = mock_http(
+        lambda r: json_response({"error": {"message": "boom", "type": "server_error"}}, 500), repeat=True
+    )
     backup = ScriptedModels()
     backup.script(ModelType.TEXT_LARGE, "from the backup")
     registry = ModelRegistry()
@@ -248,8 +288,10 @@ async def test_500_exhausted_falls_back_to_the_next_provider(mock_http, delays, 
 
 
 async def test_malformed_json_is_retryable_and_falls_back(mock_http, handler):
-    recorder = mock_http(lambda r: httpx.Response(200, content=b'{"choices": [', headers={
-        "content-type": "application/json"}), repeat=True)
+    recorder = mock_http(
+        lambda r: httpx.Response(200, content=b'{"choices": [', headers={"content-type": "application/json"}),
+        repeat=True,
+    )
     with pytest.raises(ProviderError, match="not valid JSON") as caught:
         await handler(ModelType.TEXT_LARGE)(FakeRuntime(SETTINGS), {"prompt": "hi"})
     assert caught.value.retryable is True and len(recorder.requests) == 3
@@ -274,8 +316,13 @@ async def test_malformed_stream_chunk_is_retryable(mock_http, handler):
 async def test_errors_never_leak_the_key_or_the_prompt(mock_http, caplog, adapter, agent_id, resources):
     caplog.set_level(logging.DEBUG)
     prompt = "My secret diary entry: " + "the quick brown fox jumps over the lazy dog " * 5
-    echo = {"error": {"type": "invalid_request_error", "code": "invalid_api_key",
-                      "message": f"Incorrect API key provided: {KEY}. Your prompt was: {prompt}"}}
+    echo = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "message": f"Incorrect API key provided: {KEY}. Your prompt was: {prompt}",
+        }
+    }
     mock_http(json_response(echo, 401))
     runtime = FakeRuntime(SETTINGS, adapter=adapter, agent_id=agent_id)
     registry = ModelRegistry()
@@ -284,8 +331,13 @@ async def test_errors_never_leak_the_key_or_the_prompt(mock_http, caplog, adapte
     with pytest.raises(ModelError) as caught:
         await registry.use(runtime, ModelType.TEXT_LARGE, {"prompt": prompt})
     (log,) = await adapter.get_logs(agent_id, type="useModel")
-    for text in (str(caught.value), repr(caught.value), caplog.text, json.dumps(log.body),
-                 str(caught.value.__cause__ or "")):
+    for text in (
+        str(caught.value),
+        repr(caught.value),
+        caplog.text,
+        json.dumps(log.body),
+        str(caught.value.__cause__ or ""),
+    ):
         assert KEY not in text and "sk-test" not in text
         assert "quick brown fox jumps over the lazy dog the quick" not in text
     assert "invalid_request_error" in str(caught.value) and "[redacted]" in str(caught.value)
@@ -322,8 +374,9 @@ async def test_a_malformed_per_agent_setting_names_the_variable(mock_http, handl
 async def test_a_provider_trips_the_breaker_of_its_own_resources_only(mock_http, resources):
     """Two resources (two processes, or two tests) learn about a provider separately."""
     mock_http(lambda r: json_response({"error": {"type": "server_error"}}, 500), repeat=True)
-    failing = next(m.handler for m in openai.build_plugin(SETTINGS, resources).models
-                   if m.model_type is ModelType.TEXT_SMALL)
+    failing = next(
+        m.handler for m in openai.build_plugin(SETTINGS, resources).models if m.model_type is ModelType.TEXT_SMALL
+    )
     for _ in range(3):  # the default threshold
         with pytest.raises(ProviderError):
             await failing(FakeRuntime(SETTINGS), {"prompt": "x"})

@@ -28,8 +28,9 @@ def clients():
 def resources(clients, routes, delays) -> ProviderResources:
     """The test's resources, with stubbed Secrets Manager and SSM clients."""
     sm, ssm = clients
-    return ProviderResources(transport=httpx.MockTransport(routes), sleep=recording_sleep(delays),
-                             secrets_client=sm, ssm_client=ssm)
+    return ProviderResources(
+        transport=httpx.MockTransport(routes), sleep=recording_sleep(delays), secrets_client=sm, ssm_client=ssm
+    )
 
 
 @pytest.fixture
@@ -69,8 +70,11 @@ async def test_secrets_manager_value_is_fetched_once_and_cached(aws, store):
 
 async def test_a_json_secret_gives_the_member_named_like_the_setting(aws, store):
     sm_stub, _ = aws
-    sm_stub.add_response("get_secret_value", secret_value(json.dumps({
-        "OPENAI_API_KEY": "sk-openai", "ANTHROPIC_API_KEY": "sk-ant"})), {"SecretId": ARN})
+    sm_stub.add_response(
+        "get_secret_value",
+        secret_value(json.dumps({"OPENAI_API_KEY": "sk-openai", "ANTHROPIC_API_KEY": "sk-ant"})),
+        {"SecretId": ARN},
+    )
     runtime = FakeRuntime({"ANTHROPIC_API_KEY_SECRET_ID": ARN})
     assert await store.resolve(runtime, "ANTHROPIC_API_KEY", provider="anthropic") == "sk-ant"
 
@@ -88,17 +92,20 @@ async def test_the_cache_expires_after_max_age(aws, clients):
 
 async def test_ssm_parameter_is_decrypted(aws, store):
     _, ssm_stub = aws
-    ssm_stub.add_response("get_parameter", {"Parameter": {"Name": "/prod/anthropic", "Type": "SecureString",
-                                                          "Value": "sk-ant-ssm", "Version": 1}},
-                          {"Name": "/prod/anthropic", "WithDecryption": True})
+    ssm_stub.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": "/prod/anthropic", "Type": "SecureString", "Value": "sk-ant-ssm", "Version": 1}},
+        {"Name": "/prod/anthropic", "WithDecryption": True},
+    )
     runtime = FakeRuntime({"ANTHROPIC_API_KEY_PARAMETER": "/prod/anthropic"})
     assert await store.resolve(runtime, "ANTHROPIC_API_KEY", provider="anthropic") == "sk-ant-ssm"
 
 
 async def test_access_denied_is_a_non_retryable_error_naming_the_setting(aws, store):
     sm_stub, _ = aws
-    sm_stub.add_client_error("get_secret_value", "AccessDeniedException", "User arn:aws:iam::1:role/x is not "
-                             "authorized", 400)
+    sm_stub.add_client_error(
+        "get_secret_value", "AccessDeniedException", "User arn:aws:iam::1:role/x is not authorized", 400
+    )
     with pytest.raises(ModelError) as caught:
         await store.resolve(FakeRuntime({"OPENAI_API_KEY_SECRET_ID": ARN}), "OPENAI_API_KEY", provider="openai")
     assert str(caught.value) == "openai: cannot read OPENAI_API_KEY_SECRET_ID (AccessDeniedException)"

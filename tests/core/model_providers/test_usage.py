@@ -25,8 +25,7 @@ def test_usage_fills_the_total():
 
 def test_cost_uses_the_exact_model_then_the_longest_prefix():
     assert estimate_cost(PRICES, "gpt-4o-mini", Usage(1_000_000, 1_000_000)) == pytest.approx(0.75)
-    assert estimate_cost(PRICES, "o3-mini-2025-01-31", Usage(11, 809)) == pytest.approx(
-        (11 * 1.1 + 809 * 4.4) / 1e6)
+    assert estimate_cost(PRICES, "o3-mini-2025-01-31", Usage(11, 809)) == pytest.approx((11 * 1.1 + 809 * 4.4) / 1e6)
     assert estimate_cost(json.dumps(PRICES), "gpt-4o-mini-2024-07-18", Usage(10, 0)) == pytest.approx(1.5e-6)
 
 
@@ -45,8 +44,14 @@ def test_a_malformed_price_table_is_ignored_with_a_warning(caplog):
 
 async def test_usage_is_written_to_the_log_table(adapter, agent_id):
     runtime = FakeRuntime({"MODEL_PRICES": json.dumps(PRICES)}, adapter=adapter, agent_id=agent_id)
-    await record_usage(runtime, provider="openai", model_type=ModelType.TEXT_LARGE, model="gpt-4o-mini",
-                       usage=Usage(100, 20), duration_ms=123.4)
+    await record_usage(
+        runtime,
+        provider="openai",
+        model_type=ModelType.TEXT_LARGE,
+        model="gpt-4o-mini",
+        usage=Usage(100, 20),
+        duration_ms=123.4,
+    )
     (log,) = await adapter.get_logs(agent_id, type="useModel")
     body = ModelUsageBody.model_validate(log.body)
     assert (body.provider, body.model, body.model_type) == ("openai", "gpt-4o-mini", "TEXT_LARGE")
@@ -63,16 +68,24 @@ async def test_a_failing_log_write_never_fails_the_call(caplog):
 
     caplog.set_level(logging.WARNING)
     runtime = FakeRuntime({}, adapter=BrokenAdapter(), agent_id=__import__("uuid").uuid4())
-    body = await record_usage(runtime, provider="p", model_type=ModelType.TEXT_SMALL, model=None, usage=None,
-                              duration_ms=1.0)
+    body = await record_usage(
+        runtime, provider="p", model_type=ModelType.TEXT_SMALL, model=None, usage=None, duration_ms=1.0
+    )
     assert body.provider == "p" and "could not write the model usage log" in caplog.text
 
 
 async def test_without_a_runtime_only_the_metric_is_emitted(monkeypatch, capsys):
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "TestNs")
-    await record_usage(None, provider="anthropic", model_type=ModelType.TEXT_SMALL, model="claude-haiku-4-5",
-                       usage=Usage(20, 10), duration_ms=50.0, error="anthropic: HTTP 529")
+    await record_usage(
+        None,
+        provider="anthropic",
+        model_type=ModelType.TEXT_SMALL,
+        model="claude-haiku-4-5",
+        usage=Usage(20, 10),
+        duration_ms=50.0,
+        error="anthropic: HTTP 529",
+    )
     blob = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     directive = blob["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "TestNs" and ["Provider", "ModelType"] in directive["Dimensions"]
@@ -84,10 +97,19 @@ async def test_without_a_runtime_only_the_metric_is_emitted(monkeypatch, capsys)
 
 async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, adapter, agent_id, resources):
     mock_http(json_response(recorded("anthropic/messages.nonstream.text.response.json")))
-    runtime = FakeRuntime({"ANTHROPIC_API_KEY": "sk-ant-test-123456", "MODEL_PRICES": json.dumps(
-        {"claude-3-opus": {"input": 15, "output": 75}})}, adapter=adapter, agent_id=agent_id)
-    model = next(m for m in anthropic.build_plugin({"ANTHROPIC_API_KEY": "k"}, resources).models
-                 if m.model_type is ModelType.TEXT_LARGE)
+    runtime = FakeRuntime(
+        {
+            "ANTHROPIC_API_KEY": "sk-ant-test-123456",
+            "MODEL_PRICES": json.dumps({"claude-3-opus": {"input": 15, "output": 75}}),
+        },
+        adapter=adapter,
+        agent_id=agent_id,
+    )
+    model = next(
+        m
+        for m in anthropic.build_plugin({"ANTHROPIC_API_KEY": "k"}, resources).models
+        if m.model_type is ModelType.TEXT_LARGE
+    )
     assert await model.handler(runtime, {"prompt": "capital of France?"}) == "The capital of France is Paris."
     (log,) = await adapter.get_logs(agent_id, type="useModel")
     assert log.body["model"] == "claude-3-opus-20240229"
@@ -99,8 +121,11 @@ async def test_a_provider_call_logs_the_tokens_the_provider_reported(mock_http, 
 async def test_a_failed_call_is_logged_with_its_scrubbed_error(mock_http, adapter, agent_id, resources):
     mock_http(json_response({"error": {"type": "invalid_request_error", "message": "bad"}}, 400))
     runtime = FakeRuntime({"OPENAI_API_KEY": "sk-x"}, adapter=adapter, agent_id=agent_id)
-    model = next(m for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
-                 if m.model_type is ModelType.TEXT_SMALL)
+    model = next(
+        m
+        for m in openai.build_plugin({"OPENAI_API_KEY": "k"}, resources).models
+        if m.model_type is ModelType.TEXT_SMALL
+    )
     with pytest.raises(ModelError):
         await model.handler(runtime, {"prompt": "x"})
     (log,) = await adapter.get_logs(agent_id, type="useModel")
@@ -119,10 +144,22 @@ class _RunRuntime(FakeRuntime):
 
 async def test_the_row_carries_the_current_run_id(adapter, agent_id):
     run_id = __import__("uuid").uuid4()
-    await record_usage(_RunRuntime(run_id, adapter=adapter, agent_id=agent_id), provider="p",
-                       model_type=ModelType.TEXT_SMALL, model="m", usage=None, duration_ms=1.0)
-    await record_usage(_RunRuntime(None, adapter=adapter, agent_id=agent_id), provider="p",
-                       model_type=ModelType.TEXT_SMALL, model="m", usage=None, duration_ms=1.0)
+    await record_usage(
+        _RunRuntime(run_id, adapter=adapter, agent_id=agent_id),
+        provider="p",
+        model_type=ModelType.TEXT_SMALL,
+        model="m",
+        usage=None,
+        duration_ms=1.0,
+    )
+    await record_usage(
+        _RunRuntime(None, adapter=adapter, agent_id=agent_id),
+        provider="p",
+        model_type=ModelType.TEXT_SMALL,
+        model="m",
+        usage=None,
+        duration_ms=1.0,
+    )
     outside, inside = await adapter.get_logs(agent_id, type="useModel")  # newest first
     assert inside.body["runId"] == str(run_id) and ModelUsageBody.model_validate(inside.body).run_id == run_id
     assert "runId" not in outside.body
@@ -138,8 +175,9 @@ async def test_a_strange_run_id_is_left_out_rather_than_failing_the_call():
             raise RuntimeError("no run")
 
     for runtime in (Odd(), Broken()):
-        body = await record_usage(runtime, provider="p", model_type=ModelType.TEXT_SMALL, model=None, usage=None,
-                                  duration_ms=1.0)
+        body = await record_usage(
+            runtime, provider="p", model_type=ModelType.TEXT_SMALL, model=None, usage=None, duration_ms=1.0
+        )
         assert body.run_id is None
 
 
@@ -147,8 +185,9 @@ async def test_collect_usage_sees_the_bodies_of_its_block_only():
     from core.model_providers.usage import collect_usage
 
     async def call(name):
-        return await record_usage(None, provider=name, model_type=ModelType.TEXT_SMALL, model=None, usage=None,
-                                  duration_ms=1.0)
+        return await record_usage(
+            None, provider=name, model_type=ModelType.TEXT_SMALL, model=None, usage=None, duration_ms=1.0
+        )
 
     await call("before")
     with collect_usage() as outer:

@@ -24,10 +24,14 @@ def now_ms() -> int:
 def make_agents(adapter):
     """``await make_agents(workers, count=1)``: an orchestrator with ``count`` fresh agents having ``workers``."""
 
-    async def make(workers: Sequence[TaskWorker], *, count: int = 1, on: Any = None,
-                   embedding_queue: Any = None) -> tuple[Orchestrator, list[uuid.UUID]]:
-        orchestrator = Orchestrator(on or adapter, embedding_queue=embedding_queue,
-                                    plugins=[Plugin(name="test-tasks", task_workers=tuple(workers))])
+    async def make(
+        workers: Sequence[TaskWorker], *, count: int = 1, on: Any = None, embedding_queue: Any = None
+    ) -> tuple[Orchestrator, list[uuid.UUID]]:
+        orchestrator = Orchestrator(
+            on or adapter,
+            embedding_queue=embedding_queue,
+            plugins=[Plugin(name="test-tasks", task_workers=tuple(workers))],
+        )
         ids = await orchestrator.add_agents([Character(name=f"tasks-{uuid.uuid4()}") for _ in range(count)])
         return orchestrator, ids
 

@@ -15,16 +15,16 @@ from core.tasks.agent_setup import prepare_agents
 
 async def test_agents_get_their_retention_tasks_and_knowledge_once(adapter):
     orchestrator = Orchestrator(adapter, plugins=[bootstrap, memory_plugin, ScriptedModels().plugin()])
-    character = load_character_dict({"name": f"Setup-{uuid.uuid4().hex[:8]}",
-                                     "knowledge": ["The library opens at nine.", "Cats sleep a lot."]})
+    character = load_character_dict(
+        {"name": f"Setup-{uuid.uuid4().hex[:8]}", "knowledge": ["The library opens at nine.", "Cats sleep a lot."]}
+    )
     [agent_id] = await orchestrator.add_agents([character])
 
     first = await prepare_agents(orchestrator)
     assert first.failed == [] and first.agents == 1
     assert first.tasks_created == 3 and first.documents_added == 2
     runtime = orchestrator.runtime(agent_id)
-    assert {t.name for t in await runtime.get_tasks(tags=["retention"])} == {
-        w.name for w in memory_plugin.task_workers}
+    assert {t.name for t in await runtime.get_tasks(tags=["retention"])} == {w.name for w in memory_plugin.task_workers}
     assert len((await list_documents(runtime)).memories) == 2
 
     again = await prepare_agents(orchestrator)
@@ -34,8 +34,13 @@ async def test_agents_get_their_retention_tasks_and_knowledge_once(adapter):
 async def test_skipped_agents_are_left_alone_and_a_failing_agent_does_not_stop_the_others(adapter):
     orchestrator = Orchestrator(adapter, plugins=[bootstrap, memory_plugin, ScriptedModels().plugin()])
     good = load_character_dict({"name": f"Good-{uuid.uuid4().hex[:8]}"})
-    bad = load_character_dict({"name": f"Bad-{uuid.uuid4().hex[:8]}", "settings": {"KNOWLEDGE_CHUNK_CHARS": 1},
-                               "knowledge": ["Any text: the splitting setting is refused."]})
+    bad = load_character_dict(
+        {
+            "name": f"Bad-{uuid.uuid4().hex[:8]}",
+            "settings": {"KNOWLEDGE_CHUNK_CHARS": 1},
+            "knowledge": ["Any text: the splitting setting is refused."],
+        }
+    )
     done = load_character_dict({"name": f"Done-{uuid.uuid4().hex[:8]}"})
     good_id, bad_id, done_id = await orchestrator.add_agents([good, bad, done])
 

@@ -130,15 +130,20 @@ def test_concurrent_runners_execute_every_task_exactly_once(database_url, runner
     if runners > 1:
         assert sum(1 for reports in results if sum(r.claimed for r in reports) > 0) > 1, "one runner did it all"
     with capsys.disabled():
-        print(f"\n[tasks] {runners} runner(s) x concurrency {CONCURRENCY}: {tasks} tasks claimed+run in"
-              f" {elapsed:.2f} s = {tasks / elapsed:.0f} tasks/s; executions {sum(ledger.executions.values())}")
+        print(
+            f"\n[tasks] {runners} runner(s) x concurrency {CONCURRENCY}: {tasks} tasks claimed+run in"
+            f" {elapsed:.2f} s = {tasks / elapsed:.0f} tasks/s; executions {sum(ledger.executions.values())}"
+        )
 
 
 def test_concurrent_runners_run_repeat_tasks_once_per_due_time(database_url):
     names = [f"conc-{uuid.uuid4()}"]
     interval_ms = 300
-    ids = asyncio.run(_create_tasks(database_url, names, 20, tags=["queue", "repeat", "immediate"],
-                                    metadata={"updateInterval": interval_ms}))
+    ids = asyncio.run(
+        _create_tasks(
+            database_url, names, 20, tags=["queue", "repeat", "immediate"], metadata={"updateInterval": interval_ms}
+        )
+    )
     ledger = Ledger(work_s=0.01)
     settings = TaskRunnerSettings(concurrency=CONCURRENCY)
     window_s = 1.7

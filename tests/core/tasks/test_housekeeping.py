@@ -33,19 +33,24 @@ def _drain(client, url) -> list[dict]:
     bodies = []
     while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         bodies += [json.loads(m["Body"]) for m in messages]
-        client.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                           for i, m in enumerate(messages)])
+        client.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
     return bodies
 
 
 async def _memories(adapter, agent_id, texts_and_ages: dict[str, int]) -> dict[str, Memory]:
     """Memories named by their text, created ``age`` ms ago, in a fresh room."""
     room, entity = uuid.uuid4(), uuid.uuid4()
-    await adapter.ensure_connection(Entity(id=entity, agent_id=agent_id),
-                                    Room(id=room, agent_id=agent_id, type=ChannelType.DM), None)
-    memories = {text: Memory(agent_id=agent_id, room_id=room, entity_id=entity, content=Content(text=text),
-                             created_at=now_ms() - age)
-                for text, age in texts_and_ages.items()}
+    await adapter.ensure_connection(
+        Entity(id=entity, agent_id=agent_id), Room(id=room, agent_id=agent_id, type=ChannelType.DM), None
+    )
+    memories = {
+        text: Memory(
+            agent_id=agent_id, room_id=room, entity_id=entity, content=Content(text=text), created_at=now_ms() - age
+        )
+        for text, age in texts_and_ages.items()
+    }
     await adapter.create_memories(list(memories.values()), "messages")
     return memories
 
@@ -56,8 +61,18 @@ def _vector(memory: Memory, content_hash: str | None = None) -> EmbeddingRow:
 
 async def test_pending_embeddings_are_those_without_a_vector_of_the_current_text(adapter, agent_id):
     old = 10 * 60_000
-    ms = await _memories(adapter, agent_id, {"no vector": old, "has vector": old, "edited since": old,
-                                             "   ": old, "too young": 1_000, "too old": 2 * DAY_MS})
+    ms = await _memories(
+        adapter,
+        agent_id,
+        {
+            "no vector": old,
+            "has vector": old,
+            "edited since": old,
+            "   ": old,
+            "too young": 1_000,
+            "too old": 2 * DAY_MS,
+        },
+    )
     empty = await _memories(adapter, agent_id, {"": old})
     await adapter.upsert_embeddings([_vector(ms["has vector"]), _vector(ms["edited since"])])
     await adapter.update_memory(agent_id, ms["edited since"].id, content={"text": "edited since, new text"})
@@ -74,8 +89,10 @@ async def test_pending_embeddings_are_those_without_a_vector_of_the_current_text
 async def test_documents_and_action_results_are_never_pending(adapter, agent_id):
     old = 10 * 60_000
     [message] = (await _memories(adapter, agent_id, {"a message": old})).values()
-    others = [message.model_copy(update={"id": uuid.uuid4(), "content": Content(text=f"{table} text")})
-              for table in ("documents", "action_results")]
+    others = [
+        message.model_copy(update={"id": uuid.uuid4(), "content": Content(text=f"{table} text")})
+        for table in ("documents", "action_results")
+    ]
     await adapter.create_memories([others[0]], "documents")
     await adapter.create_memories([others[1]], "action_results")
     pending = {m.id for m in await adapter.get_pending_embeddings(300, 1000, max_age_s=DAY_MS / 1000)}
@@ -93,8 +110,9 @@ async def test_pending_embeddings_count_only_the_configured_dimension(database_u
     assert memory.id in {m.id for m in await other_dimension.get_pending_embeddings(**window)}
 
 
-@pytest.mark.parametrize(("older", "limit", "max_age"), [(-1, 10, 60), (60, 10, 60), (120, 10, 60), (1, 0, 60),
-                                                        (1, 1001, 60)])
+@pytest.mark.parametrize(
+    ("older", "limit", "max_age"), [(-1, 10, 60), (60, 10, 60), (120, 10, 60), (1, 0, 60), (1, 1001, 60)]
+)
 async def test_pending_embeddings_refuse_bad_bounds(adapter, older, limit, max_age):
     with pytest.raises(ValueError):
         await adapter.get_pending_embeddings(older, limit, max_age_s=max_age)
@@ -120,8 +138,9 @@ async def test_housekeeping_requeues_lost_embeddings_at_normal_priority(adapter,
     for url in urls.values():
         _drain(client, url)
     # A window no other test's memories fall into: 500 days ago.
-    ms = await _memories(adapter, agent_id, {"lost one": 500 * DAY_MS, "lost two": 500 * DAY_MS + 1,
-                                             "embedded": 500 * DAY_MS + 2})
+    ms = await _memories(
+        adapter, agent_id, {"lost one": 500 * DAY_MS, "lost two": 500 * DAY_MS + 1, "embedded": 500 * DAY_MS + 2}
+    )
     await adapter.upsert_embeddings([_vector(ms["embedded"])])
     settings = HousekeepingSettings(embedding_pending_after_s=499 * 86_400, embedding_pending_max_age_s=501 * 86_400)
     queue = EmbeddingQueue(client, urls, dimension=384)
@@ -129,7 +148,8 @@ async def test_housekeeping_requeues_lost_embeddings_at_normal_priority(adapter,
     assert (report.pending_embeddings, report.requeued_embeddings, report.errors) == (2, 2, 0)
     bodies = _drain(client, urls["normal"])
     assert {(b["memoryId"], b["agentId"], b["contentHash"], b["priority"]) for b in bodies} == {
-        (str(ms[t].id), str(agent_id), ms[t].content_hash, "normal") for t in ("lost one", "lost two")}
+        (str(ms[t].id), str(agent_id), ms[t].content_hash, "normal") for t in ("lost one", "lost two")
+    }
     assert _drain(client, urls["high"]) == [] and _drain(client, urls["low"]) == []
 
 
@@ -147,8 +167,11 @@ async def test_housekeeping_survives_sqs_being_down(adapter, agent_id, caplog):
 async def test_housekeeping_without_a_queue_still_sweeps_the_cache(adapter, agent_id, caplog):
     await adapter.set_cache(agent_id, "gone", {"v": 1}, ttl_s=1)
     await adapter.set_cache(agent_id, "kept", {"v": 2}, ttl_s=3600)
-    await sql(adapter, "UPDATE cache SET expires_at = now() - interval '1 s' WHERE agent_id = %s AND key = 'gone'",
-              (agent_id,))
+    await sql(
+        adapter,
+        "UPDATE cache SET expires_at = now() - interval '1 s' WHERE agent_id = %s AND key = 'gone'",
+        (agent_id,),
+    )
     with caplog.at_level(logging.WARNING):
         report = await Housekeeping(adapter, None, HousekeepingSettings()).run()
     assert report.expired_cache_deleted >= 1 and report.errors == 0

@@ -24,16 +24,17 @@ async def _task(adapter, agent_id, name="WORK", *, tags=("queue",), due_in_ms=-1
 
 
 async def _claim(adapter, agent_id, names=("WORK",), owner="owner-a", limit=10, **kwargs):
-    return await adapter.claim_due_tasks(owner, [(agent_id, n) for n in names], limit=limit,
-                                         lease_s=kwargs.pop("lease_s", LEASE_S), **kwargs)
+    return await adapter.claim_due_tasks(
+        owner, [(agent_id, n) for n in names], limit=limit, lease_s=kwargs.pop("lease_s", LEASE_S), **kwargs
+    )
 
 
 async def test_claim_leases_only_due_queued_tasks_of_known_workers(adapter, agent_id, other_agent):
     due = await _task(adapter, agent_id)
-    await _task(adapter, agent_id, due_in_ms=60_000)                       # not due yet
-    await _task(adapter, agent_id, tags=["repeat"])                        # not tagged queue
-    await _task(adapter, agent_id, name="NO_WORKER")                       # no worker here
-    await _task(adapter, other_agent)                                      # worker not for that agent
+    await _task(adapter, agent_id, due_in_ms=60_000)  # not due yet
+    await _task(adapter, agent_id, tags=["repeat"])  # not tagged queue
+    await _task(adapter, agent_id, name="NO_WORKER")  # no worker here
+    await _task(adapter, other_agent)  # worker not for that agent
     failed = await _task(adapter, agent_id)
     await adapter.update_task(agent_id, failed.id, TaskUpdate(status=TaskStatus.FAILED))
     never = Task(agent_id=agent_id, name="WORK", tags=["queue"])
@@ -61,8 +62,15 @@ async def test_claim_takes_the_earliest_first_up_to_the_limit_and_skips_excluded
 
 async def test_claim_refuses_bad_arguments_and_needs_workers(adapter, agent_id):
     await _task(adapter, agent_id)
-    for kwargs in ({"limit": 0}, {"limit": 100_000}, {"lease_s": 0}, {"lease_s": -1}, {"owner": ""},
-                   {"owner": "x" * 201}, {"owner": "a\x00b"}):
+    for kwargs in (
+        {"limit": 0},
+        {"limit": 100_000},
+        {"lease_s": 0},
+        {"lease_s": -1},
+        {"owner": ""},
+        {"owner": "x" * 201},
+        {"owner": "a\x00b"},
+    ):
         with pytest.raises(ValueError):
             await _claim(adapter, agent_id, **kwargs)
     assert await adapter.claim_due_tasks("owner", [], limit=10, lease_s=LEASE_S) == []
@@ -75,8 +83,11 @@ async def test_concurrent_claims_on_separate_connections_never_share_a_task(adap
     ids = [t.id for claimed in results for t in claimed]
     assert len(ids) == len(set(ids)) == 28
     assert set(ids) <= {t.id for t in tasks}
-    rows = await sql(adapter, "SELECT lease_owner, count(*) AS n FROM tasks WHERE agent_id = %s AND status = 'running'"
-                              " GROUP BY lease_owner", (agent_id,))
+    rows = await sql(
+        adapter,
+        "SELECT lease_owner, count(*) AS n FROM tasks WHERE agent_id = %s AND status = 'running' GROUP BY lease_owner",
+        (agent_id,),
+    )
     assert {r["lease_owner"]: r["n"] for r in rows} == {f"owner-{i}": 7 for i in range(4)}
 
 
@@ -168,8 +179,13 @@ async def test_release_puts_the_task_back_as_it_was(adapter, agent_id):
     assert await adapter.release_task(agent_id, task.id, "someone-else") is False
     assert await adapter.release_task(agent_id, task.id, "owner-a") is True
     got = await adapter.get_task(agent_id, task.id)
-    assert (got.status, got.attempts, got.next_run_at, got.lease_owner, got.lease_expires_at) == \
-        (TaskStatus.PENDING, 0, stored.next_run_at, None, None)
+    assert (got.status, got.attempts, got.next_run_at, got.lease_owner, got.lease_expires_at) == (
+        TaskStatus.PENDING,
+        0,
+        stored.next_run_at,
+        None,
+        None,
+    )
     assert await adapter.release_task(agent_id, task.id, "owner-a") is False
 
 
@@ -207,20 +223,28 @@ async def test_recover_retries_a_lapsed_lease_with_backoff_then_fails_it(adapter
 
 async def test_recover_caps_the_backoff_and_refuses_bad_policies(adapter, agent_id):
     task = await _task(adapter, agent_id)
-    await sql(adapter, "UPDATE tasks SET status = 'running', lease_owner = 'x', attempts = 5000,"
-                       " lease_expires_at = now() - interval '1 s' WHERE id = %s", (task.id,))
+    await sql(
+        adapter,
+        "UPDATE tasks SET status = 'running', lease_owner = 'x', attempts = 5000,"
+        " lease_expires_at = now() - interval '1 s' WHERE id = %s",
+        (task.id,),
+    )
     before = now_ms()
     [recovered] = await adapter.recover_expired_task_leases(
-        [agent_id], max_attempts=10_000, retry_base_delay_ms=1_000, retry_max_delay_ms=7_000)
+        [agent_id], max_attempts=10_000, retry_base_delay_ms=1_000, retry_max_delay_ms=7_000
+    )
     assert before + 7_000 - SLACK_MS <= recovered.next_run_at <= now_ms() + 7_000 + SLACK_MS  # no overflow
-    for bad in ({"max_attempts": 0, "retry_base_delay_ms": 1, "retry_max_delay_ms": 2},
-                {"max_attempts": 1, "retry_base_delay_ms": 3, "retry_max_delay_ms": 2},
-                {"max_attempts": 1, "retry_base_delay_ms": -1, "retry_max_delay_ms": 2}):
+    for bad in (
+        {"max_attempts": 0, "retry_base_delay_ms": 1, "retry_max_delay_ms": 2},
+        {"max_attempts": 1, "retry_base_delay_ms": 3, "retry_max_delay_ms": 2},
+        {"max_attempts": 1, "retry_base_delay_ms": -1, "retry_max_delay_ms": 2},
+    ):
         with pytest.raises(ValueError):
             await adapter.recover_expired_task_leases([agent_id], **bad)
     with pytest.raises(ValueError):
-        await adapter.recover_expired_task_leases([agent_id], max_attempts=1, retry_base_delay_ms=0,
-                                                  retry_max_delay_ms=0, limit=0)
+        await adapter.recover_expired_task_leases(
+            [agent_id], max_attempts=1, retry_base_delay_ms=0, retry_max_delay_ms=0, limit=0
+        )
 
 
 async def test_count_due_tasks_without_worker(adapter, agent_id, other_agent):
@@ -233,8 +257,10 @@ async def test_count_due_tasks_without_worker(adapter, agent_id, other_agent):
     counts = await adapter.count_due_tasks_without_worker([agent_id], [(agent_id, "WORK")])
     assert counts == {(agent_id, "ORPHAN"): 3}
     assert await adapter.count_due_tasks_without_worker([], [(agent_id, "WORK")]) == {}
-    assert await adapter.count_due_tasks_without_worker([agent_id], []) == {(agent_id, "ORPHAN"): 3,
-                                                                            (agent_id, "WORK"): 1}
+    assert await adapter.count_due_tasks_without_worker([agent_id], []) == {
+        (agent_id, "ORPHAN"): 3,
+        (agent_id, "WORK"): 1,
+    }
     assert sum((await adapter.count_due_tasks_without_worker([agent_id], [], scan_limit=2)).values()) == 2
 
 

@@ -18,8 +18,15 @@ from core.tasks.worker import TaskWorker
 from core.types import TaskStatus
 from tests.core.tasks.conftest import expire_lease, make_due, now_ms, sql
 
-FAST = TaskRunnerSettings(task_timeout_s=5, time_reserve_s=1, lease_margin_s=5, retry_base_delay_s=30,
-                          retry_max_delay_s=600, max_attempts=3, concurrency=4)
+FAST = TaskRunnerSettings(
+    task_timeout_s=5,
+    time_reserve_s=1,
+    lease_margin_s=5,
+    retry_base_delay_s=30,
+    retry_max_delay_s=600,
+    max_attempts=3,
+    concurrency=4,
+)
 SLACK_MS = 2_000
 
 
@@ -77,10 +84,12 @@ async def test_tag_semantics_queue_repeat_immediate(make_agents, adapter):
     runtime = runner.agents.runtime(agent)
     hour = 3_600_000
     unqueued = await runtime.create_task({"name": "WORK", "tags": ["approval"]})
-    repeat = await runtime.create_task({"name": "WORK", "tags": ["queue", "repeat"],
-                                        "metadata": {"updateInterval": hour}})
-    immediate = await runtime.create_task({"name": "WORK", "tags": ["queue", "repeat", "immediate"],
-                                           "metadata": {"updateInterval": hour}})
+    repeat = await runtime.create_task(
+        {"name": "WORK", "tags": ["queue", "repeat"], "metadata": {"updateInterval": hour}}
+    )
+    immediate = await runtime.create_task(
+        {"name": "WORK", "tags": ["queue", "repeat", "immediate"], "metadata": {"updateInterval": hour}}
+    )
     await runner.run()
     assert [c[2].id for c in rec.calls] == [immediate]  # the plain repeat task waits one interval
     got = await runtime.get_task(immediate)
@@ -99,8 +108,9 @@ async def test_repeat_task_runs_every_interval(make_agents, adapter):
     rec = Recorder()
     runner, [agent] = await _runner(make_agents, rec.worker)
     runtime = runner.agents.runtime(agent)
-    task_id = await runtime.create_task({"name": "WORK", "tags": ["queue", "repeat", "immediate"],
-                                         "metadata": {"updateInterval": 400}})
+    task_id = await runtime.create_task(
+        {"name": "WORK", "tags": ["queue", "repeat", "immediate"], "metadata": {"updateInterval": 400}}
+    )
     deadline = asyncio.get_running_loop().time() + 1.9
     while asyncio.get_running_loop().time() < deadline:  # the schedule firing every 20 ms
         await runner.run()
@@ -116,8 +126,9 @@ async def test_repeat_task_runs_every_interval(make_agents, adapter):
 async def test_each_task_runs_at_most_once_per_run(make_agents, adapter):
     rec = Recorder()
     runner, [agent] = await _runner(make_agents, rec.worker)
-    await runner.agents.runtime(agent).create_task({"name": "WORK", "tags": ["queue", "repeat"],
-                                                    "metadata": {"updateInterval": 1}, "nextRunAt": now_ms() - 1})
+    await runner.agents.runtime(agent).create_task(
+        {"name": "WORK", "tags": ["queue", "repeat"], "metadata": {"updateInterval": 1}, "nextRunAt": now_ms() - 1}
+    )
     report = await runner.run()
     assert report.claimed == report.succeeded == len(rec.calls) == 1
 
@@ -183,8 +194,12 @@ async def test_validate_false_puts_the_task_back_untouched(make_agents, adapter)
     assert (report.claimed, report.skipped, report.succeeded) == (1, 1, 0)
     got = await adapter.get_task(agent, task_id)
     assert rec.calls == [] and asked == [task_id]
-    assert (got.status, got.attempts, got.next_run_at, got.lease_owner) == \
-        (TaskStatus.PENDING, 0, before.next_run_at, None)
+    assert (got.status, got.attempts, got.next_run_at, got.lease_owner) == (
+        TaskStatus.PENDING,
+        0,
+        before.next_run_at,
+        None,
+    )
     await runner.run()
     assert asked == [task_id, task_id]  # asked again next run, as elizaOS asks every tick
 
@@ -307,8 +322,9 @@ async def test_a_worker_that_deletes_its_own_task_is_not_an_error(make_agents, a
 
     runner, [agent] = await _runner(make_agents, TaskWorker("WORK", self_deleting))
     runtime = runner.agents.runtime(agent)
-    await runtime.create_task({"name": "WORK", "tags": ["queue", "repeat", "immediate"],
-                               "metadata": {"updateInterval": 10}})
+    await runtime.create_task(
+        {"name": "WORK", "tags": ["queue", "repeat", "immediate"], "metadata": {"updateInterval": 10}}
+    )
     report = await runner.run()
     assert (report.claimed, report.succeeded, report.lost, report.errors) == (1, 0, 1, 0)
     assert await runtime.get_tasks() == []
