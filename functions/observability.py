@@ -48,14 +48,12 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from core.log_context import LogContextFilter
+from core.settings.metrics import metrics_namespace
 from functions.log_format import powertools_formatter
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
-#: The metrics namespace when ``POWERTOOLS_METRICS_NAMESPACE`` is unset (as ``core.model_providers.usage``).
-DEFAULT_NAMESPACE = "ServerlessAgentRuntime"
 #: Top-level stdlib loggers whose lines go through the function's Powertools handler.
 CORE_LOGGERS = frozenset({"core"})
 #: Libraries the X-Ray SDK patches when tracing is on: where the remote calls are.
@@ -145,7 +143,7 @@ class Observability:
 
     def __init__(self, default_service: str) -> None:
         self.service = os.environ.get(SERVICE_ENV) or default_service
-        self.namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+        self.namespace = metrics_namespace()
         # JSON as deployed; one short line per record in a terminal (functions.log_format).
         self.logger = Logger(service=self.service, logger_formatter=powertools_formatter())
         _install_log_context(self.logger)

@@ -42,7 +42,6 @@ per run through ``runtime.get_setting``.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -56,6 +55,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.settings.memory import RetentionSettings
+from core.settings.metrics import metrics_namespace
 from core.tasks.worker import TaskWorker
 from core.types import Content, Memory, MemoryMetadata, ModelType, Task, TaskMetadata
 from core.types.memory import now_ms
@@ -84,7 +84,6 @@ ROOMS_PER_RUN = 100
 #: Fact consolidation re-reads this much time before its cursor: a fact committed late (its
 #: ``created_at`` is set before its transaction commits) is still seen.
 FACT_CURSOR_SLACK_MS = 300_000
-DEFAULT_NAMESPACE = "ServerlessAgentRuntime"
 _DAY_MS = 86_400_000
 
 SUMMARY_TEMPLATE = """# Task: Summarise part of a conversation for {{agentName}}'s long-term memory
@@ -379,7 +378,7 @@ def _emit(runtime: AgentRuntime, report: RetentionReport) -> RetentionReport:
     if is_metrics_disabled():
         return report
     try:
-        metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
+        metrics = EphemeralMetrics(namespace=metrics_namespace())
         metrics.add_dimension(name="Task", value=report.task)
         for name, value in (
             ("RowsScanned", report.scanned),

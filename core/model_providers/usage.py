@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,6 +37,7 @@ from uuid import UUID
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from core.settings.metrics import metrics_namespace
 from core.settings.providers import EnvironmentSettings
 from core.types import ModelType
 from core.types.log import ModelUsageBody, model_usage_log
@@ -45,7 +45,6 @@ from core.types.model_runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NAMESPACE = "ServerlessAgentRuntime"
 #: Settings of a call made without a runtime: the process environment alone.
 _NO_AGENT = EnvironmentSettings()
 
@@ -196,7 +195,7 @@ def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:
     if is_metrics_disabled():  # building the blob costs more than the rest of the bookkeeping
         return
     try:
-        metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
+        metrics = EphemeralMetrics(namespace=metrics_namespace())
         metrics.add_dimension(name="Provider", value=body.provider)
         metrics.add_dimension(name="ModelType", value=body.model_type)
         metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=body.duration_ms)
