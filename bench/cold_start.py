@@ -345,6 +345,7 @@ def main() -> None:
         "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_LAMBDA_FUNCTION_NAME": "cold-start-bench",  # set by Lambda from the init phase on: the GC pause needs it
     }
     env.pop("DATABASE_URL", None)  # it would win over the secret
     if "--no-bytecode-cache" not in sys.argv:

@@ -1,8 +1,10 @@
 """Lambda handlers: one module per function. Each does its init phase at import (module level).
 
-The garbage collector during the init phase, in this one place: importing this package (the first
-thing a handler module's import does) pauses CPython's cyclic collector, and ``end_init_phase``
-(each handler module's last statement) freezes what the init phase built and resumes it.
+The garbage collector during the init phase, in this one place: in Lambda (``AWS_LAMBDA_FUNCTION_NAME``
+is set from the init phase on), importing this package (the first thing a handler module's import does)
+pauses CPython's cyclic collector, and ``end_init_phase`` (each handler module's last statement) freezes
+what the init phase built and resumes it. Other processes that import a module of this package (the
+local stack's logging, the tests) keep their collector running.
 
 Why: the init phase allocates some 140,000 objects that live as long as the container and almost no
 cyclic garbage, yet the collector, triggered every 700 net allocations, walks the growing heap again
@@ -17,8 +19,10 @@ Lambda, which discards a runtime whose init failed.
 from __future__ import annotations
 
 import gc
+import os
 
-gc.disable()
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # Lambda's init phase: see the module docstring
+    gc.disable()
 
 
 def end_init_phase() -> None:

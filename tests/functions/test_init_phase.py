@@ -22,7 +22,12 @@ print(json.dumps({{"enabled_after": gc.isenabled()}}))
 
 def _run(code: str, database_url: str) -> subprocess.CompletedProcess:
     """``code`` in a fresh interpreter, with the test database and no SQS (not needed to build the handlers)."""
-    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_PLUGINS": "core.model_providers.scripted"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MODEL_PLUGINS": "core.model_providers.scripted",
+        "AWS_LAMBDA_FUNCTION_NAME": "init-phase-test",
+    }  # as in Lambda, where the pause applies
     for name in [k for k in env if k.startswith("EMBEDDINGS_") and k.endswith("_QUEUE_URL")]:
         del env[name]
     env.pop("DATABASE_SECRET_ARN", None)
@@ -59,3 +64,12 @@ def test_a_failed_init_leaves_the_collector_paused_until_the_next_init_ends(data
         "paused_after_failure": True,
         "enabled_at_the_end": True,
     }
+
+
+def test_outside_lambda_importing_a_functions_module_leaves_the_collector_running(database_url):
+    """The local stack and the tests import ``functions.log_format``: no pause there."""
+    code = "import gc, json, functions.log_format\nprint(json.dumps({'enabled': gc.isenabled()}))"
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"enabled": True}
