@@ -27,7 +27,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from functions import end_init_phase
-from functions.api import agents, documents, events, facts, health, memories, messages, plugins, rooms, tasks
+from functions.api import (
+    agents,
+    documents,
+    events,
+    facts,
+    health,
+    memories,
+    messages,
+    plugins,
+    rooms,
+    screening,
+    tasks,
+)
 from functions.api.context import Api, serving
 from functions.api.openapi import openapi_enabled, openapi_json
 from functions.api.responses import error_response, invalid_fields
@@ -157,6 +169,11 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return events.plain_error(
             400, "invalid_json", "the request body is marked base64 but is not base64-encoded UTF-8 text"
         )
+    try:  # what no route can store (NUL, lone surrogates, NaN, deep nesting): refused before any write
+        screening.screen_body(request.get("body"))
+        screening.screen_query(request.get("queryStringParameters"))
+    except screening.RefusedInput as refused:
+        return refused.response()
     # Agents stored since the last read (core.agent_refresh): no SQL unless due or unknown.
     container.run(orchestrator.before_request(events.agent_ref(event)))
     with serving(api):
