@@ -34,7 +34,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from core.errors import NotFoundError
 from core.knowledge import KnowledgeSettings
@@ -67,7 +67,7 @@ class DocumentBody(ApiModel):
     text: str | None = Field(default=None, min_length=1)
     file: str | None = Field(default=None, min_length=1, description="The file's bytes, base64-encoded.")
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00]*\S[^\x00]*$")
-    shared: bool = False
+    shared: StrictBool = False  # JSON true/false only: "yes" or 1 is a 422, not a shared document
     content_type: str = Field(default="text/plain", max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
     metadata: dict[str, Any] | None = None
 

@@ -95,3 +95,10 @@ def test_document_metadata_that_postgres_cannot_store_is_a_4xx(messages_fn, unch
 def test_a_nul_in_a_query_parameter_is_a_422(messages_fn, unchanged):
     status, body = call(messages_fn, http_event("GET", "/agents/eliza/facts", query={"query": "\u0000"}))
     assert status == 422 and body["fields"][0]["field"] == "query"
+
+
+@pytest.mark.parametrize("shared", ["yes", 1, "true"])
+def test_a_boolean_must_be_a_json_boolean(messages_fn, unchanged, shared):
+    body = {"text": "d", "name": f"strict-{uuid.uuid4().hex[:6]}", "shared": shared}
+    status, answer = call(messages_fn, http_event("POST", "/agents/eliza/documents", body))
+    assert status == 422 and [f["field"] for f in answer["fields"]] == ["shared"]
