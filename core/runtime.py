@@ -36,7 +36,7 @@ from core.plugin import (
     normalise_action_result,
 )
 from core.services import Service
-from core.settings import SettingT, parse_setting
+from core.settings import SettingT, parse_setting, setting_value
 from core.settings.agents import PROVIDER_TIMEOUT_S
 from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
@@ -112,10 +112,7 @@ class AgentRuntime:
         """
         for source in (self.character.secrets, self.character.settings, self._settings, os.environ):
             if key in source and source[key] is not None:
-                value = source[key]
-                if isinstance(value, str) and value.lower() in {"true", "false"}:
-                    return value.lower() == "true"
-                return value
+                return setting_value(source[key])
         return None
 
     def setting(

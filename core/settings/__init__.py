@@ -21,7 +21,7 @@ and ``process``.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from core.errors import ConfigurationError
 
@@ -33,6 +33,13 @@ SettingT = TypeVar("SettingT", bool, int, float, str)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def setting_value(value: Any) -> Any:
+    """What elizaOS ``getSetting`` returns for a stored value: ``"true"``/``"false"`` (any case) as booleans."""
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    return value
 
 
 def parse_setting(

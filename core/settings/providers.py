@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.settings import SettingT, parse_setting
+from core.settings import SettingT, parse_setting, setting_value
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,7 @@ class EnvironmentSettings:
 
     def get_setting(self, key: str) -> Any:
         """The variable ``key`` (``"true"``/``"false"`` as booleans, as ``AgentRuntime.get_setting``), or ``None``."""
-        value = self._environ.get(key)
-        if value is not None and value.lower() in {"true", "false"}:
-            return value.lower() == "true"
-        return value
+        return setting_value(self._environ.get(key))
 
     def setting(
         self,

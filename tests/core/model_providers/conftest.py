@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from core.model_providers.resources import ProviderResources
-from core.settings import SettingT, parse_setting
-from core.settings.providers import ProviderSettings
+from core.settings.providers import EnvironmentSettings, ProviderSettings
 from tests.data import PROVIDERS
 
 #: Settings of every provider, removed from the environment so a developer's keys never leak in.
@@ -38,36 +37,20 @@ def recorded_json(name: str) -> Any:
     return json.loads(recorded(name))
 
 
-class FakeRuntime:
+class FakeRuntime(EnvironmentSettings):
     """The slice of ``AgentRuntime`` the providers use: settings, and optionally an adapter.
 
     Settings come from ``settings`` only (never the process environment), so a test sees
-    exactly what it set.
+    exactly what it set; they are read as ``EnvironmentSettings`` reads its mapping.
     """
 
     def __init__(
         self, settings: Mapping[str, Any] | None = None, adapter: Any = None, agent_id: uuid.UUID | None = None
     ) -> None:
         self.settings = dict(settings or {})
+        super().__init__(self.settings)
         self.adapter = adapter
         self.agent_id = agent_id
-
-    def get_setting(self, key: str) -> Any:
-        value = self.settings.get(key)
-        if isinstance(value, str) and value.lower() in {"true", "false"}:
-            return value.lower() == "true"
-        return value
-
-    def setting(
-        self,
-        name: str,
-        kind: type[SettingT],
-        default: SettingT,
-        *,
-        minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> SettingT:
-        return parse_setting(name, self.get_setting(name), kind, default, minimum=minimum, maximum=maximum)
 
 
 class Recorder:
