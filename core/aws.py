@@ -53,6 +53,27 @@ class AwsClients:
             return self._session.client(service_name, **kwargs)
 
 
+def fail_fast_config(budget_s: float) -> Any:
+    """Client options for a call that must not hold up a reply: one attempt, short timeouts.
+
+    botocore's defaults (60 s connect and read timeouts, up to 5 attempts in legacy mode) let
+    one SQS call to an endpoint that accepts connections and never answers block for minutes.
+
+    Args:
+        budget_s: Seconds allowed to connect and, separately, to read the answer.
+
+    Returns:
+        A ``botocore.config.Config`` for ``AwsClients.client(..., config=...)``.
+    """
+    from botocore.config import Config  # imported here: not every function talks to AWS
+
+    return Config(
+        connect_timeout=budget_s,
+        read_timeout=budget_s,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+
+
 #: The process's clients: one session for every AWS client a function makes.
 PROCESS = AwsClients()
 

@@ -27,6 +27,7 @@ from core.model_registry import ModelRegistry
 from core.plugin import Plugin
 from core.settings import Settings
 from core.settings.agents import RefreshSettings
+from core.settings.queues import EmbeddingQueueSettings
 from core.types import ModelType
 
 if TYPE_CHECKING:
@@ -88,8 +89,12 @@ class Container:
         if not self.settings.queue_urls:
             logger.warning("no EMBEDDINGS_*_QUEUE_URL set: embeddings stay pending")
             return None
+        budget_s = EmbeddingQueueSettings.from_env().send_budget_s  # bounds the reply path: core.embeddings.queue
         return EmbeddingQueue(
-            self.aws.client("sqs"), self.settings.queue_urls, dimension=self.settings.embedding_dimension
+            self.aws.client("sqs", config=aws.fail_fast_config(budget_s)),
+            self.settings.queue_urls,
+            dimension=self.settings.embedding_dimension,
+            budget_s=budget_s,
         )
 
     def orchestrator(self) -> Orchestrator:

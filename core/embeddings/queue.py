@@ -1,4 +1,11 @@
-"""Sending embedding requests to SQS: one ``SendMessageBatch`` per priority per turn."""
+"""Sending embedding requests to SQS: one ``SendMessageBatch`` per priority per turn, within a time budget.
+
+The sends run at the end of a turn, after the reply is known; when SQS is slow or unreachable
+the turn stops waiting after ``budget_s`` (``EMBEDDING_QUEUE_BUDGET_S``, 1 s) and answers. The
+client is made with matching timeouts and no retry (``core.aws.fail_fast_config``), so a send
+still running then ends on its own soon after. Requests not accepted leave their memory
+pending: the scheduled sweep queues it again (``core.tasks.housekeeping``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,12 +33,21 @@ class EmbeddingQueue:
         sqs_client: A boto3 SQS client, made once per process.
         queue_urls: Queue URL by priority (``high``, ``normal``, ``low``).
         dimension: ``EMBEDDING_DIMENSION``, carried in every request.
+        budget_s: Most seconds one ``flush`` waits for SQS (``None``: as long as the client takes).
     """
 
-    def __init__(self, sqs_client: Any, queue_urls: Mapping[str, str], *, dimension: int = 384) -> None:
+    def __init__(
+        self,
+        sqs_client: Any,
+        queue_urls: Mapping[str, str],
+        *,
+        dimension: int = 384,
+        budget_s: float | None = None,
+    ) -> None:
         self.sqs = sqs_client
         self.queue_urls = dict(queue_urls)
         self.dimension = dimension
+        self.budget_s = budget_s
 
     def batch(self) -> EmbeddingBatch:
         """A new per-invocation buffer of requests."""
@@ -43,6 +60,8 @@ class EmbeddingBatch:
     def __init__(self, queue: EmbeddingQueue) -> None:
         self._queue = queue
         self._pending: dict[Priority, list[EmbeddingRequest]] = {p: [] for p in PRIORITIES}
+        #: Memories whose request SQS accepted in the last ``flush``.
+        self.accepted: list[UUID] = []
 
     def add(self, memory: Memory, priority: Priority = "normal") -> bool:
         """Buffer a request for ``memory`` (elizaOS ``queueEmbeddingGeneration``).
@@ -74,27 +93,41 @@ class EmbeddingBatch:
         return sum(len(v) for v in self._pending.values())
 
     async def flush(self) -> int:
-        """Send everything buffered: one ``SendMessageBatch`` per priority (per 10 requests).
+        """Send everything buffered: one ``SendMessageBatch`` per priority (per 10 requests), at once.
 
         SQS failures are logged, never raised: the reply must not fail because SQS did; the
-        memories stay without embedding and the scheduled sweep queues them again.
+        memories stay without embedding and the scheduled sweep queues them again. Waits at
+        most the queue's ``budget_s``; sends still running then count as not accepted.
 
         Returns:
-            Number of requests SQS accepted.
+            Number of requests SQS accepted (their memories are listed in ``accepted``).
         """
         sends = [
-            asyncio.to_thread(self._send, priority, requests[i : i + SQS_BATCH_LIMIT])
+            asyncio.create_task(asyncio.to_thread(self._send, priority, requests[i : i + SQS_BATCH_LIMIT]))
             for priority, requests in self._pending.items()
             for i in range(0, len(requests), SQS_BATCH_LIMIT)
         ]
         self._pending = {p: [] for p in PRIORITIES}
-        return sum(await asyncio.gather(*sends))
+        self.accepted = []
+        if not sends:
+            return 0
+        done, late = await asyncio.wait(sends, timeout=self._queue.budget_s)
+        if late:
+            logger.warning(
+                "SQS did not answer within %.2f s: %d SendMessageBatch call(s) left pending for the sweep",
+                self._queue.budget_s,
+                len(late),
+            )
+        for task in done:
+            self.accepted.extend(task.result())
+        return len(self.accepted)
 
-    def _send(self, priority: Priority, requests: list[EmbeddingRequest]) -> int:
+    def _send(self, priority: Priority, requests: list[EmbeddingRequest]) -> list[UUID]:
+        """One ``SendMessageBatch``; returns the memories whose request SQS accepted."""
         url = self._queue.queue_urls.get(priority)
         if not url:
             logger.warning("no %s embedding queue configured; %d request(s) left pending", priority, len(requests))
-            return 0
+            return []
         entries = [{"Id": str(i), "MessageBody": r.model_dump_json(by_alias=True)} for i, r in enumerate(requests)]
         try:
             response = self._queue.sqs.send_message_batch(QueueUrl=url, Entries=entries)
@@ -102,7 +135,7 @@ class EmbeddingBatch:
             logger.warning(
                 "SendMessageBatch to the %s queue failed (%s); %d request(s) left pending", priority, exc, len(requests)
             )
-            return 0
+            return []
         for failure in response.get("Failed", []):
             logger.warning("SQS refused embedding request %s: %s", failure.get("Id"), failure.get("Message"))
-        return len(response.get("Successful", []))
+        return [requests[int(ok["Id"])].memory_id for ok in response.get("Successful", [])]
