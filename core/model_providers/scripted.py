@@ -4,12 +4,21 @@ Text models answer from per-type queues filled with ``ScriptedModels.script``; a
 a string, an exception to raise, or a callable ``(params) -> str``. Embeddings are a real,
 if crude, deterministic model (hashed bag of words, 384 dimensions, unit length), so that
 vector search works end to end without loading ONNX.
+
+``SCRIPTED_REPLY`` (load tests and demos): with it set, a text call that finds nothing queued
+answers with that reply instead of failing, in the XML every parser of a turn reads (the
+message handler's ``<actions>REPLY</actions><text>``, should-respond's ``<action>RESPOND``, the
+reflection's empty ``<facts>`` and ``<relationships>``): ``make run`` with
+``MODEL_PLUGINS=core.model_providers.scripted SCRIPTED_REPLY=hi`` answers every message with
+"hi" at no model cost.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import math
+import os
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +31,16 @@ from core.types.model_runtime import ModelRuntime
 
 Answer = str | BaseException | Callable[[Mapping[str, Any]], str]
 _WORD = re.compile(r"\w+")
+#: The variable holding the fixed reply of the process-wide models (see the module docstring).
+SCRIPTED_REPLY_ENV = "SCRIPTED_REPLY"
+
+
+def fixed_answer(reply: str) -> str:
+    """The answer to any text call that makes a turn reply ``reply`` (XML-escaped inside ``<text>``)."""
+    return (
+        "<response><thought>scripted reply</thought><action>RESPOND</action><actions>REPLY</actions>"
+        f"<text>{html.escape(reply, quote=False)}</text><facts></facts><relationships></relationships></response>"
+    )
 
 
 class ScriptedModels:
@@ -29,10 +48,12 @@ class ScriptedModels:
 
     Args:
         dimension: Length of the vectors ``TEXT_EMBEDDING`` returns.
+        fixed_reply: When set, what a text call answers when nothing is queued (``fixed_answer``).
     """
 
-    def __init__(self, dimension: int = 384) -> None:
+    def __init__(self, dimension: int = 384, fixed_reply: str | None = None) -> None:
         self.dimension = dimension
+        self.fixed_reply = fixed_reply
         self.answers: dict[ModelType, deque[Answer]] = {}
         self.calls: list[tuple[ModelType, dict[str, Any]]] = []
 
@@ -40,19 +61,26 @@ class ScriptedModels:
         """Queue answers for ``model_type``, used in order."""
         self.answers.setdefault(model_type, deque()).extend(answers)
 
+    def _record(self, model_type: ModelType, params: Mapping[str, Any]) -> None:
+        if self.fixed_reply is None:  # with a fixed reply (a load test), a log of calls would grow without end
+            self.calls.append((model_type, dict(params)))
+
     def reset(self) -> None:
         """Forget queued answers and recorded calls."""
         self.answers.clear()
         self.calls.clear()
 
     async def text(self, model_type: ModelType, params: Mapping[str, Any]) -> str:
-        """Next queued answer for ``model_type``.
+        """Next queued answer for ``model_type``, else the fixed reply's answer when one is set.
 
         Raises:
-            ModelError: nothing is queued (non-retryable), or the queued entry is that error.
+            ModelError: nothing is queued and no fixed reply is set (non-retryable), or the
+                queued entry is that error.
         """
-        self.calls.append((model_type, dict(params)))
+        self._record(model_type, params)
         queue = self.answers.get(model_type)
+        if not queue and self.fixed_reply is not None:
+            return fixed_answer(self.fixed_reply)
         if not queue:
             raise ModelError(f"scripted model has no answer queued for {model_type.value}", provider="scripted")
         answer = queue.popleft()
@@ -62,7 +90,7 @@ class ScriptedModels:
 
     async def embed(self, params: Mapping[str, Any]) -> list[float] | list[list[float]]:
         """``{"text": str}`` → one vector; ``{"texts": [...]}`` → one vector per text."""
-        self.calls.append((ModelType.TEXT_EMBEDDING, dict(params)))
+        self._record(ModelType.TEXT_EMBEDDING, params)
         if "texts" in params:
             return [self.vector(t) for t in params["texts"]]
         return self.vector(str(params.get("text", "")))
@@ -101,5 +129,5 @@ class ScriptedModels:
 
 
 #: The process-wide scripted models; ``MODEL_PLUGINS=core.model_providers.scripted`` uses it.
-models = ScriptedModels()
+models = ScriptedModels(fixed_reply=os.environ.get(SCRIPTED_REPLY_ENV) or None)
 plugin = models.plugin()
