@@ -21,7 +21,7 @@ from core.character import Character
 from core.db.adapter import DatabaseAdapter
 from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
-from core.errors import NotFoundError
+from core.errors import ModelNotFoundError, NotFoundError
 from core.events import EventHandler, EventType
 from core.log_context import bind_log_keys, reset_log_keys
 from core.plugin import (
@@ -30,14 +30,17 @@ from core.plugin import (
     Evaluator,
     HandlerCallback,
     ModelRegistration,
+    Plugin,
+    Provider,
     ProviderResult,
     SendHandler,
     TargetInfo,
     normalise_action_result,
 )
+from core.runtime_store import AgentStore
 from core.services import Service
 from core.settings import SettingT, parse_setting, setting_value
-from core.settings.agents import PROVIDER_TIMEOUT_S
+from core.settings.agents import CONVERSATION_LENGTH, PROVIDER_TIMEOUT_S
 from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
 from core.types import (
@@ -54,6 +57,7 @@ from core.types import (
     TaskUpdate,
     World,
 )
+from core.uuid import create_unique_uuid
 
 if TYPE_CHECKING:
     from core.model_registry import StreamCallback
@@ -64,8 +68,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class AgentRuntime:
+class AgentRuntime(AgentStore):
     """The elizaOS ``AgentRuntime`` surface used by a message turn.
+
+    Storage (entities, rooms, worlds, participants, components, relationships, memories,
+    cache) is agent-scoped through ``AgentStore``: plugins never pass ``agent_id`` by hand.
 
     Args:
         blueprint: The agent's process-wide definition.
@@ -85,6 +92,7 @@ class AgentRuntime:
         self.adapter = adapter
         self.embeddings: EmbeddingBatch | None = embedding_queue.batch() if embedding_queue else None
         self._settings = settings or {}
+        self._overrides: dict[str, Any] = {}
         self._run_id: UUID | None = None
         self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
@@ -103,17 +111,157 @@ class AgentRuntime:
     def actions(self) -> dict[str, Action]:
         return self.blueprint.actions
 
+    @property
+    def providers(self) -> list[Provider]:
+        """Every registered provider (elizaOS ``runtime.providers``), dynamic and private ones too."""
+        return list(self.blueprint.providers.values())
+
+    @property
+    def evaluators(self) -> list[Evaluator]:
+        """Every registered evaluator (elizaOS ``runtime.evaluators``)."""
+        return list(self.blueprint.evaluators)
+
+    @property
+    def plugins(self) -> list[Plugin]:
+        """The agent's plugins in registration order (elizaOS ``runtime.plugins``)."""
+        return list(self.blueprint.plugins)
+
+    # -- registration (elizaOS registerAction, registerProvider, registerEvaluator...) --------
+    #
+    # What is registered is kept by the agent's blueprint, so it lasts for the process and
+    # every later runtime of the agent sees it, as a plugin's own actions do.
+
+    def register_action(self, action: Action) -> bool:
+        """elizaOS ``registerAction``: an action of the same name is kept (a warning is logged).
+
+        Returns:
+            False when an action of that name was already registered.
+        """
+        if action.name in self.blueprint.actions:
+            logger.warning("action %s is already registered for %s; kept", action.name, self.character.name)
+            return False
+        self.blueprint.actions[action.name] = action
+        return True
+
+    def register_provider(self, provider: Provider) -> bool:
+        """elizaOS ``registerProvider``: a provider of the same name is kept (a warning is logged).
+
+        Returns:
+            False when a provider of that name was already registered.
+        """
+        if provider.name in self.blueprint.providers:
+            logger.warning("provider %s is already registered for %s; kept", provider.name, self.character.name)
+            return False
+        self.blueprint.providers[provider.name] = provider
+        return True
+
+    def register_evaluator(self, evaluator: Evaluator) -> bool:
+        """elizaOS ``registerEvaluator``. Unlike elizaOS (which appends twice), a second evaluator of
+        the same name is refused: it would run twice per turn.
+
+        Returns:
+            False when an evaluator of that name was already registered.
+        """
+        if any(e.name == evaluator.name for e in self.blueprint.evaluators):
+            logger.warning("evaluator %s is already registered for %s; kept", evaluator.name, self.character.name)
+            return False
+        self.blueprint.evaluators.append(evaluator)
+        return True
+
+    async def register_service(self, service_class: type[Service]) -> Service | None:
+        """elizaOS ``registerService``: register the class and start it for this agent.
+
+        Returns:
+            The started service, or ``None`` when it failed to start (logged, as at start-up).
+
+        Raises:
+            ValueError: the class has no ``service_type``.
+        """
+        self.blueprint.services.register(service_class)
+        await self.blueprint.services.start_all(self)
+        started = self.blueprint.services.get_all(service_class.service_type)
+        return next((s for s in started if type(s) is service_class), None)
+
+    async def register_plugin(self, plugin: Plugin) -> bool:
+        """elizaOS ``registerPlugin`` after the agent was built: add its parts, then run its
+        ``init(config, runtime)``, start its services and call its ``start(runtime)``.
+
+        A failing ``init``/``start`` is logged and the plugin stays registered (as at start-up).
+        Its ``dependencies`` must already be registered.
+
+        Returns:
+            False when a plugin of that name was already registered (nothing is done).
+
+        Raises:
+            ConfigurationError: the plugin has no name, or a dependency is not registered.
+        """
+        from core.errors import ConfigurationError
+
+        if any(p.name == plugin.name for p in self.blueprint.plugins):
+            return False
+        missing = [d for d in plugin.dependencies if not any(p.name == d for p in self.blueprint.plugins)]
+        if missing:
+            raise ConfigurationError(f"plugin {plugin.name!r} needs {', '.join(missing)} registered first")
+        self.blueprint.register_plugin(plugin)
+        await self._start_plugin(plugin)
+        return True
+
+    async def _start_plugin(self, plugin: Plugin) -> None:
+        steps = [
+            ("init", plugin.init(plugin.config, self) if plugin.init else None),
+            ("services", self.blueprint.services.start_all(self)),
+            ("start", plugin.start(self) if plugin.start else None),
+        ]
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                await step
+            except Exception:
+                logger.exception("plugin %s %s failed; the plugin stays registered", plugin.name, name)
+
+    def get_model(self, model_type: ModelType, provider: str | None = None) -> ModelHandlerFn | None:
+        """elizaOS ``getModel``: the handler ``use_model`` would call first, or ``None``."""
+        try:
+            return self.blueprint.models.candidates(model_type, provider)[0].registration.handler
+        except ModelNotFoundError:
+            return None
+
+    def get_all_services(self) -> dict[str, list[Service]]:
+        """elizaOS ``getAllServices``: the started services by type."""
+        services = self.blueprint.services
+        return {t: found for t in services.registered_types if (found := services.get_all(t))}
+
     # -- settings ---------------------------------------------------------------------------
 
     def get_setting(self, key: str) -> Any:
-        """elizaOS ``getSetting``: character secrets, character settings, runtime settings, env.
+        """elizaOS ``getSetting``: ``set_setting`` values, character secrets, character settings,
+        runtime settings, env.
 
         ``"true"``/``"false"`` strings become booleans. Returns ``None`` when unset.
         """
-        for source in (self.character.secrets, self.character.settings, self._settings, os.environ):
+        for source in (self._overrides, self.character.secrets, self.character.settings, self._settings, os.environ):
             if key in source and source[key] is not None:
                 return setting_value(source[key])
         return None
+
+    def set_setting(self, key: str, value: Any, secret: bool = False) -> None:
+        """elizaOS ``setSetting``: ``get_setting(key)`` returns ``value`` from now on, in this runtime.
+
+        Differs from elizaOS: its runtime lives as long as the process, ours one invocation, so
+        the value lasts for this invocation only (nothing is written: a setting that must
+        outlive it belongs in the character, stored with ``PUT /agents/{agent}``). ``secret``
+        is accepted for elizaOS's signature; both kinds are read the same way.
+        """
+        self._overrides[key] = value
+
+    def get_conversation_length(self) -> int:
+        """elizaOS ``getConversationLength``: messages in the prompt (``CONVERSATION_LENGTH``, default 32).
+
+        Raises:
+            ConfigurationError: the setting is malformed or out of range.
+        """
+        return CONVERSATION_LENGTH.read(self)
 
     def setting(
         self,
@@ -290,26 +438,72 @@ class AgentRuntime:
         room_id: UUID,
         world_id: UUID | None = None,
         user_name: str | None = None,
+        name: str | None = None,
+        world_name: str | None = None,
+        room_name: str | None = None,
         source: str = "api",
         channel_type: ChannelType = ChannelType.DM,
+        channel_id: str | None = None,
+        server_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
     ) -> None:
         """Make sure the entity, room, world and participant exist (elizaOS ``ensureConnection``).
 
-        A pair already stored by this process costs no SQL.
+        A pair already stored by this process costs no SQL; otherwise one round trip. Existing
+        worlds and rooms are left as they are; the entity's names and per-source metadata are
+        merged. Differs from elizaOS: the agent is not made a participant here (one more
+        write per new pair on the turn); ``set_participant_user_state`` adds it when it first
+        needs a state.
+
+        Args:
+            entity_id, room_id: Our ids of the sender and the room.
+            world_id: The room's world; derived from ``server_id`` when absent, as elizaOS does
+                (``create_unique_uuid(agent, server_id)``).
+            user_name, name: The sender's handle and display name (both kept in ``names``).
+            world_name, room_name: Names for a new world / room.
+            source: The platform (``"discord"``); ``metadata[source]`` holds the platform ids.
+            channel_type: The room's kind.
+            channel_id, server_id: The platform's ids of the room and its server.
+            metadata: More of the entity's metadata for ``source`` (merged).
+            user_id: The sender's id on the platform.
         """
         key = (entity_id, room_id)
         if key in self.blueprint.connections:
             return
-        world = World(id=world_id, agent_id=self.agent_id) if world_id else None
-        room = Room(id=room_id, agent_id=self.agent_id, source=source, type=channel_type, world_id=world_id)
-        entity = Entity(
-            id=entity_id,
+        if world_id is None and server_id:
+            world_id = create_unique_uuid(self.agent_id, server_id)
+        world = World(id=world_id, agent_id=self.agent_id, name=world_name, server_id=server_id) if world_id else None
+        room = Room(
+            id=room_id,
             agent_id=self.agent_id,
-            names=[user_name] if user_name else [],
-            metadata={source: {"userName": user_name}} if user_name else {},
+            name=room_name or name,
+            source=source,
+            type=channel_type,
+            world_id=world_id,
+            channel_id=channel_id,
+            server_id=server_id,
         )
+        entity = self._connected_entity(entity_id, source, user_name, name, user_id, metadata)
         await self.adapter.ensure_connection(entity, room, world)
         self.blueprint.connections.add(key)
+
+    def _connected_entity(
+        self,
+        entity_id: UUID,
+        source: str,
+        user_name: str | None,
+        name: str | None,
+        user_id: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> Entity:
+        # elizaOS keeps {source: {id, name, userName}} per platform and both names in ``names``.
+        platform = {"id": user_id, "name": name, "userName": user_name, **(metadata or {})}
+        platform = {k: v for k, v in platform.items() if v is not None}
+        names = list(dict.fromkeys(n for n in (name, user_name) if n))
+        return Entity(
+            id=entity_id, agent_id=self.agent_id, names=names, metadata={source: platform} if platform else {}
+        )
 
     async def ensure_connections(
         self, entities: Sequence[Entity], rooms: Sequence[Room], world: World | None = None
@@ -343,8 +537,16 @@ class AgentRuntime:
             self.blueprint.connections.add(pair)
 
     async def create_memory(self, memory: Memory, table: str = "messages") -> Memory:
-        """Store one memory. Its embedding is requested separately (``queue_embedding_generation``)."""
+        """Store one memory (elizaOS ``createMemory``).
+
+        A memory carrying an ``embedding`` (``add_embedding_to_memory``) has it stored too, one
+        more round trip; otherwise request one with ``queue_embedding_generation``.
+
+        Raises:
+            EmbeddingDimensionError: the carried embedding is not ``EMBEDDING_DIMENSION`` long.
+        """
         await self.adapter.create_memories([memory], table)
+        await self._store_embedding(memory)
         return memory
 
     async def get_memories(self, room_id: UUID, table: str = "messages", count: int = 32) -> list[Memory]:
@@ -357,28 +559,36 @@ class AgentRuntime:
         *,
         table: str | None = None,
         room_id: UUID | None = None,
+        world_id: UUID | None = None,
+        entity_id: UUID | None = None,
         count: int = 10,
         match_threshold: float = 0.0,
+        query_text: str | None = None,
     ) -> list[Memory]:
         """elizaOS ``searchMemories``: the agent's memories nearest to ``embedding`` (cosine), nearest first.
 
         Args:
             embedding: A vector of ``EMBEDDING_DIMENSION`` floats.
             table: Memory type (``messages``, ``facts``, ``knowledge``...); every type when ``None``.
-            room_id: Only this room's memories.
+            room_id, world_id, entity_id: Only memories of this room / world / speaker.
             count: Most memories returned.
             match_threshold: Least similarity (1 - cosine distance) kept.
+            query_text: The query's text, for the adapter's hybrid ranking where it has one.
 
         Raises:
             EmbeddingDimensionError: ``embedding`` has the wrong length.
         """
         return await self.adapter.search_memories(
-            self.agent_id, embedding, table=table, room_id=room_id, count=count, match_threshold=match_threshold
+            self.agent_id,
+            embedding,
+            table=table,
+            room_id=room_id,
+            world_id=world_id,
+            entity_id=entity_id,
+            count=count,
+            match_threshold=match_threshold,
+            query_text=query_text,
         )
-
-    async def get_room(self, room_id: UUID) -> Room | None:
-        """elizaOS ``getRoom``: one of the agent's rooms, ``None`` when it has none of that id."""
-        return await self.adapter.get_room(self.agent_id, room_id)
 
     def queue_embedding_generation(self, memory: Memory, priority: Priority = "normal") -> bool:
         """Buffer an embedding request; sent by ``flush_embeddings`` at the end of the turn.
