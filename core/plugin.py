@@ -172,6 +172,8 @@ class Route:
         body_model: Optional pydantic model the JSON body is validated against (422 naming
             the fields otherwise); the handler then gets the model instance as ``request.body``.
         status: HTTP status of a successful answer.
+        public: Any authenticated caller may call it; by default only admins may (elizaOS
+            guards plugin routes with the server's API key, which is an operator's).
     """
 
     method: str
@@ -179,6 +181,7 @@ class Route:
     handler: Callable[[AgentRuntime, RouteRequest], Awaitable[Any]]
     body_model: type | None = None
     status: int = 200
+    public: bool = False
 
     def __post_init__(self) -> None:
         if self.method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
