@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.messaging.prompt_data import clean_name, quote_block
 from core.plugin import Provider, ProviderResult
 from core.settings.agents import CONVERSATION_LENGTH
 from core.types import Memory, State
@@ -61,7 +62,9 @@ async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State)
     messages = await runtime.get_memories(message.room_id, "messages", count)
     names = await runtime.adapter.get_entity_names(runtime.agent_id, list({m.entity_id for m in messages}))
     names[runtime.agent_id] = runtime.character.name
-    lines = [f"{names.get(m.entity_id, 'User')}: {m.text}" for m in messages if m.text]
+    # One line per message: names and text are the senders' data, quoted so that neither a
+    # newline nor a tag in them can forge a line or a section (core.messaging.prompt_data).
+    lines = [f"{clean_name(names.get(m.entity_id))}: {quote_block(m.text)}" for m in messages if m.text]
     text = "# Conversation Messages\n" + "\n".join(lines) if lines else ""
     return ProviderResult(
         text=text,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.knowledge import KnowledgeSettings, owner_ids
+from core.messaging.prompt_data import clean_name, quote_block
 from core.plugin import Plugin, Provider, ProviderResult
 from core.types import Memory, ModelType, State
 
@@ -55,7 +56,11 @@ def format_knowledge(fragments: list[Memory]) -> str:
     """The prompt section: one numbered item per fragment, naming its source."""
     if not fragments:
         return ""
-    items = [f"[{i}] (source: {f.metadata.source or 'knowledge'}) {f.text}" for i, f in enumerate(fragments, 1)]
+    # Document names and text are whoever uploaded them's data: quoted, continuation lines indented.
+    items = [
+        f"[{i}] (source: {clean_name(f.metadata.source, default='knowledge', max_chars=120)}) {quote_block(f.text)}"
+        for i, f in enumerate(fragments, 1)
+    ]
     return "# Knowledge\n" + "\n\n".join(items)
 
 

@@ -23,6 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from core.messaging.prompt_data import clean_name, quote_block, quote_data
 from core.plugin import Provider, ProviderResult
 from core.types import Entity, Memory, ModelType, State
 from core.types.fact import FACTS_TABLE, Fact
@@ -55,7 +56,7 @@ async def _facts(runtime: AgentRuntime, message: Memory, state: State) -> Provid
     if not memories:
         return ProviderResult(values={"facts": ""}, data={"facts": []})
     facts = [Fact.from_memory(m) for m in memories]
-    listing = "\n".join(f"- {f.text}" for f in facts)
+    listing = "\n".join(f"- {quote_block(f.text)}" for f in facts)  # facts quote what people said
     return ProviderResult(
         text=f"# Key facts that {runtime.character.name} knows\n{listing}",
         values={"facts": listing},
@@ -111,7 +112,7 @@ async def _relationships(runtime: AgentRuntime, message: Memory, state: State) -
         rows.append(
             ",".join(
                 [
-                    _csv(names.get(other, "Unknown")),
+                    _csv(clean_name(names.get(other), default="Unknown")),
                     "to" if outgoing else "from",
                     str(r.interaction_count),
                     f"{r.strength:.2f}",
@@ -120,7 +121,7 @@ async def _relationships(runtime: AgentRuntime, message: Memory, state: State) -
             )
         )
     csv = "\n".join(rows)
-    sender = names.get(message.entity_id, "user")
+    sender = clean_name(names.get(message.entity_id), default="user")
     return ProviderResult(
         text=f"# Relationships ({len(relationships)}) - {sender}'s connections\n{csv}",
         values={"relationships": csv},
@@ -141,7 +142,7 @@ async def _entities(runtime: AgentRuntime, message: Memory, state: State) -> Pro
     entities = await runtime.adapter.get_entities_for_room(runtime.agent_id, message.room_id, include_components=True)
     by_id = {e.id: e for e in entities}
     sender = by_id.get(message.entity_id)
-    sender_name = sender.names[0] if sender and sender.names else ""
+    sender_name = clean_name(sender.names[0], default="") if sender and sender.names else ""
     ordered = ([sender] if sender else []) + [e for e in entities if e.id != message.entity_id]
     shown = ordered[:MAX_ENTITIES]
     blocks = [_format_entity(e) for e in shown]
@@ -161,11 +162,12 @@ def _format_entity(entity: Entity) -> str:
     for component in getattr(entity, "components", None) or []:  # Component objects, oldest first
         data.update(component.data)
     data.update(entity.metadata)
-    names = '" aka "'.join(entity.names) or "Unknown"
+    names = '" aka "'.join(clean_name(n).replace('"', "'") for n in entity.names) or "Unknown"
     block = f'"{names}"\nID: {entity.id}'
     if data:
         text = json.dumps(data, default=str, separators=(",", ":"))
-        block += f"\nData: {text[:MAX_ENTITY_DATA]}{'…' if len(text) > MAX_ENTITY_DATA else ''}"
+        # JSON already escapes newlines; the quoting escapes tags and chat tokens in its strings.
+        block += f"\nData: {quote_data(text[:MAX_ENTITY_DATA])}{'…' if len(text) > MAX_ENTITY_DATA else ''}"
     return block + "\n"
 
 

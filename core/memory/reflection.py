@@ -47,6 +47,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from core.memory.facts import store_facts
+from core.messaging.prompt_data import clean_name, quote_block, quote_data
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.plugin import Evaluator
@@ -476,12 +477,12 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
         {
             "agentName": runtime.character.name,
             "roomType": (room.type.value if room else message.content.channel_type) or "unknown",
-            "senderName": people.name(message.entity_id),
+            "senderName": clean_name(people.name(message.entity_id)),
             "senderId": str(message.entity_id),
             "entitiesInRoom": people.listing(message.entity_id, messages),
             "existingRelationships": people.format_relationships(relationships) or "None yet.",
             "recentMessages": people.transcript(messages) or "(no messages)",
-            "knownFacts": "\n".join(f"- {m.text}" for m in reversed(known.memories)) or "None yet.",
+            "knownFacts": "\n".join(f"- {quote_block(m.text)}" for m in reversed(known.memories)) or "None yet.",
         },
     )
     report = ReflectionReport()
@@ -601,7 +602,8 @@ class _People:
                 self._by_name[key] = entity_id if self._by_name.get(key, entity_id) == entity_id else None
 
     def name(self, entity_id: UUID) -> str:
-        return self.names.get(entity_id, "User")
+        """The display name for the prompt (quoted: names are the senders' data)."""
+        return clean_name(self.names.get(entity_id))
 
     def resolve(self, ref: str | None) -> UUID | None:
         """An id or exact name (any case) of a participant or the agent; ``None`` otherwise."""
@@ -631,13 +633,14 @@ class _People:
             if not m.text:
                 continue
             at = datetime.fromtimestamp(m.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-            lines.append(f"[{at}] {self.name(m.entity_id)}: {m.text[:MAX_MESSAGE_CHARS]}")
+            lines.append(f"[{at}] {self.name(m.entity_id)}: {quote_block(m.text[:MAX_MESSAGE_CHARS])}")
         return "\n".join(lines)
 
     def format_relationships(self, relationships: Sequence[Relationship]) -> str:
         return "\n".join(
-            f"- {self.names.get(r.source_entity_id, str(r.source_entity_id))} -> "
-            f"{self.names.get(r.target_entity_id, str(r.target_entity_id))}: {', '.join(r.tags) or 'no tags'}"
+            f"- {clean_name(self.names.get(r.source_entity_id), str(r.source_entity_id))} -> "
+            f"{clean_name(self.names.get(r.target_entity_id), str(r.target_entity_id))}: "
+            f"{quote_data(', '.join(r.tags)) or 'no tags'}"
             f" ({r.interaction_count} interactions, strength {r.strength:.2f})"
             for r in relationships[:30]
         )

@@ -25,6 +25,10 @@ anything native code prints cannot corrupt the protocol.
 Lifetime: we exit when our stdin reaches end of file (the parent closed the pipe or died),
 also in the middle of a generation, and the kernel kills us when the parent dies
 (``PR_SET_PDEATHSIG``), so ``kill -9`` of the stack leaves no model process behind.
+Prompt hygiene: the texts of the model's control tokens are broken in every message before
+the chat template is applied (``special_token_texts``), so a user cannot write a turn of
+their own (``<|im_start|>system``).
+
 SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and the parent
 decides what a Ctrl-C means (cancel a reply, stop the stack), not us.
 """
@@ -39,6 +43,8 @@ import signal
 import sys
 import time
 from typing import Any
+
+from core.messaging.prompt_data import break_special_tokens
 
 #: Environment variables the parent sets for us.
 MODEL_PATH_ENV = "LOCAL_WORKER_MODEL_PATH"
@@ -156,7 +162,33 @@ def warm_up(model: Any) -> None:
     model.reset()
 
 
-def serve_chat(model: Any, request: dict[str, Any], reader: LineReader, out: int) -> bool:
+def special_token_texts(model: Any) -> frozenset[str]:
+    """The texts of the loaded model's control and user-defined tokens (``<|im_start|>``...).
+
+    llama.cpp's chat completion tokenises the templated prompt with special tokens parsed, so
+    such a text inside a message would *be* the control token: ``serve_chat`` breaks them in
+    every message before the template is applied. About 20 ms for SmolLM2's 49,152 tokens.
+    """
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(model._model.model)
+    special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    texts = (
+        model.detokenize([token], special=True).decode("utf-8", "replace")
+        for token in range(model.n_vocab())
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & special
+    )
+    return frozenset(t for t in texts if len(t) >= 2)
+
+
+def inert_messages(messages: list[dict[str, Any]], tokens: frozenset[str]) -> list[dict[str, Any]]:
+    """``messages`` with the special-token texts in their contents broken (``< |im_start|>``)."""
+    return [{**m, "content": break_special_tokens(str(m.get("content") or ""), tokens)} for m in messages]
+
+
+def serve_chat(
+    model: Any, request: dict[str, Any], reader: LineReader, out: int, tokens: frozenset[str] = frozenset()
+) -> bool:
     """Generate one reply, streaming chunks; False when the parent is gone (stdin closed).
 
     Between tokens, a pending line on stdin is read: ``cancel`` stops the generation; end of
@@ -165,7 +197,7 @@ def serve_chat(model: Any, request: dict[str, Any], reader: LineReader, out: int
     write_message(out, {"event": "started"})
     try:
         stream = model.create_chat_completion(
-            messages=request["messages"],
+            messages=inert_messages(request["messages"], tokens),
             max_tokens=int(request["max_tokens"]),
             temperature=float(request["temperature"]),
             repeat_penalty=float(request["repeat_penalty"]),
@@ -203,6 +235,7 @@ def main() -> int:
         model = load_model(os.environ[MODEL_PATH_ENV], int(threads) if threads else None)
         loaded = time.perf_counter()
         warm_up(model)
+        tokens = special_token_texts(model)
     except Exception as exc:  # whatever the loader raises, the parent gets one readable line
         write_message(out, {"event": "error", "kind": "load", "message": f"{type(exc).__name__}: {exc}"})
         return 1
@@ -216,7 +249,7 @@ def main() -> int:
     )
     while (line := reader.readline()) is not None:
         request = json.loads(line)
-        if request.get("op") == "chat" and not serve_chat(model, request, reader, out):
+        if request.get("op") == "chat" and not serve_chat(model, request, reader, out, tokens):
             break
     return 0
 

@@ -127,6 +127,6 @@ async def test_the_answering_document_fragment_is_retrieved_and_mostly_first(kno
 
 async def test_the_prompt_names_the_source_of_the_first_fragment(knowledge):
     text = (await _ask(knowledge, "How many annotated IRC messages does the data set contain?")).text
-    assert text.startswith("# Knowledge\n[1] (source: README.md) # Data\n\nThis repository contains 80,000")
+    assert text.startswith("# Knowledge\n[1] (source: README.md) # Data\n\n    This repository contains 80,000")
     small_talk = await _ask(knowledge, "hello, how are you?")
     assert small_talk.data["knowledge"] == []  # nothing relevant: nothing in the prompt
