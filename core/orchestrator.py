@@ -15,7 +15,10 @@ rate limited; ``before_request`` is its hook.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -93,6 +96,10 @@ class Orchestrator:
         plugins: Plugins every agent gets (bootstrap, model providers), before the character's.
         settings: Runtime settings (``get_setting``'s third source); ``STATE_CACHE_SIZE`` and
             ``STATE_CACHE_TTL_S`` bound each agent's state cache, ``MAX_AGENT_HOPS`` agent chains.
+        dm_room_key: 32 bytes that make direct-message room ids unguessable
+            (``ServerSecret.key("dm_room")``; see ``dm_room_id``). A container passes the
+            deployment's; without one, a random key of this process is used, so DM rooms are
+            private but do not outlive the process.
     """
 
     def __init__(
@@ -102,8 +109,10 @@ class Orchestrator:
         embedding_queue: EmbeddingQueue | None = None,
         plugins: Sequence[Plugin] = (),
         settings: Mapping[str, Any] | None = None,
+        dm_room_key: bytes | None = None,
     ) -> None:
         self.adapter = adapter
+        self._dm_room_key = dm_room_key or os.urandom(32)
         self.embedding_queue = embedding_queue
         self.plugins = list(plugins)
         self.settings = dict(settings or {})
@@ -581,10 +590,24 @@ class Orchestrator:
         if incoming.hops > limit:
             raise AgentLoopError(f"agent-to-agent chain of {incoming.hops} hops is over MAX_AGENT_HOPS={limit}")
 
+    def dm_room_id(self, agent_id: UUID, entity_key: UUID) -> UUID:
+        """The direct-message room of an outside entity with an agent.
+
+        elizaOS derives it from the two ids alone; those are public here (an agent's id is in
+        ``GET /agents``, a user's follows from its token), so the id is keyed by a secret only
+        the server holds: ``create_unique_uuid(agent, HMAC-SHA256(dm_room_key, "dm:" + entity))``.
+
+        Args:
+            agent_id: The agent.
+            entity_key: The entity's id outside any agent (``IncomingMessage.entity_id``).
+        """
+        tag = hmac.new(self._dm_room_key, f"dm:{entity_key}".encode(), hashlib.sha256).hexdigest()
+        return create_unique_uuid(agent_id, tag)
+
     async def _receive(self, runtime: AgentRuntime, incoming: IncomingMessage) -> Memory:
         external_entity = incoming.entity_id or create_unique_uuid(runtime.agent_id, "api-user")
         entity_id = create_unique_uuid(runtime.agent_id, external_entity)
-        room_id = incoming.room_id or create_unique_uuid(runtime.agent_id, f"dm:{external_entity}")
+        room_id = incoming.room_id or self.dm_room_id(runtime.agent_id, external_entity)
         await runtime.ensure_connection(
             entity_id=entity_id,
             room_id=room_id,

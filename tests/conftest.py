@@ -20,6 +20,8 @@ for _key, _value in {
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
+    # The server's secret (DM room ids, the character-secrets key): deployed it comes from Secrets Manager.
+    "SERVER_SECRET": "test-server-secret-0123456789abcdef0123456789abcdef",
 }.items():
     os.environ[_key] = _value
 

@@ -17,11 +17,47 @@ def _event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+#: The issuer of the test tokens (what API Gateway's JWT authorizer would have verified).
+TEST_ISSUER = "https://issuer.test"
+
+
+def jwt_authorizer(sub: str, *, scopes: tuple[str, ...] = (), **claims: str) -> dict[str, Any]:
+    """``requestContext.authorizer`` as API Gateway's JWT authorizer fills it for a verified token."""
+    all_claims = {"sub": sub, "iss": TEST_ISSUER, **claims}
+    if scopes:
+        all_claims["scope"] = " ".join(scopes)
+    return {"jwt": {"claims": all_claims, "scopes": list(scopes) or None}}
+
+
+def user(name: str = "alice") -> dict[str, Any]:
+    """An ordinary user's verified token."""
+    return jwt_authorizer(f"user-{name}", name=name)
+
+
+def connector(source: str = "discord") -> dict[str, Any]:
+    """A connector's client-credentials token, speaking for ``source``."""
+    return jwt_authorizer(f"client-{source}", scopes=(f"agents/connector.{source}",))
+
+
+#: An admin's token: the default caller of ``http_event`` (most tests exercise what admins may do).
+ADMIN = jwt_authorizer("admin", scopes=("agents/admin",))
+
+
 def http_event(
-    method: str, path: str, body: str | bytes | dict | None = None, query: dict[str, str] | None = None
+    method: str,
+    path: str,
+    body: str | bytes | dict | None = None,
+    query: dict[str, str] | None = None,
+    *,
+    caller: dict[str, Any] | None = ADMIN,
 ) -> dict[str, Any]:
-    """A real API Gateway HTTP API (v2) event from Powertools' samples, re-aimed at ``method path``."""
+    """A real API Gateway HTTP API (v2) event from Powertools' samples, re-aimed at ``method path``,
+    authorised for ``caller`` (``requestContext.authorizer``; ``None``: no verified caller)."""
     event = copy.deepcopy(_event("pt-py.apiGatewayProxyV2Event.json"))
+    if caller is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"] = copy.deepcopy(caller)
     event["rawPath"] = path
     event["routeKey"] = "$default"
     event["requestContext"]["http"]["method"] = method

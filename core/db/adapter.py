@@ -28,6 +28,13 @@ from core.types import (
 from core.types.fact import Fact, FactWrite, OrphanSweep
 
 
+class RoomAccess(NamedTuple):
+    """A room and whether one entity takes part in it (``get_room_access``)."""
+
+    room: Room
+    is_participant: bool
+
+
 class AgentRecord(NamedTuple):
     """A stored agent: its id, name and character document (elizaOS JSON).
 
@@ -212,6 +219,8 @@ class DatabaseAdapter(Protocol):
     async def create_rooms(self, rooms: Sequence[Room]) -> list[UUID]: ...
 
     async def get_room(self, agent_id: UUID, room_id: UUID) -> Room | None: ...
+
+    async def get_room_access(self, agent_id: UUID, room_id: UUID, entity_id: UUID) -> RoomAccess | None: ...
 
     async def get_rooms_by_ids(self, agent_id: UUID, room_ids: Sequence[UUID]) -> list[Room]: ...
 

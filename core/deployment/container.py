@@ -25,8 +25,11 @@ from core.errors import ConfigurationError
 from core.events import EventBus
 from core.model_registry import ModelRegistry
 from core.plugin import Plugin
+from core.secret_box import SecretBox
+from core.server_secret import ServerSecret
 from core.settings import Settings
 from core.settings.agents import RefreshSettings
+from core.settings.identity import IdentitySettings
 from core.settings.queues import EmbeddingQueueSettings
 from core.types import ModelType
 
@@ -64,16 +67,27 @@ class Container:
 
     Raises:
         ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
-            or a model plugin cannot be resolved.
+            no server secret (``SERVER_SECRET`` or ``SERVER_SECRET_ARN``), or a model plugin
+            cannot be resolved.
     """
 
     def __init__(self, settings: Settings | None = None, aws_clients: aws.AwsClients | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.aws = aws_clients or aws.PROCESS
+        self.identity = IdentitySettings.from_env()
+        self.server_secret = self._load_server_secret()
         self.loop = asyncio.new_event_loop()
         self.pool = self._open_pool()
-        self.adapter = PostgresAdapter(self.pool, embedding_dimension=self.settings.embedding_dimension)
+        self.adapter = PostgresAdapter(
+            self.pool,
+            embedding_dimension=self.settings.embedding_dimension,
+            secret_box=SecretBox(self.server_secret.key("character_secrets")),
+        )
         self.model_plugins: list[Plugin] = [resolve_plugin(p) for p in self.settings.model_plugins]
+
+    def _load_server_secret(self) -> ServerSecret:
+        client = self.aws.client("secretsmanager") if not self.identity.server_secret else None
+        return ServerSecret.load(self.identity, client)
 
     def _open_pool(self) -> Pool:
         pool = create_pool(self.settings)
@@ -114,6 +128,7 @@ class Container:
             self.adapter,
             embedding_queue=self.embedding_queue(),
             plugins=[*built_in_plugins(), *self.model_plugins],
+            dm_room_key=self.server_secret.key("dm_room"),
         )
         self.run(orchestrator.add_agents(self.characters(), auto_start=True))
         orchestrator.refresher = refresher_class(orchestrator, refresh)

@@ -31,7 +31,7 @@ class MessageBody(ApiModel):
     entity_id: UUID | None = None
     room_id: UUID | None = None
     world_id: UUID | None = None
-    source: str = Field(default="api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     user_name: str | None = Field(default=None, max_length=100)
     channel_type: ChannelType = ChannelType.DM
 

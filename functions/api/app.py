@@ -10,9 +10,14 @@ Observability (``functions.observability``): every log line carries the API requ
 model latency and tokens come from ``core.model_providers.usage``.
 
 Errors are JSON with a status that says what happened (``functions.api.responses``): 400
-invalid JSON, 404 unknown agent, room or route, 405 wrong method on a plugin route, 413 body
-over ``MAX_BODY_BYTES``, 422 invalid field (named), 502 model failure (the user's message is
-kept), 503 with ``Retry-After`` when the database is briefly unavailable, 500 without internals.
+invalid JSON, 401 no verified caller, 403 a caller's role does not allow it (naming the field
+when one is to blame), 404 unknown agent, room or route (or a room the caller may not see), 405
+wrong method on a plugin route, 413 body over ``MAX_BODY_BYTES``, 422 invalid field (named), 502
+model failure (the user's message is kept), 503 with ``Retry-After`` when the database is briefly
+unavailable, 500 without internals.
+
+Who calls is the verified token's caller (``functions.api.identity``), never a body field; what
+it may touch is ``functions.api.access``. Only ``GET /health`` answers without one.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from functions import end_init_phase
 from functions.api import (
+    access,
     agents,
     documents,
     events,
     facts,
     health,
+    identity,
     memories,
     messages,
     plugins,
@@ -40,7 +47,7 @@ from functions.api import (
     screening,
     tasks,
 )
-from functions.api.context import Api, serving
+from functions.api.context import Api, Unauthenticated, serving
 from functions.api.openapi import openapi_enabled, openapi_json
 from functions.api.responses import error_response, invalid_fields
 from functions.init_phase import build_container
@@ -48,6 +55,9 @@ from functions.observability import Observability
 
 #: Every resource's router, in the order their routes are matched.
 ROUTERS = (health, agents, messages, rooms, memories, tasks, documents, facts, plugins)
+#: Routes that answer without a verified caller (``template.yaml`` gives them ``Authorizer: NONE``).
+PUBLIC_ROUTES = frozenset({("GET", "/health")})
+_UNAUTHORIZED = "a valid token is required (Authorization: Bearer ...)"
 
 
 def create_app(observability: Observability) -> APIGatewayHttpResolver:
@@ -101,6 +111,15 @@ def _register_error_handlers(app: APIGatewayHttpResolver, observability: Observa
                 for e in errors
             ]
         )
+
+    @app.exception_handler(Unauthenticated)
+    def unauthenticated(exc: Unauthenticated) -> Response[dict[str, Any]]:
+        return error_response(401, "unauthorized", _UNAUTHORIZED)
+
+    @app.exception_handler(access.Forbidden)
+    def forbidden(exc: access.Forbidden) -> Response[dict[str, Any]]:
+        extra = {} if exc.field is None else {"field": exc.field}
+        return error_response(403, "forbidden", str(exc), **extra)
 
     @app.exception_handler(plugins.MethodNotAllowedError)
     def method_not_allowed(exc: plugins.MethodNotAllowedError) -> Response[dict[str, Any]]:
@@ -160,6 +179,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    caller = identity.caller_from_event(event, container.identity)
+    if caller is None and events.route_key(event) not in PUBLIC_ROUTES:
+        return events.plain_error(401, "unauthorized", _UNAUTHORIZED)
     size, limit = events.body_size(event), container.settings.max_body_bytes
     if size > limit:
         return events.plain_error(413, "payload_too_large", f"body is {size} bytes; the limit is {limit}")
@@ -176,7 +198,7 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return refused.response()
     # Agents stored since the last read (core.agent_refresh): no SQL unless due or unknown.
     container.run(orchestrator.before_request(events.agent_ref(event)))
-    with serving(api):
+    with serving(api, caller):
         return app.resolve(request, context)
 
 

@@ -1,4 +1,4 @@
-"""What a route needs, given by the handler for each request: the container and the orchestrator.
+"""What a route needs, given by the handler for each request: the container, the orchestrator and the caller.
 
 Routers are module-level (Powertools' pattern) and may be included in several apps of one process
 (a test's, the local stack's); so they take what they need from the request being served, not
@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from functions.api.identity import Caller
 
 if TYPE_CHECKING:
     from core.deployment.container import Container
@@ -36,6 +38,11 @@ class Api:
 
 
 _serving: ContextVar[Api] = ContextVar("api")
+_caller: ContextVar[Caller | None] = ContextVar("caller")
+
+
+class Unauthenticated(Exception):
+    """A route that needs a caller ran without one (the API answers 401)."""
 
 
 def current() -> Api:
@@ -47,11 +54,25 @@ def current() -> Api:
     return _serving.get()
 
 
+def caller() -> Caller:
+    """The verified caller of the request being served (``functions.api.identity``).
+
+    Raises:
+        Unauthenticated: the request carries no verified identity.
+        LookupError: called outside ``serving`` (a route run without the handler).
+    """
+    who = _caller.get()
+    if who is None:
+        raise Unauthenticated("this route needs a verified caller")
+    return who
+
+
 @contextlib.contextmanager
-def serving(api: Api) -> Iterator[None]:
-    """Make ``api`` what ``current()`` returns while the block runs (one request)."""
-    token = _serving.set(api)
+def serving(api: Api, who: Caller | None = None) -> Iterator[None]:
+    """Make ``api`` and ``who`` what ``current()`` and ``caller()`` return while the block runs (one request)."""
+    token, caller_token = _serving.set(api), _caller.set(who)
     try:
         yield
     finally:
+        _caller.reset(caller_token)
         _serving.reset(token)

@@ -55,6 +55,7 @@ from core.knowledge.documents import (
 from core.knowledge.status import knowledge_status
 from core.types import Memory
 from core.types.wire import ApiModel
+from functions.api.access import ADMIN_ONLY
 from functions.api.context import current
 from functions.api.responses import error_response, invalid_field
 
@@ -78,7 +79,7 @@ class DocumentBody(ApiModel):
         return self
 
 
-@router.post("/agents/<agent>/documents")
+@router.post("/agents/<agent>/documents", middlewares=ADMIN_ONLY)
 def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
     """Add (or replace) a document; its fragments are queued for embedding at low priority."""
     api = current()
@@ -108,7 +109,7 @@ def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
     return Response(status_code=status, content_type="application/json", body=_result_json(result))
 
 
-@router.get("/agents/<agent>/documents")
+@router.get("/agents/<agent>/documents", middlewares=ADMIN_ONLY)
 def get_documents(
     agent: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -130,7 +131,7 @@ def get_documents(
 
 
 # Registered before ``/documents/<document_id>``: routes are tried in order, and "status" is no UUID.
-@router.get("/agents/<agent>/documents/status")
+@router.get("/agents/<agent>/documents/status", middlewares=ADMIN_ONLY)
 def get_documents_status(agent: str) -> dict[str, Any]:
     """How far the agent's knowledge is searchable: its fragments (and the shared ones) embedded,
     queued and failed (``core.knowledge.status``), with ``searchable`` the embedded share."""
@@ -141,7 +142,7 @@ def get_documents_status(agent: str) -> dict[str, Any]:
     return {"agentId": str(runtime.agent_id), **status.as_json()}
 
 
-@router.get("/agents/<agent>/documents/<document_id>")
+@router.get("/agents/<agent>/documents/<document_id>", middlewares=ADMIN_ONLY)
 def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> dict[str, Any]:
     """One document with its text; ``fragments=true`` adds its fragments in order."""
     api = current()
@@ -162,7 +163,7 @@ def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> 
     return answer
 
 
-@router.delete("/agents/<agent>/documents/<document_id>")
+@router.delete("/agents/<agent>/documents/<document_id>", middlewares=ADMIN_ONLY)
 def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
     """Delete a document and its fragments (a shared one for every agent)."""
     api = current()

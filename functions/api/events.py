@@ -47,6 +47,12 @@ def agent_ref(event: dict[str, Any]) -> str | None:
     return urllib.parse.unquote(match.group(1)) if match else None
 
 
+def route_key(event: dict[str, Any]) -> tuple[str, str]:
+    """``(method, path)`` of the request, e.g. ``("GET", "/health")``."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    return str(http.get("method") or ""), str(event.get("rawPath") or http.get("path") or "")
+
+
 def is_message_post(event: dict[str, Any]) -> bool:
     """``POST /agents/{agent}/messages``: the request ``MessageErrors`` counts."""
     http = (event.get("requestContext") or {}).get("http") or {}

@@ -26,7 +26,8 @@ from core.memory.facts import store_facts
 from core.types import ModelType
 from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind
 from core.types.wire import ApiModel
-from functions.api.context import current
+from functions.api.access import check_room, readable_room
+from functions.api.context import caller, current
 from functions.api.responses import invalid_field, json_response
 
 router = APIGatewayHttpRouter()
@@ -75,15 +76,14 @@ def fact_json(fact: Fact) -> dict[str, Any]:
 
 @router.post("/agents/<agent>/facts")
 def create_fact(agent: str, body: FactBody) -> Response[dict[str, Any]]:
-    """Store a fact; 201 when new, 200 when it confirmed a known fact (confidence raised)."""
-    api = current()
+    """Store a fact in a room the caller may use; 201 when new, 200 when it confirmed a known fact."""
+    api, who = current(), caller()
     orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
 
     async def store() -> Any:
         adapter = runtime.adapter
-        if await adapter.get_room(runtime.agent_id, body.room_id) is None:
-            raise NotFoundError(f"room {body.room_id} not found for agent {agent}")
+        await check_room(runtime, who, who.entity_key, body.room_id, may_create=False)
         wanted = [e for e in (body.entity_id, body.object_entity_id) if e is not None]
         if wanted and len(await adapter.get_entities_by_ids(runtime.agent_id, wanted)) < len(set(wanted)):
             raise NotFoundError(f"entity not found for agent {agent}")
@@ -107,11 +107,16 @@ def list_facts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response[dict[str, Any]]:
-    """A room's facts (or all rooms'), newest first and paged; with ``query``, the nearest facts."""
-    api = current()
+    """A room's facts, newest first and paged; with ``query``, the nearest facts.
+
+    The room is ``roomId`` (one the caller may read) or the caller's DM room; an admin without
+    ``roomId`` lists every room's.
+    """
+    api, who = current(), caller()
     orchestrator, container = api.orchestrator, api.container
     runtime = orchestrator.runtime(agent)
     adapter = runtime.adapter
+    roomId = container.run(readable_room(runtime, who, roomId))  # noqa: N806 - the query parameter's wire name
 
     if query is not None:
         if cursor is not None:

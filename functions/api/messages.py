@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from core.orchestrator import IncomingMessage
 from core.types.wire import MessageBody
-from functions.api.context import current
+from functions.api.access import check_room, speaker
+from functions.api.context import caller, current
 
 router = APIGatewayHttpRouter()
 
@@ -17,19 +18,24 @@ router = APIGatewayHttpRouter()
 def post_message(agent: str, body: MessageBody) -> dict[str, Any]:
     """Store the message, run the turn, answer ``{"messageId", "roomId", "didRespond", "mode", "responses"}``.
 
-    Counted in ``MessagesHandled`` by ``Mode`` and ``DidRespond``.
+    The speaker is the caller (``functions.api.access.speaker``); a ``roomId`` must be one the
+    caller may use, or a new one. Counted in ``MessagesHandled`` by ``Mode`` and ``DidRespond``.
     """
-    api = current()
+    api, who = current(), caller()
+    entity_key, source = speaker(who, body.entity_id, body.source)
+    runtime = api.orchestrator.runtime(agent)
+    if body.room_id is not None:
+        api.container.run(check_room(runtime, who, entity_key, body.room_id, may_create=True))
     incoming = IncomingMessage(
         text=body.text,
-        entity_id=body.entity_id,
+        entity_id=entity_key,
         room_id=body.room_id,
         world_id=body.world_id,
-        source=body.source,
-        user_name=body.user_name,
+        source=source,
+        user_name=body.user_name or who.name,
         channel_type=body.channel_type,
     )
-    result = api.container.run(api.orchestrator.handle_message(agent, incoming))
+    result = api.container.run(api.orchestrator.handle_message(runtime, incoming))
     api.observability.count("MessagesHandled", Mode=result.mode, DidRespond=str(result.did_respond).lower())
     api.observability.logger.info(
         "message handled",

@@ -5,7 +5,8 @@ that method and path, validates the JSON body against the route's ``body_model``
 its handler with an ephemeral runtime. Errors follow the API's conventions: 404 for an
 unknown agent, plugin or route; 405 for a known path with another method; 422 naming the
 invalid fields; 400 for a body that is not JSON (read base64-decoded when API Gateway
-encoded it, as it does a ``curl -d`` body).
+encoded it, as it does a ``curl -d`` body); 403 for a caller who is not an admin, unless the
+route is ``public``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 from core.errors import NotFoundError
 from core.orchestrator import Orchestrator
 from core.plugin import Route, RouteRequest
-from functions.api.context import current
+from functions.api.access import Forbidden
+from functions.api.context import caller, current
 from functions.api.responses import error_response, invalid_fields
 
 #: Path prefix of plugin routes, after the agent: ``/agents/{agent}`` + this + ``/{plugin}``.
@@ -40,6 +42,8 @@ def plugin_route(agent: str, plugin: str) -> Response[Any]:
     event = router.current_event
     path = event.path.split(f"{PREFIX}{plugin}", 1)[1]
     route = find_route(api.orchestrator, agent, plugin, event.http_method, path)
+    if not (route.public or caller().is_admin):
+        raise Forbidden("this plugin route is for admins")
     try:
         body = parse_body(route, event)
     except ValidationError as exc:

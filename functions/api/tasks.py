@@ -10,13 +10,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from core.types import Task
 from core.types.wire import TAGS_QUERY_PATTERN, TaskBody, query_tags, task_json
+from functions.api.access import ADMIN_ONLY
 from functions.api.context import current
 from functions.api.responses import error_response, json_response
 
 router = APIGatewayHttpRouter()
 
 
-@router.get("/agents/<agent>/tasks")
+@router.get("/agents/<agent>/tasks", middlewares=ADMIN_ONLY)
 def list_tasks(
     agent: str,
     tags: Annotated[str | None, Query(max_length=1400, pattern=TAGS_QUERY_PATTERN)] = None,
@@ -32,7 +33,7 @@ def list_tasks(
     return {"tasks": [task_json(t) for t in tasks]}
 
 
-@router.post("/agents/<agent>/tasks")
+@router.post("/agents/<agent>/tasks", middlewares=ADMIN_ONLY)
 def create_task(agent: str, body: TaskBody) -> Response[dict[str, Any]]:
     """Create a task for the agent; 201 with the stored task. A ``queue`` task needs a worker here."""
     api = current()

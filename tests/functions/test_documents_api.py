@@ -23,7 +23,9 @@ from core.knowledge.provider import knowledge_plugin
 from core.model_providers.scripted import ScriptedModels
 from core.orchestrator import Orchestrator
 from core.settings import Settings
+from core.settings.identity import IdentitySettings
 from functions.api.context import Api, serving
+from functions.api.identity import caller_from_event
 from tests.factories import FakeContext, http_event
 
 
@@ -73,7 +75,7 @@ class Harness:
         event = http_event(method, path, body, query)
         event["headers"] = {**event["headers"], "content-type": "application/json"}
         if context:  # what functions.api.app.handler does around every resolve
-            with serving(self.context):
+            with serving(self.context, caller_from_event(event, IdentitySettings())):
                 response = self.app.resolve(event, FakeContext())
         else:
             response = self.app.resolve(event, FakeContext())

@@ -70,13 +70,25 @@ def _check_changes(changes: Mapping[str, Any]) -> None:
 
 
 class AgentsMixin(PostgresBase):
+    """Agents (elizaOS ``IDatabaseAdapter`` agent methods); character secrets are sealed by
+    ``secret_box`` on every write and opened on every read, so callers see plain text."""
+
+    def _sealed(self, agent_id: UUID, character: Mapping[str, Any]) -> Mapping[str, Any]:
+        return character if self.secret_box is None else self.secret_box.seal_character(agent_id, character)
+
+    def _open(self, agent_id: UUID, character: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(character) if self.secret_box is None else self.secret_box.open_character(agent_id, character)
+
+    def _opened(self, record: AgentRecord) -> AgentRecord:
+        return record._replace(character=self._open(record.id, record.character))
+
     async def upsert_agents(self, agents: Sequence[AgentRecord]) -> None:
         """Create or update agents by id, in one round trip."""
         await self._execute_many(
             "INSERT INTO agents (id, name, character) VALUES (%s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, character = excluded.character,"
             " updated_at = now() WHERE agents.character IS DISTINCT FROM excluded.character",
-            [(a.id, a.name, Jsonb(a.character)) for a in agents],
+            [(a.id, a.name, Jsonb(self._sealed(a.id, a.character))) for a in agents],
         )
 
     async def create_agent(self, agent: AgentRecord) -> bool:
@@ -92,7 +104,7 @@ class AgentsMixin(PostgresBase):
         return (
             await self._execute(
                 "INSERT INTO agents (id, name, character, enabled) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (agent.id, agent.name, Jsonb(agent.character), agent.enabled),
+                (agent.id, agent.name, Jsonb(self._sealed(agent.id, agent.character)), agent.enabled),
             )
             == 1
         )
@@ -100,7 +112,7 @@ class AgentsMixin(PostgresBase):
     async def get_agent(self, agent_id: UUID) -> AgentRecord | None:
         """The agent, enabled or not, or ``None`` when there is no such agent."""
         row = await self._fetch_one(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s", (agent_id,))
-        return None if row is None else _agent_from_row(row)
+        return None if row is None else self._opened(_agent_from_row(row))
 
     async def get_agents(self, *, include_disabled: bool = False) -> list[AgentRecord]:
         """Agents by name (elizaOS ``getAgents``).
@@ -113,7 +125,7 @@ class AgentsMixin(PostgresBase):
             f"SELECT {_AGENT_COLUMNS} FROM agents WHERE enabled OR %s ORDER BY lower(name), id",
             (include_disabled,),
         )
-        return [_agent_from_row(r) for r in rows]
+        return [self._opened(_agent_from_row(r)) for r in rows]
 
     async def get_agent_versions(self, known: Mapping[UUID, datetime]) -> list[AgentVersion]:
         """Every enabled agent with its ``updated_at``, and its character only when it is news.
@@ -136,7 +148,15 @@ class AgentsMixin(PostgresBase):
             " WHERE a.enabled ORDER BY lower(a.name), a.id",
             (ids, stamps),
         )
-        return [AgentVersion(r["id"], r["name"], r["updated_at"], r["character"]) for r in rows]
+        return [
+            AgentVersion(
+                r["id"],
+                r["name"],
+                r["updated_at"],
+                None if r["character"] is None else self._open(r["id"], r["character"]),
+            )
+            for r in rows
+        ]
 
     @idempotent
     async def update_agent(self, agent_id: UUID, changes: Mapping[str, Any]) -> bool:
@@ -174,7 +194,7 @@ class AgentsMixin(PostgresBase):
             try:
                 await conn.execute(
                     "UPDATE agents SET name = %s, character = %s, enabled = %s, updated_at = now() WHERE id = %s",
-                    (name, Jsonb(character), changes.get("enabled", row["enabled"]), agent_id),
+                    (name, Jsonb(self._sealed(agent_id, character)), changes.get("enabled", row["enabled"]), agent_id),
                 )
             except UniqueViolation as exc:
                 raise ValueError(f"another agent is already named {name!r}") from exc

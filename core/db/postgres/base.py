@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -24,6 +24,9 @@ from core.db.pool import Connection, Pool
 from core.db.postgres.values import to_ms
 from core.errors import EmbeddingDimensionError
 from core.types import Content, Memory, MemoryMetadata
+
+if TYPE_CHECKING:
+    from core.secret_box import SecretBox
 
 #: A statement: literal SQL text or a ``psycopg.sql`` composition (never text built from values).
 Query = LiteralString | bytes | sql.SQL | sql.Composed
@@ -38,6 +41,8 @@ class PostgresBase:
     Args:
         pool: The process's pool; shared by every runtime and never closed by the adapter.
         embedding_dimension: Length every vector must have (``EMBEDDING_DIMENSION``).
+        secret_box: Encrypts character secrets at rest (``core.secret_box``); ``None`` stores
+            them as given (a library user's choice: every container passes one).
 
     Attributes:
         hnsw_ef_search: Candidate list size of one HNSW scan (``hnsw.ef_search``); higher is
@@ -51,9 +56,10 @@ class PostgresBase:
     hnsw_max_scan_tuples: int = 20_000
     rerank_pool: int = 3
 
-    def __init__(self, pool: Pool, *, embedding_dimension: int = 384) -> None:
+    def __init__(self, pool: Pool, *, embedding_dimension: int = 384, secret_box: SecretBox | None = None) -> None:
         self.pool = pool
         self.embedding_dimension = embedding_dimension
+        self.secret_box = secret_box
 
     def check_dimension(self, vector: Sequence[float]) -> None:
         """Raises ``EmbeddingDimensionError`` when ``vector`` is not ``embedding_dimension`` long."""

@@ -14,7 +14,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
-from core.db.adapter import ParticipantRecord, ParticipantUserState
+from core.db.adapter import ParticipantRecord, ParticipantUserState, RoomAccess
 from core.db.postgres.base import PostgresBase
 from core.db.postgres.components import COMPONENT_JSON
 from core.db.retry import idempotent
@@ -290,6 +290,20 @@ class ConnectionsMixin(PostgresBase):
             f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE agent_id = %s AND id = %s", (agent_id, room_id)
         )
         return None if row is None else Room.model_validate(row)
+
+    async def get_room_access(self, agent_id: UUID, room_id: UUID, entity_id: UUID) -> RoomAccess | None:
+        """The room and whether ``entity_id`` takes part in it, in one round trip (the API's
+        room check); ``None`` when this agent has no such room."""
+        row = await self._fetch_one(
+            f"SELECT {_ROOM_COLUMNS}, EXISTS (SELECT 1 FROM participants p"
+            "   WHERE p.agent_id = r.agent_id AND p.room_id = r.id AND p.entity_id = %s) AS is_participant"
+            " FROM rooms r WHERE r.agent_id = %s AND r.id = %s",
+            (entity_id, agent_id, room_id),
+        )
+        if row is None:
+            return None
+        is_participant = bool(row.pop("is_participant"))
+        return RoomAccess(Room.model_validate(row), is_participant)
 
     async def get_rooms_by_ids(self, agent_id: UUID, room_ids: Sequence[UUID]) -> list[Room]:
         """This agent's rooms among ``room_ids``, in the order asked (unknown ids skipped)."""
