@@ -2,6 +2,7 @@
 
     agent run [--port N]                      the local stack (as `make run`)
     agent migrate                             apply the database migrations
+    agent token [--admin|--connector SOURCE]  a development token for the local HTTP API
     agent agents list|show AGENT|put FILE     agents and their characters
     agent tasks list|create --agent AGENT     an agent's scheduled tasks
     agent memories search AGENT QUERY         an agent's memories nearest to a query

@@ -110,15 +110,17 @@ def database_url() -> str:
 
     The local stack is found from any directory through its data directory (``LOCAL_DATA_DIR``,
     default the project's ``.data``: ``infra.local.state``). Using it sets ``DATABASE_URL``,
-    ``AWS_ENDPOINT_URL_SQS`` and ``EMBEDDINGS_{HIGH,NORMAL,LOW}_QUEUE_URL`` in this process, so
-    the container opened next queues embeddings on the stack's SQS, as the stack's own functions
-    do. Nothing is ever started: a second Postgres on the stack's data would corrupt it.
+    ``AWS_ENDPOINT_URL_SQS``, ``EMBEDDINGS_{HIGH,NORMAL,LOW}_QUEUE_URL`` and (unless set)
+    ``SERVER_SECRET`` in this process, so the container opened next queues embeddings on the
+    stack's SQS and seals secrets with its key, as the stack's own functions do. Nothing is ever
+    started: a second Postgres on the stack's data would corrupt it.
 
     Raises:
         CliError: no ``DATABASE_URL`` and no local stack running (or one starting or stopping).
     """
     import os
 
+    from infra.local.dev_tokens import use_local_server_secret
     from infra.local.state import StackBusy, data_dir, running_stack
 
     if os.environ.get("DATABASE_URL"):
@@ -135,6 +137,7 @@ def database_url() -> str:
     for key, value in LOCAL_AWS_ENVIRONMENT.items():  # moto accepts any credentials; boto3 needs some
         os.environ.setdefault(key, value)
     os.environ.update(stack.environment())
+    use_local_server_secret(data_dir())  # the stack's SERVER_SECRET: DM room ids and sealed secrets match its own
     return stack.database_url
 
 

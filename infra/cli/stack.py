@@ -1,4 +1,4 @@
-"""``agent run`` and ``agent migrate``: the local stack and the schema (``make run``, ``make migrate``).
+"""``agent run``, ``agent migrate`` and ``agent token``: the local stack, the schema and its tokens.
 
 Both delegate to ``infra.local.stack``; ``migrate`` applies the core migrations and those of
 every plugin the deployment runs (``MODEL_PLUGINS``, the characters' plugins), under the
@@ -34,6 +34,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         " else the embedded Postgres; prints what was applied.",
     )
     migrate.set_defaults(handler=migrate_database)
+
+    token = groups.add_parser(
+        "token",
+        help="a development token for the local stack's HTTP API",
+        description="Print a token the local gateway accepts (Authorization: Bearer TOKEN), signed with"
+        " the key in the stack's data directory. Deployed, tokens come from your identity provider.",
+    )
+    role = token.add_mutually_exclusive_group()
+    role.add_argument("--admin", action="store_true", help="the admin role (agents, documents, tasks)")
+    role.add_argument("--connector", metavar="SOURCE", help="a connector speaking for SOURCE (e.g. discord)")
+    token.add_argument("--user", default=None, help="the subject's name (default: $USER)")
+    token.add_argument("--ttl", type=int_range(60, 30 * 86400), default=12 * 3600, help="lifetime in seconds")
+    token.set_defaults(handler=print_token)
 
 
 def run_stack(args: argparse.Namespace, io: Io) -> int:
@@ -72,4 +85,24 @@ def migrate_database(args: argparse.Namespace, io: Io) -> int:
         print(f"applied {name}", file=io.out)
     if not applied:
         print(f"the {describe_database(url)} is up to date", file=io.out)
+    return 0
+
+
+def print_token(args: argparse.Namespace, io: Io) -> int:
+    """``token``: print a signed development token for the chosen role."""
+    from core.settings.identity import IdentitySettings
+    from functions.api.identity import SOURCE_PATTERN
+    from infra.local.dev_tokens import DevTokens
+    from infra.local.state import data_dir
+
+    roles = IdentitySettings.from_env()
+    name = args.user or os.environ.get("USER") or "developer"
+    scopes: tuple[str, ...] = ()
+    if args.admin:
+        scopes = (roles.admin_scope,)
+    elif args.connector:
+        if not SOURCE_PATTERN.match(args.connector):
+            raise CliError(f"--connector: {args.connector!r} is not a source name (letters, digits, _.:-)")
+        scopes = (roles.connector_scope_prefix + args.connector,)
+    print(DevTokens(data_dir()).mint(f"local-{name}", scopes=scopes, name=name, ttl_s=args.ttl), file=io.out)
     return 0
