@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from core.messaging.prompt_data import clean_name, quote_block
-from core.plugin import Provider, ProviderResult
+from core.plugin import Action, Provider, ProviderResult
 from core.settings.agents import CONVERSATION_LENGTH
 from core.types import Memory, State
 
 if TYPE_CHECKING:
     from core.character import MessageExample
     from core.runtime import AgentRuntime
+
+logger = logging.getLogger(__name__)
 
 #: How many bio lines and message examples go into the prompt; elizaOS samples 10 / a few.
 BIO_LINES = 10
@@ -60,7 +64,7 @@ def _format_examples(conversations: list[list[MessageExample]], agent_name: str)
 async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
     count = CONVERSATION_LENGTH.read(runtime)
     messages = await runtime.get_memories(message.room_id, "messages", count)
-    names = await runtime.adapter.get_entity_names(runtime.agent_id, list({m.entity_id for m in messages}))
+    names = await runtime.get_entity_names(list({m.entity_id for m in messages}))
     names[runtime.agent_id] = runtime.character.name
     # One line per message: names and text are the senders' data, quoted so that neither a
     # newline nor a tag in them can forge a line or a section (core.messaging.prompt_data).
@@ -74,13 +78,24 @@ async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State)
 
 
 async def _actions(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
-    available = [a for a in runtime.actions.values() if a.validate is None or await a.validate(runtime, message, state)]
+    candidates = list(runtime.actions.values())
+    # Validations run concurrently: several read the database, and one failing hides only its action.
+    valid = await asyncio.gather(*(_offered(a, runtime, message, state) for a in candidates))
+    available = [a for a, ok in zip(candidates, valid, strict=True) if ok]
     lines = [f"- {a.name}: {a.description}" for a in available]
     return ProviderResult(
         text="# Available Actions\n" + "\n".join(lines),
         values={"actionNames": ", ".join(a.name for a in available)},
         data={"actions": [a.name for a in available]},
     )
+
+
+async def _offered(action: Action, runtime: AgentRuntime, message: Memory, state: State) -> bool:
+    try:
+        return action.validate is None or bool(await action.validate(runtime, message, state))
+    except Exception:
+        logger.exception("validate of action %s failed; not offered", action.name)
+        return False
 
 
 CHARACTER = Provider(name="CHARACTER", get=_character, position=-10, description="Who the agent is.")

@@ -13,6 +13,7 @@ from core.types.log import (
     action_log,
     model_usage_log,
 )
+from core.types.media import ContentType, Media
 from core.types.memory import Content, Memory, MemoryMetadata, MemoryType
 from core.types.models import ModelType
 from core.types.relationship import Relationship
@@ -25,9 +26,11 @@ __all__ = [
     "ChannelType",
     "Component",
     "Content",
+    "ContentType",
     "Entity",
     "Log",
     "LogType",
+    "Media",
     "Memory",
     "MemoryMetadata",
     "MemoryType",

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import Field
 
 from core.types._base import ElizaModel
+from core.types.media import Media
 
 
 class MemoryType(StrEnum):
@@ -34,6 +35,7 @@ class Content(ElizaModel):
         source: Where the content came from (``"api"``, ``"discord"``...).
         in_reply_to: Id of the memory this content answers.
         channel_type: The room's ``ChannelType`` when the message arrived.
+        attachments: Images, audio, documents or links sent with it (elizaOS ``Media``).
     """
 
     text: str | None = None
@@ -43,6 +45,7 @@ class Content(ElizaModel):
     source: str | None = None
     in_reply_to: UUID | None = None
     channel_type: str | None = None
+    attachments: list[Media] | None = None
 
 
 class MemoryMetadata(ElizaModel):
