@@ -447,8 +447,10 @@ class DatabaseAdapter(Protocol):
     async def upsert_embeddings(self, rows: Sequence[EmbeddingRow]) -> int: ...
 
     async def get_pending_embeddings(
-        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0
+        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0, max_requeues: int | None = None
     ) -> list[Memory]: ...
+
+    async def record_embedding_requeues(self, memories: Sequence[Memory]) -> None: ...
 
     async def search_memories(
         self,

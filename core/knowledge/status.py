@@ -4,10 +4,11 @@ A fragment is searchable once the embedding worker has stored a vector of its cu
 Until then it is *queued*: its request is in an SQS queue (sent at low priority when the
 document was added), being retried (``batchItemFailures``, then the DLQ), or waiting for the
 scheduled sweep, which queues again every memory still without a vector up to
-``EMBEDDING_PENDING_MAX_AGE_S`` (default 24 h) after it was created. Older than that, nothing
-retries it: it is *failed*, and importing its document again queues it (an unchanged
-document's fragments without a vector are queued again). The schema records no attempt count
-per memory, so this age is the line between the two.
+``EMBEDDING_PENDING_MAX_AGE_S`` (default 24 h) after it was created, at most
+``EMBEDDING_MAX_REQUEUES`` times (3; ``embedding_requeues``, migration 0008). Older than that,
+or once the sweep gave up on its text (the model refuses it), nothing retries it: it is
+*failed*, and importing its document again queues it (an unchanged document's fragments
+without a vector are queued again).
 
 ``agent documents status`` and ``GET /agents/{agent}/documents/status`` report it.
 """

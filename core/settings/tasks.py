@@ -11,7 +11,9 @@
 | ``TASK_RETRY_MAX_DELAY_S`` | ``3600`` | longest wait between retries (s), at least the base delay |
 | ``TASK_MAX_PER_RUN`` | ``500`` | most tasks one invocation claims (1 to 10 000) |
 | ``EMBEDDING_PENDING_AFTER_S`` | ``300`` | a memory still without a current vector this long is queued again (s) |
-| ``EMBEDDING_PENDING_MAX_AGE_S`` | ``86400`` | older memories are not looked at (s): bounds the scan; over the above |
+| ``EMBEDDING_VISIBILITY_TIMEOUT_S`` | ``360`` | queues' visibility timeout (s, 1-43200): none queued again sooner |
+| ``EMBEDDING_MAX_REQUEUES`` | ``3`` | times the sweep queues one text again before marking it failed (1 to 100) |
+| ``EMBEDDING_PENDING_MAX_AGE_S`` | ``86400`` | older memories are not looked at (s): bounds the scan; over both above |
 | ``EMBEDDING_REQUEUE_LIMIT`` | ``500`` | most memories re-queued per run (1 to 1000) |
 | ``CACHE_SWEEP_LIMIT`` | ``1000`` | most expired cache rows deleted per run (1 to 1000) |
 
@@ -83,6 +85,10 @@ class HousekeepingSettings(SettingsGroup):
     Attributes:
         embedding_pending_after_s: Age after which a memory without a current vector is
             queued again, seconds (``EMBEDDING_PENDING_AFTER_S``).
+        embedding_visibility_timeout_s: The queues' visibility timeout, seconds
+            (``EMBEDDING_VISIBILITY_TIMEOUT_S``): a request younger than that may still be in flight.
+        embedding_max_requeues: Re-queues of one text before the sweep marks it failed
+            (``EMBEDDING_MAX_REQUEUES``).
         embedding_pending_max_age_s: Oldest memory looked at, seconds (``EMBEDDING_PENDING_MAX_AGE_S``);
             also the age from which the documents status counts an unembedded fragment as failed.
         embedding_requeue_limit: Most memories queued per run (``EMBEDDING_REQUEUE_LIMIT``).
@@ -90,15 +96,28 @@ class HousekeepingSettings(SettingsGroup):
     """
 
     embedding_pending_after_s: float = Field(default=300.0, ge=0, validation_alias="EMBEDDING_PENDING_AFTER_S")
+    embedding_visibility_timeout_s: float = Field(
+        default=360.0, ge=1, le=43_200, validation_alias="EMBEDDING_VISIBILITY_TIMEOUT_S"
+    )
+    embedding_max_requeues: int = Field(default=3, ge=1, le=100, validation_alias="EMBEDDING_MAX_REQUEUES")
     embedding_pending_max_age_s: float = Field(default=86_400.0, gt=0, validation_alias="EMBEDDING_PENDING_MAX_AGE_S")
     embedding_requeue_limit: int = Field(default=500, ge=1, le=1000, validation_alias="EMBEDDING_REQUEUE_LIMIT")
     cache_sweep_limit: int = Field(default=1000, ge=1, le=1000, validation_alias="CACHE_SWEEP_LIMIT")
 
     @model_validator(mode="after")
     def _window(self) -> HousekeepingSettings:
-        if self.embedding_pending_max_age_s <= self.embedding_pending_after_s:
+        if self.embedding_pending_max_age_s <= self.requeue_after_s:
             raise ValueError(
-                f"EMBEDDING_PENDING_MAX_AGE_S: must be more than EMBEDDING_PENDING_AFTER_S "
-                f"({self.embedding_pending_after_s:g}), got {self.embedding_pending_max_age_s:g}"
+                f"EMBEDDING_PENDING_MAX_AGE_S: must be more than EMBEDDING_PENDING_AFTER_S and "
+                f"EMBEDDING_VISIBILITY_TIMEOUT_S ({self.requeue_after_s:g}), got {self.embedding_pending_max_age_s:g}"
             )
         return self
+
+    @property
+    def requeue_after_s(self) -> float:
+        """Least seconds between two queueings of one memory: the pending age, at least a visibility timeout.
+
+        Sooner, the first request may still be waiting in the queue or be received by a worker,
+        and a second one would only pile up behind it.
+        """
+        return max(self.embedding_pending_after_s, self.embedding_visibility_timeout_s)

@@ -3,10 +3,24 @@
 * **Lost embeddings.** A memory is stored first and its embedding queued after the reply
   (docs/architecture.md "Embeddings off the reply path"); if SQS was down, or a request went to a DLQ,
   the memory stays without a vector. Memories with text still without a vector of their
-  current text ``EMBEDDING_PENDING_AFTER_S`` after creation (and younger than
-  ``EMBEDDING_PENDING_MAX_AGE_S``) are queued again at normal priority, at most
-  ``EMBEDDING_REQUEUE_LIMIT`` per run. The worker is idempotent, so a request that was merely
-  slow costs one skipped duplicate.
+  current text are queued again at normal priority, at most ``EMBEDDING_REQUEUE_LIMIT`` per
+  run, and the sweep converges instead of piling up (``embedding_requeues``, migration 0008):
+
+  - a memory is queued again only ``requeue_after_s`` after it was created and after its last
+    re-queue: ``EMBEDDING_PENDING_AFTER_S``, but never less than the queues' visibility timeout
+    (``EMBEDDING_VISIBILITY_TIMEOUT_S``), so a request still waiting in a backlog or being
+    worked on is not doubled at every run;
+  - a text queued ``EMBEDDING_MAX_REQUEUES`` times and still without a vector (the model
+    refuses it) is marked failed and never looked at again: it takes one slot of one run,
+    not the head of every run's limit, so it never holds back newer memories;
+  - only the requests SQS accepted are recorded: a run during an outage costs no attempt;
+  - memories older than ``EMBEDDING_PENDING_MAX_AGE_S`` are not looked at (bounds the scan).
+
+  The worker is idempotent, so a request that was merely slow costs one skipped duplicate.
+  Measured (``tests/core/tasks/test_sweep_convergence.py``, fastest settings: visibility
+  timeout and pending age 2 s, a run every second): after a 10 s SQS outage during which 40
+  memories were written, every one is embedded within 8 s of the outage's end and the queues
+  are empty; the text the model refuses is sent 1 + ``EMBEDDING_MAX_REQUEUES`` times in all.
 * **Expired cache rows.** Invisible to reads already; deleted here, at most
   ``CACHE_SWEEP_LIMIT`` per run.
 
@@ -80,9 +94,10 @@ class Housekeeping:
         settings = self.settings
         try:
             pending = await self.adapter.get_pending_embeddings(
-                settings.embedding_pending_after_s,
+                settings.requeue_after_s,
                 settings.embedding_requeue_limit,
                 max_age_s=settings.embedding_pending_max_age_s,
+                max_requeues=settings.embedding_max_requeues,
             )
         except Exception:
             logger.exception("looking for pending embeddings failed")
@@ -96,6 +111,12 @@ class Housekeeping:
             batch.add(memory, "normal")
         report.requeued_embeddings = await batch.flush()  # SQS failures are logged, never raised
         logger.info("re-queued %d of %d memories still without an embedding", report.requeued_embeddings, len(pending))
+        accepted = set(batch.accepted)
+        try:
+            await self.adapter.record_embedding_requeues([m for m in pending if m.id in accepted])
+        except Exception:  # unrecorded, they are queued again a visibility timeout later: a duplicate, no loss
+            logger.exception("recording %d re-queued embeddings failed", len(accepted))
+            report.errors += 1
 
     async def sweep_cache(self, report: HousekeepingReport) -> None:
         """Delete up to ``CACHE_SWEEP_LIMIT`` expired cache rows."""

@@ -143,33 +143,43 @@ class EmbeddingsMixin(PostgresBase):
         )
 
     async def get_pending_embeddings(
-        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0
+        self, older_than_s: float, limit: int, *, max_age_s: float = 86_400.0, max_requeues: int | None = None
     ) -> list[Memory]:
         """Memories still without a vector of their current text, for the scheduled sweep to re-queue.
 
         Deliberately across agents (the sweep serves the deployment); each memory carries its
         ``agent_id``. A memory counts as pending when it has text, was created between
-        ``max_age_s`` and ``older_than_s`` ago, is not of a ``NEVER_EMBEDDED`` table, and has
-        no vector of the configured dimension made from its current text (a vector of older
-        text, or of another model's dimension, does not count). The scan is bounded by that
-        window, on the ``memories_created`` index, and by ``limit``; the oldest come first.
+        ``max_age_s`` and ``older_than_s`` ago, is not of a ``NEVER_EMBEDDED`` table, has no
+        vector of the configured dimension made from its current text (a vector of older text,
+        or of another model's dimension, does not count), and, if the sweep queued this text
+        before (``record_embedding_requeues``), was last queued at least ``older_than_s`` ago and
+        was not given up. The scan is bounded by that window, on the ``memories_created`` index,
+        and by ``limit``; the oldest come first.
+
+        With ``max_requeues``, a memory already queued that many times is not returned: it is
+        marked failed in the same statement (``knowledge_embedding_counts`` counts it so) and
+        never looked at again, so a text the model refuses costs one slot of one run, not every run.
 
         Args:
-            older_than_s: Least age, seconds (``EMBEDDING_PENDING_AFTER_S``): younger memories
-                are probably still in the queue.
+            older_than_s: Least age, seconds, of the memory and of its last re-queue
+                (``HousekeepingSettings.requeue_after_s``): younger requests are probably still queued.
             limit: Most memories returned, 1 to ``MAX_PAGE_SIZE``.
             max_age_s: Greatest age, seconds (``EMBEDDING_PENDING_MAX_AGE_S``).
+            max_requeues: Re-queues of one text before it is failed (``EMBEDDING_MAX_REQUEUES``);
+                ``None``: no limit.
 
         Returns:
             The memories, oldest first.
 
         Raises:
-            ValueError: invalid ``limit`` or ages (``0 <= older_than_s < max_age_s``).
+            ValueError: invalid ``limit``, ages (``0 <= older_than_s < max_age_s``) or ``max_requeues`` (< 1).
             ConfigurationError: ``embedding_dimension`` is not a supported dimension.
         """
         check_page(limit)
         if not 0 <= older_than_s < max_age_s:
             raise ValueError(f"need 0 <= older_than_s < max_age_s, got {older_than_s!r} and {max_age_s!r}")
+        if max_requeues is not None and max_requeues < 1:
+            raise ValueError(f"max_requeues must be at least 1, got {max_requeues!r}")
         query = _pending_sql(self._vector_column())
         rows = await self._fetch_all(
             query,
@@ -178,9 +188,33 @@ class EmbeddingsMixin(PostgresBase):
                 "max_age": float(max_age_s),
                 "limit": limit,
                 "never_embedded": list(NEVER_EMBEDDED),
+                "max_requeues": max_requeues,
             },
         )
         return [memory_from_row(r) for r in rows]
+
+    async def record_embedding_requeues(self, memories: Sequence[Memory]) -> None:
+        """Note that the sweep queued these memories again now (one statement).
+
+        Counts one more attempt for a memory whose text was queued before, and starts again
+        from one for an edited text (its ``content_hash`` changed). Not retried after a lost
+        connection (``core.db.retry``): a second run would count the attempt twice.
+
+        Args:
+            memories: Memories whose request SQS accepted.
+        """
+        if not memories:
+            return
+        await self._execute(
+            "INSERT INTO embedding_requeues (memory_id, content_hash, attempts, queued_at)"
+            " SELECT b.id, b.hash, 1, now() FROM unnest(%s::uuid[], %s::text[]) AS b(id, hash)"
+            " JOIN memories m ON m.id = b.id"  # a memory deleted meanwhile is skipped, not a foreign key error
+            " ON CONFLICT (memory_id) DO UPDATE SET queued_at = now(), failed_at = NULL,"
+            "   attempts = CASE WHEN embedding_requeues.content_hash = excluded.content_hash"
+            "                   THEN embedding_requeues.attempts + 1 ELSE 1 END,"
+            "   content_hash = excluded.content_hash",
+            ([m.id for m in memories], [m.content_hash for m in memories]),
+        )
 
     async def search_memories(
         self,
@@ -278,20 +312,35 @@ NEVER_EMBEDDED = ("documents", "action_results")
 
 
 def _pending_sql(column: _VectorColumn) -> sql.Composed:
-    """``get_pending_embeddings``'s query for vectors in ``column`` (params ``older``, ``max_age``, ``limit``)."""
+    """``get_pending_embeddings``'s statement for vectors in ``column``.
+
+    Params ``older``, ``max_age``, ``limit``, ``never_embedded``, ``max_requeues`` (NULL: no limit).
+    """
     # OFFSET 0 keeps NOT EXISTS a per-row probe of the embeddings primary key (pruned to the
     # memory's partition at run time) while the window is read in created_at order, so the
     # scan stops at LIMIT. As an anti-join, the planner hashes every embeddings row instead:
     # measured with 200,000 memories over 30 days (99% embedded), 193 ms against 25 ms.
+    # The requeue row is a primary-key probe too; a row of another text does not count.
+    # The exhausted candidates are marked failed by the data-modifying CTE and left out.
     return sql.SQL(
-        "SELECT {memory_columns} FROM memories m"
+        "WITH candidates AS ("
+        " SELECT {memory_columns}, r.attempts FROM memories m"
+        " LEFT JOIN embedding_requeues r ON r.memory_id = m.id AND r.content_hash = m.content_hash"
         " WHERE m.created_at <= now() - make_interval(secs => %(older)s)"
         "   AND m.created_at > now() - make_interval(secs => %(max_age)s)"
         "   AND btrim(coalesce(m.content->>'text', '')) <> ''"
         "   AND m.type <> ALL(%(never_embedded)s)"
+        "   AND (r.memory_id IS NULL OR (r.failed_at IS NULL"
+        "        AND r.queued_at <= now() - make_interval(secs => %(older)s)))"
         "   AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.memory_id = m.id AND e.agent_id = m.agent_id"
         "                   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL OFFSET 0)"
-        " ORDER BY m.created_at, m.id LIMIT %(limit)s"
+        " ORDER BY m.created_at, m.id LIMIT %(limit)s),"
+        " given_up AS ("
+        " UPDATE embedding_requeues r SET failed_at = now() FROM candidates c"
+        " WHERE r.memory_id = c.id AND c.attempts >= %(max_requeues)s)"
+        " SELECT * FROM candidates c"
+        " WHERE c.attempts IS NULL OR %(max_requeues)s::int IS NULL OR c.attempts < %(max_requeues)s"
+        " ORDER BY c.created_at, c.id"
     ).format(memory_columns=sql.SQL(MEMORY_COLUMNS), column=sql.Identifier(column.name))
 
 

@@ -215,11 +215,11 @@ class KnowledgeMixin(PostgresBase):
     ) -> list[FragmentCounts]:
         """How many of each owner's fragments are embedded, queued or failed, in one query.
 
-        The schema records no attempts per memory: SQS counts receives and moves a message to
-        its DLQ, and the scheduled sweep queues again any memory still without a vector of its
-        current text until ``EMBEDDING_PENDING_MAX_AGE_S`` after it was created. So a fragment
-        without one is *queued* while that sweep still retries it, and *failed* once it is older:
-        nothing will embed it unless its document is imported again.
+        SQS counts receives and moves a message to its DLQ, and the scheduled sweep queues again
+        any memory still without a vector of its current text until ``EMBEDDING_PENDING_MAX_AGE_S``
+        after it was created, at most ``EMBEDDING_MAX_REQUEUES`` times. So a fragment without
+        one is *queued* while that sweep still retries it, and *failed* once it is older or the
+        sweep gave up on its text: nothing will embed it unless its document is imported again.
 
         Args:
             owner_ids: The owners (an agent, the shared knowledge owner).
@@ -236,16 +236,18 @@ class KnowledgeMixin(PostgresBase):
         if not given_up_after_s >= 0:
             raise ValueError(f"given_up_after_s must be at least 0, got {given_up_after_s!r}")
         column = sql.Identifier(vector_column(self.embedding_dimension).name)
+        # Failed also: a text the sweep gave up on after EMBEDDING_MAX_REQUEUES (migration 0008).
+        given_up = "(m.created_at <= now() - make_interval(secs => %(age)s) OR r.memory_id IS NOT NULL)"
         query = sql.SQL(
             "SELECT m.agent_id, count(*) AS fragments, count(e.memory_id) AS embedded,"
-            " count(*) FILTER (WHERE e.memory_id IS NULL AND m.created_at > now() - make_interval(secs => %(age)s))"
-            "   AS queued,"
-            " count(*) FILTER (WHERE e.memory_id IS NULL AND m.created_at <= now() - make_interval(secs => %(age)s))"
-            "   AS failed"
+            " count(*) FILTER (WHERE e.memory_id IS NULL AND NOT {given_up}) AS queued,"
+            " count(*) FILTER (WHERE e.memory_id IS NULL AND {given_up}) AS failed"
             " FROM memories m LEFT JOIN embeddings e ON e.memory_id = m.id AND e.agent_id = m.agent_id"
             "   AND e.content_hash = m.content_hash AND e.{column} IS NOT NULL"
+            " LEFT JOIN embedding_requeues r ON r.memory_id = m.id AND r.content_hash = m.content_hash"
+            "   AND r.failed_at IS NOT NULL"
             " WHERE m.agent_id = ANY(%(owners)s) AND m.type = %(fragments)s GROUP BY m.agent_id"
-        ).format(column=column)
+        ).format(column=column, given_up=sql.SQL(given_up))
         rows = await self._fetch_all(
             query, {"owners": owners, "fragments": FRAGMENTS_TABLE, "age": float(given_up_after_s)}
         )

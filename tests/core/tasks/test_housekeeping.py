@@ -121,7 +121,7 @@ async def test_pending_embeddings_refuse_bad_bounds(adapter, older, limit, max_a
 async def test_pending_embeddings_probe_the_primary_key_and_read_the_window_on_an_index(adapter):
     from core.db.postgres.embeddings import _COLUMNS, _pending_sql
 
-    params = {"older": 300.0, "max_age": 86_400.0, "limit": 500, "never_embedded": ["documents"]}
+    params = {"older": 300.0, "max_age": 86_400.0, "limit": 500, "never_embedded": ["documents"], "max_requeues": 3}
     async with adapter.pool.connection() as conn:
         await conn.execute("BEGIN")
         # Plan as on a big table: the shape must not depend on this test table's size.
