@@ -42,11 +42,13 @@ from typing import Any
 
 from core.errors import ModelError
 from core.model_providers import base, http
+from core.model_providers import openai_media as media
 from core.model_providers.base import HostedProvider, ModelResult, provider_plugin
 from core.model_providers.resources import ProviderResources
 from core.model_providers.secrets import has_source
 from core.model_providers.usage import Usage
 from core.plugin import Plugin
+from core.types import ModelType
 from core.types.model_runtime import ModelRuntime
 
 PROVIDER = "openai"
@@ -110,6 +112,43 @@ class OpenAIProvider(HostedProvider):
             prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
             reported = data.get("model") or reported
         return ModelResult(vectors if batch else vectors[0], str(reported), Usage(prompt_tokens, 0, prompt_tokens))
+
+    # -- non-text types (core.model_providers.openai_media) -----------------------------------
+
+    def model_types(self, environ: Mapping[str, str]) -> tuple[ModelType, ...]:
+        return (*super().model_types(environ), ModelType.IMAGE_DESCRIPTION, ModelType.IMAGE)
+
+    def model_name(self, runtime: ModelRuntime, params: Mapping[str, Any], model_type: ModelType) -> str:
+        if model_type.value in media.MEDIA_DEFAULTS:
+            default = media.MEDIA_DEFAULTS[model_type.value]
+            return str(params.get("model") or runtime.setting(f"OPENAI_{model_type.value}_MODEL", str, default))
+        return super().model_name(runtime, params, model_type)
+
+    def _call(self, model_type: ModelType) -> base.ProviderCall:
+        calls = {ModelType.IMAGE_DESCRIPTION: self.describe_image, ModelType.IMAGE: self.generate_image}
+        return calls.get(model_type) or super()._call(model_type)
+
+    async def describe_image(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """IMAGE_DESCRIPTION: ``{"title", "description"}`` of an image URL (elizaOS plugin-openai)."""
+        url, prompt = media.image_url_of(params)
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        body = media.describe_body(model, url, prompt)
+        data = await self.http.post_json(
+            PROVIDER, f"{base_url}/chat/completions", body, headers=headers, secrets=hidden
+        )
+        value, usage = media.description_of(data)
+        return ModelResult(value, str(data.get("model") or model), usage)
+
+    async def generate_image(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """IMAGE: ``[{"url"}]`` for a prompt (elizaOS plugin-openai)."""
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        body = media.image_body(model, params)
+        data = await self.http.post_json(
+            PROVIDER, f"{base_url}/images/generations", body, headers=headers, secrets=hidden
+        )
+        return ModelResult(media.images_of(data), model)
 
     async def _auth(self, runtime: ModelRuntime, base_url: str) -> tuple[dict[str, str], list[str]]:
         """Headers and the secrets to scrub. A key is required only by OpenAI itself.

@@ -59,6 +59,8 @@ def test_credentials_register_every_type_with_priority_and_capabilities(resource
         ModelType.OBJECT_SMALL,
         ModelType.OBJECT_LARGE,
         ModelType.TEXT_EMBEDDING,
+        ModelType.IMAGE_DESCRIPTION,
+        ModelType.IMAGE,
     }
     assert {m.priority for m in plugin.models} == {7}
     assert "structured_output" in by_type[ModelType.TEXT_LARGE].capabilities
@@ -382,3 +384,25 @@ async def test_a_provider_trips_the_breaker_of_its_own_resources_only(mock_http,
             await failing(FakeRuntime(SETTINGS), {"prompt": "x"})
     assert resources.breakers.health()["openai"]["state"] == "open"
     assert ProviderResources().breakers.health() == {}
+
+
+async def test_image_description_sends_the_image_and_returns_title_and_description(mock_http, handler):
+    recorder = mock_http(json_response(recorded_json("openai/chat_completions.image_description.response.json")))
+    describe = handler(ModelType.IMAGE_DESCRIPTION)
+    result = await describe(FakeRuntime(SETTINGS), {"image_url": "https://example.com/boardwalk.jpg"})
+    assert result["title"] == "Wooden Boardwalk Through a Green Meadow"
+    assert result["description"].startswith("A wooden boardwalk runs straight")
+    sent = recorder.json()
+    assert sent["model"] == "gpt-4o-mini"
+    assert sent["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/boardwalk.jpg"},
+    }
+
+
+async def test_image_generation_returns_the_urls(mock_http, handler):
+    recorder = mock_http(json_response(recorded_json("openai/images_generations.response.json")))
+    images = await handler(ModelType.IMAGE)(FakeRuntime(SETTINGS), {"prompt": "a sea otter", "size": "1024x1024"})
+    assert images == [{"url": recorded_json("openai/images_generations.response.json")["data"][0]["url"]}]
+    assert recorder.requests[0].url.path == "/v1/images/generations"
+    assert recorder.json()["model"] == "dall-e-3"
