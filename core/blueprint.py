@@ -117,7 +117,8 @@ class AgentBlueprint:
             logger.warning("plugin %s is already registered for %s; skipped", plugin.name, self.character.name)
             return
         self.plugins.append(plugin)
-        self.actions.update({a.name: a for a in plugin.actions})
+        for action in plugin.actions:
+            self.register_action(action, plugin.name)
         self.providers.update({p.name: p for p in plugin.providers})
         self.evaluators.extend(plugin.evaluators)
         for registration in plugin.models:
@@ -130,6 +131,19 @@ class AgentBlueprint:
         for service_class in plugin.services:
             self.services.register(service_class)
         self.routes.update({(plugin.name, r.method, r.path): r for r in plugin.routes})
+
+    def register_action(self, action: Action, plugin_name: str = "") -> None:
+        """Add an action; a name already registered keeps its first action, with a warning
+        (elizaOS ``registerAction``: "Action ... already registered. Skipping")."""
+        if action.name in self.actions:
+            logger.warning(
+                "action %s of plugin %s is already registered for %s; the first one is kept",
+                action.name,
+                plugin_name or "?",
+                self.character.name,
+            )
+            return
+        self.actions[action.name] = action
 
     def hooks(self, name: str) -> list[Any]:
         """The plugins' hooks called ``name`` (``"before_message"``...), in registration order."""

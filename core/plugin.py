@@ -5,7 +5,7 @@ Handlers are async callables. The runtime passes itself as the first argument, a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -118,6 +118,9 @@ class Action:
         handler: ``handler(runtime, message, state, options, callback, responses) -> ActionResult | None``.
         validate: ``validate(runtime, message, state) -> bool``; the action is offered only if true.
         similes: Other names the model may use for it.
+        examples: Short conversations showing when to use it (elizaOS ``ActionExample[][]``):
+            each a sequence of ``{"name": "{{name1}}" | "{{agentName}}", "content": {"text",
+            "actions"}}``; a few go into the message prompt (``core.messaging.examples``).
     """
 
     name: str
@@ -125,17 +128,24 @@ class Action:
     handler: Callable[..., Awaitable[ActionResult | None]]
     validate: Callable[[AgentRuntime, Memory, State | None], Awaitable[bool]] | None = None
     similes: tuple[str, ...] = ()
+    examples: tuple[Sequence[Mapping[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)
 class Evaluator:
-    """Runs after a response (elizaOS ``Evaluator``): reflection, fact extraction..."""
+    """Runs after a response (elizaOS ``Evaluator``): reflection, fact extraction...
+
+    ``examples`` are conversations as for ``Action`` (elizaOS ``EvaluationExample``s' messages);
+    ``core.messaging.examples.evaluator_examples`` formats them for a prompt.
+    """
 
     name: str
     description: str
     handler: Callable[..., Awaitable[None]]
     validate: Callable[[AgentRuntime, Memory, State | None], Awaitable[bool]] | None = None
     always_run: bool = False
+    similes: tuple[str, ...] = ()
+    examples: tuple[Sequence[Mapping[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from core.runtime_store import AgentStore
 from core.services import Service
 from core.settings import SettingT, parse_setting, setting_value
 from core.settings.agents import CONVERSATION_LENGTH, PROVIDER_TIMEOUT_S
+from core.state_cache import merge_provider_results
 from core.structured_output import get_object as structured_get_object
 from core.tasks.worker import TaskWorker
 from core.types import (
@@ -57,6 +59,7 @@ from core.types import (
     TaskUpdate,
     World,
 )
+from core.types.log import ActionLogBody, ActionLogResult, action_log
 from core.uuid import create_unique_uuid
 
 if TYPE_CHECKING:
@@ -623,7 +626,9 @@ class AgentRuntime(AgentStore):
 
         Returns:
             ``State`` with values merged, ``data["providers"][name]`` per provider, and the texts
-            joined in ``position`` order. Results of providers run earlier for the same message
+            joined in ``position`` order. Each provider receives the state cached for the
+            message before this call (empty on the first call), as elizaOS passes its cached
+            state. Results of providers run earlier for the same message
             (the bounded per-process state cache) are kept unless ``skip_cache``, as elizaOS
             does. A failing or slow provider (over ``PROVIDER_TIMEOUT_S``) contributes nothing
             and is logged; it never fails the turn.
@@ -637,19 +642,15 @@ class AgentRuntime(AgentStore):
             for p in self.blueprint.providers.values()
             if p.name in named or (not only_include and not p.dynamic and not p.private)
         ]
-        state = State()
         timeout_s = PROVIDER_TIMEOUT_S.read(self)  # read once, before the isolation: a bad value fails the turn
-        fresh = await asyncio.gather(*(self._run_provider(p.name, message, state, timeout_s) for p in chosen))
         results = {} if skip_cache else self.blueprint.state_cache.get(message.id)
+        # Providers get the state cached for this message so far (elizaOS passes cachedState):
+        # a provider asked for later in the turn reads what the earlier ones found.
+        cached = merge_provider_results(results, self._provider_position)
+        fresh = await asyncio.gather(*(self._run_provider(p.name, message, cached, timeout_s) for p in chosen))
         results.update({p.name: r for p, r in zip(chosen, fresh, strict=True)})
         self.blueprint.state_cache.put(message.id, results)
-        ordered = sorted(results.items(), key=lambda item: self._provider_position(item[0]))
-        for name, result in ordered:
-            state.values.update(result.values)
-            state.data.setdefault("providers", {})[name] = result
-        state.text = "\n\n".join(r.text for _, r in ordered if r.text)
-        state.values["providers"] = state.text
-        return state
+        return merge_provider_results(results, self._provider_position)
 
     def _provider_position(self, name: str) -> int:
         provider = self.blueprint.providers.get(name)
@@ -709,6 +710,7 @@ class AgentRuntime(AgentStore):
     async def _run_action(
         self, name: str, message: Memory, state: State, callback: HandlerCallback, responses: Sequence[Memory]
     ) -> ActionResult:
+        started = time.perf_counter()
         action = self.find_action(name)
         if action is None:
             logger.warning("unknown action %s chosen by the model; no handler run", name)
@@ -720,7 +722,23 @@ class AgentRuntime(AgentStore):
         self._action_results.setdefault(message.id, []).append(result)
         state.data.setdefault("actionResults", []).append(result)
         await self._store_action_result(action.name if action else name, message, result)
+        await self._log_action(action.name if action else name, message, result, time.perf_counter() - started)
         return result
+
+    async def _log_action(self, name: str, message: Memory, result: ActionResult, elapsed_s: float) -> None:
+        """The ``action`` log row of one run (elizaOS ``processActions`` writes one per action)."""
+        body = ActionLogBody(
+            action=name,
+            run_id=self._run_id,
+            message_id=message.id,
+            duration=elapsed_s * 1000.0,
+            result=ActionLogResult(success=result.success, text=result.text, error=result.error),
+        )
+        try:
+            log = action_log(self.agent_id, body, entity_id=message.entity_id, room_id=message.room_id)
+            await self.adapter.log(log)
+        except Exception:  # an audit row must not fail the turn the action already served
+            logger.exception("the log of action %s could not be written", name)
 
     async def _execute_action(
         self, action: Action, message: Memory, state: State, callback: HandlerCallback, responses: Sequence[Memory]

@@ -11,8 +11,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+from core.types import State
+
+if TYPE_CHECKING:
+    from core.plugin import ProviderResult
 
 #: Defaults of the ``STATE_CACHE_SIZE`` (messages) and ``STATE_CACHE_TTL_S`` (seconds) settings.
 #: The cache serves later ``compose_state`` calls of the same turn (actions, evaluators), so a
@@ -65,3 +70,25 @@ class StateCache:
         self._entries.move_to_end(message_id)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
+
+
+def merge_provider_results(results: dict[str, ProviderResult], position: Callable[[str], int]) -> State:
+    """One ``State`` from provider results (elizaOS ``composeState``'s merge).
+
+    Args:
+        results: Provider results by provider name.
+        position: A provider's place in the prompt (lower first); values of a later provider
+            overwrite an earlier one's.
+
+    Returns:
+        ``values`` merged (plus ``providers``, the joined texts), ``data["providers"][name]``
+        per provider and ``text``, the non-empty texts joined by blank lines.
+    """
+    state = State()
+    ordered = sorted(results.items(), key=lambda item: position(item[0]))
+    for name, result in ordered:
+        state.values.update(result.values)
+        state.data.setdefault("providers", {})[name] = result
+    state.text = "\n\n".join(r.text for _, r in ordered if r.text)
+    state.values["providers"] = state.text
+    return state

@@ -1,18 +1,31 @@
 """The message pipeline (elizaOS ``DefaultMessageService.handleMessage``), for one turn.
 
-start run → ``before_message`` hooks → store message → compose state → should respond → one
-model call (a JSON schema where the provider takes one, else elizaOS's XML, else plain chat;
-streamed when asked) → parse → actions → store reply (unless a newer message superseded it)
-→ evaluators → ``after_message`` hooks → end run. Embedding requests are sent in one batch
-per priority when the turn ends, whatever happened.
+start run → ``before_message`` hooks → store message → compose state (with ENTITIES, as
+elizaOS) → should respond → one model call (a JSON schema where the provider takes one, else
+elizaOS's XML, else plain chat; streamed when asked) → parse → the providers the model asked
+for are composed (and the plan written again with them) → actions → store reply (unless a
+newer message superseded it) → evaluators → ``after_message`` hooks → end run. With
+``USE_MULTI_STEP`` the model plans one action at a time instead (``core.messaging.multi_step``).
+A turn longer than ``RUN_TIMEOUT_S`` emits ``RUN_TIMEOUT`` and fails. Embedding requests are
+sent in one batch per priority when the turn ends, whatever happened.
+
+Differences from elizaOS, on purpose:
+
+* When the model asks for providers, they are composed and the *plan* is written again with
+  them (one more call); elizaOS's REPLY action writes the text again with ``replyTemplate``.
+  Here REPLY sends the text it was given, so a plan without providers costs one call.
+* A provider the model names is run only if it is registered and not ``private``: the model
+  cannot reach a private provider (elizaOS runs any name it is given).
+* The second plan's own ``<providers>`` are not honoured: one round of context per turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -21,14 +34,22 @@ from core.bootstrap.providers import system_prompt
 from core.callbacks import call
 from core.errors import ModelError
 from core.events import EventType
+from core.messaging.examples import action_examples
 from core.messaging.response_parser import MalformedResponseError, ParsedResponse, parse_response
 from core.messaging.should_respond import Decision, should_respond
 from core.messaging.streaming import StreamCallback, TextElementStream, plain_stream
-from core.messaging.templates import MESSAGE_HANDLER_OBJECT_TEMPLATE, MESSAGE_HANDLER_TEMPLATE, compose_prompt
+from core.messaging.templates import (
+    DYNAMIC_PROVIDERS_INSTRUCTION,
+    MESSAGE_HANDLER_OBJECT_TEMPLATE,
+    MESSAGE_HANDLER_TEMPLATE,
+    compose_prompt,
+)
 from core.plugin import Reject
 from core.runtime import AgentRuntime
 from core.settings.agents import MAX_PARSE_RETRIES
+from core.settings.messaging import RUN_TIMEOUT_S, USE_MULTI_STEP
 from core.types import ChannelType, Content, Memory, ModelType, State
+from core.types.memory import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +57,14 @@ logger = logging.getLogger(__name__)
 PLAIN_HISTORY_TURNS = 8
 #: Actions that need no action handler: the response is sent as it is ("simple" mode).
 SIMPLE_ACTIONS = {"REPLY", "NONE"}
+#: Providers composed on every message although dynamic (elizaOS's first composeState names
+#: ENTITIES): who is in the room is needed to answer anyone. Unregistered names are skipped.
+EVERY_TURN_PROVIDERS = ("ENTITIES",)
+
+
+class RunTimeoutError(ModelError):
+    """The turn ran longer than ``RUN_TIMEOUT_S`` (elizaOS "Run exceeded timeout")."""
+
 
 Mode = Literal["simple", "actions", "none"]
 #: ``on_response(content)``: callback mode, called with each reply as it is stored.
@@ -93,29 +122,62 @@ async def handle_message(
 
     Raises:
         ModelError: the model failed, or its answer stayed unreadable after retries.
+        RunTimeoutError: the turn took longer than ``RUN_TIMEOUT_S`` (``RUN_TIMEOUT`` emitted).
     """
     run_id = runtime.start_run(message.room_id)
-    run = {"runId": run_id, "messageId": message.id, "roomId": message.room_id, "entityId": message.entity_id}
-    await runtime.emit_event(EventType.RUN_STARTED, run)
+    started = now_ms()
+    run: dict[str, Any] = {
+        "runId": run_id,
+        "messageId": message.id,
+        "roomId": message.room_id,
+        "entityId": message.entity_id,
+        "source": message.content.source,
+        "startTime": started,
+    }
+    await runtime.emit_event(EventType.RUN_STARTED, {**run, "status": "started"})
     status = "error"
+    timeout_s = RUN_TIMEOUT_S.read(runtime)
     try:
-        accepted = await _before_message(runtime, message)
-        if isinstance(accepted, Reject):
-            status = "rejected"
-            return MessageResult(message.id, message.room_id, False, "none", run_id=run_id, rejected=accepted.reason)
-        message = accepted
-        await runtime.create_memory(message, "messages")
-        runtime.queue_embedding_generation(message, "high")
-        await runtime.emit_event(EventType.MESSAGE_RECEIVED, {**run, "message": message})
-        result = await _Turn(runtime, message, channel_type, on_stream_chunk, on_response).run()
-        result.run_id = run_id
-        await runtime.call_hooks("after_message", message, result)
-        status = "completed"
+        async with asyncio.timeout(timeout_s) as deadline:
+            result = await _run(runtime, message, channel_type, run, on_stream_chunk, on_response)
+        status = "rejected" if result.rejected else "completed"
         return result
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        status = "timeout"
+        elapsed = now_ms() - started
+        await runtime.emit_event(
+            EventType.RUN_TIMEOUT, {**run, "status": status, "duration": elapsed, "error": "Run exceeded timeout"}
+        )
+        raise RunTimeoutError(f"the turn exceeded RUN_TIMEOUT_S={timeout_s:g}", retryable=True) from exc
     finally:
         await runtime.flush_embeddings()
-        await runtime.emit_event(EventType.RUN_ENDED, {**run, "status": status})
+        await runtime.emit_event(EventType.RUN_ENDED, {**run, "status": status, "endTime": now_ms()})
         runtime.end_run()
+
+
+async def _run(
+    runtime: AgentRuntime,
+    message: Memory,
+    channel_type: ChannelType,
+    run: dict[str, Any],
+    on_stream_chunk: StreamCallback | None,
+    on_response: ResponseCallback | None,
+) -> MessageResult:
+    """The turn inside its run: hooks, storing the message, the response, ``after_message``."""
+    accepted = await _before_message(runtime, message)
+    if isinstance(accepted, Reject):
+        return MessageResult(message.id, message.room_id, False, "none", run_id=run["runId"], rejected=accepted.reason)
+    message = accepted
+    await runtime.create_memory(message, "messages")
+    runtime.queue_embedding_generation(message, "high")
+    # ``runId`` marks the payload as already handled (core.messaging.connector answers the others).
+    await runtime.emit_event(EventType.MESSAGE_RECEIVED, {**run, "message": message, "callback": on_response})
+    result = await _Turn(runtime, message, channel_type, on_stream_chunk, on_response).run()
+    result.run_id = run["runId"]
+    await runtime.call_hooks("after_message", message, result)
+    return result
 
 
 async def _before_message(runtime: AgentRuntime, message: Memory) -> Memory | Reject:
@@ -154,16 +216,36 @@ class _Turn:
         self.superseded = False
 
     async def run(self) -> MessageResult:
-        state = await self.runtime.compose_state(self.message)
-        result = await self._respond(state)
+        state = await self.runtime.compose_state(self.message, include_list=EVERY_TURN_PROVIDERS)
+        result, state = await self._respond(state)
         await self.runtime.evaluate(self.message, state, did_respond=result.did_respond, responses=self.replies)
         return result
 
-    async def _respond(self, state: State) -> MessageResult:
+    async def _respond(self, state: State) -> tuple[MessageResult, State]:
         decision = await should_respond(self.runtime, self.message, state, self.channel_type)
         if decision is not Decision.RESPOND:
-            return self._result("none", stopped=decision is Decision.STOP)
+            return self._result("none", stopped=decision is Decision.STOP), state
+        if USE_MULTI_STEP.read(self.runtime) and _follows_formats(self.runtime):
+            from core.messaging.multi_step import run_multi_step  # only agents that use it pay the import
+
+            return await run_multi_step(self, state)
         parsed = await self._generate(state)
+        parsed, state = await self._with_requested_providers(parsed, state)
+        return await self._act(parsed, state), state
+
+    async def _with_requested_providers(self, parsed: ParsedResponse, state: State) -> tuple[ParsedResponse, State]:
+        """Compose the providers the model asked for, then have it write the plan again with them.
+
+        elizaOS composes ``responseContent.providers`` before its actions run; the second plan
+        sees the providers' text in ``{{providers}}`` (its own provider requests are ignored).
+        """
+        names = requested_providers(self.runtime, parsed.providers, state)
+        if not names:
+            return parsed, state
+        state = await self.runtime.compose_state(self.message, include_list=names, only_include=True)
+        return await self._generate(state, offer_providers=False), state
+
+    async def _act(self, parsed: ParsedResponse, state: State) -> MessageResult:
         if not parsed.actions or "IGNORE" in parsed.actions:
             return self._result("none")
         if set(parsed.actions) <= SIMPLE_ACTIONS:
@@ -204,22 +286,33 @@ class _Turn:
         self.runtime.queue_embedding_generation(reply, "normal")
         self.replies.append(reply)
         await self.runtime.emit_event(
-            EventType.MESSAGE_SENT, {"message": reply, "runId": self.runtime.get_current_run_id()}
+            EventType.MESSAGE_SENT,
+            {
+                "message": reply,
+                "runId": self.runtime.get_current_run_id(),
+                "source": self.message.content.source,
+                "callback": self.on_response,
+            },
         )
         if self.on_response is not None:
             await call(self.on_response, content)
         return [reply]
 
-    async def _generate(self, state: State) -> ParsedResponse:
+    async def _generate(self, state: State, *, offer_providers: bool = True) -> ParsedResponse:
         """JSON schema where a provider takes one (and no stream is asked for), else elizaOS's
         XML for models that follow formats, else a plain chat reply."""
         if self.on_stream_chunk is None and _takes_json_schema(self.runtime):
-            return await self._generate_object(state)
-        if "structured_output" in self.runtime.model_capabilities(ModelType.TEXT_LARGE):
-            return await self._generate_structured(state)
+            return await self._generate_object(state, offer_providers)
+        if _follows_formats(self.runtime):
+            return await self._generate_structured(state, offer_providers)
         return await self._generate_plain(state)
 
-    async def _generate_object(self, state: State) -> ParsedResponse:
+    def _prompt(self, default_template: str, state: State, offer_providers: bool) -> str:
+        """The character's ``messageHandlerTemplate`` (else ours) filled from the state."""
+        template = self.runtime.character.templates.get("messageHandlerTemplate") or default_template
+        return compose_prompt(template, prompt_values(self.runtime, state, offer_providers))
+
+    async def _generate_object(self, state: State, offer_providers: bool) -> ParsedResponse:
         """The response as a ``ResponsePlan`` through OBJECT_LARGE with the provider's schema support.
 
         ``get_object`` validates the answer and repairs it once; a second failure fails the
@@ -227,7 +320,7 @@ class _Turn:
         """
         plan = await self.runtime.get_object(
             ResponsePlan,
-            compose_prompt(MESSAGE_HANDLER_OBJECT_TEMPLATE, state.values),
+            self._prompt(MESSAGE_HANDLER_OBJECT_TEMPLATE, state, offer_providers),
             model_type=ModelType.OBJECT_LARGE,
             system=state.values.get("system"),
         )
@@ -238,8 +331,8 @@ class _Turn:
             text=plan.text,
         )
 
-    async def _generate_structured(self, state: State) -> ParsedResponse:
-        prompt = compose_prompt(MESSAGE_HANDLER_TEMPLATE, state.values)
+    async def _generate_structured(self, state: State, offer_providers: bool) -> ParsedResponse:
+        prompt = self._prompt(MESSAGE_HANDLER_TEMPLATE, state, offer_providers)
         attempts = MAX_PARSE_RETRIES.read(self.runtime) + 1
         for attempt in range(attempts):
             params = {"prompt": prompt, "system": state.values.get("system")}
@@ -286,6 +379,41 @@ class ResponsePlan(BaseModel):
     actions: list[str] = Field(min_length=1, description='Action names in order, e.g. ["REPLY"]')
     providers: list[str] = []
     text: str = ""
+
+
+def prompt_values(runtime: AgentRuntime, state: State, offer_providers: bool = True) -> dict[str, Any]:
+    """The state's values plus what the message templates add: the dynamic providers on offer
+    (``{{dynamicProviders}}``) and the available actions' examples (``{{actionExamples}}``)."""
+    values = dict(state.values)
+    offered = _offered_providers(runtime, state) if offer_providers else []
+    if offered:
+        listing = "\n".join(f"- {p.name}: {p.description}" for p in offered)
+        values["dynamicProviders"] = compose_prompt(DYNAMIC_PROVIDERS_INSTRUCTION, {**values, "providerList": listing})
+    available = _available_action_names(state)
+    actions = [a for a in runtime.actions.values() if available is None or a.name in available]
+    values.setdefault("actionExamples", action_examples(actions, runtime.character.name))
+    return values
+
+
+def requested_providers(runtime: AgentRuntime, names: list[str], state: State) -> list[str]:
+    """The names the model asked for that can run: registered, not private, not composed yet."""
+    composed = state.data.get("providers", {})
+    providers = runtime.blueprint.providers
+    return [n for n in dict.fromkeys(names) if n in providers and not providers[n].private and n not in composed]
+
+
+def _offered_providers(runtime: AgentRuntime, state: State) -> list[Any]:
+    composed = state.data.get("providers", {})
+    return [p for p in runtime.blueprint.providers.values() if p.dynamic and not p.private and p.name not in composed]
+
+
+def _available_action_names(state: State) -> set[str] | None:
+    result = state.data.get("providers", {}).get("ACTIONS")
+    return set(result.data.get("actions", [])) if result is not None else None
+
+
+def _follows_formats(runtime: AgentRuntime) -> bool:
+    return "structured_output" in runtime.model_capabilities(ModelType.TEXT_LARGE)
 
 
 def _takes_json_schema(runtime: AgentRuntime) -> bool:

@@ -40,7 +40,7 @@ async def test_run_is_started_announced_and_always_ended(orchestrator, scripted,
     result = await orchestrator.handle_message(runtime, IncomingMessage(text="hi"))
 
     assert result.run_id is not None and runtime.get_current_run_id() is None
-    assert seen == [(result.run_id, None), (result.run_id, "completed")]
+    assert seen == [(result.run_id, "started"), (result.run_id, "completed")]
     # A failed turn still ends its run.
     seen.clear()
     with pytest.raises(ModelError):
