@@ -66,6 +66,8 @@ class IncomingMessage:
         user_name: The sender's display name.
         channel_type: DM by default; GROUP makes the agent decide whether to answer.
         hops: How many agent-to-agent messages led to this one (0 from a person).
+        message_id: The memory's id, when the caller fixes it (an idempotent retry stores
+            nothing twice: ``create_memories`` is keyed by id); a fresh one otherwise.
     """
 
     text: str
@@ -76,6 +78,7 @@ class IncomingMessage:
     user_name: str | None = None
     channel_type: ChannelType = ChannelType.DM
     hops: int = 0
+    message_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -619,7 +622,9 @@ class Orchestrator:
         # Content is open-ended: extra keys are kept.
         extra: dict[str, Any] = {"hops": incoming.hops} if incoming.hops else {}
         content = Content(text=incoming.text, source=incoming.source, channel_type=incoming.channel_type.value, **extra)
+        fixed_id: dict[str, Any] = {"id": incoming.message_id} if incoming.message_id else {}
         return Memory(
+            **fixed_id,
             entity_id=entity_id,
             agent_id=runtime.agent_id,
             room_id=room_id,

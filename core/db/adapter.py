@@ -310,6 +310,10 @@ class DatabaseAdapter(Protocol):
 
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID: ...
 
+    async def get_message_with_replies(
+        self, agent_id: UUID, message_id: UUID
+    ) -> tuple[Memory | None, list[Memory]]: ...
+
     async def get_memory_by_id(self, agent_id: UUID, id: UUID) -> Memory | None: ...
 
     async def get_memories_by_ids(

@@ -25,9 +25,14 @@ class ApiModel(BaseModel):
 
 
 class MessageBody(ApiModel):
-    """``POST /agents/{agent}/messages``."""
+    """``POST /agents/{agent}/messages``.
+
+    ``messageId`` (or the ``Idempotency-Key`` header) makes the post idempotent: a retry with
+    the same value stores nothing twice and gets the stored reply back.
+    """
 
     text: str = Field(min_length=1, max_length=32_000)
+    message_id: UUID | None = None
     entity_id: UUID | None = None
     room_id: UUID | None = None
     world_id: UUID | None = None

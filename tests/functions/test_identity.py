@@ -240,3 +240,105 @@ def test_cognito_groups_as_api_gateway_passes_them_grant_admin(messages_fn):
 def test_an_iam_signed_call_is_an_admin(messages_fn):
     iam = {"iam": {"userArn": "arn:aws:iam::123456789012:user/ops", "callerId": "AIDA123"}}
     assert call(messages_fn, "GET", "/agents/eliza/tasks", caller=iam)[0] == 200
+
+
+# -- idempotent posting -----------------------------------------------------------------------
+
+
+def messages_in(fn, room_id) -> list[str]:
+    async def texts() -> list[str]:
+        async with fn.container.pool.connection() as conn:
+            found = await (
+                await conn.execute(
+                    "SELECT content->>'text' AS t FROM memories WHERE room_id = %s AND type = 'messages'"
+                    " ORDER BY created_at",
+                    (uuid.UUID(room_id),),
+                )
+            ).fetchall()
+            return [r["t"] for r in found]
+
+    return fn.container.run(texts())
+
+
+def post_with_key(fn, text, key, *, caller=None, header=True):
+    event = http_event(
+        "POST",
+        "/agents/eliza/messages",
+        {"text": text} if header else {"text": text, "messageId": key},
+        caller=caller or user("ivy"),
+    )
+    if header:
+        event["headers"]["idempotency-key"] = key
+    response = fn.handler(event, FakeContext())
+    return response, json.loads(response["body"])
+
+
+def test_a_retry_with_the_same_idempotency_key_replays_the_stored_reply_without_a_model_call(messages_fn, scripted):
+    key = str(uuid.uuid4())
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    first, body = post_with_key(messages_fn, "hello once", key)
+    assert first["statusCode"] == 200
+    # Nothing scripted: a second model call would fail the request.
+    again, replay = post_with_key(messages_fn, "hello once", key)
+    assert again["statusCode"] == 200
+    assert again["headers"].get("Idempotent-Replayed") == "true"
+    assert replay["mode"] == "replayed"
+    assert (replay["messageId"], replay["responses"]) == (body["messageId"], body["responses"])
+    assert messages_in(messages_fn, body["roomId"]).count("hello once") == 1
+
+
+def test_a_client_message_id_works_like_the_header(messages_fn, scripted):
+    key = str(uuid.uuid4())
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    _, body = post_with_key(messages_fn, "by body", key, header=False)
+    _, replay = post_with_key(messages_fn, "by body", key, header=False)
+    assert replay["mode"] == "replayed" and replay["messageId"] == body["messageId"]
+    assert body["messageId"] != key  # namespaced by caller and agent, never the client's id itself
+
+
+def test_a_retry_after_a_failed_model_call_runs_the_turn_once_more_on_the_stored_message(messages_fn, scripted):
+    from core.errors import ModelError
+
+    key = "retry-" + uuid.uuid4().hex
+    scripted.script(ModelType.TEXT_LARGE, ModelError("down", provider="scripted", retryable=True))
+    failed, _ = post_with_key(messages_fn, "are you there?", key)
+    assert failed["statusCode"] == 502
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    ok, body = post_with_key(messages_fn, "are you there?", key)
+    assert ok["statusCode"] == 200 and body["mode"] != "replayed" and body["didRespond"]
+    assert messages_in(messages_fn, body["roomId"]).count("are you there?") == 1
+
+
+def test_the_same_key_from_another_caller_is_another_message(messages_fn, scripted):
+    key = str(uuid.uuid4())
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    _, mine = post_with_key(messages_fn, "same words", key, caller=user("jo"))
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    _, theirs = post_with_key(messages_fn, "same words", key, caller=user("kim"))
+    assert theirs["mode"] != "replayed" and theirs["messageId"] != mine["messageId"]
+
+
+def test_a_key_reused_for_another_text_is_a_422_and_stores_nothing(messages_fn, scripted):
+    key = str(uuid.uuid4())
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    post_with_key(messages_fn, "first text", key)
+    before = rows(messages_fn)
+    response, body = post_with_key(messages_fn, "second text", key)
+    assert response["statusCode"] == 422 and body["fields"][0]["field"] == "messageId"
+    assert rows(messages_fn) == before
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\tkey", "ünïcode"])
+def test_a_malformed_idempotency_key_is_a_422_naming_the_header(messages_fn, key):
+    before = rows(messages_fn)
+    response, body = post_with_key(messages_fn, "hi", key)
+    assert response["statusCode"] == 422
+    assert body["fields"][0]["field"] == "Idempotency-Key" and body["fields"][0]["location"] == "header"
+    assert rows(messages_fn) == before
+
+
+def test_both_a_message_id_and_the_header_is_a_422(messages_fn):
+    event = http_event("POST", "/agents/eliza/messages", {"text": "x", "messageId": str(uuid.uuid4())}, caller=user())
+    event["headers"]["idempotency-key"] = "k1"
+    response = messages_fn.handler(event, FakeContext())
+    assert response["statusCode"] == 422

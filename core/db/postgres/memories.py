@@ -54,9 +54,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 class MemoriesMixin(PostgresBase):
     # -- writes ---------------------------------------------------------------------------------
 
+    @idempotent  # keyed by id: a retry after a dropped connection finds its row and stores nothing
     async def create_memories(self, memories: Sequence[Memory], table: str) -> None:
-        """Insert memories in one round trip (pipelined ``executemany``), no de-duplication.
+        """Insert memories in one round trip (pipelined ``executemany``), no de-duplication by text.
 
+        Idempotent by id: a memory whose id is already stored is left as it is, so a retried
+        call (or a retried request with the same message id) never stores a second copy.
         A memory without ``world_id`` takes its room's.
 
         Args:
@@ -73,7 +76,7 @@ class MemoriesMixin(PostgresBase):
             "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
             ' content_hash, "unique", created_at) VALUES (%s, %s, %s, %s,'
             " coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s AND id = %s)),"
-            " %s, %s, %s, %s, %s, %s)",
+            " %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             params,
         )
 
@@ -267,6 +270,24 @@ class MemoriesMixin(PostgresBase):
             (agent_id, room_id, table, count),
         )
         return [memory_from_row(r) for r in reversed(rows)]
+
+    async def get_message_with_replies(self, agent_id: UUID, message_id: UUID) -> tuple[Memory | None, list[Memory]]:
+        """A stored message and the agent's replies to it (``content.inReplyTo``), oldest first,
+        in one round trip: what a retried request with the same message id gets back.
+
+        Returns:
+            ``(message, replies)``; ``(None, [])`` when this agent has no such message.
+        """
+        rows = await self._fetch_all(
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.agent_id = %(a)s AND (m.id = %(id)s OR ("
+            "   m.type = 'messages' AND m.entity_id = %(a)s AND m.content->>'inReplyTo' = %(id)s::text"
+            "   AND m.room_id = (SELECT room_id FROM memories WHERE agent_id = %(a)s AND id = %(id)s)))"
+            " ORDER BY m.created_at, m.id",
+            {"a": agent_id, "id": message_id},
+        )
+        memories = [memory_from_row(r) for r in rows]
+        message = next((m for m in memories if m.id == message_id), None)
+        return message, [m for m in memories if m.id != message_id]
 
     async def get_memory_by_id(self, agent_id: UUID, id: UUID) -> Memory | None:
         """The memory, or ``None`` when this agent has no such memory."""

@@ -135,7 +135,8 @@ def test_only_reads_upserts_and_marked_methods_are_idempotent():
     assert is_idempotent(PostgresAdapter.upsert_agents)
     assert is_idempotent(PostgresAdapter.ensure_connection)
     assert is_idempotent(PostgresAdapter.list_memories) and is_idempotent(PostgresAdapter.is_room_participant)
-    assert not is_idempotent(PostgresAdapter.create_memories)  # a plain INSERT
+    assert is_idempotent(PostgresAdapter.create_memories)  # keyed by id: ON CONFLICT (id) DO NOTHING
+    assert not is_idempotent(PostgresAdapter.create_reply)  # its "superseded" check is not keyed by id
     assert not is_idempotent(PostgresAdapter.record_interaction)  # an increment
 
     @idempotent
@@ -259,9 +260,13 @@ async def _has_name(adapter, agent_id, entity_id, name) -> bool:
     return row["has"]
 
 
-async def test_a_lost_connection_is_not_retried_for_a_plain_insert(adapter, agent_id, database_url, caplog):
+async def test_a_lost_connection_is_not_retried_for_a_plain_insert_such_as_a_reply(
+    adapter, agent_id, database_url, caplog
+):
     room_id, entity_id = await _room(adapter, agent_id)
-    memory = Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, content=Content(text="secret words"))
+    asked = Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, content=Content(text="q"))
+    await adapter.create_memories([asked], "messages")
+    memory = Memory(agent_id=agent_id, room_id=room_id, entity_id=agent_id, content=Content(text="secret words"))
     async with await _connect(database_url, autocommit=False) as blocker, await _connect(database_url) as watcher:
         # The same id, uncommitted: the adapter's INSERT waits on the primary key.
         await blocker.execute(
@@ -269,33 +274,35 @@ async def test_a_lost_connection_is_not_retried_for_a_plain_insert(adapter, agen
             " VALUES (%s, %s, 'messages', %s, %s, %s, 'h', now())",
             (memory.id, agent_id, room_id, entity_id, Jsonb({"text": "other"})),
         )
-        call = asyncio.create_task(adapter.create_memories([memory], "messages"))
+        call = asyncio.create_task(adapter.create_reply(memory, "messages", answering=asked))
         await _terminate(watcher, await _lock_waiter(watcher, "INSERT INTO memories"))
         with pytest.raises(TransientDatabaseError) as raised:
             await asyncio.wait_for(call, timeout=10)
         await blocker.rollback()
 
     error = raised.value
-    assert error.outcome_unknown and error.attempts == 1 and error.operation == "create_memories"
+    assert error.outcome_unknown and error.attempts == 1 and error.operation == "create_reply"
     assert "not retried" in str(error)
     assert _retries(caplog) == []
     assert str(memory.id) not in str(error) and "secret words" not in str(error)
     # The caller can find out: here the killed insert never committed, so resending is safe.
-    assert await adapter.get_memories(agent_id, room_id, "messages", 10) == []
-    await adapter.create_memories([memory], "messages")
-    assert [m.id for m in await adapter.get_memories(agent_id, room_id, "messages", 10)] == [memory.id]
+    assert [m.id for m in await adapter.get_memories(agent_id, room_id, "messages", 10)] == [asked.id]
+    assert await adapter.create_reply(memory, "messages", answering=asked)
+    assert [m.id for m in await adapter.get_memories(agent_id, room_id, "messages", 10)] == [asked.id, memory.id]
 
 
 async def test_why_inserts_are_not_retried_blindly(adapter, agent_id, caplog):
     # What a blind retry would meet when the first commit landed before the connection dropped.
     room_id, entity_id = await _room(adapter, agent_id)
-    memory = Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, content=Content(text="private text"))
-    await adapter.create_memories([memory], "messages")
+    asked = Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, content=Content(text="q"))
+    await adapter.create_memories([asked], "messages")
+    memory = Memory(agent_id=agent_id, room_id=room_id, entity_id=agent_id, content=Content(text="private text"))
+    assert await adapter.create_reply(memory, "messages", answering=asked)
     with pytest.raises(DatabaseError) as raised:
-        await adapter.create_memories([memory], "messages")
+        await adapter.create_reply(memory, "messages", answering=asked)
     error = raised.value
     assert type(error) is DatabaseError  # permanent: raised at once, typed
-    assert error.sqlstate == "23505" and error.operation == "create_memories"
+    assert error.sqlstate == "23505" and error.operation == "create_reply"
     assert "UniqueViolation" in str(error) and "memories_pkey" in str(error)
     # Never the parameters: not in the message, and the psycopg error (whose DETAIL quotes them) is not chained.
     assert str(memory.id) not in str(error) and "private text" not in str(error)
@@ -356,3 +363,38 @@ async def test_nested_operations_do_not_multiply_attempts():
     with pytest.raises(TransientDatabaseError) as raised:
         await call_with_retries(outer, operation="outer", idempotent=False, policy=NO_WAIT)
     assert runs == 3 and raised.value.operation == "inner"
+
+
+async def test_storing_the_same_memory_twice_keeps_one_row(adapter, agent_id):
+    """What makes create_memories safe to retry after a dropped connection, and a retried request safe."""
+    import uuid
+
+    from core.types import ChannelType, Content, Entity, Memory, Room
+
+    room, speaker = uuid.uuid4(), uuid.uuid4()
+    await adapter.ensure_connection(
+        Entity(id=speaker, agent_id=agent_id, names=["x"]), Room(id=room, agent_id=agent_id, type=ChannelType.DM), None
+    )
+    memory = Memory(agent_id=agent_id, room_id=room, entity_id=speaker, content=Content(text="once"))
+    await adapter.create_memories([memory], "messages")
+    await adapter.create_memories([memory], "messages")
+    assert [m.text for m in await adapter.get_memories(agent_id, room, "messages", 10)] == ["once"]
+
+
+async def test_a_lost_connection_while_storing_a_message_is_retried_and_stores_it_once(
+    adapter, agent_id, database_url, caplog
+):
+    room_id, entity_id = await _room(adapter, agent_id)
+    memory = Memory(agent_id=agent_id, room_id=room_id, entity_id=entity_id, content=Content(text="hello"))
+    async with await _connect(database_url, autocommit=False) as blocker, await _connect(database_url) as watcher:
+        await blocker.execute(  # the same id, uncommitted: the adapter's INSERT waits on the primary key
+            "INSERT INTO memories (id, agent_id, type, room_id, entity_id, content, content_hash, created_at)"
+            " VALUES (%s, %s, 'messages', %s, %s, %s, 'h', now())",
+            (memory.id, agent_id, room_id, entity_id, Jsonb({"text": "other"})),
+        )
+        call = asyncio.create_task(adapter.create_memories([memory], "messages"))
+        await _terminate(watcher, await _lock_waiter(watcher, "INSERT INTO memories"))
+        await blocker.rollback()  # the retry then finds the key free
+        await asyncio.wait_for(call, timeout=10)
+    assert len(_retries(caplog)) >= 1
+    assert [m.text for m in await adapter.get_memories(agent_id, room_id, "messages", 10)] == ["hello"]
