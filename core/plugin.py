@@ -135,8 +135,8 @@ class Action:
 class Evaluator:
     """Runs after a response (elizaOS ``Evaluator``): reflection, fact extraction...
 
-    ``examples`` are conversations as for ``Action`` (elizaOS ``EvaluationExample``s' messages);
-    ``core.messaging.examples.evaluator_examples`` formats them for a prompt.
+    ``examples`` are elizaOS ``EvaluationExample``s: ``{"prompt": str, "messages": [{"name",
+    "content": {"text"}}], "outcome": str}``, shown by the EVALUATORS provider.
     """
 
     name: str
@@ -145,7 +145,7 @@ class Evaluator:
     validate: Callable[[AgentRuntime, Memory, State | None], Awaitable[bool]] | None = None
     always_run: bool = False
     similes: tuple[str, ...] = ()
-    examples: tuple[Sequence[Mapping[str, Any]], ...] = ()
+    examples: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

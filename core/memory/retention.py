@@ -52,6 +52,7 @@ from uuid import UUID
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from core.events import EventType
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import compose_prompt
 from core.settings.memory import RetentionSettings
@@ -170,7 +171,17 @@ async def compress_messages(
     else:
         done = [m.id for m in page.memories]
     report.deleted = await adapter.delete_many_memories(agent_id, done)
+    await _announce_deleted(runtime, [m for m in page.memories if m.id in set(done)])
     return _emit(runtime, report)
+
+
+async def _announce_deleted(runtime: AgentRuntime, messages: Sequence[Memory]) -> None:
+    """MESSAGE_DELETED for each message retention deleted (elizaOS emits it on every delete)."""
+    for message in messages:
+        await runtime.emit_event(
+            EventType.MESSAGE_DELETED,
+            {"message": message, "roomId": message.room_id, "source": "retention", "callback": None},
+        )
 
 
 def _chunks(messages: Sequence[Memory]) -> list[_Chunk]:

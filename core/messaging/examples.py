@@ -1,5 +1,5 @@
-"""Action and evaluator ``examples`` as prompt text (elizaOS ``composeActionExamples``,
-``formatEvaluatorExamples``).
+"""Action ``examples`` as prompt text (elizaOS ``composeActionExamples``); evaluators'
+examples are shown by the EVALUATORS provider (``core.bootstrap.context_providers``).
 
 An example is a short conversation: a list of ``{"name": ..., "content": {"text", "actions"}}``
 (elizaOS ``ActionExample``). ``{{name1}}``, ``{{name2}}``... are speakers, shown as ``User 1``,
@@ -40,16 +40,6 @@ def action_examples(
     chosen = [c for a in actions for c in list(getattr(a, "examples", ()) or ())[:per_action]][:limit]
     text = format_examples(chosen, agent_name)
     return f"# Action Examples\n{text}" if text else ""
-
-
-def evaluator_examples(evaluators: Iterable[Any], agent_name: str, per_evaluator: int = EXAMPLES_PER_ITEM) -> str:
-    """Each evaluator's examples under its name (elizaOS ``formatEvaluatorExamples``), or ``""``."""
-    sections = []
-    for evaluator in evaluators:
-        text = format_examples(list(getattr(evaluator, "examples", ()) or ())[:per_evaluator], agent_name)
-        if text:
-            sections.append(f"## {evaluator.name}\n{text}")
-    return "# Evaluator Examples\n" + "\n\n".join(sections) if sections else ""
 
 
 def _line(message: Mapping[str, Any], agent_name: str) -> str:

@@ -106,6 +106,7 @@ async def handle_message(
     *,
     on_stream_chunk: StreamCallback | None = None,
     on_response: ResponseCallback | None = None,
+    announce: bool = True,
 ) -> MessageResult:
     """Run one turn for ``message`` (already validated; its connection already ensured).
 
@@ -119,6 +120,8 @@ async def handle_message(
         channel_type: The room's kind; direct channels skip the should-respond decision.
         on_stream_chunk: Receives the reply's text while the model writes it.
         on_response: Receives each reply as soon as it is stored, before evaluators run.
+        announce: Emit ``MESSAGE_RECEIVED`` once the message is stored; False when a
+            connector's own ``MESSAGE_RECEIVED`` started the turn (one event per message).
 
     Raises:
         ModelError: the model failed, or its answer stayed unreadable after retries.
@@ -139,7 +142,7 @@ async def handle_message(
     timeout_s = RUN_TIMEOUT_S.read(runtime)
     try:
         async with asyncio.timeout(timeout_s) as deadline:
-            result = await _run(runtime, message, channel_type, run, on_stream_chunk, on_response)
+            result = await _run(runtime, message, channel_type, run, on_stream_chunk, on_response, announce)
         status = "rejected" if result.rejected else "completed"
         return result
     except TimeoutError as exc:
@@ -164,6 +167,7 @@ async def _run(
     run: dict[str, Any],
     on_stream_chunk: StreamCallback | None,
     on_response: ResponseCallback | None,
+    announce: bool,
 ) -> MessageResult:
     """The turn inside its run: hooks, storing the message, the response, ``after_message``."""
     accepted = await _before_message(runtime, message)
@@ -172,8 +176,8 @@ async def _run(
     message = accepted
     await runtime.create_memory(message, "messages")
     runtime.queue_embedding_generation(message, "high")
-    # ``runId`` marks the payload as already handled (core.messaging.connector answers the others).
-    await runtime.emit_event(EventType.MESSAGE_RECEIVED, {**run, "message": message, "callback": on_response})
+    if announce:  # ``runId`` marks it as handled: core.messaging.connector answers only the others
+        await runtime.emit_event(EventType.MESSAGE_RECEIVED, {**run, "message": message, "callback": on_response})
     result = await _Turn(runtime, message, channel_type, on_stream_chunk, on_response).run()
     result.run_id = run["runId"]
     await runtime.call_hooks("after_message", message, result)
@@ -387,7 +391,9 @@ def prompt_values(runtime: AgentRuntime, state: State, offer_providers: bool = T
     values = dict(state.values)
     offered = _offered_providers(runtime, state) if offer_providers else []
     if offered:
-        listing = "\n".join(f"- {p.name}: {p.description}" for p in offered)
+        # The PROVIDERS provider, when composed, already lists them in the providers' text.
+        listed = "PROVIDERS" in state.data.get("providers", {})
+        listing = "(listed under # Providers above)" if listed else "\n".join(_offer(p) for p in offered)
         values["dynamicProviders"] = compose_prompt(DYNAMIC_PROVIDERS_INSTRUCTION, {**values, "providerList": listing})
     available = _available_action_names(state)
     actions = [a for a in runtime.actions.values() if available is None or a.name in available]
@@ -400,6 +406,10 @@ def requested_providers(runtime: AgentRuntime, names: list[str], state: State) -
     composed = state.data.get("providers", {})
     providers = runtime.blueprint.providers
     return [n for n in dict.fromkeys(names) if n in providers and not providers[n].private and n not in composed]
+
+
+def _offer(provider: Any) -> str:
+    return f"- {provider.name}: {provider.description}"
 
 
 def _offered_providers(runtime: AgentRuntime, state: State) -> list[Any]:

@@ -113,9 +113,11 @@ async def test_a_dynamic_provider_the_model_asks_for_is_composed_with_the_cached
     result = await orch.handle_message(runtime, IncomingMessage(text="What's the weather?"))
 
     first, second = (params["prompt"] for _, params in scripted.calls)
-    assert "- WEATHER: Today's weather." in first and "SECRET" not in first  # offered, private one not
+    # Offered (by the PROVIDERS provider's list; the instruction points at it), the private one not.
+    assert "- **WEATHER**: Today's weather." in first and "(listed under # Providers above)" in first
+    assert "SECRET" not in first
     assert "Sunny, 21 C." not in first and "Sunny, 21 C." in second  # composed, then the plan written again
-    assert "- WEATHER:" not in second  # already composed: not offered again
+    assert "Context you can ask for" not in second  # one round of context per turn
     assert seen == {"weather_state_agent": runtime.character.name, "action_state_weather": "sunny"}
     assert [r.text for r in result.responses] == ["Weather is sunny"] and result.mode == "actions"
 
@@ -248,24 +250,3 @@ def test_a_second_plugins_action_of_the_same_name_is_skipped_with_a_warning(capl
     )
     assert blueprint.actions["GO"].handler is first
     assert "action GO of plugin b is already registered for Dup; the first one is kept" in caplog.text
-
-
-def test_evaluator_examples_are_formatted_under_their_names():
-    from core.messaging.examples import evaluator_examples
-    from core.plugin import Evaluator
-
-    async def noop(*_):
-        return None
-
-    evaluator = Evaluator(
-        name="REFLECT",
-        description="d",
-        handler=noop,
-        examples=(
-            (
-                {"name": "{{name1}}", "content": {"text": "I like tea"}},
-                {"name": "{{agentName}}", "content": {"text": "Noted"}},
-            ),
-        ),
-    )
-    assert evaluator_examples([evaluator], "Ada") == "# Evaluator Examples\n## REFLECT\nUser 1: I like tea\nAda: Noted"
