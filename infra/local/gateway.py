@@ -5,33 +5,65 @@ Every HTTP request becomes the event API Gateway would send to the function
 :class:`~infra.local.lambda_context.LambdaContext`, and its payload 2.0 response is written
 back. Behaviour that belongs to API Gateway itself is reproduced too: bodies over its 10 MB
 limit are refused with 413 without invoking the function, a failing function becomes
-``500 {"message": "Internal Server Error"}``, and a result without ``statusCode`` becomes a
-200 JSON response.
+``500 {"message": "Internal Server Error"}``, a result without ``statusCode`` becomes a
+200 JSON response, and an authorizer (the JWT authorizer's place) answers
+``401 {"message": "Unauthorized"}`` before any invocation.
 
-Invocations are serialised: one Lambda container handles one event at a time, and the
-handlers rely on that (their event loop and pool are not thread-safe).
+The HTTP side is uvicorn (h11) serving the gateway as a small ASGI application: a well-kept
+server that takes bursts of new connections (a listen backlog of 2,048, where the standard
+library's server had 5 and made the 6th concurrent client wait a second for its SYN to be
+retried) and that can stream a response, as server-sent events need. The invocations run
+in Lambda containers (``infra.local.containers``): one event at a time per container, one
+container by default, ``LOCAL_CONCURRENCY`` child processes when asked for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
-from infra.local.lambda_context import LOCAL_ACCOUNT_ID, new_context
+import uvicorn
+
+from infra.local.containers import Handler, HandlerFailed, InProcessContainer, ProcessContainers
+from infra.local.lambda_context import LOCAL_ACCOUNT_ID
 
 logger = logging.getLogger(__name__)
 
-#: A Lambda handler: ``handler(event, context) -> result``.
-Handler = Callable[[dict[str, Any], Any], Any]
+#: ``authorizer(headers) -> {"jwt": {"claims": ..., "scopes": ...}} | None`` (see ``LocalGateway``).
+Authorizer = Callable[[Mapping[str, str]], "dict[str, Any] | None"]
+#: ASGI's types, as far as the gateway uses them.
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: Seconds an idle keep-alive connection is kept open.
+_KEEP_ALIVE_S = 60
+#: Connections the kernel holds for the server before it accepts them.
+_BACKLOG = 2048
+
+
+class Containers(Protocol):
+    """Where events run (``infra.local.containers``)."""
+
+    concurrency: int
+
+    def start(self) -> None: ...
+
+    def invoke(self, event: dict[str, Any]) -> Any: ...
+
+    def close(self) -> None: ...
+
 
 #: API Gateway's payload limit for HTTP APIs: 10 MB.
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -39,7 +71,6 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
 #: An oversized body up to this size is read and thrown away so the client sees the 413;
 #: beyond it the connection is simply closed rather than spending time on it.
 _MAX_DRAIN_BYTES = 64 * 1024 * 1024
-_DRAIN_CHUNK_BYTES = 64 * 1024
 
 #: Content types whose bodies API Gateway passes as text (everything else is base64).
 _TEXT_TYPES = frozenset(
@@ -302,143 +333,44 @@ def response_from_result(result: Any) -> HttpResponse:
     return HttpResponse(status, _response_headers(result), raw)
 
 
-class _GatewayServer(ThreadingHTTPServer):
-    """The HTTP server, carrying a reference to its gateway for the request handlers."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
-        self.gateway = gateway
-        super().__init__(address, _GatewayRequestHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log connection errors instead of printing them to stderr."""
-        logger.warning("error serving %s", client_address, exc_info=True)
-
-
 class _BodyTooLarge(Exception):
     """The request body exceeds the gateway's limit."""
 
 
-class _GatewayRequestHandler(BaseHTTPRequestHandler):
-    """Turns each HTTP request into one invocation of the gateway's handler."""
+class _ClientGone(Exception):
+    """The client disconnected before its request was read."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
-    server_version = "agent-runtime-local-gateway"
-    sys_version = ""
-    timeout = 60  # seconds an idle keep-alive connection (or a stalled upload) may hold a thread
-    server: _GatewayServer
 
-    def do_GET(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's naming)
-        self._serve()
+async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    """The request body (uvicorn has already undone chunked framing).
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        """Route the stdlib's access log through ``logging`` at debug level."""
-        logger.debug("%s " + format, self.address_string(), *args)
-
-    def _serve(self) -> None:
-        gateway = self.server.gateway
-        started = time.monotonic()
-        try:
-            body = self._read_body(gateway.max_body_bytes)
-        except _BodyTooLarge:
-            response = json_response(413, {"message": "Request Entity Too Large"})
-        except ValueError as exc:
-            self.close_connection = True  # framing is unknown: do not reuse the connection
-            response = json_response(400, {"message": f"Bad Request: {exc}"})
-        else:
-            event = build_http_event(
-                method=self.command,
-                target=self.path,
-                headers=list(self.headers.items()),
-                body=body,
-                source_ip=self.client_address[0],
-                server_port=self.server.server_address[1],
-                protocol=self.request_version,
-            )
-            response = gateway.invoke(event)
-        self._write(response)
-        logger.info(
-            "%s %s -> %d (%.1f ms)",
-            self.command,
-            self.path,
-            response.status,
-            (time.monotonic() - started) * 1000,
-        )
-
-    def _read_body(self, limit: int) -> bytes:
-        """Read the request body, by Content-Length or chunked.
-
-        Args:
-            limit: Largest accepted body, in bytes.
-
-        Returns:
-            The body bytes (empty when there is none).
-
-        Raises:
-            _BodyTooLarge: The body is over ``limit``.
-            ValueError: The framing headers are invalid.
-        """
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(limit)
-        length_header = self.headers.get("Content-Length")
-        length = int(length_header) if length_header else 0
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > limit:
-            self._discard(length)
-            raise _BodyTooLarge
-        return self.rfile.read(length)
-
-    def _discard(self, length: int) -> None:
-        """Read and drop ``length`` bytes so the client can read the error that follows."""
-        if length > _MAX_DRAIN_BYTES:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(_DRAIN_CHUNK_BYTES, length))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    def _read_chunked(self, limit: int) -> bytes:
-        """Decode a ``Transfer-Encoding: chunked`` body (the stdlib server does not)."""
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_field = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            if not size_field:
-                raise ValueError("malformed chunk size")
-            size = int(size_field, 16)
-            if size == 0:
-                break
-            total += size
-            if total > limit:
-                self.close_connection = True  # rest of the stream is left unread
-                raise _BodyTooLarge
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(8)  # CRLF after each chunk
-        # Trailers end with an empty line.
-        while self.rfile.readline(65536).strip():
-            pass
-        return b"".join(parts)
-
-    def _write(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+    Raises:
+        _BodyTooLarge: the body is over ``limit``; up to ``_MAX_DRAIN_BYTES`` of it were read
+            and dropped so that the client, still sending, reads the 413 that follows.
+        _ClientGone: the client disconnected.
+    """
+    declared = headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > limit
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        too_large = too_large or total > limit
+        if not too_large:
+            parts.append(chunk)
+        if not message.get("more_body") or total > _MAX_DRAIN_BYTES:
+            break
+    if too_large:
+        raise _BodyTooLarge
+    return b"".join(parts)
 
 
 class LocalGateway:
-    """Serves one Lambda handler over HTTP as API Gateway HTTP API would.
+    """Serves one Lambda handler over HTTP as API Gateway HTTP API would, on uvicorn.
 
     Example:
         >>> gateway = LocalGateway(handler, port=0).start()
@@ -449,41 +381,67 @@ class LocalGateway:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | str,
         host: str = "127.0.0.1",
         port: int = 3000,
         function_name: str = "messages",
         timeout_s: float = 30,
         max_body_bytes: int = API_GATEWAY_MAX_BODY_BYTES,
         memory_mb: int = 1024,
+        *,
+        concurrency: int = 1,
+        authorizer: Authorizer | None = None,
+        public_routes: Collection[tuple[str, str]] = (),
     ) -> None:
         """Configure the gateway; nothing listens until :meth:`start`.
 
         Args:
-            handler: The Lambda handler, ``handler(event, context)``.
+            handler: The Lambda handler, ``handler(event, context)``, run in this process one
+                event at a time; or its name, ``"module:attribute"``, run in ``concurrency``
+                child processes, each a container with its own init phase (``infra.local.containers``).
             host: Interface to listen on.
             port: TCP port; 0 picks a free one (see :attr:`port` after start).
             function_name: Function name put into each invocation's context.
             timeout_s: Function timeout in seconds, as seen by ``get_remaining_time_in_millis``.
             max_body_bytes: Largest request body passed on; larger ones get 413 (bytes).
             memory_mb: Memory size reported in the context, in MiB.
+            concurrency: Containers running events at the same time (``LOCAL_CONCURRENCY``);
+                above 1, ``handler`` must be a name.
+            authorizer: Called with the request's folded lowercase headers before each
+                invocation, as API Gateway's JWT authorizer: a dict goes into the event's
+                ``requestContext.authorizer`` (``{"jwt": {"claims": {...}, "scopes": [...]}}``);
+                ``None`` answers ``401 {"message": "Unauthorized"}`` without invoking. Without
+                an authorizer every request is invoked.
+            public_routes: ``(METHOD, path)`` pairs the authorizer does not guard (a route with
+                authorizer NONE, e.g. ``("GET", "/health")``).
+
+        Raises:
+            ValueError: ``concurrency`` is below 1, or above 1 with a handler that is not a name.
         """
-        self._handler = handler
+        if isinstance(handler, str):
+            self._containers: Containers = ProcessContainers(handler, concurrency, function_name, timeout_s, memory_mb)
+        elif concurrency == 1:
+            self._containers = InProcessContainer(handler, function_name, timeout_s, memory_mb)
+        else:
+            raise ValueError("concurrency above 1 needs the handler's name (module:attribute): one process each")
         self._host = host
         self._port = port
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
         self.memory_mb = memory_mb
-        # One container runs one event at a time; the handler's event loop depends on it.
-        self._invoke_lock = threading.Lock()
-        self._server: _GatewayServer | None = None
+        self.authorizer = authorizer
+        self.public_routes = frozenset((method.upper(), path) for method, path in public_routes)
+        # One thread per container: it waits for its event while uvicorn's loop serves the others.
+        self._executor = ThreadPoolExecutor(self._containers.concurrency, thread_name_prefix=f"invoke-{function_name}")
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._bound_port: int | None = None
 
     @property
     def port(self) -> int:
         """The bound TCP port once started (the configured one before)."""
-        return self._server.server_address[1] if self._server else self._port
+        return self._bound_port if self._bound_port is not None else self._port
 
     @property
     def url(self) -> str:
@@ -492,38 +450,47 @@ class LocalGateway:
         return f"http://{host}:{self.port}"
 
     def start(self) -> LocalGateway:
-        """Bind the port and serve in a background thread.
+        """Start the containers, bind the port and serve in a background thread.
 
         Returns:
             The gateway itself, for chaining.
 
         Raises:
-            RuntimeError: Already started.
+            RuntimeError: Already started, or a container's init phase failed.
             OSError: The port cannot be bound.
         """
         if self._server is not None:
             raise RuntimeError("gateway already started")
-        self._server = _GatewayServer((self._host, self._port), self)
+        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, self._port))  # here, so that a port in use is an OSError to the caller
+            self._containers.start()
+        except BaseException:
+            sock.close()
+            raise
+        self._bound_port = sock.getsockname()[1]
+        self._server = uvicorn.Server(_server_config(self))
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"gateway-{self.function_name}",
-            daemon=True,
+            target=self._server.run, kwargs={"sockets": [sock]}, name=f"gateway-{self.function_name}", daemon=True
         )
         self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            time.sleep(0.01)
         logger.info("gateway for %s listening on %s", self.function_name, self.url)
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port; safe to call twice."""
+        """Stop serving, release the port and stop the containers; safe to call twice."""
         server, thread = self._server, self._thread
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
+        server.should_exit = True
         if thread is not None:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
+        self._containers.close()
         self._server = self._thread = None
+        self._bound_port = None
         logger.info("gateway for %s stopped", self.function_name)
 
     def __enter__(self) -> LocalGateway:
@@ -532,33 +499,75 @@ class LocalGateway:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application: one HTTP request, one invocation (or API Gateway's own answer)."""
+        if scope["type"] != "http":
+            return
+        started = time.monotonic()
+        query = scope["query_string"].decode("latin-1")
+        target = scope["raw_path"].decode("latin-1") + (f"?{query}" if query else "")
+        try:
+            response = await self._respond(scope, receive, target)
+        except _ClientGone:
+            return
+        head = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+        head.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": head})
+        body = b"" if scope["method"] == "HEAD" else response.body  # h11 frames a HEAD answer as empty
+        await send({"type": "http.response.body", "body": body})
+        elapsed_ms = (time.monotonic() - started) * 1000
+        logger.info("%s %s -> %d (%.1f ms)", scope["method"], target, response.status, elapsed_ms)
+
+    async def _respond(self, scope: Scope, receive: Receive, target: str) -> HttpResponse:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            body = await _read_body(receive, dict(headers), self.max_body_bytes)
+        except _BodyTooLarge:
+            return json_response(413, {"message": "Request Entity Too Large"})
+        client = scope.get("client") or ("127.0.0.1", 0)
+        event = build_http_event(
+            method=scope["method"],
+            target=target,
+            headers=headers,
+            body=body,
+            source_ip=client[0],
+            server_port=self.port,
+            protocol=f"HTTP/{scope['http_version']}",
+        )
+        refused = self._authorize(event)
+        if refused is not None:
+            return refused
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.invoke, event)
+
+    def _authorize(self, event: dict[str, Any]) -> HttpResponse | None:
+        """API Gateway's authorizer step: ``None`` to go on (the claims put in the event), else the answer."""
+        route = (event["requestContext"]["http"]["method"], event["rawPath"])
+        if self.authorizer is None or route in self.public_routes:
+            return None
+        try:
+            granted = self.authorizer(event["headers"])
+        except Exception:
+            logger.exception("the authorizer of %s failed", self.function_name)
+            return _internal_error()
+        if granted is None:
+            return json_response(401, {"message": "Unauthorized"})
+        event["requestContext"]["authorizer"] = granted
+        return None
+
     def invoke(self, event: dict[str, Any]) -> HttpResponse:
-        """Run the handler on one event, one invocation at a time.
+        """Run the handler on one event, on an idle container (one event at a time each).
 
         Args:
             event: API Gateway payload 2.0 event.
 
         Returns:
-            The HTTP response; 500 ``Internal Server Error`` when the handler raises or
-            returns a malformed response, as API Gateway does.
+            The HTTP response; 500 ``Internal Server Error`` when the handler raises, its
+            container dies, or it returns a malformed response, as API Gateway does.
         """
-        with self._invoke_lock:
-            # The context is made under the lock: time spent queued is not the function's.
-            context = new_context(self.function_name, self.timeout_s, self.memory_mb)
-            started = time.monotonic()
-            try:
-                result = self._handler(event, context)
-            except Exception:
-                logger.exception("handler %s failed (request %s)", self.function_name, context.aws_request_id)
-                return _internal_error()
-            elapsed_s = time.monotonic() - started
-        if elapsed_s > self.timeout_s:
-            logger.warning(
-                "handler %s ran %.1f s, over its %.1f s timeout: Lambda would have stopped it",
-                self.function_name,
-                elapsed_s,
-                self.timeout_s,
-            )
+        try:
+            result = self._containers.invoke(event)
+        except HandlerFailed:
+            return _internal_error()  # logged where it failed
         try:
             response = response_from_result(result)
         except (TypeError, ValueError):
@@ -568,6 +577,21 @@ class LocalGateway:
         if request_id:
             response.headers.append(("apigw-requestid", request_id))
         return response
+
+
+def _server_config(gateway: LocalGateway) -> uvicorn.Config:
+    """uvicorn's settings: h11, no logging set-up of its own, API Gateway's idle timeout."""
+    return uvicorn.Config(
+        gateway,
+        http="h11",
+        lifespan="off",
+        log_config=None,  # the stack's logging (infra.local.logs) stays as it is
+        access_log=False,  # one line per request is logged by the gateway itself
+        server_header=False,
+        timeout_keep_alive=_KEEP_ALIVE_S,
+        timeout_graceful_shutdown=5,
+        backlog=_BACKLOG,
+    )
 
 
 def _internal_error() -> HttpResponse:

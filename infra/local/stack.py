@@ -10,6 +10,9 @@ applies migrations only: to ``DATABASE_URL``, else to the running stack's databa
 embedded Postgres, started for the purpose and stopped after.
 
 ``DATABASE_URL`` switches to an existing database; ``MODEL_PLUGINS`` to other models.
+``LOCAL_CONCURRENCY`` (1 to 64, default 1) runs the messages function in that many containers
+at once, each a child process with its own init phase, as Lambda scales a function
+(``infra.local.containers`` says why processes); with 1 it runs in the stack's own process.
 
 Lifecycle:
 
@@ -51,6 +54,8 @@ logger = logging.getLogger("infra.local.stack")
 
 DATABASE_NAME = "agents"
 LOCAL_MODELS = "core.model_providers.local"
+#: The messages function's handler, as each of its containers imports it.
+MESSAGES_HANDLER = "functions.api.app:handler"
 #: Seconds a new stack waits for its data directory while the watchdog of a killed one cleans up.
 LOCK_WAIT_S = 20.0
 #: Exit status of a start interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -80,6 +85,7 @@ class StackConfig:
         moto_port: moto's port (``MOTO_PORT``; 0 picks a free one).
         tasks_interval_s: Seconds between two scheduled events (``TASKS_INTERVAL_S``).
         tasks_timeout_s: The tasks function's timeout, in seconds (``TASKS_FUNCTION_TIMEOUT_S``).
+        concurrency: Containers of the messages function (``LOCAL_CONCURRENCY``).
         settings: The handlers' settings (``core.settings.Settings``).
         plugins: Every plugin the deployment runs (migrations are theirs too).
         local_models: Whether the local models serve (loaded before the gateway opens).
@@ -90,6 +96,7 @@ class StackConfig:
     moto_port: int
     tasks_interval_s: float
     tasks_timeout_s: float
+    concurrency: int
     settings: Any
     plugins: list[Any]
     local_models: bool
@@ -111,6 +118,7 @@ def read_config(host: str = "127.0.0.1") -> StackConfig:
     moto_port = int(env_number("MOTO_PORT", 0, low=0, high=65535, integer=True))
     interval = env_number("TASKS_INTERVAL_S", 60, low=0.1, high=86_400)
     timeout = env_number("TASKS_FUNCTION_TIMEOUT_S", 120, low=1, high=900)
+    concurrency = int(env_number("LOCAL_CONCURRENCY", 1, low=1, high=64, integer=True))
     try:
         json_logs()
     except ValueError as exc:
@@ -127,6 +135,7 @@ def read_config(host: str = "127.0.0.1") -> StackConfig:
         moto_port=moto_port,
         tasks_interval_s=interval,
         tasks_timeout_s=timeout,
+        concurrency=concurrency,
         settings=settings,
         plugins=plugins,
         local_models=local_models,
@@ -312,16 +321,18 @@ def _sqs(stack: LocalStack, port: int) -> tuple[str, dict[str, str]]:
 
 
 def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, str]) -> None:
-    """Import the three functions (their init phase), then drive them: poller, scheduler, gateway last."""
+    """Import the functions (their init phase), then drive them: poller, scheduler, gateway last.
+
+    With ``LOCAL_CONCURRENCY`` above 1 the messages function is not imported here: each of its
+    containers, a child process of the gateway, runs its own init phase.
+    """
     import boto3
 
-    from functions import embeddings, tasks  # init phase of the three functions
-    from functions.api import app as messages
-    from infra.local.gateway import LocalGateway
+    from functions import embeddings, tasks  # init phase of the embeddings and tasks functions
     from infra.local.poller import SqsPoller
     from infra.local.scheduler import LocalScheduler
 
-    for container in (messages.container, embeddings.container, tasks.container):
+    for container in (embeddings.container, tasks.container):
         stack.on_stop(f"the {container.__class__.__name__}", container.close)
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"])
     poller = SqsPoller(sqs, queues, embeddings.handler, function_name="embeddings")
@@ -330,13 +341,28 @@ def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, s
     scheduler = LocalScheduler(tasks.handler, interval_s=config.tasks_interval_s, timeout_s=config.tasks_timeout_s)
     stack.on_stop("the scheduler", scheduler.stop)
     scheduler.start()
-    gateway = LocalGateway(messages.handler, host=config.host, port=config.port, function_name="messages")
+    gateway = _messages_gateway(stack, config)
     try:
         gateway.start()
     except OSError as exc:  # taken since check_port_free (another process was quicker)
         raise StartupError(f"PORT: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     stack.on_stop("the gateway", gateway.stop)  # registered last: stops first, no request reaches a stopped piece
     stack.gateway = gateway
+
+
+def _messages_gateway(stack: LocalStack, config: StackConfig) -> Any:
+    """The gateway of the messages function: in this process, or in ``LOCAL_CONCURRENCY`` containers."""
+    from infra.local.gateway import LocalGateway
+
+    handler: Any = MESSAGES_HANDLER
+    if config.concurrency == 1:
+        from functions.api import app as messages  # its init phase, in this process
+
+        stack.on_stop(f"the {messages.container.__class__.__name__}", messages.container.close)
+        handler = messages.handler
+    return LocalGateway(
+        handler, host=config.host, port=config.port, function_name="messages", concurrency=config.concurrency
+    )
 
 
 # -- commands ---------------------------------------------------------------------------------
