@@ -57,6 +57,18 @@ async def sql_counters(conn) -> tuple[int, int]:
     return int(row["statements"]), int(row["xacts"])
 
 
+async def log_statements(conn, turns: int) -> None:
+    """Each statement's calls per turn, most frequent first (stderr): where the round trips go."""
+    rows = await (
+        await conn.execute(
+            "SELECT calls, query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%' ORDER BY calls DESC LIMIT 15"
+        )
+    ).fetchall()
+    for row in rows:
+        log(f"  {row['calls'] / turns:5.2f}/turn  {' '.join(row['query'].split())[:110]}")
+
+
 async def run(turns: int) -> None:
     import psycopg
 
@@ -128,6 +140,7 @@ async def run(turns: int) -> None:
             log(f"  {i + 1}/{turns} turns, p50 so far {statistics.median(times):.2f} ms, RSS {rss_mib():.0f} MiB")
     async with pool.connection() as conn:
         after = await sql_counters(conn)
+        await log_statements(conn, turns)
     # The counting queries themselves: one statement and one transaction each side.
     statements = (after[0] - before[0] - 1) / turns
     transactions = (after[1] - before[1] - 2) / turns
