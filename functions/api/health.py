@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from psycopg_pool import PoolTimeout
 
-from core.db.health import check_database
+from core.db.health import DatabaseHealth, check_database
 from core.errors import DatabaseError
 from functions.api.context import current
 from functions.api.responses import json_response
@@ -35,7 +36,7 @@ def health() -> Response[dict[str, Any]]:
     providers = provider_health()
     common = {"agents": len(api.orchestrator.get_agents()), "providers": providers}
     try:
-        found = api.container.run(check_database(api.container.pool, HEALTH_DB_TIMEOUT_S))
+        found = api.container.run(database_health(api.container.pool))
     except (psycopg.Error, DatabaseError, OSError) as exc:  # PoolTimeout and PoolClosed are psycopg errors
         api.observability.logger.warning("health: database unavailable", extra={"error": type(exc).__name__})
         return json_response(
@@ -53,6 +54,25 @@ def health() -> Response[dict[str, Any]]:
     return json_response(
         200, {"status": "degraded" if degraded else "ok", "database": database, "versions": versions, **common}
     )
+
+
+async def database_health(pool: Any) -> DatabaseHealth:
+    """``check_database`` through the pool, tried a second time after a lost connection.
+
+    The pool checks a connection before use only once it has idled ``DB_POOL_CHECK_AFTER_S``;
+    one the server ended sooner (a restart, RDS Proxy's idle timeout, ``pg_terminate_backend``)
+    fails its first query, and the pool then discards it: the second try gets a new one. Not
+    after a ``PoolTimeout``: a second wait would only double the time to answer 503.
+
+    Raises:
+        psycopg.Error: the database did not answer twice (``PoolTimeout`` at once).
+    """
+    try:
+        return await check_database(pool, HEALTH_DB_TIMEOUT_S)
+    except PoolTimeout:
+        raise
+    except psycopg.OperationalError:
+        return await check_database(pool, HEALTH_DB_TIMEOUT_S)
 
 
 @functools.cache
