@@ -34,7 +34,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import Field, StrictBool, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from core.errors import NotFoundError
 from core.knowledge import KnowledgeSettings
@@ -65,6 +65,16 @@ router = APIGatewayHttpRouter()
 class DocumentBody(ApiModel):
     """``POST /agents/{agent}/documents``: exactly one of ``text`` and ``file``."""
 
+    # The validator below, said in the OpenAPI document (clients and schemathesis read it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}, "not": {"required": ["file"]}},
+                {"required": ["file"], "properties": {"file": {"type": "string"}}, "not": {"required": ["text"]}},
+            ]
+        }
+    )
+
     text: str | None = Field(default=None, min_length=1)
     file: str | None = Field(default=None, min_length=1, description="The file's bytes, base64-encoded.")
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\x00]*\S[^\x00]*$")
@@ -79,7 +89,12 @@ class DocumentBody(ApiModel):
         return self
 
 
-@router.post("/agents/<agent>/documents", middlewares=ADMIN_ONLY)
+@router.post(
+    "/agents/<agent>/documents",
+    middlewares=ADMIN_ONLY,
+    status_code=201,
+    responses={201: {"description": "Added"}, 200: {"description": "Unchanged, or replaced (same name)"}},
+)
 def post_document(agent: str, body: DocumentBody) -> Response[dict[str, Any]]:
     """Add (or replace) a document; its fragments are queued for embedding at low priority."""
     api = current()
@@ -163,7 +178,12 @@ def get_one_document(agent: str, document_id: UUID, fragments: bool = False) -> 
     return answer
 
 
-@router.delete("/agents/<agent>/documents/<document_id>", middlewares=ADMIN_ONLY)
+@router.delete(
+    "/agents/<agent>/documents/<document_id>",
+    middlewares=ADMIN_ONLY,
+    status_code=204,
+    responses={204: {"description": "Deleted, with its fragments"}},
+)
 def delete_one_document(agent: str, document_id: UUID) -> Response[None]:
     """Delete a document and its fragments (a shared one for every agent)."""
     api = current()

@@ -19,7 +19,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.errors import NotFoundError
 from core.memory.facts import store_facts
@@ -53,6 +53,19 @@ class FactBody(ApiModel):
     object_entity_id: UUID | None = None
     source_message_id: UUID | None = None
 
+    # The validator below, said in the OpenAPI document.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {
+                    "required": ["subject", "predicate", "object"],
+                    "properties": {k: {"type": "string"} for k in ("subject", "predicate", "object")},
+                },
+            ]
+        }
+    )
+
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
@@ -74,7 +87,11 @@ def fact_json(fact: Fact) -> dict[str, Any]:
     return fact.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-@router.post("/agents/<agent>/facts")
+@router.post(
+    "/agents/<agent>/facts",
+    status_code=201,
+    responses={201: {"description": "A new fact"}, 200: {"description": "A known fact, confirmed"}},
+)
 def create_fact(agent: str, body: FactBody) -> Response[dict[str, Any]]:
     """Store a fact in a room the caller may use; 201 when new, 200 when it confirmed a known fact."""
     api, who = current(), caller()

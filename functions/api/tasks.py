@@ -33,7 +33,9 @@ def list_tasks(
     return {"tasks": [task_json(t) for t in tasks]}
 
 
-@router.post("/agents/<agent>/tasks", middlewares=ADMIN_ONLY)
+@router.post(
+    "/agents/<agent>/tasks", middlewares=ADMIN_ONLY, status_code=201, responses={201: {"description": "Created"}}
+)
 def create_task(agent: str, body: TaskBody) -> Response[dict[str, Any]]:
     """Create a task for the agent; 201 with the stored task. A ``queue`` task needs a worker here."""
     api = current()
