@@ -324,9 +324,14 @@ def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, s
     """Import the functions (their init phase), then drive them: poller, scheduler, gateway last.
 
     With ``LOCAL_CONCURRENCY`` above 1 the messages function is not imported here: each of its
-    containers, a child process of the gateway, runs its own init phase.
+    containers, a child process of the gateway, runs its own init phase. The functions read the
+    stack's ``SERVER_SECRET`` (kept in the data directory) unless the environment sets one.
     """
     import boto3
+
+    from infra.local.dev_tokens import use_local_server_secret
+
+    use_local_server_secret(stack.directory)  # before any init phase; child containers inherit it
 
     from functions import embeddings, tasks  # init phase of the embeddings and tasks functions
     from infra.local.poller import SqsPoller
@@ -351,7 +356,13 @@ def _serve_functions(stack: LocalStack, config: StackConfig, queues: dict[str, s
 
 
 def _messages_gateway(stack: LocalStack, config: StackConfig) -> Any:
-    """The gateway of the messages function: in this process, or in ``LOCAL_CONCURRENCY`` containers."""
+    """The gateway of the messages function: in this process, or in ``LOCAL_CONCURRENCY`` containers.
+
+    Its authorizer verifies the stack's development tokens (``agent token``) as API Gateway's JWT
+    authorizer verifies real ones; ``GET /health`` needs none, as in ``template.yaml``.
+    """
+    from functions.api.app import PUBLIC_ROUTES
+    from infra.local.dev_tokens import DevTokens
     from infra.local.gateway import LocalGateway
 
     handler: Any = MESSAGES_HANDLER
@@ -361,7 +372,13 @@ def _messages_gateway(stack: LocalStack, config: StackConfig) -> Any:
         stack.on_stop(f"the {messages.container.__class__.__name__}", messages.container.close)
         handler = messages.handler
     return LocalGateway(
-        handler, host=config.host, port=config.port, function_name="messages", concurrency=config.concurrency
+        handler,
+        host=config.host,
+        port=config.port,
+        function_name="messages",
+        concurrency=config.concurrency,
+        authorizer=DevTokens(stack.directory).authorize,
+        public_routes=PUBLIC_ROUTES,
     )
 
 

@@ -10,10 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+
+from infra.local.dev_tokens import DevTokens
 
 pytestmark = pytest.mark.local_models
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,24 +57,34 @@ def stack():
         proc.wait(30)
 
 
+def _auth(data_dir: Path, name: str = "e2e-user") -> dict[str, str]:
+    """What `agent token` prints, as the README's curl sends it."""
+    return {"Authorization": f"Bearer {DevTokens(data_dir).mint(name, name=name)}"}
+
+
 def test_message_reply_history_embedding_and_search(stack):
-    url, _, _ = stack
+    url, _, data_dir = stack
+    auth = _auth(data_dir)
     started = time.monotonic()
     # No Content-Type header: exactly what the README's curl sends.
-    response = httpx.post(f"{url}/agents/eliza/messages", content='{"text":"Hello, who are you?"}', timeout=60)
+    response = httpx.post(
+        f"{url}/agents/eliza/messages", content='{"text":"Hello, who are you?"}', headers=auth, timeout=60
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["didRespond"] and body["responses"][0]["text"].strip()
     assert time.monotonic() - started < 30
 
-    history = httpx.get(f"{url}/agents/eliza/rooms/{body['roomId']}/messages").json()["messages"]
+    history = httpx.get(f"{url}/agents/eliza/rooms/{body['roomId']}/messages", headers=auth).json()["messages"]
     assert [m["id"] for m in history] == [body["messageId"], body["responses"][0]["id"]]
 
     deadline = time.monotonic() + 15
     found = []
     while time.monotonic() < deadline:
         found = httpx.post(
-            f"{url}/agents/eliza/memories/search", json={"query": "Hello, who are you?", "roomId": body["roomId"]}
+            f"{url}/agents/eliza/memories/search",
+            json={"query": "Hello, who are you?", "roomId": body["roomId"]},
+            headers=auth,
         ).json()["memories"]
         if found and found[0]["id"] == body["messageId"]:
             break
@@ -81,12 +94,23 @@ def test_message_reply_history_embedding_and_search(stack):
 
 
 def test_bad_requests_through_the_gateway(stack):
-    url, _, _ = stack
-    assert httpx.post(f"{url}/agents/eliza/messages", content="{oops").status_code == 400
-    missing = httpx.post(f"{url}/agents/eliza/messages", json={})
+    url, _, data_dir = stack
+    auth = _auth(data_dir)
+    assert httpx.post(f"{url}/agents/eliza/messages", content="{oops", headers=auth).status_code == 400
+    missing = httpx.post(f"{url}/agents/eliza/messages", json={}, headers=auth)
     assert missing.status_code == 422 and "text" in missing.json()["message"]
-    assert httpx.post(f"{url}/agents/nobody/messages", json={"text": "hi"}).status_code == 404
-    assert httpx.post(f"{url}/agents/eliza/messages", json={"text": "x" * 70_000}).status_code == 413
+    assert httpx.post(f"{url}/agents/nobody/messages", json={"text": "hi"}, headers=auth).status_code == 404
+    assert httpx.post(f"{url}/agents/eliza/messages", json={"text": "x" * 70_000}, headers=auth).status_code == 413
+
+
+def test_the_gateway_refuses_a_request_without_a_valid_token_as_api_gateway_does(stack):
+    url, _, data_dir = stack
+    for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": "Basic eDp5"}):
+        response = httpx.post(f"{url}/agents/eliza/messages", json={"text": "hi"}, headers=headers)
+        assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    assert httpx.get(f"{url}/health").status_code == 200  # Authorizer: NONE, as in template.yaml
+    other_users_history = httpx.get(f"{url}/agents/eliza/rooms/{uuid.uuid4()}/messages", headers=_auth(data_dir, "x"))
+    assert other_users_history.status_code == 404
 
 
 def test_sigterm_stops_the_stack_and_its_postgres(stack):

@@ -412,7 +412,15 @@ def test_migrate_without_a_stack_starts_its_postgres_and_stops_it_after():
 def test_logs_are_json_lines_when_not_on_a_terminal(stack):
     import httpx
 
-    httpx.post(f"{stack.state['gateway_url']}/agents/eliza/messages", json={"text": "hi"}, timeout=30)
+    from infra.local.dev_tokens import DevTokens
+
+    token = DevTokens(stack.data_dir).mint("log-reader")
+    httpx.post(
+        f"{stack.state['gateway_url']}/agents/eliza/messages",
+        json={"text": "hi"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     lines = [line for line in stack.stdout.splitlines() if line.strip()]
     assert any(json.loads(line)["service"] == "agent-messages" for line in lines), stack.stdout[-2000:]
     for line in lines:
