@@ -28,11 +28,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _time_to_searchable(url: str, body: dict, text: str) -> float:
+def _time_to_searchable(url: str, body: dict, text: str, auth: dict[str, str]) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < 30:
         found = httpx.post(
-            f"{url}/agents/eliza/memories/search", json={"query": text, "roomId": body["roomId"], "count": 1}
+            f"{url}/agents/eliza/memories/search",
+            json={"query": text, "roomId": body["roomId"], "count": 1},
+            headers=auth,
         ).json()["memories"]
         if found and found[0]["id"] == body["messageId"]:
             return time.perf_counter() - started
@@ -51,6 +53,10 @@ def main() -> None:
     stack = start(_free_port())
     emit("stack_start", time.perf_counter() - started, "s")
     url = stack.gateway.url
+    from infra.local.dev_tokens import DevTokens
+    from infra.local.state import data_dir
+
+    auth = {"Authorization": f"Bearer {DevTokens(data_dir()).mint('bench-user')}"}  # what `agent token` prints
     latencies, searchable = [], []
     try:
         room = None
@@ -58,11 +64,13 @@ def main() -> None:
             text = f"Hello, who are you? (message {i})"
             t0 = time.perf_counter()
             payload = {"text": text, **({"roomId": room} if room else {})}
-            body = httpx.post(f"{url}/agents/eliza/messages", content=json.dumps(payload), timeout=60).json()
+            body = httpx.post(
+                f"{url}/agents/eliza/messages", content=json.dumps(payload), headers=auth, timeout=60
+            ).json()
             latencies.append((time.perf_counter() - t0) * 1000)
             room = body["roomId"]
             # Measured from the reply's arrival: the embedding is queued as the turn ends.
-            searchable.append(_time_to_searchable(url, body, text) * 1000)
+            searchable.append(_time_to_searchable(url, body, text, auth) * 1000)
             print(
                 f"  {i + 1}/{count}: {latencies[-1]:.0f} ms, searchable after {searchable[-1]:.0f} ms: "
                 f"{body['responses'][0]['text'][:60]!r}",
