@@ -1,4 +1,10 @@
-"""``GET /health``: the database (one query), versions, agents, and each model provider's circuit."""
+"""``GET /health`` (no token: up or down) and ``GET /health/details`` (admin: the database, versions,
+agents, each model provider's circuit).
+
+The plain route answers load balancers and uptime checks, which carry no token
+(``template.yaml`` gives it ``Authorizer: NONE``), so it says nothing an attacker could use:
+no versions, no agent count, no circuit states.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from psycopg_pool import PoolTimeout
 
 from core.db.health import DatabaseHealth, check_database
 from core.errors import DatabaseError
+from functions.api.access import ADMIN_ONLY
 from functions.api.context import current
 from functions.api.responses import json_response
 
@@ -22,8 +29,21 @@ HEALTH_DB_TIMEOUT_S = 3.0
 router = APIGatewayHttpRouter()
 
 
-@router.get("/health")
+@router.get("/health", security=[])
 def health() -> Response[dict[str, Any]]:
+    """``{"status": "up"}``, or 503 ``{"status": "down"}`` when the database does not answer
+    within ``HEALTH_DB_TIMEOUT_S`` (one query through the pool, tried twice)."""
+    api = current()
+    try:
+        api.container.run(database_health(api.container.pool))
+    except (psycopg.Error, DatabaseError, OSError) as exc:  # PoolTimeout and PoolClosed are psycopg errors
+        api.observability.logger.warning("health: database unavailable", extra={"error": type(exc).__name__})
+        return json_response(503, {"status": "down"})
+    return json_response(200, {"status": "up"})
+
+
+@router.get("/health/details", middlewares=ADMIN_ONLY)
+def health_details() -> Response[dict[str, Any]]:
     """The database (one query through the pool), versions, agents, and each model provider's circuit.
 
     ``status`` is ``ok``; ``degraded`` when a provider's circuit is open or the database's

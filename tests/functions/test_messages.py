@@ -13,7 +13,7 @@ from core.db.migrations import core_migrations
 from core.errors import ModelError
 from core.types import ModelType
 from functions.api import health
-from tests.factories import FakeContext, http_event
+from tests.factories import FakeContext, http_event, user
 
 REPLY = "<response><thought>hi</thought><actions>REPLY</actions><text>I am Eliza.</text></response>"
 
@@ -136,10 +136,21 @@ def test_history_limit_is_validated(messages_fn, scripted):
     assert call(messages_fn, "GET", path, query={"limit": "0"})[0] == 422
 
 
-def test_health_checks_the_database_and_reports_versions(messages_fn):
+def test_health_without_a_token_says_only_up(messages_fn):
+    response = messages_fn.handler(http_event("GET", "/health", caller=None), FakeContext())
+    assert (response["statusCode"], json.loads(response["body"])) == (200, {"status": "up"})
+
+
+def test_health_details_are_for_admins(messages_fn):
+    response = messages_fn.handler(http_event("GET", "/health/details", caller=user()), FakeContext())
+    assert response["statusCode"] == 403
+    assert messages_fn.handler(http_event("GET", "/health/details", caller=None), FakeContext())["statusCode"] == 401
+
+
+def test_health_details_check_the_database_and_report_versions(messages_fn):
     from importlib.metadata import version
 
-    status, body = call(messages_fn, "GET", "/health")
+    status, body = call(messages_fn, "GET", "/health/details")
     assert status == 200 and body["status"] == "ok" and body["agents"] == len(messages_fn.orchestrator.get_agents())
     assert isinstance(body["providers"], dict)
     assert body["database"]["ok"] is True and body["database"]["schemaCurrent"] is True
@@ -187,7 +198,8 @@ def unreachable_database(messages_fn, monkeypatch):
 
 
 def test_health_is_503_when_the_database_is_down(messages_fn, unreachable_database):
-    status, body = call(messages_fn, "GET", "/health")
+    assert call(messages_fn, "GET", "/health") == (503, {"status": "down"})
+    status, body = call(messages_fn, "GET", "/health/details")
     assert status == 503
     assert body["status"] == "unavailable"
     assert body["database"] == {"ok": False, "error": "PoolTimeout"}
@@ -200,13 +212,13 @@ def test_health_is_503_when_the_pool_is_closed(messages_fn, monkeypatch):
 
     closed = AsyncConnectionPool("dbname=x", min_size=0, max_size=1, open=False)  # never opened: refuses use
     monkeypatch.setattr(messages_fn.container, "pool", closed)
-    status, body = call(messages_fn, "GET", "/health")
+    status, body = call(messages_fn, "GET", "/health/details")
     assert status == 503 and body["database"] == {"ok": False, "error": "PoolClosed"}
 
 
 def test_health_is_degraded_when_the_schema_is_behind_the_code(messages_fn, monkeypatch):
     monkeypatch.setattr(core.db.health, "expected_schema", lambda: "9999_from_the_future.sql")
-    status, body = call(messages_fn, "GET", "/health")
+    status, body = call(messages_fn, "GET", "/health/details")
     assert status == 200 and body["status"] == "degraded" and body["database"]["schemaCurrent"] is False
 
 
