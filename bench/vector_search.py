@@ -67,15 +67,15 @@ def clustered_vectors(rng: np.random.Generator, centers: np.ndarray, count: int,
     return _unit_rows(centers[rng.integers(len(centers), size=count)] + noise)
 
 
-def generate(rows: int, seed: int) -> Dataset:
+def generate(rows: int, seed: int, agents: int = AGENTS) -> Dataset:
     rng = np.random.default_rng(seed)
     centers = _unit_rows(rng.standard_normal((CLUSTERS, DIM), dtype=np.float32))
-    agent_ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(AGENTS)]
-    room_ids = [[uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(ROOMS_PER_AGENT)] for _ in range(AGENTS)]
+    agent_ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(agents)]
+    room_ids = [[uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(ROOMS_PER_AGENT)] for _ in range(agents)]
     return Dataset(
         agent_ids=agent_ids,
         room_ids=room_ids,
-        memory_agent=rng.integers(AGENTS, size=rows),
+        memory_agent=rng.integers(agents, size=rows),
         memory_room=rng.integers(ROOMS_PER_AGENT, size=rows),
         vectors=clustered_vectors(rng, centers, rows),
         centers=centers,
@@ -179,12 +179,14 @@ def build_index(url: str, definition: str) -> float:
     return took
 
 
-def prepare(url: str, rows: int, seed: int, index_options: str | None) -> tuple[Dataset, float | None]:
+def prepare(
+    url: str, rows: int, seed: int, index_options: str | None, agents: int = AGENTS
+) -> tuple[Dataset, float | None]:
     """Load the data unless already there (``--data-dir`` reuse); returns it and the build time.
 
     ``index_options`` (``"m = 8, ef_construction = 32"``) replaces the migration's HNSW
     storage parameters, to try others."""
-    data = generate(rows, seed)
+    data = generate(rows, seed, agents)
     with psycopg.connect(url, autocommit=True) as conn:
         loaded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
         if loaded == rows:
@@ -258,7 +260,7 @@ async def measure(
 
     rng = np.random.default_rng(seed + 1)
     vectors = clustered_vectors(rng, data.centers, queries)
-    agents = [data.agent_ids[a] for a in rng.integers(AGENTS, size=queries)]
+    agents = [data.agent_ids[a] for a in rng.integers(len(data.agent_ids), size=queries)]
     rooms = [
         data.room_ids[data.agent_ids.index(a)][r] if scope == "agent_room" else None
         for a, r in zip(agents, rng.integers(ROOMS_PER_AGENT, size=queries), strict=True)
@@ -335,45 +337,65 @@ def main() -> None:
         default=None,
         help="keep the server's data here and reuse it on the next run (default: a temporary dir)",
     )
+    parser.add_argument(
+        "--agents",
+        type=int,
+        nargs="+",
+        default=[AGENTS, 1],
+        help=f"agents the rows are spread over, one database per value (default: {AGENTS} and 1)",
+    )
     args = parser.parse_args()
-    from core.db.migrations import migrate
-    from core.db.postgres.embeddings import EmbeddingsMixin
     from infra.local.postgres import stop_embedded_postgres
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-vector-", dir="/tmp")) / "data"
     log(f"starting embedded postgres on {data_dir}...")
     server = start_server(data_dir)
     try:
-        server.create_database("bench")
-        url = server.database_url("bench")
-        migrate(url)
-        data, build_s = prepare(url, args.rows, args.seed, args.index_options)
-        if build_s is not None:
-            emit("hnsw_build", build_s, "s")
         emit("rows", args.rows, "memories")
-        log(f"prewarmed {prewarm(url)} pages")
-        for ef in args.ef_search or [EmbeddingsMixin.hnsw_ef_search]:
-            for scope in ("agent", "agent_room"):
-                log(f"plan ({scope}, ef_search={ef}):\n{explain(url, data, ef, scope == 'agent_room')}")
-                result = asyncio.run(measure(url, data, args.queries, args.seed, ef, scope))
-                log(
-                    f"{scope} ef_search={ef}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
-                    f" recall@10 {result['recall']:.3f}"
-                )
-                suffix = "" if args.ef_search is None else f"_ef{ef}"
-                emit(f"search_{scope}_p50{suffix}", result["p50"], "ms")
-                emit(f"search_{scope}_p95{suffix}", result["p95"], "ms")
-                emit(f"search_{scope}_recall_at_10{suffix}", result["recall"], "ratio")
-        result = asyncio.run(
-            measure(url, data, args.queries, args.seed, EmbeddingsMixin.hnsw_ef_search, "agent", query_text=True)
-        )
-        log(f"agent + text re-rank: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms")
-        emit("search_agent_rerank_p50", result["p50"], "ms")
-        emit("search_agent_rerank_p95", result["p95"], "ms")
+        for agents in args.agents:
+            scenario(server, args, agents)
     finally:
         stop_embedded_postgres(data_dir)
         if args.data_dir is None:
             shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def scenario(server, args: argparse.Namespace, agents: int) -> None:
+    """Load ``args.rows`` over ``agents`` agents in their own database, then measure every filter.
+
+    Figures of the default spread (``AGENTS``) keep their names; others end in ``_<n>_agent(s)``.
+    """
+    from core.db.migrations import migrate
+    from core.db.postgres.embeddings import EmbeddingsMixin
+
+    tag = "" if agents == AGENTS else f"_{agents}_agent{'s' if agents > 1 else ''}"
+    name = f"bench_{agents}_agents"
+    server.create_database(name)  # no-op when it exists (--data-dir reuse)
+    url = server.database_url(name)
+    migrate(url)
+    log(f"--- {args.rows} rows over {agents} agent(s)")
+    data, build_s = prepare(url, args.rows, args.seed, args.index_options, agents)
+    if build_s is not None:
+        emit(f"hnsw_build{tag}", build_s, "s")
+    log(f"prewarmed {prewarm(url)} pages")
+    for ef in args.ef_search or [EmbeddingsMixin.hnsw_ef_search]:
+        for scope in ("agent", "agent_room"):
+            log(f"plan ({scope}, ef_search={ef}):\n{explain(url, data, ef, scope == 'agent_room')}")
+            result = asyncio.run(measure(url, data, args.queries, args.seed, ef, scope))
+            log(
+                f"{scope} ef_search={ef}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
+                f" recall@10 {result['recall']:.3f}"
+            )
+            suffix = ("" if args.ef_search is None else f"_ef{ef}") + tag
+            emit(f"search_{scope}_p50{suffix}", result["p50"], "ms")
+            emit(f"search_{scope}_p95{suffix}", result["p95"], "ms")
+            emit(f"search_{scope}_recall_at_10{suffix}", result["recall"], "ratio")
+    result = asyncio.run(
+        measure(url, data, args.queries, args.seed, EmbeddingsMixin.hnsw_ef_search, "agent", query_text=True)
+    )
+    log(f"agent + text re-rank: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms")
+    emit(f"search_agent_rerank_p50{tag}", result["p50"], "ms")
+    emit(f"search_agent_rerank_p95{tag}", result["p95"], "ms")
 
 
 if __name__ == "__main__":
