@@ -73,6 +73,8 @@ class SecretConninfo:
             password=secret["password"],
             sslmode=s.database_sslmode,
             connect_timeout=str(CONNECT_TIMEOUT_S),
+            # Only the verifying modes read it; libpq would refuse a missing file even for "require".
+            **({"sslrootcert": s.database_sslrootcert} if s.database_sslmode.startswith("verify") else {}),
         )
 
 

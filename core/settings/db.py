@@ -11,7 +11,8 @@ its fields), ``RetrySettings`` is what ``core.db.retry.RetryPolicy`` is made of.
 | ``DATABASE_SECRET_ARN`` | | Secrets Manager secret in the RDS format (``core.db.credentials``) |
 | ``DATABASE_HOST`` | | host overriding the secret's, e.g. an RDS Proxy endpoint |
 | ``DATABASE_NAME`` | | database overriding the secret's |
-| ``DATABASE_SSLMODE`` | ``require`` | libpq ``sslmode`` with a secret |
+| ``DATABASE_SSLMODE`` | ``verify-full`` | libpq ``sslmode`` with a secret: certificate and host name checked |
+| ``DATABASE_SSLROOTCERT`` | the RDS CA bundle | CA certificates for ``verify-ca``/``verify-full`` (``core/db/certs``) |
 | ``DATABASE_SECRET_MAX_AGE_S`` | ``300`` | seconds the secret is cached (a rotated password is seen after that) |
 | ``DB_POOL_MIN_SIZE`` | ``0`` | connections kept open (none while a Lambda container is frozen) |
 | ``DB_POOL_MAX_SIZE`` | ``1`` | most connections per process (a Lambda runs one event at a time) |
@@ -24,12 +25,15 @@ its fields), ``RetrySettings`` is what ``core.db.retry.RetryPolicy`` is made of.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
 
 from core.settings.groups import SettingsGroup
 
+#: Amazon RDS's and RDS Proxy's certificate authorities (see the file's header for its source).
+RDS_CA_BUNDLE = Path(__file__).resolve().parents[1] / "db" / "certs" / "rds-ca-bundle.pem"
 #: libpq's ``sslmode`` values.
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -43,6 +47,8 @@ class DatabaseSettings(SettingsGroup):
         database_host: Host overriding the secret's (``DATABASE_HOST``).
         database_name: Database overriding the secret's (``DATABASE_NAME``).
         database_sslmode: libpq ``sslmode`` with a secret (``DATABASE_SSLMODE``), one of ``SSLMODES``.
+        database_sslrootcert: CA bundle (a PEM file) the server's certificate must chain to
+            (``DATABASE_SSLROOTCERT``); Amazon RDS's and RDS Proxy's, shipped in the package, by default.
         database_secret_max_age_s: Seconds the secret is cached (``DATABASE_SECRET_MAX_AGE_S``).
         pool_min_size: Connections kept open (``DB_POOL_MIN_SIZE``; 0 in Lambda).
         pool_max_size: Most connections per process (``DB_POOL_MAX_SIZE``; 1 in Lambda).
@@ -56,8 +62,9 @@ class DatabaseSettings(SettingsGroup):
     database_host: str = Field(default="", validation_alias="DATABASE_HOST")
     database_name: str = Field(default="", validation_alias="DATABASE_NAME")
     database_sslmode: str = Field(
-        default="require", pattern=f"^({'|'.join(SSLMODES)})$", validation_alias="DATABASE_SSLMODE"
+        default="verify-full", pattern=f"^({'|'.join(SSLMODES)})$", validation_alias="DATABASE_SSLMODE"
     )
+    database_sslrootcert: str = Field(default=str(RDS_CA_BUNDLE), validation_alias="DATABASE_SSLROOTCERT")
     database_secret_max_age_s: int = Field(default=300, ge=0, validation_alias="DATABASE_SECRET_MAX_AGE_S")
     pool_min_size: int = Field(default=0, ge=0, validation_alias="DB_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=1, ge=1, validation_alias="DB_POOL_MAX_SIZE")

@@ -13,6 +13,7 @@ from core.db.credentials import SecretConninfo, database_conninfo
 from core.db.pool import create_pool
 from core.errors import ConfigurationError
 from core.settings import Settings
+from core.settings.db import RDS_CA_BUNDLE
 
 
 @pytest.fixture
@@ -58,9 +59,33 @@ def test_secret_fields_fill_what_settings_leave_out(secrets):
         "agents",
         "app",
         "s3cr3t",
-        "require",
+        "verify-full",
     )
+    assert info["sslrootcert"] == str(RDS_CA_BUNDLE)  # the RDS CAs shipped in the package
     assert info["connect_timeout"] == "10"
+
+
+def test_modes_that_do_not_verify_name_no_root_certificate(secrets):
+    arn = _secret(secrets, {"username": "app", "password": "pw", "host": "db.example"})
+    info = conninfo_to_dict(SecretConninfo(Settings(database_secret_arn=arn, database_sslmode="require"))())
+    assert info["sslmode"] == "require" and "sslrootcert" not in info
+
+
+def test_the_shipped_ca_bundle_holds_current_rds_and_rds_proxy_authorities():
+    import datetime
+    import re
+    import warnings
+
+    from cryptography import x509
+
+    pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", RDS_CA_BUNDLE.read_text(), re.S)
+    with warnings.catch_warnings():  # one old RDS root has a negative serial number
+        warnings.simplefilter("ignore")
+        certificates = [x509.load_pem_x509_certificate(p.encode()) for p in pems]
+    subjects = " ".join(c.subject.rfc4514_string() for c in certificates)
+    assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in subjects and "Amazon Root CA 1" in subjects
+    now = datetime.datetime.now(datetime.UTC)
+    assert sum(c.not_valid_after_utc > now for c in certificates) >= 80
 
 
 def test_a_secret_missing_fields_is_named_without_values(secrets):

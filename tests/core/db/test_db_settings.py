@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from core.db.retry import RetryPolicy
@@ -14,9 +16,10 @@ def test_defaults_are_lambdas():
     settings = DatabaseSettings.from_env({})
     assert (settings.database_url, settings.database_sslmode, settings.database_secret_max_age_s) == (
         "",
-        "require",
+        "verify-full",
         300,
     )
+    assert Path(settings.database_sslrootcert).is_file()
     assert (settings.pool_min_size, settings.pool_max_size, settings.pool_timeout_s, settings.pool_check_after_s) == (
         0,
         1,
