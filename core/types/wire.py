@@ -8,13 +8,18 @@ the CLI prints (docs/architecture.md "The HTTP API").
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from core.types import ChannelType, Memory, Task, TaskMetadata
+
+#: Numbers as JSON writes them: ``true``/``false`` are not 1/0 (pydantic's lax mode would take them).
+StrictInt = Annotated[int, Strict()]
+#: A float that also takes an integer, never a boolean.
+StrictFloat = Annotated[float, Strict()]
 
 
 class ApiModel(BaseModel):
@@ -54,8 +59,8 @@ class SearchBody(ApiModel):
     query: str = Field(min_length=1, max_length=8_000)
     room_id: UUID | None = None
     table: str = Field(default="messages", pattern=r"^[a-z_]{1,32}$")
-    count: int = Field(default=10, ge=1, le=100)
-    threshold: float = Field(default=0.0, ge=-1.0, le=1.0)
+    count: StrictInt = Field(default=10, ge=1, le=100)  # strict: JSON true is not 1
+    threshold: StrictFloat = Field(default=0.0, ge=-1.0, le=1.0)  # an integer is taken, a boolean is not
 
 
 def memory_json(memory: Memory) -> dict[str, Any]:
@@ -87,7 +92,7 @@ class TaskBody(ApiModel):
     entity_id: UUID | None = None
     tags: list[str] = Field(default=[], max_length=20)
     metadata: TaskMetadata = Field(default_factory=TaskMetadata, validate_default=True)
-    next_run_at: int | None = Field(default=None, ge=0, le=253_402_300_799_999)  # up to year 9999
+    next_run_at: StrictInt | None = Field(default=None, ge=0, le=253_402_300_799_999)  # up to year 9999
 
     @field_validator("tags")
     @classmethod

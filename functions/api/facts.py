@@ -5,7 +5,8 @@ Errors follow the app's handlers (``functions.api.app``): ``NotFoundError`` → 
 * ``POST`` stores a fact in a room, de-duplicated (``core.memory.facts``): 201 with the new
   fact, or 200 with the existing one when the same fact was known (its confidence raised).
   New facts are queued for embedding at low priority.
-* ``GET`` lists a room's (or all rooms') facts newest first, in pages (``cursor``); with
+* ``GET`` lists a room's facts (the caller's DM room without ``roomId``; every room's for an
+  admin) newest first, in pages (``cursor``); with
   ``query``, it returns the facts nearest to the query instead (vector search re-ranked by
   words), each with its ``similarity``. A fact is found by ``query`` once its embedding is
   stored.
@@ -25,7 +26,7 @@ from core.errors import NotFoundError
 from core.memory.facts import store_facts
 from core.types import ModelType
 from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, FactKind
-from core.types.wire import ApiModel
+from core.types.wire import ApiModel, StrictFloat
 from functions.api.access import check_room, readable_room
 from functions.api.context import caller, current
 from functions.api.responses import invalid_field, json_response
@@ -47,7 +48,7 @@ class FactBody(ApiModel):
     subject: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
     predicate: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
     object: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_TERM, pattern=r"^[^\x00]*$")
-    confidence: float = Field(default=1.0, gt=0.0, le=1.0)
+    confidence: StrictFloat = Field(default=1.0, gt=0.0, le=1.0)
     kind: FactKind | None = None
     entity_id: UUID | None = None
     object_entity_id: UUID | None = None

@@ -6,6 +6,8 @@ a write (after some rows were already written):
 - a NUL character (``\\u0000``): Postgres ``text`` cannot hold it, ``jsonb`` refuses it;
 - a lone surrogate (``\\ud800``...): not encodable as UTF-8;
 - ``NaN`` / ``Infinity``: Python's parser accepts them, JSON and ``jsonb`` do not;
+- a number too large for a double (``1e400``): Python reads it as infinity, which ``jsonb``
+  refuses and a silent ``null`` would hide;
 - nesting deeper than ``MAX_DEPTH``: no body of this API needs it, and a parser's recursion does.
 
 The same applies to query string values. Every body is checked once here, whatever its route
@@ -15,6 +17,7 @@ The same applies to query string values. Every body is checked once here, whatev
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -91,6 +94,10 @@ def _no_constant(name: str) -> Any:
 def _screen(value: Any, path: list[str], depth: int) -> None:
     if depth > MAX_DEPTH:
         raise RefusedInput(400, "invalid_json", f"the request body nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):  # NaN/Infinity literals never get here
+        raise RefusedInput(
+            422, "validation_error", "the number is too large for a double", field=".".join(path) or "body"
+        )
     if isinstance(value, str):
         if _UNSTORABLE.search(value):
             raise RefusedInput(

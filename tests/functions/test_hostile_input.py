@@ -102,3 +102,20 @@ def test_a_boolean_must_be_a_json_boolean(messages_fn, unchanged, shared):
     body = {"text": "d", "name": f"strict-{uuid.uuid4().hex[:6]}", "shared": shared}
     status, answer = call(messages_fn, http_event("POST", "/agents/eliza/documents", body))
     assert status == 422 and [f["field"] for f in answer["fields"]] == ["shared"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/agents/eliza/memories/search", '{"query": "x", "count": true}', "count"),
+        ("/agents/eliza/memories/search", '{"query": "x", "threshold": false}', "threshold"),
+        ("/agents/eliza/tasks", '{"name": "t", "nextRunAt": false}', "nextRunAt"),
+        ("/agents/eliza/tasks", '{"name": "t", "metadata": {"x": 1e400}}', "metadata.x"),
+        ("/agents/eliza/documents", '{"text": "d", "metadata": {"x": -1e400}}', "metadata.x"),
+    ],
+)
+def test_booleans_are_not_numbers_and_overflowing_numbers_are_refused(messages_fn, path, body, field):
+    """JSON true is not 1, and 1e400 (read by Python as infinity) is not silently stored as null."""
+    response = messages_fn.handler(http_event("POST", path, body), FakeContext())
+    assert response["statusCode"] == 422, response["body"]
+    assert json.loads(response["body"])["fields"][0]["field"] == field
