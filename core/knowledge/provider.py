@@ -1,6 +1,7 @@
 """The KNOWLEDGE provider: the fragments most similar to the message, with their sources.
 
-Runs on every turn (not dynamic): one embedding call for the message text, then one search
+Runs on every turn (not dynamic): one embedding call for the message text (shared with FACTS
+through ``core.embeddings.query``), then one search
 (``search_knowledge``) over the agent's fragments and the shared ones, in one round trip,
 re-ranked by the message's words as well (reciprocal-rank fusion, as ``search_memories``).
 Fragments below ``KNOWLEDGE_MATCH_THRESHOLD`` are left out; at most ``KNOWLEDGE_MATCH_COUNT``
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.embeddings.query import embed_query
 from core.knowledge import KnowledgeSettings, owner_ids
 from core.messaging.prompt_data import clean_name, quote_block
 from core.plugin import Plugin, Provider, ProviderResult
-from core.types import Memory, ModelType, State
+from core.types import Memory, State
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime
@@ -42,7 +44,7 @@ async def get_knowledge(runtime: AgentRuntime, message: Memory, state: State | N
     if not query:
         return []
     settings = KnowledgeSettings.from_runtime(runtime)
-    vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": query})
+    vector = await embed_query(runtime, query)  # FACTS embeds the same text this turn
     return await runtime.adapter.search_knowledge(
         owner_ids(runtime.agent_id),
         vector,

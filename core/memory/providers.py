@@ -23,9 +23,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from core.embeddings.query import embed_query
 from core.messaging.prompt_data import clean_name, quote_block, quote_data
 from core.plugin import Provider, ProviderResult
-from core.types import Entity, Memory, ModelType, State
+from core.types import Entity, Memory, State
 from core.types.fact import FACTS_TABLE, Fact
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ async def _similar_facts(runtime: AgentRuntime, message: Memory) -> list[Memory]
     if not text:
         return []
     try:
-        vector = await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": text})
+        vector = await embed_query(runtime, text)  # KNOWLEDGE embeds the same text this turn
         return await runtime.adapter.search_memories(
             runtime.agent_id, vector, table=FACTS_TABLE, room_id=message.room_id, count=RELEVANT_FACTS, query_text=text
         )
