@@ -38,6 +38,7 @@ from core.runtime import AgentRuntime
 from core.settings.agents import MAX_AGENT_HOPS
 from core.state_cache import DEFAULT_SIZE, DEFAULT_TTL_S, StateCache
 from core.types import ChannelType, Content, Memory, MemoryMetadata, ModelType
+from core.types.media import Media
 from core.uuid import create_unique_uuid, string_to_uuid
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class IncomingMessage:
         hops: How many agent-to-agent messages led to this one (0 from a person).
         message_id: The memory's id, when the caller fixes it (an idempotent retry stores
             nothing twice: ``create_memories`` is keyed by id); a fresh one otherwise.
+        attachments: Media the message carries (elizaOS ``content.attachments``).
     """
 
     text: str
@@ -79,6 +81,7 @@ class IncomingMessage:
     channel_type: ChannelType = ChannelType.DM
     hops: int = 0
     message_id: UUID | None = None
+    attachments: Sequence[Media] = ()
 
 
 @dataclass(frozen=True)
@@ -621,6 +624,8 @@ class Orchestrator:
         )
         # Content is open-ended: extra keys are kept.
         extra: dict[str, Any] = {"hops": incoming.hops} if incoming.hops else {}
+        if incoming.attachments:
+            extra["attachments"] = list(incoming.attachments)
         content = Content(text=incoming.text, source=incoming.source, channel_type=incoming.channel_type.value, **extra)
         fixed_id: dict[str, Any] = {"id": incoming.message_id} if incoming.message_id else {}
         return Memory(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field
 from pydantic.alias_generators import to_camel
 
 from core.types import ChannelType, Memory, Task, TaskMetadata
+from core.types.media import ContentType
 
 #: Numbers as JSON writes them: ``true``/``false`` are not 1/0 (pydantic's lax mode would take them).
 StrictInt = Annotated[int, Strict()]
@@ -29,6 +30,32 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
+#: Attachments per message, and the longest ``url`` (bytes of a ``data:`` URL count: the body's own limit, 64 KiB
+#: by default, bounds them anyway).
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_URL_CHARS = 65_536
+
+
+class AttachmentBody(ApiModel):
+    """One attachment of a message (elizaOS ``Media``): an ``https`` URL or a ``data:`` URL.
+
+    ``description`` and ``text`` are what the agent fills (``IMAGE_DESCRIPTION``, ``TRANSCRIPTION``);
+    a client may send them, as an elizaOS connector does for platform-provided alt text.
+    """
+
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_ATTACHMENT_URL_CHARS,
+        pattern=r"^(https://[^\s]+|data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*,\S*)$",
+    )
+    title: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
+    source: str | None = Field(default=None, max_length=64, pattern=r"^[^\x00]*$")
+    description: str | None = Field(default=None, max_length=4000, pattern=r"^[^\x00]*$")
+    text: str | None = Field(default=None, max_length=32_000, pattern=r"^[^\x00]*$")
+    content_type: ContentType | None = None
+
+
 class MessageBody(ApiModel):
     """``POST /agents/{agent}/messages``.
 
@@ -38,6 +65,7 @@ class MessageBody(ApiModel):
 
     text: str = Field(min_length=1, max_length=32_000)
     message_id: UUID | None = None
+    attachments: list[AttachmentBody] = Field(default=[], max_length=MAX_ATTACHMENTS)
     entity_id: UUID | None = None
     room_id: UUID | None = None
     world_id: UUID | None = None

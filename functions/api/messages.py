@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from core.orchestrator import IncomingMessage
 from core.runtime import AgentRuntime
 from core.types import Memory
+from core.types.media import Media
 from core.types.wire import MessageBody
 from core.uuid import string_to_uuid
 from functions.api.access import check_room, speaker
@@ -56,6 +57,7 @@ def post_message(agent: str, body: MessageBody) -> Response[dict[str, Any]]:
         user_name=body.user_name or who.name,
         channel_type=body.channel_type,
         message_id=message_id,
+        attachments=[Media.model_validate(a.model_dump()) for a in body.attachments],
     )
     result = api.container.run(api.orchestrator.handle_message(runtime, incoming))
     api.observability.count("MessagesHandled", Mode=result.mode, DidRespond=str(result.did_respond).lower())

@@ -317,3 +317,35 @@ def test_an_exhausted_pool_is_503_with_retry_after(messages_fn, scripted):
     assert response["headers"]["Retry-After"] == "1"
     assert json.loads(response["body"])["error"] == "database_unavailable"
     assert scripted.calls == []
+
+
+def test_a_message_carries_its_attachments_into_the_stored_memory(messages_fn, scripted):
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    attachment = {"id": "a1", "url": "https://example.com/cat.png", "title": "cat.png", "contentType": "image"}
+    status, body = call(messages_fn, "POST", "/agents/eliza/messages", {"text": "look", "attachments": [attachment]})
+    assert status == 200
+    _, history = call(messages_fn, "GET", f"/agents/eliza/rooms/{body['roomId']}/messages")
+    stored = next(m for m in history["messages"] if m["id"] == body["messageId"])
+    assert stored["content"]["attachments"] == [attachment]
+
+
+@pytest.mark.parametrize(
+    ("attachments", "field"),
+    [
+        ([{"id": "a", "url": "javascript:alert(1)"}], "attachments.0.url"),
+        ([{"id": "a", "url": "http://plain.example/x.png"}], "attachments.0.url"),
+        ([{"id": "a", "url": "file:///etc/passwd"}], "attachments.0.url"),
+        ([{"url": "https://example.com/x.png"}], "attachments.0.id"),
+        ([{"id": "a", "url": "https://example.com/x", "contentType": "binary"}], "attachments.0.contentType"),
+        ([{"id": str(i), "url": "https://example.com/x"} for i in range(11)], "attachments"),
+    ],
+)
+def test_bad_attachments_are_422_naming_the_field_and_store_nothing(messages_fn, attachments, field):
+    status, body = call(messages_fn, "POST", "/agents/eliza/messages", {"text": "x", "attachments": attachments})
+    assert status == 422 and field in [f["field"] for f in body["fields"]], body
+
+
+def test_a_data_url_attachment_is_accepted(messages_fn, scripted):
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    attachment = {"id": "d", "url": "data:image/png;base64,iVBORw0KGgo=", "contentType": "image"}
+    assert call(messages_fn, "POST", "/agents/eliza/messages", {"text": "x", "attachments": [attachment]})[0] == 200
