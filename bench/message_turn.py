@@ -1,32 +1,54 @@
-"""One DM message turn through the full pipeline: time, SQL statements, ephemeral build, memory.
+"""A DM message turn as deployed, side by side with elizaOS 1.7.2 in the same run.
 
-Same conditions as the elizaOS 1.7.2 figures quoted in the runtime issue: an embedded
-Postgres, a DM room with 200 prior messages, a zero-latency scripted model, a warm
-process. Statements are counted by the server (``pg_stat_statements``), transactions by
-``pg_stat_database``. Embedding requests are not sent (no SQS here): they cost no SQL.
+Ours: the plugins the messages function loads (``core.deployment.plugins.built_in_plugins``:
+bootstrap, knowledge, memory), the scripted model with a fixed reply (zero latency), the
+embedding queue on (moto's SQS server in its own process, the 1 s send budget), metrics on
+(their EMF lines go to /dev/null instead of stdout). elizaOS: ``@elizaos/core``,
+``plugin-sql`` and ``plugin-bootstrap`` 1.7.2 (``bench/elizaos/turn.mjs``, run by node) with a
+canned model giving the same reply, against another database of the same embedded Postgres.
+Both are timed in this run, on the same machine, one after the other, so the ratio is
+measured, never a constant.
 
-Prints JSON lines: ephemeral build p50/p90 (µs) and its SQL, turn p50/p90 (ms), SQL
-statements and transactions per turn, process RSS after warm-up, half-way and after the run
-(MiB) and its growth over the second half (flat after warm-up: about 0),
-and the ratio of elizaOS's turn time (55 ms) to ours.
+Two kinds of room: ``fresh`` (a connected DM room with no message yet: one turn each) and
+``prior200`` (a DM room seeded with 200 messages). Round trips are counted on the wire by a
+counting proxy in its own process (``bench/_pg_wire.py``: a pipeline of several statements
+is one), statements by ``pg_stat_statements``; both in a separate pass through the proxy, so
+that the timed turns run on a direct connection. SQS round trips are counted by botocore's
+``before-call`` event on the client: those inside the turn are on the reply path.
 
-Run: ``.venv/bin/python bench/message_turn.py [turns]`` (default 1000).
+Prints JSON lines: turn p50/p90 (ms) for both runtimes and both rooms, our speed-up (x),
+database round trips per turn (ours: mean, median and the most, a reflecting turn;
+elizaOS's mean), SQL statements per turn, SQS calls per turn, ephemeral build p50 (µs),
+RSS after the run (MiB). Progress and each statement's calls per turn go to stderr.
+
+Run: ``.venv/bin/python bench/message_turn.py [turns]`` (default 300; node 18+ and
+``npm ci`` in ``bench/elizaos`` for the elizaOS side, done here when ``node_modules`` is missing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
 
-ELIZAOS_TURN_MS = 55.0  # elizaOS 1.7.2 on this kind of machine (issue "The runtime")
-ELIZAOS_STATEMENTS_PER_TURN = 113
-REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</text></response>"
+BENCH = Path(__file__).resolve().parent
+ELIZAOS = BENCH / "elizaos"
+REPLY = "Noted."
+PRIOR = 200
+#: Turns of each pass through the counting proxy (counts are exact: fewer turns suffice).
+COUNTED_TURNS = 50
 
 
 def rss_mib() -> float:
@@ -34,7 +56,12 @@ def rss_mib() -> float:
     return pages * 4096 / 2**20
 
 
-def start_postgres():
+def pct(times: list[float], q: int) -> float:
+    """The q-th percentile (q in 1..99) of ``times``."""
+    return statistics.quantiles(times, n=100)[q - 1]
+
+
+def start_postgres() -> tuple[Any, Path]:
     """An embedded Postgres with pg_stat_statements preloaded (needs a restart after the first start)."""
     from infra.local.postgres import start_embedded_postgres
 
@@ -43,121 +70,303 @@ def start_postgres():
     conf = data_dir / "postgresql.conf"
     conf.write_text(conf.read_text() + "\nshared_preload_libraries = 'pg_stat_statements'\n")
     server.stop()
-    return start_embedded_postgres(data_dir)
+    return start_embedded_postgres(data_dir), data_dir
 
 
-async def sql_counters(conn) -> tuple[int, int]:
-    row = await (
-        await conn.execute(
-            "SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-            "         WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%') AS statements,"
-            " (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS xacts"
+class Wire:
+    """The counting proxy (``bench/_pg_wire.py``) in its own process."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "_pg_wire.py"), str(socket_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-    ).fetchone()
-    return int(row["statements"]), int(row["xacts"])
+        self.port = int(self.proc.stdout.readline())
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def count(self) -> int:
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(5)
 
 
-async def log_statements(conn, turns: int) -> None:
-    """Each statement's calls per turn, most frequent first (stderr): where the round trips go."""
-    rows = await (
-        await conn.execute(
-            "SELECT calls, query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-            " WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%' ORDER BY calls DESC LIMIT 15"
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's SQS server in its own process (as SQS is another machine when deployed)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
+    raise RuntimeError("moto_server did not start")
+
+
+@contextlib.contextmanager
+def metrics_to_devnull():
+    """Powertools prints one EMF line per model call on stdout: keep it off the JSON lines."""
+    saved = sys.stdout
+    with open(os.devnull, "w") as null:
+        sys.stdout = null
+        try:
+            yield
+        finally:
+            sys.stdout = saved
+
+
+# -- elizaOS ------------------------------------------------------------------------------------
+
+
+def elizaos_ready() -> bool:
+    """node and the harness's packages (``npm ci`` when they are missing)."""
+    try:
+        if not (ELIZAOS / "node_modules" / "@elizaos" / "core").exists():
+            log("installing the elizaOS harness (npm ci)...")
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ELIZAOS, check=True, stdout=sys.stderr)
+        return True
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"elizaOS cannot run here ({exc}); no elizaOS figures")
+        return False
+
+
+def elizaos_turns(url: str, turns: int, prior: int, mode: str, wire: Wire | None = None) -> tuple[list[float], float]:
+    """elizaOS turn times (ms) and, through ``wire``, its round trips per turn."""
+    proc = subprocess.Popen(
+        ["node", str(ELIZAOS / "turn.mjs"), url, str(turns), str(prior), mode],
+        cwd=ELIZAOS,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "LOG_LEVEL": "fatal"},
+    )
+    assert _json_line(proc)["ready"]
+    before = wire.count() if wire else 0
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    times = _json_line(proc)["turn_ms"]
+    round_trips = (wire.count() - before) / turns if wire else 0.0
+    proc.wait(60)
+    return times, round_trips
+
+
+def _json_line(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """The harness's next JSON line (elizaOS may print its own lines on stdout too)."""
+    while line := proc.stdout.readline():
+        if line.startswith('{"'):
+            return json.loads(line)
+    raise RuntimeError(f"the elizaOS harness ended without its figures (exit {proc.wait(60)})")
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+class Ours:
+    """Our messages function's turn: deployed plugins, the embedding queue, one orchestrator."""
+
+    def __init__(self, url: str, sqs_endpoint: str, queue_urls: dict[str, str]) -> None:
+        self.url = url
+        self.sqs_endpoint = sqs_endpoint
+        self.queue_urls = queue_urls
+        self.sqs_calls = 0
+
+    async def open(self) -> None:
+        import boto3
+
+        from core.aws import fail_fast_config
+        from core.character import load_character_dict
+        from core.db.pool import create_pool
+        from core.db.postgres import PostgresAdapter
+        from core.deployment.plugins import built_in_plugins
+        from core.embeddings.queue import EmbeddingQueue
+        from core.model_providers.scripted import ScriptedModels
+        from core.orchestrator import Orchestrator
+        from core.settings import Settings
+
+        sqs = boto3.client("sqs", endpoint_url=self.sqs_endpoint, config=fail_fast_config(1.0))
+        sqs.meta.events.register("before-call.sqs.*", self._count_sqs)
+        queue = EmbeddingQueue(sqs, self.queue_urls, budget_s=1.0)
+        self.pool = create_pool(Settings(database_url=self.url))
+        await self.pool.open()
+        models = ScriptedModels(fixed_reply=REPLY)
+        self.orchestrator = Orchestrator(
+            PostgresAdapter(self.pool), embedding_queue=queue, plugins=[*built_in_plugins(), models.plugin()]
         )
-    ).fetchall()
-    for row in rows:
-        log(f"  {row['calls'] / turns:5.2f}/turn  {' '.join(row['query'].split())[:110]}")
+        await self.orchestrator.add_agents([load_character_dict({"name": "Bench", "bio": ["A benchmark agent."]})])
+
+    def _count_sqs(self, **_: Any) -> None:
+        self.sqs_calls += 1
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def connected_room(self) -> Any:
+        """A DM room with its sender connected and no message yet (its id)."""
+        from core.orchestrator import IncomingMessage
+        from core.types import ChannelType
+        from core.uuid import create_unique_uuid
+
+        runtime = self.orchestrator.runtime("Bench")
+        room = uuid4()
+        user = IncomingMessage(text="-").entity_id or create_unique_uuid(runtime.agent_id, "api-user")
+        await runtime.ensure_connection(
+            entity_id=create_unique_uuid(runtime.agent_id, user),
+            room_id=room,
+            source="api",
+            channel_type=ChannelType.DM,
+        )
+        return room
+
+    async def turn(self, text: str, room: Any) -> float:
+        """One timed turn (ms)."""
+        from core.orchestrator import IncomingMessage
+
+        t0 = time.perf_counter()
+        result = await self.orchestrator.handle_message("Bench", IncomingMessage(text=text, room_id=room))
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert result.did_respond
+        return elapsed
+
+    async def fresh_turns(self, turns: int) -> list[float]:
+        return [await self.turn("Hello, who are you?", await self.connected_room()) for _ in range(turns)]
+
+    async def seeded_room(self, prior: int) -> Any:
+        room = await self.connected_room()
+        for i in range(prior // 2):  # each turn stores the message and its reply
+            await self.turn(f"message {i}", room)
+        return room
+
+
+async def statement_counts(url: str) -> dict[str, int]:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT query, calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+                " WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat%'"
+            )
+        ).fetchall()
+    return {query: calls for query, calls in rows}
+
+
+def log_statements(before: dict[str, int], after: dict[str, int], turns: int) -> float:
+    """Each statement's calls per turn, most frequent first (stderr); returns statements per turn."""
+    calls = {q: n - before.get(q, 0) for q, n in after.items() if n > before.get(q, 0)}
+    for query, n in sorted(calls.items(), key=lambda kv: -kv[1])[:25]:
+        log(f"  {n / turns:5.2f}/turn  {' '.join(query.split())[:110]}")
+    return sum(calls.values()) / turns
+
+
+async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: str) -> None:
+    """Round trips, statements and SQS calls per turn, through the counting proxy."""
+    from core.memory.reflection import REFLECTION_INTERVAL
+
+    stats_before = await statement_counts(stats_url)
+    per_turn, sqs = [], []
+    for i in range(turns):
+        wire_before, sqs_before = wire.count(), ours.sqs_calls
+        await ours.turn(f"counted {i}", room)
+        per_turn.append(wire.count() - wire_before)
+        sqs.append(ours.sqs_calls - sqs_before)
+    statements = log_statements(stats_before, await statement_counts(stats_url), turns)
+    log(f"  round trips of each turn: {per_turn}")
+    emit("db_round_trips_per_turn", statistics.mean(per_turn), "round trips")
+    emit("db_round_trips_per_turn_max", max(per_turn), "round trips")
+    emit("db_round_trips_per_turn_p50", statistics.median(per_turn), "round trips")
+    emit("sql_statements_per_turn", statements, "statements")
+    emit("sqs_calls_per_turn", statistics.mean(sqs), "calls")
+    emit("sqs_calls_per_turn_max", max(sqs), "calls")
+    log(f"  (reflection every {REFLECTION_INTERVAL.default} messages)")
 
 
 async def run(turns: int) -> None:
+    import boto3
     import psycopg
 
-    from core.bootstrap import plugin as bootstrap
-    from core.character import load_character_dict
     from core.db.migrations import migrate
-    from core.db.pool import create_pool
-    from core.db.postgres import PostgresAdapter
-    from core.model_providers.scripted import ScriptedModels
-    from core.orchestrator import IncomingMessage, Orchestrator
-    from core.settings import Settings
-    from core.types import ModelType
+    from infra.local.sqs import create_embedding_queues
 
-    log("starting embedded Postgres with pg_stat_statements...")
-    server = start_postgres()
+    log("starting embedded Postgres with pg_stat_statements, moto SQS and the counting proxy...")
+    server, data_dir = start_postgres()
     server.create_database("bench")
+    server.create_database("elizaos")
     url = server.database_url("bench")
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    wire = Wire(next(data_dir.glob(".s.PGSQL.*[0-9]")))
+    moto, endpoint = start_moto()
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    queue_urls = create_embedding_queues(boto3.client("sqs", endpoint_url=endpoint))
+    try:
+        await measure(turns, url, server.database_url("elizaos"), wire, endpoint, queue_urls)
+    finally:
+        wire.stop()
+        moto.terminate()
+        server.stop()
 
-    models = ScriptedModels()
-    pool = create_pool(Settings(database_url=url))
-    await pool.open()
-    orchestrator = Orchestrator(PostgresAdapter(pool), plugins=[bootstrap, models.plugin()])
-    await orchestrator.add_agents([load_character_dict({"name": "Bench", "bio": ["A benchmark agent."]})])
 
-    def script(n: int) -> None:
-        models.script(ModelType.TEXT_LARGE, *([REPLY] * n))
-
-    log("seeding the DM room with 200 prior messages...")
-    script(100)
-    first = await orchestrator.handle_message("Bench", IncomingMessage(text="message 0"))
-    room = first.room_id
-    for i in range(1, 100):
-        await orchestrator.handle_message("Bench", IncomingMessage(text=f"message {i}", room_id=room))
-
+async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: str, queues: dict[str, str]) -> None:
+    ours = Ours(url, endpoint, queues)
+    await ours.open()
+    log("ours: warming up, then fresh rooms and a room with 200 prior messages...")
+    with metrics_to_devnull():
+        await ours.fresh_turns(20)
+        fresh = await ours.fresh_turns(turns)
+        room = await ours.seeded_room(PRIOR)
+        prior = [await ours.turn(f"turn {i}", room) for i in range(turns)]
     builds = []
     for _ in range(10_000):
         t0 = time.perf_counter_ns()
-        orchestrator.runtime("Bench")
+        ours.orchestrator.runtime("Bench")
         builds.append((time.perf_counter_ns() - t0) / 1000)
-    async with pool.connection() as conn:
-        await conn.execute("SELECT pg_stat_statements_reset()")
-        before = await sql_counters(conn)
-    for _ in range(1000):
-        orchestrator.runtime("Bench")
-    async with pool.connection() as conn:
-        after = await sql_counters(conn)
+    rss = rss_mib()
+    await ours.close()
     emit("ephemeral_build_p50", statistics.median(builds), "us")
-    emit("ephemeral_build_p90", statistics.quantiles(builds, n=10)[8], "us")
-    emit("ephemeral_build_sql_statements", (after[0] - before[0]) / 1000, "statements")
+    for name, times in (("fresh", fresh), ("prior200", prior)):
+        emit(f"turn_p50_{name}", statistics.median(times), "ms")
+        emit(f"turn_p90_{name}", pct(times, 90), "ms")
+    emit("rss_after_run", rss, "MiB")
 
-    rss_warm = rss_mib()
-    script(turns)
-    times = []
-    async with pool.connection() as conn:
-        await conn.execute("SELECT pg_stat_statements_reset()")
-        before = await sql_counters(conn)
-    for i in range(turns):
-        t0 = time.perf_counter()
-        result = await orchestrator.handle_message("Bench", IncomingMessage(text=f"turn {i}", room_id=room))
-        times.append((time.perf_counter() - t0) * 1000)
-        assert result.did_respond
-        models.calls.clear()  # the scripted model's call log is the test double's memory, not ours
-        if i + 1 == turns // 2:
-            rss_half = rss_mib()
-        if (i + 1) % 200 == 0:
-            log(f"  {i + 1}/{turns} turns, p50 so far {statistics.median(times):.2f} ms, RSS {rss_mib():.0f} MiB")
-    async with pool.connection() as conn:
-        after = await sql_counters(conn)
-        await log_statements(conn, turns)
-    # The counting queries themselves: one statement and one transaction each side.
-    statements = (after[0] - before[0] - 1) / turns
-    transactions = (after[1] - before[1] - 2) / turns
-    p50 = statistics.median(times)
-    emit("turn_p50", p50, "ms")
-    emit("turn_p90", statistics.quantiles(times, n=10)[8], "ms")
-    emit("turn_speedup_vs_elizaos", ELIZAOS_TURN_MS / p50, "x")
-    emit("sql_statements_per_turn", statements, "statements")
-    emit("sql_statements_ratio_vs_elizaos", ELIZAOS_STATEMENTS_PER_TURN / statements, "x")
-    emit("transactions_per_turn", transactions, "transactions")
-    emit("rss_after_warmup", rss_warm, "MiB")
-    emit(f"rss_after_{turns // 2}_turns", rss_half, "MiB")
-    emit(f"rss_after_{turns}_turns", rss_mib(), "MiB")
-    emit("rss_growth_second_half", rss_mib() - rss_half, "MiB")
-    await pool.close()
-    server.stop()
+    log("ours through the counting proxy...")
+    counted = Ours(wire.url("bench"), endpoint, queues)
+    await counted.open()
+    with metrics_to_devnull():
+        await count_ours(counted, wire, await counted.seeded_room(10), COUNTED_TURNS, url)
+    await counted.close()
+
+    if not elizaos_ready():
+        return
+    log("elizaOS 1.7.2: fresh rooms, a room with 200 prior messages, then through the counting proxy...")
+    elizaos = {mode: elizaos_turns(elizaos_url, turns, PRIOR, mode)[0] for mode in ("fresh", "prior200")}
+    _, elizaos_round_trips = elizaos_turns(wire.url("elizaos"), COUNTED_TURNS, 10, "prior200", wire)
+    for name, times in elizaos.items():
+        emit(f"elizaos_turn_p50_{name}", statistics.median(times), "ms")
+        emit(f"elizaos_turn_p90_{name}", pct(times, 90), "ms")
+    emit("elizaos_db_round_trips_per_turn", elizaos_round_trips, "round trips")
+    emit("turn_speedup_vs_elizaos_fresh", statistics.median(elizaos["fresh"]) / statistics.median(fresh), "x")
+    emit("turn_speedup_vs_elizaos_prior200", statistics.median(elizaos["prior200"]) / statistics.median(prior), "x")
 
 
 if __name__ == "__main__":
-    asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 300))

@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 from core.blueprint import AgentBlueprint
 from core.character import Character
 from core.db.adapter import DatabaseAdapter
+from core.db.pipelined import pipelined
 from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
 from core.errors import ModelNotFoundError, NotFoundError
@@ -604,7 +605,7 @@ class AgentRuntime(AgentStore):
         return self.embeddings.add(memory, priority)
 
     async def flush_embeddings(self) -> int:
-        """Send buffered embedding requests (one ``SendMessageBatch`` per priority). Never raises."""
+        """Send buffered embedding requests (one ``SendMessageBatch`` per queue). Never raises."""
         return await self.embeddings.flush() if self.embeddings else 0
 
     # -- state ------------------------------------------------------------------------------
@@ -647,7 +648,9 @@ class AgentRuntime(AgentStore):
         # Providers get the state cached for this message so far (elizaOS passes cachedState):
         # a provider asked for later in the turn reads what the earlier ones found.
         cached = merge_provider_results(results, self._provider_position)
-        fresh = await asyncio.gather(*(self._run_provider(p.name, message, cached, timeout_s) for p in chosen))
+        # One connection in pipeline mode: the providers' concurrent reads share round trips.
+        async with pipelined(getattr(self.adapter, "pool", None)):
+            fresh = await asyncio.gather(*(self._run_provider(p.name, message, cached, timeout_s) for p in chosen))
         results.update({p.name: r for p, r in zip(chosen, fresh, strict=True)})
         self.blueprint.state_cache.put(message.id, results)
         return merge_provider_results(results, self._provider_position)

@@ -32,6 +32,7 @@ from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
 from core.db.credentials import SecretsSource, database_conninfo
+from core.db.pipelined import PipeliningPool
 from core.settings.db import DatabaseSettings
 
 #: A connection of the pool: autocommit, rows as dicts (``dict_row``).
@@ -135,7 +136,8 @@ def create_pool(settings: DatabaseSettings, *, secrets: SecretsSource | None = N
         await vector_types.register(conn)
         idle_check.opened(conn)
 
-    return AsyncConnectionPool(
+    # PipeliningPool: concurrent reads of a ``pipelined`` block share one round trip (core.db.pipelined).
+    return PipeliningPool(
         database_conninfo(settings, secrets),
         # The class given as AsyncConnection[DictRow] is how psycopg_pool types the pool's rows.
         connection_class=AsyncConnection[DictRow],

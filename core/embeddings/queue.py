@@ -1,4 +1,10 @@
-"""Sending embedding requests to SQS: one ``SendMessageBatch`` per priority per turn, within a time budget.
+"""Sending embedding requests to SQS: one ``SendMessageBatch`` per turn, within a time budget.
+
+A turn buffers a high-priority request (the user's message) and a normal one (each reply).
+They go in one call to the high queue (``RIDE_ALONG``): one SQS round trip on the reply path
+instead of one per priority, and a reply's vector arrives as soon as its message's. Low
+requests (facts, document fragments, possibly hundreds) keep their own queue, so a bulk
+import never crowds the high queue.
 
 The sends run at the end of a turn, after the reply is known; when SQS is slow or unreachable
 the turn stops waiting after ``budget_s`` (``EMBEDDING_QUEUE_BUDGET_S``, 1 s) and answers. The
@@ -24,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: SQS accepts at most 10 entries per ``SendMessageBatch`` call.
 SQS_BATCH_LIMIT = 10
+#: Requests sent in the same call as the high ones when a turn has both (one SQS round trip).
+RIDE_ALONG: frozenset[Priority] = frozenset({"normal"})
 
 
 class EmbeddingQueue:
@@ -93,7 +101,9 @@ class EmbeddingBatch:
         return sum(len(v) for v in self._pending.values())
 
     async def flush(self) -> int:
-        """Send everything buffered: one ``SendMessageBatch`` per priority (per 10 requests), at once.
+        """Send everything buffered: one ``SendMessageBatch`` per queue (per 10 requests), at once.
+
+        Normal requests ride in the high queue's call when there are high ones (``RIDE_ALONG``).
 
         SQS failures are logged, never raised: the reply must not fail because SQS did; the
         memories stay without embedding and the scheduled sweep queues them again. Waits at
@@ -104,7 +114,7 @@ class EmbeddingBatch:
         """
         sends = [
             asyncio.create_task(asyncio.to_thread(self._send, priority, requests[i : i + SQS_BATCH_LIMIT]))
-            for priority, requests in self._pending.items()
+            for priority, requests in _by_queue(self._pending).items()
             for i in range(0, len(requests), SQS_BATCH_LIMIT)
         ]
         self._pending = {p: [] for p in PRIORITIES}
@@ -139,3 +149,12 @@ class EmbeddingBatch:
         for failure in response.get("Failed", []):
             logger.warning("SQS refused embedding request %s: %s", failure.get("Id"), failure.get("Message"))
         return [requests[int(ok["Id"])].memory_id for ok in response.get("Successful", [])]
+
+
+def _by_queue(pending: dict[Priority, list[EmbeddingRequest]]) -> dict[Priority, list[EmbeddingRequest]]:
+    """The queue each buffered request goes to: normal ones join high ones (one call), low ones stay."""
+    queues = {p: list(requests) for p, requests in pending.items() if requests}
+    if "high" in queues:
+        for priority in RIDE_ALONG & queues.keys():
+            queues["high"] += queues.pop(priority)
+    return queues

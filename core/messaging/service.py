@@ -6,8 +6,10 @@ elizaOS's XML, else plain chat; streamed when asked) → parse → the providers
 for are composed (and the plan written again with them) → actions → store reply (unless a
 newer message superseded it) → evaluators → ``after_message`` hooks → end run. With
 ``USE_MULTI_STEP`` the model plans one action at a time instead (``core.messaging.multi_step``).
-A turn longer than ``RUN_TIMEOUT_S`` emits ``RUN_TIMEOUT`` and fails. Embedding requests are
-sent in one batch per priority when the turn ends, whatever happened.
+A turn longer than ``RUN_TIMEOUT_S`` emits ``RUN_TIMEOUT`` and fails. The embedding requests of
+the message and its replies go in one ``SendMessageBatch`` once the replies are stored, while
+the evaluators run; what is left (an evaluator's facts, or everything after a failure) is sent
+when the turn ends, whatever happened.
 
 Differences from elizaOS, on purpose:
 
@@ -222,7 +224,12 @@ class _Turn:
     async def run(self) -> MessageResult:
         state = await self.runtime.compose_state(self.message, include_list=EVERY_TURN_PROVIDERS)
         result, state = await self._respond(state)
-        await self.runtime.evaluate(self.message, state, did_respond=result.did_respond, responses=self.replies)
+        # The turn's one SendMessageBatch (message and replies) runs while the evaluators do.
+        sending = asyncio.ensure_future(self.runtime.flush_embeddings())
+        try:
+            await self.runtime.evaluate(self.message, state, did_respond=result.did_respond, responses=self.replies)
+        finally:
+            await sending
         return result
 
     async def _respond(self, state: State) -> tuple[MessageResult, State]:

@@ -35,9 +35,10 @@ async def test_dm_turn_stores_message_and_reply_and_queues_embeddings(orchestrat
     client, urls = sqs
     high = [json.loads(b) for b in drain(client, urls["high"])]
     normal = [json.loads(b) for b in drain(client, urls["normal"])]
-    assert [r["memoryId"] for r in high] == [str(result.message_id)]
-    assert [r["memoryId"] for r in normal] == [str(result.responses[0].id)]
-    assert high[0]["priority"] == "high" and "text" not in high[0]
+    # One SendMessageBatch: the reply's request rides in the high queue with its message's.
+    assert [r["memoryId"] for r in high] == [str(result.message_id), str(result.responses[0].id)]
+    assert normal == []
+    assert [r["priority"] for r in high] == ["high", "normal"] and "text" not in high[0]
 
 
 async def test_conversation_continues_in_the_same_room(orchestrator, scripted):

@@ -1,0 +1,114 @@
+"""Concurrent reads sent together: one pooled connection in psycopg pipeline mode for a block.
+
+A message turn composes its state from a dozen providers at once; each reads through the
+adapter, which takes a pooled connection per statement, so with one connection per container
+(``DB_POOL_MAX_SIZE=1``) the reads queue and each costs its own network round trip. Inside
+``pipelined(pool)`` every ``pool.connection()`` of the block's tasks gets the same connection,
+in pipeline mode: a statement is sent at once without waiting for its result, and the first
+task that needs a result flushes everything the others sent meanwhile, so N concurrent reads
+cost one round trip (measured on the wire by ``bench/message_turn.py``).
+
+Why each statement yields to the event loop after it is sent: a task that fetches holds the
+connection's lock until the results arrive, so the other tasks must send theirs first. The
+few ``sleep(0)`` let every ready task reach its own statement (a provider may first await a
+shared read, which is one more hop) before the first fetch (microseconds each).
+
+Only for blocks that read. Statements between two syncs share one implicit transaction: a
+failing statement makes the rest of the block's statements fail too (each caller sees an
+error, as a provider's read that failed alone would), and a write would be committed only
+when the block ends. The block's end syncs and hands the connection back to the pool,
+which discards it if it is broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger(__name__)
+
+#: Event-loop turns a statement waits after it is sent, so concurrent tasks send theirs too.
+#: Three cover a provider that first awaits a read shared through a future (``core.bootstrap.shared``).
+SEND_YIELDS = 3
+
+_pinned: ContextVar[Any] = ContextVar("pipelined_connection", default=None)
+
+
+class _Batching:
+    """A pipelined connection whose ``execute`` lets the other tasks send before anyone fetches."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        cursor = await self._conn.execute(*args, **kwargs)
+        for _ in range(SEND_YIELDS):
+            await asyncio.sleep(0)
+        return cursor
+
+
+class PipeliningPool(AsyncConnectionPool[AsyncConnection[DictRow]]):
+    """The process's pool: ``connection()`` is the block's pipelined connection inside ``pipelined``."""
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """The pinned connection inside a ``pipelined`` block of this pool, else a pooled one."""
+        pinned = _pinned.get()
+        if pinned is not None and pinned[0] is self:
+            yield pinned[1]
+            return
+        async with super().connection(timeout) as conn:
+            yield conn
+
+
+@asynccontextmanager
+async def pipelined(pool: Any) -> AsyncIterator[None]:
+    """Run the block's reads on one connection in pipeline mode (see the module's docstring).
+
+    A pool that is not a ``PipeliningPool``, or a block already inside one, runs as it is.
+
+    Raises:
+        psycopg_pool.PoolTimeout: no connection within the pool's timeout.
+    """
+    if not isinstance(pool, PipeliningPool) or _pinned.get() is not None:
+        yield
+        return
+    async with pool.connection() as conn:
+        token = _pinned.set((pool, _Batching(conn)))
+        try:
+            async with _pipeline(conn):
+                yield
+        finally:
+            _pinned.reset(token)
+
+
+@asynccontextmanager
+async def _pipeline(conn: Any) -> AsyncIterator[None]:
+    pipeline = conn.pipeline()
+    await pipeline.__aenter__()
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(psycopg.Error):
+            await pipeline.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        await pipeline.__aexit__(None, None, None)
+    except psycopg.Error as exc:
+        # Each caller already saw its own statement's error; the final sync only repeats it.
+        logger.warning("a pipelined read failed (%s); its caller saw the error", exc)
+        with contextlib.suppress(psycopg.Error):
+            await conn.rollback()
