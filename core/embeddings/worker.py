@@ -21,6 +21,7 @@ from uuid import UUID
 
 from core.db.adapter import DatabaseAdapter, EmbeddingRow, EmbeddingTarget
 from core.embeddings.request import EmbeddingRequest
+from core.errors import ModelError
 from core.events import EventBus, EventType
 
 logger = logging.getLogger(__name__)
@@ -123,20 +124,60 @@ class EmbeddingWorker:
 
     async def _embed_and_store(self, targets: list[EmbeddingTarget], report: BatchReport) -> None:
         started = time.perf_counter()
+        vectors = await self._vectors(targets, report)
+        report.model_ms = (time.perf_counter() - started) * 1000
+        done = [(t, v) for t, v in zip(targets, vectors, strict=True) if v is not None]
+        if not done:
+            return
         try:
-            vectors = await self.embed([truncate(t.text) for t in targets])
-            report.model_ms = (time.perf_counter() - started) * 1000
             await self.adapter.upsert_embeddings(
-                [
-                    EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v)
-                    for t, v in zip(targets, vectors, strict=True)
-                ]
+                [EmbeddingRow(t.memory_id, t.agent_id, t.content_hash, self.model_name, v) for t, v in done]
             )
-        except Exception as exc:  # the whole batch failed: each record is retried by SQS
-            logger.exception("embedding batch of %d failed", len(targets))
-            for target in targets:
-                report.outcomes[target.memory_id] = Outcome.FAILED
-                report.errors[target.memory_id] = str(exc)
+        except Exception as exc:  # the write failed: each record is retried by SQS
+            logger.exception("storing %d embeddings failed", len(done))
+            for target, _ in done:
+                _fail(report, target, exc)
+
+    async def _vectors(self, targets: list[EmbeddingTarget], report: BatchReport) -> list[list[float] | None]:
+        """One vector per target (``None`` for a failed one, recorded in ``report``).
+
+        One model call for the batch. When the model refuses it (a non-retryable
+        ``ModelError``: one text it will not embed spoils the whole request), each text is sent
+        alone, so the refused one fails by itself and its batch-mates are stored. A retryable
+        failure (timeout, throttling, outage) fails the whole batch: splitting it would
+        multiply the calls to a model that is already struggling, and SQS retries it anyway.
+        """
+        texts = [truncate(t.text) for t in targets]
+        try:
+            vectors: list[list[float] | None] = list(await self.embed(texts))
+            return vectors
+        except Exception as exc:
+            if len(targets) == 1 or not _refused(exc):
+                logger.exception("embedding batch of %d failed", len(targets))
+                for target in targets:
+                    _fail(report, target, exc)
+                return [None] * len(targets)
+            logger.warning("the model refused a batch of %d (%s): embedding its texts one at a time", len(targets), exc)
+        alone: list[list[float] | None] = []
+        for target, text in zip(targets, texts, strict=True):
+            try:
+                [vector] = await self.embed([text])
+                alone.append(vector)
+            except Exception as exc:
+                logger.warning("the model refused memory %s: %s", target.memory_id, exc)
+                _fail(report, target, exc)
+                alone.append(None)
+        return alone
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a model error says the request itself is bad (so a smaller one may pass)."""
+    return isinstance(exc, ModelError) and not exc.retryable
+
+
+def _fail(report: BatchReport, target: EmbeddingTarget, exc: BaseException) -> None:
+    report.outcomes[target.memory_id] = Outcome.FAILED
+    report.errors[target.memory_id] = str(exc)
 
 
 def truncate(text: str, limit: int = MAX_EMBEDDING_CHARS) -> str:

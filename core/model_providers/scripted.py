@@ -44,7 +44,8 @@ def fixed_answer(reply: str) -> str:
 
 
 class ScriptedModels:
-    """Queues of canned answers by model type, and a log of every call's params.
+    """Queues of canned answers by model type, texts the embedding model refuses, and a log of
+    every call's params.
 
     Args:
         dimension: Length of the vectors ``TEXT_EMBEDDING`` returns.
@@ -56,10 +57,17 @@ class ScriptedModels:
         self.fixed_reply = fixed_reply
         self.answers: dict[ModelType, deque[Answer]] = {}
         self.calls: list[tuple[ModelType, dict[str, Any]]] = []
+        self.refused: set[str] = set()
 
     def script(self, model_type: ModelType, *answers: Answer) -> None:
         """Queue answers for ``model_type``, used in order."""
         self.answers.setdefault(model_type, deque()).extend(answers)
+
+    def refuse(self, *texts: str) -> None:
+        """Make ``TEXT_EMBEDDING`` refuse any call holding one of ``texts``, as a hosted model
+        refuses a request with one input it will not take: the whole call fails (a
+        non-retryable ``ModelError``)."""
+        self.refused.update(texts)
 
     def _record(self, model_type: ModelType, params: Mapping[str, Any]) -> None:
         if self.fixed_reply is None:  # with a fixed reply (a load test), a log of calls would grow without end
@@ -69,6 +77,7 @@ class ScriptedModels:
         """Forget queued answers and recorded calls."""
         self.answers.clear()
         self.calls.clear()
+        self.refused.clear()
 
     async def text(self, model_type: ModelType, params: Mapping[str, Any]) -> str:
         """Next queued answer for ``model_type``, else the fixed reply's answer when one is set.
@@ -91,6 +100,9 @@ class ScriptedModels:
     async def embed(self, params: Mapping[str, Any]) -> list[float] | list[list[float]]:
         """``{"text": str}`` → one vector; ``{"texts": [...]}`` → one vector per text."""
         self._record(ModelType.TEXT_EMBEDDING, params)
+        texts = params["texts"] if "texts" in params else [params.get("text", "")]
+        if refused := self.refused.intersection(map(str, texts)):
+            raise ModelError(f"scripted model refuses {sorted(refused)[0]!r}", provider="scripted")
         if "texts" in params:
             return [self.vector(t) for t in params["texts"]]
         return self.vector(str(params.get("text", "")))

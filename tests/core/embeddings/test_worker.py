@@ -122,3 +122,47 @@ def test_long_texts_are_cut_at_a_word_boundary():
     assert len(cut) <= MAX_EMBEDDING_CHARS and cut.endswith("word") and text.startswith(cut)
     assert truncate("short") == "short"
     assert truncate("x" * 20) == "x" * 20 and len(truncate("x" * 9000)) == MAX_EMBEDDING_CHARS
+
+
+async def test_a_refused_text_fails_alone_and_its_batch_mates_are_stored(stored):
+    adapter, memories = stored
+    models = ScriptedModels()
+    models.refuse("text 1")
+    calls: list[list[str]] = []
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        vectors = await models.embed({"texts": texts})
+        assert isinstance(vectors[0], list)
+        return vectors  # type: ignore[return-value]
+
+    report = await EmbeddingWorker(adapter, embed, "test").process([_request(m) for m in memories])
+    assert calls == [["text 0", "text 1", "text 2"], ["text 0"], ["text 1"], ["text 2"]]
+    assert report.outcomes == {
+        memories[0].id: Outcome.EMBEDDED,
+        memories[1].id: Outcome.FAILED,
+        memories[2].id: Outcome.EMBEDDED,
+    }
+    assert "text 1" in report.errors[memories[1].id] and len(report.errors) == 1
+    stored_hashes = {
+        t.memory_id: t.embedded_hash for t in await adapter.get_embedding_targets([m.id for m in memories])
+    }
+    assert stored_hashes == {
+        memories[0].id: memories[0].content_hash,
+        memories[1].id: None,
+        memories[2].id: memories[2].content_hash,
+    }
+
+
+async def test_a_retryable_model_failure_is_not_split(stored):
+    from core.errors import ModelError
+
+    adapter, memories = stored
+    calls: list[list[str]] = []
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        raise ModelError("throttled", provider="test", retryable=True)
+
+    report = await EmbeddingWorker(adapter, embed, "test").process([_request(m) for m in memories])
+    assert len(calls) == 1 and report.count(Outcome.FAILED) == 3
