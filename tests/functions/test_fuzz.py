@@ -9,6 +9,7 @@ examples per operation (default 90: over 1,000 cases in all), and the total is c
 from __future__ import annotations
 
 import os
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -79,22 +80,37 @@ def counter(database_url):
         yield count
 
 
+#: Agents the fuzzer may create, change and delete (``PUT``/``PATCH``/``DELETE /agents/{agent}``).
+THROWAWAY = "fuzz-throwaway-"
+
+
+def _purge_throwaway_agents(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM agents WHERE name LIKE %s", (f"{THROWAWAY}%",))
+
+
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
 
 
-def test_no_generated_request_gets_a_server_error_or_writes_when_refused(api_schema, gateway, fixed_reply, counter):
+def test_no_generated_request_gets_a_server_error_or_writes_when_refused(
+    api_schema, gateway, fixed_reply, counter, database_url
+):
     """Every operation of the document, ``FUZZ_EXAMPLES`` generated requests each (schemathesis's
     pytest plugin does not run on pytest 9, so the operations are walked here)."""
     server, token = gateway
     cases: Counter[str] = Counter()
-    for result in api_schema.get_all_operations():
-        _fuzz(result.ok(), server.url, token, counter, cases)
+    try:
+        for result in api_schema.get_all_operations():
+            _fuzz(result.ok(), server.url, token, counter, cases)
+    finally:
+        _purge_throwaway_agents(database_url)
     print("fuzz cases:", sum(cases.values()), dict(cases))
     assert sum(cases.values()) >= MIN_CASES, dict(cases)
 
 
 def _fuzz(operation: Any, url: str, token: str, counter: Any, cases: Counter[str]) -> None:
     label = f"{operation.method.upper()} {operation.path}"
+    manages_agents = operation.path == "/agents/{agent}" and operation.method.upper() != "GET"
 
     # Valid requests and invalid ones (schemathesis's negative mode), half of them aimed at a real agent.
     strategy = st.one_of(
@@ -111,8 +127,13 @@ def _fuzz(operation: Any, url: str, token: str, counter: Any, cases: Counter[str
         database=None,
     )
     def exercise(case: Any, real_agent: bool) -> None:
-        if real_agent and "agent" in (case.path_parameters or {}):
-            case.path_parameters["agent"] = "eliza"
+        if "agent" in (case.path_parameters or {}):
+            if manages_agents:  # never the session's agents: throwaway names, purged after the run
+                case.path_parameters["agent"] = (
+                    f"{THROWAWAY}{zlib.crc32(str(case.path_parameters['agent']).encode()) % 1000}"
+                )
+            elif real_agent:
+                case.path_parameters["agent"] = "eliza"
         before = counter()
         response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         case.validate_response(response, checks=CHECKS)
