@@ -275,8 +275,8 @@ def log_statements(before: dict[str, int], after: dict[str, int], turns: int) ->
     return sum(calls.values()) / turns
 
 
-async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: str) -> None:
-    """Round trips, statements and SQS calls per turn, through the counting proxy."""
+async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: str) -> list[tuple[str, float, str]]:
+    """Round trips, statements and SQS calls per turn, through the counting proxy (figures to emit)."""
     from core.memory.reflection import REFLECTION_INTERVAL
 
     stats_before = await statement_counts(stats_url)
@@ -288,13 +288,15 @@ async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: s
         sqs.append(ours.sqs_calls - sqs_before)
     statements = log_statements(stats_before, await statement_counts(stats_url), turns)
     log(f"  round trips of each turn: {per_turn}")
-    emit("db_round_trips_per_turn", statistics.mean(per_turn), "round trips")
-    emit("db_round_trips_per_turn_max", max(per_turn), "round trips")
-    emit("db_round_trips_per_turn_p50", statistics.median(per_turn), "round trips")
-    emit("sql_statements_per_turn", statements, "statements")
-    emit("sqs_calls_per_turn", statistics.mean(sqs), "calls")
-    emit("sqs_calls_per_turn_max", max(sqs), "calls")
     log(f"  (reflection every {REFLECTION_INTERVAL.default} messages)")
+    return [
+        ("db_round_trips_per_turn", statistics.mean(per_turn), "round trips"),
+        ("db_round_trips_per_turn_p50", statistics.median(per_turn), "round trips"),
+        ("db_round_trips_per_turn_max", max(per_turn), "round trips"),
+        ("sql_statements_per_turn", statements, "statements"),
+        ("sqs_calls_per_turn", statistics.mean(sqs), "calls"),
+        ("sqs_calls_per_turn_max", max(sqs), "calls"),
+    ]
 
 
 async def run(turns: int) -> None:
@@ -352,8 +354,10 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
     counted = Ours(wire.url("bench"), endpoint, queues)
     await counted.open()
     with metrics_to_devnull():
-        await count_ours(counted, wire, await counted.seeded_room(10), COUNTED_TURNS, url)
+        figures = await count_ours(counted, wire, await counted.seeded_room(10), COUNTED_TURNS, url)
     await counted.close()
+    for figure in figures:
+        emit(*figure)
 
     if not elizaos_ready():
         return
