@@ -20,6 +20,17 @@ request ``AGENT_REFRESH_S`` after the previous read. Times are wall-clock (``tim
 Lambda container thawed after minutes, or restored from a SnapStart snapshot, reads again on
 its first request.
 
+Plugins: a stored character naming a Python plugin off the deployment's allow-list
+(``core.agent_admin.PluginPolicy``: ``AGENT_PLUGIN_ALLOWLIST``, by default ``MODEL_PLUGINS`` and
+the plugins the configured characters name) is not served and its module is never imported,
+whoever wrote the row. The API and ``agent agents put`` refuse such a character before writing it.
+
+Measured (``tests/functions/test_agents_api.py``, the real clock, short intervals): a ``PUT``
+through one container is served by another warm container within ``AGENT_REFRESH_ON_MISS_S``
+plus one request's time, and a changed or disabled one within ``AGENT_REFRESH_S`` plus one
+request's time; the container that took the ``PUT`` serves it on its next request (it re-reads
+the table right after the write).
+
 A read that fails (database down) is logged and changes nothing: the agents already known
 are still served, and the next due request tries again.
 
@@ -41,8 +52,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from core.agent_admin import PluginPolicy
 from core.character import CharacterError, load_character_dict
 from core.errors import ConfigurationError
+from core.settings import Settings
 from core.settings.agents import RefreshSettings
 
 if TYPE_CHECKING:
@@ -60,6 +73,13 @@ class AgentRefresher:
         orchestrator: The orchestrator to update (its adapter is read).
         settings: The intervals.
         clock: Wall-clock seconds (``time.time``; a test passes its own).
+        policy: The plugins a stored character may name; by default the deployment's
+            (``PluginPolicy.for_deployment``, built on first use from ``MODEL_PLUGINS`` and the
+            agents registered when the refresher is made: the configured ones).
+
+    Attributes:
+        configured_ids: The agents registered before the refresher was made: the deployment's
+            ``CHARACTERS`` (``core.agent_admin`` does not let their characters change).
     """
 
     def __init__(
@@ -68,9 +88,14 @@ class AgentRefresher:
         settings: RefreshSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        policy: PluginPolicy | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.settings = settings or RefreshSettings()
+        configured = orchestrator.get_agents()
+        self.configured_ids = frozenset(b.agent_id for b in configured)
+        self._configured = [b.character for b in configured]
+        self._policy = policy
         self._clock = clock
         self._last_read = -math.inf
         self._versions: dict[UUID, datetime] = {}  # rows whose character this process has handled
@@ -110,6 +135,13 @@ class AgentRefresher:
             await self._apply(rows)
             return True
 
+    @property
+    def policy(self) -> PluginPolicy:
+        """The plugin allow-list stored characters are held to (built once, on first use)."""
+        if self._policy is None:
+            self._policy = PluginPolicy.for_deployment(Settings.from_env().model_plugins, self._configured)
+        return self._policy
+
     async def _apply(self, rows: list[AgentVersion]) -> None:
         present = {row.id for row in rows}
         gone = [i for i in self.orchestrator.stored_agent_ids() if i not in present]
@@ -121,9 +153,20 @@ class AgentRefresher:
                 continue
             self._versions[row.id] = row.updated_at  # handled, even when invalid: not re-read until it changes
             character = _character(row)
-            if character is not None:
+            if character is not None and self._allowed(character):
                 await self._register(character)
         self.orchestrator.mark_stored(present)
+
+    def _allowed(self, character: Character) -> bool:
+        refused = self.policy.refusals(character.plugins)
+        if refused:
+            logger.warning(
+                "stored agent %s (%s) is not served: plugins not on the allow-list (AGENT_PLUGIN_ALLOWLIST): %s",
+                character.name,
+                character.id,
+                ", ".join(refused),
+            )
+        return not refused
 
     async def _register(self, character: Character) -> None:
         try:

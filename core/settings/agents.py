@@ -6,6 +6,7 @@ Process settings (environment, read once in the init phase by ``RefreshSettings.
 |---|---|---|
 | ``AGENT_REFRESH_S`` | ``5`` | seconds between reads of ``agents`` on the request path (0: every request; max a day) |
 | ``AGENT_REFRESH_ON_MISS_S`` | ``1`` | least seconds between two reads caused by unknown agent names (up to a day) |
+| ``AGENT_PLUGIN_ALLOWLIST`` | the deployment's | Python plugins a stored character may name (import paths, ``,``) |
 
 Per-agent settings (``AgentRuntime.setting``: the character's secrets, its settings, the
 runtime's settings, then the environment):
@@ -42,6 +43,24 @@ class RefreshSettings(SettingsGroup):
 
     interval_s: float = Field(default=5.0, ge=0, le=MAX_REFRESH_S, validation_alias="AGENT_REFRESH_S")
     miss_interval_s: float = Field(default=1.0, ge=0, le=MAX_REFRESH_S, validation_alias="AGENT_REFRESH_ON_MISS_S")
+
+
+class PluginAllowSettings(SettingsGroup):
+    """Which Python plugins an agent stored through the API or the CLI may name (``core.agent_admin``).
+
+    Attributes:
+        allowlist: ``AGENT_PLUGIN_ALLOWLIST``: comma-separated import paths (``pkg.mod`` or
+            ``pkg.mod:attr``); unset, the deployment's own plugins (``MODEL_PLUGINS`` and those the
+            ``CHARACTERS`` files name); blank is unset, as for every setting.
+    """
+
+    allowlist: str | None = Field(default=None, validation_alias="AGENT_PLUGIN_ALLOWLIST")
+
+    def names(self) -> frozenset[str] | None:
+        """The listed import paths, or ``None`` when the variable is unset (the deployment's own)."""
+        if self.allowlist is None:
+            return None
+        return frozenset(part.strip() for part in self.allowlist.split(",") if part.strip())
 
 
 #: Recent messages in the prompt (elizaOS ``CONVERSATION_LENGTH``); also sets the reflection rhythm.

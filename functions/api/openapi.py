@@ -12,6 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
+from functions.api.agents import CHARACTER_BODY, CHARACTER_PATCH_BODY
+
 _API_ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "ApiError",
@@ -107,4 +109,13 @@ def openapi_json(app: APIGatewayHttpResolver, version: str) -> str:
     messages = document.get("paths", {}).get("/agents/{agent}/messages", {}).get("post")
     if messages is not None:
         messages.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+    for method, model, schema in (
+        ("put", "AgentCharacter", CHARACTER_BODY),
+        ("patch", "AgentChanges", CHARACTER_PATCH_BODY),
+    ):
+        operation = document.get("paths", {}).get("/agents/{agent}", {}).get(method)
+        if operation is not None:  # the routes read their body themselves (one character document)
+            schemas[model] = schema
+            ref = {"$ref": f"#/components/schemas/{model}"}
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
     return json.dumps(document)

@@ -1,11 +1,16 @@
-"""``agent agents list|show|put``: the agents (characters) stored in the database.
+"""``agent agents list|show|put|delete``: the agents (characters) stored in the database.
 
 ``show`` never prints secrets (``secrets``, legacy ``settings.secrets``): it says how many
 there are. ``put`` validates a character file (elizaOS 1.x or 0.x, one character or a list)
-with ``core.character`` and upserts it by id (the character's ``id``, else the id elizaOS
-derives from its name, as the runtime does), so a later ``put`` of the same file updates it.
-A running stack serves what ``put`` stored without a restart: a new agent from the first
-request naming it, a changed one within ``AGENT_REFRESH_S`` (``core.agent_refresh``).
+with ``core.character`` and stores it by id (the character's ``id``, else the id elizaOS
+derives from its name, as the runtime does), so a later ``put`` of the same file replaces it
+and serves it again if it was disabled. ``delete`` disables an agent (memories kept), or with
+``--purge`` deletes it with its memories. ``put`` and ``delete`` run ``core.agent_admin``, the
+code of ``PUT`` and ``DELETE /agents/{agent}``: the same checks (plugins on the allow-list
+``AGENT_PLUGIN_ALLOWLIST``, names unique, the deployment's ``CHARACTERS`` left to their files),
+nothing written when one fails. A running stack serves what they stored without a restart: a
+new agent from the first request naming it, a changed or disabled one within
+``AGENT_REFRESH_S`` (``core.agent_refresh``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import agent_admin
 from core.character import load_characters
 from core.db.adapter import AgentRecord
 from core.uuid import string_to_uuid
@@ -25,11 +31,11 @@ if TYPE_CHECKING:
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``agents list``, ``agents show`` and ``agents put``."""
+    """Add ``agents list``, ``agents show``, ``agents put`` and ``agents delete``."""
     parser = groups.add_parser(
         "agents",
         help="agents stored in the database",
-        description="Agents (characters) stored in the database: list, show, put.",
+        description="Agents (characters) stored in the database: list, show, put, delete.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,6 +65,16 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     put.add_argument("file", metavar="CHARACTER_FILE", type=Path, help="a character JSON file")
     put.set_defaults(handler=put_agents)
+
+    delete = commands.add_parser(
+        "delete",
+        help="disable an agent (memories kept), or --purge it with its memories",
+        description="Disable an agent: no longer served, its memories, rooms and documents kept (put it"
+        " again to serve it). With --purge, delete it with its memories, rooms, documents and tasks.",
+    )
+    delete.add_argument("agent", metavar="AGENT", help="agent id or name (any case)")
+    delete.add_argument("--purge", action="store_true", help="delete the agent and everything it owns")
+    delete.set_defaults(handler=delete_agent)
 
 
 def list_agents(args: argparse.Namespace, io: Io) -> int:
@@ -125,6 +141,12 @@ def put_agents(args: argparse.Namespace, io: Io) -> int:
     A running stack serves the stored agents without a restart (``core.agent_refresh``).
     """
     records = character_records(args.file)
+    policy = agent_admin.PluginPolicy.for_deployment(_model_plugins(), _deployment_characters())
+    for record in records:  # before any database work, as the other checks of the file
+        try:
+            policy.check(agent_admin.parse_character(record.character, source=str(args.file)))
+        except agent_admin.InvalidAgent as exc:
+            raise CliError(f"{args.file}: {record.name}: {exc}") from None
     with open_container() as container:
         container.run(store_agents(container.adapter, records, args.file))
     for record in records:
@@ -151,20 +173,60 @@ def character_records(path: Path) -> list[AgentRecord]:
 
 
 async def store_agents(adapter: DatabaseAdapter, records: list[AgentRecord], source: Path) -> None:
-    """Create or update the agents in one upsert, after checking that no other agent has their names.
+    """Create or replace the agents with ``core.agent_admin.put_agents`` (every check before any write).
 
     Raises:
-        CliError: a name is taken by another agent (names are unique, any case).
+        CliError: a name is taken by another agent (names are unique, any case), a plugin is not
+            on the allow-list, or an agent is one of the deployment's ``CHARACTERS``.
     """
-    taken = {a.name.lower(): a for a in await adapter.get_agents(include_disabled=True)}
-    for record in records:
-        other = taken.get(record.name.lower())
-        if other is not None and other.id != record.id:
-            raise CliError(
-                f"{source}: the name {record.name!r} is taken by agent {other.id}"
-                f" (names are unique, any case); rename it or give the character its id"
+    characters = [agent_admin.parse_character(r.character, source=str(source)) for r in records]
+    pairs: list[tuple[Any, str | None]] = [(c, str(r.id)) for c, r in zip(characters, records, strict=True)]
+    configured = [c.id or string_to_uuid(c.name) for c in _deployment_characters()]
+    policy = agent_admin.PluginPolicy.for_deployment(_model_plugins(), _deployment_characters())
+    try:
+        await agent_admin.put_agents(adapter, pairs, policy=policy, configured=configured)
+    except agent_admin.AgentNameTaken as exc:
+        raise CliError(f"{source}: {exc}; rename it or give the character its id") from None
+    except agent_admin.AgentAdminError as exc:
+        raise CliError(f"{source}: {exc}") from None
+
+
+def delete_agent(args: argparse.Namespace, io: Io) -> int:
+    """``agents delete``: disable (memories kept), or ``--purge`` (deleted with its memories)."""
+    configured = [c.id or string_to_uuid(c.name) for c in _deployment_characters()]
+    with open_container() as container:
+        try:
+            outcome = container.run(
+                agent_admin.delete_agent(container.adapter, args.agent, purge=args.purge, configured=configured)
             )
-    await adapter.upsert_agents(records)
+        except agent_admin.UnknownAgent:
+            raise CliError(f"no agent {args.agent!r} (see `agent agents list`)") from None
+        except agent_admin.AgentAdminError as exc:
+            raise CliError(str(exc)) from None
+    record = outcome.record
+    if outcome.purged:
+        print(f"deleted agent {record.name} ({record.id}) with its {outcome.memories} memories", file=io.out)
+    else:
+        print(
+            f"disabled agent {record.name} ({record.id}); its {outcome.memories} memories are kept"
+            " (`agent agents put` serves it again, --purge deletes them)",
+            file=io.out,
+        )
+    return 0
+
+
+def _deployment_characters() -> list[Any]:
+    """The configured characters (``CHARACTERS``, else Eliza) of the CLI's environment."""
+    from core.deployment.plugins import configured_characters
+    from core.settings import Settings
+
+    return configured_characters(Settings.from_env())
+
+
+def _model_plugins() -> list[str]:
+    from core.settings import Settings
+
+    return Settings.from_env().model_plugins
 
 
 def _check_distinct(records: list[AgentRecord], source: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.character import default_character_path
 from core.uuid import string_to_uuid
 from infra.cli import main
 from tests.data import CHARACTERS
@@ -201,3 +202,32 @@ def test_show_a_real_character_in_full(db, tmp_path):
     character = json.loads(out)["character"]
     original = json.loads(source.read_text())
     assert status == 0 and character["bio"] == original["bio"] and character["plugins"] == original["plugins"]
+
+
+def test_put_refuses_a_plugin_off_the_allow_list_before_any_database_work(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")  # never reached
+    path, name = character_file(tmp_path, plugins=["os"])
+    status, out, err = run("agents", "put", path)
+    assert (status, out) == (1, "") and err.startswith(f"error: {path}: {name}: plugins: not on this deployment's")
+
+
+def test_put_refuses_the_deployments_own_character(db):
+    status, out, err = run("agents", "put", default_character_path())  # Eliza: CHARACTERS unset
+    assert (status, out) == (1, "") and "comes from this deployment's CHARACTERS" in err
+
+
+def test_delete_disables_then_purge_removes_with_the_memories(db, tmp_path):
+    path, name = character_file(tmp_path)
+    assert run("agents", "put", path)[0] == 0
+    agent_id = string_to_uuid(name)
+    status, out, err = run("agents", "delete", name)
+    assert status == 0, err
+    assert out.startswith(f"disabled agent {name} ({agent_id}); its 0 memories are kept")
+    assert "enabled:    no" in run("agents", "show", name)[1]
+    assert run("agents", "put", path)[0] == 0 and "enabled:    yes" in run("agents", "show", name)[1]
+    status, out, _ = run("agents", "delete", name.lower(), "--purge")
+    assert status == 0 and out == f"deleted agent {name} ({agent_id}) with its 0 memories\n"
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM agents WHERE id = %s", (agent_id,)).fetchone()[0] == 0
+    status, _, err = run("agents", "delete", name)
+    assert status == 1 and err == f"error: no agent {name!r} (see `agent agents list`)\n"
