@@ -28,9 +28,17 @@ or ``_X_AMZN_TRACE_ID`` set). ``template.yaml`` sets ``POWERTOOLS_TRACE_DISABLED
 ``httpx`` (hosted model providers); responses are not recorded unless
 ``POWERTOOLS_TRACER_CAPTURE_RESPONSE=true`` (they hold users' messages).
 
-In the local stack several functions share one process: each invocation points the ``core``
-loggers at the invoked function's handler, so a line carries the right service and
-correlation id, except when two functions run at the very same time.
+In the local stack several functions share one process (the gateway, the SQS poller and the
+scheduler each invoke theirs on their own thread): the ``core`` logger has one handler that
+hands each record to the handler of the function invoked in the current context (a
+``contextvars`` variable, set per invocation: per thread, and inherited by the asyncio tasks
+and worker threads of that invocation), so a line carries its own function's service and
+correlation id even while two functions run at the same time. Outside any invocation (an init
+phase), lines go to the function routed last.
+
+With metrics disabled (``POWERTOOLS_METRICS_DISABLED``), Powertools' ``log_metrics`` keeps
+the invocation's metrics instead of printing them, and its ``add_metric`` prints the buffer
+once it holds 100 values of a metric: each invocation clears it instead.
 """
 
 from __future__ import annotations
@@ -40,10 +48,10 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
@@ -108,16 +116,65 @@ def routes_core_logs(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
-def route_core_logs(logger: Logger) -> None:
-    """Send the ``core`` loggers' records through ``logger``'s handler, at its level.
+#: The function whose handler takes ``core``'s records in this context (module docstring).
+_INVOKED: ContextVar[Logger | None] = ContextVar("observability_invoked_logger", default=None)
 
-    Idempotent and cheap when already done (each invocation calls it).
+
+class CoreLogRouter(logging.Handler):
+    """The one handler of the ``core`` logger: each record goes to the handler of the function
+    invoked in the current context, else to the function routed last, at that function's level.
+
+    ``handle`` is overridden without the handler lock of ``logging.Handler.handle``: the
+    target handler takes its own, and a lock here would serialise every function's logging.
     """
-    handler = logger.registered_handler
-    core = logging.getLogger("core")  # registered now, so the copy below finds it
-    if core.handlers == [handler] and core.level == logger.log_level:
-        return
-    copy_config_to_registered_loggers(source_logger=logger, include=set(CORE_LOGGERS))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.default: Logger | None = None
+        self.routed: list[Logger] = []
+
+    def add(self, logger: Logger) -> None:
+        """Make ``logger`` a target, and the default one (outside any invocation)."""
+        if not any(known is logger for known in self.routed):
+            self.routed.append(logger)
+        self.default = logger
+
+    def lowest_level(self) -> int:
+        """The lowest level of the targets: what the ``core`` logger must let through."""
+        return min((logger.log_level for logger in self.routed), default=logging.WARNING)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        target = _INVOKED.get() or self.default
+        if target is None or record.levelno < target.log_level:
+            return False
+        target.registered_handler.handle(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+#: The process's router (one ``core`` logger per process).
+ROUTER = CoreLogRouter()
+
+
+def route_core_logs(logger: Logger) -> None:
+    """Send the ``core`` loggers' records through ``logger``'s handler outside invocations, and
+    through it during its own invocations (:meth:`Observability.lambda_handler`).
+
+    Idempotent and cheap when already done (each invocation calls it, in case something
+    replaced the ``core`` logger's handlers).
+    """
+    core = logging.getLogger("core")
+    if core.handlers != [ROUTER]:
+        core.handlers = [ROUTER]
+        core.propagate = False  # as Powertools' copy_config_to_registered_loggers: no line twice
+    if ROUTER.default is not logger:
+        ROUTER.add(logger)
+        logger.append_keys(name="%(name)s")  # the record's logger name on the line
+    level = ROUTER.lowest_level()
+    if core.level != level:
+        core.setLevel(level)
 
 
 def _install_log_context(logger: Logger) -> None:
@@ -171,9 +228,17 @@ class Observability:
             @functools.wraps(handler)
             def entry(event: Any, context: Any) -> Any:
                 _quiet_empty_metrics()
+                token = None
                 if self.routes_core_logs:
                     route_core_logs(self.logger)
-                return inner(event, context)
+                    token = _INVOKED.set(self.logger)
+                try:
+                    return inner(event, context)
+                finally:
+                    if token is not None:
+                        _INVOKED.reset(token)
+                    if is_metrics_disabled():  # Powertools keeps them then (module docstring)
+                        self.metrics.clear_metrics()
 
             return entry  # type: ignore[return-value]
 

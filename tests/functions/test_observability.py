@@ -25,7 +25,7 @@ from core.errors import ModelError
 from core.log_context import LogContextFilter, log_keys
 from core.types import ModelType
 from core.types.memory import content_hash
-from functions.observability import Observability, route_core_logs, routes_core_logs, tracing_enabled
+from functions.observability import ROUTER, Observability, route_core_logs, routes_core_logs, tracing_enabled
 from infra.local.lambda_context import new_context
 from tests.factories import EVENTS, FakeContext, http_event, sqs_event
 
@@ -179,7 +179,7 @@ def test_the_log_context_filter_is_installed_once_and_routing_is_idempotent():
     try:
         route_core_logs(first.logger)
         route_core_logs(first.logger)
-        assert core.handlers == [handler] and core.propagate is False
+        assert core.handlers == [ROUTER] and core.propagate is False and ROUTER.default is first.logger
     finally:
         core.handlers[:], core.propagate = saved[0], saved[1]
         core.setLevel(saved[2])
@@ -308,6 +308,75 @@ def test_metrics_stay_silent_when_disabled(messages_fn, scripted, capsys):
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     assert _post(messages_fn, {"text": "quiet"})[1]["status"] == 200
     assert '"_aws"' not in capsys.readouterr().out
+
+
+def test_disabled_metrics_are_dropped_after_each_invocation(monkeypatch, capsys):
+    # Powertools' add_metric prints its buffer once a metric holds 100 values, disabled or not.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    obs = Observability("obs-test-disabled-metrics")
+
+    @obs.lambda_handler()
+    def handler(event, context):
+        obs.metrics.add_metric(name="Turns", unit="Count", value=1)
+        return "ok"
+
+    capsys.readouterr()
+    for _ in range(150):
+        assert handler({}, new_context("disabled-metrics")) == "ok"
+    assert '"_aws"' not in capsys.readouterr().out
+    assert obs.metrics.provider.metric_set == {}
+
+
+def test_concurrent_functions_keep_their_own_core_lines():
+    """Two functions invoked at the same time on two threads of one process (the local stack's
+    gateway and poller): each ``core`` line goes to the function invoked on its thread."""
+    core = logging.getLogger("core")
+    saved = (core.handlers[:], core.propagate, core.level)
+    functions, buffers, streams, targets = {}, {}, {}, {}
+    both_inside = threading.Barrier(2, timeout=10)
+    for name in ("obs-test-route-a", "obs-test-route-b"):
+        obs = functions[name] = Observability(name)
+        obs.routes_core_logs = True
+        buffers[name] = io.StringIO()
+        targets[name] = obs.logger.registered_handler
+        streams[name] = targets[name].setStream(buffers[name])
+
+        def make(obs=obs, name=name):
+            @obs.lambda_handler()
+            def handler(event, context):
+                both_inside.wait()  # the other function is routed too by now
+                logging.getLogger("core.db.retry").warning("retry in %s", name)
+                both_inside.wait()
+                return name
+
+            return handler
+
+        functions[name] = make()
+    errors: list[BaseException] = []
+
+    def invoke(name: str) -> None:
+        try:
+            functions[name]({}, new_context(name))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=invoke, args=(name,)) for name in functions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert errors == []
+        for name, buffer in buffers.items():
+            lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+            assert [(line["message"], line["service"], line["name"]) for line in lines] == [
+                (f"retry in {name}", name, "core.db.retry")
+            ]
+    finally:
+        for name, target in targets.items():
+            target.setStream(streams[name])
+        core.handlers[:], core.propagate = saved[0], saved[1]
+        core.setLevel(saved[2])
 
 
 def test_a_metric_that_cannot_be_built_is_logged_not_raised(emf, json_logs, messages_fn):
