@@ -47,6 +47,8 @@ BENCH = Path(__file__).resolve().parent
 ELIZAOS = BENCH / "elizaos"
 REPLY = "Noted."
 PRIOR = 200
+#: The elizaOS harness's stderr (its errors), kept for when it fails.
+ELIZAOS_LOG = Path(tempfile.gettempdir()) / "bench-elizaos-turn.log"
 #: Turns of each pass through the counting proxy (counts are exact: fewer turns suffice).
 COUNTED_TURNS = 50
 
@@ -153,7 +155,7 @@ def elizaos_turns(url: str, turns: int, prior: int, mode: str, wire: Wire | None
         cwd=ELIZAOS,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=open(ELIZAOS_LOG, "a"),  # noqa: SIM115 (the child's, closed with it)
         text=True,
         env={**os.environ, "LOG_LEVEL": "fatal"},
     )
@@ -172,7 +174,7 @@ def _json_line(proc: subprocess.Popen[str]) -> dict[str, Any]:
     while line := proc.stdout.readline():
         if line.startswith('{"'):
             return json.loads(line)
-    raise RuntimeError(f"the elizaOS harness ended without its figures (exit {proc.wait(60)})")
+    raise RuntimeError(f"the elizaOS harness ended without its figures (exit {proc.wait(60)}; see {ELIZAOS_LOG})")
 
 
 # -- ours ---------------------------------------------------------------------------------------
