@@ -11,10 +11,16 @@ message handler's ``<actions>REPLY</actions><text>``, should-respond's ``<action
 reflection's empty ``<facts>`` and ``<relationships>``): ``make run`` with
 ``MODEL_PLUGINS=core.model_providers.scripted SCRIPTED_REPLY=hi`` answers every message with
 "hi" at no model cost.
+
+``SCRIPTED_STREAM_CHARS`` and ``SCRIPTED_STREAM_DELAY_MS`` (demos and streaming tests): when a
+text call asks for a stream (``on_stream_chunk``), its answer is delivered that many characters at
+a time with that pause (ms) before each piece, as a hosted model streams; unset (0), the registry
+delivers the whole answer at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import math
@@ -33,6 +39,8 @@ Answer = str | BaseException | Callable[[Mapping[str, Any]], str]
 _WORD = re.compile(r"\w+")
 #: The variable holding the fixed reply of the process-wide models (see the module docstring).
 SCRIPTED_REPLY_ENV = "SCRIPTED_REPLY"
+#: Streamed answers: characters per chunk (0: no streaming) and the pause before each, ms.
+SCRIPTED_STREAM_CHARS_ENV, SCRIPTED_STREAM_DELAY_MS_ENV = "SCRIPTED_STREAM_CHARS", "SCRIPTED_STREAM_DELAY_MS"
 
 
 def fixed_answer(reply: str) -> str:
@@ -55,6 +63,9 @@ class ScriptedModels:
     def __init__(self, dimension: int = 384, fixed_reply: str | None = None) -> None:
         self.dimension = dimension
         self.fixed_reply = fixed_reply
+        #: Streamed answers (see the module docstring): characters per chunk, 0 for none; pause in ms.
+        self.stream_chars = int(os.environ.get(SCRIPTED_STREAM_CHARS_ENV) or 0)
+        self.stream_delay_ms = float(os.environ.get(SCRIPTED_STREAM_DELAY_MS_ENV) or 0)
         self.answers: dict[ModelType, deque[Answer]] = {}
         self.calls: list[tuple[ModelType, dict[str, Any]]] = []
         self.refused: set[str] = set()
@@ -78,6 +89,8 @@ class ScriptedModels:
         self.answers.clear()
         self.calls.clear()
         self.refused.clear()
+        self.stream_chars = int(os.environ.get(SCRIPTED_STREAM_CHARS_ENV) or 0)
+        self.stream_delay_ms = float(os.environ.get(SCRIPTED_STREAM_DELAY_MS_ENV) or 0)
 
     async def text(self, model_type: ModelType, params: Mapping[str, Any]) -> str:
         """Next queued answer for ``model_type``, else the fixed reply's answer when one is set.
@@ -89,13 +102,26 @@ class ScriptedModels:
         self._record(model_type, params)
         queue = self.answers.get(model_type)
         if not queue and self.fixed_reply is not None:
-            return fixed_answer(self.fixed_reply)
+            return await self._streamed(fixed_answer(self.fixed_reply), params)
         if not queue:
             raise ModelError(f"scripted model has no answer queued for {model_type.value}", provider="scripted")
         answer = queue.popleft()
         if isinstance(answer, BaseException):
             raise answer
-        return answer(params) if callable(answer) else answer
+        return await self._streamed(answer(params) if callable(answer) else answer, params)
+
+    async def _streamed(self, text: str, params: Mapping[str, Any]) -> str:
+        """Deliver ``text`` in pieces to ``on_stream_chunk`` when streaming is on and asked for."""
+        callback = params.get("on_stream_chunk")
+        if self.stream_chars <= 0 or not callable(callback):
+            return text
+        for start in range(0, len(text), self.stream_chars):
+            if self.stream_delay_ms:
+                await asyncio.sleep(self.stream_delay_ms / 1000)
+            result = callback(text[start : start + self.stream_chars])
+            if asyncio.iscoroutine(result):
+                await result
+        return text
 
     async def embed(self, params: Mapping[str, Any]) -> list[float] | list[list[float]]:
         """``{"text": str}`` → one vector; ``{"texts": [...]}`` → one vector per text."""

@@ -45,6 +45,7 @@ from functions.api import (
     plugins,
     rooms,
     screening,
+    streaming,
     tasks,
 )
 from functions.api.context import Api, Unauthenticated, serving
@@ -167,12 +168,23 @@ app = create_app(observability)
 
 @observability.lambda_handler(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point for API Gateway HTTP API (payload format 2.0) events.
+    """Lambda entry point for API Gateway HTTP API (payload format 2.0) events, and the WebSocket API's.
 
     A body over ``MAX_BODY_BYTES`` (64 KiB by default) is refused with 413 before parsing; a
-    body marked base64 that is not base64 of UTF-8 text with 400.
+    body marked base64 that is not base64 of UTF-8 text with 400. A request that names a
+    connection streams its reply there as well (``functions.api.streaming``).
     """
-    response = _respond(event, context)
+    if (event.get("requestContext") or {}).get("eventType") in ("CONNECT", "DISCONNECT"):
+        return {"statusCode": 200}  # WebSocket: the $connect authorizer has admitted the caller
+    try:
+        event = streaming.websocket_to_http(event) or event
+    except ValueError as exc:
+        return events.plain_error(400, "invalid_frame", str(exc))
+    stream = streaming.stream_for(event)
+    with streaming.streaming(stream):
+        response = _respond(event, context)
+    if stream is not None:
+        stream.finish(response)
     if response["statusCode"] >= 400 and events.is_message_post(event):
         observability.count("MessageErrors", StatusClass=f"{response['statusCode'] // 100}xx")
     return response

@@ -19,6 +19,7 @@ from core.uuid import string_to_uuid
 from functions.api.access import check_room, speaker
 from functions.api.context import caller, current
 from functions.api.responses import json_response
+from functions.api.streaming import chunk_callback
 
 router = APIGatewayHttpRouter()
 
@@ -59,7 +60,7 @@ def post_message(agent: str, body: MessageBody) -> Response[dict[str, Any]]:
         message_id=message_id,
         attachments=[Media.model_validate(a.model_dump()) for a in body.attachments],
     )
-    result = api.container.run(api.orchestrator.handle_message(runtime, incoming))
+    result = api.container.run(api.orchestrator.handle_message(runtime, incoming, on_stream_chunk=chunk_callback()))
     api.observability.count("MessagesHandled", Mode=result.mode, DidRespond=str(result.did_respond).lower())
     api.observability.logger.info(
         "message handled",

@@ -15,14 +15,27 @@ library's server had 5 and made the 6th concurrent client wait a second for its 
 retried) and that can stream a response, as server-sent events need. The invocations run
 in Lambda containers (``infra.local.containers``): one event at a time per container, one
 container by default, ``LOCAL_CONCURRENCY`` child processes when asked for.
+
+Streamed replies (``functions.api.streaming``): a request with ``Accept: text/event-stream``
+gets a connection id in ``requestContext.connectionId``, as a WebSocket API's events carry one,
+and the gateway serves the API Gateway Management API's ``POST /@connections/{id}`` itself
+(``AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`` is set to the gateway's URL when it starts, for
+this process and the containers it starts): what the function posts there is written to the
+client as server-sent events (``event: <frame type>``, ``data: <the frame>``) as it arrives, and
+the response ends when the invocation returns. A function that posts nothing (an error before
+the turn, a 401 from the authorizer) is answered as usual, in JSON. A client that disconnects
+mid-stream turns its connection gone: the next post is answered 410 ``GoneException``, as AWS
+does, and the invocation runs to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -46,6 +59,11 @@ Authorizer = Callable[[Mapping[str, str]], "dict[str, Any] | None"]
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: The Management API's path (``POST /@connections/{connectionId}``), served for streamed replies.
+_CONNECTIONS = "/@connections/"
+#: The environment variable boto3 reads for the Management API's endpoint (set at start).
+MANAGEMENT_ENDPOINT_ENV = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
 
 #: Seconds an idle keep-alive connection is kept open.
 _KEEP_ALIVE_S = 60
@@ -437,6 +455,7 @@ class LocalGateway:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._bound_port: int | None = None
+        self._streams: dict[str, _Stream] = {}  # open streamed replies, by connection id
 
     @property
     def port(self) -> int:
@@ -465,11 +484,13 @@ class LocalGateway:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._host, self._port))  # here, so that a port in use is an OSError to the caller
+            self._bound_port = sock.getsockname()[1]
+            os.environ[MANAGEMENT_ENDPOINT_ENV] = self.url  # streamed replies post here (before containers start)
             self._containers.start()
         except BaseException:
             sock.close()
+            self._bound_port = None
             raise
-        self._bound_port = sock.getsockname()[1]
         self._server = uvicorn.Server(_server_config(self))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=f"gateway-{self.function_name}", daemon=True
@@ -506,9 +527,16 @@ class LocalGateway:
         started = time.monotonic()
         query = scope["query_string"].decode("latin-1")
         target = scope["raw_path"].decode("latin-1") + (f"?{query}" if query else "")
+        if scope["path"].startswith(_CONNECTIONS):
+            await self._post_to_connection(scope, receive, send)
+            return
         try:
-            response = await self._respond(scope, receive, target)
+            response = await self._respond(scope, receive, target, send)
         except _ClientGone:
+            return
+        if response is None:  # streamed
+            elapsed_ms = (time.monotonic() - started) * 1000
+            logger.info("%s %s -> streamed (%.1f ms)", scope["method"], target, elapsed_ms)
             return
         head = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
         head.append((b"content-length", str(len(response.body)).encode()))
@@ -518,7 +546,7 @@ class LocalGateway:
         elapsed_ms = (time.monotonic() - started) * 1000
         logger.info("%s %s -> %d (%.1f ms)", scope["method"], target, response.status, elapsed_ms)
 
-    async def _respond(self, scope: Scope, receive: Receive, target: str) -> HttpResponse:
+    async def _respond(self, scope: Scope, receive: Receive, target: str, send: Send) -> HttpResponse | None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         try:
             body = await _read_body(receive, dict(headers), self.max_body_bytes)
@@ -537,7 +565,90 @@ class LocalGateway:
         refused = self._authorize(event)
         if refused is not None:
             return refused
+        if event["requestContext"]["http"]["method"] == "POST" and "text/event-stream" in event["headers"].get(
+            "accept", ""
+        ):
+            return await self._stream(event, receive, send)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.invoke, event)
+
+    async def _stream(self, event: dict[str, Any], receive: Receive, send: Send) -> HttpResponse | None:
+        """Invoke with a connection id and write what the function posts to it as server-sent events.
+
+        Returns:
+            ``None`` once streamed; the ordinary response when the function posted nothing.
+        """
+        connection_id = secrets.token_urlsafe(16)
+        stream = _Stream()
+        self._streams[connection_id] = stream
+        event["requestContext"]["connectionId"] = connection_id
+        loop = asyncio.get_running_loop()
+        invocation = loop.run_in_executor(self._executor, self.invoke, event)
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, stream))
+        started = False
+        try:
+            while True:
+                getter = asyncio.ensure_future(stream.frames.get())
+                waiting: set[asyncio.Future[Any]] = {getter, invocation}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                started = await self._send_frame(send, stream, getter.result(), started, event)
+            response = await invocation
+            while not stream.frames.empty():
+                started = await self._send_frame(send, stream, stream.frames.get_nowait(), started, event)
+        finally:
+            stream.gone = True
+            self._streams.pop(connection_id, None)
+            watcher.cancel()
+        if not started:
+            return response
+        if not stream.disconnected:
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b""})
+        return None
+
+    async def _send_frame(
+        self, send: Send, stream: _Stream, frame: bytes, started: bool, event: dict[str, Any]
+    ) -> bool:
+        """Write one posted frame as a server-sent event (the response's head first); ``True`` once started."""
+        if stream.disconnected:
+            return started
+        try:
+            if not started:
+                head = [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"apigw-requestid", str(event["requestContext"]["requestId"]).encode("latin-1")),
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": _sse(frame), "more_body": True})
+        except Exception:  # the client went away while we wrote
+            stream.disconnected = stream.gone = True
+        return True
+
+    async def _post_to_connection(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The Management API's ``POST /@connections/{id}``: 200, or 410 ``GoneException`` (local callers only)."""
+        headers = dict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        try:
+            body = await _read_body(receive, headers, API_GATEWAY_MAX_BODY_BYTES)
+        except (_BodyTooLarge, _ClientGone):
+            return
+        client = (scope.get("client") or ("", 0))[0]
+        connection_id = unquote(scope["path"][len(_CONNECTIONS) :])
+        stream = self._streams.get(connection_id)
+        if scope["method"] != "POST" or client not in ("127.0.0.1", "::1"):
+            response = json_response(403, {"message": "Forbidden"})
+        elif stream is None or stream.gone:
+            response = json_response(410, {"message": "GoneException"})
+            response.headers.append(("x-amzn-errortype", "GoneException"))
+        else:
+            stream.frames.put_nowait(body)
+            response = HttpResponse(200)
+        head = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
+        head.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": head})
+        await send({"type": "http.response.body", "body": response.body})
 
     def _authorize(self, event: dict[str, Any]) -> HttpResponse | None:
         """API Gateway's authorizer step: ``None`` to go on (the claims put in the event), else the answer."""
@@ -577,6 +688,35 @@ class LocalGateway:
         if request_id:
             response.headers.append(("apigw-requestid", request_id))
         return response
+
+
+@dataclass
+class _Stream:
+    """One streamed reply: the frames posted to its connection, and whether its client is gone."""
+
+    frames: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    gone: bool = False
+    disconnected: bool = False
+
+
+async def _watch_disconnect(receive: Receive, stream: _Stream) -> None:
+    """Mark the stream gone when its client disconnects (the body was read already)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            stream.disconnected = stream.gone = True
+            return
+
+
+def _sse(frame: bytes) -> bytes:
+    """One server-sent event: ``event:`` the frame's ``type`` (when it is JSON with one), ``data:`` the frame."""
+    text = frame.decode("utf-8", errors="replace")
+    try:
+        kind = json.loads(text).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    lines = "".join(f"data: {line}\n" for line in text.split("\n"))
+    return (f"event: {kind}\n" if isinstance(kind, str) else "").encode() + lines.encode() + b"\n"
 
 
 def _server_config(gateway: LocalGateway) -> uvicorn.Config:
