@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LAMBDA_VENV  ?= .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 
-.PHONY: install lock run migrate test lint bench clean check-deploy \
+.PHONY: install lock run migrate test lint bench clean check-deploy checkov \
 	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction
 
 install: $(STAMP)
@@ -34,6 +34,7 @@ lock: install
 	$(UV_LOCK) pyproject.toml --python-version 3.12 --python-platform aarch64-manylinux_2_28 \
 		-c requirements.lock -o requirements-lambda.lock
 	echo aws-sam-cli | $(UV_LOCK) - --python-version 3.12 -o requirements-sam.lock
+	echo checkov | $(UV_LOCK) - --python-version 3.12 -o requirements-checkov.lock
 
 run: install        ## local stack: embedded Postgres, migrations, moto SQS, gateway on 127.0.0.1:$${PORT:-3000}
 	$(PY) -m infra.local.stack serve
@@ -77,10 +78,27 @@ $(LAMBDA_STAMP): pyproject.toml requirements-lambda.lock
 	$(LAMBDA_VENV)/bin/pip install -q --no-deps -e . "$$(grep -o '^snapshot-restore-py==[^ ]*' requirements.lock)"
 	touch $(LAMBDA_STAMP)
 
-check-deploy: lint $(SAM_VENV)/bin/sam   ## cfn-lint, sam validate --lint (offline), sam build (~2 min; SAM_BUILD=0 skips it)
+# checkov (policy checks of the deployed resources) lives in its own venv too: its pins clash with the dev lock.
+CHECKOV_VENV ?= .venv-checkov
+
+$(CHECKOV_VENV)/bin/checkov: requirements-checkov.lock
+	$(SAM_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-checkov.lock
+
+# checkov runs on the template as CloudFormation gets it (the SAM transform, offline, by SAM's own translator in
+# SAM_VENV: the generated roles, permissions, alias, API and stage are checked too). Every accepted finding is an
+# inline skip (a `checkov: skip:` entry in the resource's Metadata, which SAM carries to the generated resource),
+# justified in docs/deploy.md ("checkov"): any other failed check fails the target.
+checkov: $(SAM_VENV)/bin/sam $(CHECKOV_VENV)/bin/checkov   ## checkov on the SAM-transformed template (offline)
+	@mkdir -p .aws-sam
+	$(SAM_ENV) $(SAM_VENV)/bin/python infra/sam_transform.py template.yaml >.aws-sam/transformed.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		--file .aws-sam/transformed.json
+
+check-deploy: lint $(SAM_VENV)/bin/sam checkov   ## cfn-lint, sam validate --lint, checkov (offline), sam build (~2 min; SAM_BUILD=0 skips it)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	@if [ "$(SAM_BUILD)" != "0" ]; then \
 		$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-in-source --template template.yaml --build-dir .aws-sam/build; fi
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .data .aws-sam .wheelhouse
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .data .aws-sam .wheelhouse
