@@ -26,6 +26,14 @@ the response ends when the invocation returns. A function that posts nothing (an
 the turn, a 401 from the authorizer) is answered as usual, in JSON. A client that disconnects
 mid-stream turns its connection gone: the next post is answered 410 ``GoneException``, as AWS
 does, and the invocation runs to its end.
+
+The chat page (``web/``, plain HTML, CSS and JavaScript): with ``page_dir``, ``GET /`` serves its
+``index.html`` and ``GET /web/<file>`` its files, without a token (the page is static; what it
+shows comes from the API, with a token). With ``page_token``, a browser on this machine gets a
+user token in the page's ``<meta name="agent-token">``: only when the client's address is the
+loopback one and the ``Host`` header names this machine (``localhost``, ``127.0.0.1``, ``[::1]``),
+so neither another machine nor a web site that rebinds its DNS name to 127.0.0.1 is handed one;
+anyone else gets the page without it, and the page asks for a token.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import base64
 import contextlib
 import json
 import logging
+import mimetypes
 import os
 import secrets
 import socket
@@ -43,6 +52,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
@@ -410,6 +420,8 @@ class LocalGateway:
         concurrency: int = 1,
         authorizer: Authorizer | None = None,
         public_routes: Collection[tuple[str, str]] = (),
+        page_dir: Path | None = None,
+        page_token: Callable[[], str] | None = None,
     ) -> None:
         """Configure the gateway; nothing listens until :meth:`start`.
 
@@ -432,6 +444,9 @@ class LocalGateway:
                 an authorizer every request is invoked.
             public_routes: ``(METHOD, path)`` pairs the authorizer does not guard (a route with
                 authorizer NONE, e.g. ``("GET", "/health")``).
+            page_dir: A folder with a static page (``web/``): ``GET /`` is its ``index.html``,
+                ``GET /web/<file>`` its files (see the module docstring).
+            page_token: Mints the token put into the page for a browser on this machine.
 
         Raises:
             ValueError: ``concurrency`` is below 1, or above 1 with a handler that is not a name.
@@ -450,6 +465,8 @@ class LocalGateway:
         self.memory_mb = memory_mb
         self.authorizer = authorizer
         self.public_routes = frozenset((method.upper(), path) for method, path in public_routes)
+        self.page_dir = page_dir
+        self.page_token = page_token
         # One thread per container: it waits for its event while uvicorn's loop serves the others.
         self._executor = ThreadPoolExecutor(self._containers.concurrency, thread_name_prefix=f"invoke-{function_name}")
         self._server: uvicorn.Server | None = None
@@ -529,6 +546,10 @@ class LocalGateway:
         target = scope["raw_path"].decode("latin-1") + (f"?{query}" if query else "")
         if scope["path"].startswith(_CONNECTIONS):
             await self._post_to_connection(scope, receive, send)
+            return
+        page = self._page(scope)
+        if page is not None:
+            await _write(send, page, scope["method"])
             return
         try:
             response = await self._respond(scope, receive, target, send)
@@ -627,6 +648,31 @@ class LocalGateway:
             stream.disconnected = stream.gone = True
         return True
 
+    def _page(self, scope: Scope) -> HttpResponse | None:
+        """The static page's answer to ``GET /`` or ``GET /web/<file>``; ``None`` for any other request."""
+        path, method = scope["path"], scope["method"]
+        if self.page_dir is None or method not in ("GET", "HEAD") or not (path == "/" or path.startswith("/web/")):
+            return None
+        name = "index.html" if path == "/" else path[len("/web/") :]
+        files = {p.name: p for p in self.page_dir.iterdir() if p.is_file()}  # no paths: no traversal
+        if name not in files:
+            return json_response(404, {"message": "Not Found"})
+        body = files[name].read_bytes()
+        if name == "index.html" and self.page_token is not None and _on_this_machine(scope):
+            meta = f'<meta name="agent-token" content="{self.page_token()}">'.encode()
+            body = body.replace(b'<meta name="agent-token" content="">', meta, 1)
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        headers = [
+            (
+                "content-type",
+                f"{kind}; charset=utf-8" if kind.startswith("text/") or kind.endswith("javascript") else kind,
+            ),
+            ("cache-control", "no-store"),  # the page may hold a token
+            ("content-security-policy", "default-src 'self'; style-src 'self'; script-src 'self'"),
+            ("x-content-type-options", "nosniff"),
+        ]
+        return HttpResponse(200, headers, body)
+
     async def _post_to_connection(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The Management API's ``POST /@connections/{id}``: 200, or 410 ``GoneException`` (local callers only)."""
         headers = dict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
@@ -688,6 +734,25 @@ class LocalGateway:
         if request_id:
             response.headers.append(("apigw-requestid", request_id))
         return response
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def _on_this_machine(scope: Scope) -> bool:
+    """The client is this machine, and so is the name it used (no DNS rebinding)."""
+    client = (scope.get("client") or ("", 0))[0]
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]", 1)[0] + "]"
+    return client in ("127.0.0.1", "::1") and name.lower() in _LOOPBACK_HOSTS
+
+
+async def _write(send: Send, response: HttpResponse, method: str) -> None:
+    """Write a whole response (an empty body for ``HEAD``)."""
+    head = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
+    head.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": head})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else response.body})
 
 
 @dataclass

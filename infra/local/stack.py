@@ -56,6 +56,8 @@ DATABASE_NAME = "agents"
 LOCAL_MODELS = "core.model_providers.local"
 #: The messages function's handler, as each of its containers imports it.
 MESSAGES_HANDLER = "functions.api.app:handler"
+#: The chat page the gateway serves at ``/`` (plain files, no build step).
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 #: Seconds a new stack waits for its data directory while the watchdog of a killed one cleans up.
 LOCK_WAIT_S = 20.0
 #: Exit status of a start interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -359,7 +361,9 @@ def _messages_gateway(stack: LocalStack, config: StackConfig) -> Any:
     """The gateway of the messages function: in this process, or in ``LOCAL_CONCURRENCY`` containers.
 
     Its authorizer verifies the stack's development tokens (``agent token``) as API Gateway's JWT
-    authorizer verifies real ones; ``GET /health`` needs none, as in ``template.yaml``.
+    authorizer verifies real ones; ``GET /health`` needs none, as in ``template.yaml``. It serves
+    the chat page (``web/``) at ``/``, with a user token in it for a browser on this machine
+    (``infra.local.gateway``), and streams replies as server-sent events.
     """
     from functions.api.app import PUBLIC_ROUTES
     from infra.local.dev_tokens import DevTokens
@@ -371,14 +375,17 @@ def _messages_gateway(stack: LocalStack, config: StackConfig) -> Any:
 
         stack.on_stop(f"the {messages.container.__class__.__name__}", messages.container.close)
         handler = messages.handler
+    tokens = DevTokens(stack.directory)
     return LocalGateway(
         handler,
         host=config.host,
         port=config.port,
         function_name="messages",
         concurrency=config.concurrency,
-        authorizer=DevTokens(stack.directory).authorize,
+        authorizer=tokens.authorize,
         public_routes=PUBLIC_ROUTES,
+        page_dir=WEB_DIR,
+        page_token=lambda: tokens.mint("local-user", name="you"),  # a user, not an admin: what the page needs
     )
 
 
