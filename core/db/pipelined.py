@@ -16,8 +16,10 @@ shared read, which is one more hop) before the first fetch (microseconds each).
 Only for blocks that read. Statements between two syncs share one implicit transaction: a
 failing statement makes the rest of the block's statements fail too (each caller sees an
 error, as a provider's read that failed alone would), and a write would be committed only
-when the block ends. The block's end syncs and hands the connection back to the pool,
-which discards it if it is broken.
+when the block ends. The block's end syncs and hands the connection back to the pool. A
+connection lost under the block (a failover, RDS Proxy ending it) is closed, so the pool drops
+it, and the block raises ``TransientDatabaseError``: its reads failed together, and a turn
+must not go on composing a reply from a state that silently lacks them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
+
+from core.errors import TransientDatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +108,34 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
     except BaseException as exc:
         with contextlib.suppress(psycopg.Error):
             await pipeline.__aexit__(type(exc), exc, exc.__traceback__)
+        await _discard_if_broken(conn)
         raise
     try:
         await pipeline.__aexit__(None, None, None)
+    except psycopg.OperationalError as exc:
+        lost = exc
     except psycopg.Error as exc:
         # Each caller already saw its own statement's error; the final sync only repeats it.
         logger.warning("a pipelined read failed (%s); its caller saw the error", exc)
         with contextlib.suppress(psycopg.Error):
             await conn.rollback()
+        return
+    else:
+        if not conn.broken:
+            return
+        lost = None
+    # The connection died under the block. Its reads failed together, and the providers that made
+    # them went on without their part of the state: a reply composed from that would silently miss
+    # its context, so the turn stops here instead (HTTP 503; an idempotent retry completes it).
+    await _discard_if_broken(conn, force=True)
+    raise TransientDatabaseError(
+        "the database connection was lost during the turn's reads", operation="compose_state"
+    ) from lost
+
+
+async def _discard_if_broken(conn: Any, *, force: bool = False) -> None:
+    """Close a connection that is broken (or still stuck in pipeline mode), so the pool drops it
+    instead of committing on it when the block hands it back."""
+    if force or conn.broken:
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
