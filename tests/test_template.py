@@ -931,6 +931,14 @@ def test_wildcard_finder_finds_wildcards():
     assert _wildcard_resources({"Statement": [{"Resource": {"Ref": "BedrockModelArns"}}]}) == []
 
 
+#: IAM resources whose ARN must end in a wildcard, with the one value allowed.
+RUNTIME_IDS = {
+    "StreamManageConnectionsPolicy": {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${StreamApi}/live/POST/@connections/*"
+    }
+}
+
+
 def test_no_wildcard_resources_in_the_template(resources):
     for name in FUNCTIONS:
         for policy in resources[name]["Properties"]["Policies"]:
@@ -944,7 +952,10 @@ def test_no_wildcard_resources_in_the_template(resources):
                 assert kind == "Fn::If" or kind == "Statement", (name, kind)
                 assert not _wildcard_resources(policy), (name, policy)
     for name, resource in resources.items():
-        if resource["Type"].startswith("AWS::IAM::"):
+        if resource["Type"].startswith("AWS::IAM::") and name in RUNTIME_IDS:
+            # Connection ids exist only at run time: the narrowest ARN is one API, one stage, POST only.
+            assert _wildcard_resources(resource["Properties"]) == [RUNTIME_IDS[name]], name
+        elif resource["Type"].startswith("AWS::IAM::"):
             assert not _wildcard_resources(resource["Properties"]), name
         # An SQS event would attach AWSLambdaSQSQueueExecutionRole (Resource "*"): mappings are resources instead.
         for event in resource.get("Properties", {}).get("Events", {}).values():
@@ -982,7 +993,9 @@ def test_generated_roles_have_no_wildcard_resources(transformed):
         assert set(role.get("ManagedPolicyArns", [])) <= allowed, (name, role.get("ManagedPolicyArns"))
         assert not _wildcard_resources(role.get("Policies", [])), name
     for name, resource in transformed["Resources"].items():
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") and name in RUNTIME_IDS:
+            assert _wildcard_resources(resource["Properties"]) == [RUNTIME_IDS[name]], name
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             assert not _wildcard_resources(resource["Properties"]), name
     # SAM keeps the condition: without BedrockModelArns the statement is not there at all.
     bedrock = [p for p in roles["MessagesFunctionRole"]["Policies"] if "bedrock" in json.dumps(p)]

@@ -165,7 +165,8 @@ def websocket_to_http(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``POST /agents/{agent}/messages`` event of a WebSocket ``sendMessage`` frame; ``None`` for other events.
 
     The frame is ``{"action": "sendMessage", "agent": "<id or name>", ...the message body}``; the
-    caller is what the ``$connect`` authorizer returned (its context: ``claims`` as JSON, ``scopes``).
+    caller is what the ``$connect`` authorizer returned (a Lambda authorizer's context: ``claims`` as
+    JSON), or the IAM principal that signed ``$connect`` (``requestContext.identity.userArn``).
 
     Raises:
         ValueError: the frame is not a JSON object naming ``agent`` (the caller gets an ``error`` frame).
@@ -180,7 +181,11 @@ def websocket_to_http(event: Mapping[str, Any]) -> dict[str, Any] | None:
     frame.pop("action", None)
     authorizer = context.get("authorizer") or {}
     claims = authorizer.get("claims")
-    jwt = {"claims": json.loads(claims) if isinstance(claims, str) else claims or {}, "scopes": None}
+    identity = context.get("identity") or {}
+    if claims is None and identity.get("userArn"):  # $connect authorised by IAM (SigV4): an admin, as on the HTTP API
+        verified: dict[str, Any] = {"iam": {"userArn": identity["userArn"]}}
+    else:
+        verified = {"jwt": {"claims": json.loads(claims) if isinstance(claims, str) else claims or {}, "scopes": None}}
     path = f"/agents/{agent}/messages"
     return {
         "version": "2.0",
@@ -199,7 +204,7 @@ def websocket_to_http(event: Mapping[str, Any]) -> dict[str, Any] | None:
             "eventType": "MESSAGE",
             "routeKey": "$default",
             "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "", "userAgent": ""},
-            "authorizer": {"jwt": jwt},
+            "authorizer": verified,
             "timeEpoch": context.get("requestTimeEpoch"),
         },
         "body": json.dumps(frame),

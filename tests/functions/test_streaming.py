@@ -223,3 +223,14 @@ def test_a_gone_websocket_client_does_not_stop_the_turn(messages_fn, streaming_m
     response = messages_fn.handler(event, FakeContext())
     assert response["statusCode"] == 200 and json.loads(response["body"])["responses"][0]["text"] == TEXT
     assert len(calls) == 1  # one refused post, then no more
+
+
+def test_a_websocket_connection_signed_with_iam_speaks_as_that_principal(messages_fn, scripted):
+    from functions.api.streaming import websocket_to_http
+
+    event = websocket_message({"action": "sendMessage", "agent": "eliza", "text": "hi"}, "c2", user("ws"))
+    del event["requestContext"]["authorizer"]
+    event["requestContext"]["identity"] = {"userArn": "arn:aws:iam::123456789012:role/bridge", "sourceIp": "10.0.0.1"}
+    converted = websocket_to_http(event)
+    assert converted["requestContext"]["authorizer"] == {"iam": {"userArn": "arn:aws:iam::123456789012:role/bridge"}}
+    assert converted["rawPath"] == "/agents/eliza/messages" and json.loads(converted["body"]) == {"text": "hi"}
