@@ -58,7 +58,8 @@ def test_the_page_sends_a_message_and_shows_the_reply_streaming_in_with_its_acti
     page = browser.new_page(viewport={"width": 1000, "height": 640})
     page.goto(f"{page_gateway.url.replace('127.0.0.1', 'localhost')}/")
     page.wait_for_selector("body[data-ready=true]", timeout=15_000)
-    assert page.locator("#agent option").first.inner_text() == "Eliza"
+    assert "Eliza" in page.locator("#agent option").all_inner_texts()
+    page.select_option("#agent", label="Eliza")  # other tests of the session may have stored more agents
     assert page.locator("#token-form").is_hidden()  # the local stack handed the page a token
 
     page.fill("#text", "Hi Eliza, who are you?")
@@ -74,6 +75,7 @@ def test_the_page_sends_a_message_and_shows_the_reply_streaming_in_with_its_acti
         assert page.locator("#rooms li.current").count() == 1  # the DM room, remembered
         page.reload()  # history from the API
         page.wait_for_selector("body[data-ready=true]")
+        page.select_option("#agent", label="Eliza")
         page.locator("#messages li.agent .text", has_text=TEXT).wait_for(timeout=10_000)
         assert page.locator("#messages li.mine .text").last.inner_text() == "Hi Eliza, who are you?"
     finally:
