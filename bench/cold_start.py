@@ -6,7 +6,7 @@ Two figures per function, as issue 18 decides them:
   builds its container against an embedded Postgres, with the scripted model provider), against
   the **floor** measured in the same run: another fresh interpreter that imports exactly the
   third-party modules the handler ended up loading, makes the AWS SDK clients the handler made
-  (same services, from one boto3 session: boto3's own cost, not ours) and does one database round
+  (same services, from one botocore session: the SDK's own cost, not ours) and does one database round
   trip (connect, ``SELECT 1``). ``{name}_init_over_floor`` is their ratio (target: at most 1.25).
   For the messages function the first invocation is measured too (a real API Gateway event,
   ``POST .../messages``): ``messages_cold_request`` = init phase + first invocation.
@@ -76,7 +76,7 @@ import json, sys, time
 if not {gc_pause}:
     import gc
     gc.disable = gc.freeze = lambda: None  # functions/__init__.py and end_init_phase then change nothing
-import core.aws  # tiny (boto3 is imported on the first client): timed below, around the SDK's client creation
+import core.aws  # tiny (botocore is imported on the first client): timed below, around the SDK's client creation
 sdk_ms, services, make_client = [0.0], [], core.aws.client
 def timed_client(service_name, *args, **kwargs):
     services.append(service_name)
@@ -139,7 +139,7 @@ print(json.dumps({"after_restore_ms": (time.perf_counter() - started) * 1000, **
 """
 )
 #: The floor: the bare import of the handler's third-party modules, the SDK clients it made (one
-#: boto3 session, as the handler's ``core.aws``) and one database round trip (connect, SELECT 1).
+#: botocore session, as the handler's ``core.aws``) and one database round trip (connect, SELECT 1).
 FLOOR = """
 import importlib, json, sys, time
 given = json.loads(sys.stdin.read())
@@ -151,9 +151,9 @@ for name in given["modules"]:
         pass
 imported = time.perf_counter()
 if given["services"]:
-    import boto3
-    session = boto3.session.Session()
-    clients = [session.client(service) for service in given["services"]]
+    import botocore.session
+    session = botocore.session.get_session()
+    clients = [session.create_client(service) for service in given["services"]]
 clients_made = time.perf_counter()
 import psycopg
 with psycopg.connect(given["database_url"]) as connection:

@@ -1,9 +1,12 @@
-"""core.aws: the process's boto3 clients come from one session (moto stands in for AWS)."""
+"""core.aws: the process's AWS clients come from one botocore session (moto stands in for AWS)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import botocore.loaders
 import pytest
@@ -82,3 +85,18 @@ def test_the_module_function_uses_the_process_clients():
     assert isinstance(aws.PROCESS, aws.AwsClients)
     with mock_aws():
         assert aws.client("sqs", region_name="us-east-1").meta.service_model.service_name == "sqs"
+
+
+def test_making_a_client_does_not_import_boto3():
+    # boto3 costs ~24 MiB and ~120 ms (s3transfer mostly) and adds nothing to these clients.
+    code = (
+        "import sys; from core import aws;"
+        " c = aws.AwsClients().client('sqs', region_name='us-east-1', aws_access_key_id='x',"
+        " aws_secret_access_key='x');"
+        " assert c.meta.service_model.service_name == 'sqs';"
+        " print(sorted(m for m in sys.modules if m == 'boto3' or m.startswith(('boto3.', 's3transfer'))))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
