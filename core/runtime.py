@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 from core.blueprint import AgentBlueprint
 from core.character import Character
-from core.db.adapter import DatabaseAdapter
+from core.db.adapter import ConnectionWrite, DatabaseAdapter
 from core.db.pipelined import pipelined
 from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
 from core.embeddings.request import Priority
@@ -458,7 +458,11 @@ class AgentRuntime(AgentStore):
         worlds and rooms are left as they are; the entity's names and per-source metadata are
         merged. Differs from elizaOS: the agent is not made a participant here (one more
         write per new pair on the turn); ``set_participant_user_state`` adds it when it first
-        needs a state.
+        needs a state. What the round trip created is announced (``_announce_connection``):
+        WORLD_JOINED for a new world, ROOM_JOINED for a new room, ENTITY_JOINED when the entity
+        joined the room (elizaOS leaves these to platform connectors; here a connector that
+        only calls ``ensure_connection`` gets them too, exactly once across containers, since
+        the database says what is new).
 
         Args:
             entity_id, room_id: Our ids of the sender and the room.
@@ -489,8 +493,33 @@ class AgentRuntime(AgentStore):
             server_id=server_id,
         )
         entity = self._connected_entity(entity_id, source, user_name, name, user_id, metadata)
-        await self.adapter.ensure_connection(entity, room, world)
+        written = await self.adapter.ensure_connection(entity, room, world)
         self.blueprint.connections.add(key)
+        await self._announce_connection(written, entity, room, world, source)
+
+    async def _announce_connection(
+        self, written: ConnectionWrite, entity: Entity, room: Room, world: World | None, source: str
+    ) -> None:
+        """WORLD_JOINED, ROOM_JOINED and ENTITY_JOINED for what ``ensure_connection`` created.
+
+        Payloads as elizaOS's ``WorldPayload`` (``world``, ``rooms``, ``entities``) and
+        ``EntityPayload`` (``entityId``, ``worldId``, ``roomId``, ``metadata``), with ``source``;
+        elizaOS types no ROOM_JOINED payload, so it gets ``room``, ``roomId``, ``worldId``,
+        ``entityId`` (who brought it in). ENTITY_JOINED is for a new participation: a known
+        person entering a new room joins it too.
+        """
+        if written.world_created and world is not None:
+            await self.emit_event(
+                EventType.WORLD_JOINED, {"world": world, "rooms": [room], "entities": [entity], "source": source}
+            )
+        if written.room_created:
+            await self.emit_event(
+                EventType.ROOM_JOINED,
+                {"room": room, "roomId": room.id, "worldId": room.world_id, "entityId": entity.id, "source": source},
+            )
+        if written.participant_created:
+            payload = _entity_payload(entity, room, source, written.entity_created)
+            await self.emit_event(EventType.ENTITY_JOINED, payload)
 
     def _connected_entity(
         self,
@@ -519,6 +548,11 @@ class AgentRuntime(AgentStore):
         kind of row (world, rooms, entities) plus one per room for the participants, not one
         per pair. Existing rows are left as they are.
 
+        Events, as an elizaOS connector emits them when it syncs a server: WORLD_JOINED when the
+        world is new, else WORLD_CONNECTED (``world``, ``rooms``, ``entities``, ``source``);
+        ROOM_JOINED per new room; ENTITY_JOINED per new entity (its ``roomId`` is the first
+        room's). ``source`` is the first room's that has one, else ``"api"``.
+
         Args:
             entities: People (or agents) to connect; ``agent_id`` is set to this agent's.
             rooms: Their rooms; ``agent_id`` (and ``world_id`` when a world is given) set here.
@@ -527,18 +561,30 @@ class AgentRuntime(AgentStore):
         pairs = {(e.id, r.id) for e in entities for r in rooms}
         if all(pair in self.blueprint.connections for pair in pairs):
             return
-        if world is not None:
-            await self.adapter.create_world(world.model_copy(update={"agent_id": self.agent_id}))
+        owned_world = None if world is None else world.model_copy(update={"agent_id": self.agent_id})
+        world_created = owned_world is not None and await self.adapter.create_world(owned_world)
         owned_rooms = [
             r.model_copy(update={"agent_id": self.agent_id, **({"world_id": world.id} if world is not None else {})})
             for r in rooms
         ]
-        await self.adapter.create_rooms(owned_rooms)
-        await self.adapter.create_entities([e.model_copy(update={"agent_id": self.agent_id}) for e in entities])
+        new_rooms = set(await self.adapter.create_rooms(owned_rooms))
+        owned_entities = [e.model_copy(update={"agent_id": self.agent_id}) for e in entities]
+        new_entities = set(await self.adapter.create_entities(owned_entities))
         for room in owned_rooms:
             await self.adapter.add_participants_room(self.agent_id, [e.id for e in entities], room.id)
         for pair in pairs:
             self.blueprint.connections.add(pair)
+        source = next((r.source for r in owned_rooms if r.source), "api")
+        if owned_world is not None:
+            name = EventType.WORLD_JOINED if world_created else EventType.WORLD_CONNECTED
+            payload = {"world": owned_world, "rooms": owned_rooms, "entities": owned_entities, "source": source}
+            await self.emit_event(name, payload)
+        for room in (r for r in owned_rooms if r.id in new_rooms):
+            await self.emit_event(
+                EventType.ROOM_JOINED, {"room": room, "roomId": room.id, "worldId": room.world_id, "source": source}
+            )
+        for entity in (e for e in owned_entities if e.id in new_entities and owned_rooms):
+            await self.emit_event(EventType.ENTITY_JOINED, _entity_payload(entity, owned_rooms[0], source, True))
 
     async def create_memory(self, memory: Memory, table: str = "messages") -> Memory:
         """Store one memory (elizaOS ``createMemory``).
@@ -962,6 +1008,26 @@ class AgentRuntime(AgentStore):
     async def delete_task(self, id: UUID) -> bool:
         """Delete one of this agent's tasks (elizaOS ``deleteTask``). Returns False when there was none."""
         return await self.adapter.delete_task(self.agent_id, id)
+
+
+def _entity_payload(entity: Entity, room: Room, source: str, created: bool) -> dict[str, Any]:
+    """elizaOS ``EntityPayload`` for ENTITY_JOINED: ``metadata`` holds the platform's id and names."""
+    platform = entity.metadata.get(source) or {}
+    metadata = {
+        "originalId": platform.get("id"),
+        "username": platform.get("userName"),
+        "displayName": platform.get("name"),
+        "type": room.type.value,
+    }
+    return {
+        "entityId": entity.id,
+        "entity": entity,
+        "worldId": room.world_id,
+        "roomId": room.id,
+        "metadata": {k: v for k, v in metadata.items() if v is not None},
+        "created": created,
+        "source": source,
+    }
 
 
 def _normalise(name: str) -> str:

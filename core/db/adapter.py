@@ -74,6 +74,22 @@ class ParticipantUserState(StrEnum):
     MUTED = "MUTED"
 
 
+class ConnectionWrite(NamedTuple):
+    """Which rows ``ensure_connection`` created (``False``: the row was there already).
+
+    Attributes:
+        world_created: The world is new (always ``False`` without a world).
+        room_created: The room is new.
+        entity_created: The entity is new (an existing one whose names were merged is not).
+        participant_created: The entity has just joined the room.
+    """
+
+    world_created: bool = False
+    room_created: bool = False
+    entity_created: bool = False
+    participant_created: bool = False
+
+
 class ParticipantRecord(NamedTuple):
     """One entity taking part in one room (elizaOS ``Participant``).
 
@@ -192,7 +208,7 @@ class DatabaseAdapter(Protocol):
 
     # -- entities, worlds, rooms, participants (postgres/connections.py) -----------------------
 
-    async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> None: ...
+    async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> ConnectionWrite: ...
 
     async def create_entities(self, entities: Sequence[Entity]) -> list[UUID]: ...
 

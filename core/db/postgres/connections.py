@@ -14,7 +14,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
-from core.db.adapter import ParticipantRecord, ParticipantUserState, RoomAccess
+from core.db.adapter import ConnectionWrite, ParticipantRecord, ParticipantUserState, RoomAccess
 from core.db.postgres.base import PostgresBase
 from core.db.postgres.components import COMPONENT_JSON
 from core.db.retry import idempotent
@@ -46,53 +46,81 @@ def _user_state(state: ParticipantUserState | str | None) -> ParticipantUserStat
     return ParticipantUserState(state)
 
 
+def _insert_world(agent_id: UUID, world: World) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (agent_id, id) DO NOTHING RETURNING true AS created",
+        (agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
+    )
+
+
+def _insert_room(room: Room) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT INTO rooms (agent_id, id, world_id, name, source, type, channel_id, server_id, metadata)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (agent_id, id) DO NOTHING RETURNING true AS created",
+        (
+            room.agent_id,
+            room.id,
+            room.world_id,
+            room.name,
+            room.source,
+            room.type.value,
+            room.channel_id,
+            room.server_id,
+            Jsonb(room.metadata),
+        ),
+    )
+
+
+def _upsert_entity(agent_id: UUID, entity: Entity) -> tuple[str, dict[str, Any]]:
+    # RETURNING gives a row for an insert (xmax = 0) or a changing merge; none when nothing changed.
+    return (
+        "INSERT INTO entities (agent_id, id, names, metadata)"
+        " VALUES (%(a)s, %(e)s, text_array_union(%(n)s::text[], NULL), %(m)s)"
+        " ON CONFLICT (agent_id, id) DO UPDATE SET"
+        "  names = text_array_union(excluded.names, entities.names),"
+        "  metadata = jsonb_merge_per_key(entities.metadata, excluded.metadata)"
+        " WHERE (entities.names, entities.metadata) IS DISTINCT FROM"
+        "  (text_array_union(excluded.names, entities.names),"
+        "   jsonb_merge_per_key(entities.metadata, excluded.metadata))"
+        " RETURNING (xmax = 0) AS created",
+        {"a": agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
+    )
+
+
 class ConnectionsMixin(PostgresBase):
     # -- the per-turn upsert ------------------------------------------------------------------
 
-    async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> None:
+    async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> ConnectionWrite:
         """Create or update the world, room, entity and their participant row in one transaction.
 
-        The four statements are pipelined (one round trip). Existing worlds and rooms are
-        left as they are. Entity names are merged newest first without duplicates, metadata
-        per source key; an entity whose merge changes nothing is not rewritten.
+        The four statements are pipelined (one round trip); each says with ``RETURNING`` whether
+        it created its row, read once the pipeline has synced (no extra round trip). Existing
+        worlds and rooms are left as they are. Entity names are merged newest first without
+        duplicates, metadata per source key; an entity whose merge changes nothing is not
+        rewritten (``xmax = 0`` tells an insert from such an update).
+
+        Returns:
+            Which rows are new: the runtime emits WORLD_JOINED, ROOM_JOINED and ENTITY_JOINED
+            for them (elizaOS connectors emit them when they see a new server, channel or member).
         """
-        agent_id = room.agent_id
-        async with self._transaction() as conn, conn.pipeline():
-            if world is not None:
-                await conn.execute(
-                    "INSERT INTO worlds (agent_id, id, name, server_id, metadata) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT (agent_id, id) DO NOTHING",
-                    (agent_id, world.id, world.name, world.server_id, Jsonb(world.metadata)),
+        async with self._transaction() as conn:
+            async with conn.pipeline():
+                world_cur = None if world is None else await conn.execute(*_insert_world(room.agent_id, world))
+                room_cur = await conn.execute(*_insert_room(room))
+                entity_cur = await conn.execute(*_upsert_entity(room.agent_id, entity))
+                joined_cur = await conn.execute(
+                    "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING true AS created",
+                    (room.agent_id, room.id, entity.id),
                 )
-            await conn.execute(
-                "INSERT INTO rooms (agent_id, id, world_id, name, source, type, channel_id, server_id, metadata)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (agent_id, id) DO NOTHING",
-                (
-                    agent_id,
-                    room.id,
-                    room.world_id,
-                    room.name,
-                    room.source,
-                    room.type.value,
-                    room.channel_id,
-                    room.server_id,
-                    Jsonb(room.metadata),
-                ),
-            )
-            await conn.execute(
-                "INSERT INTO entities (agent_id, id, names, metadata)"
-                " VALUES (%(a)s, %(e)s, text_array_union(%(n)s::text[], NULL), %(m)s)"
-                " ON CONFLICT (agent_id, id) DO UPDATE SET"
-                "  names = text_array_union(excluded.names, entities.names),"
-                "  metadata = jsonb_merge_per_key(entities.metadata, excluded.metadata)"
-                " WHERE (entities.names, entities.metadata) IS DISTINCT FROM"
-                "  (text_array_union(excluded.names, entities.names),"
-                "   jsonb_merge_per_key(entities.metadata, excluded.metadata))",
-                {"a": agent_id, "e": entity.id, "n": entity.names, "m": Jsonb(entity.metadata)},
-            )
-            await conn.execute(
-                "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (agent_id, room.id, entity.id),
+            # The pipeline has synced: every result is already here.
+            entity_row = await entity_cur.fetchone()
+            return ConnectionWrite(
+                world_created=world_cur is not None and await world_cur.fetchone() is not None,
+                room_created=await room_cur.fetchone() is not None,
+                entity_created=entity_row is not None and bool(entity_row["created"]),
+                participant_created=await joined_cur.fetchone() is not None,
             )
 
     # -- entities ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from core.db.adapter import EmbeddingRow, ParticipantUserState
+from core.db.adapter import ConnectionWrite, EmbeddingRow, ParticipantUserState
 from core.types import ChannelType, Component, Content, Entity, Memory, Room, World
 
 #: Strings that would change a query if they were ever spliced into SQL text.
@@ -77,6 +77,22 @@ async def test_ensure_connection_creates_world_room_entity_and_participant(adapt
     assert (entity.names, entity.metadata) == (["alice"], {"api": {"userName": "al"}})
     assert await adapter.is_room_participant(agent_id, room_id, entity_id)
 
+
+
+async def test_ensure_connection_reports_which_rows_it_created(adapter, agent_id):
+    world_id, room_id, entity_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    world = World(id=world_id, agent_id=agent_id, name="w")
+    room = Room(id=room_id, agent_id=agent_id, world_id=world_id)
+    alice = Entity(id=entity_id, agent_id=agent_id, names=["alice"])
+    first = await adapter.ensure_connection(alice, room, world)
+    assert first == ConnectionWrite(True, True, True, True)
+    # Seen again with a new name: the entity is merged, not created, and nothing else is new.
+    again = await adapter.ensure_connection(alice.model_copy(update={"names": ["Alice A."]}), room, world)
+    assert again == ConnectionWrite(False, False, False, False)
+    # A known entity joining another room of the same world: only the room and the participation are new.
+    other_room = Room(id=uuid.uuid4(), agent_id=agent_id, world_id=world_id)
+    assert await adapter.ensure_connection(alice, other_room, world) == ConnectionWrite(False, True, False, True)
+    assert await adapter.ensure_connection(alice, other_room, None) == ConnectionWrite()
 
 async def test_ensure_connection_merges_names_newest_first_without_duplicates(adapter, agent_id):
     _, room_id, entity_id = await _connect(adapter, agent_id, names=["alice", "al"])
