@@ -33,7 +33,10 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from core.bootstrap.providers import system_prompt
+from core.bootstrap.shared import cached_agent_state
 from core.callbacks import call
+from core.db.adapter import ParticipantUserState
+from core.db.pipelined import pipelined
 from core.errors import ModelError
 from core.events import EventType
 from core.messaging.examples import action_examples
@@ -222,8 +225,8 @@ class _Turn:
         self.superseded = False
 
     async def run(self) -> MessageResult:
-        state = await self.runtime.compose_state(self.message, include_list=EVERY_TURN_PROVIDERS)
-        result, state = await self._respond(state)
+        state, agent_state = await self._first_state()
+        result, state = await self._respond(state, agent_state)
         # The turn's one SendMessageBatch (message and replies) runs while the evaluators do.
         sending = asyncio.ensure_future(self.runtime.flush_embeddings())
         try:
@@ -232,8 +235,22 @@ class _Turn:
             await sending
         return result
 
-    async def _respond(self, state: State) -> tuple[MessageResult, State]:
-        decision = await should_respond(self.runtime, self.message, state, self.channel_type)
+    async def _first_state(self) -> tuple[State, ParticipantUserState | None]:
+        """The composed state and the agent's state in the room (MUTED/FOLLOWED), read together.
+
+        The room state is read among the providers' pipelined reads (the room actions validate
+        on the same read), so it costs the turn no round trip of its own.
+        """
+        async with pipelined(getattr(self.runtime.adapter, "pool", None)):
+            return await asyncio.gather(
+                self.runtime.compose_state(self.message, include_list=EVERY_TURN_PROVIDERS),
+                cached_agent_state(self.runtime, self.message.room_id),
+            )
+
+    async def _respond(
+        self, state: State, agent_state: ParticipantUserState | None = None
+    ) -> tuple[MessageResult, State]:
+        decision = await should_respond(self.runtime, self.message, state, self.channel_type, agent_state)
         if decision is not Decision.RESPOND:
             return self._result("none", stopped=decision is Decision.STOP), state
         if USE_MULTI_STEP.read(self.runtime) and _follows_formats(self.runtime):

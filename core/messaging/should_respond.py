@@ -9,6 +9,13 @@ Without a model call, in this order (elizaOS 1.7):
 3. the platform says the message mentions the agent or replies to it
    (``content.mentionContext.isMention`` / ``isReply``): respond.
 
+Before all of these, the agent's own state in the room (``runtime.get_participant_user_state``,
+set by MUTE_ROOM / FOLLOW_ROOM): a MUTED room is ignored unless the message names the agent
+(elizaOS 1.7's check, in any room: the name anywhere in the text, case-insensitive; here a
+platform mention counts too, since a Discord ``<@id>`` carries no name); a FOLLOWED room is
+answered without a model call (elizaOS 1.7 stores FOLLOWED but its message service never reads
+it; FOLLOW_ROOM promises "chiming in without needing to be explicitly mentioned", which is this).
+
 Then, unlike elizaOS, a message naming the agent (its character name as a word) is answered
 without a model call too (elizaOS 1.x before the mention context did so, and a connector that
 sets no mention context would otherwise need a model call for "Eliza, hi"). Else a model that
@@ -25,6 +32,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from core.db.adapter import ParticipantUserState
 from core.messaging.response_parser import parse_tag
 from core.messaging.templates import SHOULD_RESPOND_TEMPLATE, compose_prompt
 from core.settings.messaging import (
@@ -51,7 +59,13 @@ class Decision(StrEnum):
     STOP = "STOP"
 
 
-async def should_respond(runtime: AgentRuntime, message: Memory, state: State, channel_type: ChannelType) -> Decision:
+async def should_respond(
+    runtime: AgentRuntime,
+    message: Memory,
+    state: State,
+    channel_type: ChannelType,
+    agent_state: ParticipantUserState | None = None,
+) -> Decision:
     """Decide whether to answer.
 
     Args:
@@ -59,6 +73,8 @@ async def should_respond(runtime: AgentRuntime, message: Memory, state: State, c
         message: The stored incoming message.
         state: The turn's composed state (its values fill the template).
         channel_type: The room's type.
+        agent_state: The agent's own state in the room (MUTED, FOLLOWED or ``None``), read by
+            the caller together with the turn's other reads.
 
     Returns:
         The decision; an unreadable model answer counts as IGNORE.
@@ -66,6 +82,12 @@ async def should_respond(runtime: AgentRuntime, message: Memory, state: State, c
     Raises:
         ConfigurationError: a setting above is malformed.
     """
+    if agent_state is ParticipantUserState.MUTED and not _called_while_muted(runtime, message):
+        logger.debug("ignoring a muted room: %s", message.room_id)
+        return Decision.IGNORE
+    if agent_state is ParticipantUserState.FOLLOWED:
+        logger.debug("responding without a model call: followed room")
+        return Decision.RESPOND
     reason = bypass_reason(runtime, message, channel_type)
     if reason is not None:
         logger.debug("responding without a model call: %s", reason)
@@ -97,6 +119,11 @@ def bypass_reason(runtime: AgentRuntime, message: Memory, channel_type: ChannelT
     if _mentions(message.text, runtime.character.name):
         return "named in the text"
     return None
+
+
+def _called_while_muted(runtime: AgentRuntime, message: Memory) -> bool:
+    """elizaOS: the character's name anywhere in the text (case-insensitive); or a platform mention."""
+    return runtime.character.name.lower() in message.text.lower() or bool(mention_context(message).get("isMention"))
 
 
 def mention_context(message: Memory) -> Mapping[str, Any]:
