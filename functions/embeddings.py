@@ -4,6 +4,14 @@ One batched model call and one database write per SQS batch (``core.embeddings.w
 Powertools' ``BatchProcessor`` reports each failed record in ``batchItemFailures`` so only
 it is retried (and moved to its DLQ after ``maxReceiveCount``).
 
+Agents' plugins hear about their memories' vectors (elizaOS ``EMBEDDING_GENERATION_COMPLETED`` /
+``EMBEDDING_GENERATION_FAILED``): this one process serves every agent, so the worker's events go
+to ``AgentEvents``, which hands each to the memory's agent (the orchestrator, built in the init
+phase as the tasks function's is) with elizaOS's payload: ``runtime``, ``memory`` (read only
+when the agent has a handler for the event: one read per such event), ``error`` and
+``source: "embeddings"``, plus ours (``memoryId``, ``agentId``, ``model``). Unlike elizaOS the
+vector itself (``embedding``) and the request's ``priority`` are not in the payload.
+
 Observability (``functions.observability``): the invocation's request id is the batch's
 ``correlation_id``; one line per batch names its queues, SQS message ids and memory ids (so a
 memory can be followed from the message function's ``message handled`` line), one warning per
@@ -15,7 +23,9 @@ failed or unreadable record. Metrics per batch: ``BatchSize``, ``EmbeddingsStore
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -25,10 +35,14 @@ from pydantic import ValidationError
 
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import BatchReport, EmbeddingWorker, Outcome
+from core.events import EventBus
 from core.types import ModelType
 from functions import end_init_phase
 from functions.init_phase import build_container
 from functions.observability import Observability
+
+if TYPE_CHECKING:
+    from core.orchestrator import Orchestrator
 
 observability = Observability("agent-embeddings")
 logger, metrics = observability.logger, observability.metrics
@@ -49,13 +63,53 @@ async def _embed(texts: list[str]) -> list[list[float]]:
     return vectors
 
 
+class AgentEvents(EventBus):
+    """The worker's events, each delivered to the handlers of the memory's agent.
+
+    Args:
+        agents: The process's orchestrator (every agent's blueprint and its plugins' handlers).
+        fallback: Where an event of an agent this process does not know goes (the model
+            plugins' handlers, ``Container.events``).
+    """
+
+    def __init__(self, agents: Orchestrator, fallback: EventBus) -> None:
+        super().__init__()
+        self.agents = agents
+        self.fallback = fallback
+
+    async def emit(self, names: str | Iterable[str], payload: Mapping[str, Any]) -> int:
+        """Run the memory's agent's handlers of ``names`` with elizaOS's payload.
+
+        Args:
+            names: EMBEDDING_GENERATION_COMPLETED or _FAILED (one name or several).
+            payload: The worker's: ``memoryId``, ``agentId`` (strings), ``model``, ``error``.
+
+        Returns:
+            How many handlers failed (each logged, never raised).
+        """
+        chosen = [names] if isinstance(names, str) else list(names)
+        agent_id = UUID(str(payload["agentId"]))
+        if not self.agents.has_agent(agent_id):
+            await self.agents.before_request(str(agent_id))  # stored since the last refresh?
+        if not self.agents.has_agent(agent_id):
+            return await self.fallback.emit(chosen, payload)
+        if not any(self.agents.get_agent(agent_id).events.handlers(n) for n in chosen):
+            return 0  # no listener: no read
+        runtime = self.agents.runtime(agent_id)
+        memory = await runtime.get_memory_by_id(UUID(str(payload["memoryId"])))
+        failures = await runtime.emit_event(chosen, {**payload, "memory": memory, "source": "embeddings"})
+        await runtime.flush_embeddings()  # a handler may have stored and queued memories
+        return failures
+
+
+orchestrator = container.orchestrator()
 # Recorded with each vector: which provider made it.
 worker = EmbeddingWorker(
     container.adapter,
     _embed,
     model_name=_models.candidates(ModelType.TEXT_EMBEDDING)[0].provider,
     dimension=container.settings.embedding_dimension,
-    events=container.events(),
+    events=AgentEvents(orchestrator, container.events()),
 )
 # Report an all-failed batch as failures rather than raising: same retry, explicit response.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
