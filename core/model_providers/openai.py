@@ -57,6 +57,8 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_EMBEDDING_BATCH = 256
 #: Most inputs OpenAI takes in one embeddings request.
 MAX_EMBEDDING_BATCH = 2048
+#: The non-text types served besides the text, object and embedding ones (``openai_media``).
+MEDIA_TYPES = (ModelType.IMAGE_DESCRIPTION, ModelType.IMAGE, ModelType.TRANSCRIPTION, ModelType.TEXT_TO_SPEECH)
 
 
 class OpenAIProvider(HostedProvider):
@@ -116,16 +118,23 @@ class OpenAIProvider(HostedProvider):
     # -- non-text types (core.model_providers.openai_media) -----------------------------------
 
     def model_types(self, environ: Mapping[str, str]) -> tuple[ModelType, ...]:
-        return (*super().model_types(environ), ModelType.IMAGE_DESCRIPTION, ModelType.IMAGE)
+        return (*super().model_types(environ), *MEDIA_TYPES)
 
     def model_name(self, runtime: ModelRuntime, params: Mapping[str, Any], model_type: ModelType) -> str:
         if model_type.value in media.MEDIA_DEFAULTS:
             default = media.MEDIA_DEFAULTS[model_type.value]
-            return str(params.get("model") or runtime.setting(f"OPENAI_{model_type.value}_MODEL", str, default))
+            setting = media.MODEL_SETTINGS.get(model_type.value, f"OPENAI_{model_type.value}_MODEL")
+            named = params.get("model") if isinstance(params, Mapping) else None
+            return str(named or runtime.setting(setting, str, default))
         return super().model_name(runtime, params, model_type)
 
     def _call(self, model_type: ModelType) -> base.ProviderCall:
-        calls = {ModelType.IMAGE_DESCRIPTION: self.describe_image, ModelType.IMAGE: self.generate_image}
+        calls = {
+            ModelType.IMAGE_DESCRIPTION: self.describe_image,
+            ModelType.IMAGE: self.generate_image,
+            ModelType.TRANSCRIPTION: self.transcribe,
+            ModelType.TEXT_TO_SPEECH: self.speak,
+        }
         return calls.get(model_type) or super()._call(model_type)
 
     async def describe_image(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
@@ -149,6 +158,24 @@ class OpenAIProvider(HostedProvider):
             PROVIDER, f"{base_url}/images/generations", body, headers=headers, secrets=hidden
         )
         return ModelResult(media.images_of(data), model)
+
+    async def transcribe(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """TRANSCRIPTION: the text of ``{"audio": bytes, ...}``, uploaded as multipart (elizaOS plugin-openai)."""
+        files, data = media.transcription_form(model, params)
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        url = f"{base_url}/audio/transcriptions"
+        raw = await media.post_raw(self.http, url, headers=headers, secrets=hidden, files=files, data=data)
+        return ModelResult(media.transcript_of(raw, data.get("response_format")), model)
+
+    async def speak(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """TEXT_TO_SPEECH: a text spoken, as ``bytes`` (mp3 unless ``format`` says otherwise; elizaOS plugin-openai)."""
+        body = media.speech_body(lambda name, default: runtime.setting(name, str, default), model, params)
+        base_url = _base_url(runtime)
+        headers, hidden = await self._auth(runtime, base_url)
+        url = f"{base_url}/audio/speech"
+        audio = await media.post_raw(self.http, url, headers=headers, secrets=[*hidden, body["input"]], json=body)
+        return ModelResult(audio, model)
 
     async def _auth(self, runtime: ModelRuntime, base_url: str) -> tuple[dict[str, str], list[str]]:
         """Headers and the secrets to scrub. A key is required only by OpenAI itself.

@@ -61,6 +61,8 @@ def test_credentials_register_every_type_with_priority_and_capabilities(resource
         ModelType.TEXT_EMBEDDING,
         ModelType.IMAGE_DESCRIPTION,
         ModelType.IMAGE,
+        ModelType.TRANSCRIPTION,
+        ModelType.TEXT_TO_SPEECH,
     }
     assert {m.priority for m in plugin.models} == {7}
     assert "structured_output" in by_type[ModelType.TEXT_LARGE].capabilities
