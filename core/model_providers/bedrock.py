@@ -15,6 +15,10 @@ No API key: boto3 signs with the Lambda role's credentials (``bedrock:InvokeMode
   Cohere Embed (``cohere.embed-english-v3`` / ``-multilingual-v3``: 1,024 dimensions, up to 96
   texts per request; ``input_type`` param, default ``search_document``).
 
+- images: ``BEDROCK_IMAGE_DESCRIPTION_MODEL_ID`` (a vision model, e.g. ``us.amazon.nova-lite-v1:0``)
+  serves IMAGE_DESCRIPTION through Converse with an image block (``describe_image``), answering
+  ``{"title", "description"}`` as elizaOS plugin-openai does.
+
 With no model id the plugin registers nothing and says so once in the log (built from the
 environment at import). Other settings: ``BEDROCK_REGION`` (else ``AWS_REGION``) and
 ``BEDROCK_ENDPOINT_URL`` (process settings, ``core.settings.providers``: the client is made
@@ -29,14 +33,17 @@ number of attempts. Structured output (``schema``, or OBJECT_*) is a forced tool
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from core.errors import ModelError
 from core.model_providers import base, http
+from core.model_providers import openai_media as media
 from core.model_providers.base import OBJECT_TYPES, TEXT_TYPES, HostedProvider, ModelResult, provider_plugin
 from core.model_providers.resources import ProviderResources
 from core.model_providers.usage import Usage
@@ -61,6 +68,11 @@ RETRYABLE_CODES = frozenset(
     }
 )
 _TEXT_MODEL_IDS = ("BEDROCK_TEXT_MODEL_ID", "BEDROCK_SMALL_MODEL_ID", "BEDROCK_LARGE_MODEL_ID")
+_IMAGE_MODEL_ID = "BEDROCK_IMAGE_DESCRIPTION_MODEL_ID"
+#: Converse's largest image (bytes) and the description's default length (tokens).
+MAX_IMAGE_BYTES = 3_750_000
+IMAGE_DESCRIPTION_MAX_TOKENS = 1024
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
 
 
 class BedrockProvider(HostedProvider):
@@ -76,9 +88,13 @@ class BedrockProvider(HostedProvider):
         return "neither BEDROCK_TEXT_MODEL_ID (or BEDROCK_SMALL/LARGE_MODEL_ID) nor BEDROCK_EMBEDDING_MODEL_ID is set"
 
     def model_types(self, environ: Mapping[str, str]) -> tuple[ModelType, ...]:
-        """Text and object types when a text model id is set, embeddings when an embedding model id is."""
+        """Text and object types when a text model id is set, embeddings when an embedding model id
+        is, IMAGE_DESCRIPTION when ``BEDROCK_IMAGE_DESCRIPTION_MODEL_ID`` is (a vision model: Nova
+        Lite or Pro, Claude 3+; Nova Micro reads no images, so the text model is not assumed to)."""
         text = TEXT_TYPES + OBJECT_TYPES if any(environ.get(k) for k in _TEXT_MODEL_IDS) else ()
-        return text + ((ModelType.TEXT_EMBEDDING,) if environ.get("BEDROCK_EMBEDDING_MODEL_ID") else ())
+        embedding = (ModelType.TEXT_EMBEDDING,) if environ.get("BEDROCK_EMBEDDING_MODEL_ID") else ()
+        vision = (ModelType.IMAGE_DESCRIPTION,) if environ.get(_IMAGE_MODEL_ID) else ()
+        return text + embedding + vision
 
     def model_name(self, runtime: ModelRuntime, params: Mapping[str, Any], model_type: ModelType) -> str:
         """``params["model"]``, else ``BEDROCK_EMBEDDING_MODEL_ID`` or ``BEDROCK_{SIZE}_MODEL_ID``,
@@ -87,14 +103,13 @@ class BedrockProvider(HostedProvider):
         Raises:
             ModelError: no model id is set for the type (not retryable).
         """
-        if params.get("model"):
+        if _mapping(params).get("model"):
             return str(params["model"])
         size = "SMALL" if model_type in (ModelType.TEXT_SMALL, ModelType.OBJECT_SMALL) else "LARGE"
-        names = (
-            ("BEDROCK_EMBEDDING_MODEL_ID",)
-            if model_type is ModelType.TEXT_EMBEDDING
-            else (f"BEDROCK_{size}_MODEL_ID", "BEDROCK_TEXT_MODEL_ID", f"TEXT_{size}_MODEL")
-        )
+        names = {
+            ModelType.TEXT_EMBEDDING: ("BEDROCK_EMBEDDING_MODEL_ID",),
+            ModelType.IMAGE_DESCRIPTION: (_IMAGE_MODEL_ID,),
+        }.get(model_type) or (f"BEDROCK_{size}_MODEL_ID", "BEDROCK_TEXT_MODEL_ID", f"TEXT_{size}_MODEL")
         found = next((value for value in (runtime.setting(n, str, "") for n in names) if value), None)
         if not found:
             raise ModelError(f"{PROVIDER}: no model id set for {model_type.value}", provider=PROVIDER)
@@ -119,6 +134,60 @@ class BedrockProvider(HostedProvider):
                 f"{PROVIDER}: the model did not call the structured-output tool", provider=PROVIDER, retryable=True
             )
         return ModelResult("".join(b.get("text", "") for b in blocks), model, usage)
+
+    def _call(self, model_type: ModelType) -> base.ProviderCall:
+        return self.describe_image if model_type is ModelType.IMAGE_DESCRIPTION else super()._call(model_type)
+
+    async def describe_image(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
+        """IMAGE_DESCRIPTION through Converse with an image block: ``{"title", "description"}``.
+
+        Args:
+            params: As elizaOS's (an image URL, or ``{"image_url"|"imageUrl", "prompt"?}``) or
+                ``{"image": bytes, "prompt"?}``. A URL is a ``data:`` URL, an ``s3://`` URI
+                (sent as ``s3Location``: the model reads it with the role's rights) or an
+                ``https://`` URL, fetched here (Converse takes no web URL), up to 3.75 MB.
+
+        Raises:
+            ModelError: no image, an image that is not PNG, JPEG, GIF or WebP, or too large
+                (not retryable); Converse's own errors as for text.
+        """
+        source, prompt = image_input(params)
+        image = await self._image_block(source)
+        request = {
+            "modelId": model,
+            "messages": [{"role": "user", "content": [{"image": image}, {"text": prompt}]}],
+            "inferenceConfig": {"maxTokens": base.max_tokens(_mapping(params), IMAGE_DESCRIPTION_MAX_TOKENS)},
+        }
+        response = await self._aws(self.resources.bedrock_client().converse, [prompt], **request)
+        text = "".join(b.get("text", "") for b in response["output"]["message"]["content"])
+        return ModelResult(media.title_and_description(text), model, _usage(response.get("usage")))
+
+    async def _image_block(self, source: bytes | str) -> dict[str, Any]:
+        """The Converse ``image`` block for raw bytes or a URL (see ``describe_image``)."""
+        if isinstance(source, str) and source.startswith("s3://"):
+            return {"format": _format_from_name(source), "source": {"s3Location": {"uri": source}}}
+        data = source if isinstance(source, bytes) else await self._image_bytes(source)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ModelError(f"{PROVIDER}: the image is over {MAX_IMAGE_BYTES} bytes", provider=PROVIDER)
+        return {"format": image_format(data), "source": {"bytes": data}}
+
+    async def _image_bytes(self, url: str) -> bytes:
+        if url.startswith("data:"):
+            return _data_url_bytes(url)
+        if not url.startswith("https://"):
+            raise ModelError(f"{PROVIDER}: an image URL must be data:, s3:// or https://", provider=PROVIDER)
+
+        async def attempt() -> bytes:
+            try:
+                response = await self.http.client().get(url)
+            except httpx.TransportError as exc:
+                message = f"{PROVIDER}: {type(exc).__name__} fetching the image"
+                raise http.ProviderError(message, provider=PROVIDER, retryable=True) from None
+            if response.status_code >= 400:
+                raise http.error_from_response(PROVIDER, response.status_code, response.headers, b"")
+            return response.content
+
+        return await self.http.with_retries(attempt)
 
     async def embed(self, runtime: ModelRuntime, params: Mapping[str, Any], model: str) -> ModelResult:
         texts, batch = base.embedding_texts(params)
@@ -314,6 +383,57 @@ def converse_request(
             "toolChoice": {"tool": {"name": tool}},
         }
     return request, chat.texts(), tool
+
+
+def image_input(params: Mapping[str, Any] | str | bytes) -> tuple[bytes | str, str]:
+    """(image bytes or URL, prompt) from IMAGE_DESCRIPTION params (elizaOS's, or ``{"image": bytes}``).
+
+    Raises:
+        ModelError: no image (not retryable).
+    """
+    if isinstance(params, str | bytes):
+        return params, media.DESCRIBE_PROMPT
+    source = params.get("image") or params.get("image_url") or params.get("imageUrl")
+    if not isinstance(source, str | bytes) or not source:
+        raise ModelError(f"{PROVIDER}: IMAGE_DESCRIPTION needs image_url or image bytes", provider=PROVIDER)
+    return source, str(params.get("prompt") or media.DESCRIBE_PROMPT)
+
+
+def image_format(data: bytes) -> str:
+    """Converse's ``format`` of an image, from its first bytes.
+
+    Raises:
+        ModelError: not PNG, JPEG, GIF or WebP (not retryable).
+    """
+    for magic, name in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    raise ModelError(f"{PROVIDER}: the image is not PNG, JPEG, GIF or WebP", provider=PROVIDER)
+
+
+def _mapping(params: Any) -> Mapping[str, Any]:
+    """``params`` when a mapping (IMAGE_DESCRIPTION may be given a bare URL), else no options."""
+    return params if isinstance(params, Mapping) else {}
+
+
+def _format_from_name(uri: str) -> str:
+    extension = uri.rsplit(".", 1)[-1].lower()
+    found = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "gif": "gif", "webp": "webp"}.get(extension)
+    if found is None:
+        raise ModelError(f"{PROVIDER}: cannot tell the image format of {uri!r}", provider=PROVIDER)
+    return found
+
+
+def _data_url_bytes(url: str) -> bytes:
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64"):
+        raise ModelError(f"{PROVIDER}: a data: image URL must be base64", provider=PROVIDER)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise ModelError(f"{PROVIDER}: the data: image URL is not valid base64", provider=PROVIDER) from None
 
 
 def _usage(raw: Mapping[str, Any] | None) -> Usage | None:

@@ -79,9 +79,6 @@ def describe_body(model: str, url: str, prompt: str) -> dict[str, Any]:
 def description_of(data: Mapping[str, Any]) -> tuple[dict[str, str], Usage | None]:
     """``{"title", "description"}`` from a chat completion, as elizaOS reads it (a ``Title:`` line, the rest)."""
     text = str(((data.get("choices") or [{}])[0].get("message") or {}).get("content") or "")
-    match = _TITLE.search(text)
-    title = match.group(1).strip() if match else "Image Analysis"
-    description = _TITLE.sub("", text, count=1).strip() if match else text.strip()
     raw = data.get("usage") or {}
     usage = (
         Usage(
@@ -92,7 +89,15 @@ def description_of(data: Mapping[str, Any]) -> tuple[dict[str, str], Usage | Non
         if raw
         else None
     )
-    return {"title": title, "description": description}, usage
+    return title_and_description(text), usage
+
+
+def title_and_description(text: str) -> dict[str, str]:
+    """elizaOS plugin-openai's reading of an image description: a ``Title:`` line, the rest the description."""
+    match = _TITLE.search(text)
+    title = match.group(1).strip() if match else "Image Analysis"
+    description = _TITLE.sub("", text, count=1).strip() if match else text.strip()
+    return {"title": title, "description": description}
 
 
 def image_body(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
