@@ -25,6 +25,7 @@ handler that wrote none, and reads the tokens for its ``MODEL_USED`` event from 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -34,19 +35,25 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-
-from core.settings.metrics import metrics_namespace
-from core.settings.providers import EnvironmentSettings
 from core.types import ModelType
 from core.types.log import ModelUsageBody, model_usage_log
 from core.types.model_runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
-#: Settings of a call made without a runtime: the process environment alone.
-_NO_AGENT = EnvironmentSettings()
+
+@functools.cache
+def _no_agent() -> ModelRuntime:
+    """Settings of a call made without a runtime: the process environment alone.
+
+    Made on first use, as the imports of ``_emit_metrics``: ``core.runtime`` imports this
+    module, and Powertools (~25 ms) and the settings package (~20 ms) would otherwise be
+    loaded by ``import core.runtime`` itself (``bench/import_time.py``).
+    """
+    from core.settings.providers import EnvironmentSettings
+
+    return EnvironmentSettings()
+
 
 #: Bodies recorded in the current ``collect_usage`` block (``None`` outside one).
 _collected: ContextVar[list[ModelUsageBody] | None] = ContextVar("model_usage_collected", default=None)
@@ -130,7 +137,7 @@ async def record_usage(
     """
     usage = usage or Usage()
     # Raw: a character may give the table as a JSON object, the environment as JSON text.
-    prices = (runtime or _NO_AGENT).get_setting("MODEL_PRICES")
+    prices = (runtime or _no_agent()).get_setting("MODEL_PRICES")
     cost = None if cached else estimate_cost(prices, model, usage)
     extra: dict[str, Any] = {}
     if cost is not None:
@@ -192,6 +199,12 @@ def _run_id(runtime: ModelRuntime | None) -> UUID | str | None:
 
 
 def _emit_metrics(body: ModelUsageBody, cost: float | None) -> None:
+    # Imported on the first call (free then: a Lambda handler has loaded Powertools): see _no_agent.
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    from core.settings.metrics import metrics_namespace
+
     if is_metrics_disabled():  # building the blob costs more than the rest of the bookkeeping
         return
     try:
