@@ -42,5 +42,7 @@ plugin = Plugin(
         ModelRegistration(ModelType.TEXT_SMALL, local_text.generate_text, priority=-10),
         ModelRegistration(ModelType.TEXT_LARGE, local_text.generate_text, priority=-10),
         ModelRegistration(ModelType.TEXT_EMBEDDING, local_embedding.embed, priority=-10),
+        ModelRegistration(ModelType.TEXT_TOKENIZER_ENCODE, local_text.tokenize, priority=-10),
+        ModelRegistration(ModelType.TEXT_TOKENIZER_DECODE, local_text.detokenize, priority=-10),
     ),
 )

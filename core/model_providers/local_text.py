@@ -295,6 +295,24 @@ class LocalTextModel:
             cancel.set()
             raise
 
+    async def tokenize_async(self, text: str) -> list[int]:
+        """The model's token ids for ``text`` (no BOS), computed by the child's llama.cpp.
+
+        Raises:
+            ModelError: the child crashed, timed out or llama.cpp failed (``retryable``).
+        """
+        value = await asyncio.wrap_future(self._runner.submit(self._call_job, {"op": "tokenize", "text": text}))
+        return [int(t) for t in value]
+
+    async def detokenize_async(self, tokens: list[int]) -> str:
+        """The text of the model's token ids (``tokenize_async``'s inverse for ordinary text).
+
+        Raises:
+            ModelError: as ``tokenize_async``; an id outside the vocabulary is a llama.cpp failure.
+        """
+        request = {"op": "detokenize", "tokens": [int(t) for t in tokens]}
+        return str(await asyncio.wrap_future(self._runner.submit(self._call_job, request)))
+
     def close(self) -> None:
         """Stop the child: close its pipe (it exits at end of file), kill it after ``CLOSE_GRACE_S``.
 
@@ -326,6 +344,28 @@ class LocalTextModel:
         try:
             with self._lock:
                 self._serve(request, on_chunk, cancel)
+        except ModelError:
+            if self._process is None and not self._closed:
+                self._runner.submit(self._restart_quietly)
+            raise
+
+    def _call_job(self, request: dict[str, Any]) -> Any:
+        """Serve a request answered by one ``result`` (tokenize, detokenize); crash handling as ``_chat_job``'s."""
+        try:
+            with self._lock:
+                deadline = self._send_request(request)
+                message = self._next_message(deadline)
+                if message is None:
+                    code = self._discard()
+                    raise ModelError(
+                        f"the local text model process died ({_exit_description(code)})",
+                        provider=PROVIDER,
+                        retryable=True,
+                    )
+                if message.get("event") == "error":
+                    raise ModelError(f"local text model failed: {message.get('message')}", provider=PROVIDER)
+                self._expect(message, "result")
+                return message["value"]
         except ModelError:
             if self._process is None and not self._closed:
                 self._runner.submit(self._restart_quietly)
@@ -636,4 +676,38 @@ async def generate_text(runtime: Any, params: Mapping[str, Any]) -> str:
     try:
         return await get_model().chat_async(messages, on_chunk=params.get("on_stream_chunk"), **options)
     except ConfigurationError as exc:  # the model cannot start: this request fails, the process stays up
+        raise ModelError(str(exc), provider=PROVIDER) from exc
+
+
+async def tokenize(runtime: Any, params: Mapping[str, Any]) -> list[int]:
+    """TEXT_TOKENIZER_ENCODE handler (elizaOS ``TokenizeTextParams``: ``{"prompt", "modelType"?}``).
+
+    The text model's own tokenizer (llama.cpp's, in the child process): the counts are the ones
+    that fill its context window. ``modelType`` is accepted and ignored: SmolLM2 serves both sizes.
+
+    Raises:
+        ModelError: no ``prompt`` (not retryable); the model process failed (retryable).
+    """
+    text = params.get("prompt", params.get("text"))
+    if not isinstance(text, str):
+        raise ModelError("TEXT_TOKENIZER_ENCODE needs 'prompt' (a string)", provider=PROVIDER)
+    try:
+        return await get_model().tokenize_async(text)
+    except ConfigurationError as exc:
+        raise ModelError(str(exc), provider=PROVIDER) from exc
+
+
+async def detokenize(runtime: Any, params: Mapping[str, Any]) -> str:
+    """TEXT_TOKENIZER_DECODE handler (elizaOS ``DetokenizeTextParams``: ``{"tokens", "modelType"?}``).
+
+    Raises:
+        ModelError: ``tokens`` is not a list of integers (not retryable); the model process or
+            llama.cpp failed (an id outside the vocabulary).
+    """
+    tokens = params.get("tokens")
+    if not isinstance(tokens, list | tuple) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        raise ModelError("TEXT_TOKENIZER_DECODE needs 'tokens' (a list of integers)", provider=PROVIDER)
+    try:
+        return await get_model().detokenize_async(list(tokens))
+    except ConfigurationError as exc:
         raise ModelError(str(exc), provider=PROVIDER) from exc

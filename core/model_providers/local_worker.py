@@ -19,6 +19,9 @@ anything native code prints cannot corrupt the protocol.
   writes it, then ``{"event": "done", "cancelled": bool}``, or
   ``{"event": "error", "kind": "request", "message": str}`` when llama.cpp raised (the
   process stays up).
+- Parent sends ``{"op": "tokenize", "text": str}`` or ``{"op": "detokenize", "tokens": [int]}``
+  (TEXT_TOKENIZER_ENCODE / _DECODE with the model's own vocabulary); we answer ``started``,
+  then ``{"event": "result", "value": [int] | str}``, or ``error`` as for a chat.
 - Parent sends ``{"op": "cancel"}`` during a generation to stop it early (Ctrl-C in
   ``agent chat``); we answer ``done`` with ``cancelled: true``. A late cancel is ignored.
 
@@ -223,6 +226,21 @@ def serve_chat(
     return True
 
 
+def serve_tokens(model: Any, request: dict[str, Any], out: int) -> None:
+    """Answer a ``tokenize`` (text → token ids, no BOS, control-token texts as plain text) or a
+    ``detokenize`` (ids → text; bytes that are not UTF-8 replaced) request."""
+    write_message(out, {"event": "started"})
+    try:
+        if request["op"] == "tokenize":
+            value: Any = model.tokenize(str(request["text"]).encode(), add_bos=False, special=False)
+        else:
+            value = model.detokenize([int(t) for t in request["tokens"]]).decode("utf-8", errors="replace")
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        write_message(out, {"event": "error", "kind": "request", "message": f"{type(exc).__name__}: {exc}"})
+        return
+    write_message(out, {"event": "result", "value": value})
+
+
 def main() -> int:
     """Load the model, say ready, serve requests until stdin closes. Returns the exit status."""
     die_with_parent(int(os.environ.get(PARENT_PID_ENV) or 0))
@@ -249,7 +267,9 @@ def main() -> int:
     )
     while (line := reader.readline()) is not None:
         request = json.loads(line)
-        if request.get("op") == "chat" and not serve_chat(model, request, reader, out, tokens):
+        if request.get("op") in ("tokenize", "detokenize"):
+            serve_tokens(model, request, out)
+        elif request.get("op") == "chat" and not serve_chat(model, request, reader, out, tokens):
             break
     return 0
 
