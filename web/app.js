@@ -4,7 +4,8 @@
 //   - otherwise the page asks for one (deployed: your identity provider's JWT) and keeps it in sessionStorage.
 // Replies stream as server-sent events (POST .../messages with Accept: text/event-stream): "chunk"
 // events carry text as the model writes it, the last "result" event the stored reply and its actions.
-// The API has no list of a user's rooms: the page remembers the rooms it has used, per agent.
+// Rooms: the caller's rooms with the agent come from GET /agents/{agent}/rooms (any browser sees
+// them), merged with the ones this browser has opened, per agent.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -174,8 +175,14 @@ async function send(text) {
   reply.dataset.done = "true";
 }
 
+async function syncRooms() {
+  const { rooms } = await api("GET", `/agents/${state.agent.id}/rooms`);
+  for (const room of rooms) remember(room.id);
+}
+
 async function chooseAgent(id) {
   state.agent = state.agents.find((a) => a.id === id);
+  await syncRooms();
   const rooms = knownRooms();
   await openRoom(rooms.length ? rooms[rooms.length - 1] : null);
 }

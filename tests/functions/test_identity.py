@@ -342,3 +342,19 @@ def test_both_a_message_id_and_the_header_is_a_422(messages_fn):
     event["headers"]["idempotency-key"] = "k1"
     response = messages_fn.handler(event, FakeContext())
     assert response["statusCode"] == 422
+
+
+def test_a_caller_lists_only_its_own_rooms(messages_fn, scripted):
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    _, mine = call(messages_fn, "POST", "/agents/eliza/messages", {"text": "hello"}, caller=user("lena"))
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    _, theirs = call(messages_fn, "POST", "/agents/eliza/messages", {"text": "hello"}, caller=user("otto"))
+    status, body = call(messages_fn, "GET", "/agents/eliza/rooms", caller=user("lena"))
+    assert status == 200
+    assert [r["id"] for r in body["rooms"]] == [mine["roomId"]]
+    assert theirs["roomId"] not in {r["id"] for r in body["rooms"]}
+    assert body["rooms"][0]["type"] == "DM" and body["rooms"][0]["source"] == "api"
+
+
+def test_a_caller_with_no_conversation_has_no_rooms(messages_fn):
+    assert call(messages_fn, "GET", "/agents/eliza/rooms", caller=user("newcomer")) == (200, {"rooms": []})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,9 @@ from core.errors import ModelError
 from core.messaging.service import MessageResult
 from core.model_providers.base import emit, stream_callback
 from core.model_providers.scripted import models as scripted_models
+from core.orchestrator import Orchestrator
 from core.plugin import ModelRegistration, Plugin
+from core.server_secret import ServerSecret
 from core.types import Content, Memory, ModelType
 from core.uuid import create_unique_uuid, string_to_uuid
 from infra.cli import main
@@ -135,7 +138,11 @@ def test_two_line_session_streams_each_reply(character, database_url):
         "Fine & you?",
     ]
     alice = create_unique_uuid(agent_id, string_to_uuid("cli-user:alice"))
-    assert {room for room, _, _ in messages} == {create_unique_uuid(agent_id, f"dm:{string_to_uuid('cli-user:alice')}")}
+    # The DM room, keyed by the server's secret (``Orchestrator.dm_room_id``), not derivable from the ids alone.
+    dm_room = Orchestrator(None, dm_room_key=ServerSecret(os.environ["SERVER_SECRET"]).key("dm_room")).dm_room_id(  # type: ignore[arg-type]
+        agent_id, string_to_uuid("cli-user:alice")
+    )
+    assert {room for room, _, _ in messages} == {dm_room}
     assert [entity for _, entity, _ in messages] == [alice, agent_id, alice, agent_id]
 
 
