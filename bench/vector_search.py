@@ -6,9 +6,15 @@ Starts an embedded Postgres under /tmp, applies the migrations, loads ``--rows``
 ``PostgresAdapter.search_memories`` filtered by agent, and by agent and room. Recall@10 is
 measured against an exact search (same filter, ``enable_indexscan = off``) in the same run.
 
+Baseline of the same run (unless ``--no-baseline``): the adapter's search at the fixed
+``hnsw.ef_search`` it used before picking one per partition (64), on the same index, alternated
+with the current search in ``--rounds`` rounds (medians): ``*_baseline`` figures, and
+``*_over_baseline`` ratios. ``--agents 1`` puts every row in one agent (a big tenant: one
+partition holds them all).
+
 Prints progress to stderr and JSON lines ``{"metric", "value", "unit"}`` to stdout.
 
-Run: ``.venv/bin/python bench/vector_search.py [--rows 200000] [--queries 200]``
+Run: ``.venv/bin/python bench/vector_search.py [--rows 200000] [--queries 200] [--agents 50 1]``
 (``--rows 20000`` for a quick run).
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import re
 import shutil
@@ -43,6 +50,8 @@ TOP_K = 10
 SERVER_SETTINGS = {"shared_buffers": "2GB", "effective_cache_size": "8GB"}
 #: Session settings of the index build only (never the request path).
 BUILD_SETTINGS = {"maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "1"}
+#: The adapter's fixed ``hnsw.ef_search`` before it was picked per partition.
+BASELINE_EF_SEARCH = 64
 
 
 @dataclass
@@ -179,6 +188,17 @@ def build_index(url: str, definition: str) -> float:
     return took
 
 
+def index_size(url: str, name: str) -> float:
+    """MiB of a partitioned index (the sum of its partitions' indexes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        size = conn.execute(
+            "SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) / 1048576.0 FROM pg_inherits h"
+            " JOIN pg_index i ON i.indexrelid = h.inhrelid WHERE h.inhparent = %s::regclass",
+            (name,),
+        ).fetchone()[0]
+        return float(size)
+
+
 def prepare(
     url: str, rows: int, seed: int, index_options: str | None, agents: int = AGENTS
 ) -> tuple[Dataset, float | None]:
@@ -241,18 +261,67 @@ def exact_top_k(
     return [r[0] for r in rows]
 
 
+#: Exact top-k by (database, scope, seed, query index): computed once per run.
+_EXACT: dict[tuple[str, str, int, int], list[uuid.UUID]] = {}
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+@contextlib.contextmanager
+def baseline_search(ef_search: int):
+    """The adapter's search as before ``hnsw.ef_search`` was picked per partition, for the
+    block: the settings of ``PostgresBase._vector_search_settings`` with a fixed ``ef_search``."""
+    from core.db.postgres import embeddings
+
+    async def fixed_settings(self, query, params, agent_id):
+        local = {**self._vector_search_settings(), "hnsw.ef_search": str(ef_search)}
+        return await self._fetch_all(query, params, local=local)
+
+    saved = embeddings.EmbeddingsMixin._fetch_searched
+    embeddings.EmbeddingsMixin._fetch_searched = fixed_settings
+    try:
+        yield
+    finally:
+        embeddings.EmbeddingsMixin._fetch_searched = saved
+
+
+def chosen_ef_search(url: str, agent_id: uuid.UUID) -> int:
+    """The ``hnsw.ef_search`` the adapter's search settings pick for ``agent_id``'s partition."""
+    from core.db.postgres.embeddings import _SEARCH_SETTINGS_LOOKUP, EmbeddingsMixin
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(
+            _SEARCH_SETTINGS_LOOKUP,
+            {
+                "agent": agent_id,
+                "ef": EmbeddingsMixin.hnsw_ef_search,
+                "ef_rows": EmbeddingsMixin.hnsw_ef_search_rows,
+                "ef_max": EmbeddingsMixin.hnsw_ef_search_max,
+                "max_scan": str(EmbeddingsMixin.hnsw_max_scan_tuples),
+            },
+        )
+        return int(conn.execute("SELECT current_setting('hnsw.ef_search')").fetchone()[0])
+
+
 async def measure(
-    url: str, data: Dataset, queries: int, seed: int, ef_search: int, scope: str, query_text: bool = False
+    url: str,
+    data: Dataset,
+    queries: int,
+    seed: int,
+    ef_search: int | None,
+    scope: str,
+    query_text: bool = False,
+    baseline_ef: int | None = None,
 ) -> dict[str, float]:
     """Latency (through the adapter, as the runtime calls it) and recall@10 of one filter.
 
     The timed searches run back to back on a warm pooled connection (as in a warm Lambda
     container), after a few untimed ones; the exact searches for recall run afterwards, so
-    their full scans do not flush the CPU caches between timed searches.
+    their full scans do not flush the CPU caches between timed searches. ``ef_search``: a fixed
+    value instead of the adapter's per-partition one; ``baseline_ef``: the pre-0009 search at
+    that fixed value (``baseline_search``).
     """
     from core.db.pool import create_pool
     from core.db.postgres import PostgresAdapter
@@ -269,18 +338,22 @@ async def measure(
     pool = create_pool(Settings(database_url=url, pool_max_size=1))
     await pool.open()
     adapter = PostgresAdapter(pool)
-    adapter.hnsw_ef_search = ef_search
+    if ef_search is not None:  # fixed: the partition's size is not looked at
+        adapter.hnsw_ef_search = adapter.hnsw_ef_search_max = ef_search
+        adapter.hnsw_ef_search_rows = 2**62
     latencies, found = [], []
+    variant = baseline_search(baseline_ef) if baseline_ef is not None else contextlib.nullcontext()
     try:
-        for i in range(min(20, queries)):  # warm-up: connection, catalog caches
-            await adapter.search_memories(agents[i], vectors[i], room_id=rooms[i], query_text=texts[i])
-        for i in range(queries):
-            started = time.perf_counter()
-            results = await adapter.search_memories(
-                agents[i], vectors[i], room_id=rooms[i], count=TOP_K, query_text=texts[i], match_threshold=-1.0
-            )
-            latencies.append((time.perf_counter() - started) * 1000)
-            found.append({m.id for m in results})
+        with variant:
+            for i in range(min(20, queries)):  # warm-up: connection, catalog caches
+                await adapter.search_memories(agents[i], vectors[i], room_id=rooms[i], query_text=texts[i])
+            for i in range(queries):
+                started = time.perf_counter()
+                results = await adapter.search_memories(
+                    agents[i], vectors[i], room_id=rooms[i], count=TOP_K, query_text=texts[i], match_threshold=-1.0
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                found.append({m.id for m in results})
     finally:
         await pool.close()
     recalls = []
@@ -288,7 +361,10 @@ async def measure(
         with psycopg.connect(url, autocommit=True) as conn:
             register_vector(conn)
             for i in range(queries):
-                exact = exact_top_k(conn, agents[i], vectors[i], rooms[i])
+                key = (url, scope, seed, i)  # the same queries in every variant and round
+                if key not in _EXACT:
+                    _EXACT[key] = exact_top_k(conn, agents[i], vectors[i], rooms[i])
+                exact = _EXACT[key]
                 recalls.append(len(found[i] & set(exact)) / len(exact))
     return {
         "p50": percentile(latencies, 50),
@@ -323,8 +399,15 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="hnsw.ef_search values to measure (default: the adapter's)",
+        help="fixed hnsw.ef_search values to measure (default: what the adapter picks per partition)",
     )
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the same-run baseline (the fixed hnsw.ef_search of before)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of every variant (medians)")
     parser.add_argument(
         "--index-options",
         default=None,
@@ -366,7 +449,6 @@ def scenario(server, args: argparse.Namespace, agents: int) -> None:
     Figures of the default spread (``AGENTS``) keep their names; others end in ``_<n>_agent(s)``.
     """
     from core.db.migrations import migrate
-    from core.db.postgres.embeddings import EmbeddingsMixin
 
     tag = "" if agents == AGENTS else f"_{agents}_agent{'s' if agents > 1 else ''}"
     name = f"bench_{agents}_agents"
@@ -377,22 +459,40 @@ def scenario(server, args: argparse.Namespace, agents: int) -> None:
     data, build_s = prepare(url, args.rows, args.seed, args.index_options, agents)
     if build_s is not None:
         emit(f"hnsw_build{tag}", build_s, "s")
+    emit(f"hnsw_index_size{tag}", index_size(url, "embeddings_dim_384_hnsw"), "MiB")
     log(f"prewarmed {prewarm(url)} pages")
-    for ef in args.ef_search or [EmbeddingsMixin.hnsw_ef_search]:
+    chosen = sorted({chosen_ef_search(url, a) for a in data.agent_ids})
+    log(f"hnsw.ef_search picked per partition: {chosen}")
+    emit(f"ef_search_picked_max{tag}", max(chosen), "candidates")
+    for ef in args.ef_search or [None]:
         for scope in ("agent", "agent_room"):
-            log(f"plan ({scope}, ef_search={ef}):\n{explain(url, data, ef, scope == 'agent_room')}")
-            result = asyncio.run(measure(url, data, args.queries, args.seed, ef, scope))
-            log(
-                f"{scope} ef_search={ef}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
-                f" recall@10 {result['recall']:.3f}"
-            )
-            suffix = ("" if args.ef_search is None else f"_ef{ef}") + tag
-            emit(f"search_{scope}_p50{suffix}", result["p50"], "ms")
-            emit(f"search_{scope}_p95{suffix}", result["p95"], "ms")
-            emit(f"search_{scope}_recall_at_10{suffix}", result["recall"], "ratio")
-    result = asyncio.run(
-        measure(url, data, args.queries, args.seed, EmbeddingsMixin.hnsw_ef_search, "agent", query_text=True)
-    )
+            shown = ef if ef is not None else max(chosen)
+            log(f"plan ({scope}, ef_search={shown}):\n{explain(url, data, shown, scope == 'agent_room')}")
+            suffix = ("" if ef is None else f"_ef{ef}") + tag
+            variants = {"": {"ef_search": ef}}
+            if args.baseline and ef is None:
+                variants["_baseline"] = {"ef_search": None, "baseline_ef": BASELINE_EF_SEARCH}
+            # Alternated in rounds, so that a busy moment of the shared machine hits every variant.
+            rounds: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+            for _ in range(args.rounds):
+                for variant, options in variants.items():
+                    rounds[variant].append(
+                        asyncio.run(measure(url, data, args.queries, args.seed, scope=scope, **options))
+                    )
+            results = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in rounds.items()}
+            for variant, result in results.items():
+                log(
+                    f"{scope}{variant} ef_search={shown}: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms,"
+                    f" recall@10 {result['recall']:.3f}"
+                )
+                emit(f"search_{scope}_p50{variant}{suffix}", result["p50"], "ms")
+                emit(f"search_{scope}_p95{variant}{suffix}", result["p95"], "ms")
+                emit(f"search_{scope}_recall_at_10{variant}{suffix}", result["recall"], "ratio")
+            for variant in variants:
+                if variant:
+                    ratio = results[""]["p50"] / results[variant]["p50"]
+                    emit(f"search_{scope}_p50_over{variant}{suffix}", ratio, "x")
+    result = asyncio.run(measure(url, data, args.queries, args.seed, None, "agent", query_text=True))
     log(f"agent + text re-rank: p50 {result['p50']:.2f} ms, p95 {result['p95']:.2f} ms")
     emit(f"search_agent_rerank_p50{tag}", result["p50"], "ms")
     emit(f"search_agent_rerank_p95{tag}", result["p95"], "ms")

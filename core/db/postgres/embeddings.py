@@ -9,12 +9,15 @@ with its own HNSW cosine index, and copies of the memory's filter columns (``age
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
+import psycopg
 from pgvector import HalfVector, Vector
 from psycopg import sql
+from psycopg.rows import DictRow
 
 from core.db.adapter import EMBEDDING_DIMENSIONS, EmbeddingRow, EmbeddingTarget
 from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row
@@ -67,7 +70,26 @@ def vector_column(dimension: int) -> _VectorColumn:
 
 
 class EmbeddingsMixin(PostgresBase):
-    """Vector storage and search (its HNSW knobs are ``PostgresBase``'s attributes)."""
+    """Vector storage and search (its HNSW knobs are ``PostgresBase``'s attributes, and these).
+
+    Attributes:
+        hnsw_ef_search_rows: Vectors in the searched agent's partition up to which
+            ``hnsw_ef_search`` is used as is. A bigger graph needs a longer candidate list for
+            the same recall: ``hnsw.ef_search`` grows as ``hnsw_ef_search * sqrt(rows /
+            hnsw_ef_search_rows)``, from the partition's row estimate (``pg_class.reltuples``).
+            Measured by ``bench/vector_search.py`` (384-d, m 16, ef_construction 64): 12,500
+            rows per partition reach recall@10 0.99 at 64; one agent of 200,000 needs about 200
+            for 0.95 (242 here, for a margin).
+        hnsw_ef_search_max: The most ``hnsw.ef_search`` a search uses (pgvector allows 1,000).
+        hnsw_ef_search_ttl_s: Seconds an agent's ``hnsw.ef_search`` is kept by this adapter
+            (a partition's size changes slowly). The value is computed by the server in the
+            search's own round trip the first time (``_SEARCH_SETTINGS_LOOKUP``, ~0.1 ms more),
+            then sent as a literal.
+    """
+
+    hnsw_ef_search_rows: int = 14_000
+    hnsw_ef_search_max: int = 400
+    hnsw_ef_search_ttl_s: float = 600.0
 
     def _vector_column(self) -> _VectorColumn:
         return vector_column(self.embedding_dimension)
@@ -278,10 +300,78 @@ class EmbeddingsMixin(PostgresBase):
             **active,
         }
         query = _search_sql(column, list(active), rerank=bool(query_text))
-        rows = await self._fetch_all(query, params, local=self._vector_search_settings())
+        rows = await self._fetch_searched(query, params, agent_id)
         if query_text:
             rows = fuse_ranks(rows)
         return [memory_from_row(r) for r in rows[:count]]
+
+    async def _fetch_searched(self, query: sql.Composed, params: dict[str, Any], agent_id: UUID) -> list[DictRow]:
+        """``query``'s rows after the search settings of ``agent_id``'s partition, in one round trip.
+
+        As ``PostgresBase._fetch_all(local=...)`` (BEGIN, ``set_config(..., true)``, the query
+        and COMMIT pipelined behind one Sync: nothing outlives the transaction to pin an RDS
+        Proxy connection), except that ``hnsw.ef_search`` is the agent's: known, or computed
+        by the server from the partition's size (``_SEARCH_SETTINGS_LOOKUP``) and kept.
+
+        Raises:
+            psycopg.Error: a statement failed (the transaction is rolled back first).
+        """
+        known: dict[UUID, tuple[float, int]] = vars(self).setdefault("_ef_search_by_agent", {})
+        now = time.monotonic()
+        entry = known.get(agent_id)
+        ef = entry[1] if entry is not None and entry[0] > now else None
+        base_ef = self.hnsw_ef_search if ef is None else ef
+        settings = {
+            "agent": agent_id,
+            "ef": base_ef,
+            "ef_rows": self.hnsw_ef_search_rows,
+            "ef_max": max(self.hnsw_ef_search, self.hnsw_ef_search_max),
+            "max_scan": str(self.hnsw_max_scan_tuples),
+        }
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    chosen = await conn.execute(
+                        _SEARCH_SETTINGS_LOOKUP if ef is None else _SEARCH_SETTINGS_KNOWN, settings
+                    )
+                    cursor = await conn.execute(query, params)
+                    await conn.execute("COMMIT")
+            except psycopg.Error:
+                await conn.rollback()
+                raise
+            rows = await cursor.fetchall()
+            if ef is None:
+                if len(known) >= _MOST_KNOWN_AGENTS:  # a bound, not an LRU: agents are few
+                    known.clear()
+                row = await chosen.fetchone()
+                known[agent_id] = (now + self.hnsw_ef_search_ttl_s, int(row["ef_search"]) if row else base_ef)
+            return rows
+
+
+#: Most agents whose ``hnsw.ef_search`` an adapter keeps before starting over.
+_MOST_KNOWN_AGENTS = 10_000
+#: The settings of one search, for its transaction only: pgvector's iterative scan (a
+#: selective filter still fills the LIMIT), bounded by ``hnsw.max_scan_tuples``, and
+#: ``hnsw.ef_search``.
+_SETTINGS_PREFIX = (
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative_scan,"
+    " set_config('hnsw.max_scan_tuples', %(max_scan)s, true) AS max_scan_tuples,"
+)
+_SEARCH_SETTINGS_KNOWN = sql.SQL(_SETTINGS_PREFIX + " set_config('hnsw.ef_search', %(ef)s::text, true) AS ef_search")
+#: As ``_SEARCH_SETTINGS_KNOWN``, with ``hnsw.ef_search`` by the size of the agent's partition
+#: (``EmbeddingsMixin``): the partition whose hash bounds the agent id satisfies, found in the
+#: catalog (never a scan of embeddings, whose rows of one agent may be far apart), and its
+#: ``reltuples`` (-1 before the first ANALYZE). Unpartitioned: the base value.
+_SEARCH_SETTINGS_LOOKUP = sql.SQL(
+    _SETTINGS_PREFIX + " set_config('hnsw.ef_search', coalesce(("
+    "   SELECT least(%(ef_max)s, greatest(%(ef)s, ceil(%(ef)s * sqrt(greatest(c.reltuples, 0) / %(ef_rows)s))))"
+    "   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+    "   LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), 'modulus (\\d+), remainder (\\d+)') AS b(m)"
+    "   WHERE i.inhparent = 'embeddings'::regclass"
+    "     AND satisfies_hash_partition('embeddings'::regclass, b.m[1]::int, b.m[2]::int, %(agent)s::uuid)"
+    " ), %(ef)s)::int::text, true) AS ef_search"
+)
 
 
 def fuse_ranks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

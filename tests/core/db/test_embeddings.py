@@ -433,6 +433,53 @@ async def test_every_dimension_has_an_hnsw_cosine_index(adapter):
         assert f"(dim_{dim} {ops})" in defs[f"embeddings_dim_{dim}_hnsw"]
 
 
+async def test_ef_search_grows_with_the_agents_partition(adapter, agent_id):
+    from core.db.postgres.embeddings import _SEARCH_SETTINGS_LOOKUP
+
+    await _stored(adapter, agent_id, {f"m{i}": _unit(i) for i in range(100)})
+    async with adapter.pool.connection() as conn:
+        await conn.execute("ANALYZE embeddings")  # reltuples of the partitions
+
+        async def ef_for(agent, *, ef=40, rows=1_000_000, most=400) -> int:
+            async with conn.transaction():
+                params = {"agent": agent, "ef": ef, "ef_rows": rows, "ef_max": most, "max_scan": "20000"}
+                await conn.execute(_SEARCH_SETTINGS_LOOKUP, params)
+                row = await (await conn.execute("SELECT current_setting('hnsw.ef_search') AS ef")).fetchone()
+                return int(row["ef"])
+
+        partition_rows = (
+            await (
+                await conn.execute(
+                    "SELECT c.reltuples FROM pg_class c"
+                    " WHERE c.oid = (SELECT tableoid FROM embeddings WHERE agent_id = %s LIMIT 1)",
+                    (agent_id,),
+                )
+            ).fetchone()
+        )["reltuples"]
+        assert partition_rows >= 100
+        assert await ef_for(agent_id) == 40  # a small partition: the base value
+        quarter = int(partition_rows) // 4  # 4x the rows: 2x ef
+        assert await ef_for(agent_id, rows=quarter) == math.ceil(40 * math.sqrt(partition_rows / quarter)) >= 80
+        assert await ef_for(agent_id, rows=1, most=300) == 300  # capped
+
+
+async def test_the_adapter_keeps_an_agents_ef_search(adapter, agent_id):
+    await _stored(adapter, agent_id, {"x": _unit(0)})
+    async with adapter.pool.connection() as conn:
+        await conn.execute("ANALYZE embeddings")  # reltuples of the partitions
+    adapter.hnsw_ef_search_rows = 1  # any partition is "big": ef above the base value
+    try:
+        assert _texts(await adapter.search_memories(agent_id, _unit(0))) == ["x"]
+        expires, ef = vars(adapter)["_ef_search_by_agent"][agent_id]
+        assert ef > adapter.hnsw_ef_search
+        adapter.hnsw_ef_search_rows = 10**12  # changed, but the kept value is used until it expires
+        assert _texts(await adapter.search_memories(agent_id, _unit(0))) == ["x"]
+        assert vars(adapter)["_ef_search_by_agent"][agent_id] == (expires, ef)
+    finally:
+        del adapter.hnsw_ef_search_rows
+        vars(adapter).pop("_ef_search_by_agent", None)
+
+
 def test_migration_keeps_existing_384_vectors(postgres):
     """Data written under 0001's layout is still there, filterable and searchable after 0004."""
     postgres.create_database("embeddings_upgrade")
