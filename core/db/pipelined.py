@@ -110,6 +110,7 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
             await pipeline.__aexit__(type(exc), exc, exc.__traceback__)
         await _discard_if_broken(conn)
         raise
+    lost: psycopg.OperationalError | None = None
     try:
         await pipeline.__aexit__(None, None, None)
     except psycopg.OperationalError as exc:
@@ -123,7 +124,6 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
     else:
         if not conn.broken:
             return
-        lost = None
     # The connection died under the block. Its reads failed together, and the providers that made
     # them went on without their part of the state: a reply composed from that would silently miss
     # its context, so the turn stops here instead (HTTP 503; an idempotent retry completes it).

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -176,10 +178,11 @@ class BedrockProvider(HostedProvider):
             return _data_url_bytes(url)
         if not url.startswith("https://"):
             raise ModelError(f"{PROVIDER}: an image URL must be data:, s3:// or https://", provider=PROVIDER)
+        await _refuse_internal_host(url)
 
         async def attempt() -> bytes:
             try:
-                response = await self.http.client().get(url)
+                response = await self.http.client().get(url)  # redirects are not followed (httpx's default)
             except httpx.TransportError as exc:
                 message = f"{PROVIDER}: {type(exc).__name__} fetching the image"
                 raise http.ProviderError(message, provider=PROVIDER, retryable=True) from None
@@ -462,3 +465,26 @@ def build_plugin(environ: Mapping[str, str] | None = None, resources: ProviderRe
 
 
 plugin = build_plugin()
+
+
+async def _refuse_internal_host(url: str) -> None:
+    """Refuse an image URL whose host resolves to anything but public addresses.
+
+    Attachment URLs come from users: fetched as they are, ``https://169.254.169.254/...`` or a name
+    resolving to 10.x would make the function read its own network (SSRF, OWASP A10). Every
+    address the name resolves to must be global. A name that changes its answer between this check
+    and the fetch (DNS rebinding) is not covered; a deployment that must be sure puts the function
+    in a VPC without a route to what it must not reach.
+
+    Raises:
+        ModelError: the host is missing, does not resolve, or resolves to a non-global address.
+    """
+    host = httpx.URL(url).host
+    if not host:
+        raise ModelError(f"{PROVIDER}: the image URL has no host", provider=PROVIDER)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ModelError(f"{PROVIDER}: the image host {host!r} does not resolve", provider=PROVIDER) from None
+    if not infos or not all(ipaddress.ip_address(info[4][0]).is_global for info in infos):
+        raise ModelError(f"{PROVIDER}: the image host {host!r} is not a public address", provider=PROVIDER)

@@ -77,9 +77,10 @@ async def test_a_data_url_and_an_https_url_are_read_into_bytes(stubber, describe
     _expect(stubber, {"format": "png", "source": {"bytes": PNG}})
     data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert (await describe(FakeRuntime(SETTINGS), {"image_url": data_url}))["title"] == "Image Analysis"
-    describe.pages["https://example.com/pixel.png"] = PNG
+    # A public address written as such: no DNS needed here (the host check resolves every name).
+    describe.pages["https://93.184.215.14/pixel.png"] = PNG
     _expect(stubber, {"format": "png", "source": {"bytes": PNG}})
-    assert (await describe(FakeRuntime(SETTINGS), {"imageUrl": "https://example.com/pixel.png"}))["description"]
+    assert (await describe(FakeRuntime(SETTINGS), {"imageUrl": "https://93.184.215.14/pixel.png"}))["description"]
 
 
 async def test_an_s3_uri_is_passed_for_the_model_to_read(stubber, describe):
@@ -94,6 +95,12 @@ async def test_an_s3_uri_is_passed_for_the_model_to_read(stubber, describe):
         ({"image": b"%PDF-1.7 not an image"}, "not PNG, JPEG, GIF or WebP"),
         ({"image_url": "http://example.com/a.png"}, "must be data:, s3:// or https://"),
         ({"image_url": "data:image/png,raw"}, "must be base64"),
+        # A user's attachment URL must not make the function read its own network (SSRF).
+        ({"image_url": "https://169.254.169.254/latest/meta-data/"}, "not a public address"),
+        ({"image_url": "https://127.0.0.1/x.png"}, "not a public address"),
+        ({"image_url": "https://10.0.0.5/x.png"}, "not a public address"),
+        ({"image_url": "https://[::1]/x.png"}, "not a public address"),
+        ({"image_url": "https://localhost/x.png"}, "not a public address"),
     ],
 )
 async def test_unusable_images_fail_at_once_without_a_call(stubber, describe, params, match):
