@@ -7,9 +7,10 @@ once per container.
 
 The session is botocore's (``botocore.session.Session``), not boto3's: a boto3 client *is* a
 botocore client (boto3 only adds resources and S3/DynamoDB conveniences, none used here), and
-``import boto3`` costs about 24 MiB of resident memory and 119 ms, 82 ms of it s3transfer,
-which boto3 imports for S3 alone. Region, credentials, ``AWS_ENDPOINT_URL_*`` and the other
-``AWS_*`` settings are resolved by botocore either way. Everything used is botocore's public
+``import boto3`` adds to botocore its own modules and s3transfer (82 ms of its 119 ms import,
+for S3 alone): 2.4-3 MiB of resident memory in the messages function (``bench/memory_rss.py``).
+Region, credentials, ``AWS_ENDPOINT_URL_*`` and the other ``AWS_*`` settings are resolved by
+botocore either way. Everything used is botocore's public
 API (``bench/cold_start.py`` counts the clients' creation in the floor, as the SDK's own cost).
 """
 
