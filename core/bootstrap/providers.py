@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from core.bootstrap.shared import cached_room_entities
 from core.messaging.prompt_data import clean_name, quote_block
 from core.plugin import Action, Provider, ProviderResult
 from core.settings.agents import CONVERSATION_LENGTH
@@ -63,9 +64,15 @@ def _format_examples(conversations: list[list[MessageExample]], agent_name: str)
 
 async def _recent_messages(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
     count = CONVERSATION_LENGTH.read(runtime)
-    messages = await runtime.get_memories(message.room_id, "messages", count)
-    names = await runtime.get_entity_names(list({m.entity_id for m in messages}))
+    # The senders' names come from the room's participants, read beside the messages (one round
+    # trip in the turn's pipeline) rather than after them; only a sender who left the room costs a read.
+    messages, entities = await asyncio.gather(
+        runtime.get_memories(message.room_id, "messages", count), cached_room_entities(runtime, message.room_id)
+    )
+    names = {e.id: e.names[0] for e in entities if e.names}
     names[runtime.agent_id] = runtime.character.name
+    if missing := {m.entity_id for m in messages} - {e.id for e in entities} - {runtime.agent_id}:
+        names.update(await runtime.get_entity_names(list(missing)))
     # One line per message: names and text are the senders' data, quoted so that neither a
     # newline nor a tag in them can forge a line or a section (core.messaging.prompt_data).
     lines = [f"{clean_name(names.get(m.entity_id))}: {quote_block(m.text)}" for m in messages if m.text]

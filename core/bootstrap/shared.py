@@ -17,7 +17,7 @@ from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from core.db.adapter import ParticipantUserState
-from core.types import Room, World
+from core.types import Entity, Room, World
 
 if TYPE_CHECKING:
     from core.runtime import AgentRuntime
@@ -50,6 +50,14 @@ async def _once(runtime: AgentRuntime, key: tuple[str, UUID], read: Callable[[],
 async def cached_room(runtime: AgentRuntime, room_id: UUID) -> Room | None:
     """``runtime.get_room(room_id)``, read once per runtime."""
     return await _once(runtime, ("room", room_id), lambda: runtime.get_room(room_id))
+
+
+async def cached_room_entities(runtime: AgentRuntime, room_id: UUID) -> list[Entity]:
+    """The room's participants with their components, read once per runtime: RECENT_MESSAGES takes
+    the senders' names from it, ENTITIES the rest, so neither waits on the other's query."""
+    return await _once(
+        runtime, ("room_entities", room_id), lambda: runtime.get_entities_for_room(room_id, include_components=True)
+    )
 
 
 async def cached_world(runtime: AgentRuntime, world_id: UUID) -> World | None:

@@ -23,6 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from core.bootstrap.shared import cached_room_entities
 from core.embeddings.query import embed_query
 from core.messaging.prompt_data import clean_name, quote_block, quote_data
 from core.plugin import Provider, ProviderResult
@@ -140,7 +141,7 @@ def _csv(value: str) -> str:
 
 
 async def _entities(runtime: AgentRuntime, message: Memory, state: State) -> ProviderResult:
-    entities = await runtime.adapter.get_entities_for_room(runtime.agent_id, message.room_id, include_components=True)
+    entities = await cached_room_entities(runtime, message.room_id)  # shared with RECENT_MESSAGES
     by_id = {e.id: e for e in entities}
     sender = by_id.get(message.entity_id)
     sender_name = clean_name(sender.names[0], default="") if sender and sender.names else ""
