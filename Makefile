@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 LAMBDA_VENV  ?= .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 
-.PHONY: install lock run migrate test lint bench clean check-deploy checkov \
-	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction
+.PHONY: install lock run migrate test lint bench clean check-deploy checkov publish-web \
+	build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction \
+	build-StreamAuthorizerFunction
 
 install: $(STAMP)
 
@@ -57,9 +58,10 @@ bench: install $(LAMBDA_STAMP)
 		case $$f in bench/cold_start.py) args=--python=$(LAMBDA_VENV)/bin/python;; *) args=;; esac; \
 		$(PY) $$f $$args || exit 1; done
 
-# `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR set; all four functions share
+# `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR set; all five functions share
 # one package (infra/package.py: runtime dependencies as arm64 wheels + core/, functions/, migrations).
-build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction:
+build-MessagesFunction build-EmbeddingsFunction build-TasksFunction build-MigrateFunction \
+build-StreamAuthorizerFunction:
 	python3 -m infra.package "$(ARTIFACTS_DIR)"
 
 # The SAM CLI lives in its own venv (Python 3.12, Lambda's runtime): it pins packages ours must not follow.
@@ -99,6 +101,28 @@ check-deploy: lint $(SAM_VENV)/bin/sam checkov   ## cfn-lint, sam validate --lin
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	@if [ "$(SAM_BUILD)" != "0" ]; then \
 		$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-in-source --template template.yaml --build-dir .aws-sam/build; fi
+
+# The chat page, deployed (docs/deploy.md, "The chat page"): web/ to the stack's bucket (WebBucketName output), plus
+# web/config.json made from the ApiUrl and StreamUrl outputs (the page reads it; locally there is none, and the page
+# calls its own origin), then a CloudFront invalidation. Needs the AWS CLI, credentials and a deployed stack:
+#   make publish-web STACK=agents [AWS_REGION=eu-west-1]
+# Every file is sent with Cache-Control: no-cache (browsers revalidate), so a new page or API URL reaches them at once.
+STACK ?=
+PUBLISH_DIR := .aws-sam/web-publish
+STACK_OUTPUT = aws cloudformation describe-stacks --stack-name "$(STACK)" \
+	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text
+publish-web:
+	@test -n "$(STACK)" || { echo "error: make publish-web STACK=<the stack's name>" >&2; exit 1; }
+	@rm -rf $(PUBLISH_DIR) && mkdir -p $(PUBLISH_DIR)
+	api="$$($(call STACK_OUTPUT,ApiUrl))" stream="$$($(call STACK_OUTPUT,StreamUrl))" && \
+		printf '{"apiUrl": "%s", "streamUrl": "%s"}\n' "$${api%/}" "$$stream" >$(PUBLISH_DIR)/config.json
+	bucket="$$($(call STACK_OUTPUT,WebBucketName))" && \
+		aws s3 sync web/ "s3://$$bucket/web/" --delete --exclude config.json --cache-control no-cache && \
+		aws s3 cp $(PUBLISH_DIR)/config.json "s3://$$bucket/web/config.json" --cache-control no-cache \
+			--content-type application/json && \
+		aws s3 cp web/index.html "s3://$$bucket/index.html" --cache-control no-cache --content-type text/html
+	aws cloudfront create-invalidation --distribution-id "$$($(call STACK_OUTPUT,WebDistributionId))" --paths '/*'
+	@echo "the page: $$($(call STACK_OUTPUT,WebUrl)) (it must be in the stack's CorsAllowedOrigins)"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .data .aws-sam .wheelhouse

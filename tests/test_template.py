@@ -228,6 +228,10 @@ def test_outputs(template):
         "EmbeddingsHighDeadLetterQueueUrl",
         "EmbeddingsNormalDeadLetterQueueUrl",
         "EmbeddingsLowDeadLetterQueueUrl",
+        "StreamUrl",
+        "WebUrl",
+        "WebBucketName",
+        "WebDistributionId",
     } <= set(template["Outputs"])
     outputs = template["Outputs"]
     for queue in QUEUES:
@@ -357,19 +361,22 @@ def test_tasks_outputs(template):
 
 ROOT = TEMPLATE.parent
 FUNCTIONS = ("MessagesFunction", "EmbeddingsFunction", "TasksFunction", "MigrateFunction")
+#: The WebSocket $connect authorizer: no database, no secret, no VPC, its own hand-written role (tested below).
+AUTHORIZER = "StreamAuthorizerFunction"
+BUILT_FUNCTIONS = (*FUNCTIONS, AUTHORIZER)
 
 
 def test_every_function_is_built_by_the_makefile(resources):
     functions = {name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert functions == set(FUNCTIONS)
-    for name in FUNCTIONS:
+    assert functions == set(BUILT_FUNCTIONS)
+    for name in BUILT_FUNCTIONS:
         assert resources[name]["Properties"]["CodeUri"] == ".", name
         metadata = resources[name]["Metadata"]
         assert metadata["BuildMethod"] == "makefile", name
         assert set(metadata) <= {"BuildMethod", "checkov"}, name  # checkov: accepted findings (see below)
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_makefile_build_target_runs_the_packager(function, tmp_path):
     make = shutil.which("make")
     if make is None:
@@ -886,9 +893,9 @@ def test_powertools_environment(template, resources):
     assert template["Parameters"]["LogLevel"]["Default"] in template["Parameters"]["LogLevel"]["AllowedValues"]
     assert isinstance(env["POWERTOOLS_METRICS_NAMESPACE"], str) and env["POWERTOOLS_METRICS_NAMESPACE"]
     services = [
-        resources[name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for name in FUNCTIONS
+        resources[name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for name in BUILT_FUNCTIONS
     ]
-    assert len(set(services)) == len(FUNCTIONS), services  # one per function: logs and metrics tell them apart
+    assert len(set(services)) == len(BUILT_FUNCTIONS), services  # one per function: logs and metrics tell them apart
     assert "POWERTOOLS_SERVICE_NAME" not in env
 
 
@@ -934,8 +941,14 @@ def test_wildcard_finder_finds_wildcards():
 #: IAM resources whose ARN must end in a wildcard, with the one value allowed.
 RUNTIME_IDS = {
     "StreamManageConnectionsPolicy": {
-        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${StreamApi}/live/POST/@connections/*"
-    }
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+        "${StreamApi}/live/POST/@connections/*"
+    },
+    # Log streams are created by Lambda as the function runs: every stream of the authorizer's own group.
+    "StreamAuthorizerRole": {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+        "log-group:${StreamAuthorizerLogs}:log-stream:*"
+    },
 }
 
 
@@ -990,6 +1003,9 @@ def test_generated_roles_have_no_wildcard_resources(transformed):
     assert {f"{name}Role" for name in FUNCTIONS} <= set(roles)
     allowed = {f"arn:aws:iam::aws:policy/{name}" for name in MANAGED_POLICY_ALLOW_LIST}
     for name, role in roles.items():
+        if name in RUNTIME_IDS:  # hand-written (test_the_authorizer_role_may_write_its_own_log_group_and_nothing_else)
+            assert _wildcard_resources(role.get("Policies", [])) == [RUNTIME_IDS[name]], name
+            continue
         assert set(role.get("ManagedPolicyArns", [])) <= allowed, (name, role.get("ManagedPolicyArns"))
         assert not _wildcard_resources(role.get("Policies", [])), name
     for name, resource in transformed["Resources"].items():
@@ -1123,3 +1139,131 @@ def test_checkov_passes_with_only_the_documented_skips(transformed, tmp_path):
     # SAM carried each skip to the resource it generated (same logical id); each skip matched a finding's check.
     assert skipped == set(_documented_skips())
     assert report["summary"]["passed"] > 50  # it really checked the resources
+
+
+# -- streamed replies: the $connect authorizer takes the HTTP API's JWTs ------------------------
+
+
+def test_the_stream_connect_route_asks_the_jwt_authorizer_with_the_token_from_the_query_string(resources):
+    from functions.jwt_verifier import TOKEN_PARAMETER
+
+    connect = resources["StreamConnectRoute"]["Properties"]
+    assert connect["RouteKey"] == "$connect"
+    assert connect["AuthorizationType"] == "CUSTOM" and connect["AuthorizerId"] == {"Ref": "StreamAuthorizer"}
+    authorizer = resources["StreamAuthorizer"]["Properties"]
+    assert authorizer["ApiId"] == {"Ref": "StreamApi"} and authorizer["AuthorizerType"] == "REQUEST"
+    # API Gateway answers 401 itself to a connect without the parameter; the function reads the same one.
+    assert authorizer["IdentitySource"] == [f"route.request.querystring.{TOKEN_PARAMETER}"]
+    assert "${StreamAuthorizerFunction.Arn}" in authorizer["AuthorizerUri"]["Fn::Sub"]
+    # Messages ride on the authorised connection ($disconnect may have no authorizer).
+    for route in ("StreamDisconnectRoute", "StreamSendMessageRoute"):
+        assert resources[route]["Properties"]["AuthorizationType"] == "NONE", route
+    permission = resources["StreamAuthorizerInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": AUTHORIZER}
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"].endswith(":${StreamApi}/authorizers/${StreamAuthorizer}")
+
+
+def test_the_authorizer_checks_the_same_issuer_and_audiences_as_the_http_api(resources):
+    function = resources[AUTHORIZER]["Properties"]
+    assert function["Handler"] == "functions.ws_authorizer.handler"
+    env = function["Environment"]["Variables"]
+    jwt = resources["HttpApi"]["Properties"]["Auth"]["Authorizers"]["Jwt"]["JwtConfiguration"]
+    assert env["JWT_ISSUER"] == jwt["issuer"] == {"Ref": "JwtIssuer"}
+    assert jwt["audience"] == {"Ref": "JwtAudience"}
+    assert env["JWT_AUDIENCE"] == {"Fn::Join": [",", {"Ref": "JwtAudience"}]}  # verifier_from_env splits on ","
+    # No database, no secret, no VPC: it reads the issuer's public keys on the Internet.
+    assert "VpcConfig" not in function and "Policies" not in function
+    assert "SnapStart" not in function and "Tracing" not in function  # the Tracing parameter applies
+
+
+def test_the_authorizer_role_may_write_its_own_log_group_and_nothing_else(resources):
+    function = resources[AUTHORIZER]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["StreamAuthorizerRole", "Arn"]}
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "StreamAuthorizerLogs"}
+    logs = resources["StreamAuthorizerLogs"]["Properties"]
+    assert logs["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    role = resources["StreamAuthorizerRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    [policy] = role["Policies"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Resource"] == RUNTIME_IDS["StreamAuthorizerRole"]
+    # X-Ray only when traced (X-Ray has no resource-level permissions), as SAM does for the other functions.
+    condition, traced, untraced = role["ManagedPolicyArns"]["Fn::If"]
+    assert condition == "IsTracingActive" and untraced == {"Ref": "AWS::NoValue"}
+    assert traced == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"}]
+
+
+# -- the chat page: S3 behind CloudFront --------------------------------------------------------
+
+
+def test_the_page_bucket_is_private_encrypted_versioned_and_tls_only(resources):
+    bucket = resources["WebBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}  # no ACLs
+    deny, allow = resources["WebBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":distribution/${WebDistribution}")  # this distribution only
+
+
+def test_cloudfront_serves_the_page_through_origin_access_control_with_its_security_headers(resources):
+    config = resources["WebDistribution"]["Properties"]["DistributionConfig"]
+    assert config["DefaultRootObject"] == "index.html"
+    [origin] = config["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccessControl", "Id"]}
+    assert origin["DomainName"] == {"Fn::GetAtt": ["WebBucket", "RegionalDomainName"]}
+    oac = resources["WebOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "WebResponseHeadersPolicy"}
+    headers = resources["WebResponseHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+    security = headers["SecurityHeadersConfig"]
+    csp = dict(
+        directive.strip().split(" ", 1)
+        for directive in security["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"].split(";")
+    )
+    assert csp["default-src"] == "'none'" and csp["script-src"] == csp["style-src"] == "'self'"
+    assert csp["connect-src"].split() == [
+        "'self'",
+        "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}",
+        "wss://${StreamApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}",
+    ]
+    assert csp["frame-ancestors"] == "'none'"
+    assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert security["ContentTypeOptions"] == {"Override": True}
+    assert security["FrameOptions"] == {"Override": True, "FrameOption": "DENY"}
+    assert all(value["Override"] for value in security.values())
+
+
+def test_the_page_urls_are_outputs_and_publish_web_reads_them(template):
+    outputs = template["Outputs"]
+    assert outputs["WebUrl"]["Value"] == {"Fn::Sub": "https://${WebDistribution.DomainName}"}
+    assert outputs["WebBucketName"]["Value"] == {"Ref": "WebBucket"}
+    assert outputs["WebDistributionId"]["Value"] == {"Ref": "WebDistribution"}
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    dry_run = subprocess.run(
+        [make, "--no-print-directory", "-n", "publish-web", "STACK=agents"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for output in ("ApiUrl", "StreamUrl", "WebBucketName", "WebDistributionId", "WebUrl"):
+        assert f"OutputKey=='{output}'" in dry_run and output in outputs, output
+    assert "web/config.json" in dry_run and "create-invalidation" in dry_run

@@ -6,10 +6,25 @@
 // events carry text as the model writes it, the last "result" event the stored reply and its actions.
 // Rooms: the caller's rooms with the agent come from GET /agents/{agent}/rooms (any browser sees
 // them), merged with the ones this browser has opened, per agent.
+// Deployed (S3 behind CloudFront), `make publish-web` puts /web/config.json beside this file:
+// {"apiUrl", "streamUrl"} from the stack's outputs. The page then calls the HTTP API at apiUrl and
+// streams replies over the WebSocket API at streamUrl (the token in the `token` query parameter, as
+// its $connect authorizer reads it; the frames are the same chunk/result/error as the events above).
+// Locally there is no config.json: the page calls its own origin and streams server-sent events.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = { token: "", agents: [], agent: null, room: null };
+const config = { apiUrl: "", streamUrl: "" };
+
+async function loadConfig() {
+  try {
+    const response = await fetch("/web/config.json", { cache: "no-store" });
+    if (response.ok) Object.assign(config, await response.json());
+  } catch (error) {
+    // no config.json (the local stack): same origin, server-sent events
+  }
+}
 
 function token() {
   const meta = document.querySelector('meta[name="agent-token"]').content;
@@ -17,7 +32,7 @@ function token() {
 }
 
 async function api(method, path, body) {
-  const response = await fetch(path, {
+  const response = await fetch(config.apiUrl + path, {
     method,
     headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -126,13 +141,64 @@ function* sseEvents(buffer) {
   }
 }
 
+function onFrame(reply, kind, data) {
+  // One streamed piece: "chunk" (text so far), "result" (the stored reply), "error" (thrown).
+  const target = reply.querySelector(".text");
+  if (kind === "chunk") {
+    target.textContent += data.text;
+    reply.scrollIntoView({ block: "end" });
+  } else if (kind === "result") {
+    const first = (data.body.responses || [])[0];
+    target.textContent = first ? first.text : "(no reply)";
+    showActions(reply, first ? first.actions : []);
+    state.room = data.body.roomId;
+    remember(state.room);
+    renderRooms();
+  } else if (kind === "error") {
+    throw new Error(data.body ? data.body.message : `HTTP ${data.status}`);
+  }
+}
+
+function streamOverWebSocket(body, reply) {
+  // Deployed: one connection per message, closed after its result (or error) frame.
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${config.streamUrl}?token=${encodeURIComponent(state.token)}`);
+    let finished = false;
+    const finish = (error) => {
+      finished = true;
+      socket.close();
+      if (error) reject(error);
+      else resolve();
+    };
+    socket.onopen = () => socket.send(JSON.stringify({ action: "sendMessage", agent: state.agent.id, ...body }));
+    socket.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      try {
+        onFrame(reply, frame.type, frame);
+        if (frame.type === "result") finish();
+      } catch (error) {
+        finish(error);
+      }
+    };
+    socket.onclose = () => {
+      if (!finished) reject(new Error("the stream closed before the reply (a refused or expired token?)"));
+    };
+  });
+}
+
 async function send(text) {
   bubble(text, true, "you");
   const reply = bubble("", false, state.agent.name);
   reply.classList.add("streaming");
   const body = { text };
   if (state.room) body.roomId = state.room;
-  const response = await fetch(`/agents/${state.agent.id}/messages`, {
+  if (config.streamUrl) {
+    await streamOverWebSocket(body, reply);
+    reply.classList.remove("streaming");
+    reply.dataset.done = "true";
+    return;
+  }
+  const response = await fetch(`${config.apiUrl}/agents/${state.agent.id}/messages`, {
     method: "POST",
     headers: {
       Authorization: `Bearer ${state.token}`,
@@ -150,26 +216,11 @@ async function send(text) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   const buffer = { text: "" };
-  const target = reply.querySelector(".text");
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
     buffer.text += decoder.decode(value, { stream: true });
-    for (const [kind, data] of sseEvents(buffer)) {
-      if (kind === "chunk") {
-        target.textContent += data.text;
-        reply.scrollIntoView({ block: "end" });
-      } else if (kind === "result") {
-        const first = (data.body.responses || [])[0];
-        target.textContent = first ? first.text : "(no reply)";
-        showActions(reply, first ? first.actions : []);
-        state.room = data.body.roomId;
-        remember(state.room);
-        renderRooms();
-      } else if (kind === "error") {
-        throw new Error(data.body ? data.body.message : `HTTP ${data.status}`);
-      }
-    }
+    for (const [kind, data] of sseEvents(buffer)) onFrame(reply, kind, data);
   }
   reply.classList.remove("streaming");
   reply.dataset.done = "true";
@@ -188,6 +239,7 @@ async function chooseAgent(id) {
 }
 
 async function start() {
+  await loadConfig();
   state.token = token();
   if (!state.token) {
     $("token-form").hidden = false;
