@@ -78,7 +78,6 @@ async def test_ensure_connection_creates_world_room_entity_and_participant(adapt
     assert await adapter.is_room_participant(agent_id, room_id, entity_id)
 
 
-
 async def test_ensure_connection_reports_which_rows_it_created(adapter, agent_id):
     world_id, room_id, entity_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     world = World(id=world_id, agent_id=agent_id, name="w")
@@ -93,6 +92,7 @@ async def test_ensure_connection_reports_which_rows_it_created(adapter, agent_id
     other_room = Room(id=uuid.uuid4(), agent_id=agent_id, world_id=world_id)
     assert await adapter.ensure_connection(alice, other_room, world) == ConnectionWrite(False, True, False, True)
     assert await adapter.ensure_connection(alice, other_room, None) == ConnectionWrite()
+
 
 async def test_ensure_connection_merges_names_newest_first_without_duplicates(adapter, agent_id):
     _, room_id, entity_id = await _connect(adapter, agent_id, names=["alice", "al"])
