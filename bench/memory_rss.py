@@ -8,11 +8,26 @@ deployed function calls a hosted model over the network: no model lives in its m
 
 Floors measured in the same run, each in its own fresh process: the bare interpreter, and
 the interpreter with boto3 imported and one SQS client made (what any Python function that
-sends to SQS holds). Figures (MiB, from ``/proc/<pid>/status`` VmRSS): RSS after the init
+sends to SQS holds), and the same client from botocore alone (what ``core.aws`` loads).
+Figures (MiB, from ``/proc/<pid>/status`` VmRSS): RSS after the init
 phase, after the first turn, half-way and at the end, the growth over the second half (flat:
 about 0), and the end RSS over each floor.
 
-Run: ``.venv/bin/python bench/memory_rss.py [turns]`` (default 1000).
+Variants, each in its own child process of the same run (``rss_<variant>_*`` figures), so a
+change is measured against what it replaced:
+
+* ``boto3_session``: the AWS clients made from a boto3 session, as ``core.aws`` made them
+  before it used botocore's (``import boto3`` loads s3transfer and boto3's own modules).
+* ``eager_cipher``: cryptography's AES-GCM made in the init phase, as ``SecretBox`` made it
+  before it made it on first use.
+* ``state_cache_released``: each turn's entry of the agent's state cache dropped when the turn
+  ends, which the message turn does not do (the cache keeps the provider results, with the
+  room's recent messages, of the last ``STATE_CACHE_SIZE`` messages after their turns ended).
+
+(``MALLOC_ARENA_MAX=2``, tried as a variant beside ``state_cache_released``, bought nothing:
+73.1 MiB at the end against 73.0.)
+
+Run: ``.venv/bin/python bench/memory_rss.py [turns] [--no-variants]`` (default 1000 turns).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOORS = {
     "interpreter": "pass",
     "boto3_sqs_client": "import boto3; boto3.client('sqs')",
+    "botocore_sqs_client": "import botocore.session; botocore.session.get_session().create_client('sqs')",
 }
 
 
@@ -43,9 +59,29 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def child(turns: int) -> None:
+#: What-if variants of the child (module docstring), by name.
+VARIANTS = ("boto3_session", "eager_cipher", "state_cache_released")
+
+
+def _boto3_session_clients() -> None:
+    """``core.aws`` as it was: every client from one boto3 session."""
+    import boto3
+
+    from core import aws
+
+    session = boto3.session.Session()
+    aws.AwsClients.client = lambda self, service_name, **kwargs: session.client(service_name, **kwargs)
+
+
+def child(turns: int, variant: str | None = None) -> None:
     """The measured process: init the function, run ``turns`` turns, print RSS samples as JSON."""
     samples: dict[str, float] = {}
+    if variant == "boto3_session":
+        _boto3_session_clients()
+    if variant == "eager_cipher":
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        AESGCM(b"\0" * 32)
     import functions.api.app as app  # the init phase
 
     samples["after_init"] = rss_mib()
@@ -59,6 +95,10 @@ def child(turns: int) -> None:
         if response["statusCode"] != 200:
             raise RuntimeError(f"turn {i}: {response['statusCode']} {response.get('body')}")
         room = json.loads(response["body"])["roomId"]
+        if variant == "state_cache_released":
+            blueprint = app.orchestrator.get_agent("eliza")
+            for message_id in list(blueprint.state_cache._entries):
+                blueprint.state_cache._entries.pop(message_id)
         if i == 0:
             samples["after_first_turn"] = rss_mib()
         if i + 1 == turns // 2:
@@ -88,9 +128,12 @@ def floor(env: dict[str, str], code: str) -> float:
 
 def main() -> None:
     if "--child" in sys.argv:
-        child(int(sys.argv[sys.argv.index("--child") + 1]))
+        variant = sys.argv[sys.argv.index("--variant") + 1] if "--variant" in sys.argv else None
+        child(int(sys.argv[sys.argv.index("--child") + 1]), variant)
         return
-    turns = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    turns = int(args[0]) if args else 1000
+    variants = () if "--no-variants" in sys.argv else VARIANTS
     import boto3
 
     from core.db.migrations import migrate
@@ -131,6 +174,10 @@ def main() -> None:
         started = time.perf_counter()
         samples = run_child(env, ["--child", str(turns)])
         log(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in samples.items()))
+        others = {}
+        for variant in variants:
+            others[variant] = run_child(env, ["--child", str(turns), "--variant", variant])
+            log(f"{variant}: " + ", ".join(f"{k} {v:.1f}" for k, v in others[variant].items()))
     finally:
         sqs.stop()
         server.stop()
@@ -141,6 +188,12 @@ def main() -> None:
     emit("rss_growth_second_half", samples["end"] - samples["half_way"], "MiB")
     for name, value in floors.items():
         emit(f"rss_end_over_{name}", samples["end"] / value, "x")
+    for variant, figures in others.items():
+        for name, value in figures.items():
+            emit(f"rss_{variant}_{name}", value, "MiB")
+        emit(f"rss_{variant}_growth_second_half", figures["end"] - figures["half_way"], "MiB")
+        emit(f"rss_end_minus_{variant}_end", samples["end"] - figures["end"], "MiB")
+        emit(f"rss_after_init_minus_{variant}_after_init", samples["after_init"] - figures["after_init"], "MiB")
 
 
 if __name__ == "__main__":
