@@ -22,6 +22,7 @@ ROUTES = {
     ("PUT", "/agents/{agent}"),
     ("PATCH", "/agents/{agent}"),
     ("DELETE", "/agents/{agent}"),
+    ("GET", "/agents/{agent}/rooms"),
     ("GET", "/agents/{agent}/rooms/{roomId}/messages"),
     ("POST", "/agents/{agent}/memories/search"),
     ("GET", "/health"),
