@@ -64,9 +64,11 @@ def purge(sqs_server):
     client, urls, _ = sqs_server
 
     def _purge() -> None:
+        # Deleted, not only received: a received message comes back after the visibility timeout (1 s).
         for url in urls.values():
-            while client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-                pass
+            while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+                client.delete_message_batch(QueueUrl=url, Entries=entries)
 
     _purge()
     return _purge

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,7 +27,7 @@ MAX_ATTEMPTS = 10
 def killer(database_url, messages_fn):
     """Ends every other session on the test database every 50-300 ms while the test runs."""
     stop = threading.Event()
-    kills = Counter()
+    kills: dict[str, Any] = Counter()
 
     def run() -> None:
         rng = random.Random(7)
@@ -39,11 +40,15 @@ def killer(database_url, messages_fn):
                 ).fetchone()[0]
                 kills["sessions"] += ended
 
+    def finish() -> None:
+        stop.set()
+        thread.join(5)
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    kills["stop"] = finish  # type: ignore[assignment]
     yield kills
-    stop.set()
-    thread.join(5)
+    finish()
 
 
 def _post(fn, text: str, key: str) -> int:
@@ -73,6 +78,7 @@ def test_every_request_ends_with_one_message_and_one_reply_when_the_client_retri
             attempts[attempt] += 1
     finally:
         scripted.fixed_reply = None
+        killer["stop"]()  # before reading the outcome: the killer ends every session it sees
     print(f"\nkills={killer['sessions']} first try={dict(first_try)} attempts={dict(attempts)} final={dict(outcomes)}")
     assert killer["sessions"] > 0 and first_try[503] > 0  # the faults really hit requests
     assert outcomes == {200: REQUESTS}
