@@ -64,6 +64,10 @@ class StateCache:
         self._entries.move_to_end(message_id)
         return dict(results)
 
+    def discard(self, message_id: UUID) -> None:
+        """Forget a message's results (its turn is over: nothing reads them again)."""
+        self._entries.pop(message_id, None)
+
     def put(self, message_id: UUID, results: dict[str, Any]) -> None:
         """Store a message's provider results, evicting the least recently used beyond ``max_size``."""
         self._entries[message_id] = (self._clock(), dict(results))

@@ -288,3 +288,14 @@ async def test_a_schema_answer_that_stays_invalid_fails_the_turn_keeping_the_mes
     with pytest.raises(StructuredOutputError):
         await orchestrator.handle_message(agent, IncomingMessage(text="hello?", room_id=room))
     assert [m.text for m in await _history(orchestrator, agent, room)] == ["hello?"]
+
+
+async def test_a_turns_cached_state_is_forgotten_when_the_turn_ends(orchestrator, scripted, request):
+    """Nothing reads a message's provider results after its turn; kept, they held the room's recent
+    memories per message in every warm container until evicted (8 MiB at the default size)."""
+    agent = await _agent(orchestrator, request, Plugin(name="quiet"))
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    runtime = orchestrator.runtime(agent)
+    result = await orchestrator.handle_message(runtime, IncomingMessage(text="hi"))
+    assert result.did_respond
+    assert len(runtime.blueprint.state_cache) == 0
