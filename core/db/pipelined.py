@@ -32,12 +32,10 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import psycopg
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
-from psycopg_pool import AsyncConnectionPool
-
 from core.errors import TransientDatabaseError
+
+# psycopg is imported where a block runs, not here: ``core.runtime`` imports this module, and a
+# module-level psycopg (with psycopg_pool) was ~140 ms of ``import core.runtime`` (bench/import_time.py).
 
 logger = logging.getLogger(__name__)
 
@@ -64,30 +62,24 @@ class _Batching:
         return cursor
 
 
-class PipeliningPool(AsyncConnectionPool[AsyncConnection[DictRow]]):
-    """The process's pool: ``connection()`` is the block's pipelined connection inside ``pipelined``."""
-
-    @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
-        """The pinned connection inside a ``pipelined`` block of this pool, else a pooled one."""
-        pinned = _pinned.get()
-        if pinned is not None and pinned[0] is self:
-            yield pinned[1]
-            return
-        async with super().connection(timeout) as conn:
-            yield conn
+def pinned_connection(pool: Any) -> Any:
+    """The connection of the ``pipelined`` block of ``pool`` this task runs in, else ``None``
+    (``core.db.pool.PipeliningPool.connection`` hands it out instead of a pooled one)."""
+    pinned = _pinned.get()
+    return pinned[1] if pinned is not None and pinned[0] is pool else None
 
 
 @asynccontextmanager
 async def pipelined(pool: Any) -> AsyncIterator[None]:
     """Run the block's reads on one connection in pipeline mode (see the module's docstring).
 
-    A pool that is not a ``PipeliningPool``, or a block already inside one, runs as it is.
+    A pool that does not pin connections (not a ``core.db.pool.PipeliningPool``), or a block
+    already inside one, runs as it is.
 
     Raises:
         psycopg_pool.PoolTimeout: no connection within the pool's timeout.
     """
-    if not isinstance(pool, PipeliningPool) or _pinned.get() is not None:
+    if not getattr(pool, "pins_pipelines", False) or _pinned.get() is not None:
         yield
         return
     async with pool.connection() as conn:
@@ -101,6 +93,8 @@ async def pipelined(pool: Any) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _pipeline(conn: Any) -> AsyncIterator[None]:
+    import psycopg
+
     pipeline = conn.pipeline()
     await pipeline.__aenter__()
     try:
@@ -136,6 +130,8 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
 async def _discard_if_broken(conn: Any, *, force: bool = False) -> None:
     """Close a connection that is broken (or still stuck in pipeline mode), so the pool drops it
     instead of committing on it when the block hands it back."""
+    import psycopg
+
     if force or conn.broken:
         with contextlib.suppress(psycopg.Error):
             await conn.close()

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from pgvector.psycopg.halfvec import register_halfvec_info
 from pgvector.psycopg.vector import register_vector_info
@@ -32,8 +35,27 @@ from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
 from core.db.credentials import SecretsSource, database_conninfo
-from core.db.pipelined import PipeliningPool
+from core.db.pipelined import pinned_connection
 from core.settings.db import DatabaseSettings
+
+
+class PipeliningPool(AsyncConnectionPool[AsyncConnection[DictRow]]):
+    """The process's pool: ``connection()`` is the block's pipelined connection inside
+    ``core.db.pipelined.pipelined``, else a pooled one."""
+
+    #: What ``pipelined`` looks for (an attribute, so that module need not import this one's psycopg).
+    pins_pipelines = True
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """The pinned connection inside a ``pipelined`` block of this pool, else a pooled one."""
+        pinned = pinned_connection(self)
+        if pinned is not None:
+            yield pinned
+            return
+        async with super().connection(timeout) as conn:
+            yield conn
+
 
 #: A connection of the pool: autocommit, rows as dicts (``dict_row``).
 Connection = AsyncConnection[DictRow]

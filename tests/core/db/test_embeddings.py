@@ -464,16 +464,17 @@ async def test_ef_search_grows_with_the_agents_partition(adapter, agent_id):
 
 
 async def test_the_adapter_keeps_an_agents_ef_search(adapter, agent_id):
-    await _stored(adapter, agent_id, {"x": _unit(0)})
+    # Several rows: a partition holding only one (reltuples 1) would give ef = 64 * sqrt(1 / 1) = 64.
+    await _stored(adapter, agent_id, {"x": _unit(0), **{f"y{i}": _unit(i) for i in range(1, 5)}})
     async with adapter.pool.connection() as conn:
         await conn.execute("ANALYZE embeddings")  # reltuples of the partitions
     adapter.hnsw_ef_search_rows = 1  # any partition is "big": ef above the base value
     try:
-        assert _texts(await adapter.search_memories(agent_id, _unit(0))) == ["x"]
+        assert _texts(await adapter.search_memories(agent_id, _unit(0)))[0] == "x"
         expires, ef = vars(adapter)["_ef_search_by_agent"][agent_id]
         assert ef > adapter.hnsw_ef_search
         adapter.hnsw_ef_search_rows = 10**12  # changed, but the kept value is used until it expires
-        assert _texts(await adapter.search_memories(agent_id, _unit(0))) == ["x"]
+        assert _texts(await adapter.search_memories(agent_id, _unit(0)))[0] == "x"
         assert vars(adapter)["_ef_search_by_agent"][agent_id] == (expires, ef)
     finally:
         del adapter.hnsw_ef_search_rows
