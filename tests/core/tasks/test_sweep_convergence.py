@@ -199,10 +199,41 @@ async def run_outage(adapter: Any, agent_id: uuid.UUID, client: Any, urls: dict[
     return figures
 
 
+@pytest.fixture
+async def own_adapter(postgres):
+    """An adapter on a database of its own: the sweep serves the whole deployment, so the pending
+    memories other tests leave in the shared database would be its work too (1,277 re-queues in a
+    full run instead of 41)."""
+    from core.db.migrations import migrate
+    from core.db.pool import create_pool
+    from core.db.postgres import PostgresAdapter
+    from core.settings import Settings
+
+    postgres.create_database("sweep_convergence")
+    url = postgres.database_url("sweep_convergence")
+    migrate(url)
+    pool = create_pool(Settings(database_url=url, pool_max_size=4))
+    await pool.open()
+    try:
+        yield PostgresAdapter(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def own_agent(own_adapter):
+    from core.db.adapter import AgentRecord
+
+    agent = uuid.uuid4()
+    await own_adapter.upsert_agents([AgentRecord(agent, f"sweep-{agent}", {"name": f"sweep-{agent}"})])
+    return agent
+
+
 async def test_after_a_10_s_sqs_outage_every_memory_is_embedded_in_bounded_time_and_the_queues_empty(
-    adapter, agent_id, moto_queues
+    own_adapter, own_agent, moto_queues
 ) -> None:
     client, urls = moto_queues
+    adapter, agent_id = own_adapter, own_agent
 
     figures = await run_outage(adapter, agent_id, client, urls)
     # Wait out the refused text's last re-queue, then one more run: the sweep gives up on it.
