@@ -19,9 +19,16 @@ SECRET = "s" * 40
 
 
 @pytest.fixture
-def sealed(adapter):
+async def sealed(adapter):
+    """The adapter sealing with this module's key; the agents it stored are deleted after the test,
+    so no other test (or CLI run) meets secrets sealed under a key that is not the session's."""
     adapter.secret_box = SecretBox(ServerSecret(SECRET).key("character_secrets"))
-    return adapter
+    before = {a.id for a in await adapter.get_agents(include_disabled=True)}
+    yield adapter
+    adapter.secret_box = None
+    for agent in await adapter.get_agents(include_disabled=True):
+        if agent.id not in before:
+            await adapter.delete_agent(agent.id)
 
 
 async def _raw_character(adapter, agent_id):
@@ -107,3 +114,15 @@ def test_the_server_secret_is_read_from_secrets_manager_as_the_template_generate
         assert loaded.key("dm_room") == ServerSecret("x" * 64).key("dm_room")
         with pytest.raises(ConfigurationError, match="SERVER_SECRET_ARN"):
             ServerSecret.load(IdentitySettings(SERVER_SECRET_ARN=arn + "-missing"), client)
+
+
+async def test_an_agent_sealed_under_another_key_loads_without_its_secrets_and_does_not_stop_the_others(sealed, caplog):
+    foreign, mine = uuid.uuid4(), uuid.uuid4()
+    other_box = SecretBox(ServerSecret("t" * 40).key("character_secrets"))
+    sealed.secret_box, box = other_box, sealed.secret_box
+    await sealed.create_agent(AgentRecord(foreign, f"a-{foreign}", {"name": f"a-{foreign}", "secrets": {"K": "v"}}))
+    sealed.secret_box = box
+    await sealed.create_agent(AgentRecord(mine, f"a-{mine}", {"name": f"a-{mine}", "secrets": {"K": "w"}}))
+    loaded = {a.id: a.character["secrets"] for a in await sealed.get_agents() if a.id in {foreign, mine}}
+    assert loaded == {foreign: {}, mine: {"K": "w"}}
+    assert "SERVER_SECRET" in caplog.text and str(foreign) in caplog.text

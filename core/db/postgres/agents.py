@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,9 @@ from psycopg.types.json import Jsonb
 from core.db.adapter import AgentRecord, AgentVersion
 from core.db.postgres.base import PostgresBase
 from core.db.retry import idempotent
+from core.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 #: Keys ``update_agent`` accepts; anything else is a caller's mistake, not something to ignore.
 AGENT_UPDATABLE = frozenset({"name", "character", "enabled"})
@@ -77,7 +81,15 @@ class AgentsMixin(PostgresBase):
         return character if self.secret_box is None else self.secret_box.seal_character(agent_id, character)
 
     def _open(self, agent_id: UUID, character: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(character) if self.secret_box is None else self.secret_box.open_character(agent_id, character)
+        if self.secret_box is None:
+            return dict(character)
+        try:
+            return self.secret_box.open_character(agent_id, character)
+        except ConfigurationError as exc:
+            # One agent sealed under another key must not stop every other agent from loading
+            # (the refresher and the CLI read them all): it is served without its secrets, loudly.
+            logger.error("%s; agent %s is loaded without its secrets", exc, agent_id)
+            return {**character, "secrets": {}}
 
     def _opened(self, record: AgentRecord) -> AgentRecord:
         return record._replace(character=self._open(record.id, record.character))
