@@ -54,6 +54,9 @@ def test_every_module_imports_from_the_package_alone(package, database_url):
         "PYTHONPATH": str(package),
         "DATABASE_URL": database_url,
         "MODEL_PLUGINS": "core.model_providers.scripted",
+        # What template.yaml gives the WebSocket authorizer (its keys are fetched on first use, not at init).
+        "JWT_ISSUER": "https://issuer.test",
+        "JWT_AUDIENCE": "test-client",
     }
     for key in ("EMBEDDINGS_HIGH_QUEUE_URL", "EMBEDDINGS_NORMAL_QUEUE_URL", "EMBEDDINGS_LOW_QUEUE_URL"):
         env.pop(key, None)
