@@ -34,8 +34,9 @@ class AgentStore:
     def agent_id(self) -> UUID:
         return self.blueprint.agent_id
 
-    async def use_model(self, model_type: ModelType, params: Mapping[str, Any] | None = None) -> Any:
-        raise NotImplementedError  # AgentRuntime's
+    if TYPE_CHECKING:  # AgentRuntime's, which this is mixed into
+
+        async def use_model(self, model_type: ModelType, params: Mapping[str, Any] | None = None) -> Any: ...
 
     # -- entities (elizaOS getEntityById, getEntitiesByIds, createEntity, updateEntity) -----
 
