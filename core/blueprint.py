@@ -132,9 +132,13 @@ class AgentBlueprint:
             self.services.register(service_class)
         self.routes.update({(plugin.name, r.method, r.path): r for r in plugin.routes})
 
-    def register_action(self, action: Action, plugin_name: str = "") -> None:
+    def register_action(self, action: Action, plugin_name: str = "") -> bool:
         """Add an action; a name already registered keeps its first action, with a warning
-        (elizaOS ``registerAction``: "Action ... already registered. Skipping")."""
+        (elizaOS ``registerAction``: "Action ... already registered. Skipping").
+
+        Returns:
+            False when an action of that name was already registered.
+        """
         if action.name in self.actions:
             logger.warning(
                 "action %s of plugin %s is already registered for %s; the first one is kept",
@@ -142,8 +146,9 @@ class AgentBlueprint:
                 plugin_name or "?",
                 self.character.name,
             )
-            return
+            return False
         self.actions[action.name] = action
+        return True
 
     def hooks(self, name: str) -> list[Any]:
         """The plugins' hooks called ``name`` (``"before_message"``...), in registration order."""

@@ -141,11 +141,7 @@ class AgentRuntime(AgentStore):
         Returns:
             False when an action of that name was already registered.
         """
-        if action.name in self.blueprint.actions:
-            logger.warning("action %s is already registered for %s; kept", action.name, self.character.name)
-            return False
-        self.blueprint.actions[action.name] = action
-        return True
+        return self.blueprint.register_action(action)
 
     def register_provider(self, provider: Provider) -> bool:
         """elizaOS ``registerProvider``: a provider of the same name is kept (a warning is logged).
