@@ -26,7 +26,11 @@ class EmbeddingRequest(BaseModel):
         dimension: Vector length expected (``EMBEDDING_DIMENSION``).
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+    # defer_build: the validator is built on first use, not at import (building the first validator
+    # imports pydantic's plugin loader, and with it importlib.metadata; SnapStart builds it before its snapshot)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     memory_id: UUID
     agent_id: UUID
