@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from core.blueprint import AgentBlueprint
-from core.character import Character
-from core.db.adapter import ConnectionWrite, DatabaseAdapter
 from core.db.pipelined import pipelined
-from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
-from core.embeddings.request import Priority
 from core.errors import ModelNotFoundError, NotFoundError
 from core.events import EventHandler, EventType
 from core.log_context import bind_log_keys, reset_log_keys
@@ -63,7 +59,11 @@ from core.types import (
 from core.types.log import ActionLogBody, ActionLogResult, action_log
 from core.uuid import create_unique_uuid
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: characters, the adapter's types and the SQS queue (botocore) cost start-up time
+    from core.character import Character
+    from core.db.adapter import ConnectionWrite, DatabaseAdapter
+    from core.embeddings.queue import EmbeddingBatch, EmbeddingQueue
+    from core.embeddings.request import Priority
     from core.model_registry import StreamCallback
     from core.orchestrator import Orchestrator
     from core.plugin import ModelHandlerFn

@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from core.db.adapter import EmbeddingRow, ParticipantUserState
 from core.types import Component, Content, Entity, Memory, MemoryMetadata, ModelType, Relationship, Room, World
 
 if TYPE_CHECKING:
     from core.blueprint import AgentBlueprint
-    from core.db.adapter import DatabaseAdapter
+    from core.db.adapter import DatabaseAdapter, ParticipantUserState
 
 
 class AgentStore:
@@ -265,6 +264,9 @@ class AgentStore:
     async def _store_embedding(self, memory: Memory) -> None:
         if memory.embedding is None:
             return
+        # Lazy: the adapter's types cost start-up time, and few turns store an embedding here.
+        from core.db.adapter import EmbeddingRow
+
         row = EmbeddingRow(memory.id, self.agent_id, memory.content_hash, "runtime", memory.embedding)
         await self.adapter.upsert_embeddings([row])
 

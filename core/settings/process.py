@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 from pydantic import Field, ValidationError, field_validator
 
-from core.db.adapter import EMBEDDING_DIMENSIONS
 from core.errors import ConfigurationError
 from core.settings.db import DatabaseSettings
 from core.settings.groups import describe_errors
@@ -47,6 +46,8 @@ class Settings(DatabaseSettings):
     def _supported_dimension(cls, value: int) -> int:
         # The schema has one vector column (and HNSW index) per supported dimension: any
         # other length could be stored nowhere, so refuse it at start-up, not per request.
+        from core.db.adapter import EMBEDDING_DIMENSIONS  # lazy: `import core.runtime` needs no adapter types
+
         if value not in EMBEDDING_DIMENSIONS:
             raise ValueError(f"{value} is not supported; use one of {', '.join(map(str, EMBEDDING_DIMENSIONS))}")
         return value
