@@ -3,7 +3,11 @@
 Ours: the plugins the messages function loads (``core.deployment.plugins.built_in_plugins``:
 bootstrap, knowledge, memory), the scripted model with a fixed reply (zero latency), the
 embedding queue on (moto's SQS server in its own process, the 1 s send budget), metrics on
-(their EMF lines go to /dev/null instead of stdout). elizaOS: ``@elizaos/core``,
+(their EMF lines go to /dev/null instead of stdout). As deployed, the turn's
+``SendMessageBatch`` is deferred until after the response (``functions.after_response``: in
+Lambda an internal extension sends it once the response has gone): each timed turn ends when
+the reply is ready, and the deferred send runs after the timer, timed on its own
+(``after_response_p50``: billed Lambda time that nobody waits for). elizaOS: ``@elizaos/core``,
 ``plugin-sql`` and ``plugin-bootstrap`` 1.7.2 (``bench/elizaos/turn.mjs``, run by node) with a
 canned model giving the same reply, against another database of the same embedded Postgres.
 Both are timed in this run, on the same machine, one after the other, so the ratio is
@@ -14,11 +18,13 @@ Two kinds of room: ``fresh`` (a connected DM room with no message yet: one turn 
 counting proxy in its own process (``bench/_pg_wire.py``: a pipeline of several statements
 is one), statements by ``pg_stat_statements``; both in a separate pass through the proxy, so
 that the timed turns run on a direct connection. SQS round trips are counted by botocore's
-``before-call`` event on the client: those inside the turn are on the reply path.
+``before-call`` event on the client: those inside the turn are on the reply path, those of the
+deferred work after it.
 
 Prints JSON lines: turn p50/p90 (ms) for both runtimes and both rooms, our speed-up (x),
 database round trips per turn (ours: mean, median and the most, a reflecting turn;
-elizaOS's mean), SQL statements per turn, SQS calls per turn, ephemeral build p50 (µs),
+elizaOS's mean), SQL statements per turn, SQS calls per turn (on the reply path, after it), the
+deferred sends' time after the response (ms), ephemeral build p50 (µs),
 RSS after the run (MiB). Progress and each statement's calls per turn go to stderr.
 
 Run: ``.venv/bin/python bench/message_turn.py [turns]`` (default 300; node 18+ and
@@ -188,6 +194,9 @@ class Ours:
         self.sqs_endpoint = sqs_endpoint
         self.queue_urls = queue_urls
         self.sqs_calls = 0
+        #: The turn's deferred work (its SendMessageBatch), run after the timer as the extension would.
+        self.deferred: list[Any] = []
+        self.after_response_ms: list[float] = []
 
     async def open(self) -> None:
         import boto3
@@ -204,7 +213,7 @@ class Ours:
 
         sqs = boto3.client("sqs", endpoint_url=self.sqs_endpoint, config=fail_fast_config(1.0))
         sqs.meta.events.register("before-call.sqs.*", self._count_sqs)
-        queue = EmbeddingQueue(sqs, self.queue_urls, budget_s=1.0)
+        queue = EmbeddingQueue(sqs, self.queue_urls, budget_s=1.0, after_response=self.deferred.append)
         self.pool = create_pool(Settings(database_url=self.url))
         await self.pool.open()
         models = ScriptedModels(fixed_reply=REPLY)
@@ -244,7 +253,17 @@ class Ours:
         result = await self.orchestrator.handle_message("Bench", IncomingMessage(text=text, room_id=room))
         elapsed = (time.perf_counter() - t0) * 1000
         assert result.did_respond
+        self.run_after_response()
         return elapsed
+
+    def run_after_response(self) -> None:
+        """The deferred sends, after the response (timed apart: ``after_response_ms``)."""
+        from functions.after_response import run_all
+
+        t0 = time.perf_counter()
+        work, self.deferred[:] = list(self.deferred), []
+        run_all(work)
+        self.after_response_ms.append((time.perf_counter() - t0) * 1000)
 
     async def fresh_turns(self, turns: int) -> list[float]:
         return [await self.turn("Hello, who are you?", await self.connected_room()) for _ in range(turns)]
@@ -281,13 +300,17 @@ async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: s
     """Round trips, statements and SQS calls per turn, through the counting proxy (figures to emit)."""
     from core.memory.reflection import REFLECTION_INTERVAL
 
+    from core.orchestrator import IncomingMessage
+
     stats_before = await statement_counts(stats_url)
-    per_turn, sqs = [], []
+    per_turn, sqs, sqs_after = [], [], []
     for i in range(turns):
         wire_before, sqs_before = wire.count(), ours.sqs_calls
-        await ours.turn(f"counted {i}", room)
+        await ours.orchestrator.handle_message("Bench", IncomingMessage(text=f"counted {i}", room_id=room))
         per_turn.append(wire.count() - wire_before)
         sqs.append(ours.sqs_calls - sqs_before)
+        ours.run_after_response()
+        sqs_after.append(ours.sqs_calls - sqs_before - sqs[-1])
     statements = log_statements(stats_before, await statement_counts(stats_url), turns)
     log(f"  round trips of each turn: {per_turn}")
     log(f"  (reflection every {REFLECTION_INTERVAL.default} messages)")
@@ -296,8 +319,9 @@ async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: s
         ("db_round_trips_per_turn_p50", statistics.median(per_turn), "round trips"),
         ("db_round_trips_per_turn_max", max(per_turn), "round trips"),
         ("sql_statements_per_turn", statements, "statements"),
-        ("sqs_calls_per_turn", statistics.mean(sqs), "calls"),
-        ("sqs_calls_per_turn_max", max(sqs), "calls"),
+        ("sqs_calls_on_reply_path_per_turn", statistics.mean(sqs), "calls"),
+        ("sqs_calls_on_reply_path_max", max(sqs), "calls"),
+        ("sqs_calls_after_response_per_turn", statistics.mean(sqs_after), "calls"),
     ]
 
 
@@ -350,6 +374,7 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
     for name, times in (("fresh", fresh), ("prior200", prior)):
         emit(f"turn_p50_{name}", statistics.median(times), "ms")
         emit(f"turn_p90_{name}", pct(times, 90), "ms")
+    emit("after_response_p50", statistics.median(ours.after_response_ms), "ms")
     emit("rss_after_run", rss, "MiB")
 
     log("ours through the counting proxy...")

@@ -41,12 +41,22 @@ const newRuntime = () =>
 
 // 1.7.2's initialize() reads the agents table before it runs the migrations, so on a fresh
 // database the first runtime fails: migrate with it, then start a fresh one.
+// The abandoned first runtime's services still wait for its initialization and reject after 30 s:
+// on a busy machine the set-up outlasts that, and node would exit on the unhandled rejection.
+let abandoned = false;
+process.on("unhandledRejection", (err) => {
+  if (abandoned && String(err?.message).includes("timed out waiting for runtime initialization")) return;
+  console.error(err);
+  process.exit(1);
+});
+
 async function started() {
   const first = newRuntime();
   try {
     await first.initialize();
     return first;
   } catch {
+    abandoned = true;
     await first.runPluginMigrations();
     await first.stop().catch(() => {});
   }

@@ -20,7 +20,7 @@ from core.blueprint import resolve_plugin
 from core.db.pool import Pool, create_pool
 from core.db.postgres import PostgresAdapter
 from core.deployment.plugins import built_in_plugins, configured_characters
-from core.embeddings.queue import EmbeddingQueue
+from core.embeddings.queue import AfterResponse, EmbeddingQueue
 from core.errors import ConfigurationError
 from core.events import EventBus
 from core.model_registry import ModelRegistry
@@ -64,6 +64,8 @@ class Container:
     Args:
         settings: Process settings (from the environment by default).
         aws_clients: Where its AWS SDK clients come from (the process's shared session by default).
+        after_response: Runs work after the invocation's response (``functions.after_response``):
+            given, the embedding requests' sends leave the reply path (``core.embeddings.queue``).
 
     Raises:
         ConfigurationError: no database is configured (``DATABASE_URL`` or ``DATABASE_SECRET_ARN``),
@@ -71,9 +73,15 @@ class Container:
             cannot be resolved.
     """
 
-    def __init__(self, settings: Settings | None = None, aws_clients: aws.AwsClients | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        aws_clients: aws.AwsClients | None = None,
+        after_response: AfterResponse | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.aws = aws_clients or aws.PROCESS
+        self.after_response = after_response
         self.identity = IdentitySettings.from_env()
         self.server_secret = self._load_server_secret()
         self.loop = asyncio.new_event_loop()
@@ -109,6 +117,7 @@ class Container:
             self.settings.queue_urls,
             dimension=self.settings.embedding_dimension,
             budget_s=budget_s,
+            after_response=self.after_response,
         )
 
     def orchestrator(self) -> Orchestrator:

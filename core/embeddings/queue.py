@@ -6,18 +6,23 @@ instead of one per priority, and a reply's vector arrives as soon as its message
 requests (facts, document fragments, possibly hundreds) keep their own queue, so a bulk
 import never crowds the high queue.
 
-The sends run at the end of a turn, after the reply is known; when SQS is slow or unreachable
-the turn stops waiting after ``budget_s`` (``EMBEDDING_QUEUE_BUDGET_S``, 1 s) and answers. The
-client is made with matching timeouts and no retry (``core.aws.fail_fast_config``), so a send
-still running then ends on its own soon after. Requests not accepted leave their memory
-pending: the scheduled sweep queues it again (``core.tasks.housekeeping``).
+The sends run at the end of a turn, after the reply is known. A process that can run work after
+its response (the messages function: ``functions.after_response``, a Lambda internal extension)
+gives the queue ``after_response``: the sends then leave the reply path altogether and run once
+the response has gone. Otherwise the turn waits for them, at most ``budget_s``
+(``EMBEDDING_QUEUE_BUDGET_S``, 1 s); deferred sends keep to the same budget, which bounds the
+billed time after the response. The client is made with matching timeouts and no retry
+(``core.aws.fail_fast_config``), so a send still running then ends on its own soon after.
+Requests not accepted leave their memory pending: the scheduled sweep queues it again
+(``core.tasks.housekeeping``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +37,8 @@ logger = logging.getLogger(__name__)
 SQS_BATCH_LIMIT = 10
 #: Requests sent in the same call as the high ones when a turn has both (one SQS round trip).
 RIDE_ALONG: frozenset[Priority] = frozenset({"normal"})
+#: Takes a no-argument callable and runs it after the invocation's response (``functions.after_response``).
+AfterResponse = Callable[[Callable[[], object]], None]
 
 
 class EmbeddingQueue:
@@ -41,7 +48,9 @@ class EmbeddingQueue:
         sqs_client: A boto3 SQS client, made once per process.
         queue_urls: Queue URL by priority (``high``, ``normal``, ``low``).
         dimension: ``EMBEDDING_DIMENSION``, carried in every request.
-        budget_s: Most seconds one ``flush`` waits for SQS (``None``: as long as the client takes).
+        budget_s: Most seconds one ``flush`` spends on SQS (``None``: as long as the client takes).
+        after_response: Where the sends go when the reply must not wait for them (see the module
+            docstring); ``None``: ``flush`` sends and waits.
     """
 
     def __init__(
@@ -51,11 +60,13 @@ class EmbeddingQueue:
         *,
         dimension: int = 384,
         budget_s: float | None = None,
+        after_response: AfterResponse | None = None,
     ) -> None:
         self.sqs = sqs_client
         self.queue_urls = dict(queue_urls)
         self.dimension = dimension
         self.budget_s = budget_s
+        self.after_response = after_response
 
     def batch(self) -> EmbeddingBatch:
         """A new per-invocation buffer of requests."""
@@ -107,20 +118,26 @@ class EmbeddingBatch:
 
         SQS failures are logged, never raised: the reply must not fail because SQS did; the
         memories stay without embedding and the scheduled sweep queues them again. Waits at
-        most the queue's ``budget_s``; sends still running then count as not accepted.
+        most the queue's ``budget_s``; sends still running then count as not accepted. With
+        ``after_response``, hands the sends over and returns at once (they keep to the budget).
 
         Returns:
-            Number of requests SQS accepted (their memories are listed in ``accepted``).
+            Number of requests SQS accepted (their memories are listed in ``accepted``); 0 when
+            the sends were deferred until after the response.
         """
-        sends = [
-            asyncio.create_task(asyncio.to_thread(self._send, priority, requests[i : i + SQS_BATCH_LIMIT]))
+        calls = [
+            (priority, requests[i : i + SQS_BATCH_LIMIT])
             for priority, requests in _by_queue(self._pending).items()
             for i in range(0, len(requests), SQS_BATCH_LIMIT)
         ]
         self._pending = {p: [] for p in PRIORITIES}
         self.accepted = []
-        if not sends:
+        if not calls:
             return 0
+        if self._queue.after_response is not None:
+            self._queue.after_response(lambda: self._send_within_budget(calls))
+            return 0
+        sends = [asyncio.create_task(asyncio.to_thread(self._send, priority, chunk)) for priority, chunk in calls]
         done, late = await asyncio.wait(sends, timeout=self._queue.budget_s)
         if late:
             logger.warning(
@@ -131,6 +148,17 @@ class EmbeddingBatch:
         for task in done:
             self.accepted.extend(task.result())
         return len(self.accepted)
+
+    def _send_within_budget(self, calls: list[tuple[Priority, list[EmbeddingRequest]]]) -> None:
+        """The deferred sends, one after the other (after the response, nobody waits for them in
+        parallel); those the budget leaves no time for stay pending for the sweep."""
+        started = time.monotonic()
+        for done, (priority, chunk) in enumerate(calls):
+            if self._queue.budget_s is not None and time.monotonic() - started > self._queue.budget_s:
+                left = sum(len(c) for _, c in calls[done:])
+                logger.warning("embedding queue budget spent: %d request(s) left pending for the sweep", left)
+                return
+            self._send(priority, chunk)  # failures are logged there; the sweep covers them
 
     def _send(self, priority: Priority, requests: list[EmbeddingRequest]) -> list[UUID]:
         """One ``SendMessageBatch``; returns the memories whose request SQS accepted."""

@@ -16,6 +16,9 @@ wrong method on a plugin route, 413 body over ``MAX_BODY_BYTES``, 422 invalid fi
 model failure (the user's message is kept), 503 with ``Retry-After`` when the database is briefly
 unavailable, 500 without internals.
 
+Embedding requests (``SendMessageBatch``) are sent after the response, by an internal Lambda
+extension (``functions.after_response``): SQS is not on the reply path.
+
 Who calls is the verified token's caller (``functions.api.identity``), never a body field; what
 it may touch is ``functions.api.access``. Only ``GET /health`` answers without one.
 """
@@ -32,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import ModelError, ModelNotFoundError, NotFoundError, TransientDatabaseError
 from functions import end_init_phase
+from functions.after_response import AfterResponse
 from functions.api import (
     access,
     agents,
@@ -160,12 +164,14 @@ def _register_error_handlers(app: APIGatewayHttpResolver, observability: Observa
 
 
 observability = Observability("agent-messages")
-container = build_container()
+after_response = AfterResponse.for_this_process("agent-messages")  # registers in the init phase only
+container = build_container(after_response=after_response.defer)
 orchestrator = container.orchestrator()
 api = Api(container=container, orchestrator=orchestrator, observability=observability)
 app = create_app(observability)
 
 
+@after_response.handler  # outermost: the deferred work runs after the metrics flush too
 @observability.lambda_handler(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for API Gateway HTTP API (payload format 2.0) events, and the WebSocket API's.

@@ -18,6 +18,10 @@ container costs its init phase once (about a second) and its memory, as a Lambda
 
 A container that dies (a crash in native code) or outruns the function timeout is replaced by a
 new one, and that one event fails (the gateway answers 500), as in Lambda.
+
+Work a handler defers until after its response (``functions.after_response``; in Lambda an
+internal extension runs it) runs once the gateway has the result, before the container takes
+its next event, as Lambda's next invocation waits for its extensions.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from functions.after_response import after_response_of, hosted
 from infra.local.lambda_context import new_context
 
 logger = logging.getLogger(__name__)
@@ -66,19 +71,33 @@ class InProcessContainer:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self._lock = threading.Lock()
+        self._after_response = after_response_of(handler)
 
     def start(self) -> None:
         """Nothing to start: the handler's init phase ran when its module was imported."""
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Run the handler on ``event``; returns its result.
+        """Run the handler on ``event``; returns its result. Its deferred work then runs on a
+        thread of its own, and the next event waits for it (the lock is released after it).
 
         Raises:
             HandlerFailed: the handler raised (logged with its traceback).
         """
-        with self._lock:
-            # The context is made under the lock: time spent queued is not the function's.
-            return _run(self._handler, event, self.function_name, self.timeout_s, self.memory_mb)
+        self._lock.acquire()  # the context is made under the lock: time spent queued is not the function's
+        try:
+            result = _run(self._handler, event, self.function_name, self.timeout_s, self.memory_mb)
+        except BaseException:
+            self._after_response_then_release()
+            raise
+        threading.Thread(target=self._after_response_then_release, name="after-response").start()
+        return result
+
+    def _after_response_then_release(self) -> None:
+        try:
+            if self._after_response is not None:
+                self._after_response.run_pending()
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Nothing to stop: the handler's module owns its state."""
@@ -217,6 +236,7 @@ def _container_main(spec: str, conn: Connection, function_name: str, timeout_s: 
         logger.exception("container init phase failed")
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
+    after_response = after_response_of(handler)
     conn.send(("ready", None))
     while True:
         try:
@@ -234,6 +254,8 @@ def _container_main(spec: str, conn: Connection, function_name: str, timeout_s: 
             conn.send(("error", "unserialisable result"))
         except (BrokenPipeError, OSError):
             return
+        if after_response is not None:  # the gateway has the result; the next event waits for this
+            after_response.run_pending()
 
 
 def _run(handler: Handler, event: dict[str, Any], function_name: str, timeout_s: float, memory_mb: int) -> Any:
@@ -241,7 +263,8 @@ def _run(handler: Handler, event: dict[str, Any], function_name: str, timeout_s:
     context = new_context(function_name, timeout_s, memory_mb)
     started = time.monotonic()
     try:
-        return handler(event, context)
+        with hosted():  # its deferred work is the container's to run, once the result is delivered
+            return handler(event, context)
     except Exception as exc:
         logger.exception("handler %s failed (request %s)", function_name, context.aws_request_id)
         raise HandlerFailed(f"{type(exc).__name__}") from exc

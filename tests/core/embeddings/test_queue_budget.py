@@ -6,11 +6,13 @@ the worst case for a client (a refused connection fails at once).
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -20,7 +22,7 @@ from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
 from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
-from core.embeddings.queue import EmbeddingQueue
+from core.embeddings.queue import SQS_BATCH_LIMIT, EmbeddingQueue
 from core.errors import ConfigurationError
 from core.orchestrator import IncomingMessage, Orchestrator
 from core.settings import Settings
@@ -121,3 +123,45 @@ def test_the_budget_defaults_to_one_second_and_is_named_when_invalid() -> None:
     assert EmbeddingQueueSettings.from_env({"EMBEDDING_QUEUE_BUDGET_S": "0.2"}).send_budget_s == 0.2
     with pytest.raises(ConfigurationError, match="EMBEDDING_QUEUE_BUDGET_S"):
         EmbeddingQueueSettings.from_env({"EMBEDDING_QUEUE_BUDGET_S": "0"})
+
+
+def a_memory(text: str) -> Memory:
+    return Memory(agent_id=uuid.uuid4(), room_id=uuid.uuid4(), entity_id=uuid.uuid4(), content=Content(text=text))
+
+
+async def test_deferred_sends_leave_the_flush_at_once_and_go_out_in_one_call_when_run(sqs) -> None:
+    client, urls = sqs
+    deferred: list[Callable[[], object]] = []
+    batch = EmbeddingQueue(client, urls, budget_s=1.0, after_response=deferred.append).batch()
+    message, reply = a_memory("the user's message"), a_memory("the agent's reply")
+    batch.add(message, "high")
+    batch.add(reply, "normal")
+
+    assert await batch.flush() == 0
+    assert len(deferred) == 1
+    assert "Messages" not in client.receive_message(QueueUrl=urls["high"], WaitTimeSeconds=0)
+
+    calls: list[str] = []
+    client.meta.events.register("before-call.sqs.*", lambda model, **_: calls.append(model.name))
+    deferred[0]()
+    assert calls == ["SendMessageBatch"]  # the reply rides along in the high queue's call
+    received = client.receive_message(QueueUrl=urls["high"], MaxNumberOfMessages=10)["Messages"]
+    assert {json.loads(m["Body"])["memoryId"] for m in received} == {str(message.id), str(reply.id)}
+
+
+async def test_deferred_sends_keep_to_the_budget_and_leave_the_rest_for_the_sweep(silent_endpoint, caplog) -> None:
+    deferred: list[Callable[[], object]] = []
+    queue = silent_queue(silent_endpoint, budget_s=0.2)
+    queue.after_response = deferred.append
+    batch = queue.batch()
+    for i in range(SQS_BATCH_LIMIT + 1):  # two SendMessageBatch calls
+        batch.add(a_memory(f"fragment {i}"), "low")
+    await batch.flush()
+
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING, "core.embeddings.queue"):
+        deferred[0]()
+    elapsed_s = time.perf_counter() - started
+
+    assert elapsed_s < 0.2 + 0.5  # the first call timed out; the second was not tried
+    assert "1 request(s) left pending for the sweep" in caplog.text
