@@ -21,9 +21,12 @@ and ``process``.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from core.settings.process import Settings
 
 #: elizaOS's default for how many recent messages go into the prompt (``CONVERSATION_LENGTH``).
 DEFAULT_CONVERSATION_LENGTH = 32
@@ -107,7 +110,14 @@ def _parse_number(name: str, value: object, kind: type, minimum: float | None, m
     return number
 
 
-# At the bottom: Settings builds on core.settings.db, whose groups build on the rule above.
-from core.settings.process import Settings  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """``Settings``, imported on first use: only the init phase reads the process settings, and
+    ``import core.runtime`` (which needs the rule above, not their models) does not pay for them."""
+    if name == "Settings":  # core.settings.process builds on core.settings.db, whose groups build on the rule
+        from core.settings.process import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["DEFAULT_CONVERSATION_LENGTH", "SettingT", "Settings", "parse_setting"]
