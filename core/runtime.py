@@ -56,7 +56,7 @@ from core.types import (
     TaskUpdate,
     World,
 )
-from core.types.log import ActionLogBody, ActionLogResult, action_log
+from core.types.log import ActionLogBody, ActionLogResult, Log, action_log
 from core.uuid import create_unique_uuid
 
 if TYPE_CHECKING:  # annotations only: characters, the adapter's types and the SQS queue (botocore) cost start-up time
@@ -100,6 +100,8 @@ class AgentRuntime(AgentStore):
         self._run_id: UUID | None = None
         self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
+        #: Model usage and action logs of the current run, written together at its end (``write_run_logs``).
+        self.run_logs: list[Log] | None = None
         #: The orchestrator that built this runtime (agent-to-agent messages), if any.
         self.orchestrator: Orchestrator | None = None
 
@@ -312,16 +314,32 @@ class AgentRuntime(AgentStore):
     def start_run(self, room_id: UUID | None = None) -> UUID:
         """Start a run (one message turn) and return its id.
 
-        Model usage logs carry the id, and every log line of the run gets ``agent_id``,
-        ``room_id`` and ``run_id`` (``core.log_context``) until ``end_run``.
+        Model usage and action logs carry the id, and are kept in ``run_logs`` until
+        ``write_run_logs`` writes them in one statement (one round trip for the turn's model
+        calls and actions, not one each). Every log line of the run gets ``agent_id``, ``room_id`` and ``run_id``
+        (``core.log_context``) until ``end_run``.
         """
         self.end_run()
+        self.run_logs = []
         self._run_id = uuid4()
         self._log_token = bind_log_keys(agent_id=self.agent_id, room_id=room_id, run_id=self._run_id)
         return self._run_id
 
+    async def write_run_logs(self) -> None:
+        """Write the run's buffered logs in one statement. Never raises (accounting
+        must not fail the reply): a failure is logged."""
+        logs, self.run_logs = self.run_logs or [], []
+        if not logs:
+            return
+        try:
+            await self.adapter.log_many(logs)
+        except Exception:
+            logger.warning("could not write %d model usage log(s) of the run", len(logs), exc_info=True)
+
     def end_run(self) -> None:
-        """End the current run. The message service always calls it (elizaOS can leave a run open)."""
+        """End the current run. The message service always calls it (elizaOS can leave a run open).
+        Usage logs still buffered are dropped: ``write_run_logs`` comes first."""
+        self.run_logs = None
         token, self._log_token = self._log_token, None
         if token is not None:
             # Ended from another task: the keys die with the task that bound them.
@@ -781,7 +799,10 @@ class AgentRuntime(AgentStore):
         )
         try:
             log = action_log(self.agent_id, body, entity_id=message.entity_id, room_id=message.room_id)
-            await self.adapter.log(log)
+            if self.run_logs is not None:  # written with the run's other logs at its end
+                self.run_logs.append(log)
+            else:
+                await self.adapter.log(log)
         except Exception:  # an audit row must not fail the turn the action already served
             logger.exception("the log of action %s could not be written", name)
 

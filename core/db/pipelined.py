@@ -57,9 +57,21 @@ class _Batching:
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         cursor = await self._conn.execute(*args, **kwargs)
-        for _ in range(SEND_YIELDS):
-            await asyncio.sleep(0)
+        await _let_others_send()
         return cursor
+
+    async def execute_together(self, statements: list[tuple[Any, Any]]) -> Any:
+        """Send ``(query, params)`` statements back to back, no other task's in between (a
+        ``BEGIN`` ... ``COMMIT`` with ``SET LOCAL`` values that must reach only its own query);
+        returns the cursor of each, in order. They join the block's round trip like the rest."""
+        cursors = [await self._conn.execute(query, params) for query, params in statements]
+        await _let_others_send()
+        return cursors
+
+
+async def _let_others_send() -> None:
+    for _ in range(SEND_YIELDS):
+        await asyncio.sleep(0)
 
 
 def pinned_connection(pool: Any) -> Any:

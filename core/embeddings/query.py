@@ -3,6 +3,11 @@
 KNOWLEDGE and FACTS both embed the message's text on every turn, concurrently. A runtime is
 built per invocation (one turn), so keying on it makes this a per-turn cache: the second
 provider awaits the first one's model call instead of making its own.
+
+The knowledge plugin starts the call as the message arrives (``prefetch_query``), while the
+message is being stored, and the turn waits for it (``prefetched_queries``) before it sends the
+state's reads: the searches that need the vector then go in the same round trip as the other
+reads instead of one more (``bench/message_turn.py`` counts them).
 """
 
 from __future__ import annotations
@@ -37,17 +42,43 @@ async def embed_query(runtime: AgentRuntime, text: str) -> list[float]:
             caller tries again).
     """
     calls = _pending.setdefault(runtime, {})
-    task = calls.get(text)
-    if task is None:
-        if len(calls) >= MAX_TEXTS:
-            calls.pop(next(iter(calls)))  # the oldest: dicts keep insertion order
-        task = calls[text] = asyncio.ensure_future(_embed(runtime, text))
+    task = _started(runtime, text)
     try:
         return await asyncio.shield(task)  # one caller cancelled must not cancel the others' call
     except Exception:
         if calls.get(text) is task:
             del calls[text]
         raise
+
+
+def prefetch_query(runtime: AgentRuntime, text: str) -> None:
+    """Start ``embed_query(runtime, text)``'s model call without waiting for it (needs a running loop)."""
+    _started(runtime, text)
+
+
+def _started(runtime: AgentRuntime, text: str) -> asyncio.Task[list[float]]:
+    """The model call for ``text`` of ``runtime``: the one under way or remembered, else a new one."""
+    calls = _pending.setdefault(runtime, {})
+    task = calls.get(text)
+    if task is None:
+        if len(calls) >= MAX_TEXTS:
+            calls.pop(next(iter(calls)))  # the oldest: dicts keep insertion order
+        task = calls[text] = asyncio.ensure_future(_embed(runtime, text))
+        task.add_done_callback(_ignore_failure)
+    return task
+
+
+async def prefetched_queries(runtime: AgentRuntime) -> None:
+    """Wait until every query embedding started for ``runtime`` has finished. Never raises: the
+    provider that asks for a failed one gets its error, and the next asker calls the model again."""
+    calls = list(_pending.get(runtime, {}).values())
+    if calls:
+        await asyncio.wait(calls)
+
+
+def _ignore_failure(task: asyncio.Future[list[float]]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: the providers that ask for the vector see the error
 
 
 async def _embed(runtime: AgentRuntime, text: str) -> list[float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.embeddings.query import embed_query
+from core.embeddings.query import embed_query, prefetch_query
 from core.knowledge import KnowledgeSettings, owner_ids
 from core.messaging.prompt_data import clean_name, quote_block
 from core.plugin import Plugin, Provider, ProviderResult
@@ -80,8 +80,18 @@ KNOWLEDGE = Provider(
     description="Fragments of the agent's documents most relevant to the message, with their sources.",
 )
 
+
+async def _embed_ahead(runtime: AgentRuntime, message: Memory) -> None:
+    """Start the search's embedding as the message arrives: it runs while the message is stored
+    (``core.embeddings.query``), so the search joins the state's other reads."""
+    query = message.text.strip()[:MAX_QUERY_CHARS]
+    if query:
+        prefetch_query(runtime, query)
+
+
 knowledge_plugin = Plugin(
     name="knowledge",
     description="Documents split into fragments and retrieved by similarity (elizaOS plugin-knowledge).",
     providers=(KNOWLEDGE,),
+    before_message=_embed_ahead,
 )

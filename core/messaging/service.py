@@ -37,6 +37,7 @@ from core.bootstrap.shared import cached_agent_state
 from core.callbacks import call
 from core.db.adapter import ParticipantUserState
 from core.db.pipelined import pipelined
+from core.embeddings.query import prefetched_queries
 from core.errors import ModelError
 from core.events import EventType
 from core.messaging.examples import action_examples
@@ -162,6 +163,7 @@ async def handle_message(
     finally:
         await runtime.flush_embeddings()
         await runtime.emit_event(EventType.RUN_ENDED, {**run, "status": status, "endTime": now_ms()})
+        await runtime.write_run_logs()
         runtime.end_run()
         # The turn's provider results (32 recent memories among them) would otherwise stay in the
         # warm container's cache until evicted: 8 MiB of RSS at the default size (bench/memory_rss.py).
@@ -244,6 +246,7 @@ class _Turn:
         The room state is read among the providers' pipelined reads (the room actions validate
         on the same read), so it costs the turn no round trip of its own.
         """
+        await prefetched_queries(self.runtime)  # their searches then join the reads below
         async with pipelined(getattr(self.runtime.adapter, "pool", None)):
             return await asyncio.gather(
                 self.runtime.compose_state(self.message, include_list=EVERY_TURN_PROVIDERS),

@@ -1,8 +1,10 @@
 """Token usage per model call: a ``useModel`` log row and a Powertools metric.
 
 The log goes through ``runtime.adapter.log(model_usage_log(...))`` when the call has a
-runtime with an adapter (a call without one, e.g. a bench, only emits the metric). A
-failure to write the log is logged and swallowed: accounting never fails a reply.
+runtime with an adapter (a call without one, e.g. a bench, only emits the metric); during a
+message turn it joins the run's ``run_logs``, written in one statement at the turn's end
+(``AgentRuntime.write_run_logs``). A failure to write the log is logged and swallowed:
+accounting never fails a reply.
 
 Cost: with a price table setting ``MODEL_PRICES`` (JSON, US dollars per million tokens,
 by model id: ``{"gpt-4o-mini": {"input": 0.15, "output": 0.6}}``; a model id that is not
@@ -162,7 +164,10 @@ async def record_usage(
     _emit_metrics(body, cost)
     adapter = runtime.adapter if runtime is not None else None
     agent_id = runtime.agent_id if runtime is not None else None
-    if adapter is not None and agent_id is not None:
+    run_logs = getattr(runtime, "run_logs", None)
+    if agent_id is not None and isinstance(run_logs, list):  # a turn writes its logs together at its end
+        run_logs.append(model_usage_log(agent_id, body))
+    elif adapter is not None and agent_id is not None:
         try:
             await adapter.log(model_usage_log(agent_id, body))
         except Exception:  # accounting must never fail the reply

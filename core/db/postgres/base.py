@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -140,17 +140,25 @@ async def _fetch_all_local(
     transaction, so no session state pins an RDS Proxy connection. BEGIN, the settings, the
     query and COMMIT are pipelined behind a single Sync (counted on the wire by
     ``bench/write_path.py``); ``conn.transaction()`` would sync after BEGIN and again at
-    COMMIT: three round trips where one does.
+    COMMIT: three round trips where one does. Inside a ``core.db.pipelined`` block the four go
+    out back to back among the block's other reads, in the block's round trip (a nested
+    pipeline would sync what the others sent first, and again at its end).
 
     Raises:
         psycopg.Error: a statement failed (the transaction is rolled back first, so the
             connection goes back to the pool idle).
     """
     set_local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in local))
+    values = [item for pair in local.items() for item in pair]
+    if hasattr(conn, "execute_together"):  # a core.db.pipelined block's: join its round trip, no sync of our own
+        _, _, cursor, _ = await conn.execute_together(
+            [("BEGIN", None), (set_local, values), (query, params), ("COMMIT", None)]
+        )
+        return cast(list[DictRow], await cursor.fetchall())
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            await conn.execute(set_local, [item for pair in local.items() for item in pair])
+            await conn.execute(set_local, values)
             cursor = await conn.execute(query, params)
             await conn.execute("COMMIT")
     except psycopg.Error:

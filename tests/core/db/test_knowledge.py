@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 
+from core.db.pipelined import pipelined
 from core.db.postgres import knowledge as storage
 from core.embeddings.request import EmbeddingRequest
 from core.embeddings.worker import EmbeddingWorker
+from core.errors import DatabaseError
 from core.knowledge import DOCUMENTS_TABLE, FRAGMENTS_TABLE, KnowledgeSettings
 from core.knowledge.documents import build_document
 from core.model_providers.scripted import ScriptedModels
@@ -220,3 +223,35 @@ async def test_concurrent_adds_of_one_document_store_it_once(adapter, agent_id):
     results = await asyncio.gather(*(adapter.upsert_knowledge_document(*_document(agent_id)) for _ in range(4)))
     assert sorted(r.status for r in results) == ["added", "unchanged", "unchanged", "unchanged"]
     assert await adapter.count_memories(agent_id, table=FRAGMENTS_TABLE) == 4
+
+
+async def test_a_search_among_pipelined_reads_finds_the_same_and_its_settings_end_with_it(adapter, agent_id):
+    """Inside ``pipelined`` the search's BEGIN, SET LOCAL values, query and COMMIT go out among the
+    other reads (no sync of their own): same fragments, and the values do not outlive the search."""
+    document, fragments = _document(agent_id)
+    await adapter.upsert_knowledge_document(document, fragments)
+    await _embed(adapter, fragments)
+    query = models.vector("cats sleep")
+    alone = await adapter.search_knowledge([agent_id], query, count=2, match_threshold=-1)
+
+    async def setting_after() -> str:
+        await asyncio.sleep(0)  # sent after the search's statements
+        return str(await adapter._fetch_value("SELECT current_setting('hnsw.ef_search')"))
+
+    async with pipelined(adapter.pool):
+        together, ef_search, listed = await asyncio.gather(
+            adapter.search_knowledge([agent_id], query, count=2, match_threshold=-1),
+            setting_after(),
+            adapter.get_knowledge_fragments(agent_id, document.id),
+        )
+    assert [m.id for m in together] == [m.id for m in alone]
+    assert len(listed) == 4
+    async with adapter.pool.connection() as conn:
+        default = (await (await conn.execute("SHOW hnsw.ef_search")).fetchone())["hnsw.ef_search"]
+    assert ef_search == default  # the search's SET LOCAL ended with its COMMIT
+
+
+async def test_a_failing_search_among_pipelined_reads_raises_to_its_caller(adapter, agent_id):
+    async with pipelined(adapter.pool):
+        with pytest.raises(DatabaseError, match="search_knowledge"):
+            await adapter.search_knowledge([agent_id], [float("nan")] * 384, count=2, match_threshold=-1)

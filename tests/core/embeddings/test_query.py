@@ -57,3 +57,29 @@ async def test_a_long_lived_runtime_keeps_only_the_latest_texts():
     for i in range(query.MAX_TEXTS + 3):
         await embed_query(runtime, f"text {i}")
     assert len(query._pending[runtime]) == query.MAX_TEXTS
+
+
+async def test_a_prefetched_query_is_awaited_once_and_then_served_without_another_call():
+    runtime = CountingRuntime()
+    query.prefetch_query(runtime, "hello")
+    assert runtime.calls == 0  # started, not yet run: the caller goes on (storing the message)
+    await query.prefetched_queries(runtime)
+    assert runtime.calls == 1
+    assert await embed_query(runtime, "hello") == [5.0, 5.0, 5.0]
+    assert runtime.calls == 1
+
+
+async def test_a_failed_prefetch_is_not_raised_by_the_wait_but_by_the_provider_that_asks():
+    runtime = CountingRuntime(failures=1)
+    query.prefetch_query(runtime, "hello")
+    await query.prefetched_queries(runtime)  # never raises
+    with pytest.raises(ModelError):
+        await embed_query(runtime, "hello")  # the prefetch's error
+    assert await embed_query(runtime, "hello") == [5.0, 5.0, 5.0]  # not remembered: called again
+    assert runtime.calls == 2
+
+
+async def test_waiting_without_a_prefetch_returns_at_once():
+    runtime = CountingRuntime()
+    await query.prefetched_queries(runtime)
+    assert runtime.calls == 0

@@ -299,3 +299,28 @@ async def test_a_turns_cached_state_is_forgotten_when_the_turn_ends(orchestrator
     result = await orchestrator.handle_message(runtime, IncomingMessage(text="hi"))
     assert result.did_respond
     assert len(runtime.blueprint.state_cache) == 0
+
+
+async def test_a_turns_model_usage_logs_are_written_together_at_its_end(orchestrator, scripted, request):
+    agent = await _agent(orchestrator, request)
+    runtime = orchestrator.runtime(agent)
+    seen_during_turn: list[int] = []
+
+    async def count_logs(content: Content) -> None:  # the reply is stored; the turn is not over
+        seen_during_turn.append(len(await runtime.adapter.get_logs(runtime.agent_id, type="useModel")))
+
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"), on_response=count_logs)
+
+    assert seen_during_turn == [0]
+    logs = await runtime.adapter.get_logs(runtime.agent_id, type="useModel")
+    assert [log.body["modelType"] for log in logs] == ["TEXT_LARGE"]
+    assert logs[0].body["runId"] == str(result.run_id)
+
+
+async def test_a_model_call_outside_a_turn_is_logged_at_once(orchestrator, request):
+    agent = await _agent(orchestrator, request)
+    runtime = orchestrator.runtime(agent)
+    await runtime.use_model(ModelType.TEXT_EMBEDDING, {"text": "hello"})
+    logs = await runtime.adapter.get_logs(runtime.agent_id, type="useModel")
+    assert [log.body["modelType"] for log in logs] == ["TEXT_EMBEDDING"]
