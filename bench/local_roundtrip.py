@@ -41,7 +41,6 @@ def _time_to_searchable(client: httpx.Client, body: dict[str, Any], text: str) -
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    os.environ.setdefault("LOCAL_DATA_DIR", tempfile.mkdtemp(prefix="bench-roundtrip-", dir="/tmp"))
     os.environ["MODEL_PLUGINS"] = "core.model_providers.local"
     os.environ["PORT"] = "0"  # a free port
     from infra.local.logs import configure_logging
@@ -54,6 +53,8 @@ def main() -> None:
         config = read_config()
     except StartupError as exc:  # the local model files are missing: `make install`
         sys.exit(f"bench/local_roundtrip.py needs the local models: {exc}")
+    if not os.environ.get("LOCAL_DATA_DIR"):
+        os.environ["LOCAL_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-roundtrip-", dir="/tmp")
     print("starting the local stack...", file=sys.stderr)
     started = time.perf_counter()
     Path(data_dir()).mkdir(parents=True, exist_ok=True)
