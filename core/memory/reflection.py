@@ -46,6 +46,8 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from core.bootstrap.shared import cached_room, cached_room_entities
+from core.db.pipelined import pipelined
 from core.memory.facts import store_facts
 from core.messaging.prompt_data import clean_name, quote_block, quote_data
 from core.messaging.response_parser import parse_tag
@@ -53,10 +55,11 @@ from core.messaging.templates import compose_prompt
 from core.plugin import Evaluator
 from core.settings.agents import CONVERSATION_LENGTH
 from core.settings.memory import REFLECTION_INTERVAL
-from core.types import Entity, Memory, ModelType, Relationship, State
+from core.types import Entity, Memory, ModelType, Relationship, Room, State
 from core.types.fact import FACTS_TABLE, MAX_FACT_TERM, MAX_FACT_TEXT, Fact, fact_kind
 
 if TYPE_CHECKING:
+    from core.db.adapter import MemoryPage
     from core.runtime import AgentRuntime
 
 logger = logging.getLogger(__name__)
@@ -457,20 +460,7 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
         DatabaseError: reading the context or storing failed (``handler`` logs it).
     """
     agent_id = runtime.agent_id
-    adapter = runtime.adapter
-    # Independent reads, concurrent where the pool allows (elizaOS runs them with Promise.all).
-    messages, entities, relationships, known, room = await asyncio.gather(
-        runtime.get_memories(message.room_id, "messages", conversation_length(runtime)),
-        adapter.get_entities_for_room(agent_id, message.room_id),
-        adapter.get_relationships(agent_id, message.entity_id),
-        adapter.list_memories(agent_id, table=FACTS_TABLE, room_id=message.room_id, limit=KNOWN_FACTS),
-        adapter.get_room(agent_id, message.room_id),
-    )
-
-    newest = max([m.created_at for m in messages] + [message.created_at])
-    await adapter.set_cache(agent_id, marker_key(message.room_id), {"messageId": str(message.id), "createdAt": newest})
-    _remember_marker(agent_id, message.room_id, newest)
-
+    messages, entities, relationships, known, room = await _read_context(runtime, message)
     people = _People(runtime, entities)
     prompt = compose_prompt(
         runtime.character.templates.get("reflectionTemplate") or REFLECTION_TEMPLATE,
@@ -505,6 +495,52 @@ async def reflect(runtime: AgentRuntime, message: Memory) -> ReflectionReport:
     await _store_facts(runtime, message, answer.facts, people, report)
     await _store_relationships(runtime, answer.relationships, people, room.type.value if room else None, report)
     return report
+
+
+async def _read_context(
+    runtime: AgentRuntime, message: Memory
+) -> tuple[list[Memory], list[Entity], list[Relationship], MemoryPage, Room | None]:
+    """What the prompt shows, read together, and the room's marker moved to the newest message.
+
+    elizaOS reads the relationships, the room with its entities and the known facts in one
+    ``Promise.all``. Here the five reads go out together in one pipelined block
+    (``core.db.pipelined``: one round trip on a pinning pool). The participants and the room
+    come from the turn's shared reads (``core.bootstrap.shared``, with components as elizaOS's
+    ``getEntityDetails``): RECENT_MESSAGES and ENTITIES read the participants before the reply,
+    so in a turn they cost no statement here. The marker write needs the newest message, so it
+    is sent after the reads, still in the block: it goes out with the block's final Sync
+    instead of a round trip of its own, and commits there. A failed read fails the block before
+    the write is sent. A lost connection fails the block; any other write error is seen only
+    at the Sync, where the block logs it instead of raising (the key and value are checked
+    before sending, so only a database fault gets there): the marker is then kept in this
+    process only, and the window is reflected on again later, as the module's docstring says.
+
+    Returns:
+        The room's newest ``CONVERSATION_LENGTH`` messages (oldest first), its participants,
+        the sender's relationships, up to ``KNOWN_FACTS`` of the room's facts (newest first),
+        and the room (``None`` when the agent has none of that id).
+
+    Raises:
+        DatabaseError: a read failed, or the connection was lost
+            (``TransientDatabaseError``), or (outside a pinning pool) the marker write failed.
+    """
+    agent_id, adapter, room_id = runtime.agent_id, runtime.adapter, message.room_id
+    async with pipelined(getattr(adapter, "pool", None)):
+        # The messages (the largest answer) are sent last: an answer over the server's 8 KB
+        # output buffer goes out before the Flush, and sent first it would arrive while the
+        # other reads are still being sent. The client waits for it either way only at the
+        # Flush, but the wire counter (bench/_pg_wire.py) would count one more round trip.
+        entities, relationships, known, room, messages = await asyncio.gather(
+            cached_room_entities(runtime, room_id),
+            adapter.get_relationships(agent_id, message.entity_id),
+            adapter.list_memories(agent_id, table=FACTS_TABLE, room_id=room_id, limit=KNOWN_FACTS),
+            cached_room(runtime, room_id),
+            runtime.get_memories(room_id, "messages", conversation_length(runtime)),
+        )
+        newest = max([m.created_at for m in messages] + [message.created_at])
+        await adapter.set_cache(agent_id, marker_key(room_id), {"messageId": str(message.id), "createdAt": newest})
+    _remember_marker(agent_id, room_id, newest)
+    return messages, entities, relationships, known, room
 
 
 async def _store_facts(

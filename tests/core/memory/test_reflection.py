@@ -341,3 +341,52 @@ async def test_the_prompt_lists_recent_speakers_first_and_is_bounded(make_runtim
     assert listing[3] == f"- ... and {len(room.people) - 3} more who did not speak recently"
     assert listing[4] == f"- Eliza (ID: {runtime.agent_id}) [you, the agent]"
     assert prompt.count("\n[2004-11-15 ") == 4  # the conversation window is CONVERSATION_LENGTH messages
+
+
+async def test_the_context_reads_and_the_marker_write_cost_two_round_trips(
+    make_runtime, scripted, database_url, tmp_path
+):
+    # As deployed (one connection per container): the five reads go out together in one
+    # pipelined block, and the marker write rides on the block's final Sync. Counted on the
+    # wire (libpq's protocol trace) up to the model call: one round trip is what the client
+    # sends before it next hears from the server, when that ends with a Sync, Flush or Query.
+    from core.db.pool import create_pool
+    from core.db.postgres import PostgresAdapter
+    from core.settings import Settings
+
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=1, pool_check_after_s=3600))
+    await pool.open()
+    try:
+        runtime = make_runtime()
+        runtime.adapter = PostgresAdapter(pool)
+        room = await seed_room(runtime, irc_lines(1, 20))
+        async with pool.connection() as conn:  # the pool's one connection, the block's
+            pgconn = conn.pgconn
+        trace = tmp_path / "trace"
+        batches: list[list[str]] = []
+
+        def answer(params):
+            pgconn.untrace()  # flushes libpq's trace file
+            previous = "B"
+            for line in trace.read_text().splitlines():
+                direction, message = line.split("\t")[1], line.split("\t")[3].strip()
+                if direction == "F":
+                    if previous != "F":
+                        batches.append([])
+                    batches[-1].append(message)
+                previous = direction
+            return "<facts/><relationships/>"
+
+        scripted.script(ModelType.TEXT_SMALL, answer)
+        with trace.open("w") as out:
+            pgconn.trace(out.fileno())
+            report = await reflect(runtime, room.messages[-1])
+
+        assert not report.malformed and not report.model_failed
+        round_trips = [b for b in batches if {"Sync", "Flush", "Query"} & set(b)]
+        assert len(round_trips) == 2, batches
+        assert round_trips[0].count("Execute") == 5 and round_trips[1].count("Execute") == 1  # reads, then marker
+        marker = await runtime.adapter.get_cache(runtime.agent_id, marker_key(room.room_id))
+        assert marker == {"messageId": str(room.messages[-1].id), "createdAt": room.messages[-1].created_at}
+    finally:
+        await pool.close()
