@@ -110,14 +110,16 @@ def _parse_number(name: str, value: object, kind: type, minimum: float | None, m
     return number
 
 
-def __getattr__(name: str) -> Any:
-    """``Settings``, imported on first use: only the init phase reads the process settings, and
-    ``import core.runtime`` (which needs the rule above, not their models) does not pay for them."""
-    if name == "Settings":  # core.settings.process builds on core.settings.db, whose groups build on the rule
-        from core.settings.process import Settings
+if not TYPE_CHECKING:  # hidden from mypy, which would type every misspelt name of this module through it
 
-        return Settings
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        """``Settings``, imported on first use: only the init phase reads the process settings, and
+        ``import core.runtime`` (which needs the rule above, not their models) does not pay for them."""
+        if name == "Settings":  # core.settings.process builds on core.settings.db, whose groups build on the rule
+            from core.settings.process import Settings
+
+            return Settings
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DEFAULT_CONVERSATION_LENGTH", "SettingT", "Settings", "parse_setting"]
