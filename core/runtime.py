@@ -100,7 +100,7 @@ class AgentRuntime(AgentStore):
         self._run_id: UUID | None = None
         self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
-        #: Model usage and action logs of the current run, written together at its end (``write_run_logs``).
+        #: Model usage and action logs kept for one write (``buffer_logs``, ``write_logs``); ``None``: written at once.
         self.run_logs: list[Log] | None = None
         #: The orchestrator that built this runtime (agent-to-agent messages), if any.
         self.orchestrator: Orchestrator | None = None
@@ -314,21 +314,24 @@ class AgentRuntime(AgentStore):
     def start_run(self, room_id: UUID | None = None) -> UUID:
         """Start a run (one message turn) and return its id.
 
-        Model usage and action logs carry the id, and are kept in ``run_logs`` until
-        ``write_run_logs`` writes them in one statement (one round trip for the turn's model
-        calls and actions, not one each). Every log line of the run gets ``agent_id``, ``room_id`` and ``run_id``
-        (``core.log_context``) until ``end_run``.
+        Model usage and action logs carry the id. Every log line of the run gets ``agent_id``,
+        ``room_id`` and ``run_id`` (``core.log_context``) until ``end_run``.
         """
         self.end_run()
-        self.run_logs = []
         self._run_id = uuid4()
         self._log_token = bind_log_keys(agent_id=self.agent_id, room_id=room_id, run_id=self._run_id)
         return self._run_id
 
-    async def write_run_logs(self) -> None:
-        """Write the run's buffered logs in one statement. Never raises (accounting
-        must not fail the reply): a failure is logged."""
-        logs, self.run_logs = self.run_logs or [], []
+    def buffer_logs(self) -> None:
+        """Keep the model usage and action logs in ``run_logs`` until ``write_logs`` (a message
+        turn: one statement for its model calls and actions instead of one round trip each)."""
+        if self.run_logs is None:
+            self.run_logs = []
+
+    async def write_logs(self) -> None:
+        """Write the logs kept since ``buffer_logs`` in one statement, and stop keeping them.
+        Never raises (accounting must not fail the reply): a failure is logged."""
+        logs, self.run_logs = self.run_logs or [], None
         if not logs:
             return
         try:
@@ -337,9 +340,7 @@ class AgentRuntime(AgentStore):
             logger.warning("could not write %d model usage log(s) of the run", len(logs), exc_info=True)
 
     def end_run(self) -> None:
-        """End the current run. The message service always calls it (elizaOS can leave a run open).
-        Usage logs still buffered are dropped: ``write_run_logs`` comes first."""
-        self.run_logs = None
+        """End the current run. The message service always calls it (elizaOS can leave a run open)."""
         token, self._log_token = self._log_token, None
         if token is not None:
             # Ended from another task: the keys die with the task that bound them.

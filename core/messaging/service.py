@@ -134,6 +134,7 @@ async def handle_message(
         RunTimeoutError: the turn took longer than ``RUN_TIMEOUT_S`` (``RUN_TIMEOUT`` emitted).
     """
     run_id = runtime.start_run(message.room_id)
+    runtime.buffer_logs()  # the turn's usage and action logs: one statement at its end
     started = now_ms()
     run: dict[str, Any] = {
         "runId": run_id,
@@ -163,7 +164,7 @@ async def handle_message(
     finally:
         await runtime.flush_embeddings()
         await runtime.emit_event(EventType.RUN_ENDED, {**run, "status": status, "endTime": now_ms()})
-        await runtime.write_run_logs()
+        await runtime.write_logs()
         runtime.end_run()
         # The turn's provider results (32 recent memories among them) would otherwise stay in the
         # warm container's cache until evicted: 8 MiB of RSS at the default size (bench/memory_rss.py).

@@ -2,8 +2,8 @@
 
 The log goes through ``runtime.adapter.log(model_usage_log(...))`` when the call has a
 runtime with an adapter (a call without one, e.g. a bench, only emits the metric); during a
-message turn it joins the run's ``run_logs``, written in one statement at the turn's end
-(``AgentRuntime.write_run_logs``). A failure to write the log is logged and swallowed:
+message turn it joins the turn's ``run_logs``, written in one statement at the turn's end
+(``AgentRuntime.buffer_logs`` / ``write_logs``). A failure to write the log is logged and swallowed:
 accounting never fails a reply.
 
 Cost: with a price table setting ``MODEL_PRICES`` (JSON, US dollars per million tokens,
