@@ -299,7 +299,6 @@ def log_statements(before: dict[str, int], after: dict[str, int], turns: int) ->
 async def count_ours(ours: Ours, wire: Wire, room: Any, turns: int, stats_url: str) -> list[tuple[str, float, str]]:
     """Round trips, statements and SQS calls per turn, through the counting proxy (figures to emit)."""
     from core.memory.reflection import REFLECTION_INTERVAL
-
     from core.orchestrator import IncomingMessage
 
     stats_before = await statement_counts(stats_url)

@@ -547,7 +547,7 @@ def _handler_source(resources, name: str) -> str:
 
 def test_every_function_that_builds_a_container_gets_the_server_secret(resources):
     for name in FUNCTIONS:
-        builds = "build_container()" in _handler_source(resources, name) or "Container(" in _handler_source(
+        builds = "build_container(" in _handler_source(resources, name) or "Container(" in _handler_source(
             resources, name
         )
         assert builds == (name in CONTAINER_FUNCTIONS), name

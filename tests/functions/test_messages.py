@@ -316,7 +316,9 @@ def test_an_exhausted_pool_is_503_with_retry_after(messages_fn, scripted):
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "1"
     assert json.loads(response["body"])["error"] == "database_unavailable"
-    assert scripted.calls == []
+    # No reply was generated. The knowledge plugin's query embedding starts as the message
+    # arrives, alongside storing it (core.knowledge.provider), so that one call may be made.
+    assert [model_type for model_type, _ in scripted.calls] in ([], [ModelType.TEXT_EMBEDDING])
 
 
 def test_a_message_carries_its_attachments_into_the_stored_memory(messages_fn, scripted):
