@@ -328,6 +328,17 @@ class AgentRuntime(AgentStore):
         if self.run_logs is None:
             self.run_logs = []
 
+    async def log(self, entry: Log) -> None:
+        """Write one log (elizaOS ``runtime.log``); kept for ``write_logs`` after ``buffer_logs``.
+
+        Raises:
+            DatabaseError: the write failed (not when kept).
+        """
+        if self.run_logs is not None:
+            self.run_logs.append(entry)
+        else:
+            await self.adapter.log(entry)
+
     async def write_logs(self) -> None:
         """Write the logs kept since ``buffer_logs`` in one statement, and stop keeping them.
         Never raises (accounting must not fail the reply): a failure is logged."""
@@ -337,7 +348,7 @@ class AgentRuntime(AgentStore):
         try:
             await self.adapter.log_many(logs)
         except Exception:
-            logger.warning("could not write %d model usage log(s) of the run", len(logs), exc_info=True)
+            logger.warning("could not write the turn's %d usage and action log(s)", len(logs), exc_info=True)
 
     def end_run(self) -> None:
         """End the current run. The message service always calls it (elizaOS can leave a run open)."""
@@ -800,10 +811,7 @@ class AgentRuntime(AgentStore):
         )
         try:
             log = action_log(self.agent_id, body, entity_id=message.entity_id, room_id=message.room_id)
-            if self.run_logs is not None:  # written with the run's other logs at its end
-                self.run_logs.append(log)
-            else:
-                await self.adapter.log(log)
+            await self.log(log)
         except Exception:  # an audit row must not fail the turn the action already served
             logger.exception("the log of action %s could not be written", name)
 

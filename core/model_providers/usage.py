@@ -2,8 +2,8 @@
 
 The log goes through ``runtime.adapter.log(model_usage_log(...))`` when the call has a
 runtime with an adapter (a call without one, e.g. a bench, only emits the metric); during a
-message turn it joins the turn's ``run_logs``, written in one statement at the turn's end
-(``AgentRuntime.buffer_logs`` / ``write_logs``). A failure to write the log is logged and swallowed:
+message turn ``AgentRuntime.log`` keeps it, with the turn's other logs, for one statement at the
+turn's end (``buffer_logs`` / ``write_logs``). A failure to write the log is logged and swallowed:
 accounting never fails a reply.
 
 Cost: with a price table setting ``MODEL_PRICES`` (JSON, US dollars per million tokens,
@@ -164,12 +164,11 @@ async def record_usage(
     _emit_metrics(body, cost)
     adapter = runtime.adapter if runtime is not None else None
     agent_id = runtime.agent_id if runtime is not None else None
-    run_logs = getattr(runtime, "run_logs", None)
-    if agent_id is not None and isinstance(run_logs, list):  # a turn writes its logs together at its end
-        run_logs.append(model_usage_log(agent_id, body))
-    elif adapter is not None and agent_id is not None:
+    if adapter is not None and agent_id is not None:
+        # An AgentRuntime's own ``log`` keeps a turn's logs for one write at its end.
+        write = getattr(runtime, "log", adapter.log)
         try:
-            await adapter.log(model_usage_log(agent_id, body))
+            await write(model_usage_log(agent_id, body))
         except Exception:  # accounting must never fail the reply
             logger.warning("could not write the model usage log of %s/%s", provider, model_type.value, exc_info=True)
     return body
