@@ -8,8 +8,11 @@ embedding queue on (moto's SQS server in its own process, the 1 s send budget), 
 Lambda an internal extension sends it once the response has gone): each timed turn ends when
 the reply is ready, and the deferred send runs after the timer, timed on its own
 (``after_response_p50``: billed Lambda time that nobody waits for). elizaOS: ``@elizaos/core``,
-``plugin-sql`` and ``plugin-bootstrap`` 1.7.2 (``bench/elizaos/turn.mjs``, run by node) with a
-canned model giving the same reply, against another database of the same embedded Postgres.
+``plugin-sql`` and ``plugin-bootstrap`` 1.7.2 with ``plugin-knowledge`` 1.6.1, the plugins ours
+port (``bench/elizaos/turn.mjs``, run by node), with a canned model giving the same reply, against
+another database of the same embedded Postgres. Each side's timed turn is what it does for an
+incoming message: ours ``Orchestrator.handle_message`` (the connection ensured, then the turn),
+elizaOS ``ensureConnection`` then ``messageService.handleMessage``.
 Both are timed in this run, on the same machine, one after the other, so the ratio is
 measured, never a constant.
 
@@ -143,9 +146,10 @@ def metrics_to_devnull():
 
 
 def elizaos_ready() -> bool:
-    """node and the harness's packages (``npm ci`` when they are missing)."""
+    """node and the harness's packages (``npm ci`` when one of them is missing)."""
+    packages = json.loads((ELIZAOS / "package.json").read_text())["dependencies"]
     try:
-        if not (ELIZAOS / "node_modules" / "@elizaos" / "core").exists():
+        if not all((ELIZAOS / "node_modules" / name / "package.json").exists() for name in packages):
             log("installing the elizaOS harness (npm ci)...")
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ELIZAOS, check=True, stdout=sys.stderr)
         return True

@@ -1,17 +1,23 @@
 // elizaOS 1.7.2 DM turns, for bench/message_turn.py: the baseline measured in the same run.
 //
 // Usage: node turn.mjs <postgres-url> <turns> <prior-messages> <fresh|prior200>
-// Runs @elizaos/core's AgentRuntime with @elizaos/plugin-sql (Postgres) and @elizaos/plugin-bootstrap
-// and a canned model (zero latency, the same reply as ours). "fresh": each timed turn is the first
-// message of a new DM room (connected before the timer starts); otherwise one DM room seeded with
-// <prior-messages> messages. Prints {"ready": true} once set up, waits for a line on stdin (so the
-// caller can read its round-trip counter), times <turns> turns of messageService.handleMessage and
-// prints {"turn_ms": [...]}; elizaOS's own logs go to stderr.
+// Runs @elizaos/core's AgentRuntime with @elizaos/plugin-sql (Postgres), the plugins that match those
+// our messages function deploys, and a canned model (zero latency, the same reply as ours):
+// plugin-bootstrap (actions, providers, and the reflection evaluator with its facts and relationships,
+// which our memory plugin ports) and plugin-knowledge 1.6.1 (documents, which our knowledge plugin ports).
+// A timed turn is what elizaOS does for each incoming message: ensureConnection (its platform plugins
+// and its server's message bus make sure of the entity, world and room every time, as our
+// orchestrator's handle_message does), then messageService.handleMessage.
+// "fresh": each timed turn is the first message of a new DM room (connected once before the timer
+// starts); otherwise one DM room seeded with <prior-messages> messages. Prints {"ready": true} once
+// set up, waits for a line on stdin (so the caller can read its round-trip counter), times <turns>
+// turns and prints {"turn_ms": [...]}; elizaOS's own logs go to stderr.
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { AgentRuntime, ChannelType, ModelType } from "@elizaos/core";
 import sqlPlugin from "@elizaos/plugin-sql";
 import bootstrapPlugin from "@elizaos/plugin-bootstrap";
+import knowledgePlugin from "@elizaos/plugin-knowledge";
 
 const [url, turnsArg, priorArg, mode] = process.argv.slice(2);
 const REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</text></response>";
@@ -35,7 +41,7 @@ const cannedModel = {
 const newRuntime = () =>
   new AgentRuntime({
     character: { name: "Bench", bio: ["A benchmark agent."], settings: {} },
-    plugins: [sqlPlugin, bootstrapPlugin, cannedModel],
+    plugins: [sqlPlugin, bootstrapPlugin, knowledgePlugin, cannedModel],
     settings: { POSTGRES_URL: url, EMBEDDING_DIMENSION: String(DIMENSION) },
   });
 
@@ -69,14 +75,17 @@ async function main() {
   const runtime = await started();
   const entityId = randomUUID();
   const worldId = randomUUID();
-  const connected = async () => {
-    const roomId = randomUUID();
-    await runtime.ensureConnection({
+  const connect = (roomId) =>
+    runtime.ensureConnection({
       entityId, roomId, worldId, userName: "user", name: "user", source: "bench", type: ChannelType.DM,
     });
+  const connected = async () => {
+    const roomId = randomUUID();
+    await connect(roomId);
     return roomId;
   };
   const turn = async (roomId, text) => {
+    await connect(roomId);
     const message = {
       id: randomUUID(), entityId, agentId: runtime.agentId, roomId, worldId,
       content: { text, source: "bench", channelType: ChannelType.DM }, createdAt: Date.now(),
