@@ -360,13 +360,16 @@ async def _marker(runtime: AgentRuntime, room_id: UUID) -> int | None:
 async def validate(runtime: AgentRuntime, message: Memory, state: State | None = None) -> bool:
     """True when ``reflection_interval`` messages or more arrived in the room since the last reflection.
 
-    Cheap on the reply path: the marker is read once per room per process (then kept in
-    memory), and the messages since it are counted in the turn's RECENT_MESSAGES when the
-    state has them; otherwise one indexed read of at most ``interval`` ids.
+    Cheap on the reply path: a room whose every message is in the turn's RECENT_MESSAGES, fewer
+    than ``interval``, is not due and costs no read (a new conversation); otherwise the marker is
+    read once per room per process (then kept in memory), and the messages since it are counted
+    in RECENT_MESSAGES when the state has them, else in one indexed read of at most ``interval`` ids.
     """
     interval = reflection_interval(runtime)
-    since = await _marker(runtime, message.room_id)
     recent = _recent_messages(state)
+    if recent is not None and len(recent) < min(interval, conversation_length(runtime)):
+        return False  # RECENT_MESSAGES read up to CONVERSATION_LENGTH and found fewer: the whole room
+    since = await _marker(runtime, message.room_id)
     if recent is not None and len(recent) >= interval:
         return sum(1 for m in recent if since is None or m.created_at > since) >= interval
     page = await runtime.adapter.list_memories(

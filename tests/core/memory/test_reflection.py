@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
 from core.errors import ConfigurationError, ModelError
 from core.memory.reflection import (
     handler,
@@ -15,6 +17,8 @@ from core.memory.reflection import (
     reflection_interval,
     validate,
 )
+from core.plugin import ProviderResult
+from core.settings import Settings
 from core.types import ChannelType, Content, Memory, ModelType, State
 from core.types.fact import FACTS_TABLE, Fact
 from tests.core.memory.conftest import drain, fixture_text, irc_lines, seed_room, sql
@@ -140,6 +144,27 @@ async def test_validate_is_true_every_n_messages_of_the_room(make_runtime, scrip
     later = await seed_room(runtime, irc_lines(4, 6), room_id=room.room_id)
     assert await validate(runtime, later.messages[-1])
     assert reflection.validate is validate and reflection.name == "REFLECTION"
+
+
+def _recent(messages: list[Memory]) -> State:
+    """A composed state whose RECENT_MESSAGES holds ``messages``."""
+    return State(data={"providers": {"RECENT_MESSAGES": ProviderResult(data={"recentMessages": messages})}})
+
+
+async def test_a_conversation_shorter_than_the_interval_is_not_due_and_reads_nothing(make_runtime, database_url):
+    runtime = make_runtime({"REFLECTION_INTERVAL": 3})
+    room = await seed_room(runtime, irc_lines(1, 2))
+    # RECENT_MESSAGES asked for 32 and found 2: the whole room. An adapter on a pool never
+    # opened fails any read, so a False here is decided without the database.
+    runtime.adapter = PostgresAdapter(create_pool(Settings(database_url=database_url)))
+    assert not await validate(runtime, room.messages[-1], _recent(room.messages))
+
+
+async def test_a_full_recent_messages_page_is_not_taken_for_the_whole_room(make_runtime):
+    runtime = make_runtime({"REFLECTION_INTERVAL": 3, "CONVERSATION_LENGTH": 2})
+    room = await seed_room(runtime, irc_lines(1, 5))
+    # Two recent messages, fewer than the interval, but the page was full: the room is read.
+    assert await validate(runtime, room.messages[-1], _recent(room.messages[-2:]))
 
 
 # -- reflection on the real #ubuntu conversation ------------------------------------------------------
@@ -350,10 +375,6 @@ async def test_the_context_reads_and_the_marker_write_cost_two_round_trips(
     # pipelined block, and the marker write rides on the block's final Sync. Counted on the
     # wire (libpq's protocol trace) up to the model call: one round trip is what the client
     # sends before it next hears from the server, when that ends with a Sync, Flush or Query.
-    from core.db.pool import create_pool
-    from core.db.postgres import PostgresAdapter
-    from core.settings import Settings
-
     pool = create_pool(Settings(database_url=database_url, pool_max_size=1, pool_check_after_s=3600))
     await pool.open()
     try:
