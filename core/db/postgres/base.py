@@ -137,12 +137,8 @@ async def _fetch_all_local(
     """``query``'s rows after setting ``local`` for its transaction only, in one round trip.
 
     ``set_config(name, value, true)`` is ``SET LOCAL`` with bound values, and it ends with the
-    transaction, so no session state pins an RDS Proxy connection. BEGIN, the settings, the
-    query and COMMIT are pipelined behind a single Sync (counted on the wire by
-    ``bench/write_path.py``); ``conn.transaction()`` would sync after BEGIN and again at
-    COMMIT: three round trips where one does. Inside a ``core.db.pipelined`` block the four go
-    out back to back among the block's other reads, in the block's round trip (a nested
-    pipeline would sync what the others sent first, and again at its end).
+    transaction, so no session state pins an RDS Proxy connection. The transaction is sent as
+    one round trip by ``in_one_round_trip`` (counted on the wire by ``bench/write_path.py``).
 
     Raises:
         psycopg.Error: a statement failed (the transaction is rolled back first, so the
@@ -150,21 +146,33 @@ async def _fetch_all_local(
     """
     set_local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in local))
     values = [item for pair in local.items() for item in pair]
+    _, cursor = await in_one_round_trip(conn, [(set_local, values), (query, params)])
+    return cast(list[DictRow], await cursor.fetchall())
+
+
+async def in_one_round_trip(conn: Connection, statements: Sequence[tuple[Query, Params | None]]) -> list[Any]:
+    """Run ``statements`` as one transaction sent in one round trip; returns their cursors, in order.
+
+    BEGIN, the statements and COMMIT are pipelined behind a single Sync: ``conn.transaction()``
+    would sync after BEGIN and again at COMMIT, three round trips where one does. Inside a
+    ``core.db.pipelined`` block the statements go out back to back among the block's others, in
+    the block's round trip (a nested pipeline would sync what the others sent first, and again
+    at its end); their results are read from the cursors, which fetch them.
+
+    Raises:
+        psycopg.Error: a statement failed (outside a block, the transaction is rolled back
+            first, so the connection goes back to the pool idle).
+    """
+    together = [("BEGIN", None), *statements, ("COMMIT", None)]
     if hasattr(conn, "execute_together"):  # a core.db.pipelined block's: join its round trip, no sync of our own
-        _, _, cursor, _ = await conn.execute_together(
-            [("BEGIN", None), (set_local, values), (query, params), ("COMMIT", None)]
-        )
-        return cast(list[DictRow], await cursor.fetchall())
+        return cast(list[Any], (await conn.execute_together(together))[1:-1])
     try:
         async with conn.pipeline():
-            await conn.execute("BEGIN")
-            await conn.execute(set_local, values)
-            cursor = await conn.execute(query, params)
-            await conn.execute("COMMIT")
+            cursors = [await conn.execute(query, params) for query, params in together]
     except psycopg.Error:
         await conn.rollback()
         raise
-    return await cursor.fetchall()
+    return cursors[1:-1]
 
 
 def required_row(row: DictRow | None) -> DictRow:

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from psycopg.abc import Params
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
 from core.db.adapter import ConnectionWrite, ParticipantRecord, ParticipantUserState, RoomAccess
-from core.db.postgres.base import PostgresBase
+from core.db.postgres.base import PostgresBase, Query, in_one_round_trip
 from core.db.postgres.components import COMPONENT_JSON
 from core.db.retry import idempotent
 from core.types import Component, Entity, Room, World
@@ -94,8 +95,8 @@ class ConnectionsMixin(PostgresBase):
     async def ensure_connection(self, entity: Entity, room: Room, world: World | None) -> ConnectionWrite:
         """Create or update the world, room, entity and their participant row in one transaction.
 
-        The four statements are pipelined (one round trip); each says with ``RETURNING`` whether
-        it created its row, read once the pipeline has synced (no extra round trip). Existing
+        The four statements and the transaction's BEGIN and COMMIT are one round trip
+        (``in_one_round_trip``); each says with ``RETURNING`` whether it created its row. Existing
         worlds and rooms are left as they are. Entity names are merged newest first without
         duplicates, metadata per source key; an entity whose merge changes nothing is not
         rewritten (``xmax = 0`` tells an insert from such an update).
@@ -104,20 +105,21 @@ class ConnectionsMixin(PostgresBase):
             Which rows are new: the runtime emits WORLD_JOINED, ROOM_JOINED and ENTITY_JOINED
             for them (elizaOS connectors emit them when they see a new server, channel or member).
         """
-        async with self._transaction() as conn:
-            async with conn.pipeline():
-                world_cur = None if world is None else await conn.execute(*_insert_world(room.agent_id, world))
-                room_cur = await conn.execute(*_insert_room(room))
-                entity_cur = await conn.execute(*_upsert_entity(room.agent_id, entity))
-                joined_cur = await conn.execute(
-                    "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING RETURNING true AS created",
-                    (room.agent_id, room.id, entity.id),
-                )
-            # The pipeline has synced: every result is already here.
+        statements: list[tuple[Query, Params | None]] = [] if world is None else [_insert_world(room.agent_id, world)]
+        statements += [
+            _insert_room(room),
+            _upsert_entity(room.agent_id, entity),
+            (
+                "INSERT INTO participants (agent_id, room_id, entity_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING true AS created",
+                (room.agent_id, room.id, entity.id),
+            ),
+        ]
+        async with self.pool.connection() as conn:
+            *world_cur, room_cur, entity_cur, joined_cur = await in_one_round_trip(conn, statements)
             entity_row = await entity_cur.fetchone()
             return ConnectionWrite(
-                world_created=world_cur is not None and await world_cur.fetchone() is not None,
+                world_created=bool(world_cur) and await world_cur[0].fetchone() is not None,
                 room_created=await room_cur.fetchone() is not None,
                 entity_created=entity_row is not None and bool(entity_row["created"]),
                 participant_created=await joined_cur.fetchone() is not None,

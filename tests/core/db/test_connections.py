@@ -5,6 +5,11 @@ import uuid
 import pytest
 
 from core.db.adapter import ConnectionWrite, EmbeddingRow, ParticipantUserState
+from core.db.pool import create_pool
+from core.db.postgres import PostgresAdapter
+from core.errors import DatabaseError
+from core.settings import Settings
+from tests.wire import traced
 from core.types import ChannelType, Component, Content, Entity, Memory, Room, World
 
 #: Strings that would change a query if they were ever spliced into SQL text.
@@ -92,6 +97,35 @@ async def test_ensure_connection_reports_which_rows_it_created(adapter, agent_id
     other_room = Room(id=uuid.uuid4(), agent_id=agent_id, world_id=world_id)
     assert await adapter.ensure_connection(alice, other_room, world) == ConnectionWrite(False, True, False, True)
     assert await adapter.ensure_connection(alice, other_room, None) == ConnectionWrite()
+
+
+async def test_ensure_connection_is_one_round_trip(database_url, agent_id):
+    # BEGIN, the four upserts and COMMIT go out behind one Sync (read from libpq's protocol trace).
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=1))
+    await pool.open()
+    try:
+        adapter = PostgresAdapter(pool)
+        async with pool.connection() as conn:  # the pool's one connection, the call's
+            pgconn = conn.pgconn
+        with traced(pgconn) as wire:
+            await _connect(adapter, agent_id)
+        [sent] = wire.round_trips
+        assert sent.count("Execute") == 6  # BEGIN, world, room, entity, participant, COMMIT
+    finally:
+        await pool.close()
+
+
+async def test_a_failed_ensure_connection_writes_nothing_and_leaves_the_connection_usable(database_url):
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=1))
+    await pool.open()
+    try:
+        adapter = PostgresAdapter(pool)
+        before = await _table_counts(adapter)
+        with pytest.raises(DatabaseError):  # no such agent: the world's insert fails, the rest is rolled back
+            await _connect(adapter, uuid.uuid4())
+        assert await _table_counts(adapter) == before  # on the same (only) connection: it is idle again
+    finally:
+        await pool.close()
 
 
 async def test_ensure_connection_merges_names_newest_first_without_duplicates(adapter, agent_id):

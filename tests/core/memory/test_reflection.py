@@ -22,6 +22,7 @@ from core.settings import Settings
 from core.types import ChannelType, Content, Memory, ModelType, State
 from core.types.fact import FACTS_TABLE, Fact
 from tests.core.memory.conftest import drain, fixture_text, irc_lines, seed_room, sql
+from tests.wire import WireTrace
 
 ANSWER = """<response><thought>ok</thought>
 <facts><fact><claim>tweaked is new to Linux</claim><subject>tweaked</subject><predicate>is new to</predicate>
@@ -384,18 +385,11 @@ async def test_the_context_reads_and_the_marker_write_cost_two_round_trips(
         async with pool.connection() as conn:  # the pool's one connection, the block's
             pgconn = conn.pgconn
         trace = tmp_path / "trace"
-        batches: list[list[str]] = []
+        wire = WireTrace()
 
         def answer(params):
             pgconn.untrace()  # flushes libpq's trace file
-            previous = "B"
-            for line in trace.read_text().splitlines():
-                direction, message = line.split("\t")[1], line.split("\t")[3].strip()
-                if direction == "F":
-                    if previous != "F":
-                        batches.append([])
-                    batches[-1].append(message)
-                previous = direction
+            wire.read(iter(trace.read_text().splitlines()))
             return "<facts/><relationships/>"
 
         scripted.script(ModelType.TEXT_SMALL, answer)
@@ -404,8 +398,8 @@ async def test_the_context_reads_and_the_marker_write_cost_two_round_trips(
             report = await reflect(runtime, room.messages[-1])
 
         assert not report.malformed and not report.model_failed
-        round_trips = [b for b in batches if {"Sync", "Flush", "Query"} & set(b)]
-        assert len(round_trips) == 2, batches
+        round_trips = wire.round_trips
+        assert len(round_trips) == 2, round_trips
         assert round_trips[0].count("Execute") == 5 and round_trips[1].count("Execute") == 1  # reads, then marker
         marker = await runtime.adapter.get_cache(runtime.agent_id, marker_key(room.room_id))
         assert marker == {"messageId": str(room.messages[-1].id), "createdAt": room.messages[-1].created_at}
