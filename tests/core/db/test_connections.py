@@ -9,8 +9,8 @@ from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.errors import DatabaseError
 from core.settings import Settings
-from tests.wire import traced
 from core.types import ChannelType, Component, Content, Entity, Memory, Room, World
+from tests.wire import traced
 
 #: Strings that would change a query if they were ever spliced into SQL text.
 HOSTILE = [
