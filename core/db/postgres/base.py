@@ -11,6 +11,7 @@ helper.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, LiteralString, cast
@@ -144,10 +145,15 @@ async def _fetch_all_local(
         psycopg.Error: a statement failed (the transaction is rolled back first, so the
             connection goes back to the pool idle).
     """
-    set_local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in local))
     values = [item for pair in local.items() for item in pair]
-    _, cursor = await in_one_round_trip(conn, [(set_local, values), (query, params)])
+    _, cursor = await in_one_round_trip(conn, [(_set_local_sql(len(local)), values), (query, params)])
     return cast(list[DictRow], await cursor.fetchall())
+
+
+@functools.cache
+def _set_local_sql(settings: int) -> bytes:
+    """``SELECT set_config(%s, %s, true), ...`` for ``settings`` settings (rendered once)."""
+    return b"SELECT " + b", ".join([b"set_config(%s, %s, true)"] * settings)
 
 
 async def in_one_round_trip(conn: Connection, statements: Sequence[tuple[Query, Params | None]]) -> list[Any]:

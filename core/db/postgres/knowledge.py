@@ -15,6 +15,7 @@ parameters; a search runs one index scan per owner (each on its own hash partiti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -364,10 +365,13 @@ def _row(memory: Memory, table: str) -> tuple[Any, ...]:
     )
 
 
-def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> sql.Composed:
+@functools.cache
+def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> bytes:
     # One parenthesised branch per owner, each with its own ORDER BY ... LIMIT, so each is a
     # scan of one agent's partition (pruned at plan time: the owner is a parameter of the
-    # branch) rather than one scan whose filter keeps two agents out of many.
+    # branch) rather than one scan whose filter keeps two agents out of many. Rendered once per
+    # shape: psycopg renders a composition on every execute (0.3 ms of each KNOWLEDGE lookup),
+    # and caches its parsing of plain bytes (the identifiers come from an allow-list).
     branch = sql.SQL(
         "(SELECT e.memory_id, e.agent_id, e.{col} <=> %(q)s::{type} AS distance FROM embeddings e"
         " WHERE e.agent_id = {owner} AND e.type = %(type)s AND e.{col} IS NOT NULL"
@@ -378,10 +382,14 @@ def _search_sql(column: str, pg_type: str, owners: int, *, rerank: bool) -> sql.
         for i in range(owners)
     )
     text_score = TEXT_SCORE if rerank else sql.SQL("")
-    return sql.SQL(
-        "WITH candidates AS MATERIALIZED ({branches})"
-        " SELECT {columns}, 1 - c.distance AS similarity{text_score}"
-        " FROM candidates c JOIN memories m ON m.id = c.memory_id AND m.agent_id = c.agent_id"
-        " WHERE 1 - c.distance >= %(threshold)s"
-        " ORDER BY c.distance, m.id LIMIT %(limit)s"
-    ).format(branches=branches, columns=sql.SQL(MEMORY_COLUMNS), text_score=text_score)
+    return (
+        sql.SQL(
+            "WITH candidates AS MATERIALIZED ({branches})"
+            " SELECT {columns}, 1 - c.distance AS similarity{text_score}"
+            " FROM candidates c JOIN memories m ON m.id = c.memory_id AND m.agent_id = c.agent_id"
+            " WHERE 1 - c.distance >= %(threshold)s"
+            " ORDER BY c.distance, m.id LIMIT %(limit)s"
+        )
+        .format(branches=branches, columns=sql.SQL(MEMORY_COLUMNS), text_score=text_score)
+        .as_bytes(None)
+    )
