@@ -134,7 +134,7 @@ async def handle_message(
         RunTimeoutError: the turn took longer than ``RUN_TIMEOUT_S`` (``RUN_TIMEOUT`` emitted).
     """
     run_id = runtime.start_run(message.room_id)
-    runtime.buffer_logs()  # the turn's usage and action logs: one statement at its end
+    runtime.buffer_logs()  # the turn's usage and action logs: written with its reply, the rest at its end
     started = now_ms()
     run: dict[str, Any] = {
         "runId": run_id,
@@ -312,7 +312,7 @@ class _Turn:
         if self.superseded:
             return []
         reply = _reply_memory(self.runtime, self.message, content)
-        if not await self.runtime.adapter.create_reply(reply, "messages", answering=self.message):
+        if not await self._store_reply(reply):
             logger.info(
                 "a newer message arrived in room %s; the reply to %s is dropped", self.message.room_id, self.message.id
             )
@@ -332,6 +332,16 @@ class _Turn:
         if self.on_response is not None:
             await call(self.on_response, content)
         return [reply]
+
+    async def _store_reply(self, reply: Memory) -> bool:
+        """Store the reply with the turn's logs so far, in one round trip; False when superseded."""
+        logs = self.runtime.take_logs()
+        try:
+            return await self.runtime.adapter.create_reply(reply, "messages", answering=self.message, logs=logs)
+        except BaseException:
+            for entry in logs:  # kept again for the turn's end
+                await self.runtime.log(entry)
+            raise
 
     async def _generate(self, state: State, *, offer_providers: bool = True) -> ParsedResponse:
         """JSON schema where a provider takes one (and no stream is asked for), else elizaOS's

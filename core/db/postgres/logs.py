@@ -34,7 +34,7 @@ def _log_from_row(row: dict[str, Any]) -> Log:
     )
 
 
-def _columns(entries: Sequence[Log]) -> tuple[list[Any], ...]:
+def log_insert_columns(entries: Sequence[Log]) -> tuple[list[Any], ...]:
     """The entries as column arrays for ``unnest``, validated before any SQL runs."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
     for entry in entries:
@@ -55,7 +55,7 @@ def _columns(entries: Sequence[Log]) -> tuple[list[Any], ...]:
     return columns
 
 
-_INSERT = (
+LOG_INSERT = (
     "INSERT INTO logs (id, agent_id, entity_id, room_id, type, body, created_at)"
     " SELECT id, agent_id, entity_id, room_id, type, body::jsonb, created_at"
     " FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[])"
@@ -98,9 +98,9 @@ class LogsMixin(PostgresBase):
         """
         if not entries:
             return 0
-        columns = _columns(entries)
+        columns = log_insert_columns(entries)
         try:
-            return await self._execute(_INSERT, columns)
+            return await self._execute(LOG_INSERT, columns)
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError("a log's agent does not exist") from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,15 +17,21 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params
+from psycopg.pq import ExecStatus
 from psycopg.types.json import Jsonb
 
 from core.db.adapter import MemoryPage
-from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, memory_from_row, required_row
+from core.db.pool import Connection
+from core.db.postgres.base import MEMORY_COLUMNS, PostgresBase, Query, in_one_round_trip, memory_from_row, required_row
+from core.db.postgres.logs import LOG_INSERT, log_insert_columns
 from core.db.postgres.values import EPOCH, MAX_PAGE_SIZE, check_name, check_page, from_ms, json_text
 from core.db.retry import idempotent
 from core.errors import NotFoundError
-from core.types import Content, Memory, MemoryMetadata
+from core.types import Content, Log, Memory, MemoryMetadata
 from core.types.memory import content_hash
+
+logger = logging.getLogger(__name__)
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -80,7 +87,7 @@ class MemoriesMixin(PostgresBase):
             params,
         )
 
-    async def create_reply(self, reply: Memory, table: str, *, answering: Memory) -> bool:
+    async def create_reply(self, reply: Memory, table: str, *, answering: Memory, logs: Sequence[Log] = ()) -> bool:
         """Store an agent's reply unless a newer message has arrived in the room meanwhile.
 
         The check and the insert are one statement, so a reply is never stored after a newer
@@ -91,31 +98,40 @@ class MemoriesMixin(PostgresBase):
             reply: The agent's reply.
             table: elizaOS table name (``"messages"``).
             answering: The message the reply answers.
+            logs: The turn's logs so far (model usage, actions), written in the same round trip
+                in a transaction of their own after the reply's: a failure to write them is
+                logged and never undoes the reply (``log_many`` can write them again: ids
+                already stored are skipped).
 
         Returns:
             False when the reply was superseded (nothing stored).
+
+        Raises:
+            ValueError: ``table`` is invalid, or a log has an invalid type or body (nothing written).
         """
         check_name(table, "table")
         m = reply
-        return (
-            await self._execute(
-                "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
-                ' content_hash, "unique", created_at)'
-                " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
-                " AND id = %s)), %s, %s, %s, %s, %s, %s"
-                " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
-                " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)",
-                (
-                    *_insert_values(m, table),
-                    m.agent_id,
-                    m.room_id,
-                    table,
-                    m.agent_id,
-                    from_ms(answering.created_at, "created_at"),
-                ),
-            )
-            == 1
+        insert = (
+            "INSERT INTO memories (id, agent_id, type, room_id, world_id, entity_id, content, metadata,"
+            ' content_hash, "unique", created_at)'
+            " SELECT %s, %s, %s, %s, coalesce(%s::uuid, (SELECT world_id FROM rooms WHERE agent_id = %s"
+            " AND id = %s)), %s, %s, %s, %s, %s, %s"
+            " WHERE NOT EXISTS (SELECT 1 FROM memories n WHERE n.agent_id = %s AND n.room_id = %s"
+            " AND n.type = %s AND n.entity_id <> %s AND n.created_at > %s)"
         )
+        params = (
+            *_insert_values(m, table),
+            m.agent_id,
+            m.room_id,
+            table,
+            m.agent_id,
+            from_ms(answering.created_at, "created_at"),
+        )
+        if not logs:
+            return await self._execute(insert, params) == 1
+        log_columns = log_insert_columns(logs)  # validated before anything is sent
+        async with self.pool.connection() as conn:
+            return await _reply_then_logs(conn, (insert, params), (LOG_INSERT, log_columns))
 
     @idempotent  # a re-run finds its own row (same id) and returns it
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID:
@@ -162,14 +178,15 @@ class MemoriesMixin(PostgresBase):
             "dedupe": unique,
             "created": from_ms(memory.created_at, "created_at"),
         }
+        statements: list[tuple[Query, Params | None]] = []
+        if unique and memory.text:
+            lock = f"memories:{memory.agent_id}:{memory.room_id}:{table}:{text_hash}"
+            statements.append(("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,)))
+        statements.append((_CREATE_MEMORY, params))
         try:
-            async with self._transaction() as conn, conn.pipeline():
-                if unique and memory.text:
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                        (f"memories:{memory.agent_id}:{memory.room_id}:{table}:{text_hash}",),
-                    )
-                row = required_row(await (await conn.execute(_CREATE_MEMORY, params)).fetchone())
+            async with self.pool.connection() as conn:
+                *_, cursor = await in_one_round_trip(conn, statements)
+                row = required_row(await cursor.fetchone())
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFoundError(f"agent {memory.agent_id} has no room {memory.room_id}") from exc
         inserted: UUID | None = row["inserted"]
@@ -512,3 +529,29 @@ def _insert_values(m: Memory, table: str) -> tuple[Any, ...]:
         m.unique,
         from_ms(m.created_at, "created_at"),
     )
+
+
+async def _reply_then_logs(conn: Connection, reply: tuple[Query, Params], logs: tuple[Query, Params]) -> bool:
+    """Two transactions behind one Sync: the reply's, then the logs'. True when the reply was stored.
+
+    A failing statement skips the rest up to the Sync, so a failed reply writes no logs either
+    (the caller keeps them); failed logs leave the committed reply as it is.
+
+    Raises:
+        psycopg.Error: the reply's transaction failed (the connection is rolled back first).
+    """
+    stored = committed = None
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            stored = await conn.execute(*reply)
+            committed = await conn.execute("COMMIT")
+            await conn.execute("BEGIN")
+            await conn.execute(*logs)
+            await conn.execute("COMMIT")
+    except psycopg.Error:
+        await conn.rollback()
+        if committed is None or committed.pgresult is None or committed.pgresult.status != ExecStatus.COMMAND_OK:
+            raise
+        logger.warning("the turn's logs were not written with its reply", exc_info=True)
+    return stored is not None and stored.rowcount == 1

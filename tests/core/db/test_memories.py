@@ -10,10 +10,11 @@ from core.db.pool import create_pool
 from core.db.postgres import PostgresAdapter
 from core.db.postgres.memories import decode_cursor, encode_cursor
 from core.db.postgres.values import MAX_PAGE_SIZE
-from core.errors import NotFoundError
+from core.errors import DatabaseError, NotFoundError
 from core.settings import Settings
-from core.types import ChannelType, Content, Entity, Memory, MemoryMetadata, MemoryType, Room, World
+from core.types import ChannelType, Content, Entity, Log, Memory, MemoryMetadata, MemoryType, Room, World
 from core.types.memory import content_hash
+from tests.wire import traced
 
 BASE_MS = 1_700_000_000_000
 EVIL = ["'; DROP TABLE memories; --", "x' OR '1'='1", "$$", "$1", "%s", "%(agent)s", 'a"b', "\\", "ünï 🚀"]
@@ -541,3 +542,77 @@ async def test_table_names_and_json_keys_are_literal(adapter, agent_id):
     assert await adapter.delete_all_memories(agent_id, room_id, "'; DROP TABLE memories; --") == 1
     assert await adapter.count_memories(agent_id) == len(control) + len(EVIL) - 1
     await _tables_intact(adapter)
+
+
+# -- a reply and the turn's logs ------------------------------------------------------------------
+
+
+def _usage_log(agent_id, type="useModel") -> Log:
+    return Log(agent_id=agent_id, entity_id=agent_id, type=type, body={"tokens": 3})
+
+
+async def _reply_setup(adapter, agent_id):
+    room_id, user, _ = await _room(adapter, agent_id)
+    asked = _memory(agent_id, room_id, user, "hi", BASE_MS)
+    await adapter.create_memories([asked], "messages")
+    return asked, _memory(agent_id, room_id, agent_id, "hello", BASE_MS + 1)
+
+
+async def _message_ids(adapter, asked) -> list[uuid.UUID]:
+    return [m.id for m in await adapter.get_memories(asked.agent_id, asked.room_id, "messages", 5)]
+
+
+async def test_a_reply_and_the_turns_logs_are_written_in_one_round_trip(database_url, agent_id):
+    pool = create_pool(Settings(database_url=database_url, pool_max_size=1))
+    await pool.open()
+    try:
+        adapter = PostgresAdapter(pool)
+        asked, reply = await _reply_setup(adapter, agent_id)
+        logs = [_usage_log(agent_id), _usage_log(agent_id)]
+        async with pool.connection() as conn:  # the pool's one connection, the call's
+            pgconn = conn.pgconn
+        with traced(pgconn) as wire:
+            assert await adapter.create_reply(reply, "messages", answering=asked, logs=logs)
+        [sent] = wire.round_trips
+        assert sent.count("Execute") == 6  # BEGIN, reply, COMMIT; BEGIN, logs, COMMIT
+        assert {log.id for log in await adapter.get_logs(agent_id)} == {log.id for log in logs}
+        assert [m.id for m in (await adapter.get_memories(agent_id, asked.room_id, "messages", 5))] == [
+            asked.id,
+            reply.id,
+        ]
+    finally:
+        await pool.close()
+
+
+async def test_logs_that_fail_leave_the_reply_stored(adapter, agent_id, caplog):
+    asked, reply = await _reply_setup(adapter, agent_id)
+    orphan = _usage_log(uuid.uuid4())  # no such agent: the logs' insert fails
+    assert await adapter.create_reply(reply, "messages", answering=asked, logs=[orphan])
+    assert "logs were not written with its reply" in caplog.text
+    assert await _message_ids(adapter, asked) == [asked.id, reply.id]
+    assert await adapter.get_logs(agent_id) == []
+
+
+async def test_a_reply_that_fails_writes_no_logs(adapter, agent_id):
+    asked, reply = await _reply_setup(adapter, agent_id)
+    lost = reply.model_copy(update={"room_id": uuid.uuid4()})  # no such room: the reply's insert fails
+    with pytest.raises(DatabaseError):
+        await adapter.create_reply(lost, "messages", answering=asked, logs=[_usage_log(agent_id)])
+    assert await adapter.get_logs(agent_id) == []
+    assert await adapter.create_reply(reply, "messages", answering=asked)  # the connection is usable again
+
+
+async def test_a_superseded_reply_still_writes_the_logs(adapter, agent_id):
+    asked, reply = await _reply_setup(adapter, agent_id)
+    newer = _memory(agent_id, asked.room_id, asked.entity_id, "wait", BASE_MS + 2)
+    await adapter.create_memories([newer], "messages")
+    logs = [_usage_log(agent_id)]
+    assert not await adapter.create_reply(reply, "messages", answering=asked, logs=logs)
+    assert [log.id for log in await adapter.get_logs(agent_id)] == [logs[0].id]
+
+
+async def test_an_invalid_log_is_refused_before_anything_is_written(adapter, agent_id):
+    asked, reply = await _reply_setup(adapter, agent_id)
+    with pytest.raises(ValueError, match="log type"):
+        await adapter.create_reply(reply, "messages", answering=asked, logs=[_usage_log(agent_id, type="a\x00")])
+    assert await _message_ids(adapter, asked) == [asked.id]

@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from core.character import load_character_dict
-from core.errors import ConfigurationError, ModelError
+from core.errors import ConfigurationError, DatabaseError, ModelError
 from core.events import EventType
 from core.orchestrator import AgentSpec, IncomingMessage
-from core.plugin import Evaluator, ModelRegistration, Plugin, Reject
+from core.plugin import Evaluator, ModelRegistration, Plugin, Provider, ProviderResult, Reject
 from core.types import ChannelType, Content, ModelType
 
 REPLY = "<response><thought>t</thought><actions>REPLY</actions><text>Hello &amp; welcome.</text></response>"
@@ -301,21 +301,36 @@ async def test_a_turns_cached_state_is_forgotten_when_the_turn_ends(orchestrator
     assert len(runtime.blueprint.state_cache) == 0
 
 
-async def test_a_turns_model_usage_logs_are_written_together_at_its_end(orchestrator, scripted, request):
+async def test_a_turns_model_usage_logs_are_written_with_its_reply(orchestrator, scripted, request):
     agent = await _agent(orchestrator, request)
     runtime = orchestrator.runtime(agent)
-    seen_during_turn: list[int] = []
+    seen_with_reply: list[int] = []
 
     async def count_logs(content: Content) -> None:  # the reply is stored; the turn is not over
-        seen_during_turn.append(len(await runtime.adapter.get_logs(runtime.agent_id, type="useModel")))
+        seen_with_reply.append(len(await runtime.adapter.get_logs(runtime.agent_id, type="useModel")))
 
     scripted.script(ModelType.TEXT_LARGE, REPLY)
     result = await orchestrator.handle_message(agent, IncomingMessage(text="hi"), on_response=count_logs)
 
-    assert seen_during_turn == [0]
+    # Written in the reply's round trip (core.db.postgres.memories.create_reply), not one each.
+    assert seen_with_reply == [1]
     logs = await runtime.adapter.get_logs(runtime.agent_id, type="useModel")
     assert [log.body["modelType"] for log in logs] == ["TEXT_LARGE"]
     assert logs[0].body["runId"] == str(result.run_id)
+
+
+async def test_when_the_reply_cannot_be_stored_the_turns_logs_are_still_written(orchestrator, scripted, request):
+    async def remove_room(runtime, message, state):  # the room is gone before the reply is stored
+        await runtime.adapter.delete_room(runtime.agent_id, message.room_id)
+        return ProviderResult()
+
+    agent = await _agent(orchestrator, request, Plugin(name="vanishing", providers=[Provider("GONE", remove_room)]))
+    runtime = orchestrator.runtime(agent)
+    scripted.script(ModelType.TEXT_LARGE, REPLY)
+    with pytest.raises(DatabaseError):
+        await orchestrator.handle_message(agent, IncomingMessage(text="hi"))
+    logs = await runtime.adapter.get_logs(runtime.agent_id, type="useModel")
+    assert [log.body["modelType"] for log in logs] == ["TEXT_LARGE"]  # kept, then written at the turn's end
 
 
 async def test_a_model_call_outside_a_turn_is_logged_at_once(orchestrator, request):
