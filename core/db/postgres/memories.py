@@ -18,7 +18,6 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from psycopg.abc import Params
-from psycopg.pq import ExecStatus
 from psycopg.types.json import Jsonb
 
 from core.db.adapter import MemoryPage
@@ -99,9 +98,7 @@ class MemoriesMixin(PostgresBase):
             table: elizaOS table name (``"messages"``).
             answering: The message the reply answers.
             logs: The turn's logs so far (model usage, actions), written in the same round trip
-                in a transaction of their own after the reply's: a failure to write them is
-                logged and never undoes the reply (``log_many`` can write them again: ids
-                already stored are skipped).
+                and transaction; if that fails, the reply is stored alone (see ``_reply_then_logs``).
 
         Returns:
             False when the reply was superseded (nothing stored).
@@ -532,26 +529,20 @@ def _insert_values(m: Memory, table: str) -> tuple[Any, ...]:
 
 
 async def _reply_then_logs(conn: Connection, reply: tuple[Query, Params], logs: tuple[Query, Params]) -> bool:
-    """Two transactions behind one Sync: the reply's, then the logs'. True when the reply was stored.
+    """The reply's and the logs' inserts behind one Sync: one round trip, one transaction, one
+    commit (its WAL flush is most of a write's time). True when the reply was stored.
 
-    A failing statement skips the rest up to the Sync, so a failed reply writes no logs either
-    (the caller keeps them); failed logs leave the committed reply as it is.
+    Should that transaction fail, the reply is stored alone and the logs are given up (a
+    warning): failed logs never undo a reply.
 
     Raises:
-        psycopg.Error: the reply's transaction failed (the connection is rolled back first).
+        psycopg.Error: the reply failed on its own too.
     """
-    stored = committed = None
     try:
         async with conn.pipeline():
-            await conn.execute("BEGIN")
             stored = await conn.execute(*reply)
-            committed = await conn.execute("COMMIT")
-            await conn.execute("BEGIN")
             await conn.execute(*logs)
-            await conn.execute("COMMIT")
+        return stored.rowcount == 1
     except psycopg.Error:
-        await conn.rollback()
-        if committed is None or committed.pgresult is None or committed.pgresult.status != ExecStatus.COMMAND_OK:
-            raise
-        logger.warning("the turn's logs were not written with its reply", exc_info=True)
-    return stored is not None and stored.rowcount == 1
+        logger.warning("the reply and the turn's logs failed together; the reply is stored alone", exc_info=True)
+    return (await conn.execute(*reply)).rowcount == 1
