@@ -41,6 +41,7 @@ _LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # Bracket tokens of chat templates (Llama 2 / Mistral / Mixtral): an upper-case word in brackets.
 _BRACKET_TOKEN = re.compile(r"\[(/?)([A-Z][A-Z0-9_]{1,31})\]")
 _XML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\n\t]")
 
 
 def _invisible(char: str) -> bool:
@@ -51,7 +52,14 @@ def _invisible(char: str) -> bool:
 def strip_invisible(text: str) -> str:
     """``text`` with line breaks as ``\\n`` and invisible characters removed (tabs kept)."""
     text = _LINE_BREAKS.sub("\n", text)
-    return "".join(c for c in text if not _invisible(c))
+    # Only characters outside printable ASCII can be invisible: the scan runs in C, and a
+    # category is looked up for those alone (a turn quotes its 32 recent messages).
+    return _NOT_PRINTABLE_ASCII.sub(_drop_invisible, text)
+
+
+def _drop_invisible(match: re.Match[str]) -> str:
+    char = match.group()
+    return "" if _invisible(char) else char
 
 
 def quote_data(text: str | None) -> str:

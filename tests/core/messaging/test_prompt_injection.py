@@ -9,12 +9,13 @@ same turn for a benign message. See core/messaging/prompt_data.py and docs/secur
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 
 import pytest
 
 from core.knowledge.provider import format_knowledge
-from core.messaging.prompt_data import break_special_tokens, clean_name, quote_block, quote_data
+from core.messaging.prompt_data import break_special_tokens, clean_name, quote_block, quote_data, strip_invisible
 from core.orchestrator import IncomingMessage
 from core.types import Content, Memory, ModelType
 from core.types.memory import MemoryMetadata
@@ -115,6 +116,19 @@ def test_quoting_escapes_tags_and_breaks_chat_tokens():
     assert quote_data("keep [brackets] and [1]") == "keep [brackets] and [1]"
     assert quote_block("a\r\nb\u2028c\n\n") == "a\n    b\n    c"
     assert quote_data(None) == "" and quote_block("") == ""
+
+
+def test_invisible_characters_are_found_wherever_they_are_in_the_basic_plane():
+    # The fast scan looks a character up only outside printable ASCII: compared with looking
+    # every character up, over every code point of the basic plane.
+    every = "".join(map(chr, range(0x10000)))
+    looked_up = "".join(
+        c
+        for c in re.sub(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]", "\n", every)
+        if c in "\n\t" or unicodedata.category(c) not in {"Cc", "Cf", "Co", "Cs"}
+    )
+    assert strip_invisible(every) == looked_up
+    assert "\u200b" not in looked_up and "\u202e" not in looked_up and "é" in looked_up
 
 
 def test_a_clean_name_is_one_short_line_without_a_colon():
