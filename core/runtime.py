@@ -752,7 +752,7 @@ class AgentRuntime(AgentStore):
             return {}
         try:
             _, late = await asyncio.wait(tasks.values(), timeout=timeout_s)
-        except BaseException:  # the turn itself was cancelled: so are its providers
+        except asyncio.CancelledError:  # the turn itself was cancelled: so are its providers
             for task in tasks.values():
                 task.cancel()
             raise

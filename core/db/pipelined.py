@@ -114,7 +114,13 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
     except BaseException as exc:
         with contextlib.suppress(psycopg.Error):
             await pipeline.__aexit__(type(exc), exc, exc.__traceback__)
+        died = conn.broken
         await _discard_if_broken(conn)
+        if died and isinstance(exc, Exception):
+            # The task that flushed saw the connection die; the others find no result for
+            # their statements (psycopg's "no result available"). Whichever reached the block
+            # first, its reads failed because the connection did: transient (HTTP 503).
+            raise _lost_during_reads() from exc
         raise
     lost: psycopg.OperationalError | None = None
     try:
@@ -134,9 +140,11 @@ async def _pipeline(conn: Any) -> AsyncIterator[None]:
     # them went on without their part of the state: a reply composed from that would silently miss
     # its context, so the turn stops here instead (HTTP 503; an idempotent retry completes it).
     await _discard_if_broken(conn, force=True)
-    raise TransientDatabaseError(
-        "the database connection was lost during the turn's reads", operation="compose_state"
-    ) from lost
+    raise _lost_during_reads() from lost
+
+
+def _lost_during_reads() -> TransientDatabaseError:
+    return TransientDatabaseError("the database connection was lost during the turn's reads", operation="compose_state")
 
 
 async def _discard_if_broken(conn: Any, *, force: bool = False) -> None:

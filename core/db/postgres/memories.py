@@ -98,7 +98,7 @@ class MemoriesMixin(PostgresBase):
             table: elizaOS table name (``"messages"``).
             answering: The message the reply answers.
             logs: The turn's logs so far (model usage, actions), written in the same round trip
-                and transaction; if that fails, the reply is stored alone (see ``_reply_then_logs``).
+                and transaction; if that fails, the reply is stored alone (see ``_reply_with_logs``).
 
         Returns:
             False when the reply was superseded (nothing stored).
@@ -128,7 +128,7 @@ class MemoriesMixin(PostgresBase):
             return await self._execute(insert, params) == 1
         log_columns = log_insert_columns(logs)  # validated before anything is sent
         async with self.pool.connection() as conn:
-            return await _reply_then_logs(conn, (insert, params), (LOG_INSERT, log_columns))
+            return await _reply_with_logs(conn, (insert, params), (LOG_INSERT, log_columns))
 
     @idempotent  # a re-run finds its own row (same id) and returns it
     async def create_memory(self, memory: Memory, table: str, unique: bool = False) -> UUID:
@@ -528,7 +528,7 @@ def _insert_values(m: Memory, table: str) -> tuple[Any, ...]:
     )
 
 
-async def _reply_then_logs(conn: Connection, reply: tuple[Query, Params], logs: tuple[Query, Params]) -> bool:
+async def _reply_with_logs(conn: Connection, reply: tuple[Query, Params], logs: tuple[Query, Params]) -> bool:
     """The reply's and the logs' inserts behind one Sync: one round trip, one transaction, one
     commit (its WAL flush is most of a write's time). True when the reply was stored.
 

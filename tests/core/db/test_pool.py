@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from core.bootstrap import plugin as bootstrap
 from core.character import load_character_dict
+from core.db.pipelined import pipelined
 from core.db.pool import VectorTypes, create_pool
 from core.db.postgres import PostgresAdapter
 from core.db.retry import RetryPolicy
@@ -215,6 +216,39 @@ async def test_without_the_check_the_killed_connection_would_reach_the_caller(da
         assert raised.value.outcome_unknown  # classified as a lost connection
     finally:
         await unchecked.close()
+
+
+async def _read_in_block(pool, query: str):
+    async with pool.connection() as conn:  # the block's pinned connection
+        return await (await conn.execute(query)).fetchall()
+
+
+@pytest.mark.parametrize("raised_first", ["the flushing read's", "a waiting read's"])
+async def test_reads_of_a_pipelined_block_whose_connection_dies_fail_as_transient(database_url, raised_first):
+    # One read flushes and sees the connection die; the others find no result for their
+    # statements. Whichever error leaves the block first, the block says "connection lost"
+    # (a 503 the client retries), never a 500.
+    pool = create_pool(Settings(database_url=database_url, pool_check_after_s=60))
+    await pool.open()
+    try:
+        pid = await _backend_pid(pool)
+        with pytest.raises(TransientDatabaseError) as raised:
+            async with pipelined(pool):
+                reads = [
+                    asyncio.ensure_future(_read_in_block(pool, "SELECT pg_sleep(1)")),
+                    asyncio.ensure_future(_read_in_block(pool, "SELECT 1")),
+                ]
+                await asyncio.sleep(0.2)
+                await _terminate(database_url, pid)
+                errors = [e for e in await asyncio.gather(*reads, return_exceptions=True) if isinstance(e, Exception)]
+                flushing = [e for e in errors if isinstance(e, psycopg.OperationalError)]
+                waiting = [e for e in errors if not isinstance(e, psycopg.OperationalError)]
+                assert flushing and waiting, errors
+                raise (flushing if raised_first == "the flushing read's" else waiting)[0]
+        assert raised.value.operation == "compose_state"  # reads only: nothing whose outcome is unknown
+        assert await _backend_pid(pool) != pid  # the dead connection was dropped: the next one works
+    finally:
+        await pool.close()
 
 
 # -- RDS Proxy / PgBouncer ----------------------------------------------------------------------
