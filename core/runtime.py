@@ -100,7 +100,7 @@ class AgentRuntime(AgentStore):
         self._run_id: UUID | None = None
         self._log_token: Token[Any] | None = None
         self._action_results: dict[UUID, list[ActionResult]] = {}
-        #: Model usage and action logs kept for one write (``buffer_logs``, ``write_logs``); ``None``: written at once.
+        #: Model usage and action logs kept to write together (``buffer_logs``); ``None``: written at once.
         self.run_logs: list[Log] | None = None
         #: The orchestrator that built this runtime (agent-to-agent messages), if any.
         self.orchestrator: Orchestrator | None = None
@@ -323,8 +323,8 @@ class AgentRuntime(AgentStore):
         return self._run_id
 
     def buffer_logs(self) -> None:
-        """Keep the model usage and action logs in ``run_logs`` until ``write_logs`` (a message
-        turn: one statement for its model calls and actions instead of one round trip each)."""
+        """Keep the model usage and action logs in ``run_logs`` until ``take_logs`` or ``write_logs``
+        (a message turn: written with its reply, not one round trip each)."""
         if self.run_logs is None:
             self.run_logs = []
 
@@ -342,9 +342,9 @@ class AgentRuntime(AgentStore):
     def take_logs(self) -> list[Log]:
         """The logs kept so far, handed to the caller to write (the message turn writes them
         in its reply's round trip); later ones are kept until ``write_logs``."""
-        logs = self.run_logs or []
-        if self.run_logs is not None:
-            self.run_logs = []
+        if self.run_logs is None:
+            return []
+        logs, self.run_logs = self.run_logs, []
         return logs
 
     async def write_logs(self) -> None:

@@ -2,9 +2,9 @@
 
 The log goes through ``runtime.adapter.log(model_usage_log(...))`` when the call has a
 runtime with an adapter (a call without one, e.g. a bench, only emits the metric); during a
-message turn ``AgentRuntime.log`` keeps it, with the turn's other logs, for one statement at the
-turn's end (``buffer_logs`` / ``write_logs``). A failure to write the log is logged and swallowed:
-accounting never fails a reply.
+message turn ``AgentRuntime.log`` keeps it with the turn's other logs, written with the reply
+(``take_logs``) or at the turn's end (``buffer_logs`` / ``write_logs``). A failure to write
+the log is logged and swallowed: accounting never fails a reply.
 
 Cost: with a price table setting ``MODEL_PRICES`` (JSON, US dollars per million tokens,
 by model id: ``{"gpt-4o-mini": {"input": 0.15, "output": 0.6}}``; a model id that is not
@@ -165,7 +165,7 @@ async def record_usage(
     adapter = runtime.adapter if runtime is not None else None
     agent_id = runtime.agent_id if runtime is not None else None
     if adapter is not None and agent_id is not None:
-        # An AgentRuntime's own ``log`` keeps a turn's logs for one write at its end.
+        # An AgentRuntime's own ``log`` keeps a turn's logs to write them together.
         write = getattr(runtime, "log", adapter.log)
         try:
             await write(model_usage_log(agent_id, body))
