@@ -24,7 +24,15 @@ that the timed turns run on a direct connection. SQS round trips are counted by 
 ``before-call`` event on the client: those inside the turn are on the reply path, those of the
 deferred work after it.
 
-Prints JSON lines: turn p50/p90 (ms) for both runtimes and both rooms, our speed-up (x),
+The database floor (``bench/_turn_floor.py``): one turn of ours recorded in each kind of room,
+its statements replayed bare through psycopg in two round trips (the message and the reads, then
+the reply and the logs), into new rooms or the seeded one. It is what Postgres and the driver take
+for the turn's own SQL, so ``turn_over_floor`` is our runtime's part of the turn, and elizaOS's
+p50 over the floor is the most any Python runtime sending these statements could be faster
+(``turn_speedup_ceiling``).
+
+Prints JSON lines: turn p50/p90 (ms) for both runtimes and both rooms, our speed-up (x), the
+floor's p50 (ms), its round trips, our time over it (ms) and the speed-up ceiling (x),
 database round trips per turn (ours: mean, median and the most, a reflecting turn;
 elizaOS's mean), SQL statements per turn, SQS calls per turn (on the reply path, after it), the
 deferred sends' time after the response (ms), ephemeral build p50 (µs),
@@ -51,6 +59,7 @@ from typing import Any
 from uuid import uuid4
 
 from _report import emit, log  # bench/_report.py: run as a script, bench/ is on sys.path
+from _turn_floor import RecordedTurn, floor_turns, recording, stable_ids
 
 BENCH = Path(__file__).resolve().parent
 ELIZAOS = BENCH / "elizaos"
@@ -279,6 +288,17 @@ class Ours:
         return room
 
 
+async def record_turns(ours: Ours, url: str, room: Any) -> tuple[RecordedTurn, RecordedTurn]:
+    """One turn of ours recorded in a fresh room, one in ``room`` (for the floor: bench/_turn_floor.py)."""
+    stable = await stable_ids(url)
+    fresh_room = await ours.connected_room()
+    with recording() as fresh:
+        await ours.turn("Hello, who are you?", fresh_room)
+    with recording() as prior:
+        await ours.turn("recorded", room)
+    return RecordedTurn(fresh, fresh_room, stable), RecordedTurn(prior, room, stable)
+
+
 async def statement_counts(url: str) -> dict[str, int]:
     import psycopg
 
@@ -366,6 +386,12 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
         fresh = await ours.fresh_turns(turns)
         room = await ours.seeded_room(PRIOR)
         prior = [await ours.turn(f"turn {i}", room) for i in range(turns)]
+        fresh_turn, prior_turn = await record_turns(ours, url, room)
+        targets = [await ours.connected_room() for _ in range(turns)]
+        floor = {
+            "fresh": (await floor_turns(url, [fresh_turn.into(target) for target in targets]))[0],
+            "prior200": (await floor_turns(url, [prior_turn.into(room) for _ in range(turns)]))[0],
+        }
     builds = []
     for _ in range(10_000):
         t0 = time.perf_counter_ns()
@@ -374,9 +400,13 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
     rss = rss_mib()
     await ours.close()
     emit("ephemeral_build_p50", statistics.median(builds), "us")
-    for name, times in (("fresh", fresh), ("prior200", prior)):
+    ours_times = {"fresh": fresh, "prior200": prior}
+    for name, times in ours_times.items():
         emit(f"turn_p50_{name}", statistics.median(times), "ms")
         emit(f"turn_p90_{name}", pct(times, 90), "ms")
+    for name, times in floor.items():
+        emit(f"floor_turn_p50_{name}", statistics.median(times), "ms")
+        emit(f"turn_over_floor_p50_{name}", statistics.median(ours_times[name]) - statistics.median(times), "ms")
     emit("after_response_p50", statistics.median(ours.after_response_ms), "ms")
     emit("rss_after_run", rss, "MiB")
 
@@ -388,6 +418,10 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
     await counted.close()
     for figure in figures:
         emit(*figure)
+    _, floor_round_trips = await floor_turns(
+        wire.url("bench"), [prior_turn.into(room) for _ in range(COUNTED_TURNS)], wire.count
+    )
+    emit("floor_db_round_trips_per_turn", statistics.mean(floor_round_trips), "round trips")
 
     if not elizaos_ready():
         return
@@ -400,6 +434,8 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
     emit("elizaos_db_round_trips_per_turn", elizaos_round_trips, "round trips")
     emit("turn_speedup_vs_elizaos_fresh", statistics.median(elizaos["fresh"]) / statistics.median(fresh), "x")
     emit("turn_speedup_vs_elizaos_prior200", statistics.median(elizaos["prior200"]) / statistics.median(prior), "x")
+    for name, times in floor.items():  # no runtime sending these statements through psycopg gets past this
+        emit(f"turn_speedup_ceiling_{name}", statistics.median(elizaos[name]) / statistics.median(times), "x")
 
 
 if __name__ == "__main__":
