@@ -422,6 +422,7 @@ async def measure(turns: int, url: str, elizaos_url: str, wire: Wire, endpoint: 
         wire.url("bench"), [prior_turn.into(room) for _ in range(COUNTED_TURNS)], wire.count
     )
     emit("floor_db_round_trips_per_turn", statistics.mean(floor_round_trips), "round trips")
+    emit("floor_statements_per_turn", len(prior_turn.statements), "statements")
 
     if not elizaos_ready():
         return
