@@ -96,7 +96,8 @@ def throughput(url: str, quick: bool) -> None:
 
     container = embeddings.container
     agent = uuid.uuid4()
-    container.run(container.adapter.upsert_agents([AgentRecord(agent, f"throughput-{agent.hex[:6]}", {})]))
+    name = f"throughput-{agent.hex[:6]}"
+    container.run(container.adapter.upsert_agents([AgentRecord(agent, name, {"name": name})]))
 
     def bodies(memories) -> list[str]:
         return [
@@ -183,7 +184,7 @@ def mixed_load(url: str, quick: bool, sqs, queues) -> None:
 
     container = embeddings.container
     agent = uuid.uuid4()
-    container.run(container.adapter.upsert_agents([AgentRecord(agent, "mixed", {})]))
+    container.run(container.adapter.upsert_agents([AgentRecord(agent, "mixed", {"name": "mixed"})]))
     low_count = 200 if quick else 1000
     low = container.run(store_memories(container.adapter, agent, sentences(low_count, seed=1)))
     high = container.run(store_memories(container.adapter, agent, sentences(50, seed=2)))
