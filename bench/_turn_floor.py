@@ -71,7 +71,7 @@ def round_trips(statements: list[Statement]) -> tuple[list[Statement], list[Stat
     raise ValueError("the recorded turn has no write after its reads (no reply stored?)")
 
 
-def _swap(value: Any, ids: dict[UUID, UUID], stable: set[UUID]) -> Any:
+def _swap(value: Any, ids: dict[UUID, UUID], stable: frozenset[UUID]) -> Any:
     """``value`` with each UUID outside ``stable`` mapped through ``ids`` (a new one the first time)."""
     if isinstance(value, UUID):
         if value in stable:
