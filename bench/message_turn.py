@@ -294,12 +294,12 @@ async def record_turns(ours: Ours, url: str, room: Any) -> tuple[RecordedTurn, R
     fresh_room = await ours.connected_room()
     with recording() as fresh:
         await ours.turn("Hello, who are you?", fresh_room)
-    typical: list[Any] = []
+    recorded = []
     for i in range(5):  # a reflecting turn (the p90) every few: keep a typical one, as the p50 is
         with recording() as prior:
             await ours.turn(f"recorded {i}", room)
-        typical = min(typical or prior, prior, key=len)
-    return RecordedTurn(fresh, fresh_room, stable), RecordedTurn(typical, room, stable)
+        recorded.append(prior)
+    return RecordedTurn(fresh, fresh_room, stable), RecordedTurn(min(recorded, key=len), room, stable)
 
 
 async def statement_counts(url: str) -> dict[str, int]:

@@ -12,14 +12,10 @@ import psycopg
 import pytest
 from _turn_floor import RecordedTurn, floor_turns, recording, round_trips, stable_ids
 
-from core.character import load_character_dict
-from core.db.pool import create_pool
-from core.db.postgres import PostgresAdapter
-from core.deployment.plugins import built_in_plugins
-from core.embeddings.queue import EmbeddingQueue
-from core.orchestrator import IncomingMessage, Orchestrator
+from core.orchestrator import IncomingMessage
 from core.settings import Settings
 from core.types import ChannelType, ModelType
+from tests.deployed import deployed_orchestrator
 
 REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</text></response>"
 
@@ -60,20 +56,9 @@ def test_a_replay_moves_the_room_mints_new_ids_and_keeps_the_stable_ones():
 
 @pytest.fixture
 async def orchestrator(database_url, sqs, scripted):
-    client, urls = sqs
-    pool = create_pool(Settings(database_url=database_url))
-    await pool.open()
-    orchestrator = Orchestrator(
-        PostgresAdapter(pool),
-        embedding_queue=EmbeddingQueue(client, urls),
-        plugins=[*built_in_plugins(), scripted.plugin()],
-    )
-    await orchestrator.add_agents([load_character_dict({"name": "Floor", "bio": ["A test agent."]})])
-    scripted.script(ModelType.TEXT_LARGE, REPLY)
-    try:
+    async with deployed_orchestrator(Settings(database_url=database_url), sqs, scripted, "Floor") as (orchestrator, _):
+        scripted.script(ModelType.TEXT_LARGE, REPLY)
         yield orchestrator
-    finally:
-        await pool.close()
 
 
 async def _connected_room(orchestrator) -> uuid.UUID:

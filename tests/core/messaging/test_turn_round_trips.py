@@ -11,14 +11,10 @@ import uuid
 
 import pytest
 
-from core.character import load_character_dict
-from core.db.pool import create_pool
-from core.db.postgres import PostgresAdapter
-from core.deployment.plugins import built_in_plugins
-from core.embeddings.queue import EmbeddingQueue
-from core.orchestrator import IncomingMessage, Orchestrator
+from core.orchestrator import IncomingMessage
 from core.settings import Settings
 from core.types import ModelType
+from tests.deployed import deployed_orchestrator
 from tests.wire import traced
 
 REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</text></response>"
@@ -27,21 +23,11 @@ REPLY = "<response><thought>ok</thought><actions>REPLY</actions><text>Noted.</te
 @pytest.fixture
 async def deployed(database_url, sqs, scripted):
     """An orchestrator as the messages function builds it, and its pool's one connection."""
-    client, urls = sqs
-    pool = create_pool(Settings(database_url=database_url, pool_check_after_s=3600))
-    await pool.open()
-    orchestrator = Orchestrator(
-        PostgresAdapter(pool),
-        embedding_queue=EmbeddingQueue(client, urls),
-        plugins=[*built_in_plugins(), scripted.plugin()],
-    )
-    await orchestrator.add_agents([load_character_dict({"name": "Wire", "bio": ["A test agent."]})])
-    async with pool.connection() as conn:
-        pgconn = conn.pgconn
-    try:
+    settings = Settings(database_url=database_url, pool_check_after_s=3600)
+    async with deployed_orchestrator(settings, sqs, scripted, "Wire") as (orchestrator, pool):
+        async with pool.connection() as conn:
+            pgconn = conn.pgconn
         yield orchestrator, pgconn
-    finally:
-        await pool.close()
 
 
 async def _turn_round_trips(deployed, scripted, room_id: uuid.UUID) -> list[list[str]]:
